@@ -1,0 +1,143 @@
+!> One time step of one soil column: precipitation phase and interception, surface energy balance and
+!> soil temperature, snow melt and freeze/thaw, infiltration/runoff, Richards solve with root uptake,
+!> redistribution and the aquifer. Every kg of water moved is booked in the flux accumulators.
+module colm_column
+  use colm_kinds, only: dp
+  use colm_const
+  use colm_soil, only: soil_hyd_t, valid_hydmodel
+  use colm_hydrology, only: interception, ice_impedance, surface_runoff, root_stress, richards, &
+                            fix_water, aquifer
+  use colm_energy, only: surface_terms_t, surface_terms
+  use colm_thermal, only: thermal_conductivity, heat_capacity, soil_temperature, snow_melt, phase_change
+  implicit none
+  private
+  public :: column_step
+
+contains
+
+  !> Advance one column by one step of dt seconds with forcing forc(nforc) and parameters par(npar).
+  !> State (inout): wliq, wice (kg/m2), tsoil (K) per layer; zwt (m), wa, wcan, wsnow, wpond (kg/m2),
+  !> tskin (K). flx(nflux) accumulates the fluxes of the step. err = err_ok or an error code.
+  pure subroutine column_step(dt, forc, par, rootfr, z, dz, zi, wliq, wice, tsoil, zwt, wa, wcan, &
+                              wsnow, wpond, tskin, flx, err)
+    real(dp), intent(in) :: dt, forc(:), par(:), rootfr(:), z(:), dz(:), zi(:)
+    real(dp), intent(inout) :: wliq(:), wice(:), tsoil(:)
+    real(dp), intent(inout) :: zwt, wa, wcan, wsnow, wpond, tskin, flx(:)
+    integer, intent(out) :: err
+
+    type(soil_hyd_t) :: h
+    type(surface_terms_t) :: st
+    real(dp), dimension(size(wliq)) :: rootw, tk, cv, sink, tnew
+    real(dp) :: ta, qa, ps, prc, wind, sw, lw, lai, sai
+    real(dp) :: fliq, rain_dt, snow_dt, throughfall, btran, tg0, dtg, hs, dhs, gsoil
+    real(dp) :: esoil_dt, esnow_dt, etr_dt, ecan_dt, sens, melt, gwat, rsur, qinfl, recharge
+    real(dp) :: xs_top, rsub, imped, tstab
+    integer :: info, n, pass
+
+    err = err_ok
+    n = size(wliq)
+    h%model = nint(par(ip_hydmodel))
+    if (.not. valid_hydmodel(h%model)) then
+      err = err_hydmodel
+      return
+    end if
+    h%theta_s = par(ip_theta_s)
+    h%b = par(ip_b)
+    h%psi_s = par(ip_psi_s)
+    h%k_s = par(ip_k_s)
+    ta = forc(if_tair)
+    qa = forc(if_qair)
+    ps = forc(if_psurf)
+    prc = forc(if_precip)
+    wind = forc(if_wind)
+    sw = forc(if_swdown)
+    lw = forc(if_lwdown)
+    lai = par(ip_lai)
+    sai = par(ip_sai)
+
+    ! 1. rain/snow split (liquid fraction 0 at Tf rising to 1 at Tf + 2 K) and canopy interception
+    fliq = min(1.0_dp, max(0.0_dp, (ta - tfrz) / 2.0_dp))
+    rain_dt = prc * fliq * dt
+    snow_dt = prc * dt - rain_dt
+    call interception(rain_dt, lai + sai, wcan, throughfall)
+    wsnow = wsnow + snow_dt
+
+    ! 2. root-zone water stress
+    call root_stress(h, wliq, wice, dz, tsoil, tfrz, rootfr, btran, rootw)
+
+    ! 3. linearised surface energy balance + Crank-Nicolson soil temperature, in two passes: the
+    !    first gives an end-of-step surface temperature for the stability of the aerodynamic
+    !    resistance (stands in for CoLM's Monin-Obukhov iteration), the second is kept
+    tg0 = tsoil(1)
+    call thermal_conductivity(par(ip_theta_s), par(ip_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, tk)
+    call heat_capacity(par(ip_theta_s), par(ip_csol), dz, wliq, wice, wsnow, cv)
+    tstab = tg0
+    do pass = 1, 2
+      call surface_terms(h, tg0, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_albedo), &
+                         par(ip_emis), par(ip_gsmax), btran, wliq(1), wice(1), dz(1), wcan, wsnow, st)
+      hs = st%rnet - st%sh - hvap * (st%esoil + st%etr + st%ecan) - hsub * st%esnow
+      dhs = st%drnet - st%dsh - hvap * (st%desoil + st%detr + st%decan) - hsub * st%desnow
+      tnew = tsoil
+      call soil_temperature(dt, z, zi, tk, cv, hs, dhs, tnew, gsoil, info)
+      if (info /= 0) then
+        err = err_solver
+        return
+      end if
+      tstab = 0.5_dp * (tg0 + tnew(1))
+    end do
+    tsoil = tnew
+    dtg = tsoil(1) - tg0
+
+    ! fluxes at the new surface temperature (kg/m2 over the step), limited by the water available
+    ecan_dt = (st%ecan + st%decan * dtg) * dt
+    if (ecan_dt > 0.0_dp) ecan_dt = min(ecan_dt, max(wcan, 0.0_dp))
+    esnow_dt = (st%esnow + st%desnow * dtg) * dt
+    if (esnow_dt > 0.0_dp) esnow_dt = min(esnow_dt, max(wsnow, 0.0_dp))
+    esoil_dt = (st%esoil + st%desoil * dtg) * dt
+    if (esoil_dt > 0.0_dp) esoil_dt = min(esoil_dt, 0.9_dp * max(wliq(1), 0.0_dp))
+    etr_dt = max(0.0_dp, (st%etr + st%detr * dtg) * dt)
+    if (btran <= 0.0_dp) etr_dt = 0.0_dp
+    sens = st%sh + st%dsh * dtg
+    wcan = wcan - ecan_dt
+    wsnow = wsnow - esnow_dt
+
+    ! 4. snow melt with the top layer's heat above freezing, then soil freeze/thaw
+    call snow_melt(cv(1), tsoil(1), wsnow, melt)
+    call phase_change(cv, wliq, wice, tsoil)
+
+    ! 5. infiltration, surface runoff, Richards with root uptake, redistribution, aquifer
+    gwat = (throughfall + melt + wpond - esoil_dt) / dt
+    wpond = 0.0_dp
+    call surface_runoff(h, gwat, zwt, wliq, wice, dz, rsur, qinfl)
+    sink = (etr_dt / dt) * rootw
+    call richards(h, dt, z, dz, wliq, wice, qinfl, sink, recharge, info)
+    if (info /= 0) then
+      err = err_solver
+      return
+    end if
+    call fix_water(h, dz, wliq, wice, wa, wpond, xs_top)
+    imped = ice_impedance(wliq(n), wice(n))
+    call aquifer(h, dt, recharge, imped, wa, zwt, rsub)
+    tskin = tsoil(1)
+
+    ! 6. book the fluxes
+    flx(ix_precip) = flx(ix_precip) + prc * dt
+    flx(ix_evap_soil) = flx(ix_evap_soil) + (esoil_dt + esnow_dt)
+    flx(ix_transpiration) = flx(ix_transpiration) + etr_dt
+    flx(ix_evap_canopy) = flx(ix_evap_canopy) + ecan_dt
+    flx(ix_runoff_surface) = flx(ix_runoff_surface) + (rsur * dt + xs_top)
+    flx(ix_runoff_subsurface) = flx(ix_runoff_subsurface) + rsub
+    flx(ix_sensible) = flx(ix_sensible) + sens * dt
+    flx(ix_latent) = flx(ix_latent) + hvap * (esoil_dt + etr_dt + ecan_dt) + hsub * esnow_dt
+    flx(ix_snowmelt) = flx(ix_snowmelt) + melt
+    flx(ix_ground_heat) = flx(ix_ground_heat) + gsoil
+
+    ! 7. sanity
+    if (.not. (all(abs(wliq) <= huge(1.0_dp)) .and. all(abs(tsoil) <= huge(1.0_dp)) .and. &
+               abs(wa) <= huge(1.0_dp) .and. abs(zwt) <= huge(1.0_dp))) then
+      err = err_nonfinite
+    else if (any(tsoil < 150.0_dp) .or. any(tsoil > 400.0_dp)) then
+      err = err_temperature
+    end if
+  end subroutine column_step
+end module colm_column

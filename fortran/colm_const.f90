@@ -1,0 +1,79 @@
+!> Physical constants and the index layout of the forcing, parameter and flux arrays shared by the
+!> column physics, the f2py API and the pure-Fortran benchmark driver.
+module colm_const
+  use colm_kinds, only: dp
+  implicit none
+  private
+
+  ! --- physical constants (CoLM values) ---
+  real(dp), parameter, public :: tfrz = 273.16_dp       !< freezing point of water (K)
+  real(dp), parameter, public :: hfus = 3.336e5_dp      !< latent heat of fusion (J/kg)
+  real(dp), parameter, public :: hvap = 2.5104e6_dp     !< latent heat of vaporisation (J/kg)
+  real(dp), parameter, public :: hsub = 2.844e6_dp      !< latent heat of sublimation (J/kg)
+  real(dp), parameter, public :: denh2o = 1000.0_dp     !< density of liquid water (kg/m3)
+  real(dp), parameter, public :: denice = 917.0_dp      !< density of ice (kg/m3)
+  real(dp), parameter, public :: cpliq = 4188.0_dp      !< specific heat of liquid water (J/kg/K)
+  real(dp), parameter, public :: cpice = 2117.27_dp     !< specific heat of ice (J/kg/K)
+  real(dp), parameter, public :: cpair = 1004.64_dp     !< specific heat of dry air (J/kg/K)
+  real(dp), parameter, public :: rdair = 287.04_dp      !< gas constant of dry air (J/kg/K)
+  real(dp), parameter, public :: grav = 9.80616_dp      !< gravity (m/s2)
+  real(dp), parameter, public :: vkc = 0.4_dp           !< von Karman constant
+  real(dp), parameter, public :: stefan = 5.67e-8_dp    !< Stefan-Boltzmann constant (W/m2/K4)
+  real(dp), parameter, public :: tkwat = 0.57_dp        !< thermal conductivity of water (W/m/K)
+  real(dp), parameter, public :: tkice = 2.29_dp        !< thermal conductivity of ice (W/m/K)
+  real(dp), parameter, public :: psi_wilt = -1.5e5_dp   !< wilting point matric potential (mm)
+  real(dp), parameter, public :: psi_min = -1.0e8_dp    !< lower bound of matric potential (mm)
+  real(dp), parameter, public :: pond_max = 10.0_dp     !< maximum ponding depth (kg/m2 = mm)
+  real(dp), parameter, public :: wa_max = 5000.0_dp     !< aquifer storage cap (kg/m2)
+  real(dp), parameter, public :: zwt_max = 80.0_dp      !< deepest water table (m)
+  real(dp), parameter, public :: zref = 10.0_dp         !< forcing reference height above displacement (m)
+
+  ! --- forcing array layout: forcing(nforc, ncol, nmem) ---
+  integer, parameter, public :: if_tair = 1     !< air temperature (K)
+  integer, parameter, public :: if_qair = 2     !< specific humidity (kg/kg)
+  integer, parameter, public :: if_psurf = 3    !< surface pressure (Pa)
+  integer, parameter, public :: if_precip = 4   !< total precipitation (kg/m2/s)
+  integer, parameter, public :: if_wind = 5     !< wind speed (m/s)
+  integer, parameter, public :: if_swdown = 6   !< downward shortwave (W/m2)
+  integer, parameter, public :: if_lwdown = 7   !< downward longwave (W/m2)
+  integer, parameter, public :: nforc = 7
+
+  ! --- parameter array layout: params(npar, ncol) ---
+  integer, parameter, public :: ip_theta_s = 1  !< porosity (m3/m3)
+  integer, parameter, public :: ip_b = 2        !< Clapp-Hornberger exponent (-)
+  integer, parameter, public :: ip_psi_s = 3    !< saturated matric potential (mm, negative)
+  integer, parameter, public :: ip_k_s = 4      !< saturated hydraulic conductivity (mm/s)
+  integer, parameter, public :: ip_csol = 5     !< heat capacity of soil solids (J/m3/K)
+  integer, parameter, public :: ip_tksol = 6    !< thermal conductivity of soil solids (W/m/K)
+  integer, parameter, public :: ip_tkdry = 7    !< thermal conductivity of dry soil (W/m/K)
+  integer, parameter, public :: ip_lai = 8      !< leaf area index (m2/m2)
+  integer, parameter, public :: ip_sai = 9      !< stem area index (m2/m2)
+  integer, parameter, public :: ip_z0m = 10     !< roughness length for momentum (m)
+  integer, parameter, public :: ip_albedo = 11  !< snow-free surface albedo (-)
+  integer, parameter, public :: ip_emis = 12    !< surface emissivity (-)
+  integer, parameter, public :: ip_gsmax = 13   !< maximum leaf stomatal conductance (m/s)
+  integer, parameter, public :: ip_hydmodel = 14 !< soil hydraulic model (1 = Campbell/Clapp-Hornberger)
+  integer, parameter, public :: npar = 14
+
+  ! --- accumulated flux layout: fluxes(nflux, ncol, nmem) ---
+  integer, parameter, public :: ix_precip = 1          !< precipitation (kg/m2)
+  integer, parameter, public :: ix_evap_soil = 2       !< soil evaporation + snow sublimation (kg/m2)
+  integer, parameter, public :: ix_transpiration = 3   !< transpiration (kg/m2)
+  integer, parameter, public :: ix_evap_canopy = 4     !< evaporation of intercepted water (kg/m2)
+  integer, parameter, public :: ix_runoff_surface = 5  !< surface runoff (kg/m2)
+  integer, parameter, public :: ix_runoff_subsurface = 6 !< baseflow + aquifer overflow (kg/m2)
+  integer, parameter, public :: ix_analysis = 7        !< water added by data assimilation (kg/m2)
+  integer, parameter, public :: ix_sensible = 8        !< sensible heat (J/m2)
+  integer, parameter, public :: ix_latent = 9          !< latent heat (J/m2)
+  integer, parameter, public :: ix_snowmelt = 10       !< snow melt (kg/m2)
+  integer, parameter, public :: ix_ground_heat = 11    !< heat into the soil (J/m2)
+  integer, parameter, public :: nflux = 11
+
+  ! --- error codes (per column and member) ---
+  integer, parameter, public :: err_ok = 0
+  integer, parameter, public :: err_nonfinite = 1      !< a state variable became NaN or Inf
+  integer, parameter, public :: err_temperature = 2    !< soil temperature left 150-400 K
+  integer, parameter, public :: err_solver = 3         !< singular tridiagonal system
+  integer, parameter, public :: err_args = 4           !< inconsistent array sizes or bad dt
+  integer, parameter, public :: err_hydmodel = 5       !< unknown soil hydraulic model
+end module colm_const
