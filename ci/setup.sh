@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything landimg needs on a fresh Debian/Ubuntu machine (as root) or an existing one:
 # gfortran (apt, only if missing), a virtual environment (.venv, reused when present), and the project
-# with its MPI (PyPI mpich), test and plot extras. Idempotent: a second run reuses what is there and
+# with its MPI (PyPI mpich), FFTW (pyFFTW), test and plot extras. Idempotent: a second run reuses what is there and
 # only rebuilds the project itself.
 #
-# Environment: LANDIMG_VENV (default: <repo>/.venv), LANDIMG_EXTRAS (default: test,mpich,plot).
+# Environment: LANDIMG_VENV (default: <repo>/.venv), LANDIMG_EXTRAS (default: test,mpich,plot,fftw).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${LANDIMG_VENV:-$repo/.venv}
-extras=${LANDIMG_EXTRAS:-test,mpich,plot}
+extras=${LANDIMG_EXTRAS:-test,mpich,plot,fftw}
 log() { printf '[landimg setup] %s\n' "$*"; }
 
 missing=()

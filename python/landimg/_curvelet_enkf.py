@@ -1,0 +1,480 @@
+"""Functional core of the curvelet-space EnKF (see docs/method.md for the maths).
+
+Notation: ``C`` the transform (a tight frame, ``C^T C = I``), ``x_i`` member images, ``y`` the observation
+image. The update of every coefficient is independent and linear, so only the *innovation* images are
+transformed forward and the *increments* inverse:
+
+    d_i   = M (y + eps_i - x_i)              # innovation, zero where not observed (gaps, ocean, pads)
+    x_i^a = x_i + C^T (k * C d_i)            # k per coefficient (or per pooled group)
+    k     = w * s_b / (s_b + s_o)            # w: scale weights (default 1)
+
+which is exactly ``c_i^a = c_i + k (c_o + C eps_i - c_i)`` with each member's gaps filled by its own values.
+``s_b`` comes from the transformed ensemble anomalies (zero off land, pooled sums normalised by the land
+fraction), ``s_o`` from the observation-error model (analytic ``sigma^2 |row_j|^2`` for uniform white error,
+otherwise a fixed-seed Monte-Carlo estimate with the same error model as the perturbations).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from .parallel import MemberLayout, Purpose, SerialComm, member_rng
+from .perturb import GaussianFieldGenerator
+
+__all__ = ["Transform", "curvelet_enkf", "curvelet_analysis", "CoefficientStats"]
+
+_log = logging.getLogger("landimg.analysis")
+
+POOLINGS = ("coefficient", "wedge", "scale", "global")
+
+
+class Transform(Protocol):
+    """What the analysis needs from a transform (``landimg.Curvelet`` satisfies it).
+
+    ``forward`` maps (..., ny, nx) to (..., ncoef); ``inverse`` is its adjoint and exact inverse;
+    ``wedges`` is a list of records with ``.scale`` (int) and ``.slice`` (into the coefficient axis).
+    Optional: per-coefficient squared frame-element norms (``norms2``/``coef_norms2``/``frame_norms2``).
+    """
+
+    shape: tuple[int, int]
+    ncoef: int
+    wedges: Sequence[Any]
+
+    def forward(self, x: np.ndarray) -> np.ndarray: ...
+
+    def inverse(self, c: np.ndarray) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------------- transform helpers
+def _transform_shape(transform: Any) -> tuple[int, int]:
+    return tuple(int(s) for s in transform.shape)
+
+
+def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
+    """Group index (ncoef,) int of every coefficient for ``pooling`` ("coefficient"|"wedge"|"scale"|"global")."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    n = int(transform.ncoef)
+    if pooling == "coefficient":
+        return np.arange(n)
+    if pooling == "global":
+        return np.zeros(n, dtype=np.int64)
+    gid = np.full(n, -1, dtype=np.int64)
+    for w, wedge in enumerate(transform.wedges):
+        gid[wedge.slice] = w if pooling == "wedge" else int(wedge.scale)
+    if (gid < 0).any():
+        raise ValueError("transform.wedges do not cover every coefficient")
+    return gid
+
+
+def coefficient_scales(transform: Any) -> np.ndarray:
+    """Scale index (ncoef,) of every coefficient (0 = coarsest)."""
+    return coefficient_groups(transform, "scale")
+
+
+def frame_norms2(transform: Any) -> np.ndarray:
+    """Squared norm of every frame element (row of C), (ncoef,).
+
+    Uses the transform's own attribute when it has one; otherwise estimates it per wedge from 16 white
+    noise images (a wedge's elements are translates of one another, so their norms agree).
+    """
+    for name in ("row_norms_sq", "norms2", "coef_norms2", "frame_norms2", "norm2", "squared_norms"):
+        val = getattr(transform, name, None)
+        if val is not None:
+            val = val() if callable(val) else val
+            return np.asarray(val, dtype=np.float64).reshape(-1)
+    rng = np.random.Generator(np.random.PCG64(12345))
+    c = transform.forward(rng.standard_normal((16,) + _transform_shape(transform)))
+    gid = coefficient_groups(transform, "wedge")
+    sums = np.bincount(gid, weights=np.mean(c**2, axis=0))
+    return (sums / np.bincount(gid))[gid]
+
+
+def _offset(shape: tuple[int, int], tshape: tuple[int, int], offset: tuple[int, int] | None) -> tuple[int, int]:
+    if offset is None:
+        return (tshape[0] - shape[0]) // 2, (tshape[1] - shape[1]) // 2
+    oy, ox = (int(v) for v in offset)
+    if oy < 0 or ox < 0 or oy + shape[0] > tshape[0] or ox + shape[1] > tshape[1]:
+        raise ValueError(f"pad_offset {offset} does not fit the image {shape} into the transform shape {tshape}")
+    return oy, ox
+
+
+def _embed(images: np.ndarray, tshape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Place (..., ny, nx) images into zero (..., Ty, Tx) images at ``offset``."""
+    ny, nx = images.shape[-2:]
+    if (ny, nx) == tshape:
+        return images
+    oy, ox = offset
+    out = np.zeros(images.shape[:-2] + tshape)
+    out[..., oy : oy + ny, ox : ox + nx] = images
+    return out
+
+
+def _extract(images: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    if images.shape[-2:] == shape:
+        return images
+    oy, ox = offset
+    return images[..., oy : oy + shape[0], ox : ox + shape[1]]
+
+
+# ---------------------------------------------------------------------- statistics
+@dataclass
+class CoefficientStats:
+    """Background and observation error variance per coefficient and the gain actually used.
+
+    Attributes (all (ncoef,))
+    -------------------------
+    s_b, s_o : background / observation error variance per coefficient (after pooling and inflation)
+    gain : k = w s_b / (s_b + s_o)
+    """
+
+    s_b: np.ndarray
+    s_o: np.ndarray
+    gain: np.ndarray
+    scale: np.ndarray = field(repr=False)
+
+    def per_scale(self) -> dict[str, list[float]]:
+        """Mean s_b, s_o and gain per scale (lists indexed by scale)."""
+        n = np.bincount(self.scale)
+        return {
+            name: (np.bincount(self.scale, weights=getattr(self, name)) / n).tolist()
+            for name in ("s_b", "s_o", "gain")
+        }
+
+
+def _pool(values: np.ndarray, gid: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` within each group, broadcast back to (ncoef,)."""
+    if gid.size and gid[-1] == gid.size - 1:  # one group per coefficient (groups are sorted)
+        return values
+    sums = np.bincount(gid, weights=values)
+    return (sums / np.bincount(gid))[gid]
+
+
+@dataclass
+class _ObsErrorModel:
+    """Observation error: std map sigma (ny, nx) and correlation length (km) of its field."""
+
+    sigma: np.ndarray
+    corr_km: float
+    cell_km: tuple[float, float]
+    periodic_x: bool
+
+    def fields(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        """One error image per generator, (n, ny, nx)."""
+        if self.corr_km > 0:
+            gen = GaussianFieldGenerator(self.sigma.shape, self.cell_km, self.corr_km, self.periodic_x)
+            z = gen.draw(rngs, 1)[:, 0]
+        else:
+            z = np.stack([r.standard_normal(self.sigma.shape) for r in rngs])
+        return self.sigma * z
+
+    def coefficient_variance(self, transform: Any, nsamples: int, seed: int) -> np.ndarray:
+        """s_o per coefficient (ncoef,): analytic for uniform white error, else Monte Carlo."""
+        vals = self.sigma[np.isfinite(self.sigma)]
+        if self.corr_km <= 0 and vals.size and np.all(vals == vals[0]):
+            return vals[0] ** 2 * frame_norms2(transform)
+        rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
+        eps = self.fields(rngs)
+        if eps.shape[-2:] != _transform_shape(transform):
+            eps = _embed(eps, _transform_shape(transform), _offset(eps.shape[-2:], _transform_shape(transform), None))
+        return np.mean(transform.forward(eps) ** 2, axis=0)
+
+
+class _Clock:
+    """Accumulating wall-clock sections into an optional dict (no-op when it is None)."""
+
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self.sink = sink
+        self._t0: dict[str, float] = {}
+        self._nested: dict[str, float] = {}
+
+    def start(self, name: str) -> None:
+        if self.sink is not None:
+            self._t0[name] = time.perf_counter()
+
+    def stop(self, name: str) -> None:
+        if self.sink is not None:
+            self.sink[name] = self.sink.get(name, 0.0) + time.perf_counter() - self._t0.pop(name)
+
+    def subtract(self, name: str, inner: str) -> None:
+        """Remove from ``name`` the ``inner`` time accumulated while ``name`` ran (nested sections)."""
+        if self.sink is not None:
+            self.sink[name] -= self.sink.get(inner, 0.0) - self._nested.get(inner, 0.0)
+
+    @contextmanager
+    def __call__(self, name: str):
+        if self.sink is not None and name == "statistics":
+            self._nested["transform"] = self.sink.get("transform", 0.0)
+        self.start(name)
+        try:
+            yield
+        finally:
+            self.stop(name)
+
+
+# ---------------------------------------------------------------------- validation
+def _check_inputs(background, obs, obs_std, obs_mask, update_mask):
+    background = np.asarray(background, dtype=np.float64)
+    if background.ndim != 3:
+        raise ValueError(f"background must be (nmem_local, ny, nx), got shape {background.shape}")
+    shape = background.shape[1:]
+    obs = np.asarray(obs, dtype=np.float64)
+    if obs.shape != shape:
+        raise ValueError(f"obs has shape {obs.shape}, expected the image shape {shape}")
+    std = np.asarray(obs_std, dtype=np.float64)
+    if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != shape):
+        raise ValueError(f"obs_std must be a scalar or an image of shape {shape}, got shape {std.shape}")
+    if np.any(std < 0):
+        raise ValueError("obs_std must be >= 0 (got negative values)")
+    if np.any(np.isnan(std)):
+        raise ValueError("obs_std must not be NaN")
+    std = np.broadcast_to(std, shape)
+    if obs_mask is not None:
+        obs_mask = np.asarray(obs_mask, dtype=bool)
+        if obs_mask.shape != shape:
+            raise ValueError(f"obs_mask has shape {obs_mask.shape}, expected {shape}")
+    if update_mask is not None:
+        update_mask = np.asarray(update_mask, dtype=bool)
+        if update_mask.shape not in (shape, background.shape):
+            raise ValueError(f"update_mask must have shape {shape} or {background.shape}, got {update_mask.shape}")
+    return background, obs, std, obs_mask, update_mask
+
+
+# ---------------------------------------------------------------------- the analysis
+def curvelet_analysis(
+    background: np.ndarray,
+    obs: np.ndarray,
+    obs_std: float | np.ndarray,
+    transform: Any,
+    *,
+    obs_mask: np.ndarray | None = None,
+    seed: int = 0,
+    rngs: Sequence[np.random.Generator] | None = None,
+    perturb_obs: bool = True,
+    inflation: float = 1.0,
+    rtps: float = 0.0,
+    pooling: str = "coefficient",
+    scale_weights: Sequence[float] | None = None,
+    obs_corr_km: float = 0.0,
+    cell_km: tuple[float, float] = (1.0, 1.0),
+    periodic_x: bool = False,
+    obs_var_samples: int = 32,
+    land: np.ndarray | None = None,
+    update_mask: np.ndarray | None = None,
+    layout: MemberLayout | None = None,
+    pad_offset: tuple[int, int] | None = None,
+    batch: int = 16,
+    timings: dict[str, float] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Curvelet-space EnKF analysis of member images, with diagnostics.
+
+    Parameters
+    ----------
+    background : ndarray (nloc, ny, nx)
+        This rank's member images (e.g. m3/m3); NaN off land.
+    obs : ndarray (ny, nx)
+        Observation image; NaN = missing (masked and counted).
+    obs_std : float or ndarray (ny, nx)
+        Observation error standard deviation (same units); ``inf`` = no information; must be >= 0.
+    transform : Transform
+        Tight frame on the image shape, or on a larger padded shape (images are embedded centred in
+        zeros: padding is unobserved and carries no anomaly, which stops wrap-around at regional edges).
+    obs_mask : ndarray of bool (ny, nx), optional
+        False marks observations not to use.
+    seed : int
+        Experiment seed for the perturbed observations (``member_rng(seed, i, Purpose.OBS)``) when
+        ``rngs`` is not given.
+    rngs : sequence of Generator, optional
+        One generator per local member (advanced in place).
+    perturb_obs : bool
+        Stochastic EnKF with perturbed observations (True) or the deterministic update of every member
+        with the unperturbed observation (False; exact convex blend for a constant gain, for tests).
+    inflation : float
+        Multiplicative inflation of the background anomalies (>= 1 to inflate).
+    rtps : float
+        Relaxation to prior spread (Whitaker & Hamill 2012), per pixel, 0..1.
+    pooling : {"coefficient", "wedge", "scale", "global"}
+        Where the variances are averaged before the gain is formed.
+    scale_weights : sequence of float, optional
+        Multiplies the gain of each scale (coarsest first); gains are clipped to [0, 1].
+    obs_corr_km, cell_km, periodic_x :
+        Spatially correlated observation error (Gaussian correlation of length ``obs_corr_km`` km on cells
+        of ``cell_km`` = (dy, dx) km; periodic in x for global grids).
+    obs_var_samples : int
+        Monte-Carlo images for ``s_o`` when the error is not uniform-white.
+    land : ndarray of bool (ny, nx), optional
+        Cells that hold model values (default: finite in every local member).
+    update_mask : ndarray of bool (ny, nx) or (nloc, ny, nx), optional
+        False marks cells not updated (frozen, snow covered).
+    layout : MemberLayout, optional
+        Member layout for MPI runs (default: the ``nloc`` members are the whole ensemble, serial).
+    pad_offset : (int, int), optional
+        Position of the image in a larger (padded) transform shape (default centred; pass
+        ``imageprep.EdgePadding(...).offset``).
+    batch : int
+        Members transformed per call (bounds memory to ``batch x ncoef``).
+    timings : dict, optional
+        Accumulates wall seconds of "transform", "statistics" (reductions, pooling, s_o) and "update".
+
+    Returns
+    -------
+    analysis : ndarray (nloc, ny, nx)
+        NaN stays NaN; cells outside ``land`` or ``update_mask`` keep their background values.
+    diagnostics : dict
+        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` ...
+    """
+    background, obs, std, obs_mask, update_mask = _check_inputs(background, obs, obs_std, obs_mask, update_mask)
+    nloc, ny, nx = background.shape
+    shape = (ny, nx)
+    if layout is None:
+        layout = MemberLayout(max(nloc, 1), SerialComm())
+    if nloc != layout.nloc:
+        raise ValueError(f"background holds {nloc} members, the layout expects nloc={layout.nloc}")
+    if layout.nmem < 2:
+        raise ValueError("the curvelet EnKF needs at least 2 members")
+    if not inflation > 0:
+        raise ValueError(f"inflation must be > 0, got {inflation}")
+    if not 0.0 <= rtps <= 1.0:
+        raise ValueError(f"rtps must be in [0, 1], got {rtps}")
+    tshape = _transform_shape(transform)
+    if tshape[0] < ny or tshape[1] < nx:
+        raise ValueError(f"transform shape {tshape} is smaller than the image shape {shape}")
+    off = _offset(shape, tshape, pad_offset)
+
+    if land is None:
+        land = layout.ordered_sum(~np.isfinite(background)) == 0  # finite in every member, all ranks
+    land = np.asarray(land, dtype=bool)
+    nan_obs = np.isnan(obs) & land
+    valid = land & np.isfinite(obs) & np.isfinite(std)
+    if obs_mask is not None:
+        valid &= obs_mask
+    n_nan = int(np.count_nonzero(nan_obs if obs_mask is None else nan_obs & obs_mask))
+    if n_nan:
+        _log.info("curvelet_enkf: %d NaN observations on land masked", n_nan)
+    diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
+    analysis = background.copy()
+    if not valid.any():
+        diag["stats"] = None
+        return analysis, diag
+
+    xb = np.where(land, background, 0.0)
+    # ---- background statistics: anomalies (zero off land) -> coefficients
+    mean = layout.mean(xb)  # (ny, nx), member order
+    anom = (xb - mean) * land
+    if inflation != 1.0:
+        anom *= inflation
+        xb = np.where(land, mean + anom, 0.0)
+        analysis = np.where(land, xb, background)
+    clock = _Clock(timings)
+
+    def squared_coefficients():  # member by member, transformed in batches
+        for b0 in range(0, nloc, batch):
+            with clock("transform"):
+                ca = transform.forward(_embed(anom[b0 : b0 + batch], tshape, off))
+            for row in ca:
+                yield row * row
+
+    with clock("statistics"):
+        var_c = layout.ordered_sum_terms(squared_coefficients(), (int(transform.ncoef),)) / (layout.nmem - 1)
+    clock.subtract("statistics", "transform")
+    clock.start("statistics")
+    scale = coefficient_scales(transform)
+    gid = coefficient_groups(transform, pooling)
+    land_frac = land.sum() / float(tshape[0] * tshape[1])
+    s_b = _pool(var_c, gid)
+    if pooling != "coefficient":
+        s_b = s_b / land_frac  # pooled energy of a land-only field: per-coefficient level on land
+
+    # ---- observation error variance per coefficient
+    sigma = np.where(valid, std, np.nan)
+    fill_sigma = float(np.nanmean(sigma)) if np.isfinite(sigma).any() else 0.0
+    err = _ObsErrorModel(np.where(valid, std, fill_sigma), obs_corr_km, cell_km, periodic_x)
+    s_o = _pool(err.coefficient_variance(transform, obs_var_samples, seed), gid)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(s_b + s_o > 0, s_b / (s_b + s_o), 0.0)
+        gain = np.where(np.isinf(s_o), 0.0, gain)
+    if scale_weights is not None:
+        w = np.asarray(scale_weights, dtype=np.float64)
+        if w.size <= scale.max():
+            raise ValueError(f"scale_weights needs one weight per scale ({scale.max() + 1}), got {w.size}")
+        gain = np.clip(gain * w[scale], 0.0, 1.0)
+    stats = CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
+    clock.stop("statistics")
+
+    # ---- innovations (each member's gaps filled with its own values: zero innovation)
+    if perturb_obs:
+        if rngs is None:
+            rngs = [member_rng(seed, i, Purpose.OBS) for i in layout.members]
+        if len(rngs) != nloc:
+            raise ValueError(f"rngs must hold one generator per local member ({nloc}), got {len(rngs)}")
+        yi = obs + err.fields(rngs)
+    else:
+        yi = np.broadcast_to(obs, background.shape)
+    with clock("update"):
+        innov = np.where(valid, yi - xb, 0.0)
+    inc = np.empty_like(innov)
+    for b0 in range(0, nloc, batch):
+        sl = slice(b0, b0 + batch)
+        with clock("transform"):
+            cd = transform.forward(_embed(innov[sl], tshape, off))
+        with clock("update"):
+            cd *= gain
+        with clock("transform"):
+            inc[sl] = _extract(transform.inverse(cd), shape, off)
+
+    with clock("update"):
+        upd = land if update_mask is None else land & update_mask
+        analysis = np.where(upd, xb + inc, analysis)
+
+    if rtps > 0:
+        _, var_b = layout.mean_var(xb)
+        mu_a, var_a = layout.mean_var(np.where(land, analysis, 0.0))
+        sd_b, sd_a = np.sqrt(var_b), np.sqrt(var_a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fac = np.where(sd_a > 0, 1.0 + rtps * (sd_b - sd_a) / sd_a, 1.0)
+        analysis = np.where(upd, mu_a + fac * (analysis - mu_a), analysis)
+
+    diag["stats"] = stats
+    diag["gain_per_scale"] = stats.per_scale()["gain"]
+    return analysis, diag
+
+
+def curvelet_enkf(
+    background: np.ndarray,
+    obs: np.ndarray,
+    obs_std: float | np.ndarray,
+    transform: Any,
+    *,
+    obs_mask: np.ndarray | None = None,
+    seed: int = 0,
+    perturb_obs: bool = True,
+    inflation: float = 1.0,
+    pooling: str = "coefficient",
+    **options: Any,
+) -> np.ndarray:
+    """Curvelet-space EnKF: (N, ny, nx) background images -> (N, ny, nx) analysis images.
+
+    The functional core for tests and embedding; see :func:`curvelet_analysis` for every option
+    (``rtps``, ``scale_weights``, ``obs_corr_km``, ``land``, ``update_mask``, ``layout``, ``rngs`` ...) and
+    the diagnostics.
+    """
+    analysis, _ = curvelet_analysis(
+        background,
+        obs,
+        obs_std,
+        transform,
+        obs_mask=obs_mask,
+        seed=seed,
+        perturb_obs=perturb_obs,
+        inflation=inflation,
+        pooling=pooling,
+        **options,
+    )
+    return analysis
