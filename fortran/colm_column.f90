@@ -3,7 +3,12 @@
 !> redistribution and the aquifer. Every kg of water moved is booked in the flux accumulators.
 module colm_column
   use colm_kinds, only: dp
-  use colm_const
+  use colm_const, only: tfrz, hvap, hsub, err_ok, err_hydmodel, err_nonfinite, err_solver, err_temperature, &
+                        if_tair, if_qair, if_psurf, if_precip, if_wind, if_swdown, if_lwdown, &
+                        ip_theta_s, ip_b, ip_psi_s, ip_k_s, ip_csol, ip_tksol, ip_tkdry, ip_lai, ip_sai, &
+                        ip_z0m, ip_albedo, ip_emis, ip_gsmax, ip_hydmodel, &
+                        ix_precip, ix_evap_soil, ix_transpiration, ix_evap_canopy, ix_runoff_surface, &
+                        ix_runoff_subsurface, ix_sensible, ix_latent, ix_snowmelt, ix_ground_heat
   use colm_soil, only: soil_hyd_t, valid_hydmodel
   use colm_hydrology, only: interception, ice_impedance, surface_runoff, root_stress, richards, &
                             fix_water, aquifer
@@ -31,7 +36,7 @@ contains
     real(dp) :: ta, qa, ps, prc, wind, sw, lw, lai, sai
     real(dp) :: fliq, rain_dt, snow_dt, throughfall, btran, tg0, dtg, hs, dhs, gsoil
     real(dp) :: esoil_dt, esnow_dt, etr_dt, ecan_dt, sens, melt, gwat, rsur, qinfl, recharge
-    real(dp) :: xs_top, rsub, imped, tstab
+    real(dp) :: xs_top, rsub, imped, tstab, lat_cut
     integer :: info, n, pass
 
     err = err_ok
@@ -71,10 +76,19 @@ contains
     tg0 = tsoil(1)
     call thermal_conductivity(par(ip_theta_s), par(ip_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, tk)
     call heat_capacity(par(ip_theta_s), par(ip_csol), dz, wliq, wice, wsnow, cv)
+    ! In the second pass a vapour flux whose first-pass value would exceed the water available
+    ! (canopy store, snow, 90 % of layer-1 liquid) is fixed at that amount, so the soil is not
+    ! cooled by evaporating water that is not there.
     tstab = tg0
+    dtg = 0.0_dp
     do pass = 1, 2
       call surface_terms(h, tg0, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_albedo), &
                          par(ip_emis), par(ip_gsmax), btran, wliq(1), wice(1), dz(1), wcan, wsnow, st)
+      if (pass == 2) then
+        call limit_vapour_flux(st%ecan, st%decan, dtg, max(wcan, 0.0_dp), dt)
+        call limit_vapour_flux(st%esnow, st%desnow, dtg, max(wsnow, 0.0_dp), dt)
+        call limit_vapour_flux(st%esoil, st%desoil, dtg, 0.9_dp * max(wliq(1), 0.0_dp), dt)
+      end if
       hs = st%rnet - st%sh - hvap * (st%esoil + st%etr + st%ecan) - hsub * st%esnow
       dhs = st%drnet - st%dsh - hvap * (st%desoil + st%detr + st%decan) - hsub * st%desnow
       tnew = tsoil
@@ -84,20 +98,26 @@ contains
         return
       end if
       tstab = 0.5_dp * (tg0 + tnew(1))
+      dtg = tnew(1) - tg0
     end do
     tsoil = tnew
     dtg = tsoil(1) - tg0
 
-    ! fluxes at the new surface temperature (kg/m2 over the step), limited by the water available
+    ! fluxes at the new surface temperature (kg/m2 over the step), limited by the water available;
+    ! the latent heat of any amount cut here goes to the sensible heat flux (as in CLM), so that
+    ! net radiation = sensible + latent + ground heat holds for the booked fluxes
     ecan_dt = (st%ecan + st%decan * dtg) * dt
-    if (ecan_dt > 0.0_dp) ecan_dt = min(ecan_dt, max(wcan, 0.0_dp))
     esnow_dt = (st%esnow + st%desnow * dtg) * dt
-    if (esnow_dt > 0.0_dp) esnow_dt = min(esnow_dt, max(wsnow, 0.0_dp))
     esoil_dt = (st%esoil + st%desoil * dtg) * dt
+    etr_dt = (st%etr + st%detr * dtg) * dt
+    lat_cut = hvap * (esoil_dt + etr_dt + ecan_dt) + hsub * esnow_dt
+    if (ecan_dt > 0.0_dp) ecan_dt = min(ecan_dt, max(wcan, 0.0_dp))
+    if (esnow_dt > 0.0_dp) esnow_dt = min(esnow_dt, max(wsnow, 0.0_dp))
     if (esoil_dt > 0.0_dp) esoil_dt = min(esoil_dt, 0.9_dp * max(wliq(1), 0.0_dp))
-    etr_dt = max(0.0_dp, (st%etr + st%detr * dtg) * dt)
+    etr_dt = max(0.0_dp, etr_dt)
     if (btran <= 0.0_dp) etr_dt = 0.0_dp
-    sens = st%sh + st%dsh * dtg
+    lat_cut = lat_cut - (hvap * (esoil_dt + etr_dt + ecan_dt) + hsub * esnow_dt)
+    sens = st%sh + st%dsh * dtg + lat_cut / dt
     wcan = wcan - ecan_dt
     wsnow = wsnow - esnow_dt
 
@@ -140,4 +160,16 @@ contains
       err = err_temperature
     end if
   end subroutine column_step
+
+  !> Fix a vapour flux e (kg/m2/s, derivative de per K) at avail/dt with zero derivative when its
+  !> linearised value at the surface-temperature change dtg (K) would remove more than avail (kg/m2)
+  !> over the step dt (s). Dew (e < 0) is never limited.
+  pure subroutine limit_vapour_flux(e, de, dtg, avail, dt)
+    real(dp), intent(inout) :: e, de
+    real(dp), intent(in) :: dtg, avail, dt
+    if ((e + de * dtg) * dt > avail) then
+      e = avail / dt
+      de = 0.0_dp
+    end if
+  end subroutine limit_vapour_flux
 end module colm_column

@@ -8,7 +8,7 @@ module colm_linalg
 contains
 
   !> Solve a tridiagonal system a(j) u(j-1) + b(j) u(j) + c(j) u(j+1) = r(j) (Thomas algorithm).
-  !> a(1) and c(n) are ignored. info = 0 on success, 1 on a zero pivot.
+  !> a(1) and c(n) are ignored. info = 0 on success, 1 on a zero, subnormal or NaN pivot.
   pure subroutine tridiag(a, b, c, r, u, info)
     real(dp), intent(in) :: a(:), b(:), c(:), r(:)
     real(dp), intent(out) :: u(:)
@@ -20,7 +20,7 @@ contains
     info = 0
     u = 0.0_dp
     bet = b(1)
-    if (bet == 0.0_dp) then
+    if (.not. (abs(bet) > tiny(1.0_dp))) then   ! zero, subnormal or NaN pivot
       info = 1
       return
     end if
@@ -28,7 +28,7 @@ contains
     do j = 2, n
       gam(j) = c(j - 1) / bet
       bet = b(j) - a(j) * gam(j)
-      if (bet == 0.0_dp) then
+      if (.not. (abs(bet) > tiny(1.0_dp))) then   ! zero, subnormal or NaN pivot
         info = 1
         return
       end if

@@ -1,5 +1,7 @@
 """ColumnModel API: geometry, in-place state, validation, analysis increments, snapshots, members."""
 
+import dataclasses
+
 import landimg
 import numpy as np
 import pytest
@@ -171,6 +173,18 @@ def test_missing_unknown_forcing_and_bad_arguments():
         landimg.ColumnModel(0, 1)
     with pytest.raises(ValueError, match="columns"):
         landimg.ColumnModel(3, 1, soil=soil.from_class("loam", 2))
+
+
+@pytest.mark.parametrize(
+    "field, value", [("theta_s", 1.2), ("b", 0.0), ("psi_s", 50.0), ("k_s", -1e-3), ("tkdry", np.nan)]
+)
+def test_unphysical_soil_parameters_are_rejected(field, value):
+    sl = soil.from_class("loam", 3)
+    bad = dataclasses.replace(sl, **{field: np.array([getattr(sl, field)[0], value, getattr(sl, field)[2]])})
+    with pytest.raises(ValueError, match=f"soil.{field}"):
+        landimg.ColumnModel(3, 1, soil=bad)
+    with pytest.raises(ValueError, match="soil.k_s.*shape"):
+        landimg.ColumnModel(3, 1, soil=dataclasses.replace(sl, k_s=np.full(4, 0.007)))
 
 
 def test_forcing_per_column_equals_broadcast_per_member():

@@ -7,6 +7,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from landimg._curvelet_windows import pseudo_angle
 from landimg.curvelet import Curvelet, Wedge, default_nscales
 
 SIZES = [(37, 53), (150, 360), (180, 360), (256, 256), (101, 131), (127, 64)]
@@ -164,6 +165,12 @@ def test_constant_image_in_coarsest_scale(finest):
     assert np.sum(c[sc > 0] ** 2) < 1e-24 * total
 
 
+def _pseudo(orientation: float) -> float:
+    """Pseudo-angle (arc length on the unit square, [0, 8)) of the direction ``(sin o, cos o)`` =
+    (row, column) frequency; wedge centres sit at ``(l + 1/2) h`` on it."""
+    return float(pseudo_angle(np.array(np.sin(orientation)), np.array(np.cos(orientation))))
+
+
 @pytest.mark.parametrize(
     "shape, k",
     [
@@ -199,6 +206,9 @@ def test_plane_wave_in_matching_orientation(shape, k):
         h = 8.0 / C.nangles[w.scale]
         d = abs(np.mod(w.orientation - angle + np.pi / 2, np.pi) - np.pi / 2)
         assert d < h + 1e-9, (w, d, h)
+        # exact form: the angular window is supported on |pseudo-angle - centre| < h (pseudo-angle units)
+        dp = abs(np.mod(_pseudo(w.orientation) - _pseudo(angle) + 2.0, 4.0) - 2.0)
+        assert dp < h * (1 + 1e-12), (w, dp, h)
         if d <= h / 2 + 1e-9:
             best = max(best, energy[idx])
     assert best > 0.2 * total

@@ -16,7 +16,6 @@ class FFTBackend:
     """Unitary FFTs over the last two axes."""
 
     name = "abstract"
-    per_image = False  # True: call with one image at a time (plans depend on the batch size)
 
     def rfft2(self, x: np.ndarray) -> np.ndarray:  # (..., M, N) real -> (..., M, N//2+1)
         raise NotImplementedError
@@ -64,13 +63,12 @@ class PyFFTW(FFTBackend):
 
     Plans use ``FFTW_ESTIMATE`` (deterministic plan choice, so every process computes the same bits) on
     FFTW-aligned internal buffers. The returned arrays are those internal buffers: they are overwritten by the
-    next call of the same plan, so callers consume them at once. A plan depends on the number of transforms
-    in a call, so the transform feeds FFTW one image at a time (``per_image``) to keep batch results bitwise
-    equal to single-image results.
+    next call of the same plan, so callers consume them at once (and one backend object must not be used by
+    two threads at the same time). A plan depends on the number of transforms in a call, so the transform
+    feeds FFTW one image at a time to keep batch results bitwise equal to single-image results.
     """
 
     name = "pyfftw"
-    per_image = True
 
     def __init__(self, workers: int = 1) -> None:
         import pyfftw

@@ -346,6 +346,12 @@ def build_plan(shape: tuple[int, int], nscales: int, nangles_coarse: int, finest
         offset += M * N
 
     K = M * (N // 2 + 1)
+    # the plan is cached and shared by every Curvelet of these parameters: freeze its arrays
+    frozen = [a for grp in groups for g in grp.geoms for a in (g.w1, g.w2, g.window)]
+    if wavelet_window is not None:
+        frozen.append(wavelet_window)
+    for a in frozen:
+        a.setflags(write=False)
 
     def _csr(triplets: list[tuple[np.ndarray, ...]], shape: tuple[int, int]) -> scipy.sparse.csr_array:
         r, c, d = (np.concatenate([t[i] for t in triplets]) for i in range(3))

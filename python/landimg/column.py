@@ -134,6 +134,7 @@ class ColumnModel:
             raise ValueError("soil must be a landimg.soil.SoilParams (from_texture or from_class)")
         if soil.ncol != self.ncol:
             raise ValueError(f"soil has {soil.ncol} columns, the model {self.ncol}")
+        _check_soil(soil)
         self.soil = soil
         self.veg = _soil.vegetation(
             igbp, self.ncol, lai=lai, sai=sai, z0m=z0m, albedo=albedo, emissivity=emissivity, gsmax=gsmax
@@ -416,6 +417,29 @@ def _nonnegative_int(name: str, x: Any) -> int:
     if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {x!r}")
     return int(x)
+
+
+#: physically admissible range (exclusive) of each soil parameter the Fortran physics divides by or
+#: takes powers of: a hand-built SoilParams outside it would give NaN or a silent nonsense column
+_SOIL_BOUNDS: dict[str, tuple[float, float]] = {
+    "theta_s": (0.0, 1.0),
+    "b": (0.0, np.inf),
+    "psi_s": (-np.inf, 0.0),
+    "k_s": (0.0, np.inf),
+    "csol": (0.0, np.inf),
+    "tksol": (0.0, np.inf),
+    "tkdry": (0.0, np.inf),
+}
+
+
+def _check_soil(soil: _soil.SoilParams) -> None:
+    """ValueError naming the first soil parameter that is not a finite (ncol,) array within its bounds."""
+    for name, (lo, hi) in _SOIL_BOUNDS.items():
+        a = np.asarray(getattr(soil, name), dtype=float)
+        if a.shape != (soil.ncol,):
+            raise ValueError(f"soil.{name} must have shape ({soil.ncol},), got {a.shape}")
+        if not (np.all(np.isfinite(a)) and np.all(a > lo) and np.all(a < hi)):
+            raise ValueError(f"soil.{name} must be finite and within ({lo}, {hi})")
 
 
 def _check_dt(dt: Any) -> float:

@@ -90,6 +90,13 @@ class Curvelet:
     Attributes
     ----------
     shape, nscales, nangles (angles per scale), finest, ncoef, wedges (list of :class:`Wedge`).
+
+    Notes
+    -----
+    Results are always new arrays (or ``out``), never FFT work buffers. The window plan is cached and shared
+    read-only between instances; the FFT backend (with pyFFTW, its plans and aligned buffers) belongs to the
+    instance, so an instance must not be used by two threads at once (build one per thread: construction is
+    cheap once the plan is cached).
     """
 
     def __init__(
