@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from .parallel import MemberLayout, Purpose, SerialComm, member_rng
 from .perturb import GaussianFieldGenerator
 
-__all__ = ["Transform", "curvelet_enkf", "curvelet_analysis", "CoefficientStats"]
+__all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf"]
 
 _log = logging.getLogger("landimg.analysis")
 
@@ -57,7 +58,7 @@ def _transform_shape(transform: Any) -> tuple[int, int]:
 
 
 def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
-    """Group index (ncoef,) int of every coefficient for ``pooling`` ("coefficient"|"wedge"|"scale"|"global")."""
+    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global)."""
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     n = int(transform.ncoef)
@@ -96,12 +97,16 @@ def frame_norms2(transform: Any) -> np.ndarray:
     return (sums / np.bincount(gid))[gid]
 
 
-def _offset(shape: tuple[int, int], tshape: tuple[int, int], offset: tuple[int, int] | None) -> tuple[int, int]:
+def _offset(
+    shape: tuple[int, int], tshape: tuple[int, int], offset: tuple[int, int] | None
+) -> tuple[int, int]:
     if offset is None:
         return (tshape[0] - shape[0]) // 2, (tshape[1] - shape[1]) // 2
     oy, ox = (int(v) for v in offset)
     if oy < 0 or ox < 0 or oy + shape[0] > tshape[0] or ox + shape[1] > tshape[1]:
-        raise ValueError(f"pad_offset {offset} does not fit the image {shape} into the transform shape {tshape}")
+        raise ValueError(
+            f"pad_offset {offset} does not fit the image {shape} into the transform shape {tshape}"
+        )
     return oy, ox
 
 
@@ -182,7 +187,9 @@ class _ObsErrorModel:
         rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
         eps = self.fields(rngs)
         if eps.shape[-2:] != _transform_shape(transform):
-            eps = _embed(eps, _transform_shape(transform), _offset(eps.shape[-2:], _transform_shape(transform), None))
+            eps = _embed(
+                eps, _transform_shape(transform), _offset(eps.shape[-2:], _transform_shape(transform), None)
+            )
         return np.mean(transform.forward(eps) ** 2, axis=0)
 
 
@@ -242,7 +249,9 @@ def _check_inputs(background, obs, obs_std, obs_mask, update_mask):
     if update_mask is not None:
         update_mask = np.asarray(update_mask, dtype=bool)
         if update_mask.shape not in (shape, background.shape):
-            raise ValueError(f"update_mask must have shape {shape} or {background.shape}, got {update_mask.shape}")
+            raise ValueError(
+                f"update_mask must have shape {shape} or {background.shape}, got {update_mask.shape}"
+            )
     return background, obs, std, obs_mask, update_mask
 
 
@@ -269,7 +278,7 @@ def curvelet_analysis(
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
     pad_offset: tuple[int, int] | None = None,
-    batch: int = 16,
+    batch: int = 8,
     timings: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
@@ -329,7 +338,9 @@ def curvelet_analysis(
     diagnostics : dict
         ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` ...
     """
-    background, obs, std, obs_mask, update_mask = _check_inputs(background, obs, obs_std, obs_mask, update_mask)
+    background, obs, std, obs_mask, update_mask = _check_inputs(
+        background, obs, obs_std, obs_mask, update_mask
+    )
     nloc, ny, nx = background.shape
     shape = (ny, nx)
     if layout is None:
@@ -370,7 +381,6 @@ def curvelet_analysis(
     if inflation != 1.0:
         anom *= inflation
         xb = np.where(land, mean + anom, 0.0)
-        analysis = np.where(land, xb, background)
     clock = _Clock(timings)
 
     def squared_coefficients():  # member by member, transformed in batches
@@ -392,8 +402,8 @@ def curvelet_analysis(
         s_b = s_b / land_frac  # pooled energy of a land-only field: per-coefficient level on land
 
     # ---- observation error variance per coefficient
-    sigma = np.where(valid, std, np.nan)
-    fill_sigma = float(np.nanmean(sigma)) if np.isfinite(sigma).any() else 0.0
+    vals = std[valid]
+    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.mean(vals))  # exact if uniform
     err = _ObsErrorModel(np.where(valid, std, fill_sigma), obs_corr_km, cell_km, periodic_x)
     s_o = _pool(err.coefficient_variance(transform, obs_var_samples, seed), gid)
 
@@ -418,8 +428,10 @@ def curvelet_analysis(
     else:
         yi = np.broadcast_to(obs, background.shape)
     with clock("update"):
-        innov = np.where(valid, yi - xb, 0.0)
-    inc = np.empty_like(innov)
+        innov = yi - xb
+        innov[:, ~valid] = 0.0
+    anom = yi = None  # free the memory (the statistics generator is exhausted)
+    inc = innov  # each batch's increment overwrites its (already transformed) innovation
     for b0 in range(0, nloc, batch):
         sl = slice(b0, b0 + batch)
         with clock("transform"):
@@ -431,7 +443,8 @@ def curvelet_analysis(
 
     with clock("update"):
         upd = land if update_mask is None else land & update_mask
-        analysis = np.where(upd, xb + inc, analysis)
+        np.add(xb, inc, out=inc)
+        analysis = np.where(upd, inc, background)  # not updated: background as given
 
     if rtps > 0:
         _, var_b = layout.mean_var(xb)

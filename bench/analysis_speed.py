@@ -1,0 +1,220 @@
+"""Analysis and forecast speed: curvelet EnKF vs point EnKF, members x grid, and 1 vs 2 MPI ranks.
+
+    python bench/analysis_speed.py            # short default run (about a minute)
+    python bench/analysis_speed.py --full     # members 8..128 x grids 150x360..600x1440 (several minutes)
+    python bench/analysis_speed.py --no-mpi   # skip the forecast 1-vs-2-ranks part
+    python bench/analysis_speed.py --toy      # add the one-analysis accuracy toy of CURVELET.md
+
+Prints one table per part; the analysis time is split into transforms (curvelet forward + inverse),
+statistics (reductions, pooling, observation-error variance, gains) and update (innovations, gains applied,
+increments), as measured inside :func:`landimg.analysis.curvelet_analysis`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+import landimg  # noqa: E402
+from landimg.analysis import CurveletEnKF, PointEnKF, curvelet_analysis  # noqa: E402
+
+GRIDS = {"150x360": 1.0, "300x720": 0.5, "600x1440": 0.25}
+
+
+def _global_grid(res: float):
+    return landimg.Grid.regular(lat=(-60.0, 90.0), lon=(-180.0, 180.0), res=res, land_mask="builtin")
+
+
+def _members(grid, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth synthetic member images (n, ny, nx), NaN off land."""
+    ny, nx = grid.shape
+    ky = np.fft.fftfreq(ny)[:, None]
+    kx = np.fft.rfftfreq(nx)[None, :]
+    filt = np.exp(-0.5 * (2 * np.pi * 4.0) ** 2 * (ky**2 + kx**2))
+    f = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((n, ny, nx))) * filt, s=(ny, nx))
+    x = 0.25 + 0.04 * f / f.std()
+    return np.where(grid.land, x, np.nan)
+
+
+def bench_analysis(grid_names, member_counts, repeat: int = 1, max_loc_ncol: int = 20000) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for gname in grid_names:
+        grid = _global_grid(GRIDS[gname])
+        method = CurveletEnKF(pooling="wedge")
+        t0 = time.perf_counter()
+        transform, offset = method.transform_for(grid.shape, grid.periodic_lon)
+        t_plan = time.perf_counter() - t0
+        lat, lon = grid.column_latlon()
+        for n in member_counts:
+            xb = _members(grid, n, rng)
+            obs = np.where(grid.land, 0.25 + 0.04 * rng.standard_normal(grid.shape), np.nan)
+            kw = dict(transform=transform, pad_offset=offset, periodic_lon=True, cell_km=grid.cell_size_km(),
+                      land=grid.land, seed=1)  # fmt: skip
+            method.update(xb[:2], obs, 0.04, layout=None, **kw)  # warm-up: caches of the transform
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                curvelet_analysis(xb, obs, 0.04, transform, pooling=method.pooling, land=grid.land,
+                                  pad_offset=offset, periodic_x=True, timings=timings, seed=1)  # fmt: skip
+            t_curv = (time.perf_counter() - t0) / repeat
+            timings = {k: v / repeat for k, v in timings.items()}
+            state = grid.to_columns(xb).T[None].copy()  # (1, ncol, n)
+            yc = grid.to_columns(obs)
+            t0 = time.perf_counter()
+            PointEnKF().update(state, np.ones(1), yc, 0.04, seed=1)
+            t_point = time.perf_counter() - t0
+            t_loc = float("nan")  # localized point EnKF: only on grids up to max_loc_ncol columns
+            if grid.ncol <= max_loc_ncol:
+                t0 = time.perf_counter()
+                PointEnKF(radius_km=3 * grid.cell_size_km()[0]).update(
+                    state, np.ones(1), yc, 0.04, lat=lat, lon=lon, seed=1
+                )
+                t_loc = time.perf_counter() - t0
+            row = {
+                "grid": gname, "ncol": grid.ncol, "nmem": n, "ncoef": int(transform.ncoef),
+                "plan_s": t_plan, "curvelet_s": t_curv,
+                "transform_s": timings.get("transform", 0.0), "statistics_s": timings.get("statistics", 0.0),
+                "update_s": timings.get("update", 0.0), "point_s": t_point, "point_loc3_s": t_loc,
+            }  # fmt: skip
+            rows.append(row)
+            print(
+                f"{gname:>9} N={n:4d} ncoef={row['ncoef']:9d}  curvelet {t_curv:7.3f} s "
+                f"(transforms {row['transform_s']:6.3f}, statistics {row['statistics_s']:6.3f}, "
+                f"update {row['update_s']:6.3f})  point {t_point:6.3f} s  point-loc(3 cells) {t_loc:7.3f} s",
+                flush=True,
+            )
+    return rows
+
+
+# ---------------------------------------------------------------------- accuracy toy
+def toy_accuracy(ntrial: int = 3) -> dict:
+    """CURVELET.md's toy: 64 x 128 images, one analysis, correlation of the analysis mean with the truth.
+
+    Truth and members are independent Gaussian random fields (length 5 cells, std 0.05) around 0.25;
+    observations everywhere with white error 0.04.
+    """
+    from landimg.perturb import GaussianFieldGenerator
+
+    shape = (64, 128)
+    gen = GaussianFieldGenerator(shape, (1.0, 1.0), 5.0, periodic_x=True)
+    seeds = np.random.SeedSequence(2024)
+    C = landimg.Curvelet(shape)
+    grid = landimg.Grid.regular(lat=(0.0, 6.4), lon=(0.0, 12.8), res=0.1, land_mask="all")  # 11 km cells
+    lat, lon = grid.column_latlon()
+    out = {}
+    for n in (4, 16):
+        res: dict[str, list[float]] = {}
+        for _ in range(ntrial):
+            rngs = [np.random.default_rng(s) for s in seeds.spawn(n + 2)]
+            f = gen.draw(rngs[: n + 1], 1)[:, 0]
+            truth, xb = 0.25 + 0.05 * f[0], 0.25 + 0.05 * f[1:]
+            y = truth + 0.04 * rngs[-1].standard_normal(shape)
+
+            def corr(a, truth=truth):
+                return float(np.corrcoef(a.ravel(), truth.ravel())[0, 1])
+
+            res.setdefault("background", []).append(corr(xb.mean(0)))
+            for pooling in ("coefficient", "wedge", "scale"):
+                xa = landimg.analysis.curvelet_enkf(xb, y, 0.04, C, pooling=pooling, seed=1)
+                res.setdefault(f"curvelet-{pooling}", []).append(corr(xa.mean(0)))
+            st = xb.reshape(n, 1, -1).transpose(1, 2, 0)
+            for r in (0.0, 80.0):
+                dx, _ = PointEnKF(radius_km=r).update(
+                    st, np.ones(1), y.ravel(), 0.04, lat=lat, lon=lon, seed=1
+                )
+                res.setdefault(f"point-r{r:.0f}km", []).append(corr((st + dx)[0].mean(1).reshape(shape)))
+        out[n] = {k: float(np.mean(v)) for k, v in res.items()}
+        print(f"toy N={n:3d}: " + ", ".join(f"{k} {v:.3f}" for k, v in out[n].items()), flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------- forecast throughput
+def _forecast_worker(nmem: int, nsteps: int, res: float) -> None:
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    grid = landimg.Grid.regular(lat=(25.0, 50.0), lon=(-125.0, -65.0), res=res, land_mask="builtin")
+    ens = landimg.Ensemble(
+        grid, nmem, soil=landimg.soil.from_class("loam", grid.ncol), dt=3600.0, seed=0, comm=comm
+    )
+    one = np.ones(grid.ncol)
+    f = dict(tair=293.0 * one, qair=0.008 * one, psurf=1e5 * one, precip=1e-4 * one, wind=3.0 * one,
+             swdown=350.0 * one, lwdown=330.0 * one)  # fmt: skip
+    ens.advance(f, nsteps=1)  # warm-up
+    comm.Barrier()
+    t0 = time.perf_counter()
+    for _ in range(nsteps):
+        ens.advance(f, nsteps=1)
+    comm.Barrier()
+    dt = time.perf_counter() - t0
+    if comm.Get_rank() == 0:
+        print(
+            json.dumps(
+                {"ranks": comm.Get_size(), "ncol": grid.ncol, "nmem": nmem, "nsteps": nsteps, "seconds": dt}
+            )
+        )
+
+
+def bench_forecast(nmem: int, nsteps: int, res: float) -> list[dict]:
+    mpirun = Path(sys.executable).parent / "mpirun"
+    if not mpirun.exists():
+        print("mpirun not found next to the Python interpreter: forecast part skipped")
+        return []
+    rows = []
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for ranks in (1, 2):
+        cmd = [str(mpirun), "-n", str(ranks), sys.executable, "-m", "mpi4py", __file__,
+               "--forecast-worker", str(nmem), str(nsteps), str(res)]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        if out.returncode != 0:
+            print(out.stderr[-2000:])
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row["column_steps_per_s"] = row["ncol"] * row["nmem"] * row["nsteps"] / row["seconds"]
+        rows.append(row)
+        print(f"forecast ranks={ranks} ncol={row['ncol']} N={nmem} steps={nsteps}: {row['seconds']:.2f} s, "
+              f"{row['column_steps_per_s'] / 1e6:.3f} M column-steps/s", flush=True)  # fmt: skip
+    if len(rows) == 2:
+        print(f"speed-up 2 ranks / 1 rank: {rows[0]['seconds'] / rows[1]['seconds']:.2f}x")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", action="store_true", help="members 8..128 and grids up to 600x1440")
+    p.add_argument("--no-mpi", action="store_true", help="skip the forecast 1 vs 2 ranks part")
+    p.add_argument("--toy", action="store_true", help="also run the accuracy toy of CURVELET.md")
+    p.add_argument("--json", type=Path, help="write all results to this JSON file")
+    p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.forecast_worker:
+        n, s, r = args.forecast_worker
+        _forecast_worker(int(n), int(s), float(r))
+        return
+    if args.full:
+        results = {"analysis": bench_analysis(list(GRIDS), [8, 16, 32, 64, 128])}
+        fc = (64, 24, 0.5)
+    else:
+        results = {"analysis": bench_analysis(["150x360"], [8, 32]) + bench_analysis(["300x720"], [16])}
+        fc = (16, 12, 0.5)
+    if args.toy:
+        results["toy"] = toy_accuracy()
+    if not args.no_mpi:
+        results["forecast"] = bench_forecast(*fc)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The embedding API: an ensemble of land-surface members stepped in memory across MPI ranks.
+
+:class:`Ensemble` owns this rank's members (one :class:`~landimg.column.ColumnModel` holding them), their
+forcing perturbations and random streams, and offers ``advance`` / ``images`` / ``assimilate`` /
+``gather_state`` / ``scatter_state`` for an outside driver (docs/embedding.md). Everything that mixes
+members is reduced in member order, so results do not depend on the number of ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .parallel import MemberLayout, Purpose, member_rng
+from .perturb import ForcingPerturbation, ForcingPerturber
+
+__all__ = ["Ensemble"]
+
+_MODEL_MEMBER_AXIS = -1  # ColumnModel arrays are (..., ncol, nmem)
+_DEFAULT_PERTURBATION = ForcingPerturbation()  # frozen dataclass: CoLM's defaults
+
+
+class Ensemble:
+    """An ensemble of ``nmem`` members on a grid, split over the ranks of ``comm``.
+
+    Parameters
+    ----------
+    grid : landimg.Grid
+        Grid and land mask; the model has one column per land cell.
+    nmem : int
+        Global ensemble size.
+    soil : landimg.soil.SoilParams
+        Soil parameters per column (ncol,).
+    dt : float
+        Model time step, s.
+    seed : int
+        Experiment seed: member ``i``'s streams depend only on (seed, i, purpose).
+    comm : communicator, optional
+        mpi4py communicator (default ``MPI.COMM_WORLD`` if available, else serial).
+    perturbation : ForcingPerturbation or None
+        Forcing perturbation configuration (default: CoLM's defaults); None = unperturbed members.
+    model_kwargs : dict, optional
+        Extra keyword arguments for :class:`~landimg.column.ColumnModel` (igbp, lai, ...).
+
+    Attributes
+    ----------
+    members : range
+        Global indices of this rank's members (contiguous).
+    model : ColumnModel
+        The model holding this rank's members.
+    layout : MemberLayout
+        Member partition and reproducible reductions.
+    obs_rngs : list of Generator
+        Per-member observation-perturbation streams (``Purpose.OBS``).
+    """
+
+    def __init__(
+        self,
+        grid: Any,
+        nmem: int,
+        *,
+        soil: Any,
+        dt: float = 3600.0,
+        seed: int = 0,
+        comm: Any = None,
+        perturbation: ForcingPerturbation | None = _DEFAULT_PERTURBATION,
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        from .column import ColumnModel
+
+        self.grid = grid
+        self.seed = int(seed)
+        self.layout = MemberLayout(int(nmem), comm)
+        self.comm = self.layout.comm
+        self.members = self.layout.members
+        self.model = ColumnModel(grid.ncol, self.layout.nloc, soil=soil, dt=dt, **dict(model_kwargs or {}))
+        self.perturber = (
+            None if perturbation is None else ForcingPerturber(perturbation, grid, self.members, self.seed)
+        )
+        self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
+        self._transforms: dict[tuple, tuple[Any, tuple[int, int]]] = {}
+
+    @property
+    def nmem(self) -> int:
+        """Global ensemble size."""
+        return self.layout.nmem
+
+    # ------------------------------------------------------------------ forecast
+    def advance(self, forcing: Mapping[str, np.ndarray], nsteps: int = 1) -> None:
+        """Step every local member ``nsteps`` model steps under perturbed ``forcing``.
+
+        Parameters
+        ----------
+        forcing : dict of ndarray (ncol,)
+            Unperturbed forcing (tair K, qair kg/kg, psurf Pa, precip kg/m2/s, wind m/s, swdown and
+            lwdown W/m2), held for the ``nsteps`` steps.
+        nsteps : int
+            Model steps. The perturbations evolve by one AR(1) step of ``nsteps * dt`` first, then the
+            model takes all steps in one Fortran call.
+        """
+        if int(nsteps) < 1:
+            raise ValueError(f"nsteps must be >= 1, got {nsteps}")
+        if self.perturber is not None:
+            self.perturber.advance(self.model.dt * int(nsteps))
+            forcing = self.perturber.apply(forcing)
+        self.model.step(forcing, nsteps=int(nsteps))
+
+    # ------------------------------------------------------------------ images
+    def _local_layer(self, depth: tuple[float, float]) -> np.ndarray:
+        return self.model.layer_mean([tuple(depth)])[0].T  # (nloc, ncol)
+
+    def images(self, depth: tuple[float, float] = (0.0, 0.1), gather: bool = True) -> np.ndarray:
+        """Layer-mean volumetric water images, m3/m3, NaN off land.
+
+        Returns (nmem, ny, nx) on every rank when ``gather`` else this rank's (nloc, ny, nx).
+        """
+        loc = self._local_layer(depth)
+        if gather:
+            loc = self.layout.allgather_members(loc)
+        return self.grid.to_image(loc)
+
+    def mean_image(self, depth: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
+        """Ensemble-mean layer image (ny, nx), identical on all ranks."""
+        return self.grid.to_image(self.layout.mean(self._local_layer(depth)))
+
+    def spread_image(self, depth: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
+        """Ensemble standard deviation (ddof 1) image (ny, nx), identical on all ranks."""
+        _, var = self.layout.mean_var(self._local_layer(depth))
+        return self.grid.to_image(np.sqrt(var))
+
+    # ------------------------------------------------------------------ analysis
+    def _transform(self, method: Any) -> tuple[Any, tuple[int, int]]:
+        """The (cached) padded transform of ``method`` for this grid and the image offset in it."""
+        key = (method.nscales, method.nangles_coarse, method.finest, method.pad)
+        if key not in self._transforms:
+            self._transforms[key] = method.transform_for(self.grid.shape, self.grid.periodic_lon)
+        return self._transforms[key]
+
+    def assimilate(
+        self,
+        obs_image: np.ndarray,
+        obs_std: float | np.ndarray,
+        method: Any,
+        obs_mask: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """Assimilate an observation image of the layer ``method.obs_depth``.
+
+        Parameters
+        ----------
+        obs_image : ndarray (ny, nx)
+            Observed layer-mean soil moisture, m3/m3; NaN = missing.
+        obs_std : float or ndarray (ny, nx)
+            Observation error standard deviation, m3/m3 (>= 0).
+        method : OpenLoop, CurveletEnKF or PointEnKF
+        obs_mask : ndarray of bool (ny, nx), optional
+            False = do not use.
+
+        Returns
+        -------
+        dict
+            Diagnostics: n_obs, n_nan_masked, increment_mean, increment_rms (m3/m3 of the observed layer),
+            computed/applied/clipped water (kg/m2, domain mean per member), ...
+        """
+        obs_image = np.asarray(obs_image, dtype=np.float64)
+        if obs_image.shape != self.grid.shape:
+            raise ValueError(
+                f"obs_image has shape {obs_image.shape}, expected the grid shape {self.grid.shape}"
+            )
+        std = np.asarray(obs_std, dtype=np.float64)
+        if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != self.grid.shape):
+            raise ValueError(f"obs_std must be a scalar or shape {self.grid.shape}, got {std.shape}")
+        if np.any(std < 0) or np.any(np.isnan(std)):
+            raise ValueError("obs_std must be >= 0 and not NaN")
+        if obs_mask is not None and np.shape(obs_mask) != self.grid.shape:
+            raise ValueError(f"obs_mask has shape {np.shape(obs_mask)}, expected {self.grid.shape}")
+        return method.assimilate(self, obs_image, std, obs_mask)
+
+    # ------------------------------------------------------------------ restart
+    def gather_state(self, root: int = 0) -> dict[str, Any] | None:
+        """Full ensemble state with the member axis complete, on ``root`` (None elsewhere).
+
+        Keys: ``model/<name>`` (model arrays, member axis last), ``perturb_z`` (nmem, nvar, ncol),
+        ``rng_forcing`` and ``rng_obs`` (lists of bit-generator states in member order), ``seed``, ``nmem``.
+        """
+        lay = self.layout
+        out: dict[str, Any] = {}
+        for key, arr in self.model.get_state().items():
+            full = lay.gather_members(np.moveaxis(arr, _MODEL_MEMBER_AXIS, 0), root=root)
+            if full is not None:
+                out[f"model/{key}"] = np.asfortranarray(np.moveaxis(full, 0, _MODEL_MEMBER_AXIS))
+        if self.perturber is not None:
+            pstate = self.perturber.get_state()
+            z = lay.gather_members(pstate["z"], root=root)
+            rng_f = self.comm.gather(pstate["rng"], root=root)
+            if z is not None:
+                out["perturb_z"] = z
+                out["rng_forcing"] = [s for part in rng_f for s in part]
+        rng_o = self.comm.gather([g.bit_generator.state for g in self.obs_rngs], root=root)
+        if lay.rank != root:
+            return None
+        out["rng_obs"] = [s for part in rng_o for s in part]
+        out["seed"], out["nmem"] = self.seed, self.nmem
+        return out
+
+    def scatter_state(self, state: Mapping[str, Any] | None, root: int = 0) -> None:
+        """Restore a state from :meth:`gather_state` (given on ``root``; ignored elsewhere)."""
+        lay = self.layout
+        bad = lay.rank == root and (state is None or int(state.get("nmem", -1)) != self.nmem)
+        if self.comm.bcast(bad, root=root):  # every rank raises, none is left waiting
+            raise ValueError("state must come from gather_state of an ensemble of the same size")
+        keys = self.comm.bcast(
+            None if state is None else sorted(k for k in state if k.startswith("model/")), root=root
+        )
+        snap = {}
+        for key in keys:
+            full = None if lay.rank != root else np.moveaxis(np.asarray(state[key]), _MODEL_MEMBER_AXIS, 0)
+            snap[key[len("model/") :]] = np.asfortranarray(
+                np.moveaxis(lay.scatter_members(full, root=root), 0, _MODEL_MEMBER_AXIS)
+            )
+        self.model.set_state(snap)
+        sl = slice(lay.start, lay.stop)
+        rng_o = self.comm.bcast(None if lay.rank != root else state["rng_obs"], root=root)
+        for g, s in zip(self.obs_rngs, rng_o[sl], strict=True):
+            g.bit_generator.state = s
+        if self.perturber is not None:
+            z = lay.scatter_members(None if lay.rank != root else state["perturb_z"], root=root)
+            rng_f = self.comm.bcast(None if lay.rank != root else state["rng_forcing"], root=root)
+            self.perturber.set_state({"z": z, "rng": rng_f[sl]})

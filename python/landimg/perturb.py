@@ -1,0 +1,352 @@
+"""Forcing (and soil-parameter) perturbations for ensemble members.
+
+Each perturbed variable ``v`` carries a standard-normal field ``z_v`` (land columns) per member that is
+
+* AR(1) in time: ``z(t + dt) = phi z(t) + sqrt(1 - phi^2) w``, ``phi = exp(-dt / tau)``;
+* spatially correlated: ``w`` is a Gaussian random field with correlation ``exp(-r^2 / (2 L^2))``
+  (``L`` = ``length_km``), made by filtering white noise with a Gaussian kernel in Fourier space on the
+  grid image (zero-padded by 3 L unless the grid is periodic in longitude), unit variance exactly;
+* cross-correlated between variables: ``w = chol(R) g`` with independent fields ``g``, so ``corr(z) = R``.
+
+The fields become perturbations either multiplicatively (lognormal with mean 1 and standard deviation
+``std``: ``exp(s z - s^2 / 2)``, ``s^2 = ln(1 + std^2)``) for precipitation and shortwave, or additively
+(``std * z``) for longwave and air temperature (defaults after CoLM's soil-moisture LETKF, PHYSICS.md, and
+the cross-correlations of Reichle et al. 2007, GEOS LDAS).
+
+Member ``i`` draws only from its own stream ``member_rng(seed, i, Purpose.FORCING)`` so its perturbations
+are the same whichever rank steps it. The state (AR values and stream states) round-trips through
+:meth:`ForcingPerturber.get_state` / :meth:`ForcingPerturber.set_state` for bitwise restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .parallel import Purpose, member_rng
+
+__all__ = [
+    "ForcingPerturbation",
+    "ForcingPerturber",
+    "GaussianFieldGenerator",
+    "SoilPerturbation",
+    "correlated_noise",
+    "gaussian_filter_spectrum",
+    "soil_parameter_factors",
+]
+
+_KM_PER_DEG = 111.19492664455873  # 6371 km * pi / 180
+
+# default cross-correlations (precip, swdown, lwdown, tair); Reichle et al. (2007) for the first three
+_DEFAULT_CORR = (
+    (1.0, -0.8, 0.5, 0.0),
+    (-0.8, 1.0, -0.5, 0.4),
+    (0.5, -0.5, 1.0, 0.4),
+    (0.0, 0.4, 0.4, 1.0),
+)
+
+
+@dataclass(frozen=True)
+class ForcingPerturbation:
+    """Configuration of forcing perturbations (defaults: CoLM LETKF / GEOS LDAS values).
+
+    Attributes
+    ----------
+    variables : tuple of str
+        Forcing keys perturbed (model names: precip, swdown, lwdown, tair, ...).
+    multiplicative : tuple of bool
+        True: lognormal factor with mean 1 and standard deviation ``std``; False: additive ``std * z``.
+    std : tuple of float
+        Standard deviation per variable (factor for multiplicative; W/m2 or K for additive).
+    corr : tuple of tuples
+        Cross-correlation matrix between the variables' fields (symmetric positive definite).
+    tau_hours : float
+        AR(1) time scale, hours.
+    length_km : float
+        Spatial correlation length L of ``exp(-r^2 / 2 L^2)``, km; 0 = spatially white.
+    bounds : tuple of (name, low, high)
+        Physical limits the perturbed forcing is clipped to (shortwave at most the solar constant); the
+        clipping happens in the tails only and biases the means negligibly.
+    """
+
+    variables: tuple[str, ...] = ("precip", "swdown", "lwdown", "tair")
+    multiplicative: tuple[bool, ...] = (True, True, False, False)
+    std: tuple[float, ...] = (0.5, 0.3, 20.0, 1.0)
+    corr: tuple[tuple[float, ...], ...] = _DEFAULT_CORR
+    tau_hours: float = 24.0
+    length_km: float = 50.0
+    bounds: tuple[tuple[str, float, float], ...] = (
+        ("precip", 0.0, 1.0),
+        ("swdown", 0.0, 1360.0),
+        ("lwdown", 0.0, 1000.0),
+        ("tair", 150.0, 350.0),
+    )
+
+    def __post_init__(self) -> None:
+        n = len(self.variables)
+        if len(self.multiplicative) != n or len(self.std) != n:
+            raise ValueError("variables, multiplicative and std must have the same length")
+        if any(s < 0 for s in self.std):
+            raise ValueError(f"std must be >= 0, got {self.std}")
+        c = np.asarray(self.corr, dtype=float)
+        if c.shape != (n, n) or not np.allclose(c, c.T) or not np.allclose(np.diag(c), 1.0):
+            raise ValueError(f"corr must be a symmetric ({n}, {n}) matrix with unit diagonal")
+        if np.linalg.eigvalsh(c).min() <= 0:
+            raise ValueError("corr must be positive definite")
+        if not self.tau_hours > 0:
+            raise ValueError(f"tau_hours must be > 0, got {self.tau_hours}")
+        if self.length_km < 0:
+            raise ValueError(f"length_km must be >= 0, got {self.length_km}")
+
+    @property
+    def cholesky(self) -> np.ndarray:
+        """Lower Cholesky factor of ``corr`` (nvar, nvar)."""
+        return np.linalg.cholesky(np.asarray(self.corr, dtype=float))
+
+
+def gaussian_filter_spectrum(
+    shape: tuple[int, int], cell_km: tuple[float, float], length_km: float
+) -> np.ndarray:
+    """Fourier transfer function of the kernel that turns unit white noise into a unit-variance field.
+
+    The kernel is a Gaussian of standard deviation ``L / sqrt(2)`` (so the field's correlation is
+    ``exp(-r^2 / 2 L^2)``), normalised to unit sum of squares (so every point has variance exactly 1),
+    on a periodic ``shape`` grid of ``cell_km`` = (dy, dx) km cells.
+
+    Returns
+    -------
+    ndarray (ny, nx // 2 + 1), complex
+        ``rfft2`` of the kernel.
+    """
+    ny, nx = shape
+    if length_km <= 0:
+        kern = np.zeros(shape)
+        kern[0, 0] = 1.0
+        return np.fft.rfft2(kern)
+    s = length_km / np.sqrt(2.0)
+    dy = np.minimum(np.arange(ny), ny - np.arange(ny)) * cell_km[0]
+    dx = np.minimum(np.arange(nx), nx - np.arange(nx)) * cell_km[1]
+    kern = np.exp(-0.5 * (dy[:, None] ** 2 + dx[None, :] ** 2) / s**2)
+    kern /= np.sqrt(np.sum(kern**2))
+    return np.fft.rfft2(kern)
+
+
+@dataclass
+class GaussianFieldGenerator:
+    """Unit-variance Gaussian random fields on an image, correlation ``exp(-r^2 / 2 L^2)``.
+
+    Parameters
+    ----------
+    shape : (ny, nx)
+        Image shape.
+    cell_km : (dy, dx)
+        Cell size, km.
+    length_km : float
+        Correlation length L, km (0 = white noise).
+    periodic_x : bool
+        Periodic in x (global longitude): no padding in x.
+    """
+
+    shape: tuple[int, int]
+    cell_km: tuple[float, float]
+    length_km: float
+    periodic_x: bool = False
+    work_shape: tuple[int, int] = field(init=False)
+    spectrum: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ny, nx = self.shape
+        dy, dx = self.cell_km
+        pad_y = pad_x = 0
+        if self.length_km > 0:
+            pad_y = int(np.ceil(3.0 * self.length_km / dy))
+            pad_x = 0 if self.periodic_x else int(np.ceil(3.0 * self.length_km / dx))
+        self.work_shape = (ny + pad_y, nx + pad_x)
+        self.spectrum = gaussian_filter_spectrum(self.work_shape, (dy, dx), self.length_km)
+
+    def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
+        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx)."""
+        ny, nx = self.shape
+        white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
+        if self.length_km <= 0:
+            return white
+        fields = np.fft.irfft2(np.fft.rfft2(white) * self.spectrum, s=self.work_shape)
+        return np.ascontiguousarray(fields[..., :ny, :nx])
+
+
+@dataclass
+class _FieldMaker:
+    """Unit-variance correlated noise on a grid's land columns."""
+
+    grid: Any
+    length_km: float
+    gen: GaussianFieldGenerator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gen = GaussianFieldGenerator(
+            self.grid.shape, self.grid.cell_size_km(), self.length_km, self.grid.periodic_lon
+        )
+
+    def draw(self, rngs: Sequence[np.random.Generator], nfield: int) -> np.ndarray:
+        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ncol)."""
+        return self.grid.to_columns(self.gen.draw(rngs, nfield))
+
+
+def correlated_noise(
+    grid: Any, length_km: float, rngs: Sequence[np.random.Generator], nfield: int = 1
+) -> np.ndarray:
+    """Unit-variance Gaussian random fields with correlation ``exp(-r^2/2L^2)`` at land columns.
+
+    Parameters
+    ----------
+    grid : landimg.Grid
+    length_km : float
+        Correlation length L, km (0 = white).
+    rngs : sequence of Generator
+        One generator per field set (e.g. per member).
+    nfield : int
+        Independent fields per generator.
+
+    Returns
+    -------
+    ndarray (len(rngs), nfield, ncol)
+    """
+    return _FieldMaker(grid, length_km).draw(rngs, nfield)
+
+
+class ForcingPerturber:
+    """The forcing perturbations of a set of members (this rank's), evolving by AR(1).
+
+    Parameters
+    ----------
+    config : ForcingPerturbation
+    grid : landimg.Grid
+    members : sequence of int
+        Global member indices handled here.
+    seed : int
+        Experiment seed; member ``i`` uses ``member_rng(seed, i, Purpose.FORCING)``.
+
+    Attributes
+    ----------
+    z : ndarray (nloc, nvar, ncol)
+        Current standard-normal, cross-correlated perturbation fields.
+    """
+
+    def __init__(self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0) -> None:
+        self.config = config
+        self.grid = grid
+        self.members = list(members)
+        self.seed = int(seed)
+        self._maker = _FieldMaker(grid, config.length_km)
+        self._chol = config.cholesky
+        self.rngs = [member_rng(self.seed, i, Purpose.FORCING) for i in self.members]
+        self.z = self._innovation()  # stationary start
+
+    def _innovation(self) -> np.ndarray:
+        g = self._maker.draw(self.rngs, len(self.config.variables))  # (nloc, nvar, ncol), independent
+        return np.einsum("vw,mwc->mvc", self._chol, g)
+
+    def advance(self, dt_seconds: float) -> None:
+        """Evolve the fields by one AR(1) step of ``dt_seconds``."""
+        if dt_seconds <= 0:
+            raise ValueError(f"dt_seconds must be > 0, got {dt_seconds}")
+        phi = np.exp(-dt_seconds / (3600.0 * self.config.tau_hours))
+        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()
+
+    def factors(self) -> dict[str, np.ndarray]:
+        """Current perturbation per variable, (ncol, nloc): factor (multiplicative) or offset (additive)."""
+        out = {}
+        for v, (name, mult, std) in enumerate(
+            zip(self.config.variables, self.config.multiplicative, self.config.std, strict=True)
+        ):
+            z = self.z[:, v, :].T
+            if mult:
+                s2 = np.log1p(std**2)
+                out[name] = np.exp(np.sqrt(s2) * z - 0.5 * s2)
+            else:
+                out[name] = std * z
+        return out
+
+    def apply(self, forcing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Perturbed forcing for the local members.
+
+        Parameters
+        ----------
+        forcing : dict of ndarray (ncol,) or (ncol, nloc)
+            Unperturbed forcing.
+
+        Returns
+        -------
+        dict of ndarray (ncol, nloc), Fortran-ordered
+            Every key of ``forcing``; perturbed keys changed (precipitation and shortwave stay >= 0).
+        """
+        nloc, ncol = len(self.members), self.grid.ncol
+        facs = self.factors()
+        out = {}
+        for key, val in forcing.items():
+            arr = np.asarray(val, dtype=np.float64)
+            if arr.shape == (ncol,):
+                arr = arr[:, None]
+            if arr.shape not in ((ncol, 1), (ncol, nloc)):
+                raise ValueError(
+                    f"forcing[{key!r}] has shape {np.shape(val)}, expected ({ncol},) or ({ncol}, {nloc})"
+                )
+            arr = np.broadcast_to(arr, (ncol, nloc))
+            if key in facs:
+                idx = self.config.variables.index(key)
+                arr = arr * facs[key] if self.config.multiplicative[idx] else arr + facs[key]
+                for name, lo, hi in self.config.bounds:
+                    if name == key:
+                        arr = np.clip(arr, lo, hi)
+            out[key] = np.asfortranarray(arr)
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        """Serialisable state: ``z`` (nloc, nvar, ncol) and the generators' bit-generator states."""
+        return {"z": self.z.copy(), "rng": [r.bit_generator.state for r in self.rngs]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`get_state` (same members)."""
+        z = np.asarray(state["z"], dtype=np.float64)
+        if z.shape != self.z.shape:
+            raise ValueError(f"state['z'] has shape {z.shape}, expected {self.z.shape}")
+        if len(state["rng"]) != len(self.rngs):
+            raise ValueError("state['rng'] must hold one generator state per local member")
+        self.z = z.copy()
+        for r, s in zip(self.rngs, state["rng"], strict=True):
+            r.bit_generator.state = s
+
+
+@dataclass(frozen=True)
+class SoilPerturbation:
+    """Static multiplicative lognormal soil-parameter perturbations (mean-1 factors).
+
+    Attributes
+    ----------
+    std : dict-like tuple of (name, std)
+        Standard deviation of the factor per parameter, e.g. (("ks", 0.5), ("b", 0.1)).
+    length_km : float
+        Spatial correlation length of the factor fields, km.
+    """
+
+    std: tuple[tuple[str, float], ...] = (("ks", 0.5), ("b", 0.1), ("psi_s", 0.3))
+    length_km: float = 50.0
+
+
+def soil_parameter_factors(
+    config: SoilPerturbation, grid: Any, members: Sequence[int], seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Mean-1 lognormal factors per soil parameter for the given members: dict of (ncol, nloc).
+
+    Drawn from ``member_rng(seed, i, Purpose.PARAMS)``; independent between parameters.
+    """
+    rngs = [member_rng(seed, i, Purpose.PARAMS) for i in members]
+    z = correlated_noise(grid, config.length_km, rngs, nfield=len(config.std))
+    out = {}
+    for k, (name, std) in enumerate(config.std):
+        s2 = np.log1p(std**2)
+        out[name] = np.asfortranarray(np.exp(np.sqrt(s2) * z[:, k, :].T - 0.5 * s2))
+    return out

@@ -1,0 +1,96 @@
+"""Statistics and reproducibility of the forcing perturbations (landimg.perturb)."""
+
+import numpy as np
+import pytest
+from landimg.grid import Grid
+from landimg.perturb import ForcingPerturbation, ForcingPerturber, SoilPerturbation, soil_parameter_factors
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return Grid.regular(lat=(0.0, 16.0), lon=(0.0, 32.0), res=0.25, land_mask="all")
+
+
+def _perturber(grid, nmem=120, **kw):
+    cfg = ForcingPerturbation(**kw)
+    return ForcingPerturber(cfg, grid, range(nmem), seed=7)
+
+
+def test_marginal_statistics(grid):
+    p = _perturber(grid)
+    forcing = {
+        "precip": np.full(grid.ncol, 2e-4),
+        "swdown": np.full(grid.ncol, 400.0),
+        "lwdown": np.full(grid.ncol, 300.0),
+        "tair": np.full(grid.ncol, 290.0),
+        "wind": np.full(grid.ncol, 3.0),
+    }
+    out = p.apply(forcing)
+    assert out["precip"].shape == (grid.ncol, 120) and out["precip"].flags.f_contiguous
+    f = out["precip"] / 2e-4
+    assert abs(f.mean() - 1.0) < 0.03 and abs(f.std() - 0.5) < 0.04
+    assert f.min() > 0
+    f = out["swdown"] / 400.0
+    assert abs(f.mean() - 1.0) < 0.02 and abs(f.std() - 0.3) < 0.025
+    d = out["lwdown"] - 300.0
+    assert abs(d.mean()) < 1.0 and abs(d.std() - 20.0) < 1.0
+    d = out["tair"] - 290.0
+    assert abs(d.mean()) < 0.05 and abs(d.std() - 1.0) < 0.05
+    np.testing.assert_array_equal(out["wind"], 3.0)
+
+
+def test_lag1_autocorrelation(grid):
+    p = _perturber(grid, nmem=60, tau_hours=24.0)
+    z0 = p.z.copy()
+    p.advance(6 * 3600.0)
+    r = np.corrcoef(z0.ravel(), p.z.ravel())[0, 1]
+    assert abs(r - np.exp(-0.25)) < 0.01
+    assert abs(p.z.std() - 1.0) < 0.02  # stationary variance kept
+
+
+def test_spatial_and_cross_correlation(grid):
+    dy, _ = grid.cell_size_km()
+    length = 4 * dy  # exactly 4 cells north-south
+    p = _perturber(grid, nmem=120, length_km=length)
+    z = p.z.reshape(120, 4, *grid.shape)  # all-land grid: columns are the full image
+    a, b = z[..., :-4, :], z[..., 4:, :]
+    r = np.mean(a * b) / np.sqrt(np.mean(a * a) * np.mean(b * b))
+    assert abs(r - np.exp(-0.5)) < 0.04
+    a, b = z[..., :-12, :], z[..., 12:, :]  # 3 L: nearly independent
+    assert abs(np.mean(a * b)) < 0.05
+    cross = np.corrcoef(z.transpose(1, 0, 2, 3).reshape(4, -1))
+    np.testing.assert_allclose(cross, np.asarray(p.config.corr), atol=0.04)
+
+
+def test_member_streams_independent_of_layout(grid):
+    full = _perturber(grid, nmem=5)
+    part = ForcingPerturber(full.config, grid, [3, 4], seed=7)
+    np.testing.assert_array_equal(part.z, full.z[3:5])
+    full.advance(3600.0)
+    part.advance(3600.0)
+    np.testing.assert_array_equal(part.z, full.z[3:5])
+
+
+def test_state_roundtrip_is_bitwise(grid):
+    p = _perturber(grid, nmem=3)
+    p.advance(3600.0)
+    state = p.get_state()
+    p.advance(3600.0)
+    ref = p.z.copy()
+    q = _perturber(grid, nmem=3)
+    q.set_state(state)
+    q.advance(3600.0)
+    np.testing.assert_array_equal(q.z, ref)
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="corr"):
+        ForcingPerturbation(corr=((1, 0.99, 0, 0), (0.99, 1, -0.99, 0), (0, -0.99, 1, 0), (0, 0, 0, 1)))
+    with pytest.raises(ValueError, match="tau_hours"):
+        ForcingPerturbation(tau_hours=0.0)
+
+
+def test_soil_factors(grid):
+    f = soil_parameter_factors(SoilPerturbation(), grid, range(40), seed=1)
+    assert f["ks"].shape == (grid.ncol, 40)
+    assert abs(f["ks"].mean() - 1.0) < 0.05 and abs(f["ks"].std() - 0.5) < 0.06
