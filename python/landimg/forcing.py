@@ -1,0 +1,431 @@
+"""Atmospheric forcing: a synthetic weather generator (truth + degraded ensemble forcing) and file readers.
+
+The generator is a pure function of time: ``truth(t)`` and ``ensemble(t)`` give the forcing at
+``t`` seconds after the experiment start (negative during spin-up), vectorised over columns, and
+deterministic from the seed. That makes restarts trivial (nothing to save) and lets the same weather
+be recomputed on every MPI rank.
+
+Weather (all per column, hourly or finer):
+
+* **rain** from moving storm systems. Storms are born per calendar day (Poisson, ``forcing.storms_per_day``
+  per million km2 of the domain box, from a per-day random stream so a date's weather does not depend on
+  the run length), move eastward (``storm_speed_km_h``), live ``storm_hours`` (random +-50 %) with a
+  sin-shaped intensity envelope and have a truncated-Gaussian footprint
+  ``max(0, exp(-d^2 / 2R^2) - 0.1) / 0.9`` of radius R ~ ``storm_radius_km``; peak intensity
+  ``storm_intensity_mm_h`` (lognormal), times a climatology factor ``exp(-0.5 aridity)`` so arid regions
+  are drier;
+* **shortwave**: top-of-atmosphere insolation from solar geometry (declination, hour angle, eccentricity)
+  times a clear-sky transmissivity 0.75 reduced by storm clouds (a 1.6x wider truncated-Gaussian footprint);
+* **air temperature**: latitude-dependent annual mean + seasonal cycle (hemisphere-aware) + diurnal cycle
+  peaking at 15 h local solar time (larger when arid) + eastward-travelling synoptic waves, cooled under rain;
+* **humidity**: relative humidity from aridity, rain and the diurnal cycle, converted with q_sat(T, p);
+* **longwave**: Brutsaert clear-sky emissivity raised by cloud, times sigma T^4;
+* **pressure** and **wind**: a mild synoptic modulation around 97 kPa and 3 m/s, windier in storms.
+
+The ensemble's forcing ("reanalysis") is the same weather with degraded rain systems: a fraction
+``miss_fraction`` of storms is missed, every kept storm is displaced by a random vector of rms
+``displacement_km`` per component and shifted by up to +-3 h, smoothed (radius x ``smoothing`` with
+the rain amount conserved), biased (x ``rain_bias``) and randomly scaled (lognormal ``amount_sigma``);
+spurious storms are added (``false_alarm_fraction``); regional rain biases multiply the rain by a smooth
+lognormal field (log-std ``bias_field_std``, correlation length ``bias_field_km``); clouds follow the degraded storms; air
+temperature has a bias ``tair_bias``. The per-member perturbations are applied later, inside the Ensemble.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ForcingConfig
+from .domain import gaussian_random_field
+from .grid import Grid
+
+__all__ = [
+    "FORCING_KEYS",
+    "FileForcing",
+    "WeatherGenerator",
+    "qsat",
+    "solar_cos_zenith",
+]
+
+#: Forcing keys and units passed to ColumnModel.step.
+FORCING_KEYS: dict[str, str] = {
+    "tair": "K",
+    "qair": "kg/kg",
+    "psurf": "Pa",
+    "precip": "kg/m2/s",
+    "wind": "m/s",
+    "swdown": "W/m2",
+    "lwdown": "W/m2",
+}
+
+_EARTH_RADIUS_KM = 6371.0
+_SOLAR_CONSTANT = 1361.0
+_SIGMA = 5.670374419e-8
+_STREAM_STORMS = 201
+_STREAM_DEGRADE = 202
+_STREAM_FALSE = 203
+_STREAM_WAVES = 204
+_STREAM_BIAS = 205
+_CLOUD_WIDTH = 1.6  # cloud footprint radius / rain footprint radius
+_CLOUD_FLOOR = 0.02  # the cloud footprint is exp(-d^2/2rc^2) - floor (zero beyond rc sqrt(2 ln 50) = 2.8 rc)
+_CLOUD_REACH = 2.9  # pairs farther than this many rc apart are skipped (beyond both footprints)
+_MAX_LIFE_H = 48.0
+
+
+def solar_cos_zenith(lat: np.ndarray, lon: np.ndarray, doy: float, utc_hours: float) -> np.ndarray:
+    """Cosine of the solar zenith angle (may be negative at night).
+
+    Parameters
+    ----------
+    lat, lon : ndarray (ncol,)
+        Degrees.
+    doy : float
+        Day of year (1 = 1 January).
+    utc_hours : float
+        Hour of the day, UTC.
+    """
+    decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
+    hour_angle = np.radians((utc_hours + lon / 15.0 - 12.0) * 15.0)
+    phi = np.radians(lat)
+    return np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.cos(hour_angle)
+
+
+def qsat(tair: np.ndarray, psurf: np.ndarray) -> np.ndarray:
+    """Saturation specific humidity (kg/kg) over water, Tetens/Bolton formula; tair K, psurf Pa."""
+    tc = tair - 273.15
+    es = 611.2 * np.exp(17.67 * tc / (tc + 243.5))
+    return 0.622 * es / (psurf - 0.378 * es)
+
+
+@dataclass(frozen=True)
+class _Storms:
+    """A catalogue of storms: arrays (n,) of birth time h, life h, lat/lon deg, velocity km/h, radius km, peak mm/h."""
+
+    t0: np.ndarray
+    life: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    radius: np.ndarray
+    peak: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[_Storms]) -> _Storms:
+        return _Storms(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in _Storms.__dataclass_fields__)
+        )
+
+
+class WeatherGenerator:
+    """Synthetic true weather and its degraded (ensemble) version over a grid's columns.
+
+    Parameters
+    ----------
+    grid : Grid
+    aridity : ndarray (ncol,)
+        Aridity index of the domain (see :mod:`landimg.domain`).
+    cfg : ForcingConfig
+    seed : int
+    start : datetime.date or str
+        Experiment start (t = 0), 00 UTC.
+    """
+
+    def __init__(
+        self, grid: Grid, aridity: np.ndarray, cfg: ForcingConfig, seed: int, start: _dt.date | str
+    ) -> None:
+        self.grid = grid
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
+        aridity = np.asarray(aridity, dtype=float)
+        if aridity.shape != (grid.ncol,):
+            raise ValueError(f"aridity must have shape ({grid.ncol},), got {aridity.shape}")
+        self.aridity = aridity
+        self.lat, self.lon = grid.column_latlon()
+        self._phi = np.radians(self.lat)
+        self._lam = np.radians(self.lon)
+        self._clim = np.exp(-0.5 * aridity)
+        self._clim /= self._clim.mean()
+        # the reanalysis' regional rain biases: a smooth lognormal field of log-std bias_field_std
+        br = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_BIAS]))
+        bias = grid.to_columns(gaussian_random_field(grid, cfg.bias_field_km, br))
+        self._clim_ens = self._clim * np.exp(cfg.bias_field_std * bias - 0.5 * cfg.bias_field_std**2)
+        half = grid.res / 2.0
+        self._box = (grid.lat[0] - half, grid.lat[-1] + half, grid.lon[0] - half, grid.lon[-1] + half)
+        s, n, w, e = self._box
+        area = (_EARTH_RADIUS_KM**2) * np.radians(e - w) * abs(np.sin(np.radians(n)) - np.sin(np.radians(s)))
+        self._storm_rate = cfg.storms_per_day * area / 1e6  # storms per day over the domain box
+        self._cache: dict[tuple[str, int], _Storms] = {}
+        wr = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_WAVES]))
+        self._waves = (
+            wr.integers(3, 9, size=3),
+            wr.uniform(0, 2 * np.pi, size=3),
+            wr.uniform(-0.5, 0.5, size=3),
+        )
+        # Tair climatology (K): annual mean, seasonal amplitude, diurnal amplitude
+        alat = np.abs(self.lat)
+        self._tmean = 300.0 - 0.45 * np.maximum(alat - 12.0, 0.0)
+        self._tseas = (2.0 + 0.32 * alat) * np.sign(self.lat + 1e-9)
+        self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
+
+    # ------------------------------------------------------------------ storms
+    def _day_storms(self, kind: str, day: int) -> _Storms:
+        key = (kind, day)
+        if key not in self._cache:
+            if len(self._cache) > 16:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self._make_storms(kind, day)
+        return self._cache[key]
+
+    def _true_storms_of_day(self, day: int, stream: int) -> _Storms:
+        c = self.cfg
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, stream, day + 1_000_000]))
+        n = rng.poisson(self._storm_rate)
+        s, nn, w, e = self._box
+        t0 = 24.0 * day + rng.uniform(0.0, 24.0, n)
+        life = np.minimum(c.storm_hours * rng.uniform(0.5, 1.5, n), _MAX_LIFE_H)
+        u = c.storm_speed_km_h * (1.0 + 0.3 * rng.standard_normal(n))
+        v = 0.3 * c.storm_speed_km_h * rng.standard_normal(n)
+        # born anywhere in the box extended upstream (west) by half a life's travel
+        margin_deg = np.degrees(0.5 * c.storm_speed_km_h * c.storm_hours / _EARTH_RADIUS_KM) / max(
+            np.cos(np.radians(0.5 * (s + nn))), 0.2
+        )
+        lat = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(s)), np.sin(np.radians(nn)), n)))
+        lon = rng.uniform(w - margin_deg, e, n)
+        radius = c.storm_radius_km * rng.lognormal(0.0, 0.3, n)
+        peak = c.storm_intensity_mm_h * rng.lognormal(-0.5 * 0.5**2, 0.5, n)
+        return _Storms(t0, life, lat, lon, u, v, radius, peak)
+
+    def _make_storms(self, kind: str, day: int) -> _Storms:
+        truth = self._true_storms_of_day(day, _STREAM_STORMS)
+        if kind == "truth":
+            return truth
+        c = self.cfg
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_DEGRADE, day + 1_000_000]))
+        n = truth.t0.size
+        keep = rng.random(n) >= c.miss_fraction
+        dx, dy = c.displacement_km * rng.standard_normal((2, n))
+        dt = rng.uniform(-3.0, 3.0, n)
+        scale = rng.lognormal(-0.5 * c.amount_sigma**2, c.amount_sigma, n)
+        lat = truth.lat + np.degrees(dy / _EARTH_RADIUS_KM)
+        lon = truth.lon + np.degrees(dx / _EARTH_RADIUS_KM) / np.maximum(np.cos(np.radians(truth.lat)), 0.2)
+        degraded = _Storms(
+            truth.t0 + dt,
+            truth.life,
+            lat,
+            lon,
+            truth.u,
+            truth.v,
+            truth.radius * c.smoothing,
+            truth.peak * c.rain_bias * scale / c.smoothing**2,
+        )
+        degraded = _Storms(*(getattr(degraded, f)[keep] for f in _Storms.__dataclass_fields__))
+        # spurious storms: an independent draw thinned to false_alarm_fraction of the true rate
+        false = self._true_storms_of_day(day, _STREAM_FALSE)
+        fr = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_FALSE, 7, day + 1_000_000]))
+        sel = fr.random(false.t0.size) < c.false_alarm_fraction
+        false = _Storms(*(getattr(false, f)[sel] for f in _Storms.__dataclass_fields__))
+        false = _Storms(
+            false.t0,
+            false.life,
+            false.lat,
+            false.lon,
+            false.u,
+            false.v,
+            false.radius * c.smoothing,
+            false.peak * c.rain_bias / c.smoothing**2,
+        )
+        return _Storms.concat([degraded, false])
+
+    def _active(self, kind: str, t_h: float) -> tuple[_Storms, np.ndarray]:
+        day = int(np.floor(t_h / 24.0))
+        ndays_back = int(np.ceil((_MAX_LIFE_H + 3.0) / 24.0))
+        st = _Storms.concat([self._day_storms(kind, d) for d in range(day - ndays_back, day + 1)])
+        age = t_h - st.t0
+        on = (age >= 0.0) & (age < st.life)
+        st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
+        return st, age[on]
+
+    def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
+        st, age = self._active(kind, t_h)
+        ncol = self.grid.ncol
+        if st.t0.size == 0:
+            return np.zeros(ncol), np.zeros(ncol)
+        # storm centre now: moved by (u, v) km/h during `age` hours
+        clat = st.lat + np.degrees(st.v * age / _EARTH_RADIUS_KM)
+        clon = st.lon + np.degrees(st.u * age / _EARTH_RADIUS_KM) / np.maximum(
+            np.cos(np.radians(st.lat)), 0.2
+        )
+        # storm-column pairs within reach (latitude band; column latitudes are sorted ascending)
+        rc = _CLOUD_WIDTH * st.radius  # cloud footprint radius parameter, km
+        reach_deg = np.degrees(_CLOUD_REACH * rc / _EARTH_RADIUS_KM)
+        lo = np.searchsorted(self.lat, clat - reach_deg, side="left")
+        hi = np.searchsorted(self.lat, clat + reach_deg, side="right")
+        counts = hi - lo
+        si = np.repeat(np.arange(st.t0.size), counts)
+        ci = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+        p0, l0 = np.radians(clat)[si], np.radians(clon)[si]
+        phi = self._phi[ci]
+        dlam = (self._lam[ci] - l0 + np.pi) % (2.0 * np.pi) - np.pi
+        # local equirectangular distance (accurate to < 1 % within the ~2,000 km footprints)
+        d2 = _EARTH_RADIUS_KM**2 * ((phi - p0) ** 2 + (dlam * np.cos(0.5 * (phi + p0))) ** 2)  # km^2
+        near = d2 < (_CLOUD_REACH * rc[si]) ** 2
+        si, ci, d2 = si[near], ci[near], d2[near]
+        g = np.exp(-d2 / (2.0 * st.radius[si] ** 2))
+        envelope = np.sin(np.pi * age / st.life)
+        amount = (st.peak * envelope)[si] * np.maximum(g - 0.1, 0.0) / 0.9
+        rain = np.bincount(ci, weights=amount, minlength=ncol) * (
+            self._clim if kind == "truth" else self._clim_ens
+        )
+        # cloud cover: compact truncated Gaussian of radius parameter rc, combined as 1 - prod(1 - 0.9 gc)
+        gc = np.maximum(np.exp(-d2 / (2.0 * rc[si] ** 2)) - _CLOUD_FLOOR, 0.0) / (1.0 - _CLOUD_FLOOR)
+        gc *= np.minimum(1.0, 2.0 * envelope)[si]
+        cloud = 1.0 - np.exp(np.bincount(ci, weights=np.log1p(-0.9 * gc), minlength=ncol))
+        return rain, cloud
+
+    # ------------------------------------------------------------------ public
+    def _forcing(self, kind: str, t: float) -> dict[str, np.ndarray]:
+        t_h = t / 3600.0
+        when = _dt.datetime.combine(self.start, _dt.time()) + _dt.timedelta(hours=t_h)
+        doy = when.timetuple().tm_yday + (when.hour + when.minute / 60.0) / 24.0
+        utc = when.hour + when.minute / 60.0 + when.second / 3600.0
+        rain, cloud = self._rain_and_cloud(kind, t_h)
+        lst = (utc + self.lon / 15.0) % 24.0
+        seasonal = self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0)
+        diurnal = self._tdiur * (1.0 - 0.6 * cloud) * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
+        k, ph, c = self._waves
+        arg = (
+            k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
+            + ph[:, None]
+            + c[:, None] * self._phi
+        )
+        synoptic = np.sin(arg).sum(axis=0) / np.sqrt(1.5)  # ~unit variance
+        tair = self._tmean + seasonal + diurnal + 2.5 * synoptic - 2.0 * np.minimum(rain / 2.0, 1.0)
+        if kind == "ensemble":
+            tair = tair + self.cfg.tair_bias
+        psurf = 97000.0 + 600.0 * synoptic - 300.0 * cloud
+        rh = np.clip(
+            0.55
+            - 0.15 * np.clip(self.aridity, -2, 2)
+            + 0.35 * cloud
+            - 0.12 * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0),
+            0.08,
+            1.0,
+        )
+        qair = rh * qsat(tair, psurf)
+        wind = 3.0 + 0.8 * synoptic + 3.0 * cloud
+        cosz = solar_cos_zenith(self.lat, self.lon, doy, utc)
+        toa = _SOLAR_CONSTANT * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0)) * np.maximum(cosz, 0.0)
+        swdown = toa * 0.75 * (1.0 - 0.65 * cloud)
+        e_hpa = qair * psurf / (0.622 + 0.378 * qair) / 100.0
+        eps_clear = 1.24 * (e_hpa / tair) ** (1.0 / 7.0)
+        eps = np.minimum(eps_clear + (1.0 - eps_clear) * 0.8 * cloud, 1.0)
+        lwdown = eps * _SIGMA * tair**4
+        return {
+            "tair": tair,
+            "qair": qair,
+            "psurf": psurf,
+            "precip": rain / 3600.0,  # mm/h -> kg/m2/s
+            "wind": np.maximum(wind, 0.5),
+            "swdown": swdown,
+            "lwdown": lwdown,
+        }
+
+    def truth(self, t: float) -> dict[str, np.ndarray]:
+        """True forcing at ``t`` seconds after the experiment start: dict of (ncol,) arrays (FORCING_KEYS units)."""
+        return self._forcing("truth", t)
+
+    def ensemble(self, t: float) -> dict[str, np.ndarray]:
+        """The ensemble's degraded (unperturbed) forcing at ``t`` seconds after the start, same layout as truth."""
+        return self._forcing("ensemble", t)
+
+
+# ALMA / PLUMBER2 variable names in files -> landimg keys
+_ALMA = {
+    "Tair": "tair",
+    "Qair": "qair",
+    "PSurf": "psurf",
+    "Wind": "wind",
+    "SWdown": "swdown",
+    "LWdown": "lwdown",
+}
+
+
+class FileForcing:
+    """Forcing read from a CF-netCDF file (ALMA names), held constant over each record.
+
+    The file has dimensions (time, lat, lon) with coordinate variables ``time`` (CF units such as
+    ``hours since 2021-05-01 00:00``), ``lat``, ``lon`` and variables ``Tair`` (K), ``Qair`` (kg/kg),
+    ``PSurf`` (Pa), ``Rainf`` (kg/m2/s; ``Snowf`` is added when present), ``Wind`` (m/s) (or
+    ``Wind_E``/``Wind_N``), ``SWdown`` and ``LWdown`` (W/m2). Grid cells are matched by nearest neighbour.
+
+    Parameters
+    ----------
+    path : str
+    grid : Grid
+    start : date or str
+        Experiment start (t = 0 s).
+    """
+
+    def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
+        import netCDF4
+
+        self.path = path
+        self.grid = grid
+        start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
+        self._ds = netCDF4.Dataset(path)
+        ds = self._ds
+        for name in ("time", "lat", "lon"):
+            if name not in ds.variables:
+                raise ValueError(f"{path}: needs a coordinate variable {name!r}")
+        missing = [v for v in ("Tair", "Qair", "PSurf", "Rainf", "SWdown", "LWdown") if v not in ds.variables]
+        if "Wind" not in ds.variables and not {"Wind_E", "Wind_N"} <= set(ds.variables):
+            missing.append("Wind")
+        if missing:
+            raise ValueError(f"{path}: missing forcing variables {missing}")
+        tvar = ds["time"]
+        times = netCDF4.num2date(
+            tvar[:],
+            tvar.units,
+            getattr(tvar, "calendar", "standard"),
+            only_use_cftime_datetimes=False,
+            only_use_python_datetimes=True,
+        )
+        t0 = _dt.datetime.combine(start, _dt.time())
+        self.times = np.array([(t - t0).total_seconds() for t in times])
+        if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
+            raise ValueError(f"{path}: time must be non-empty and strictly increasing")
+        flat, flon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
+        clat, clon = grid.column_latlon()
+        self._iy = np.abs(flat[None, :] - clat[:, None]).argmin(axis=1)
+        self._ix = np.abs((flon[None, :] - clon[:, None] + 180.0) % 360.0 - 180.0).argmin(axis=1)
+
+    def _read(self, name: str, rec: int) -> np.ndarray:
+        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
+        return data[self._iy, self._ix]
+
+    def __call__(self, t: float) -> dict[str, np.ndarray]:
+        """Forcing at ``t`` seconds after the start: the last record at or before t; dict of (ncol,) arrays."""
+        rec = int(np.searchsorted(self.times, t, side="right")) - 1
+        if rec < 0 or t > self.times[-1] + (self.times[-1] - self.times[-2] if self.times.size > 1 else 0):
+            raise ValueError(f"{self.path}: no record covers t = {t} s after the start")
+        out = {key: self._read(name, rec) for name, key in _ALMA.items() if name in self._ds.variables}
+        if "wind" not in out:
+            out["wind"] = np.hypot(self._read("Wind_E", rec), self._read("Wind_N", rec))
+        precip = self._read("Rainf", rec)
+        if "Snowf" in self._ds.variables:
+            precip = precip + self._read("Snowf", rec)
+        out["precip"] = precip
+        for key, v in out.items():
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"{self.path}: missing {key} values at land cells in record {rec}")
+        return out
+
+    def close(self) -> None:
+        """Close the netCDF file."""
+        self._ds.close()

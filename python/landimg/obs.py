@@ -1,0 +1,284 @@
+"""Observations: synthetic satellite retrievals and verification stations drawn from the nature run,
+and readers for users' observation files.
+
+Satellite (SMAP/SMOS-like), once per analysis time:
+
+* value = nature run's soil moisture of the observed layer (0 - ``analysis.obs_depth`` m) + error;
+  the error has standard deviation ``obs.error_std``, a fraction ``obs.white_fraction`` of its variance
+  white and the rest a Gaussian random field of correlation length ``obs.corr_length_km``
+  (retrieval errors are spatially correlated through the ancillary data); values are clipped at 0;
+* gaps: descending swaths are stripes tilted 12 degrees from north, ``obs.swath_period_deg`` apart; the
+  pattern shifts each day so that each cell is seen once every ``obs.revisit_days`` days (2 or 3 days
+  for the default 2.5); no retrieval over frozen or snow-covered ground; NaN marks missing.
+
+Stations: ``obs.stations`` land cells chosen at random (deterministic from the seed); each reports the
+nature run's 0-10 cm soil moisture daily with a constant point-scale bias (``obs.station_bias_std``)
+and white noise (``obs.station_error_std``); they are used only for verification.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+
+from .config import ObsConfig
+from .domain import gaussian_random_field
+from .grid import Grid
+
+__all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
+
+_STREAM_OBS = 301
+_STREAM_STATIONS = 302
+_SWATH_TILT_DEG = 12.0
+
+
+class SatelliteObserver:
+    """Synthetic satellite soil-moisture retrievals of a truth field.
+
+    Parameters
+    ----------
+    grid : Grid
+    cfg : ObsConfig
+    seed : int
+    """
+
+    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int) -> None:
+        self.grid = grid
+        self.cfg = cfg
+        self.seed = int(seed)
+        lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
+        self._track = lon2 - np.tan(np.radians(_SWATH_TILT_DEG)) * lat2  # along-track coordinate (deg)
+
+    def swath_mask(self, day: float, window_days: float = 1.0) -> np.ndarray:
+        """Cells seen by the swaths during [day, day + window_days), bool (ny, nx).
+
+        Each cell is seen once every ``revisit_days`` days (the pattern moves continuously in time).
+        """
+        c = self.cfg
+        phase = (self._track / c.swath_period_deg - day / c.revisit_days) % 1.0
+        return phase < min(window_days / c.revisit_days, 1.0)
+
+    def error(self, index: int) -> np.ndarray:
+        """Retrieval error image (ny, nx), m3/m3, of observation time ``index``: white + correlated parts."""
+        c = self.cfg
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_OBS, int(index) + 1_000_000]))
+        white = rng.standard_normal(self.grid.shape)
+        corr = gaussian_random_field(self.grid, c.corr_length_km, rng)
+        return c.error_std * (np.sqrt(c.white_fraction) * white + np.sqrt(1.0 - c.white_fraction) * corr)
+
+    def observe(
+        self,
+        truth: np.ndarray,
+        day: float,
+        unobservable: np.ndarray | None = None,
+        *,
+        window_days: float = 1.0,
+        index: int | None = None,
+    ) -> np.ndarray:
+        """Retrievals of ``truth`` on ``day``.
+
+        Parameters
+        ----------
+        truth : ndarray (ny, nx)
+            True soil moisture of the observed layer, m3/m3 (NaN off land).
+        day : float
+            Start of the observation window, days since the experiment start (sets the swaths).
+        unobservable : ndarray of bool (ny, nx), optional
+            Frozen or snow-covered cells (no retrieval).
+        window_days : float
+            Length of the observation window (the analysis interval), days.
+        index : int, optional
+            Observation-time index for the error draw (default ``int(day)``).
+
+        Returns
+        -------
+        ndarray (ny, nx)
+            Observed soil moisture, NaN where missing (off land, outside swaths, frozen/snow).
+        """
+        truth = np.asarray(truth, dtype=float)
+        if truth.shape != self.grid.shape:
+            raise ValueError(f"truth must have shape {self.grid.shape}, got {truth.shape}")
+        ok = self.grid.land & self.swath_mask(day, window_days) & np.isfinite(truth)
+        if unobservable is not None:
+            ok &= ~np.asarray(unobservable, dtype=bool)
+        y = np.maximum(truth + self.error(int(day) if index is None else index), 0.0)
+        return np.where(ok, y, np.nan)
+
+
+class Stations:
+    """Verification stations at grid cells with point-scale noise.
+
+    Parameters
+    ----------
+    grid : Grid
+    cfg : ObsConfig
+    seed : int
+
+    Attributes
+    ----------
+    columns : ndarray of int (nstation,)
+        Column index of each station (sorted).
+    bias : ndarray (nstation,)
+        Each station's constant point-scale bias, m3/m3.
+    """
+
+    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int) -> None:
+        self.grid = grid
+        self.cfg = cfg
+        self.seed = int(seed)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_STATIONS]))
+        n = min(cfg.stations, grid.ncol)
+        self.columns = np.sort(rng.choice(grid.ncol, size=n, replace=False))
+        self.bias = cfg.station_bias_std * rng.standard_normal(n)
+
+    @property
+    def n(self) -> int:
+        """Number of stations."""
+        return int(self.columns.size)
+
+    def latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """Station latitudes and longitudes, degrees, (nstation,) each."""
+        lat, lon = self.grid.column_latlon()
+        return lat[self.columns], lon[self.columns]
+
+    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
+        """Station readings (nstation,) of the truth's 0-10 cm soil moisture given per column (ncol,)."""
+        truth_columns = np.asarray(truth_columns, dtype=float)
+        if truth_columns.shape != (self.grid.ncol,):
+            raise ValueError(f"truth_columns must have shape ({self.grid.ncol},), got {truth_columns.shape}")
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_STATIONS, day + 1_000_000]))
+        noise = self.cfg.station_error_std * rng.standard_normal(self.n)
+        return np.maximum(truth_columns[self.columns] + self.bias + noise, 0.0)
+
+
+def _nearest(grid: Grid, flat: np.ndarray, flon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    iy = np.abs(flat[None, :] - grid.lat[:, None]).argmin(axis=1)
+    ix = np.abs((flon[None, :] - grid.lon[:, None] + 180.0) % 360.0 - 180.0).argmin(axis=1)
+    return iy, ix
+
+
+class FileObservations:
+    """Gridded soil-moisture retrievals from a CF-netCDF file, one image per day.
+
+    The file has coordinate variables ``time`` (CF units, e.g. ``days since 2021-05-01``), ``lat``,
+    ``lon`` and a variable ``sm`` (time, lat, lon) in m3/m3 (missing: NaN or ``_FillValue``);
+    optionally ``sm_error`` (same shape or scalar) in m3/m3. Values are sampled at the grid's cell centres
+    (nearest neighbour); the record of a day is the one whose time falls in that day.
+    """
+
+    def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
+        import netCDF4
+
+        self.path, self.grid = path, grid
+        start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
+        self._ds = netCDF4.Dataset(path)
+        for name in ("time", "lat", "lon", "sm"):
+            if name not in self._ds.variables:
+                raise ValueError(f"{path}: needs a variable {name!r}")
+        tvar = self._ds["time"]
+        times = netCDF4.num2date(
+            tvar[:],
+            tvar.units,
+            getattr(tvar, "calendar", "standard"),
+            only_use_cftime_datetimes=False,
+            only_use_python_datetimes=True,
+        )
+        t0 = _dt.datetime.combine(start, _dt.time())
+        self.days = np.array([int(np.floor((t - t0).total_seconds() / 86400.0)) for t in times])
+        self._iy, self._ix = _nearest(
+            grid, np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float)
+        )
+
+    def _sample(self, name: str, rec: int) -> np.ndarray:
+        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
+        out = data[np.ix_(self._iy, self._ix)]
+        return np.where(self.grid.land, out, np.nan)
+
+    def observe(self, day: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sm image (ny, nx) with NaN for missing, error-std image or None) of ``day``; all NaN if no record."""
+        hit = np.flatnonzero(self.days == day)
+        if hit.size == 0:
+            return np.full(self.grid.shape, np.nan), None
+        rec = int(hit[0])
+        err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
+        return self._sample("sm", rec), err
+
+    def close(self) -> None:
+        """Close the file."""
+        self._ds.close()
+
+
+def read_stations_file(
+    path: str, grid: Grid, start: _dt.date | str, ndays: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read station soil moisture from a netCDF file.
+
+    The file has dimensions (time, station), coordinate variables ``time`` (CF units), ``lat(station)``,
+    ``lon(station)`` (degrees) and ``sm(time, station)`` (m3/m3, 0-10 cm, NaN/_FillValue missing).
+    Daily means are formed for the experiment's ``ndays`` days.
+
+    Returns
+    -------
+    columns : ndarray of int (nstation,)
+        Column index of the land cell holding each station (stations off land are dropped).
+    sm : ndarray (ndays, nstation)
+        Daily mean readings, NaN where none.
+    """
+    import netCDF4
+
+    start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
+    with netCDF4.Dataset(path) as ds:
+        for name in ("time", "lat", "lon", "sm"):
+            if name not in ds.variables:
+                raise ValueError(f"{path}: needs a variable {name!r}")
+        tvar = ds["time"]
+        times = netCDF4.num2date(
+            tvar[:],
+            tvar.units,
+            getattr(tvar, "calendar", "standard"),
+            only_use_cftime_datetimes=False,
+            only_use_python_datetimes=True,
+        )
+        t0 = _dt.datetime.combine(start, _dt.time())
+        day = np.array([int(np.floor((t - t0).total_seconds() / 86400.0)) for t in times])
+        slat, slon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
+        sm = np.ma.filled(np.ma.asarray(ds["sm"][:], dtype=float), np.nan)
+    iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
+    ix = np.floor(((slon - (grid.lon[0] - grid.res / 2)) % 360.0) / grid.res).astype(int)
+    inside = (iy >= 0) & (iy < grid.shape[0]) & (ix >= 0) & (ix < grid.shape[1])
+    flat = np.where(inside, iy * grid.shape[1] + ix, -1)
+    col = np.searchsorted(grid.column_index, flat)
+    col = np.minimum(col, grid.ncol - 1)
+    on_land = inside & (grid.column_index[col] == flat)
+    out = np.full((ndays, int(on_land.sum())), np.nan)
+    for d in range(ndays):  # days, not columns
+        rows = day == d
+        if rows.any():
+            with np.errstate(invalid="ignore"):
+                vals = sm[rows][:, on_land]
+                cnt = np.isfinite(vals).sum(0)
+                out[d] = np.where(cnt > 0, np.nansum(vals, 0) / np.maximum(cnt, 1), np.nan)
+    return col[on_land], out
+
+
+class FileStations:
+    """Stations read from a file (:func:`read_stations_file`), with the interface of :class:`Stations`."""
+
+    def __init__(self, path: str, grid: Grid, start: _dt.date | str, ndays: int) -> None:
+        self.grid = grid
+        self.columns, self.readings = read_stations_file(path, grid, start, ndays)
+
+    @property
+    def n(self) -> int:
+        """Number of stations on land cells."""
+        return int(self.columns.size)
+
+    def latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latitudes and longitudes of the cells holding the stations, degrees."""
+        lat, lon = self.grid.column_latlon()
+        return lat[self.columns], lon[self.columns]
+
+    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
+        """The file's daily mean readings of ``day`` (nstation,), NaN where none; ``truth_columns`` is unused."""
+        return self.readings[day].copy()

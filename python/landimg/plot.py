@@ -1,0 +1,148 @@
+"""Figures of an experiment (matplotlib, optional): maps, metric time series, increments by curvelet scale.
+
+All functions write PNG files atomically and return the paths written; :func:`available` tells whether
+matplotlib can be imported (the cycle skips plots otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+
+__all__ = ["available", "increment_by_scale", "plot_increment_scales", "plot_maps", "plot_metric_series"]
+
+
+def available() -> bool:
+    """True when matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_maps(
+    path: str | Path,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    title: str,
+    cmap: str = "YlGnBu",
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Path:
+    """A row of maps (one per entry of ``fields``, images (ny, nx), NaN blank) sharing one colour scale."""
+    plt = _pyplot()
+    n = len(fields)
+    ncols = min(n, 3)
+    nrows = int(np.ceil(n / ncols))
+    aspect = (lon[-1] - lon[0]) / max(lat[-1] - lat[0], 1e-6)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.6), squeeze=False
+    )
+    vals = np.concatenate([np.asarray(f, float)[np.isfinite(f)] for f in fields.values()] or [np.zeros(1)])
+    lo = np.percentile(vals, 2) if vmin is None and vals.size else vmin
+    hi = np.percentile(vals, 98) if vmax is None and vals.size else vmax
+    extent = (lon[0], lon[-1], lat[0], lat[-1])
+    im = None
+    for ax, (name, f) in zip(axes.ravel(), fields.items(), strict=False):
+        im = ax.imshow(
+            np.ma.masked_invalid(f),
+            origin="lower",
+            extent=extent,
+            cmap=cmap,
+            vmin=lo,
+            vmax=hi,
+            interpolation="nearest",
+        )
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    return _save(fig, Path(path))
+
+
+def plot_metric_series(
+    path: str | Path,
+    days: np.ndarray,
+    series: Mapping[str, Mapping[str, np.ndarray]],
+    layers: Sequence[str],
+    metrics: Sequence[str] = ("spatial_corr", "ubrmse", "bias"),
+) -> Path:
+    """Metric time series: one panel per (metric, layer); ``series[method][f"{metric}/{layer}"]`` (ndays,)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(metrics), len(layers), figsize=(4.0 * len(layers), 2.6 * len(metrics)), squeeze=False
+    )
+    for i, metric in enumerate(metrics):
+        for j, layer in enumerate(layers):
+            ax = axes[i, j]
+            for method, s in series.items():
+                ax.plot(days, s[f"{metric}/{layer}"], label=method, lw=1.4)
+            ax.set_title(f"{metric} {layer}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("day", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def increment_by_scale(increment: np.ndarray, curvelet) -> np.ndarray:
+    """Split an image into its curvelet scale components (they sum back to the image).
+
+    Parameters
+    ----------
+    increment : ndarray (ny, nx)
+        NaN is treated as 0.
+    curvelet : Curvelet
+        A transform of the image's shape (``scale_of_coef()``, ``forward``, ``inverse``).
+
+    Returns
+    -------
+    ndarray (nscales, ny, nx)
+    """
+    x = np.nan_to_num(np.asarray(increment, dtype=float))
+    c = curvelet.forward(x)
+    scale = curvelet.scale_of_coef()
+    parts = np.stack([np.where(scale == s, c, 0.0) for s in range(curvelet.nscales)])
+    return curvelet.inverse(parts)
+
+
+def plot_increment_scales(
+    path: str | Path, lat: np.ndarray, lon: np.ndarray, parts: np.ndarray, land: np.ndarray, title: str
+) -> Path:
+    """Maps of an increment split by curvelet scale (``parts`` (nscales, ny, nx) from :func:`increment_by_scale`)."""
+    fields = {"total": np.where(land, parts.sum(0), np.nan)}
+    fields.update(
+        {
+            f"scale {s}" + (" (coarsest)" if s == 0 else ""): np.where(land, p, np.nan)
+            for s, p in enumerate(parts)
+        }
+    )
+    lim = float(np.nanmax(np.abs(fields["total"]))) if np.isfinite(fields["total"]).any() else 1.0
+    return plot_maps(path, lat, lon, fields, title, cmap="RdBu", vmin=-lim, vmax=lim)

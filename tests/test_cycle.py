@@ -1,0 +1,178 @@
+"""End to end: the experiment program (short runs on the CONUS grid), CLI errors, resume and MPI bitwise checks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landimg.cycle import RESTART_NAME, main
+from landimg.io import load_restart
+
+ROOT = Path(__file__).resolve().parents[1]
+SHORT = [
+    "experiment.days=5",
+    "experiment.spinup_days=40",
+    "ensemble.members=8",
+    "output.plots=false",
+]
+METHODS = ("openloop", "point_enkf", "curvelet_enkf")
+LAYERS = ("0-10cm", "10-40cm", "40-100cm")
+
+
+def _args(out, extra=()):
+    args = ["--out", str(out), "--quiet"]
+    for s in (*SHORT, *extra):
+        args += ["--set", s]
+    return args
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _assert_same_state(a: Path, b: Path):
+    ra, rb = _flat(load_restart(a / RESTART_NAME)), _flat(load_restart(b / RESTART_NAME))
+    assert set(ra) == set(rb)
+    for k in ra:
+        if k == "wall_seconds":
+            continue
+        va, vb = ra[k], rb[k]
+        if isinstance(va, np.ndarray):
+            assert va.dtype == vb.dtype and np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), k
+        else:
+            assert va == vb, k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(_args(out)) == 0
+    return out
+
+
+def test_summary_shape_and_curvelet_improves(reference, capsys):
+    s = json.loads((reference / "summary.json").read_text())
+    assert set(s["methods"]) == set(METHODS)
+    for m in METHODS:
+        for layer in LAYERS:
+            assert {"spatial_corr", "ubrmse", "bias"} <= set(s["methods"][m][layer])
+            assert all(np.isfinite(s["methods"][m][layer][k]) for k in ("spatial_corr", "ubrmse", "bias"))
+        assert "time_corr" in s["methods"][m]["stations"]
+    assert s["ranks"] == 1 and s["wall_seconds"] > 0 and s["config"]["experiment"]["days"] == 5
+    ol, cv = s["methods"]["openloop"]["0-10cm"], s["methods"]["curvelet_enkf"]["0-10cm"]
+    assert cv["spatial_corr"] > ol["spatial_corr"] + 0.01
+    assert cv["ubrmse"] < ol["ubrmse"]
+
+
+def test_netcdf_opens_in_xarray(reference):
+    xr = pytest.importorskip("xarray")
+    with xr.open_dataset(reference / "analysis.nc") as ds:
+        assert ds["sm_mean_curvelet_enkf"].dims == ("time", "depth", "lat", "lon")
+        assert ds.sizes["time"] == 5 and ds.sizes["depth"] == 3
+        assert ds["sm_truth"].attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+        land = ds["land"].values.astype(bool)
+        assert np.all(np.isfinite(ds["sm_truth"].values[:, :, land]))
+        assert np.all(np.isnan(ds["sm_truth"].values[:, :, ~land]))
+    with xr.open_dataset(reference / "metrics.nc") as ds:
+        assert ds["spatial_corr_openloop"].shape == (5, 3)
+    leftovers = [p for p in reference.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+
+
+def test_cli_errors_leave_nothing(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["--out", str(out), "--set", "ensemble.members=-3"]) == 2
+    assert "ensemble.members" in capsys.readouterr().err and not out.exists()
+    assert main(["--out", str(out), "--set", "experiment.dayz=3"]) == 2
+    assert "did you mean 'days'" in capsys.readouterr().err and not out.exists()
+    assert main(["--out", str(out), "--set", "experiment.days=0"]) == 2 and not out.exists()
+    out.mkdir()
+    assert main(["--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and list(out.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["--out", str(blocker / "sub")]) == 2
+    assert main(["--out", str(tmp_path / "y"), "--resume"]) == 2
+    assert main(["--print-config", "--set", "experiment.days=7"]) == 0
+    assert "days = 7" in capsys.readouterr().out
+
+
+def test_resume_after_kill_is_bitwise(reference, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "landimg.cycle", *_args(out)]
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    killed_at = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            r = out / RESTART_NAME
+            if r.exists():
+                day = int(load_restart(r)["day"])
+                if 1 <= day < 5:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed_at = day
+                    break
+            time.sleep(0.2)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed_at is not None, "the run finished before it could be interrupted"
+    assert not (out / "summary.json").exists()
+    assert main(["--out", str(out), "--resume", "--quiet"]) == 0
+    _assert_same_state(reference, out)
+    a = json.loads((reference / "summary.json").read_text())["methods"]
+    b = json.loads((out / "summary.json").read_text())["methods"]
+    assert a == b
+
+
+def test_two_ranks_match_one_rank_bitwise(reference, tmp_path):
+    mpirun = Path(sys.executable).parent / "mpirun"
+    if not mpirun.exists():
+        pytest.skip("no mpirun next to the Python interpreter")
+    out = tmp_path / "run2"
+    cmd = [str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "landimg.cycle", *_args(out)]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _assert_same_state(reference, out)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["ranks"] == 2
+    assert s["methods"] == json.loads((reference / "summary.json").read_text())["methods"]
+
+
+def test_china_preset_other_seed_curvelet_improves(tmp_path):
+    out = tmp_path / "china"
+    extra = [
+        "domain.preset=china",
+        "domain.res=1.0",
+        "experiment.seed=7",
+        "experiment.days=4",
+        "experiment.spinup_days=30",
+        'analysis.methods=["openloop", "curvelet_enkf"]',
+        "output.netcdf=false",
+    ]
+    assert main(_args(out, extra)) == 0
+    s = json.loads((out / "summary.json").read_text())["methods"]
+    assert set(s) == {"openloop", "curvelet_enkf"}
+    ol, cv = s["openloop"]["0-10cm"], s["curvelet_enkf"]["0-10cm"]
+    assert cv["spatial_corr"] > ol["spatial_corr"] and cv["ubrmse"] < ol["ubrmse"]
