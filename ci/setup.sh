@@ -34,8 +34,9 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
   log "creating virtual environment $venv"
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q --upgrade pip 2>&1 | { grep -v "is neither a file nor a directory" || true; }
 fi
 log "installing landimg[$extras] into $venv (builds the Fortran extension)"
-"$venv/bin/python" -m pip install -q "$repo[$extras]"
+# (pip's notes about unreachable local find-links folders on some images are dropped; errors still show)
+"$venv/bin/python" -m pip install -q "$repo[$extras]" 2>&1 | { grep -v "is neither a file nor a directory" || true; }
 "$venv/bin/python" -c 'import landimg; print("[landimg setup] landimg", landimg.__version__, "ready")'
