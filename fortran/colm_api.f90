@@ -3,7 +3,7 @@
 module colm_api
   use, intrinsic :: iso_c_binding, only: c_double, c_int
   use colm_kinds, only: dp
-  use colm_const, only: nforc, npar, nflux, err_ok, err_args
+  use colm_const, only: nforc, npar, nflux, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps
   use colm_soil, only: layer_geometry
   use colm_column, only: column_step
   implicit none
@@ -38,6 +38,13 @@ contains
   !> (nlev, ncol, nmem), zwt, wa, wcanopy, wsnow, wpond, tskin (ncol, nmem); fluxes(nx, ncol, nmem)
   !> accumulated. colerr(ncol, nmem) receives a per-column error code (0 = ok); ierr is the number of
   !> failed columns, or -1 when the sizes or dt are inconsistent (nothing is touched then).
+  !> Adaptive sub-stepping: a step of one column and member that fails its sanity checks (non-finite
+  !> state, singular solve, temperature out of range) or changes a soil temperature by more than
+  !> dtemp_substep is redone from a copy of that column's state and flux accumulators taken at the
+  !> start of the step, as n steps of dt/n (n = 2, 4, ..., max_substeps) with the same forcing; the
+  !> first n whose sub-steps all pass is kept, at the finest n a sane result is kept anyway, and only
+  !> a failure there is reported. Deterministic and local to the column and member. (The logic is
+  !> here, not in a helper, to keep the un-split path free of an extra call layer.)
   subroutine colm_step(nlev, ncol, nmem, nf, np, nx, nsteps, dt, forcing, params, rootfr, &
                        wliq, wice, tsoil, zwt, wa, wcanopy, wsnow, wpond, tskin, fluxes, colerr, ierr)
     integer(c_int), intent(in) :: nlev, ncol, nmem, nf, np, nx, nsteps
@@ -51,7 +58,9 @@ contains
     integer(c_int), intent(inout) :: colerr(ncol, nmem)
     integer(c_int), intent(out) :: ierr
     real(dp) :: z(nlev), dz(nlev), zi(nlev)
-    integer :: c, m, k, e
+    real(dp) :: wliq0(nlev), wice0(nlev), tsoil0(nlev), tprev(nlev), flx0(nx), sc0(6), dtsub
+    integer :: c, m, k, e, nsub, i
+    logical :: smooth
 
     ierr = 0
     if (nf /= nforc .or. np /= npar .or. nx /= nflux .or. nlev < 4 .or. nsteps < 0 .or. &
@@ -64,9 +73,42 @@ contains
       do c = 1, ncol
         e = err_ok
         do k = 1, nsteps
-          call column_step(dt, forcing(:, c, m), params(:, c), rootfr(:, c), z, dz, zi, &
-                           wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
-                           wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
+          ! start-of-step copy of this column's state and accumulators
+          wliq0 = wliq(:, c, m)
+          wice0 = wice(:, c, m)
+          tsoil0 = tsoil(:, c, m)
+          sc0 = [zwt(c, m), wa(c, m), wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m)]
+          flx0 = fluxes(:, c, m)
+          nsub = 1
+          do
+            dtsub = dt / real(nsub, dp)
+            smooth = .true.
+            do i = 1, nsub
+              tprev = tsoil(:, c, m)
+              call column_step(dtsub, forcing(:, c, m), params(:, c), rootfr(:, c), z, dz, zi, &
+                               wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
+                               wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
+              if (e /= err_ok) exit
+              if (any(abs(tsoil(:, c, m) - tprev) > dtemp_substep)) then
+                smooth = .false.
+                if (nsub < max_substeps) exit
+              end if
+            end do
+            if (e == err_hydmodel) exit                            ! sub-stepping cannot help
+            if (e == err_ok .and. (smooth .or. nsub >= max_substeps)) exit
+            if (nsub >= max_substeps) exit                         ! finest sub-steps failed: report
+            wliq(:, c, m) = wliq0
+            wice(:, c, m) = wice0
+            tsoil(:, c, m) = tsoil0
+            zwt(c, m) = sc0(1)
+            wa(c, m) = sc0(2)
+            wcanopy(c, m) = sc0(3)
+            wsnow(c, m) = sc0(4)
+            wpond(c, m) = sc0(5)
+            tskin(c, m) = sc0(6)
+            fluxes(:, c, m) = flx0
+            nsub = 2 * nsub
+          end do
           if (e /= err_ok) exit
         end do
         colerr(c, m) = int(e, c_int)

@@ -1,6 +1,7 @@
 !> One time step of one soil column: precipitation phase and interception, surface energy balance and
 !> soil temperature, snow melt and freeze/thaw, infiltration/runoff, Richards solve with root uptake,
 !> redistribution and the aquifer. Every kg of water moved is booked in the flux accumulators.
+!> (Adaptive sub-stepping of a failed step: colm_api::colm_step.)
 module colm_column
   use colm_kinds, only: dp
   use colm_const, only: tfrz, hvap, hsub, err_ok, err_hydmodel, err_nonfinite, err_solver, err_temperature, &
@@ -17,6 +18,10 @@ module colm_column
   implicit none
   private
   public :: column_step
+
+  real(dp), parameter :: tsane_min = 150.0_dp    !< lowest sane soil temperature (K)
+  real(dp), parameter :: tsane_max = 400.0_dp    !< highest sane soil temperature (K)
+  real(dp), parameter :: newton_reach = 40.0_dp  !< largest move of the re-linearisation point (K)
 
 contains
 
@@ -36,7 +41,7 @@ contains
     real(dp) :: ta, qa, ps, prc, wind, sw, lw, lai, sai
     real(dp) :: fliq, rain_dt, snow_dt, throughfall, btran, tg0, dtg, hs, dhs, gsoil
     real(dp) :: esoil_dt, esnow_dt, etr_dt, ecan_dt, sens, melt, gwat, rsur, qinfl, recharge
-    real(dp) :: xs_top, rsub, imped, tstab, lat_cut
+    real(dp) :: xs_top, rsub, imped, tstab, lat_cut, tlin, rnet0, drnet0, turb, dturb, draw
     integer :: info, n, pass
 
     err = err_ok
@@ -70,38 +75,51 @@ contains
     ! 2. root-zone water stress
     call root_stress(h, wliq, wice, dz, tsoil, tfrz, rootfr, btran, rootw)
 
-    ! 3. linearised surface energy balance + Crank-Nicolson soil temperature, in two passes: the
-    !    first gives an end-of-step surface temperature for the stability of the aerodynamic
-    !    resistance (stands in for CoLM's Monin-Obukhov iteration), the second is kept
+    ! 3. linearised surface energy balance + Crank-Nicolson soil temperature, in two passes. The
+    !    first is linearised at the start-of-step surface temperature tg0 and predicts the end-of-step
+    !    temperature tg1; the second (kept) pass re-linearises the turbulent fluxes at tg1 (one Newton
+    !    step; tg1 clipped to tg0 +- newton_reach and to the sanity range) with the stability of the
+    !    aerodynamic resistance at (tg0 + tg1)/2 (stands in for CoLM's Monin-Obukhov iteration). Net
+    !    radiation stays linearised at tg0 in both passes (it is nearly linear over a step), so the
+    !    booked fluxes close net radiation = sensible + latent + ground heat exactly.
     tg0 = tsoil(1)
     call thermal_conductivity(par(ip_theta_s), par(ip_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, tk)
     call heat_capacity(par(ip_theta_s), par(ip_csol), dz, wliq, wice, wsnow, cv)
-    ! In the second pass a vapour flux whose first-pass value would exceed the water available
-    ! (canopy store, snow, 90 % of layer-1 liquid) is fixed at that amount, so the soil is not
-    ! cooled by evaporating water that is not there.
     tstab = tg0
-    dtg = 0.0_dp
+    tlin = tg0
     do pass = 1, 2
-      call surface_terms(h, tg0, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_albedo), &
+      call surface_terms(h, tlin, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_albedo), &
                          par(ip_emis), par(ip_gsmax), btran, wliq(1), wice(1), dz(1), wcan, wsnow, st)
-      if (pass == 2) then
-        call limit_vapour_flux(st%ecan, st%decan, dtg, max(wcan, 0.0_dp), dt)
-        call limit_vapour_flux(st%esnow, st%desnow, dtg, max(wsnow, 0.0_dp), dt)
-        call limit_vapour_flux(st%esoil, st%desoil, dtg, 0.9_dp * max(wliq(1), 0.0_dp), dt)
+      if (pass == 1) then
+        rnet0 = st%rnet
+        drnet0 = st%drnet
+      else
+        ! a vapour flux whose value at tg1 would remove more water than available (canopy store,
+        ! snow, 90 % of layer-1 liquid) is fixed at that amount, so the soil is not cooled by
+        ! evaporating water that is not there
+        call limit_vapour_flux(st%ecan, st%decan, max(wcan, 0.0_dp), dt)
+        call limit_vapour_flux(st%esnow, st%desnow, max(wsnow, 0.0_dp), dt)
+        call limit_vapour_flux(st%esoil, st%desoil, 0.9_dp * max(wliq(1), 0.0_dp), dt)
       end if
-      hs = st%rnet - st%sh - hvap * (st%esoil + st%etr + st%ecan) - hsub * st%esnow
-      dhs = st%drnet - st%dsh - hvap * (st%desoil + st%detr + st%decan) - hsub * st%desnow
+      ! turbulent fluxes linearised at tlin, referred to tg0 (the old temperature of the solve)
+      turb = st%sh + hvap * (st%esoil + st%etr + st%ecan) + hsub * st%esnow
+      dturb = st%dsh + hvap * (st%desoil + st%detr + st%decan) + hsub * st%desnow
+      hs = rnet0 - (turb + dturb * (tg0 - tlin))
+      dhs = drnet0 - dturb
       tnew = tsoil
       call soil_temperature(dt, z, zi, tk, cv, hs, dhs, tnew, gsoil, info)
       if (info /= 0) then
         err = err_solver
         return
       end if
-      tstab = 0.5_dp * (tg0 + tnew(1))
-      dtg = tnew(1) - tg0
+      if (pass == 1) then
+        tlin = min(tg0 + newton_reach, max(tg0 - newton_reach, tnew(1)))
+        tlin = min(tsane_max, max(tsane_min, tlin))
+        tstab = 0.5_dp * (tg0 + tlin)
+      end if
     end do
     tsoil = tnew
-    dtg = tsoil(1) - tg0
+    dtg = tsoil(1) - tlin
 
     ! fluxes at the new surface temperature (kg/m2 over the step), limited by the water available;
     ! the latent heat of any amount cut here goes to the sensible heat flux (as in CLM), so that
@@ -135,9 +153,9 @@ contains
       err = err_solver
       return
     end if
-    call fix_water(h, dz, wliq, wice, wa, wpond, xs_top)
+    call fix_water(h, dz, wliq, wice, wpond, draw, xs_top)
     imped = ice_impedance(wliq(n), wice(n))
-    call aquifer(h, dt, recharge, imped, wa, zwt, rsub)
+    call aquifer(h, dt, recharge - draw, imped, wa, zwt, rsub)
     tskin = tsoil(1)
 
     ! 6. book the fluxes
@@ -156,18 +174,18 @@ contains
     if (.not. (all(abs(wliq) <= huge(1.0_dp)) .and. all(abs(tsoil) <= huge(1.0_dp)) .and. &
                abs(wa) <= huge(1.0_dp) .and. abs(zwt) <= huge(1.0_dp))) then
       err = err_nonfinite
-    else if (any(tsoil < 150.0_dp) .or. any(tsoil > 400.0_dp)) then
+    else if (any(tsoil < tsane_min) .or. any(tsoil > tsane_max)) then
       err = err_temperature
     end if
   end subroutine column_step
 
   !> Fix a vapour flux e (kg/m2/s, derivative de per K) at avail/dt with zero derivative when its
-  !> linearised value at the surface-temperature change dtg (K) would remove more than avail (kg/m2)
-  !> over the step dt (s). Dew (e < 0) is never limited.
-  pure subroutine limit_vapour_flux(e, de, dtg, avail, dt)
+  !> value (at the first-pass surface temperature) would remove more than avail (kg/m2) over the
+  !> step dt (s). Dew (e < 0) is never limited.
+  pure subroutine limit_vapour_flux(e, de, avail, dt)
     real(dp), intent(inout) :: e, de
-    real(dp), intent(in) :: dtg, avail, dt
-    if ((e + de * dtg) * dt > avail) then
+    real(dp), intent(in) :: avail, dt
+    if (e * dt > avail) then
       e = avail / dt
       de = 0.0_dp
     end if

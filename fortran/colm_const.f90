@@ -28,6 +28,10 @@ module colm_const
   real(dp), parameter, public :: zwt_max = 80.0_dp      !< deepest water table (m)
   real(dp), parameter, public :: zref = 10.0_dp         !< forcing reference height above displacement (m)
 
+  ! --- adaptive sub-stepping (colm_api::colm_step) ---
+  real(dp), parameter, public :: dtemp_substep = 25.0_dp !< largest soil-temperature change of a step (K)
+  integer, parameter, public :: max_substeps = 32       !< finest sub-division of a step (power of 2)
+
   ! --- forcing array layout: forcing(nforc, ncol, nmem) ---
   integer, parameter, public :: if_tair = 1     !< air temperature (K)
   integer, parameter, public :: if_qair = 2     !< specific humidity (kg/kg)

@@ -169,14 +169,15 @@ contains
   end subroutine richards
 
   !> Keep every layer within 0 <= wliq and wliq/(1000 dz) + wice/(917 dz) <= theta_s.
-  !> Negative liquid water is refilled from the layer below (the bottom layer from the aquifer wa);
-  !> water above the pore space left by ice is pushed upward; excess at the top fills the pond up
-  !> to pond_max and the rest becomes surface runoff xs_top (kg/m2). Conserves water exactly.
-  pure subroutine fix_water(h, dz, wliq, wice, wa, wpond, xs_top)
+  !> Negative liquid water is refilled from the layer below (the bottom layer from the aquifer: the
+  !> amount is returned in draw, kg/m2, for the caller to take out of the aquifer's budget); water
+  !> above the pore space left by ice is pushed upward; excess at the top fills the pond up to
+  !> pond_max and the rest becomes surface runoff xs_top (kg/m2). Conserves water exactly.
+  pure subroutine fix_water(h, dz, wliq, wice, wpond, draw, xs_top)
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: dz(:), wice(:)
-    real(dp), intent(inout) :: wliq(:), wa, wpond
-    real(dp), intent(out) :: xs_top
+    real(dp), intent(inout) :: wliq(:), wpond
+    real(dp), intent(out) :: draw, xs_top
     real(dp) :: wmax, xs, room
     integer :: j, n
     n = size(wliq)
@@ -186,8 +187,9 @@ contains
         wliq(j) = 0.0_dp
       end if
     end do
+    draw = 0.0_dp
     if (wliq(n) < 0.0_dp) then
-      wa = wa + wliq(n)
+      draw = -wliq(n)
       wliq(n) = 0.0_dp
     end if
     do j = n, 2, -1
@@ -213,10 +215,11 @@ contains
     end if
   end subroutine fix_water
 
-  !> Unconfined aquifer below the soil column: receives recharge (kg/m2), loses baseflow
-  !> 5.5e-3 exp(-2.5 zwt) mm/s times the ice impedance of the bottom layer; storage wa capped at
-  !> wa_max (overflow joins the subsurface runoff rsub, kg/m2); the water table zwt (m) moves by the net
-  !> gain over the specific yield and stays in [0, zwt_max].
+  !> Unconfined aquifer below the soil column: receives recharge (kg/m2, net of any water drawn to
+  !> refill the soil), loses baseflow 5.5e-3 exp(-2.5 zwt) mm/s times the ice impedance of the bottom
+  !> layer; storage wa capped at wa_max (overflow joins the subsurface runoff rsub, kg/m2); the water
+  !> table zwt (m) moves by the change actually stored in wa (so not while the aquifer is full and
+  !> overflowing) over the specific yield, and stays in [0, zwt_max].
   pure subroutine aquifer(h, dt, recharge, imped, wa, zwt, rsub)
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: dt, recharge, imped
@@ -231,8 +234,8 @@ contains
     ! subsurface runoff = what did not stay in the aquifer (baseflow + overflow), booked from the
     ! stored change so that a small constant baseflow cannot drift through the rounding of wa
     rsub = recharge - (wa_new - wa)
+    zwt = zwt - (wa_new - wa) / (1000.0_dp * sy)
     wa = wa_new
-    zwt = zwt - net / (1000.0_dp * sy)
     zwt = min(zwt_max, max(0.0_dp, zwt))
   end subroutine aquifer
 end module colm_hydrology

@@ -260,24 +260,38 @@ def test_hourly_step_agrees_with_ten_minute_steps():
     np.testing.assert_allclose(out[3600.0][2]["wliq"], out[600.0][2]["wliq"], rtol=0.05, atol=0.2)
 
 
-def test_surface_energy_balance_closes_each_step_even_when_evaporation_is_water_limited():
-    """One step, snow-free and ice-free warm columns: the linearised net radiation at the new surface
-    temperature equals sensible + latent + ground heat to round-off, also where canopy evaporation is
-    limited by a nearly dry canopy store and soil evaporation by a dry top layer (the latent heat of
-    water that is not there must stay in the soil, not cool it)."""
+def _hot_dry_start(dt, tsoil=283.0):
+    """8 sandy-loam columns x 2 members at tsoil (K) under hot, dry, sunny air: member 0 has a nearly
+    dry canopy store (potential evaporation exceeds it), member 1 a wet canopy and a very dry top
+    layer."""
     ncol = 8
-    m = landimg.ColumnModel(ncol, 2, soil=soil.from_class("sandy loam", ncol), dt=3600.0,
+    m = landimg.ColumnModel(ncol, 2, soil=soil.from_class("sandy loam", ncol), dt=dt,
                             igbp=np.array([1, 2, 4, 5, 8, 10, 12, 16]))  # fmt: skip
-    m.state["wcanopy"][:, 0] = 1.0e-3  # nearly dry canopy: potential evaporation exceeds the store
+    m.state["wcanopy"][:, 0] = 1.0e-3
     m.state["wcanopy"][:, 1] = 0.3
-    m.state["wliq"][0, :, 1] = 0.02 * 1000.0 * m.dz[0]  # very dry top layer for member 1
+    m.state["wliq"][0, :, 1] = 0.02 * 1000.0 * m.dz[0]
+    m.state["tsoil"][...] = tsoil
+    m.state["tskin"][...] = tsoil
     t = np.full(ncol, 303.0)
     p = np.full(ncol, 1.0e5)
     f = dict(tair=t, qair=0.2 * qsat(t, p), psurf=p, precip=np.zeros(ncol), wind=np.full(ncol, 3.0),
              swdown=np.full(ncol, 900.0), lwdown=np.full(ncol, 420.0))  # fmt: skip
+    return m, f
+
+
+def test_surface_energy_balance_closes_each_step_even_when_evaporation_is_water_limited():
+    """One step, snow-free and ice-free warm columns: the net radiation linearised at the start-of-step
+    surface temperature equals sensible + latent + ground heat to round-off (also with the turbulent
+    fluxes re-linearised at the first-pass temperature), also where canopy evaporation is limited by
+    a nearly dry canopy store and soil evaporation by a dry top layer (the latent heat of water that
+    is not there must stay in the soil, not cool it). The soil starts at 298 K, so every temperature
+    change stays below the 25 K sub-stepping threshold: one un-split step (sub-steps: next test)."""
+    m, f = _hot_dry_start(3600.0, tsoil=298.0)
     t0 = m.state["tsoil"][0].copy()
+    tall0 = m.state["tsoil"].copy()
     m.step(f)
     t1 = m.state["tskin"]
+    assert np.abs(m.state["tsoil"] - tall0).max() < 25.0
     assert np.all(m.state["wsnow"] == 0.0) and np.all(m.state["wice"] == 0.0)
     eps = m.veg.emissivity[:, None]
     rnet = ((1.0 - m.veg.albedo[:, None]) * f["swdown"][:, None] + eps * f["lwdown"][:, None]
@@ -287,3 +301,94 @@ def test_surface_energy_balance_closes_each_step_even_when_evaporation_is_water_
     assert np.abs(resid).max() < 1e-6 * np.abs(rnet).max(), np.abs(resid).max()
     # the limits really were hit: the canopy store emptied in member 0
     assert np.all(m.state["wcanopy"][m.veg.lai + m.veg.sai > 0, 0] == 0.0)
+
+
+def test_substepped_columns_equal_explicit_half_steps_bitwise():
+    """Adaptive sub-stepping is per column and deterministic: in the hot, dry start an hourly step
+    warms some dry columns by more than 25 K; those are redone as 2 x 1800 s and are then
+    bitwise equal (state and every flux) to a model stepped twice with dt = 1800 s, while the other
+    columns keep their single hourly step (changes <= 25 K). Same for 4 x 900 s."""
+    hourly, f = _hot_dry_start(3600.0)
+    t0 = hourly.state["tsoil"].copy()
+    hourly.step(f)
+    change = np.abs(hourly.state["tsoil"] - t0).max(axis=0)
+    matched = np.zeros(change.shape, int)  # number of sub-steps a column matches (0: none)
+    for nsub in (2, 4, 8):
+        ref, _ = _hot_dry_start(3600.0 / nsub)
+        ref.step(f, nsteps=nsub)
+        same = np.ones(change.shape, bool)
+        for key, v in hourly.state.items():
+            same &= np.all(v == ref.state[key], axis=0) if v.ndim == 3 else v == ref.state[key]
+        for key, v in hourly.fluxes.items():
+            same &= v == ref.fluxes[key]
+        assert not np.any(same & (matched > 0))
+        matched[same] = nsub
+    assert np.all(change[matched == 0] <= 25.0)
+    # the split columns are (some of) the dry-topped member 1, both 2 and 4 sub-steps occur
+    assert not matched[:, 0].any()
+    assert set(matched[:, 1]) >= {0, 2, 4}, matched
+
+
+def _frozen_snowy_forest(dt, names):
+    m = landimg.ColumnModel(len(names), 1, soil=soil.from_class(names), dt=dt, igbp=2)
+    m.state["wice"][...] = 0.9 * 0.917 * m.state["wliq"]
+    m.state["wliq"][...] *= 0.1
+    m.state["tsoil"][...] = 240.0
+    m.state["tskin"][...] = 240.0
+    m.state["wsnow"][...] = 100.0
+    return m
+
+
+def test_extreme_forcing_over_frozen_surface_steps_closes_and_matches_ten_minute_steps():
+    """Hot (333 K), very humid (0.1 kg/kg), stormy (40 m/s) air over a snow-covered, frozen forest at
+    240 K, hourly steps. A single linearisation at 240 K used to overshoot past 400 K (RuntimeError);
+    the Newton pass + adaptive sub-stepping now step it, the water balance closes, temperatures stay
+    in bounds, and after 3 h the state is close to 10-minute steps."""
+    names = soil.class_names()
+    ncol = len(names)
+    f = dict(tair=np.full(ncol, 333.0), qair=np.full(ncol, 0.1), psurf=np.full(ncol, 1.0e5),
+             precip=np.full(ncol, 1.0e-4), wind=np.full(ncol, 40.0), swdown=np.full(ncol, 800.0),
+             lwdown=np.full(ncol, 450.0))  # fmt: skip
+    out = {}
+    for dt in (3600.0, 600.0):
+        m = _frozen_snowy_forest(dt, names)
+        s0 = m.water_storage()
+        for _ in range(3):
+            m.step(f, nsteps=int(3600.0 / dt))
+            assert 150.0 < m.state["tsoil"].min() and m.state["tsoil"].max() < 400.0
+            assert m.state["wliq"].min() >= 0.0 and m.state["wice"].min() >= 0.0
+        assert np.abs(residual(m, s0)).max() < 1e-8
+        assert (m.theta() - m.theta_sat[:, :, None]).max() <= 1e-12
+        tmean = (m.state["tsoil"] * m.dz[:, None, None]).sum(axis=0) / m.dz.sum()
+        out[dt] = (m, tmean)
+    (a, ta), (b, tb) = out[3600.0], out[600.0]
+    assert np.all(a.state["wsnow"] == 0.0) and np.all(b.state["wsnow"] == 0.0)
+    np.testing.assert_allclose(a.fluxes["snowmelt"], b.fluxes["snowmelt"], rtol=0.05)
+    np.testing.assert_allclose(a.state["tskin"], b.state["tskin"], atol=1.0)
+    np.testing.assert_allclose(ta, tb, atol=0.5)
+    np.testing.assert_allclose(a.water_storage(), b.water_storage(), atol=0.5)
+
+
+def test_water_table_moves_with_the_water_stored_in_the_aquifer():
+    """zwt moves by the change of aquifer storage over the specific yield; while the aquifer is full
+    (5000 mm) and overflows, the water table stays where it is and the excess runs off."""
+    sl = soil.from_class(["loam", "sand"])
+    m = landimg.ColumnModel(2, 2, soil=sl, dt=3600.0, igbp=16)
+    m.state["wa"][:, 0] = 3000.0  # member 0: room in the aquifer
+    m.state["wa"][:, 1] = 5000.0  # member 1: full
+    f = still_forcing(2, precip=5.0e-4)
+    zwt0, wa0 = m.state["zwt"].copy(), m.state["wa"].copy()
+    m.step(f)
+    sy = np.maximum(0.02, sl.theta_s[:, None] * (1 - (1 + 1000 * zwt0 / np.abs(sl.psi_s[:, None]))
+                                                     ** (-1 / sl.b[:, None])))  # fmt: skip
+    dwa = m.state["wa"] - wa0
+    assert np.all(dwa[:, 0] > 0.0)
+    np.testing.assert_allclose(-(m.state["zwt"] - zwt0) * 1000.0 * sy, dwa, rtol=1e-9, atol=1e-12)
+    # full aquifer: drainage exceeds baseflow, the surplus overflows, zwt is unchanged for days
+    s0 = m.water_storage()
+    m.reset_fluxes()
+    m.step(f, nsteps=24 * 5)
+    assert np.all(m.state["wa"][:, 1] == 5000.0)
+    assert np.all(m.state["zwt"][:, 1] == zwt0[:, 1])
+    assert np.all(m.fluxes["runoff_subsurface"][:, 1] > 0.0)
+    assert np.abs(residual(m, s0)).max() < 1e-8
