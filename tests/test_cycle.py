@@ -14,7 +14,8 @@ import pytest
 from landimg.cycle import RESTART_NAME, main
 from landimg.io import load_restart
 
-ROOT = Path(__file__).resolve().parents[1]
+from _support import subprocess_env
+
 SHORT = [
     "experiment.days=5",
     "experiment.spinup_days=40",
@@ -33,9 +34,7 @@ def _args(out, extra=()):
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return subprocess_env()
 
 
 def _flat(tree, prefix=""):

@@ -1,25 +1,21 @@
 """Runs under mpirun (subprocesses with timeouts): bitwise reproducibility over 1, 2, 3 ranks; abort."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import subprocess_env
 
 MPIRUN = Path(sys.executable).parent / "mpirun"
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
-PYPATH = str(Path(__file__).resolve().parents[1] / "python")
 
 pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = PYPATH + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+    return subprocess_env()
 
 
 def _run(n, args, timeout=120, mpi4py=True):

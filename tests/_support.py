@@ -1,0 +1,25 @@
+"""Shared helpers for tests that start subprocesses (mpirun, the cycle program)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import landimg
+
+MPIRUN = Path(sys.executable).parent / "mpirun"
+"""The mpirun of the same environment as mpi4py (PyPI mpich puts it next to the interpreter)."""
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for a child Python that imports the *same* landimg as this test process.
+
+    The directory holding the imported package goes first on PYTHONPATH: the installed package when the
+    suite runs against an install (CI), the source tree when a developer runs it with PYTHONPATH=python.
+    """
+    env = dict(os.environ)
+    package_parent = str(Path(landimg.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
