@@ -46,6 +46,13 @@ def test_limits_with_real_curvelet(C):
         np.testing.assert_array_equal(curvelet_enkf(xb, truth, np.inf, C, pooling=pooling), xb)
         xa = curvelet_enkf(xb, truth, 0.0, C, pooling=pooling, seed=1)
         np.testing.assert_allclose(xa, np.broadcast_to(truth, xa.shape), atol=1e-12)
+    # obs_std -> 0 with a gap: the observation on observed pixels, each member's own values in the gap
+    mask = np.ones(SHAPE, bool)
+    mask[5:15, 10:22] = False
+    for pooling in ("wedge", "scale"):
+        xa = curvelet_enkf(xb, truth, 0.0, C, pooling=pooling, obs_mask=mask, seed=1)
+        np.testing.assert_allclose(xa[:, mask], np.broadcast_to(truth[mask], xa[:, mask].shape), atol=1e-12)
+        np.testing.assert_allclose(xa[:, ~mask], xb[:, ~mask], atol=1e-12)
     y = truth + 0.02 * rng.standard_normal(SHAPE)
     xa, diag = curvelet_analysis(xb, y, 0.03, C, pooling="global", perturb_obs=False)
     k = diag["stats"].gain[0]
@@ -284,3 +291,77 @@ def test_obs_error_variance_white_uniform_is_analytic(C):
     gid = coefficient_groups(C, "wedge")
     pooled = np.bincount(gid, 0.03**2 * C.row_norms_sq()) / np.bincount(gid)
     np.testing.assert_allclose(diag["stats"].s_o, pooled[gid], rtol=1e-14)
+
+
+# ------------------------------------------------------------------------------ review fixes
+def test_obs_error_variance_sigma_map_on_padded_domain_is_not_diluted():
+    """On a padded (regional) transform, a sigma map or a correlated error must give the same pooled s_o
+    level as the analytic uniform-white path (the Monte-Carlo error images used to be zero in the padding,
+    which lowered the pooled s_o by the image fraction, ~0.6: an over-confident gain)."""
+    shape = (24, 40)
+    pad = EdgePadding(shape)
+    C = landimg.Curvelet(pad.padded_shape, nscales=3, nangles_coarse=8)
+    rng = np.random.default_rng(13)
+    xb = 0.3 + _field(rng, 6, shape)
+    y = np.full(shape, 0.3)
+    y[:, :6] = np.nan  # a gap: its pixels take the rms sigma
+    for pooling in ("wedge", "scale"):
+        _, d_uni = curvelet_analysis(xb, y, 0.03, C, pooling=pooling, pad_offset=pad.offset)
+        sig = np.full(shape, 0.03)
+        sig[0, 10] = 0.0300003  # (nearly) the same error, given as a map
+        _, d_map = curvelet_analysis(xb, y, sig, C, pooling=pooling, pad_offset=pad.offset)
+        np.testing.assert_allclose(d_map["stats"].s_o, d_uni["stats"].s_o, rtol=1e-5)
+        # a sigma map: pooled s_o = mean over the observations of sigma^2 times the pooled row norms (exact)
+        sig = np.where(np.arange(shape[1])[None, :] < 20, 0.01, 0.05) * np.ones(shape)
+        _, d_two = curvelet_analysis(xb, y, sig, C, pooling=pooling, pad_offset=pad.offset)
+        ratio = np.mean(sig[:, 6:] ** 2) / 0.03**2
+        np.testing.assert_allclose(d_two["stats"].s_o, ratio * d_uni["stats"].s_o, rtol=1e-12)
+    # correlated error with a length far below a cell is white: its Monte-Carlo s_o matches the analytic one
+    _, d_cor = curvelet_analysis(
+        xb, y, 0.03, C, pooling="wedge", pad_offset=pad.offset, obs_corr_km=1e-3, obs_var_samples=48
+    )
+    _, d_uni = curvelet_analysis(xb, y, 0.03, C, pooling="wedge", pad_offset=pad.offset)
+    np.testing.assert_allclose(d_cor["stats"].s_o, d_uni["stats"].s_o, rtol=0.04)
+
+
+def test_point_enkf_inflation_innovation_uses_inflated_members():
+    """With inflation rho the analysis is the EnKF update of the *inflated* members:
+    x_i^a = x_i^rho + K (y - H x_i^rho), K from the inflated covariance (own cell, deterministic)."""
+    rng = np.random.default_rng(14)
+    nlev, ncol, n, rho = 2, 15, 9, 1.4
+    state = 0.3 + 0.04 * rng.standard_normal((nlev, ncol, n))
+    h = np.array([0.6, 0.4])
+    y = 0.3 + 0.04 * rng.standard_normal(ncol)
+    r = 0.02**2
+    dx, _ = point_enkf_increments(state, h, y, 0.02, inflation=rho, perturb_obs=False)
+    for c in range(ncol):
+        mu = state[:, c].mean(1, keepdims=True)
+        xr = mu + rho * (state[:, c] - mu)  # inflated members
+        A = xr - xr.mean(1, keepdims=True)
+        P = A @ A.T / (n - 1)
+        K = P @ h / (h @ P @ h + r)
+        ref = xr + np.outer(K, y[c] - h @ xr)
+        np.testing.assert_allclose(state[:, c] + dx[:, c], ref, atol=1e-13)
+
+
+def test_inflation_applies_also_without_usable_observations(C):
+    """An analysis with no usable observation still inflates (it used to return the background as is, so
+    inflation silently depended on whether any observation happened to be valid)."""
+    from landimg.analysis import point_letkf_increments
+
+    rng = np.random.default_rng(15)
+    truth, xb = _setup(rng, n=6)
+    y = np.full(SHAPE, np.nan)
+    mean = xb.mean(0)
+    xa = curvelet_enkf(xb, y, 0.03, C, pooling="wedge", inflation=1.2)
+    np.testing.assert_allclose(xa, mean + 1.2 * (xb - mean), atol=1e-14)
+    state = 0.3 + 0.04 * rng.standard_normal((3, 10, 6))
+    mu = state.mean(2, keepdims=True)
+    h = np.array([0.5, 0.5, 0.0])
+    frozen = np.zeros((10, 6), bool)
+    frozen[2] = True
+    for fn in (point_enkf_increments, point_letkf_increments):
+        dx, diag = fn(state, h, np.full(10, np.nan), 0.02, inflation=1.3, update_mask=~frozen)
+        assert diag["n_obs"] == 0
+        np.testing.assert_array_equal(dx[:, 2], 0.0)
+        np.testing.assert_allclose((state + dx)[:, 3:], (mu + 1.3 * (state - mu))[:, 3:], atol=1e-14)

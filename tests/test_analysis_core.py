@@ -88,6 +88,10 @@ def test_zero_obs_error_returns_observation(T):
     for perturb in (True, False):
         xa = curvelet_enkf(xb, truth, 0.0, T, pooling="wedge", perturb_obs=perturb)
         np.testing.assert_allclose(xa, np.broadcast_to(truth, xa.shape), atol=1e-12)
+        # with a gap: the observation on observed pixels, each member's own value in the gap
+        xa = curvelet_enkf(xb, truth, 0.0, T, pooling="wedge", perturb_obs=perturb, obs_mask=mask)
+        np.testing.assert_allclose(xa[:, mask], np.broadcast_to(truth[mask], xa[:, mask].shape), atol=1e-12)
+        np.testing.assert_allclose(xa[:, ~mask], xb[:, ~mask], atol=1e-12)
 
 
 def test_constant_gain_is_convex_blend(T):

@@ -10,8 +10,10 @@ transformed forward and the *increments* inverse:
 
 which is exactly ``c_i^a = c_i + k (c_o + C eps_i - c_i)`` with each member's gaps filled by its own values.
 ``s_b`` comes from the transformed ensemble anomalies (zero off land, pooled sums normalised by the land
-fraction), ``s_o`` from the observation-error model (analytic ``sigma^2 |row_j|^2`` for uniform white error,
-otherwise a fixed-seed Monte-Carlo estimate with the same error model as the perturbations).
+fraction), ``s_o`` from the observation-error model at full coverage (error field on the whole transform
+domain, unobserved pixels and padding at the rms sigma): exact ``sigma^2 |row_j|^2`` for uniform white error
+and ``mean(sigma^2) |row_j|^2`` for a white sigma map with pooling, otherwise a fixed-seed Monte-Carlo
+estimate with the same error model as the perturbations.
 """
 
 from __future__ import annotations
@@ -179,18 +181,42 @@ class _ObsErrorModel:
             z = np.stack([r.standard_normal(self.sigma.shape) for r in rngs])
         return self.sigma * z
 
-    def coefficient_variance(self, transform: Any, nsamples: int, seed: int) -> np.ndarray:
-        """s_o per coefficient (ncoef,): analytic for uniform white error, else Monte Carlo."""
+    def coefficient_variance(
+        self,
+        transform: Any,
+        nsamples: int,
+        seed: int,
+        *,
+        pooled: bool = False,
+        offset: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """s_o per coefficient (ncoef,) at *full coverage*: the error field on the whole transform domain.
+
+        ``sigma`` must already hold the fill value (rms of the usable sigmas) off the observations; the
+        padding of a larger transform domain takes the same fill, so that ``s_o`` is on the same footing
+        as the land-fraction normalised pooled ``s_b`` (and as the analytic white path).
+
+        * uniform white error: ``sigma^2 |row_j|^2`` (exact);
+        * white error with a sigma map, pooled (wedge/scale/global): ``mean(sigma^2) |row_j|^2`` (exact
+          after pooling: a wedge's frame elements are translates on a grid that covers the domain
+          uniformly, so ``sum_{j in wedge} C_jp^2`` does not depend on the pixel ``p``);
+        * otherwise (correlated error, or a sigma map without pooling): Monte Carlo over ``nsamples``
+          fixed-seed error images on the transform domain (identical on every rank).
+        """
         vals = self.sigma[np.isfinite(self.sigma)]
-        if self.corr_km <= 0 and vals.size and np.all(vals == vals[0]):
+        uniform = bool(vals.size) and bool(np.all(vals == vals[0]))
+        if self.corr_km <= 0 and uniform:
             return vals[0] ** 2 * frame_norms2(transform)
+        tshape = _transform_shape(transform)
+        fill = float(np.sqrt(np.mean(vals**2))) if vals.size else 0.0
+        sig = np.full(tshape, fill)
+        oy, ox = _offset(self.sigma.shape, tshape, offset)
+        sig[oy : oy + self.sigma.shape[0], ox : ox + self.sigma.shape[1]] = self.sigma
+        if self.corr_km <= 0 and pooled:
+            return float(np.mean(sig**2)) * frame_norms2(transform)
+        full = _ObsErrorModel(sig, self.corr_km, self.cell_km, self.periodic_x)
         rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
-        eps = self.fields(rngs)
-        if eps.shape[-2:] != _transform_shape(transform):
-            eps = _embed(
-                eps, _transform_shape(transform), _offset(eps.shape[-2:], _transform_shape(transform), None)
-            )
-        return np.mean(transform.forward(eps) ** 2, axis=0)
+        return np.mean(transform.forward(full.fields(rngs)) ** 2, axis=0)
 
 
 class _Clock:
@@ -305,7 +331,8 @@ def curvelet_analysis(
         Stochastic EnKF with perturbed observations (True) or the deterministic update of every member
         with the unperturbed observation (False; exact convex blend for a constant gain, for tests).
     inflation : float
-        Multiplicative inflation of the background anomalies (>= 1 to inflate).
+        Multiplicative inflation of the background anomalies (>= 1 to inflate); applied on every call,
+        also when no observation is usable.
     rtps : float
         Relaxation to prior spread (Whitaker & Hamill 2012), per pixel, 0..1.
     pooling : {"coefficient", "wedge", "scale", "global"}
@@ -316,7 +343,8 @@ def curvelet_analysis(
         Spatially correlated observation error (Gaussian correlation of length ``obs_corr_km`` km on cells
         of ``cell_km`` = (dy, dx) km; periodic in x for global grids).
     obs_var_samples : int
-        Monte-Carlo images for ``s_o`` when the error is not uniform-white.
+        Monte-Carlo images for ``s_o`` when it has no exact formula (correlated error, or an ``obs_std``
+        map with ``pooling="coefficient"``).
     land : ndarray of bool (ny, nx), optional
         Cells that hold model values (default: finite in every local member).
     update_mask : ndarray of bool (ny, nx) or (nloc, ny, nx), optional
@@ -370,8 +398,12 @@ def curvelet_analysis(
         _log.info("curvelet_enkf: %d NaN observations on land masked", n_nan)
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
     analysis = background.copy()
-    if not valid.any():
+    if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
         diag["stats"] = None
+        if inflation != 1.0:
+            upd = land if update_mask is None else land & update_mask
+            mean = layout.mean(np.where(land, background, 0.0))
+            analysis = np.where(upd, mean + inflation * (background - mean), background)
         return analysis, diag
 
     xb = np.where(land, background, 0.0)
@@ -403,9 +435,13 @@ def curvelet_analysis(
 
     # ---- observation error variance per coefficient
     vals = std[valid]
-    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.mean(vals))  # exact if uniform
+    # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
+    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
     err = _ObsErrorModel(np.where(valid, std, fill_sigma), obs_corr_km, cell_km, periodic_x)
-    s_o = _pool(err.coefficient_variance(transform, obs_var_samples, seed), gid)
+    s_o = err.coefficient_variance(
+        transform, obs_var_samples, seed, pooled=pooling != "coefficient", offset=off
+    )
+    s_o = _pool(s_o, gid)
 
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = np.where(s_b + s_o > 0, s_b / (s_b + s_o), 0.0)

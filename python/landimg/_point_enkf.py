@@ -107,6 +107,23 @@ def apply_bounded(
     return applied, dtheta - applied
 
 
+def _apply_update_mask(dstate: np.ndarray, update_mask: np.ndarray | None) -> np.ndarray:
+    """Zero the increments (nlev, ncol, nloc) where ``update_mask`` is False.
+
+    ``update_mask``: bool (ncol, nloc) or (nlev, ncol, nloc), or None (no masking).
+    """
+    if update_mask is None:
+        return dstate
+    nlev, ncol, nloc = dstate.shape
+    um = np.asarray(update_mask, dtype=bool)
+    if um.shape == (ncol, nloc):
+        um = um[None]
+    if um.shape not in ((1, ncol, nloc), (nlev, ncol, nloc)):
+        raise ValueError(f"update_mask must be (ncol, nloc) or (nlev, ncol, nloc), got {um.shape}")
+    dstate *= um
+    return dstate
+
+
 def point_enkf_increments(
     state: np.ndarray,
     h: np.ndarray,
@@ -203,8 +220,10 @@ def point_enkf_increments(
         _log.info("point_enkf: %d NaN observations masked", n_nan)
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
     dstate = np.zeros_like(state)
-    if not valid.any():
-        return dstate, diag
+    if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
+        if inflation != 1.0:
+            dstate = (inflation - 1.0) * (state - layout.mean(state, axis=2)[:, :, None])
+        return _apply_update_mask(dstate, update_mask), diag
 
     hx = np.einsum("l,lcm->mc", h, state)  # (nloc, ncol) predicted observations
     hx_all = layout.allgather_members(hx)  # (N, ncol), identical on all ranks
@@ -240,7 +259,10 @@ def point_enkf_increments(
         eps = np.stack([g.standard_normal(ncol) for g in rngs], axis=1) * np.where(valid, std, 0.0)[:, None]
     else:
         eps = np.zeros((ncol, nloc))
-    innov = np.where(valid[:, None], obs[:, None] + eps - hx.T, 0.0)  # (ncol, nloc) innovations
+    hx_loc = hx.T  # (ncol, nloc); with inflation: H x_i of the inflated members (they are the background)
+    if inflation != 1.0:
+        hx_loc = hx_all.mean(axis=0)[:, None] + ha[layout.start : layout.stop].T
+    innov = np.where(valid[:, None], obs[:, None] + eps - hx_loc, 0.0)  # (ncol, nloc) innovations
 
     xyz = (
         None if radius_km <= 0 else _xyz(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
@@ -267,14 +289,7 @@ def point_enkf_increments(
 
     if inflation != 1.0:
         dstate += xa - (state - mean_x[:, :, None])  # the inflated anomalies become the background
-    if update_mask is not None:
-        um = np.asarray(update_mask, dtype=bool)
-        if um.shape == (ncol, nloc):
-            um = um[None]
-        if um.shape not in ((1, ncol, nloc), (nlev, ncol, nloc)):
-            raise ValueError(f"update_mask must be (ncol, nloc) or (nlev, ncol, nloc), got {um.shape}")
-        dstate *= um
-    return dstate, diag
+    return _apply_update_mask(dstate, update_mask), diag
 
 
 def point_letkf_increments(
@@ -350,8 +365,11 @@ def point_letkf_increments(
     if n_nan:
         _log.info("point_letkf: %d NaN observations masked", n_nan)
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
-    if not valid.any():
-        return np.zeros_like(state), diag
+    if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
+        dstate = np.zeros_like(state)
+        if inflation != 1.0:
+            dstate = (inflation - 1.0) * (state - layout.mean(state, axis=2)[:, :, None])
+        return _apply_update_mask(dstate, update_mask), diag
 
     full = np.moveaxis(layout.allgather_members(np.moveaxis(state, 2, 0)), 0, 2)  # (nlev, ncol, N)
     mean_x = full.mean(axis=2)
@@ -390,11 +408,4 @@ def point_letkf_increments(
     if inflation == 1.0:
         dstate[:, ~use.any(axis=1)] = 0.0  # no local observation: exactly unchanged (not x_mean + X e_i)
 
-    if update_mask is not None:
-        um = np.asarray(update_mask, dtype=bool)
-        if um.shape == (ncol, nloc):
-            um = um[None]
-        if um.shape not in ((1, ncol, nloc), (nlev, ncol, nloc)):
-            raise ValueError(f"update_mask must be (ncol, nloc) or (nlev, ncol, nloc), got {um.shape}")
-        dstate *= um
-    return dstate, diag
+    return _apply_update_mask(dstate, update_mask), diag

@@ -163,7 +163,8 @@ class CurveletEnKF:
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
-        Monte-Carlo images for the observation-error variance when it is not uniform white.
+        Monte-Carlo images for the observation-error variance per coefficient when it has no exact
+        formula (correlated error, or an ``obs_std`` map with ``pooling="coefficient"``).
     """
 
     pooling: str = "wedge"

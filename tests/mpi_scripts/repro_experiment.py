@@ -34,8 +34,16 @@ obs[:, :6] = np.nan  # a gap
 diag1 = ens.assimilate(
     obs, 0.02, CurveletEnKF(pooling="wedge", nscales=3, nangles_coarse=8, deep_regression=True)
 )
+ens.advance(forcing, nsteps=1)
+# correlated obs error (Monte-Carlo s_o, correlated perturbations), a sigma map, inflation and RTPS
+sigma = np.where(np.arange(grid.shape[1])[None, :] < 20, 0.02, 0.03) * np.ones(grid.shape)
+curv2 = CurveletEnKF(
+    pooling="scale", nscales=3, nangles_coarse=8, obs_corr_km=100.0, inflation=1.05, rtps=0.5,
+    obs_var_samples=8,
+)  # fmt: skip
+diag1b = ens.assimilate(obs, sigma, curv2)
 ens.advance(forcing, nsteps=2)
-diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0))
+diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0, inflation=1.1))
 ens.advance(forcing, nsteps=1)
 diag3 = ens.assimilate(obs, 0.02, PointLETKF(radius_km=120.0))
 images = ens.images((0.0, 0.05))
@@ -50,6 +58,12 @@ if ens.layout.rank == 0:
     arrays["mean"] = mean
     assert np.array_equal(restored, images, equal_nan=True), "scatter_state did not restore the state"
     arrays["diag"] = np.array(
-        [diag1["increment_rms"], diag1["clipped_water_kg_m2"], diag2["increment_rms"], diag3["increment_rms"]]
+        [
+            diag1["increment_rms"],
+            diag1["clipped_water_kg_m2"],
+            diag1b["increment_rms"],
+            diag2["increment_rms"],
+            diag3["increment_rms"],
+        ]
     )
     np.savez(out, **arrays)
