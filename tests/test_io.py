@@ -102,3 +102,30 @@ def test_prepare_out_dir_rules(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputDirError, match="cannot create"):
         prepare_out_dir(blocker / "sub", resume=False)
+
+
+def test_open_input_netcdf_names_missing_corrupt_and_incomplete_files(tmp_path):
+    from landimg.io import open_input_netcdf, write_netcdf
+
+    with pytest.raises(FileNotFoundError, match="obs.file .*no such file"):
+        open_input_netcdf(tmp_path / "absent.nc", what="obs.file")
+    corrupt = tmp_path / "corrupt.nc"
+    corrupt.write_bytes(b"CDF\x01 this is not really netCDF")
+    with pytest.raises(ValueError, match="not a readable netCDF file"):
+        open_input_netcdf(corrupt)
+    ok = tmp_path / "ok.nc"
+    write_netcdf(ok, {"x": 3}, {"a": (("x",), np.arange(3.0), {"units": "1"})})
+    with pytest.raises(ValueError, match=r"needs the variable\(s\) \['sm'\]"):
+        open_input_netcdf(ok, ("a", "sm"))
+    with open_input_netcdf(ok, ("a",)) as ds:
+        np.testing.assert_array_equal(ds["a"][:], np.arange(3.0))
+
+
+def test_seconds_since_reads_cf_time_units(tmp_path):
+    from landimg.io import open_input_netcdf, seconds_since, write_netcdf
+
+    path = tmp_path / "t.nc"
+    write_netcdf(path, {"time": 3}, {"time": (("time",), np.array([0.0, 6.0, 30.0]),
+                                               {"units": "hours since 2021-05-02 00:00:00"})})
+    with open_input_netcdf(path, ("time",)) as ds:
+        np.testing.assert_allclose(seconds_since(ds["time"], "2021-05-01"), [86400.0, 108000.0, 194400.0])

@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from .config import Config
 from .grid import Grid
+from .io import open_input_netcdf
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "gaussian_random_field", "read_field_file"]
 
@@ -170,12 +171,7 @@ def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, 
     ValueError
         Missing variable, missing coordinates, or missing values at land cells.
     """
-    import netCDF4
-
-    with netCDF4.Dataset(path) as ds:
-        for coord in ("lat", "lon"):
-            if coord not in ds.variables:
-                raise ValueError(f"{path}: needs a 1-D coordinate variable {coord!r}")
+    with open_input_netcdf(path, ("lat", "lon"), what="field file") as ds:
         flat = np.asarray(ds["lat"][:], dtype=float)
         flon = np.asarray(ds["lon"][:], dtype=float)
         clat, clon = grid.column_latlon()

@@ -41,6 +41,7 @@ import numpy as np
 from .config import ForcingConfig
 from .domain import gaussian_random_field
 from .grid import Grid
+from .io import open_input_netcdf, seconds_since
 
 __all__ = [
     "FORCING_KEYS",
@@ -373,31 +374,17 @@ class FileForcing:
     """
 
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
-        import netCDF4
-
         self.path = path
         self.grid = grid
-        start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
-        self._ds = netCDF4.Dataset(path)
+        self._ds = open_input_netcdf(path, ("time", "lat", "lon"), what="forcing file")
         ds = self._ds
-        for name in ("time", "lat", "lon"):
-            if name not in ds.variables:
-                raise ValueError(f"{path}: needs a coordinate variable {name!r}")
         missing = [v for v in ("Tair", "Qair", "PSurf", "Rainf", "SWdown", "LWdown") if v not in ds.variables]
         if "Wind" not in ds.variables and not {"Wind_E", "Wind_N"} <= set(ds.variables):
             missing.append("Wind")
         if missing:
+            ds.close()
             raise ValueError(f"{path}: missing forcing variables {missing}")
-        tvar = ds["time"]
-        times = netCDF4.num2date(
-            tvar[:],
-            tvar.units,
-            getattr(tvar, "calendar", "standard"),
-            only_use_cftime_datetimes=False,
-            only_use_python_datetimes=True,
-        )
-        t0 = _dt.datetime.combine(start, _dt.time())
-        self.times = np.array([(t - t0).total_seconds() for t in times])
+        self.times = seconds_since(ds["time"], start)
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{path}: time must be non-empty and strictly increasing")
         flat, flon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)

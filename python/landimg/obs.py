@@ -25,6 +25,7 @@ import numpy as np
 from .config import ObsConfig
 from .domain import gaussian_random_field
 from .grid import Grid
+from .io import open_input_netcdf, seconds_since
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
 
@@ -168,24 +169,9 @@ class FileObservations:
     """
 
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
-        import netCDF4
-
         self.path, self.grid = path, grid
-        start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
-        self._ds = netCDF4.Dataset(path)
-        for name in ("time", "lat", "lon", "sm"):
-            if name not in self._ds.variables:
-                raise ValueError(f"{path}: needs a variable {name!r}")
-        tvar = self._ds["time"]
-        times = netCDF4.num2date(
-            tvar[:],
-            tvar.units,
-            getattr(tvar, "calendar", "standard"),
-            only_use_cftime_datetimes=False,
-            only_use_python_datetimes=True,
-        )
-        t0 = _dt.datetime.combine(start, _dt.time())
-        self.days = np.array([int(np.floor((t - t0).total_seconds() / 86400.0)) for t in times])
+        self._ds = open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="observation file")
+        self.days = np.floor(seconds_since(self._ds["time"], start) / 86400.0).astype(int)
         self._iy, self._ix = _nearest(
             grid, np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float)
         )
@@ -225,23 +211,8 @@ def read_stations_file(
     sm : ndarray (ndays, nstation)
         Daily mean readings, NaN where none.
     """
-    import netCDF4
-
-    start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
-    with netCDF4.Dataset(path) as ds:
-        for name in ("time", "lat", "lon", "sm"):
-            if name not in ds.variables:
-                raise ValueError(f"{path}: needs a variable {name!r}")
-        tvar = ds["time"]
-        times = netCDF4.num2date(
-            tvar[:],
-            tvar.units,
-            getattr(tvar, "calendar", "standard"),
-            only_use_cftime_datetimes=False,
-            only_use_python_datetimes=True,
-        )
-        t0 = _dt.datetime.combine(start, _dt.time())
-        day = np.array([int(np.floor((t - t0).total_seconds() / 86400.0)) for t in times])
+    with open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="station file") as ds:
+        day = np.floor(seconds_since(ds["time"], start) / 86400.0).astype(int)
         slat, slon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
         sm = np.ma.filled(np.ma.asarray(ds["sm"][:], dtype=float), np.nan)
     iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
