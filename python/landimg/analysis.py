@@ -142,6 +142,10 @@ class CurveletEnKF:
     ----------
     pooling : {"wedge", "scale", "coefficient", "global"}
         Where background and observation error variances are averaged (wedge: best in the toy study).
+    variance_support : {"land_fraction", "interior"}
+        How pooled background variances are brought to their land value: divided by the land fraction
+        (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
+        land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
     inflation : float
         Multiplicative anomaly inflation (1 = none).
     rtps : float
@@ -168,6 +172,7 @@ class CurveletEnKF:
     """
 
     pooling: str = "wedge"
+    variance_support: str = "land_fraction"
     inflation: float = 1.0
     rtps: float = 0.0
     perturb_obs: bool = True
@@ -185,6 +190,10 @@ class CurveletEnKF:
     def __post_init__(self) -> None:
         if self.pooling not in ("coefficient", "wedge", "scale", "global"):
             raise ValueError(f"pooling must be coefficient|wedge|scale|global, got {self.pooling!r}")
+        if self.variance_support not in ("land_fraction", "interior"):
+            raise ValueError(
+                f"variance_support must be land_fraction|interior, got {self.variance_support!r}"
+            )
         if not self.inflation > 0:
             raise ValueError(f"inflation must be > 0, got {self.inflation}")
         if not 0 <= self.rtps <= 1:
@@ -230,6 +239,7 @@ class CurveletEnKF:
             background, obs, obs_std, transform,
             obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs,
             inflation=self.inflation, rtps=self.rtps, pooling=self.pooling,
+            variance_support=self.variance_support,
             scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km, cell_km=cell_km,
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset,
