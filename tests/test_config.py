@@ -70,3 +70,14 @@ def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="section.key"):
         parse_override("days=3")
     assert isinstance(load_config(), Config)
+
+
+def test_curvelet_variance_support_key_reaches_the_filter():
+    from landimg.config import ConfigError, load_config
+    from landimg.cycle import build_methods
+
+    cfg = load_config(overrides=["analysis.curvelet_variance_support=interior"])
+    assert build_methods(cfg)["curvelet_enkf"].variance_support == "interior"
+    assert build_methods(load_config())["curvelet_enkf"].variance_support == "land_fraction"
+    with pytest.raises(ConfigError, match="interior"):
+        load_config(overrides=["analysis.curvelet_variance_support=interier"])

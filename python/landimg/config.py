@@ -51,6 +51,7 @@ METHODS: tuple[str, ...] = ("openloop", "point_enkf", "curvelet_enkf")
 
 
 _POOLINGS = ("wedge", "scale", "coefficient", "global")
+_VARIANCE_SUPPORTS = ("land_fraction", "interior")
 
 
 class ConfigError(ValueError):
@@ -129,6 +130,7 @@ class AnalysisConfig:
     curvelet_nangles: int = 16
     curvelet_finest: str = "wavelets"
     curvelet_pooling: str = "wedge"
+    curvelet_variance_support: str = "land_fraction"
     curvelet_obs_corr_km: float = 0.0
     deep_regression: bool = True
     point_max_obs: int = 64
@@ -339,6 +341,11 @@ def _validate(cfg: Config) -> None:
         )
     if a.curvelet_nangles % 4 != 0:
         raise ConfigError(f"analysis.curvelet_nangles must be a multiple of 4, got {a.curvelet_nangles}")
+    if a.curvelet_variance_support not in _VARIANCE_SUPPORTS:
+        raise ConfigError(
+            f"analysis.curvelet_variance_support must be one of {', '.join(_VARIANCE_SUPPORTS)}, "
+            f"got {a.curvelet_variance_support!r}{_suggest(a.curvelet_variance_support, _VARIANCE_SUPPORTS)}"
+        )
     if a.curvelet_finest not in ("wavelets", "curvelets"):
         raise ConfigError(
             f"analysis.curvelet_finest must be 'wavelets' or 'curvelets', got {a.curvelet_finest!r}"

@@ -53,7 +53,8 @@ def build_methods(cfg: Config) -> dict[str, Any]:
             radius_km=a.localization_km, max_obs=a.point_max_obs, inflation=cfg.ensemble.inflation, obs_depth=depth
         ),
         "curvelet_enkf": lambda: analysis.CurveletEnKF(
-            pooling=a.curvelet_pooling, inflation=cfg.ensemble.inflation, obs_corr_km=a.curvelet_obs_corr_km,
+            pooling=a.curvelet_pooling, variance_support=a.curvelet_variance_support,
+            inflation=cfg.ensemble.inflation, obs_corr_km=a.curvelet_obs_corr_km,
             nscales=a.curvelet_nscales or None, nangles_coarse=a.curvelet_nangles, finest=a.curvelet_finest,
             obs_depth=depth, deep_regression=a.deep_regression,
         ),
