@@ -81,3 +81,11 @@ def test_curvelet_variance_support_key_reaches_the_filter():
     assert build_methods(load_config())["curvelet_enkf"].variance_support == "land_fraction"
     with pytest.raises(ConfigError, match="interior"):
         load_config(overrides=["analysis.curvelet_variance_support=interier"])
+
+
+def test_zero_localization_radius_means_own_cell_point_enkf():
+    from landimg.config import load_config
+    from landimg.cycle import build_methods
+
+    cfg = load_config(overrides=["analysis.localization_km=0"])
+    assert build_methods(cfg)["point_enkf"].radius_km == 0.0

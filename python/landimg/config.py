@@ -329,7 +329,7 @@ def _validate(cfg: Config) -> None:
         )
     if not 0.0 < a.obs_depth <= 0.1:
         raise ConfigError(f"analysis.obs_depth must be in (0, 0.1] m, got {a.obs_depth}")
-    _positive("analysis.localization_km", a.localization_km)
+    _positive("analysis.localization_km", a.localization_km, allow_zero=True)
     _positive("analysis.curvelet_nscales", a.curvelet_nscales, allow_zero=True)
     _positive("analysis.curvelet_nangles", a.curvelet_nangles)
     _positive("analysis.curvelet_obs_corr_km", a.curvelet_obs_corr_km, allow_zero=True)

@@ -370,6 +370,8 @@ def run(
         f"{cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
         f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
     )
+    if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
+        prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
     from .column import ColumnModel
 
     nature = ColumnModel(grid.ncol, 1, soil=s.soil_true, dt=e.dt, **model_kwargs)
