@@ -69,3 +69,18 @@ def test_user_soil_file(small, tmp_path):
     assert np.allclose(d.clay_true, 20.0)
     with pytest.raises(ValueError, match="no variable 'silt'"):
         read_field_file(str(path), g, ("silt",))
+
+
+def test_field_file_with_transposed_dimensions_is_refused(small, tmp_path):
+    import netCDF4
+
+    g, _ = small
+    path = tmp_path / "soil_t.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("lat", 40)
+        ds.createDimension("lon", 60)
+        ds.createVariable("lat", "f8", ("lat",))[:] = 29.875 + 0.25 * np.arange(40)
+        ds.createVariable("lon", "f8", ("lon",))[:] = 260.125 + 0.25 * np.arange(60)
+        ds.createVariable("sand", "f8", ("lon", "lat"))[:] = 40.0
+    with pytest.raises(ValueError, match=r"sand must have dimensions \(lat, lon\)"):
+        read_field_file(str(path), g, ("sand",))

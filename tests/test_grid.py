@@ -68,3 +68,17 @@ def test_wrong_shapes_raise():
         g.to_image(np.zeros(5))
     with pytest.raises(ValueError, match="trailing shape"):
         g.to_columns(np.zeros((3, 2)))
+
+
+def test_nearest_file_indices_accepts_finer_and_coarser_files_and_refuses_other_regions():
+    g = Grid.regular(lat=(30.0, 40.0), lon=(-100.0, -90.0), res=1.0, land_mask="all")
+    fine_lat, fine_lon = np.arange(30.05, 40.0, 0.1), np.arange(260.05, 270.0, 0.1)  # 0-360 longitudes
+    iy, ix = g.nearest_file_indices(fine_lat, fine_lon)
+    np.testing.assert_allclose(fine_lat[iy], g.lat, atol=0.051)
+    np.testing.assert_allclose((fine_lon[ix] + 180) % 360 - 180, g.lon, atol=0.051)
+    iy, ix = g.nearest_file_indices(np.arange(29.0, 42.0, 2.0), np.arange(-101.0, -88.0, 2.0))
+    assert iy.shape == (10,) and ix.shape == (10,)
+    with pytest.raises(ValueError, match="does not cover the model grid in latitude"):
+        g.nearest_file_indices(np.arange(45.5, 60.0), np.arange(-99.5, -90.0), source="x.nc")
+    with pytest.raises(ValueError, match="x.nc: does not cover the model grid in longitude"):
+        g.nearest_file_indices(np.arange(30.5, 40.0), np.arange(-99.5, -95.0), source="x.nc")

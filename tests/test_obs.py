@@ -101,3 +101,37 @@ def test_file_readers(grid, tmp_path):
     lat, lon = grid.column_latlon()
     assert abs(lat[cols[0]] - 30.1) <= 0.25 and abs(lon[cols[0]] + 100.1) <= 0.25
     assert np.allclose(sm[:2], [[0.1, 0.1], [0.2, 0.2]]) and np.all(np.isnan(sm[2]))
+
+
+def _write_sm_file(path, lat, lon, data, days):
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as ds:
+        for n, s in (("time", len(days)), ("lat", len(lat)), ("lon", len(lon))):
+            ds.createDimension(n, s)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "days since 2021-05-01 00:00"
+        t[:] = days
+        ds.createVariable("lat", "f8", ("lat",))[:] = lat
+        ds.createVariable("lon", "f8", ("lon",))[:] = lon
+        ds.createVariable("sm", "f8", ("time", "lat", "lon"))[:] = data
+
+
+def test_file_observations_refuse_a_file_on_another_region(grid, tmp_path):
+    p = tmp_path / "europe.nc"
+    lat, lon = np.arange(35.5, 60.0), np.arange(0.5, 30.0)
+    _write_sm_file(p, lat, lon, np.full((1, lat.size, lon.size), 0.2), [0.5])
+    with pytest.raises(ValueError, match="does not cover the model grid"):
+        FileObservations(str(p), grid, "2021-05-01")
+
+
+def test_file_observations_refuse_out_of_range_values_and_count_covered_days(grid, tmp_path):
+    p = tmp_path / "fill.nc"
+    data = np.full((2,) + grid.shape, 0.25)
+    data[0][np.nonzero(grid.land)[0][:3], np.nonzero(grid.land)[1][:3]] = -9999.0  # undeclared fill on land
+    _write_sm_file(p, grid.lat, grid.lon, data, [0.5, 30.5])
+    fo = FileObservations(str(p), grid, "2021-05-01")
+    with pytest.raises(ValueError, match=r"outside \[0, 1\] m3/m3.*fill values"):
+        fo.observe(0)
+    assert fo.days_with_records(10) == 1 and fo.days_with_records(40) == 2
+    fo.close()

@@ -174,17 +174,19 @@ def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, 
     with open_input_netcdf(path, ("lat", "lon"), what="field file") as ds:
         flat = np.asarray(ds["lat"][:], dtype=float)
         flon = np.asarray(ds["lon"][:], dtype=float)
-        clat, clon = grid.column_latlon()
-        iy = np.abs(flat[None, :] - clat[:, None]).argmin(axis=1)
-        dlon = (flon[None, :] - clon[:, None] + 180.0) % 360.0 - 180.0
-        ix = np.abs(dlon).argmin(axis=1)
+        row_index, col_index = grid.nearest_file_indices(flat, flon, source=str(path))
+        rows, cols = np.unravel_index(grid.column_index, grid.shape)
+        iy, ix = row_index[rows], col_index[cols]
         out = {}
         for name in names:
             if name not in ds.variables:
                 raise ValueError(f"{path}: no variable {name!r} (found {', '.join(ds.variables)})")
             var = ds[name]
-            if var.dimensions[-2:] != ("lat", "lon") and var.ndim != 2:
-                raise ValueError(f"{path}: {name} must have dimensions (lat, lon), got {var.dimensions}")
+            if var.ndim != 2 or var.shape != (flat.size, flon.size):
+                raise ValueError(
+                    f"{path}: {name} must have dimensions (lat, lon) = {(flat.size, flon.size)}, "
+                    f"got {var.dimensions} {var.shape}"
+                )
             data = np.ma.filled(np.ma.asarray(var[:], dtype=float), np.nan)
             values = data[iy, ix]
             if not np.all(np.isfinite(values)):

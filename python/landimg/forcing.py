@@ -388,9 +388,9 @@ class FileForcing:
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{path}: time must be non-empty and strictly increasing")
         flat, flon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
-        clat, clon = grid.column_latlon()
-        self._iy = np.abs(flat[None, :] - clat[:, None]).argmin(axis=1)
-        self._ix = np.abs((flon[None, :] - clon[:, None] + 180.0) % 360.0 - 180.0).argmin(axis=1)
+        row_index, col_index = grid.nearest_file_indices(flat, flon, source=str(path))
+        rows, cols = np.unravel_index(grid.column_index, grid.shape)
+        self._iy, self._ix = row_index[rows], col_index[cols]
 
     def _read(self, name: str, rec: int) -> np.ndarray:
         data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)

@@ -170,6 +170,60 @@ class Grid:
         h = np.sin((lat - la0) / 2) ** 2 + np.cos(la0) * np.cos(lat) * np.sin((lon - lo0) / 2) ** 2
         return 2.0 * _EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
+    def nearest_file_indices(
+        self, file_lat: np.ndarray, file_lon: np.ndarray, *, source: str = "file"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest-neighbour indices into a file's lat/lon axes for every grid row and column.
+
+        Parameters
+        ----------
+        file_lat, file_lon : ndarray
+            The file's 1-D latitude and longitude coordinates, degrees (longitudes in any 360-degree range).
+        source : str
+            Named in the error message (e.g. the file's path).
+
+        Returns
+        -------
+        iy : ndarray of int (ny,)
+            Index into ``file_lat`` for each grid row.
+        ix : ndarray of int (nx,)
+            Index into ``file_lon`` for each grid column.
+
+        Raises
+        ------
+        ValueError
+            The file's coordinates are not 1-D and finite, or the file does not cover the grid: a grid
+            cell centre is farther from the nearest file point than half a file spacing plus half a grid
+            spacing (so a file on another region or with shifted coordinates is refused, not sampled).
+        """
+        flat = np.asarray(file_lat, dtype=float)
+        flon = np.asarray(file_lon, dtype=float)
+        if flat.ndim != 1 or flon.ndim != 1 or flat.size == 0 or flon.size == 0:
+            raise ValueError(f"{source}: lat and lon must be non-empty 1-D coordinate variables")
+        if not (np.all(np.isfinite(flat)) and np.all(np.isfinite(flon))):
+            raise ValueError(f"{source}: lat/lon coordinates contain missing or non-finite values")
+        dy = np.abs(flat[None, :] - self.lat[:, None])
+        dx = np.abs((flon[None, :] - self.lon[:, None] + 180.0) % 360.0 - 180.0)
+        iy, ix = dy.argmin(axis=1), dx.argmin(axis=1)
+
+        def _spacing(axis: np.ndarray) -> float:
+            steps = np.abs(np.diff(np.sort(axis)))
+            steps = steps[steps > 0]
+            return float(steps.max()) if steps.size else 0.0
+
+        for name, dist, spacing in (
+            ("latitude", dy[np.arange(self.lat.size), iy], _spacing(flat)),
+            ("longitude", dx[np.arange(self.lon.size), ix], _spacing(flon)),
+        ):
+            limit = 0.5 * spacing + 0.5 * self.res + 1e-6
+            if np.any(dist > limit):
+                worst = float(dist.max())
+                raise ValueError(
+                    f"{source}: does not cover the model grid in {name} (a grid cell is {worst:.3g} degrees from the "
+                    f"nearest file point; at most {limit:.3g} allowed). Check the file's region and lat/lon values."
+                )
+        return iy, ix
+
     def cell_size_km(self) -> tuple[float, float]:
         """Approximate (north-south, east-west at the domain's mid-latitude) cell size in km."""
         dy = np.radians(self.res) * _EARTH_RADIUS_KM

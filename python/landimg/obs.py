@@ -153,12 +153,6 @@ class Stations:
         return np.maximum(truth_columns[self.columns] + self.bias + noise, 0.0)
 
 
-def _nearest(grid: Grid, flat: np.ndarray, flon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    iy = np.abs(flat[None, :] - grid.lat[:, None]).argmin(axis=1)
-    ix = np.abs((flon[None, :] - grid.lon[:, None] + 180.0) % 360.0 - 180.0).argmin(axis=1)
-    return iy, ix
-
-
 class FileObservations:
     """Gridded soil-moisture retrievals from a CF-netCDF file, one image per day.
 
@@ -172,8 +166,8 @@ class FileObservations:
         self.path, self.grid = path, grid
         self._ds = open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="observation file")
         self.days = np.floor(seconds_since(self._ds["time"], start) / 86400.0).astype(int)
-        self._iy, self._ix = _nearest(
-            grid, np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float)
+        self._iy, self._ix = grid.nearest_file_indices(
+            np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float), source=str(path)
         )
 
     def _sample(self, name: str, rec: int) -> np.ndarray:
@@ -187,8 +181,22 @@ class FileObservations:
         if hit.size == 0:
             return np.full(self.grid.shape, np.nan), None
         rec = int(hit[0])
+        sm = self._sample("sm", rec)
+        bad = np.isfinite(sm) & ((sm < 0.0) | (sm > 1.0))
+        if bad.any():
+            raise ValueError(
+                f"{self.path}: sm record {rec} has {int(bad.sum())} land values outside [0, 1] m3/m3 "
+                f"(min {np.nanmin(sm):.4g}, max {np.nanmax(sm):.4g}): volumetric fraction expected; undeclared "
+                "fill values (set _FillValue) or percent units?"
+            )
         err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
-        return self._sample("sm", rec), err
+        if err is not None and np.any(np.isfinite(sm) & ~(err > 0.0)):
+            raise ValueError(f"{self.path}: sm_error record {rec} must be positive and finite where sm is given")
+        return sm, err
+
+    def days_with_records(self, ndays: int) -> int:
+        """How many of the run's days 0 .. ndays-1 have a record in the file."""
+        return int(np.unique(self.days[(self.days >= 0) & (self.days < ndays)]).size)
 
     def close(self) -> None:
         """Close the file."""
