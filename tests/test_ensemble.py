@@ -117,6 +117,11 @@ def test_bad_input(grid, caplog):
         ens.assimilate(obs[:-1], 0.02, CURV)
     with pytest.raises(ValueError, match="obs_std"):
         ens.assimilate(obs, -0.02, PointEnKF())
+    wliq0 = ens.model.state["wliq"].copy()
+    for bad in (-9999.0, 25.0):  # an undeclared fill value; percent instead of m3/m3
+        with pytest.raises(ValueError, match=r"obs_image has 1 values outside \[0, 1\] m3/m3"):
+            ens.assimilate(np.where(np.arange(obs.size).reshape(obs.shape) == 0, bad, obs), 0.02, CURV)
+    np.testing.assert_array_equal(ens.model.state["wliq"], wliq0)
     land_idx = np.argwhere(grid.land)[:5]
     obs[tuple(land_idx.T)] = np.nan
     with caplog.at_level("INFO", logger="landimg.analysis"):

@@ -168,6 +168,12 @@ class Ensemble:
             raise ValueError(
                 f"obs_image has shape {obs_image.shape}, expected the grid shape {self.grid.shape}"
             )
+        out_of_range = np.isfinite(obs_image) & ((obs_image < 0.0) | (obs_image > 1.0))
+        if out_of_range.any():
+            raise ValueError(
+                f"obs_image has {int(out_of_range.sum())} values outside [0, 1] m3/m3 (min {np.nanmin(obs_image):.4g}, "
+                f"max {np.nanmax(obs_image):.4g}): volumetric soil moisture expected; mark missing values with NaN"
+            )
         std = np.asarray(obs_std, dtype=np.float64)
         if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != self.grid.shape):
             raise ValueError(f"obs_std must be a scalar or shape {self.grid.shape}, got {std.shape}")
