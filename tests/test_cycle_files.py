@@ -61,3 +61,44 @@ def test_cycle_with_observation_and_station_files(tmp_path):
         inc = ds["increment_curvelet_enkf"].values
         assert np.nanmax(np.abs(inc)) > 0.0
         assert np.all(np.nan_to_num(ds["increment_openloop"].values) == 0.0)
+
+
+def _sm_file(path, grid, hours, lat_shift=0.0):
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as ds:
+        for n, s in (("time", len(hours)), ("lat", grid.shape[0]), ("lon", grid.shape[1])):
+            ds.createDimension(n, s)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "hours since 2021-05-01 00:00"
+        t[:] = hours
+        ds.createVariable("lat", "f8", ("lat",))[:] = grid.lat + lat_shift
+        ds.createVariable("lon", "f8", ("lon",))[:] = grid.lon
+        ds.createVariable("sm", "f8", ("time", "lat", "lon"))[:] = np.full((len(hours),) + grid.shape, 0.25)
+
+
+def test_unusable_input_files_fail_before_running_with_one_line_and_nothing_left(tmp_path, capsys):
+    grid = build_grid(load_config())
+    cases = {
+        "a year off": (tmp_path / "late.nc", dict(hours=[8766.0, 8790.0])),
+        "other region": (tmp_path / "north.nc", dict(hours=[6.0], lat_shift=30.0)),
+        "corrupt": (tmp_path / "corrupt.nc", None),
+        "absent": (tmp_path / "absent.nc", None),
+    }
+    (tmp_path / "corrupt.nc").write_bytes(b"not a netCDF file")
+    expected = {
+        "a year off": "no record falls in the 2 days",
+        "other region": "does not cover the model grid",
+        "corrupt": "not a readable netCDF file",
+        "absent": "no such file",
+    }
+    for name, (path, spec) in cases.items():
+        if spec is not None:
+            _sm_file(path, grid, **spec)
+        out = tmp_path / f"run-{name.replace(' ', '_')}"
+        args = ["--out", str(out), "--quiet", "--set", "experiment.days=2", "--set", "experiment.spinup_days=1",
+                "--set", f'obs.file="{path}"']  # fmt: skip
+        assert main(args) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("landimg.cycle: error: ") and expected[name] in err and "Traceback" not in err, err
+        assert not out.exists(), name

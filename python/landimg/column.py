@@ -356,9 +356,9 @@ class ColumnModel:
             if not (np.isfinite(amin) and np.isfinite(amax)):
                 raise ValueError(f"forcing {name!r} contains NaN or Inf")
             if amin < lo or amax > hi:
-                what = "negative" if name == "precip" and amin < 0 else "outside"
+                what = "has negative values, outside" if name == "precip" and amin < 0 else "is outside"
                 raise ValueError(
-                    f"forcing {name!r} is {what} the physical range [{lo}, {hi}] {unit} "
+                    f"forcing {name!r} {what} the physical range [{lo}, {hi}] {unit} "
                     f"(min {amin:g}, max {amax:g})"
                 )
             self._forcing[i] = a[:, None] if a.ndim == 1 else a

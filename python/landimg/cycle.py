@@ -32,7 +32,7 @@ from .forcing import FileForcing, WeatherGenerator
 from .io import OutputDirError, load_restart, prepare_out_dir, save_restart, write_json
 from .obs import FileObservations, FileStations, SatelliteObserver, Stations
 
-__all__ = ["RESTART_NAME", "build_methods", "main", "run"]
+__all__ = ["RESTART_NAME", "InputError", "build_methods", "main", "run"]
 
 RESTART_NAME = "restart/restart.npz"
 _LAYERS = _metrics.LAYERS
@@ -41,6 +41,10 @@ _SCORES = ("spatial_corr", "ubrmse", "bias")
 
 
 # ---------------------------------------------------------------------------------------------- setup
+class InputError(ValueError):
+    """A user input (a data file, or the domain it implies) cannot be used; raised before any step is run."""
+
+
 def build_methods(cfg: Config) -> dict[str, Any]:
     """The analysis method objects of ``cfg.analysis.methods`` (name -> OpenLoop/PointEnKF/CurveletEnKF)."""
     from . import analysis
@@ -50,11 +54,13 @@ def build_methods(cfg: Config) -> dict[str, Any]:
     makers = {
         "openloop": lambda: analysis.OpenLoop(),
         "point_enkf": lambda: analysis.PointEnKF(
+            inflation_mode=cfg.ensemble.inflation_mode,
             radius_km=a.localization_km, max_obs=a.point_max_obs, inflation=cfg.ensemble.inflation, obs_depth=depth
         ),
         "curvelet_enkf": lambda: analysis.CurveletEnKF(
             pooling=a.curvelet_pooling, variance_support=a.curvelet_variance_support,
-            inflation=cfg.ensemble.inflation, obs_corr_km=a.curvelet_obs_corr_km,
+            inflation=cfg.ensemble.inflation, inflation_mode=cfg.ensemble.inflation_mode,
+            obs_corr_km=a.curvelet_obs_corr_km,
             nscales=a.curvelet_nscales or None, nangles_coarse=a.curvelet_nangles, finest=a.curvelet_finest,
             obs_depth=depth, deep_regression=a.deep_regression,
         ),
@@ -85,6 +91,10 @@ class _Weather:
         self.ensemble = (
             FileForcing(f.ensemble_file, grid, cfg.experiment.start) if f.ensemble_file else gen.ensemble
         )
+        e = cfg.experiment
+        for source in (self.truth, self.ensemble):
+            if isinstance(source, FileForcing):  # the run reads t = -spin-up .. end of the last day
+                source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
 
 
 class _Observer:
@@ -94,6 +104,11 @@ class _Observer:
         self.cfg = cfg
         self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
+        if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
+            raise ValueError(
+                f"{cfg.obs.file}: no record falls in the {cfg.experiment.days} days from experiment.start "
+                f"{cfg.experiment.start}: check the file's time axis and units"
+            )
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
         """(observation image (ny, nx) NaN = missing, error std: float or image)."""
@@ -362,7 +377,10 @@ def run(
     rank, size = comm.Get_rank(), comm.Get_size()
     t_start = time.perf_counter()
     e = cfg.experiment
-    s = _setup(cfg)
+    try:
+        s = _setup(cfg)
+    except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
+        raise InputError(str(exc)) from exc
     grid = s.domain.grid
     model_kwargs = {"igbp": s.domain.igbp}
     prog = _Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
@@ -601,11 +619,24 @@ def main(argv: list[str] | None = None) -> int:
     if err:
         return fail(err)
     cfg = comm.bcast(cfg, root=0)
-    try:
-        result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet)
-    except BaseException:
+    def clean_up() -> None:
         if rank == 0 and created and not (out / RESTART_NAME).exists():
             shutil.rmtree(out, ignore_errors=True)
+
+    try:
+        result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet)
+    except InputError as exc:
+        clean_up()
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        clean_up()
+        if rank == 0:
+            hint = (f"; continue with --out {out} --resume" if (out / RESTART_NAME).exists()
+                    else "; nothing was kept")  # fmt: skip
+            print(f"landimg.cycle: interrupted{hint}", file=sys.stderr, flush=True)
+        return 130
+    except BaseException:
+        clean_up()
         raise
     if result is not None and rank == 0:
         print(format_table(result.summary), flush=True)

@@ -411,7 +411,23 @@ class FileForcing:
         for key, v in out.items():
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"{self.path}: missing {key} values at land cells in record {rec}")
+        if np.any(out["precip"] < 0.0):
+            raise ValueError(
+                f"{self.path}: Rainf (+ Snowf) is negative at {int((out['precip'] < 0).sum())} land cells in "
+                f"record {rec} (min {out['precip'].min():g} kg/m2/s)"
+            )
         return out
+
+    def check_covers(self, t_first: float, t_last: float) -> None:
+        """Raise ValueError, naming both spans, unless records cover ``t_first .. t_last`` s after the start."""
+        step = self.times[-1] - self.times[-2] if self.times.size > 1 else 0.0
+        if self.times[0] > t_first or self.times[-1] + step < t_last:
+            hours = 1.0 / 3600.0
+            raise ValueError(
+                f"{self.path}: records cover {self.times[0] * hours:g} .. {(self.times[-1] + step) * hours:g} h "
+                f"after the experiment start, the run needs {t_first * hours:g} .. {t_last * hours:g} h "
+                "(spin-up included: negative hours are before experiment.start)"
+            )
 
     def close(self) -> None:
         """Close the netCDF file."""
