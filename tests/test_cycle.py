@@ -75,6 +75,7 @@ def test_summary_shape_and_curvelet_improves(reference, capsys):
             assert {"spatial_corr", "ubrmse", "bias"} <= set(s["methods"][m][layer])
             assert all(np.isfinite(s["methods"][m][layer][k]) for k in ("spatial_corr", "ubrmse", "bias"))
         assert "time_corr" in s["methods"][m]["stations"]
+    assert s["landimg_version"] == __import__("landimg").__version__
     assert s["ranks"] == 1 and s["wall_seconds"] > 0 and s["config"]["experiment"]["days"] == 5
     ol, cv = s["methods"]["openloop"]["0-10cm"], s["methods"]["curvelet_enkf"]["0-10cm"]
     assert cv["spatial_corr"] > ol["spatial_corr"] + 0.01
@@ -87,6 +88,10 @@ def test_netcdf_opens_in_xarray(reference):
         assert ds["sm_mean_curvelet_enkf"].dims == ("time", "depth", "lat", "lon")
         assert ds.sizes["time"] == 5 and ds.sizes["depth"] == 3
         assert ds["sm_truth"].attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+        assert "landimg" in ds.attrs["history"] and ds.attrs["Conventions"] == "CF-1.8"
+        for coord in ("time", "depth", "lat", "lon", "lat_bnds", "lon_bnds", "depth_bnds"):
+            assert "_FillValue" not in ds[coord].encoding or ds[coord].encoding["_FillValue"] is None, coord
+        assert "cell_methods" not in ds["sm_obs"].attrs  # one layer, no depth axis to name
         land = ds["land"].values.astype(bool)
         assert np.all(np.isfinite(ds["sm_truth"].values[:, :, land]))
         assert np.all(np.isnan(ds["sm_truth"].values[:, :, ~land]))

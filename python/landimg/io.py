@@ -7,6 +7,7 @@ renamed into place with :func:`os.replace`, so a reader (or a resumed run) never
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import tempfile
@@ -218,7 +219,9 @@ def write_netcdf(
     path : path
     dims : mapping name -> size (None = unlimited)
     variables : mapping name -> (dimension names, data, attributes)
-        Float data is stored as float32 or float64 as given, with ``_FillValue`` NaN for floats.
+        Float data is stored as float32 or float64 as given, with ``_FillValue`` NaN for floats, except
+        coordinate variables (one dimension of the same name) and the variables other variables name as
+        ``bounds``, which CF requires to be complete (they get no ``_FillValue``).
     global_attrs : mapping, optional
         File attributes (``Conventions = "CF-1.8"`` is added when missing).
     """
@@ -226,6 +229,8 @@ def write_netcdf(
 
     attrs = {"Conventions": "CF-1.8"}
     attrs.update(global_attrs or {})
+    no_fill = {name for name, (vdims, _, _) in variables.items() if tuple(vdims) == (name,)}
+    no_fill |= {str(vattrs["bounds"]) for _, _, vattrs in variables.values() if "bounds" in vattrs}
     with atomic_path(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
         for name, size in dims.items():
             ds.createDimension(name, size)
@@ -235,7 +240,7 @@ def write_netcdf(
                 dims[d] for d in vdims
             ):
                 raise ValueError(f"{name}: data shape {data.shape} does not match dimensions {vdims}")
-            fill = np.nan if data.dtype.kind == "f" else None
+            fill = np.nan if data.dtype.kind == "f" and name not in no_fill else None
             kw = {"zlib": True, "complevel": 1} if data.ndim >= 2 else {}
             var = ds.createVariable(name, data.dtype, vdims, fill_value=fill, **kw)
             var.setncatts({k: v for k, v in vattrs.items() if k != "_FillValue"})
@@ -343,11 +348,11 @@ def write_experiment_netcdf(
         ),
         "depth_bnds": (("depth", "nv"), depth_bnds, {"units": "m"}),
     }
-    sm_attrs = {
+    sm_layer_attrs = {  # a single layer, no depth axis: the layer is named in long_name
         "standard_name": "volume_fraction_of_condensed_water_in_soil",
         "units": "m3 m-3",
-        "cell_methods": "depth: mean (thickness-weighted over the layer)",
     }
+    sm_attrs = {**sm_layer_attrs, "cell_methods": "depth: mean (thickness-weighted over the layer)"}
     dims = {"time": None, "depth": nl, "nv": 2, "lat": grid.shape[0], "lon": grid.shape[1]}
     var: dict[str, tuple] = dict(common)
     var["lat"] = (
@@ -383,7 +388,7 @@ def write_experiment_netcdf(
     var["sm_obs"] = (
         ("time", "lat", "lon"),
         history["obs"],
-        {**sm_attrs, "long_name": f"satellite retrievals of the 0-{cfg.analysis.obs_depth * 100:g} cm layer"},
+        {**sm_layer_attrs, "long_name": f"satellite retrievals of the 0-{cfg.analysis.obs_depth * 100:g} cm layer"},
     )
     for m in methods:
         h = history[m]
@@ -406,9 +411,13 @@ def write_experiment_netcdf(
                 f"0-{cfg.analysis.obs_depth * 100:g} cm layer",
             },
         )
+    from . import __version__
+
+    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     gattrs = {
         "title": "landimg soil-moisture assimilation experiment",
-        "source": "landimg",
+        "source": f"landimg {__version__}",
+        "history": f"{created} created by landimg {__version__} (python -m landimg.cycle)",
         "domain": cfg.domain.preset,
         "members": cfg.ensemble.members,
     }
@@ -423,7 +432,7 @@ def write_experiment_netcdf(
     mvar["station_sm"] = (
         ("time", "station"),
         history["station_obs"],
-        {**sm_attrs, "long_name": "station 0-10 cm soil moisture", "coordinates": "station_lat station_lon"},
+        {**sm_layer_attrs, "long_name": "station 0-10 cm soil moisture", "coordinates": "station_lat station_lon"},
     )
     units = {"spatial_corr": "1", "ubrmse": "m3 m-3", "bias": "m3 m-3"}
     for m in methods:
@@ -443,7 +452,7 @@ def write_experiment_netcdf(
             ("time", "station"),
             h["station"],
             {
-                **sm_attrs,
+                **sm_layer_attrs,
                 "long_name": f"{m} ensemble mean 0-10 cm at the stations",
                 "coordinates": "station_lat station_lon",
             },
