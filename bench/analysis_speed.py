@@ -3,7 +3,7 @@
     python bench/analysis_speed.py            # short default run (about a minute)
     python bench/analysis_speed.py --full     # members 8..128 x grids 150x360..600x1440 (several minutes)
     python bench/analysis_speed.py --no-mpi   # skip the forecast 1-vs-2-ranks part
-    python bench/analysis_speed.py --toy      # add the one-analysis accuracy toy of CURVELET.md
+    python bench/analysis_speed.py --toy      # add the one-analysis accuracy toy (64 x 128 images, docs/method.md)
 
 Prints one table per part; the analysis time is split into transforms (curvelet forward + inverse),
 statistics (reductions, pooling, observation-error variance, gains) and update (innovations, gains applied,
@@ -99,7 +99,7 @@ def bench_analysis(grid_names, member_counts, repeat: int = 1, max_loc_ncol: int
 
 # ---------------------------------------------------------------------- accuracy toy
 def toy_accuracy(ntrial: int = 3) -> dict:
-    """CURVELET.md's toy: 64 x 128 images, one analysis, correlation of the analysis mean with the truth.
+    """The accuracy toy: 64 x 128 images, one analysis, correlation of the analysis mean with the truth.
 
     Truth and members are independent Gaussian random fields (length 5 cells, std 0.05) around 0.25;
     observations everywhere with white error 0.04.
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="members 8..128 and grids up to 600x1440")
     p.add_argument("--no-mpi", action="store_true", help="skip the forecast 1 vs 2 ranks part")
-    p.add_argument("--toy", action="store_true", help="also run the accuracy toy of CURVELET.md")
+    p.add_argument("--toy", action="store_true", help="also run the one-analysis accuracy toy (64 x 128 images)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

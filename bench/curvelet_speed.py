@@ -2,7 +2,7 @@
 
 Run (single-threaded, from the repository root):
 
-    OMP_NUM_THREADS=1 PYTHONPATH=python .venv/bin/python bench/curvelet_speed.py
+    OMP_NUM_THREADS=1 .venv/bin/python bench/curvelet_speed.py
 
 Times are best-of-N *CPU* times (``time.process_time``) of a single-threaded process, so that other jobs on a
 shared machine disturb them less than wall-clock times. Prints, per image size, milliseconds per image for one

@@ -1,4 +1,4 @@
-"""An outside driver stepping landimg.Ensemble (run: python embedding_example.py, or under mpirun)."""
+"""An outside driver stepping landimg.Ensemble (run: .venv/bin/python docs/embedding_example.py, or under mpirun)."""
 
 import numpy as np
 

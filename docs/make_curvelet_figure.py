@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    PYTHONPATH=python .venv/bin/python docs/make_curvelet_figure.py
+    .venv/bin/python docs/make_curvelet_figure.py
 
 Panels: a synthetic soil-moisture field (smooth climatology + correlated anomalies + a sharp rain-band
 edge + a dry river-valley line), the coefficients of a few curvelet wedges (each wedge is a small

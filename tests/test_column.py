@@ -55,7 +55,7 @@ def test_layer_weights_match_reference_fractions():
     m = landimg.ColumnModel(1, 1)
     w = m.layer_weights([(0.0, 0.1), (0.1, 0.4), (0.4, 1.0)])
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-14)
-    # fraction of each layer inside the interval (PHYSICS.md: 0.1259 of layer 4 etc., 4 digits)
+    # fraction of each layer inside the interval (CoLM geometry: 0.1259 of layer 4 etc., 4 digits)
     frac = w * np.array([0.1, 0.3, 0.6])[:, None] / m.dz[None, :]
     np.testing.assert_allclose(frac[0, :3], 1.0, rtol=1e-12)
     np.testing.assert_allclose(frac[0, 3], 0.1259, atol=6e-4)

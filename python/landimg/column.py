@@ -106,7 +106,7 @@ class ColumnModel:
     -----
     ``state`` maps names to Fortran-ordered float64 arrays that keep their identity for the life of the
     model: modify them in place (``m.state["wliq"][...] = x``), never rebind. Every key, with units, is
-    in :data:`STATE_UNITS`. The model starts cold (PHYSICS.md): T = 283 K, saturated soil, wa = 4800 mm,
+    in :data:`STATE_UNITS`. The model starts cold (as CoLM2014): T = 283 K, saturated soil, wa = 4800 mm,
     zwt = bottom + 1 m; spin it up with ``step(forcing, nsteps=...)``.
     """
 
@@ -192,7 +192,7 @@ class ColumnModel:
 
     # ------------------------------------------------------------------ state
     def cold_start(self) -> None:
-        """Reset the state to the cold start of PHYSICS.md and zero the fluxes."""
+        """Reset the state to the CoLM2014 cold start and zero the fluxes."""
         s = self._state
         s["wliq"][...] = (self.soil.theta_s[None, :] * self.dz[:, None] * _DENH2O)[:, :, None]
         s["wice"][...] = 0.0

@@ -10,7 +10,7 @@ Each perturbed variable ``v`` carries a standard-normal field ``z_v`` (land colu
 
 The fields become perturbations either multiplicatively (lognormal with mean 1 and standard deviation
 ``std``: ``exp(s z - s^2 / 2)``, ``s^2 = ln(1 + std^2)``) for precipitation and shortwave, or additively
-(``std * z``) for longwave and air temperature (defaults after CoLM's soil-moisture LETKF, PHYSICS.md, and
+(``std * z``) for longwave and air temperature (defaults after CoLM's soil-moisture LETKF and
 the cross-correlations of Reichle et al. 2007, GEOS LDAS).
 
 Member ``i`` draws only from its own stream ``member_rng(seed, i, Purpose.FORCING)`` so its perturbations

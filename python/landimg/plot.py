@@ -41,6 +41,14 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+_SM_UNITS = "m$^3$/m$^3$"  # volumetric soil moisture (and its increments)
+_METRIC_LABELS = {
+    "spatial_corr": "spatial correlation (-)",
+    "ubrmse": f"ubRMSE ({_SM_UNITS})",
+    "bias": f"bias ({_SM_UNITS})",
+}
+
+
 def plot_maps(
     path: str | Path,
     lat: np.ndarray,
@@ -51,21 +59,31 @@ def plot_maps(
     vmin: float | None = None,
     vmax: float | None = None,
 ) -> Path:
-    """A row of maps (one per entry of ``fields``, images (ny, nx), NaN blank) sharing one colour scale."""
+    """Maps of volumetric soil moisture (m3/m3), one per entry of ``fields``, sharing one colour scale.
+
+    ``fields`` are images (ny, nx) on ``lat`` (ny,) / ``lon`` (nx,) in degrees; NaN is left blank. At most
+    three maps per row; unused panels are removed.
+    """
+    return _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, f"soil moisture ({_SM_UNITS})")
+
+
+def _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, cbar_label: str) -> Path:
+    """:func:`plot_maps` with a colour-bar label."""
     plt = _pyplot()
     n = len(fields)
-    ncols = min(n, 3)
-    nrows = int(np.ceil(n / ncols))
+    ncols = max(min(n, 3), 1)
+    nrows = max(int(np.ceil(n / ncols)), 1)
     aspect = (lon[-1] - lon[0]) / max(lat[-1] - lat[0], 1e-6)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.6), squeeze=False
+        nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9), squeeze=False
     )
     vals = np.concatenate([np.asarray(f, float)[np.isfinite(f)] for f in fields.values()] or [np.zeros(1)])
     lo = np.percentile(vals, 2) if vmin is None and vals.size else vmin
     hi = np.percentile(vals, 98) if vmax is None and vals.size else vmax
     extent = (lon[0], lon[-1], lat[0], lat[-1])
     im = None
-    for ax, (name, f) in zip(axes.ravel(), fields.items(), strict=False):
+    used = axes.ravel()[:n]
+    for k, (ax, (name, f)) in enumerate(zip(used, fields.items(), strict=True)):
         im = ax.imshow(
             np.ma.masked_invalid(f),
             origin="lower",
@@ -77,11 +95,18 @@ def plot_maps(
         )
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
+        row, col = divmod(k, ncols)
+        if col == 0:
+            ax.set_ylabel("latitude (degrees north)", fontsize=8)
+        if row == nrows - 1 or k + ncols >= n:  # lowest map of its column
+            ax.set_xlabel("longitude (degrees east)", fontsize=8)
     for ax in axes.ravel()[n:]:
-        ax.axis("off")
+        fig.delaxes(ax)
     fig.suptitle(title, fontsize=10)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+        cb = fig.colorbar(im, ax=used.tolist(), shrink=0.8)
+        cb.set_label(cbar_label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
     return _save(fig, Path(path))
 
 
@@ -92,7 +117,13 @@ def plot_metric_series(
     layers: Sequence[str],
     metrics: Sequence[str] = ("spatial_corr", "ubrmse", "bias"),
 ) -> Path:
-    """Metric time series: one panel per (metric, layer); ``series[method][f"{metric}/{layer}"]`` (ndays,)."""
+    """Metric time series: one panel per (metric, layer); ``series[method][f"{metric}/{layer}"]`` (ndays,).
+
+    ``days`` (ndays,) are experiment days (integer ticks); ubRMSE and bias are in m3/m3. One legend of the
+    methods, shared by all panels, sits below the panels.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, axes = plt.subplots(
         len(metrics), len(layers), figsize=(4.0 * len(layers), 2.6 * len(metrics)), squeeze=False
@@ -101,14 +132,22 @@ def plot_metric_series(
         for j, layer in enumerate(layers):
             ax = axes[i, j]
             for method, s in series.items():
-                ax.plot(days, s[f"{metric}/{layer}"], label=method, lw=1.4)
+                ax.plot(days, s[f"{metric}/{layer}"], label=method, lw=1.4, marker="o", ms=3)
             ax.set_title(f"{metric} {layer}", fontsize=9)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if j == 0:
+                ax.set_ylabel(_METRIC_LABELS.get(metric, metric), fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("day", fontsize=8)
     fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
+            fontsize=8, frameon=False,
+        )  # fmt: skip
     return _save(fig, Path(path))
 
 
@@ -145,4 +184,4 @@ def plot_increment_scales(
         }
     )
     lim = float(np.nanmax(np.abs(fields["total"]))) if np.isfinite(fields["total"]).any() else 1.0
-    return plot_maps(path, lat, lon, fields, title, cmap="RdBu", vmin=-lim, vmax=lim)
+    return _plot_maps(path, lat, lon, fields, title, "RdBu", -lim, lim, f"increment ({_SM_UNITS})")
