@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._point_enkf import adaptive_inflation, check_inflation
 from .parallel import MemberLayout, Purpose, SerialComm, member_rng
 from .perturb import GaussianFieldGenerator
 
@@ -408,6 +409,8 @@ def curvelet_analysis(
     rngs: Sequence[np.random.Generator] | None = None,
     perturb_obs: bool = True,
     inflation: float = 1.0,
+    inflation_mode: str = "fixed",
+    inflation_max: float = 2.0,
     rtps: float = 0.0,
     pooling: str = "coefficient",
     variance_support: str = "land_fraction",
@@ -448,7 +451,15 @@ def curvelet_analysis(
         with the unperturbed observation (False; exact convex blend for a constant gain, for tests).
     inflation : float
         Multiplicative inflation of the background anomalies (>= 1 to inflate); applied on every call,
-        also when no observation is usable.
+        also when no observation is usable. With ``inflation_mode="adaptive"``: the lower bound.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the anomaly factor of this analysis is estimated from the innovations in
+        observation (image) space, ``d = y - mean(x_b)`` over the usable observed land pixels:
+        ``lambda = (d.d - sum sigma^2) / sum var_b`` (:func:`landimg._point_enkf.adaptive_inflation`;
+        ``var_b`` the member-ordered ensemble variance per pixel, so identical on any number of ranks),
+        factor ``sqrt(lambda)`` clipped to ``[inflation, inflation_max]``.
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
     rtps : float
         Relaxation to prior spread (Whitaker & Hamill 2012), per pixel, 0..1.
     pooling : {"coefficient", "wedge", "scale", "global"}
@@ -487,7 +498,9 @@ def curvelet_analysis(
     analysis : ndarray (nloc, ny, nx)
         NaN stays NaN; cells outside ``land`` or ``update_mask`` keep their background values.
     diagnostics : dict
-        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` ...
+        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` ...;
+        adaptive mode also ``inflation`` (anomaly factor applied) and ``inflation_lambda`` (unclipped
+        variance-ratio estimate, NaN without usable observations or spread).
     """
     background, obs, std, obs_mask, update_mask = _check_inputs(
         background, obs, obs_std, obs_mask, update_mask
@@ -500,8 +513,8 @@ def curvelet_analysis(
         raise ValueError(f"background holds {nloc} members, the layout expects nloc={layout.nloc}")
     if layout.nmem < 2:
         raise ValueError("the curvelet EnKF needs at least 2 members")
-    if not inflation > 0:
-        raise ValueError(f"inflation must be > 0, got {inflation}")
+    check_inflation(inflation, inflation_mode, inflation_max)
+    adaptive = inflation_mode == "adaptive"
     if not 0.0 <= rtps <= 1.0:
         raise ValueError(f"rtps must be in [0, 1], got {rtps}")
     if variance_support not in VARIANCE_SUPPORTS:
@@ -522,6 +535,8 @@ def curvelet_analysis(
     if n_nan:
         _log.info("curvelet_enkf: %d NaN observations on land masked", n_nan)
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
+    if adaptive:
+        diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
     analysis = background.copy()
     if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
         diag["stats"] = None
@@ -535,6 +550,14 @@ def curvelet_analysis(
     # ---- background statistics: anomalies (zero off land) -> coefficients
     mean = layout.mean(xb)  # (ny, nx), member order
     anom = (xb - mean) * land
+    if adaptive:  # innovation statistics in image space over the usable observations
+        var_b = layout.ordered_sum_terms((a * a for a in anom), shape) / (layout.nmem - 1)
+        lam, inflation = adaptive_inflation(
+            float(np.sum((obs[valid] - mean[valid]) ** 2)), float(np.sum(std[valid] ** 2)),
+            float(np.sum(var_b[valid])), inflation, inflation_max,
+        )  # fmt: skip
+        diag.update(inflation=inflation, inflation_lambda=lam)
+        _log.info("curvelet_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam, inflation)
     if inflation != 1.0:
         anom *= inflation
         xb = np.where(land, mean + anom, 0.0)

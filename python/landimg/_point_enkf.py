@@ -23,7 +23,10 @@ import numpy as np
 from .parallel import MemberLayout, Purpose, SerialComm, member_rng
 
 __all__ = [
+    "INFLATION_MODES",
+    "adaptive_inflation",
     "apply_bounded",
+    "check_inflation",
     "gaspari_cohn",
     "local_neighbours",
     "point_enkf_increments",
@@ -32,6 +35,63 @@ __all__ = [
 
 _log = logging.getLogger("landimg.analysis")
 _EARTH_RADIUS_KM = 6371.0
+INFLATION_MODES = ("fixed", "adaptive")
+
+
+def check_inflation(inflation: float, inflation_mode: str, inflation_max: float) -> None:
+    """Raise ValueError unless the inflation settings are consistent (shared by both EnKFs).
+
+    ``inflation`` > 0; ``inflation_mode`` in :data:`INFLATION_MODES`; ``inflation_max`` finite and >= 1,
+    and >= ``inflation`` in adaptive mode (``inflation`` is then the lower bound).
+    """
+    if not inflation > 0:
+        raise ValueError(f"inflation must be > 0, got {inflation}")
+    if inflation_mode not in INFLATION_MODES:
+        raise ValueError(f"inflation_mode must be one of {INFLATION_MODES}, got {inflation_mode!r}")
+    if not (np.isfinite(inflation_max) and inflation_max >= 1.0):
+        raise ValueError(f"inflation_max must be finite and >= 1, got {inflation_max}")
+    if inflation_mode == "adaptive" and inflation_max < inflation:
+        raise ValueError(
+            f"inflation_max ({inflation_max}) must be >= inflation ({inflation}), the adaptive lower bound"
+        )
+
+
+def adaptive_inflation(
+    d2_sum: float, r_sum: float, hbh_sum: float, lower: float = 1.0, upper: float = 2.0
+) -> tuple[float, float]:
+    """Multiplicative inflation from the innovation statistics of one analysis (Desroziers et al. 2005).
+
+    With innovations ``d = y - H xbar_b`` over the ``p`` usable observations, ensemble background
+    covariance ``B`` and a true background error covariance ``lambda B``,
+    ``E[d^T d] = lambda tr(H B H^T) + tr(R)``, so
+
+        lambda_hat = (d^T d - tr(R)) / tr(H B H^T)
+
+    (Li, Kalnay & Miyoshi 2009, without time smoothing). ``lambda`` scales variances; the anomalies are
+    multiplied by ``sqrt(lambda)``, clipped to ``[lower, upper]``.
+
+    Parameters
+    ----------
+    d2_sum : float
+        ``d^T d``, squared innovations summed over the usable observations (obs units squared).
+    r_sum : float
+        ``tr(R)``, observation error variances summed over the same observations.
+    hbh_sum : float
+        ``tr(H B H^T)``, ensemble variances (ddof 1) of the predicted observations, summed.
+    lower, upper : float
+        Bounds of the anomaly factor (``lower`` = the fixed inflation, 1 by default).
+
+    Returns
+    -------
+    lambda_hat : float
+        Unclipped variance-ratio estimate (NaN when ``hbh_sum <= 0``: no spread to scale).
+    factor : float
+        Anomaly inflation applied, ``sqrt(clip(lambda_hat, lower^2, upper^2))`` (``lower`` when NaN).
+    """
+    if not hbh_sum > 0:
+        return float("nan"), float(lower)
+    lam = (float(d2_sum) - float(r_sum)) / float(hbh_sum)
+    return lam, float(np.sqrt(min(max(lam, lower * lower), upper * upper)))
 
 
 def gaspari_cohn(r: np.ndarray) -> np.ndarray:
@@ -138,6 +198,8 @@ def point_enkf_increments(
     rngs: Sequence[np.random.Generator] | None = None,
     perturb_obs: bool = True,
     inflation: float = 1.0,
+    inflation_mode: str = "fixed",
+    inflation_max: float = 2.0,
     obs_mask: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
@@ -165,7 +227,14 @@ def point_enkf_increments(
         Perturbed observations from ``member_rng(seed, i, Purpose.OBS)`` (or the given generators,
         one per local member, advanced in place); ``perturb_obs=False``: deterministic variant.
     inflation : float
-        Multiplicative inflation of the anomalies (used for the gain, and returned in the increment).
+        Multiplicative inflation of the anomalies (used for the gain, and returned in the increment);
+        with ``inflation_mode="adaptive"`` the lower bound of the estimated factor.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the anomaly factor is estimated from this analysis' innovations over all usable
+        observations (:func:`adaptive_inflation`, computed from the gathered predicted observations, so
+        identical on any number of ranks) and clipped to ``[inflation, inflation_max]``.
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
     obs_mask : ndarray of bool (ncol,), optional
         False = observation not used.
     update_mask : ndarray of bool (ncol, nloc) or (nlev, ncol, nloc), optional
@@ -180,7 +249,9 @@ def point_enkf_increments(
     dstate : ndarray (nlev, ncol, nloc)
         Increments (before any bounds).
     diagnostics : dict
-        ``n_obs``, ``n_nan_masked``, ``mean_gain_top`` (mean gain of layer 1 to its own-cell obs).
+        ``n_obs``, ``n_nan_masked``, ``mean_gain_top`` (mean gain of layer 1 to its own-cell obs);
+        adaptive mode also ``inflation`` (anomaly factor applied) and ``inflation_lambda`` (unclipped
+        variance-ratio estimate, NaN without usable observations).
     """
     state = np.asarray(state, dtype=np.float64)
     if state.ndim != 3:
@@ -206,6 +277,8 @@ def point_enkf_increments(
         raise ValueError("the point EnKF needs at least 2 members")
     if radius_km > 0 and (lat is None or lon is None):
         raise ValueError("lat and lon are needed when radius_km > 0")
+    check_inflation(inflation, inflation_mode, inflation_max)
+    adaptive = inflation_mode == "adaptive"
 
     valid = np.isfinite(obs) & np.isfinite(std)
     nan_obs = np.isnan(obs)
@@ -219,6 +292,8 @@ def point_enkf_increments(
     if n_nan:
         _log.info("point_enkf: %d NaN observations masked", n_nan)
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
+    if adaptive:
+        diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
     dstate = np.zeros_like(state)
     if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
         if inflation != 1.0:
@@ -228,6 +303,15 @@ def point_enkf_increments(
     hx = np.einsum("l,lcm->mc", h, state)  # (nloc, ncol) predicted observations
     hx_all = layout.allgather_members(hx)  # (N, ncol), identical on all ranks
     nmem = layout.nmem
+    if adaptive:  # innovation statistics over the usable observations (same arrays on every rank)
+        hbar = hx_all.mean(axis=0)
+        hvar = np.sum((hx_all - hbar) ** 2, axis=0) / (nmem - 1)
+        lam, inflation = adaptive_inflation(
+            float(np.sum((obs[valid] - hbar[valid]) ** 2)), float(np.sum(std[valid] ** 2)),
+            float(np.sum(hvar[valid])), inflation, inflation_max,
+        )  # fmt: skip
+        diag.update(inflation=inflation, inflation_lambda=lam)
+        _log.info("point_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam, inflation)
     ha = (hx_all - hx_all.mean(axis=0)) * inflation  # HA: obs-space anomalies
     mean_x = layout.mean(state, axis=2)  # (nlev, ncol)
     xa = (state - mean_x[:, :, None]) * inflation  # A: state anomalies (local members)

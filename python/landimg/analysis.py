@@ -22,7 +22,10 @@ import numpy as np
 
 from ._curvelet_enkf import CoefficientStats, Transform, curvelet_analysis, curvelet_enkf
 from ._point_enkf import (
+    INFLATION_MODES,
+    adaptive_inflation,
     apply_bounded,
+    check_inflation,
     gaspari_cohn,
     local_neighbours,
     point_enkf_increments,
@@ -34,12 +37,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ensemble import Ensemble
 
 __all__ = [
+    "INFLATION_MODES",
     "CoefficientStats",
     "CurveletEnKF",
     "OpenLoop",
     "PointEnKF",
     "PointLETKF",
     "Transform",
+    "adaptive_inflation",
     "apply_bounded",
     "curvelet_analysis",
     "curvelet_enkf",
@@ -147,7 +152,13 @@ class CurveletEnKF:
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
         land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
     inflation : float
-        Multiplicative anomaly inflation (1 = none).
+        Multiplicative anomaly inflation (1 = none); the lower bound in adaptive mode.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over the observed
+        land pixels (``lambda = (d.d - tr R) / tr(H B H^T)``, factor ``sqrt(lambda)`` clipped to
+        ``[inflation, inflation_max]``; reported as ``inflation``/``inflation_lambda`` in the diagnostics).
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
     rtps : float
         Relaxation to prior spread, 0..1.
     perturb_obs : bool
@@ -174,6 +185,8 @@ class CurveletEnKF:
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
     inflation: float = 1.0
+    inflation_mode: str = "fixed"
+    inflation_max: float = 2.0
     rtps: float = 0.0
     perturb_obs: bool = True
     scale_weights: tuple[float, ...] | None = None
@@ -194,8 +207,7 @@ class CurveletEnKF:
             raise ValueError(
                 f"variance_support must be land_fraction|interior, got {self.variance_support!r}"
             )
-        if not self.inflation > 0:
-            raise ValueError(f"inflation must be > 0, got {self.inflation}")
+        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
 
@@ -238,8 +250,8 @@ class CurveletEnKF:
         return curvelet_analysis(
             background, obs, obs_std, transform,
             obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs,
-            inflation=self.inflation, rtps=self.rtps, pooling=self.pooling,
-            variance_support=self.variance_support,
+            inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
+            rtps=self.rtps, pooling=self.pooling, variance_support=self.variance_support,
             scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km, cell_km=cell_km,
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset,
@@ -309,7 +321,12 @@ class PointEnKF:
     max_obs : int
         At most this many (nearest) observations per column.
     inflation : float
-        Multiplicative anomaly inflation.
+        Multiplicative anomaly inflation; the lower bound in adaptive mode.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over all usable
+        observations (see :class:`CurveletEnKF`), clipped to ``[inflation, inflation_max]``.
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
     perturb_obs : bool
         Perturbed observations (True) or the deterministic variant (False, tests).
     obs_depth : (float, float)
@@ -324,6 +341,8 @@ class PointEnKF:
     radius_km: float = 0.0
     max_obs: int = 64
     inflation: float = 1.0
+    inflation_mode: str = "fixed"
+    inflation_max: float = 2.0
     perturb_obs: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)
     nlev_update: int | None = None
@@ -332,8 +351,7 @@ class PointEnKF:
     def __post_init__(self) -> None:
         if self.radius_km < 0:
             raise ValueError(f"radius_km must be >= 0, got {self.radius_km}")
-        if not self.inflation > 0:
-            raise ValueError(f"inflation must be > 0, got {self.inflation}")
+        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
 
     def update(
         self,
@@ -354,6 +372,7 @@ class PointEnKF:
         return point_enkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
             seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, inflation=self.inflation,
+            inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
             obs_mask=obs_mask, update_mask=update_mask, layout=layout,
         )  # fmt: skip
 
