@@ -89,3 +89,12 @@ def test_zero_localization_radius_means_own_cell_point_enkf():
 
     cfg = load_config(overrides=["analysis.localization_km=0"])
     assert build_methods(cfg)["point_enkf"].radius_km == 0.0
+
+
+def test_top_level_key_points_to_its_section(tmp_path):
+    from landimg.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("days = 3\n")
+    with pytest.raises(ConfigError, match=r"key 'days' must be inside a \[section\]; did you mean \[experiment\] days"):
+        load_config(path)

@@ -180,3 +180,12 @@ def test_china_preset_other_seed_curvelet_improves(tmp_path):
     assert set(s) == {"openloop", "curvelet_enkf"}
     ol, cv = s["openloop"]["0-10cm"], s["curvelet_enkf"]["0-10cm"]
     assert cv["spatial_corr"] > ol["spatial_corr"] and cv["ubrmse"] < ol["ubrmse"]
+
+
+def test_resume_with_a_changed_key_names_it(reference, capsys):
+    args = ["--out", str(reference), "--resume", "--quiet", "--set", "output.log_every_days=2"]
+    for s in SHORT:
+        args += ["--set", s]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "output.log_every_days differ(s)" in err and "experiment.days" not in err

@@ -82,6 +82,7 @@ class EnsembleConfig:
     tau_hours: float = 24.0
     corr_length_km: float = 300.0
     inflation: float = 1.0
+    inflation_mode: str = "fixed"
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,11 @@ def _validate(cfg: Config) -> None:
     _positive("ensemble.corr_length_km", ens.corr_length_km, allow_zero=True)
     if ens.inflation < 1.0:
         raise ConfigError(f"ensemble.inflation must be >= 1, got {ens.inflation}")
+    if ens.inflation_mode not in ("fixed", "adaptive"):
+        raise ConfigError(
+            f"ensemble.inflation_mode must be fixed or adaptive, got {ens.inflation_mode!r}"
+            f"{_suggest(ens.inflation_mode, ('fixed', 'adaptive'))}"
+        )
     if d.preset not in PRESETS:
         raise ConfigError(
             f"domain.preset: unknown preset {d.preset!r}{_suggest(d.preset, PRESETS)}"
@@ -386,6 +392,10 @@ def from_dict(tree: dict[str, Any], *, source: str = "config") -> Config:
         raise ConfigError(f"{source}: expected a table of sections, got {type(tree).__name__}")
     sections: dict[str, Any] = {}
     for sname, body in tree.items():
+        if sname not in _SECTION_TYPES and not isinstance(body, dict):
+            owners = [sec for sec, cls in _SECTION_TYPES.items() if sname in _field_types(cls)]
+            hint = f"; did you mean [{owners[0]}] {sname} (--set {owners[0]}.{sname}=...)?" if owners else ""
+            raise ConfigError(f"{source}: key {sname!r} must be inside a [section]{hint}")
         if sname not in _SECTION_TYPES:
             raise ConfigError(
                 f"{source}: unknown section {sname!r}{_suggest(sname, _SECTION_TYPES)}"

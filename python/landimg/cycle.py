@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__ as _landimg_version
 from . import metrics as _metrics
 from .config import Config, ConfigError, from_dict, load_config, to_dict, to_toml
 from .domain import Domain, build_domain
@@ -319,6 +320,7 @@ def summarize(
         out["methods"][m] = entry
     out["wall_seconds"] = float(wall)
     out["ranks"] = int(ranks)
+    out["landimg_version"] = _landimg_version
     out["obs_per_day"] = float(np.mean(history["n_obs"]))
     out["config"] = to_dict(cfg)
     return out
@@ -611,7 +613,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume:
                 saved = _saved_config(out)
                 if (args.config or args.set) and saved != cfg:
-                    err = "--resume: the configuration differs from the one of the stopped run (omit --config/--set)"
+                    old_tree, new_tree = to_dict(saved), to_dict(cfg)
+                    changed = [f"{sec}.{key}" for sec in new_tree for key in new_tree[sec]
+                               if old_tree.get(sec, {}).get(key) != new_tree[sec][key]]  # fmt: skip
+                    err = (f"--resume: {', '.join(changed)} differ(s) from the stopped run's configuration "
+                           "(omit --config/--set to continue it as it was)")  # fmt: skip
                 cfg = saved
         except (OutputDirError, ConfigError, OSError, ValueError, KeyError) as exc:
             err = str(exc)
