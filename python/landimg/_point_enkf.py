@@ -184,6 +184,30 @@ def _apply_update_mask(dstate: np.ndarray, update_mask: np.ndarray | None) -> np
     return dstate
 
 
+
+def _column_inputs(
+    state: np.ndarray, h: np.ndarray, obs: np.ndarray, obs_std: float | np.ndarray, *, zero_std_ok: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validated float64 (state (nlev, ncol, nloc), h (nlev,), obs (ncol,), obs_std broadcast to (ncol,))."""
+    state = np.asarray(state, dtype=np.float64)
+    if state.ndim != 3:
+        raise ValueError(f"state must be (nlev, ncol, nloc), got shape {state.shape}")
+    nlev, ncol, _ = state.shape
+    h = np.asarray(h, dtype=np.float64)
+    if h.shape != (nlev,):
+        raise ValueError(f"h must have shape ({nlev},), got {h.shape}")
+    obs = np.asarray(obs, dtype=np.float64)
+    if obs.shape != (ncol,):
+        raise ValueError(f"obs has shape {obs.shape}, expected ({ncol},)")
+    std = np.asarray(obs_std, dtype=np.float64)
+    if std.ndim not in (0, 1) or (std.ndim == 1 and std.shape != (ncol,)):
+        raise ValueError(f"obs_std must be a scalar or shape ({ncol},), got {std.shape}")
+    if zero_std_ok and (np.any(std < 0) or np.any(np.isnan(std))):
+        raise ValueError("obs_std must be >= 0 and not NaN")
+    if not zero_std_ok and (np.any(std <= 0) or np.any(np.isnan(std))):
+        raise ValueError("obs_std must be > 0 and not NaN for the LETKF")
+    return state, h, obs, np.broadcast_to(std, (ncol,))
+
 def point_enkf_increments(
     state: np.ndarray,
     h: np.ndarray,
@@ -253,22 +277,8 @@ def point_enkf_increments(
         adaptive mode also ``inflation`` (anomaly factor applied) and ``inflation_lambda`` (unclipped
         variance-ratio estimate, NaN without usable observations).
     """
-    state = np.asarray(state, dtype=np.float64)
-    if state.ndim != 3:
-        raise ValueError(f"state must be (nlev, ncol, nloc), got shape {state.shape}")
+    state, h, obs, std = _column_inputs(state, h, obs, obs_std, zero_std_ok=True)
     nlev, ncol, nloc = state.shape
-    h = np.asarray(h, dtype=np.float64)
-    if h.shape != (nlev,):
-        raise ValueError(f"h must have shape ({nlev},), got {h.shape}")
-    obs = np.asarray(obs, dtype=np.float64)
-    if obs.shape != (ncol,):
-        raise ValueError(f"obs has shape {obs.shape}, expected ({ncol},)")
-    std = np.asarray(obs_std, dtype=np.float64)
-    if std.ndim not in (0, 1) or (std.ndim == 1 and std.shape != (ncol,)):
-        raise ValueError(f"obs_std must be a scalar or shape ({ncol},), got {std.shape}")
-    if np.any(std < 0) or np.any(np.isnan(std)):
-        raise ValueError("obs_std must be >= 0 and not NaN")
-    std = np.broadcast_to(std, (ncol,))
     if layout is None:
         layout = MemberLayout(max(nloc, 1), SerialComm())
     if nloc != layout.nloc:
@@ -411,22 +421,8 @@ def point_letkf_increments(
     diagnostics : dict
         ``n_obs``, ``n_nan_masked``.
     """
-    state = np.asarray(state, dtype=np.float64)
-    if state.ndim != 3:
-        raise ValueError(f"state must be (nlev, ncol, nloc), got shape {state.shape}")
+    state, h, obs, std = _column_inputs(state, h, obs, obs_std, zero_std_ok=False)
     nlev, ncol, nloc = state.shape
-    h = np.asarray(h, dtype=np.float64)
-    if h.shape != (nlev,):
-        raise ValueError(f"h must have shape ({nlev},), got {h.shape}")
-    obs = np.asarray(obs, dtype=np.float64)
-    if obs.shape != (ncol,):
-        raise ValueError(f"obs has shape {obs.shape}, expected ({ncol},)")
-    std = np.asarray(obs_std, dtype=np.float64)
-    if std.ndim not in (0, 1) or (std.ndim == 1 and std.shape != (ncol,)):
-        raise ValueError(f"obs_std must be a scalar or shape ({ncol},), got {std.shape}")
-    if np.any(std <= 0) or np.any(np.isnan(std)):
-        raise ValueError("obs_std must be > 0 and not NaN for the LETKF")
-    std = np.broadcast_to(std, (ncol,))
     if layout is None:
         layout = MemberLayout(max(nloc, 1), SerialComm())
     if nloc != layout.nloc:
