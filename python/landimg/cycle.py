@@ -345,7 +345,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def run(
     cfg: Config,
-    out: Path,
+    out: str | Path,
     *,
     resume: bool = False,
     comm: Any = None,
@@ -357,7 +357,7 @@ def run(
     Parameters
     ----------
     cfg : Config
-    out : Path
+    out : str or Path
         Output directory; created after the set-up and spin-up (rank 0) unless resuming.
     resume : bool
         Continue from ``out/restart/restart.npz``.
@@ -376,6 +376,7 @@ def run(
     from .parallel import default_comm
 
     comm = default_comm() if comm is None else comm
+    out = Path(out)
     rank, size = comm.Get_rank(), comm.Get_size()
     t_start = time.perf_counter()
     e = cfg.experiment
