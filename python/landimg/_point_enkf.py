@@ -208,6 +208,25 @@ def _column_inputs(
         raise ValueError("obs_std must be > 0 and not NaN for the LETKF")
     return state, h, obs, np.broadcast_to(std, (ncol,))
 
+
+def _usable_observations(
+    obs: np.ndarray, std: np.ndarray, obs_mask: np.ndarray | None, who: str
+) -> tuple[np.ndarray, int]:
+    """(bool (ncol,) usable observations, number of NaN observations masked), logging the latter."""
+    ncol = obs.shape[0]
+    valid = np.isfinite(obs) & np.isfinite(std)
+    nan_obs = np.isnan(obs)
+    if obs_mask is not None:
+        obs_mask = np.asarray(obs_mask, dtype=bool)
+        if obs_mask.shape != (ncol,):
+            raise ValueError(f"obs_mask has shape {obs_mask.shape}, expected ({ncol},)")
+        valid &= obs_mask
+        nan_obs &= obs_mask
+    n_nan = int(np.count_nonzero(nan_obs))
+    if n_nan:
+        _log.info("%s: %d NaN observations masked", who, n_nan)
+    return valid, n_nan
+
 def point_enkf_increments(
     state: np.ndarray,
     h: np.ndarray,
@@ -290,17 +309,7 @@ def point_enkf_increments(
     check_inflation(inflation, inflation_mode, inflation_max)
     adaptive = inflation_mode == "adaptive"
 
-    valid = np.isfinite(obs) & np.isfinite(std)
-    nan_obs = np.isnan(obs)
-    if obs_mask is not None:
-        obs_mask = np.asarray(obs_mask, dtype=bool)
-        if obs_mask.shape != (ncol,):
-            raise ValueError(f"obs_mask has shape {obs_mask.shape}, expected ({ncol},)")
-        valid &= obs_mask
-        nan_obs &= obs_mask
-    n_nan = int(np.count_nonzero(nan_obs))
-    if n_nan:
-        _log.info("point_enkf: %d NaN observations masked", n_nan)
+    valid, n_nan = _usable_observations(obs, std, obs_mask, "point_enkf")
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
     if adaptive:
         diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
@@ -433,17 +442,7 @@ def point_letkf_increments(
     if radius_km > 0 and (lat is None or lon is None):
         raise ValueError("lat and lon are needed when radius_km > 0")
 
-    valid = np.isfinite(obs) & np.isfinite(std)
-    nan_obs = np.isnan(obs)
-    if obs_mask is not None:
-        obs_mask = np.asarray(obs_mask, dtype=bool)
-        if obs_mask.shape != (ncol,):
-            raise ValueError(f"obs_mask has shape {obs_mask.shape}, expected ({ncol},)")
-        valid &= obs_mask
-        nan_obs &= obs_mask
-    n_nan = int(np.count_nonzero(nan_obs))
-    if n_nan:
-        _log.info("point_letkf: %d NaN observations masked", n_nan)
+    valid, n_nan = _usable_observations(obs, std, obs_mask, "point_letkf")
     diag: dict[str, Any] = {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
     if not valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
         dstate = np.zeros_like(state)
