@@ -281,18 +281,35 @@ def _pool(values: np.ndarray, gid: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _ObsErrorModel:
-    """Observation error: std map sigma (ny, nx) and correlation length (km) of its field."""
+    """Observation error: std map sigma (ny, nx), white fraction of its variance, correlation length (km).
+
+    ``e = sigma * (sqrt(w) z_white + sqrt(1 - w) z_corr)`` with unit-variance white noise ``z_white`` and
+    Gaussian-correlated noise ``z_corr`` of length ``corr_km`` (``w = white_fraction``; ``w < 1`` needs
+    ``corr_km > 0``).
+    """
 
     sigma: np.ndarray
     corr_km: float
     cell_km: tuple[float, float]
     periodic_x: bool
+    white_fraction: float = 1.0
+
+    def _part(self, white_fraction: float) -> _ObsErrorModel:
+        return _ObsErrorModel(self.sigma, self.corr_km, self.cell_km, self.periodic_x, white_fraction)
 
     def fields(self, rngs: Sequence[np.random.Generator]) -> np.ndarray:
-        """One error image per generator, (n, ny, nx)."""
-        if self.corr_km > 0:
+        """One error image per generator, (n, ny, nx).
+
+        Mixed model: the correlated draw first, then the white one, both from each member's own
+        generator (independent of the rank layout).
+        """
+        w = self.white_fraction
+        if w < 1:
             gen = GaussianFieldGenerator(self.sigma.shape, self.cell_km, self.corr_km, self.periodic_x)
             z = gen.draw(rngs, 1)[:, 0]
+            if w > 0:
+                white = np.stack([r.standard_normal(self.sigma.shape) for r in rngs])
+                z = np.sqrt(1.0 - w) * z + np.sqrt(w) * white
         else:
             z = np.stack([r.standard_normal(self.sigma.shape) for r in rngs])
         return self.sigma * z
@@ -317,20 +334,29 @@ class _ObsErrorModel:
           after pooling: a wedge's frame elements are translates on a grid that covers the domain
           uniformly, so ``sum_{j in wedge} C_jp^2`` does not depend on the pixel ``p``);
         * otherwise (correlated error, or a sigma map without pooling): Monte Carlo over ``nsamples``
-          fixed-seed error images on the transform domain (identical on every rank).
+          fixed-seed error images on the transform domain (identical on every rank);
+        * mixed error (``0 < white_fraction < 1``): ``w * s_o(white) + (1 - w) * s_o(correlated)``, each
+          part as above (the two parts are independent, so their variances add).
         """
+        w = self.white_fraction
+        if 0 < w < 1:
+            kw: dict[str, Any] = {"pooled": pooled, "offset": offset}
+            return w * self._part(1.0).coefficient_variance(transform, nsamples, seed, **kw) + (
+                1.0 - w
+            ) * self._part(0.0).coefficient_variance(transform, nsamples, seed, **kw)
+        white = w >= 1
         vals = self.sigma[np.isfinite(self.sigma)]
         uniform = bool(vals.size) and bool(np.all(vals == vals[0]))
-        if self.corr_km <= 0 and uniform:
+        if white and uniform:
             return vals[0] ** 2 * frame_norms2(transform)
         tshape = _transform_shape(transform)
         fill = float(np.sqrt(np.mean(vals**2))) if vals.size else 0.0
         sig = np.full(tshape, fill)
         oy, ox = _offset(self.sigma.shape, tshape, offset)
         sig[oy : oy + self.sigma.shape[0], ox : ox + self.sigma.shape[1]] = self.sigma
-        if self.corr_km <= 0 and pooled:
+        if white and pooled:
             return float(np.mean(sig**2)) * frame_norms2(transform)
-        full = _ObsErrorModel(sig, self.corr_km, self.cell_km, self.periodic_x)
+        full = _ObsErrorModel(sig, self.corr_km, self.cell_km, self.periodic_x, w)
         rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
         return np.mean(transform.forward(full.fields(rngs)) ** 2, axis=0)
 
@@ -368,6 +394,25 @@ class _Clock:
 
 
 # ---------------------------------------------------------------------- validation
+def resolve_white_fraction(obs_white_fraction: float | None, obs_corr_km: float) -> float:
+    """The white fraction of the observation-error variance actually used, checked.
+
+    None: 1.0 when ``obs_corr_km <= 0`` (white), 0.0 otherwise (entirely correlated, the historical
+    meaning of ``obs_corr_km > 0``). A given value must lie in [0, 1]; values below 1 need
+    ``obs_corr_km > 0``.
+    """
+    if obs_white_fraction is None:
+        return 1.0 if obs_corr_km <= 0 else 0.0
+    w = float(obs_white_fraction)
+    if not 0.0 <= w <= 1.0:  # also rejects NaN
+        raise ValueError(f"obs_white_fraction must be in [0, 1] (or None), got {obs_white_fraction!r}")
+    if w < 1.0 and obs_corr_km <= 0:
+        raise ValueError(
+            f"obs_white_fraction={w} < 1 needs a correlation length obs_corr_km > 0, got {obs_corr_km!r}"
+        )
+    return w
+
+
 def _check_inputs(background, obs, obs_std, obs_mask, update_mask):
     background = np.asarray(background, dtype=np.float64)
     if background.ndim != 3:
@@ -416,6 +461,7 @@ def curvelet_analysis(
     variance_support: str = "land_fraction",
     scale_weights: Sequence[float] | None = None,
     obs_corr_km: float = 0.0,
+    obs_white_fraction: float | None = None,
     cell_km: tuple[float, float] = (1.0, 1.0),
     periodic_x: bool = False,
     obs_var_samples: int = 32,
@@ -476,6 +522,10 @@ def curvelet_analysis(
     obs_corr_km, cell_km, periodic_x :
         Spatially correlated observation error (Gaussian correlation of length ``obs_corr_km`` km on cells
         of ``cell_km`` = (dy, dx) km; periodic in x for global grids).
+    obs_white_fraction : float in [0, 1], optional
+        Fraction of the observation-error *variance* that is white; the rest is correlated with length
+        ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). Default None keeps the historical rule: white
+        when ``obs_corr_km == 0``, entirely correlated when ``obs_corr_km > 0``.
     obs_var_samples : int
         Monte-Carlo images for ``s_o`` when it has no exact formula (correlated error, or an ``obs_std``
         map with ``pooling="coefficient"``).
@@ -519,6 +569,7 @@ def curvelet_analysis(
         raise ValueError(f"rtps must be in [0, 1], got {rtps}")
     if variance_support not in VARIANCE_SUPPORTS:
         raise ValueError(f"variance_support must be one of {VARIANCE_SUPPORTS}, got {variance_support!r}")
+    white_fraction = resolve_white_fraction(obs_white_fraction, obs_corr_km)
     tshape = _transform_shape(transform)
     if tshape[0] < ny or tshape[1] < nx:
         raise ValueError(f"transform shape {tshape} is smaller than the image shape {shape}")
@@ -589,7 +640,7 @@ def curvelet_analysis(
     vals = std[valid]
     # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
     fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
-    err = _ObsErrorModel(np.where(valid, std, fill_sigma), obs_corr_km, cell_km, periodic_x)
+    err = _ObsErrorModel(np.where(valid, std, fill_sigma), obs_corr_km, cell_km, periodic_x, white_fraction)
     s_o = err.coefficient_variance(
         transform, obs_var_samples, seed, pooled=pooling != "coefficient", offset=off
     )

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._curvelet_enkf import CoefficientStats, Transform, curvelet_analysis, curvelet_enkf
+from ._curvelet_enkf import (
+    CoefficientStats,
+    Transform,
+    curvelet_analysis,
+    curvelet_enkf,
+    resolve_white_fraction,
+)
 from ._point_enkf import (
     INFLATION_MODES,
     adaptive_inflation,
@@ -167,6 +173,10 @@ class CurveletEnKF:
         Gain multiplier per scale, coarsest first.
     obs_corr_km : float
         Correlation length of the observation error, km (0 = white).
+    obs_white_fraction : float in [0, 1] or None
+        Fraction of the observation-error variance that is white, the rest correlated with length
+        ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). None (default): white if ``obs_corr_km == 0``,
+        else entirely correlated (the historical meaning).
     nscales, nangles_coarse, finest :
         Curvelet parameters (``nscales=None``: the transform's default).
     pad : int or None
@@ -191,6 +201,7 @@ class CurveletEnKF:
     perturb_obs: bool = True
     scale_weights: tuple[float, ...] | None = None
     obs_corr_km: float = 0.0
+    obs_white_fraction: float | None = None
     nscales: int | None = None
     nangles_coarse: int = 16
     finest: str = "wavelets"
@@ -210,6 +221,7 @@ class CurveletEnKF:
         check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
+        resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
 
     def transform_for(
         self, shape: tuple[int, int], periodic_lon: bool = False
@@ -252,7 +264,8 @@ class CurveletEnKF:
             obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs,
             inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
             rtps=self.rtps, pooling=self.pooling, variance_support=self.variance_support,
-            scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km, cell_km=cell_km,
+            scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km,
+            obs_white_fraction=self.obs_white_fraction, cell_km=cell_km,
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset,
         )  # fmt: skip

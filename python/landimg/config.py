@@ -133,6 +133,7 @@ class AnalysisConfig:
     curvelet_pooling: str = "wedge"
     curvelet_variance_support: str = "land_fraction"
     curvelet_obs_corr_km: float = 0.0
+    curvelet_obs_white_fraction: float = -1.0  # < 0: automatic (1 if curvelet_obs_corr_km == 0 else 0)
     deep_regression: bool = True
     point_max_obs: int = 64
 
@@ -339,6 +340,13 @@ def _validate(cfg: Config) -> None:
     _positive("analysis.curvelet_nscales", a.curvelet_nscales, allow_zero=True)
     _positive("analysis.curvelet_nangles", a.curvelet_nangles)
     _positive("analysis.curvelet_obs_corr_km", a.curvelet_obs_corr_km, allow_zero=True)
+    if not (a.curvelet_obs_white_fraction == -1.0 or 0.0 <= a.curvelet_obs_white_fraction <= 1.0) or (
+        0.0 <= a.curvelet_obs_white_fraction < 1.0 and a.curvelet_obs_corr_km <= 0
+    ):
+        raise ConfigError(
+            "analysis.curvelet_obs_white_fraction must be -1 (automatic) or in [0, 1] (< 1 needs "
+            f"analysis.curvelet_obs_corr_km > 0), got {a.curvelet_obs_white_fraction!r}"
+        )
     _positive("analysis.point_max_obs", a.point_max_obs)
     if a.curvelet_pooling not in _POOLINGS:
         raise ConfigError(

@@ -62,6 +62,7 @@ def build_methods(cfg: Config) -> dict[str, Any]:
             pooling=a.curvelet_pooling, variance_support=a.curvelet_variance_support,
             inflation=cfg.ensemble.inflation, inflation_mode=cfg.ensemble.inflation_mode,
             obs_corr_km=a.curvelet_obs_corr_km,
+            obs_white_fraction=a.curvelet_obs_white_fraction if a.curvelet_obs_white_fraction >= 0 else None,
             nscales=a.curvelet_nscales or None, nangles_coarse=a.curvelet_nangles, finest=a.curvelet_finest,
             obs_depth=depth, deep_regression=a.deep_regression,
         ),
