@@ -194,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="members 8..128 and grids up to 600x1440")
     p.add_argument("--no-mpi", action="store_true", help="skip the forecast 1 vs 2 ranks part")
-    p.add_argument("--toy", action="store_true", help="also run the one-analysis accuracy toy (64 x 128 images)")
+    p.add_argument(
+        "--toy", action="store_true", help="also run the one-analysis accuracy toy (64 x 128 images)"
+    )
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

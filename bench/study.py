@@ -88,7 +88,7 @@ VARIANTS: tuple[Variant, ...] = (
     _v("m8", "members", "8 members", "ensemble.members=8"),
     _v("m32", "members", "32 members", "ensemble.members=32", timeout_s=1500.0),
     # (2) localization of the point EnKF (the curvelet EnKF does not use it: only point_enkf runs)
-    # 0 (own cell) is rejected by the config, 60 km support is below the 1-deg cell spacing (71-111 km)
+    # 60 km support is below the 1-deg cell spacing (71-111 km): own cell only (localization_km=0 is the same)
     _v("loc60", "localization", "point EnKF, 60 km (own cell only)", "analysis.localization_km=60",
        'analysis.methods=["point_enkf"]'),
     _v("loc250", "localization", "point EnKF, 250 km", "analysis.localization_km=250",

@@ -96,5 +96,7 @@ def test_top_level_key_points_to_its_section(tmp_path):
 
     path = tmp_path / "c.toml"
     path.write_text("days = 3\n")
-    with pytest.raises(ConfigError, match=r"key 'days' must be inside a \[section\]; did you mean \[experiment\] days"):
+    with pytest.raises(
+        ConfigError, match=r"key 'days' must be inside a \[section\]; did you mean \[experiment\] days"
+    ):
         load_config(path)

@@ -100,7 +100,9 @@ def test_file_forcing(tmp_path):
     with pytest.raises(ValueError, match="no record"):
         ff(-10.0)
     ff.check_covers(0.0, 8.0 * 3600.0)  # the last record holds for one more 3 h interval
-    with pytest.raises(ValueError, match=r"records cover 0 .. 9 h after the experiment start, the run needs -24 .. 8 h"):
+    with pytest.raises(
+        ValueError, match=r"records cover 0 .. 9 h after the experiment start, the run needs -24 .. 8 h"
+    ):
         ff.check_covers(-24.0 * 3600.0, 8.0 * 3600.0)
     with pytest.raises(ValueError, match="the run needs 0 .. 12 h"):
         ff.check_covers(0.0, 12.0 * 3600.0)

@@ -125,7 +125,10 @@ def test_seconds_since_reads_cf_time_units(tmp_path):
     from landimg.io import open_input_netcdf, seconds_since, write_netcdf
 
     path = tmp_path / "t.nc"
-    write_netcdf(path, {"time": 3}, {"time": (("time",), np.array([0.0, 6.0, 30.0]),
-                                               {"units": "hours since 2021-05-02 00:00:00"})})
+    write_netcdf(
+        path,
+        {"time": 3},
+        {"time": (("time",), np.array([0.0, 6.0, 30.0]), {"units": "hours since 2021-05-02 00:00:00"})},
+    )
     with open_input_netcdf(path, ("time",)) as ds:
         np.testing.assert_allclose(seconds_since(ds["time"], "2021-05-01"), [86400.0, 108000.0, 194400.0])

@@ -184,7 +184,6 @@ def _apply_update_mask(dstate: np.ndarray, update_mask: np.ndarray | None) -> np
     return dstate
 
 
-
 def _column_inputs(
     state: np.ndarray, h: np.ndarray, obs: np.ndarray, obs_std: float | np.ndarray, *, zero_std_ok: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -226,6 +225,7 @@ def _usable_observations(
     if n_nan:
         _log.info("%s: %d NaN observations masked", who, n_nan)
     return valid, n_nan
+
 
 def point_enkf_increments(
     state: np.ndarray,

@@ -627,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     if err:
         return fail(err)
     cfg = comm.bcast(cfg, root=0)
+
     def clean_up() -> None:
         if rank == 0 and created and not (out / RESTART_NAME).exists():
             shutil.rmtree(out, ignore_errors=True)

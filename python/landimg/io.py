@@ -64,7 +64,9 @@ def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: st
     try:
         ds = netCDF4.Dataset(path)
     except OSError as err:
-        raise ValueError(f"{what} {str(path)!r}: not a readable netCDF file ({err.strerror or err})") from None
+        raise ValueError(
+            f"{what} {str(path)!r}: not a readable netCDF file ({err.strerror or err})"
+        ) from None
     missing = [name for name in required if name not in ds.variables]
     if missing:
         ds.close()
@@ -388,7 +390,10 @@ def write_experiment_netcdf(
     var["sm_obs"] = (
         ("time", "lat", "lon"),
         history["obs"],
-        {**sm_layer_attrs, "long_name": f"satellite retrievals of the 0-{cfg.analysis.obs_depth * 100:g} cm layer"},
+        {
+            **sm_layer_attrs,
+            "long_name": f"satellite retrievals of the 0-{cfg.analysis.obs_depth * 100:g} cm layer",
+        },
     )
     for m in methods:
         h = history[m]
@@ -432,7 +437,11 @@ def write_experiment_netcdf(
     mvar["station_sm"] = (
         ("time", "station"),
         history["station_obs"],
-        {**sm_layer_attrs, "long_name": "station 0-10 cm soil moisture", "coordinates": "station_lat station_lon"},
+        {
+            **sm_layer_attrs,
+            "long_name": "station 0-10 cm soil moisture",
+            "coordinates": "station_lat station_lon",
+        },
     )
     units = {"spatial_corr": "1", "ubrmse": "m3 m-3", "bias": "m3 m-3"}
     for m in methods:

@@ -191,7 +191,9 @@ class FileObservations:
             )
         err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
         if err is not None and np.any(np.isfinite(sm) & ~(err > 0.0)):
-            raise ValueError(f"{self.path}: sm_error record {rec} must be positive and finite where sm is given")
+            raise ValueError(
+                f"{self.path}: sm_error record {rec} must be positive and finite where sm is given"
+            )
         return sm, err
 
     def days_with_records(self, ndays: int) -> int:
