@@ -104,7 +104,7 @@ def toy_accuracy(ntrial: int = 3) -> dict:
     Truth and members are independent Gaussian random fields (length 5 cells, std 0.05) around 0.25;
     observations everywhere with white error 0.04.
     """
-    from landimg.perturb import GaussianFieldGenerator
+    from landimg.random_fields import GaussianFieldGenerator
 
     shape = (64, 128)
     gen = GaussianFieldGenerator(shape, (1.0, 1.0), 5.0, periodic_x=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import landimg
 import numpy as np
 from landimg import soil
-from landimg.column import FORCING_NAMES
+from landimg.model.column import FORCING_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 SIGMA = 5.67e-8

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import scipy.fft as sfft
-from landimg.curvelet import Curvelet
+from landimg.transform.curvelet import Curvelet
 
 
 def _best(fn, repeat: int) -> float:

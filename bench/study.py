@@ -188,7 +188,7 @@ def _command(v: Variant, out: Path, quick: bool, ranks: int) -> list[str]:
     if quick:
         sets = [s for s in sets if not (s.startswith("ensemble.members=") or s.startswith("domain.res="))]
         sets.append("ensemble.members=4")
-    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.cycle", "--out", str(out), "--quiet"]
+    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.experiment.cycle", "--out", str(out), "--quiet"]
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -326,8 +326,8 @@ def measure_cost(res: float, members: int, root: Path, days: int = 3, spinup_day
     """
     sys.path.insert(0, str(ROOT / "python"))
     from landimg import cycle
-    from landimg.config import load_config
-    from landimg.ensemble import Ensemble
+    from landimg.ensemble.ensemble import Ensemble
+    from landimg.experiment.config import load_config
 
     cfg = load_config(None, [*STUDY_BASE, f"experiment.spinup_days={spinup_days}", f"experiment.days={days}",
                              f"domain.res={res}", f"ensemble.members={members}"])  # fmt: skip

@@ -1,8 +1,7 @@
 """An outside driver stepping landimg.Ensemble (run: .venv/bin/python docs/embedding_example.py, or under mpirun)."""
 
-import numpy as np
-
 import landimg
+import numpy as np
 from landimg.analysis import CurveletEnKF
 from landimg.parallel import SerialComm
 

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from landimg.curvelet import Curvelet
+from landimg.transform.curvelet import Curvelet
 
 
 def synthetic_soil_moisture(shape: tuple[int, int], seed: int = 3) -> np.ndarray:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support import subprocess_env
-from landimg._curvelet_enkf import curvelet_analysis
-from landimg._point_enkf import adaptive_inflation, point_enkf_increments
 from landimg.analysis import CurveletEnKF, PointEnKF
-from landimg.config import ConfigError, load_config
-from landimg.curvelet import Curvelet
+from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.point_enkf import adaptive_inflation, point_enkf_increments
+from landimg.experiment.config import ConfigError, load_config
+from landimg.transform.curvelet import Curvelet
 
 MPIRUN = Path(sys.executable).parent / "mpirun"
 NMEM = 16
@@ -191,9 +191,9 @@ _SCRIPT = textwrap.dedent(
     import sys
     import numpy as np
     from mpi4py import MPI
-    from landimg._curvelet_enkf import curvelet_analysis
-    from landimg._point_enkf import point_enkf_increments
-    from landimg.curvelet import Curvelet
+    from landimg.da.curvelet_enkf import curvelet_analysis
+    from landimg.da.point_enkf import point_enkf_increments
+    from landimg.transform.curvelet import Curvelet
     from landimg.parallel import MemberLayout
 
     comm = MPI.COMM_WORLD

@@ -3,7 +3,6 @@
 import landimg
 import numpy as np
 import pytest
-from landimg._curvelet_enkf import coefficient_groups
 from landimg.analysis import (
     CurveletEnKF,
     PointEnKF,
@@ -14,7 +13,8 @@ from landimg.analysis import (
     layer_overlap,
     point_enkf_increments,
 )
-from landimg.imageprep import EdgePadding
+from landimg.da.curvelet_enkf import coefficient_groups
+from landimg.transform.imageprep import EdgePadding
 
 SHAPE = (24, 40)
 

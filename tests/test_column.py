@@ -6,7 +6,7 @@ import landimg
 import numpy as np
 import pytest
 from landimg import soil
-from landimg._colm import colm_api
+from landimg.model._colm import colm_api
 
 NLEV = 10
 
@@ -109,7 +109,7 @@ def test_f2py_kinds_and_no_silent_copies():
     m = landimg.ColumnModel(4, 2)
     s = m.state
     args = dict(
-        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in landimg.column.FORCING_NAMES])),
+        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in landimg.model.column.FORCING_NAMES])),
         params=m._params, rootfr=m._rootfr, wice=s["wice"], tsoil=s["tsoil"], zwt=s["zwt"], wa=s["wa"],
         wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], fluxes=m._fluxes,
         colerr=m._colerr,
@@ -238,7 +238,7 @@ def test_get_set_state_restores_bitwise():
     for k in range(10):
         m.step(forcing(3, 2, seed=k))
     snap = m.get_state()
-    assert set(snap) >= set(landimg.column.STATE_UNITS)
+    assert set(snap) >= set(landimg.model.column.STATE_UNITS)
     for k in range(10, 30):
         m.step(forcing(3, 2, seed=k))
     ref = m.get_state()

@@ -3,8 +3,15 @@
 import tomllib
 
 import pytest
-
-from landimg.config import METHODS, Config, ConfigError, from_dict, load_config, parse_override, to_toml
+from landimg.experiment.config import (
+    METHODS,
+    Config,
+    ConfigError,
+    from_dict,
+    load_config,
+    parse_override,
+    to_toml,
+)
 
 
 def test_defaults_have_required_keys():
@@ -73,8 +80,8 @@ def test_bad_files(tmp_path):
 
 
 def test_curvelet_variance_support_key_reaches_the_filter():
-    from landimg.config import ConfigError, load_config
-    from landimg.cycle import build_methods
+    from landimg.experiment.config import ConfigError, load_config
+    from landimg.experiment.cycle import build_methods
 
     cfg = load_config(overrides=["analysis.curvelet_variance_support=interior"])
     assert build_methods(cfg)["curvelet_enkf"].variance_support == "interior"
@@ -84,15 +91,15 @@ def test_curvelet_variance_support_key_reaches_the_filter():
 
 
 def test_zero_localization_radius_means_own_cell_point_enkf():
-    from landimg.config import load_config
-    from landimg.cycle import build_methods
+    from landimg.experiment.config import load_config
+    from landimg.experiment.cycle import build_methods
 
     cfg = load_config(overrides=["analysis.localization_km=0"])
     assert build_methods(cfg)["point_enkf"].radius_km == 0.0
 
 
 def test_top_level_key_points_to_its_section(tmp_path):
-    from landimg.config import ConfigError, load_config
+    from landimg.experiment.config import ConfigError, load_config
 
     path = tmp_path / "c.toml"
     path.write_text("days = 3\n")

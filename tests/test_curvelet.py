@@ -7,8 +7,8 @@ import importlib.util
 
 import numpy as np
 import pytest
-from landimg._curvelet_windows import pseudo_angle
-from landimg.curvelet import Curvelet, Wedge, default_nscales
+from landimg.transform._windows import pseudo_angle
+from landimg.transform.curvelet import Curvelet, Wedge, default_nscales
 
 SIZES = [(37, 53), (150, 360), (180, 360), (256, 256), (101, 131), (127, 64)]
 FINEST = ["wavelets", "curvelets"]

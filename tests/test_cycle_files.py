@@ -3,10 +3,9 @@
 import json
 
 import numpy as np
-
-from landimg.cycle import main
-from landimg.domain import build_grid
-from landimg.config import load_config
+from landimg.experiment.config import load_config
+from landimg.experiment.cycle import main
+from landimg.experiment.domain import build_grid
 
 
 def test_cycle_with_observation_and_station_files(tmp_path):
@@ -101,6 +100,6 @@ def test_unusable_input_files_fail_before_running_with_one_line_and_nothing_left
         assert main(args) == 2, name
         err = capsys.readouterr().err
         assert (
-            err.startswith("landimg.cycle: error: ") and expected[name] in err and "Traceback" not in err
+            err.startswith("landimg.experiment.cycle: error: ") and expected[name] in err and "Traceback" not in err
         ), err
         assert not out.exists(), name

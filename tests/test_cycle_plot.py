@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-
-from landimg import plot
+from landimg.experiment import plot
 
 
 def test_increment_by_scale_sums_back():
-    from landimg.curvelet import Curvelet
+    from landimg.transform.curvelet import Curvelet
 
     C = Curvelet((48, 64), nscales=3)
     y, x = np.mgrid[0:48, 0:64]

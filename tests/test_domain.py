@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-
-from landimg.config import load_config
-from landimg.domain import build_domain, gaussian_random_field, read_field_file
-from landimg.grid import Grid
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import load_config
+from landimg.experiment.domain import build_domain, read_field_file
+from landimg.random_fields import gaussian_random_field
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from landimg.config import load_config
-from landimg.domain import build_domain
-from landimg.forcing import FORCING_KEYS, FileForcing, WeatherGenerator, qsat, solar_cos_zenith
-from landimg.grid import Grid
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import load_config
+from landimg.experiment.domain import build_domain
+from landimg.experiment.forcing import FORCING_KEYS, FileForcing, WeatherGenerator, qsat, solar_cos_zenith
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from landimg.grid import Grid
+from landimg.ensemble.grid import Grid
 
 
 def test_conus_preset_has_real_coastline():

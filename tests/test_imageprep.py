@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from landimg.curvelet import Curvelet
-from landimg.imageprep import EdgePadding, default_pad, fill_gaps
+from landimg.transform.curvelet import Curvelet
+from landimg.transform.imageprep import EdgePadding, default_pad, fill_gaps
 
 
 def test_fill_gaps_mean_per_image():

@@ -5,8 +5,7 @@ import os
 
 import numpy as np
 import pytest
-
-from landimg.io import (
+from landimg.experiment.io import (
     OutputDirError,
     atomic_path,
     load_restart,
@@ -105,7 +104,7 @@ def test_prepare_out_dir_rules(tmp_path):
 
 
 def test_open_input_netcdf_names_missing_corrupt_and_incomplete_files(tmp_path):
-    from landimg.io import open_input_netcdf, write_netcdf
+    from landimg.experiment.io import open_input_netcdf, write_netcdf
 
     with pytest.raises(FileNotFoundError, match="obs.file .*no such file"):
         open_input_netcdf(tmp_path / "absent.nc", what="obs.file")
@@ -122,7 +121,7 @@ def test_open_input_netcdf_names_missing_corrupt_and_incomplete_files(tmp_path):
 
 
 def test_seconds_since_reads_cf_time_units(tmp_path):
-    from landimg.io import open_input_netcdf, seconds_since, write_netcdf
+    from landimg.experiment.io import open_input_netcdf, seconds_since, write_netcdf
 
     path = tmp_path / "t.nc"
     write_netcdf(

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-from landimg import metrics
+from landimg.experiment import metrics
 
 
 def test_constant_offset_and_scaling():

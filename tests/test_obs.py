@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-
-from landimg.config import load_config
-from landimg.grid import Grid
-from landimg.obs import FileObservations, SatelliteObserver, Stations, read_stations_file
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import load_config
+from landimg.experiment.obs import FileObservations, SatelliteObserver, Stations, read_stations_file
 
 
 @pytest.fixture(scope="module")

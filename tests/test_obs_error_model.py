@@ -8,11 +8,11 @@ previous models bitwise.
 
 import numpy as np
 import pytest
-from landimg import _curvelet_enkf as ce
+from landimg.da import curvelet_enkf as ce
 from landimg.analysis import CurveletEnKF
-from landimg.config import ConfigError, load_config
-from landimg.curvelet import Curvelet
+from landimg.experiment.config import ConfigError, load_config
 from landimg.parallel import Purpose, member_rng
+from landimg.transform.curvelet import Curvelet
 
 N = 64
 CELL_KM = (10.0, 10.0)

@@ -1,9 +1,14 @@
-"""Statistics and reproducibility of the forcing perturbations (landimg.perturb)."""
+"""Statistics and reproducibility of the forcing perturbations (landimg.ensemble.perturb)."""
 
 import numpy as np
 import pytest
-from landimg.grid import Grid
-from landimg.perturb import ForcingPerturbation, ForcingPerturber, SoilPerturbation, soil_parameter_factors
+from landimg.ensemble.grid import Grid
+from landimg.ensemble.perturb import (
+    ForcingPerturbation,
+    ForcingPerturber,
+    SoilPerturbation,
+    soil_parameter_factors,
+)
 
 
 @pytest.fixture(scope="module")

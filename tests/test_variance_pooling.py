@@ -13,11 +13,10 @@ import textwrap
 import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
-
-from landimg import _curvelet_enkf as ce
+from landimg.da import curvelet_enkf as ce
 from landimg.analysis import CurveletEnKF
-from landimg.curvelet import Curvelet
-from landimg.perturb import gaussian_filter_spectrum
+from landimg.random_fields import gaussian_filter_spectrum
+from landimg.transform.curvelet import Curvelet
 
 NY, NX = 50, 120  # about CONUS at 0.5 deg
 CELL_KM = (55.0, 45.0)
@@ -169,8 +168,8 @@ _MPI_SCRIPT = textwrap.dedent(
     import sys
     import numpy as np
     from mpi4py import MPI
-    from landimg import _curvelet_enkf as ce
-    from landimg.curvelet import Curvelet
+    from landimg.da import curvelet_enkf as ce
+    from landimg.transform.curvelet import Curvelet
     from landimg.parallel import MemberLayout
 
     comm = MPI.COMM_WORLD

@@ -1,7 +1,7 @@
 """landimg: ensemble image (curvelet-space) data assimilation for a CoLM-like land-surface model.
 
 The public names are imported lazily, so ``import landimg`` is cheap and a module is loaded the
-first time one of its names is used (``landimg.Curvelet`` loads :mod:`landimg.curvelet` only).
+first time one of its names is used (``landimg.Curvelet`` loads :mod:`landimg.transform.curvelet` only).
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
-    "ColumnModel": ("landimg.column", "ColumnModel"),
-    "soil": ("landimg.soil", None),
-    "Curvelet": ("landimg.curvelet", "Curvelet"),
-    "Grid": ("landimg.grid", "Grid"),
-    "Ensemble": ("landimg.ensemble", "Ensemble"),
+    "ColumnModel": ("landimg.model.column", "ColumnModel"),
+    "soil": ("landimg.model.soil", None),
+    "Curvelet": ("landimg.transform.curvelet", "Curvelet"),
+    "Grid": ("landimg.ensemble.grid", "Grid"),
+    "Ensemble": ("landimg.ensemble.ensemble", "Ensemble"),
     "analysis": ("landimg.analysis", None),
-    "perturb": ("landimg.perturb", None),
+    "perturb": ("landimg.ensemble.perturb", None),
     "parallel": ("landimg.parallel", None),
-    "metrics": ("landimg.metrics", None),
-    "config": ("landimg.config", None),
+    "metrics": ("landimg.experiment.metrics", None),
+    "config": ("landimg.experiment.config", None),
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

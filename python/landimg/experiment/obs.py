@@ -22,10 +22,10 @@ import datetime as _dt
 
 import numpy as np
 
-from .config import ObsConfig
-from .domain import gaussian_random_field
-from .grid import Grid
-from .io import open_input_netcdf, seconds_since
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import ObsConfig
+from landimg.experiment.io import open_input_netcdf, seconds_since
+from landimg.random_fields import gaussian_random_field
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
 

@@ -1,6 +1,6 @@
 """In-memory CoLM-like soil columns for an ensemble: :class:`ColumnModel`.
 
-The physics lives in Fortran (``landimg._colm``, built from ``fortran/``); one call of
+The physics lives in Fortran (``landimg.model._colm``, built from ``fortran/``); one call of
 ``colm_step`` advances every column of every member ``nsteps`` time steps in place. This module owns the
 Fortran-ordered state buffers, validates forcing before anything is touched, and offers the
 diagnostics used by the data assimilation (volumetric water, layer means, water storage, frozen
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from . import soil as _soil
-from ._colm import colm_api as _api
+from landimg.model import soil as _soil
+from landimg.model._colm import colm_api as _api
 
 __all__ = ["FLUX_NAMES", "FORCING_NAMES", "STATE_UNITS", "ColumnModel"]
 
@@ -93,14 +93,14 @@ class ColumnModel:
         Number of columns (grid cells).
     nmem : int
         Number of ensemble members.
-    soil : landimg.soil.SoilParams, optional
+    soil : landimg.model.soil.SoilParams, optional
         Soil parameters with arrays (ncol,); default: "loam" everywhere.
     dt : float
         Time step (s), 0 < dt <= 3600.
     igbp : int or array (ncol,)
         IGBP land-cover class (1..17) for roots, LAI, SAI, roughness and albedo; default 10 (grassland).
     lai, sai, z0m, albedo, emissivity, gsmax : float or array (ncol,), optional
-        Overrides of the vegetation defaults (see :func:`landimg.soil.vegetation`).
+        Overrides of the vegetation defaults (see :func:`landimg.model.soil.vegetation`).
 
     Notes
     -----
@@ -131,7 +131,7 @@ class ColumnModel:
         if soil is None:
             soil = _soil.from_class("loam", self.ncol)
         if not isinstance(soil, _soil.SoilParams):
-            raise ValueError("soil must be a landimg.soil.SoilParams (from_texture or from_class)")
+            raise ValueError("soil must be a landimg.model.soil.SoilParams (from_texture or from_class)")
         if soil.ncol != self.ncol:
             raise ValueError(f"soil has {soil.ncol} columns, the model {self.ncol}")
         _check_soil(soil)
@@ -144,7 +144,7 @@ class ColumnModel:
         self.z_top = np.concatenate([[0.0], self.z_bottom[:-1]])
         nf, npar, nx = _api.colm_layout()
         if nf != len(FORCING_NAMES) or nx != len(FLUX_NAMES):
-            raise RuntimeError("landimg._colm does not match landimg.column (rebuild the extension)")
+            raise RuntimeError("landimg.model._colm does not match landimg.model.column (rebuild the extension)")
         self._params = np.zeros((npar, self.ncol), order="F")
         for i, v in enumerate(
             (

@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from .config import Config
-from .grid import Grid
-from .io import open_input_netcdf
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import Config
+from landimg.experiment.io import open_input_netcdf
+from landimg.random_fields import gaussian_random_field
 
-__all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "gaussian_random_field", "read_field_file"]
+__all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]
 
 #: IGBP class number -> name (1..17).
 IGBP_NAMES: dict[int, str] = {
@@ -85,44 +85,6 @@ def build_grid(cfg: Config) -> Grid:
     """The grid of ``cfg.domain`` (preset bounds, ``domain.res`` or the preset's resolution)."""
     lat, lon, res = cfg.grid_spec
     return Grid.regular(lat=lat, lon=lon, res=res, land_mask="builtin")
-
-
-def gaussian_random_field(
-    grid: Grid, corr_km: float, rng: np.random.Generator, n: int | None = None
-) -> np.ndarray:
-    """Smooth Gaussian random field(s) on the grid image, unit variance, zero mean.
-
-    White noise filtered with a Gaussian kernel of standard deviation ``corr_km / 2`` (so the field's
-    correlation falls to exp(-1) at about ``corr_km``), wrapping in longitude on a global grid and
-    reflecting at regional edges; each field is then standardised over the whole image.
-
-    Parameters
-    ----------
-    grid : Grid
-    corr_km : float
-        Correlation length in km (> 0).
-    rng : numpy Generator
-    n : int, optional
-        Number of independent fields; ``None`` gives one field of shape (ny, nx).
-
-    Returns
-    -------
-    ndarray (ny, nx) or (n, ny, nx)
-    """
-    if corr_km <= 0:
-        raise ValueError(f"corr_km must be > 0, got {corr_km}")
-    dy_km, dx_km = grid.cell_size_km()
-    sigma = (corr_km / 2.0 / dy_km, corr_km / 2.0 / max(dx_km, 1e-3 * dy_km))
-    shape = (1 if n is None else n,) + grid.shape
-    white = rng.standard_normal(shape)
-    modes = ("reflect", "wrap" if grid.periodic_lon else "reflect")
-    out = np.empty(shape)
-    for k in range(shape[0]):  # a handful of fields, not a hot path
-        f = ndimage.gaussian_filter(white[k], sigma=sigma, mode=modes, truncate=3.0)
-        f -= f.mean()
-        sd = f.std()
-        out[k] = f / sd if sd > 0 else f
-    return out[0] if n is None else out
 
 
 def _gradient(grid: Grid, angle: float) -> np.ndarray:

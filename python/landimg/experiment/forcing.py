@@ -38,10 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ForcingConfig
-from .domain import gaussian_random_field
-from .grid import Grid
-from .io import open_input_netcdf, seconds_since
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import ForcingConfig
+from landimg.experiment.io import open_input_netcdf, seconds_since
+from landimg.random_fields import gaussian_random_field
 
 __all__ = [
     "FORCING_KEYS",
@@ -128,7 +128,7 @@ class WeatherGenerator:
     ----------
     grid : Grid
     aridity : ndarray (ncol,)
-        Aridity index of the domain (see :mod:`landimg.domain`).
+        Aridity index of the domain (see :mod:`landimg.experiment.domain`).
     cfg : ForcingConfig
     seed : int
     start : datetime.date or str

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import scipy.fft
 
-from landimg._curvelet_windows import meyer_nu
+from landimg.transform._windows import meyer_nu
 
 __all__ = ["EdgePadding", "default_pad", "fill_gaps"]
 

@@ -1,7 +1,7 @@
 """Real-valued fast discrete curvelet transform via wrapping (a tight frame for images of any size).
 
 Implements the construction of Candes, Demanet, Donoho & Ying (2006), "Fast discrete curvelet transforms",
-from the published mathematics (see :mod:`landimg._curvelet_windows` and ``docs/curvelet.md``):
+from the published mathematics (see :mod:`landimg.transform._windows` and ``docs/curvelet.md``):
 unitary FFT of the image, smooth radial x angular windows whose squares sum to one, each wedge wrapped into
 a small rectangle and inverse-FFTed. The transform is real (mirror wedges combined into ``sqrt(2) Re`` and
 ``sqrt(2) Im``), a tight frame (``inverse == adjoint``, ``inverse(forward(x)) == x``), batched over all
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landimg._curvelet_fft import FFTBackend, make_backend
-from landimg._curvelet_windows import Plan, build_plan, check_parameters
+from landimg.transform._fft import FFTBackend, make_backend
+from landimg.transform._windows import Plan, build_plan, check_parameters
 
 __all__ = ["Curvelet", "Wedge", "default_nscales"]
 
@@ -289,7 +289,7 @@ class Curvelet:
 
 @functools.lru_cache(maxsize=8)
 def _cached_norms(key: tuple) -> np.ndarray:
-    from landimg._curvelet_norms import row_norms_sq
+    from landimg.transform._norms import row_norms_sq
 
     out = row_norms_sq(_cached_plan(*key))
     out.setflags(write=False)

@@ -1,6 +1,6 @@
 """The embedding API: an ensemble of land-surface members stepped in memory across MPI ranks.
 
-:class:`Ensemble` owns this rank's members (one :class:`~landimg.column.ColumnModel` holding them), their
+:class:`Ensemble` owns this rank's members (one :class:`~landimg.model.column.ColumnModel` holding them), their
 forcing perturbations and random streams, and offers ``advance`` / ``images`` / ``assimilate`` /
 ``gather_state`` / ``scatter_state`` for an outside driver (docs/embedding.md). Everything that mixes
 members is reduced in member order, so results do not depend on the number of ranks.
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .parallel import MemberLayout, Purpose, member_rng
-from .perturb import ForcingPerturbation, ForcingPerturber
+from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
+from landimg.parallel import MemberLayout, Purpose, member_rng
 
 __all__ = ["Ensemble"]
 
@@ -31,7 +31,7 @@ class Ensemble:
         Grid and land mask; the model has one column per land cell.
     nmem : int
         Global ensemble size.
-    soil : landimg.soil.SoilParams
+    soil : landimg.model.soil.SoilParams
         Soil parameters per column (ncol,).
     dt : float
         Model time step, s.
@@ -42,7 +42,7 @@ class Ensemble:
     perturbation : ForcingPerturbation or None
         Forcing perturbation configuration (default: CoLM's defaults); None = unperturbed members.
     model_kwargs : dict, optional
-        Extra keyword arguments for :class:`~landimg.column.ColumnModel` (igbp, lai, ...).
+        Extra keyword arguments for :class:`~landimg.model.column.ColumnModel` (igbp, lai, ...).
 
     Attributes
     ----------
@@ -68,7 +68,7 @@ class Ensemble:
         perturbation: ForcingPerturbation | None = _DEFAULT_PERTURBATION,
         model_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        from .column import ColumnModel
+        from landimg.model.column import ColumnModel
 
         self.grid = grid
         self.seed = int(seed)

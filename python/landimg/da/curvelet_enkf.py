@@ -29,9 +29,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._point_enkf import adaptive_inflation, check_inflation
-from .parallel import MemberLayout, Purpose, SerialComm, member_rng
-from .perturb import GaussianFieldGenerator
+from landimg.da.point_enkf import adaptive_inflation, check_inflation
+from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
+from landimg.random_fields import GaussianFieldGenerator
 
 __all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage"]
 
@@ -501,7 +501,7 @@ def curvelet_analysis(
     inflation_mode : {"fixed", "adaptive"}
         ``"adaptive"``: the anomaly factor of this analysis is estimated from the innovations in
         observation (image) space, ``d = y - mean(x_b)`` over the usable observed land pixels:
-        ``lambda = (d.d - sum sigma^2) / sum var_b`` (:func:`landimg._point_enkf.adaptive_inflation`;
+        ``lambda = (d.d - sum sigma^2) / sum var_b`` (:func:`landimg.da.point_enkf.adaptive_inflation`;
         ``var_b`` the member-ordered ensemble variance per pixel, so identical on any number of ranks),
         factor ``sqrt(lambda)`` clipped to ``[inflation, inflation_max]``.
     inflation_max : float

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landimg._curvelet_windows import Plan, WedgeGeometry, lowpass_1d
+from landimg.transform._windows import Plan, WedgeGeometry, lowpass_1d
 
 __all__ = ["row_norms_sq"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path
+from landimg.experiment.io import atomic_path
 
 __all__ = ["available", "increment_by_scale", "plot_increment_scales", "plot_maps", "plot_metric_series"]
 

@@ -319,7 +319,7 @@ def write_experiment_netcdf(
 
     Returns the paths written.
     """
-    from . import metrics as _m
+    from landimg.experiment import metrics as _m
 
     out = Path(out)
     ndays = history["truth"].shape[0]
@@ -416,7 +416,7 @@ def write_experiment_netcdf(
                 f"0-{cfg.analysis.obs_depth * 100:g} cm layer",
             },
         )
-    from . import __version__
+    from landimg import __version__
 
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     gattrs = {

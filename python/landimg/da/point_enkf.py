@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .parallel import MemberLayout, Purpose, SerialComm, member_rng
+from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
 __all__ = [
     "INFLATION_MODES",
