@@ -4,6 +4,7 @@
     python bench/analysis_speed.py --full     # members 8..128 x grids 150x360..600x1440 (several minutes)
     python bench/analysis_speed.py --no-mpi   # skip the forecast 1-vs-2-ranks part
     python bench/analysis_speed.py --toy      # add the one-analysis accuracy toy (64 x 128 images, docs/method.md)
+    python bench/analysis_speed.py --methods  # only the per-method analysis cost (CONUS and global 1 deg, N = 16)
 
 Prints one table per part; the analysis time is split into transforms (curvelet forward + inverse),
 statistics (reductions, pooling, observation-error variance, gains) and update (innovations, gains applied,
@@ -26,7 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 import landimg  # noqa: E402
-from landimg.analysis import CurveletEnKF, PointEnKF, curvelet_analysis  # noqa: E402
+from landimg.analysis import (  # noqa: E402
+    AnalysisContext,
+    CurveletEnKF,
+    Geometry,
+    PointEnKF,
+    PointLETKF,
+    curvelet_analysis,
+)
+from landimg.parallel import MemberLayout, SerialComm  # noqa: E402
 
 GRIDS = {"150x360": 1.0, "300x720": 0.5, "600x1440": 0.25}
 
@@ -97,17 +106,74 @@ def bench_analysis(grid_names, member_counts, repeat: int = 1, max_loc_ncol: int
     return rows
 
 
+# ---------------------------------------------------------------------- all methods through the protocol
+def _swath_obs(grid, rng: np.random.Generator) -> np.ndarray:
+    """Observations (ncol,) on ~40 % of the land: bands 2 of every 5 swath widths (8 cells) in longitude."""
+    iy, ix = np.unravel_index(grid.column_index, grid.shape)
+    seen = (ix // 8 + iy // 40) % 5 < 2
+    return np.where(seen, 0.25 + 0.04 * rng.standard_normal(grid.ncol), np.nan)
+
+
+def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]:
+    """CPU seconds per analysis of every method through ``method.analyze`` (the cycle's path).
+
+    CONUS 1 deg (the default experiment's grid) and global 1 deg, ``nmem`` members of ``nlev`` layers,
+    observations on ~40 % of the land in swaths, 500 km localization (``max_obs=64`` observations).
+    "first" includes building the transform (curvelet) or the observed neighbourhoods (point filters);
+    "cached" is the mean of ``repeat`` further analyses with the same observation pattern.
+    """
+    rows = []
+    grids = {
+        "conus 1deg": landimg.Grid.regular(
+            lat=(25.0, 50.0), lon=(-125.0, -65.0), res=1.0, land_mask="builtin"
+        ),
+        "global 1deg": _global_grid(1.0),
+    }
+    methods = {
+        "curvelet_enkf": CurveletEnKF(pooling="wedge"),
+        "point_enkf": PointEnKF(radius_km=500.0),
+        "point_letkf": PointLETKF(radius_km=500.0),
+    }
+    rng = np.random.default_rng(1)
+    for gname, grid in grids.items():
+        xb = grid.to_columns(_members(grid, nmem, rng))  # (N, ncol)
+        state = np.ascontiguousarray(np.broadcast_to(xb.T[None], (nlev, grid.ncol, nmem)))
+        obs = _swath_obs(grid, rng)
+        lat, lon = grid.column_latlon()
+        geo = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
+        h = np.zeros(nlev)
+        h[:3] = (0.35, 0.55, 0.10)
+        for mname, method in methods.items():
+            ctx = AnalysisContext(h=h, geometry=geo, layout=MemberLayout(nmem, SerialComm()),
+                                  rngs=[np.random.default_rng(i) for i in range(nmem)])  # fmt: skip
+            t0 = time.process_time()
+            method.analyze(state, obs, 0.04, None, ctx)
+            first = time.process_time() - t0
+            t0 = time.process_time()
+            for _ in range(repeat):
+                method.analyze(state, obs, 0.04, None, ctx)
+            cached = (time.process_time() - t0) / repeat
+            row = {"grid": gname, "ncol": grid.ncol, "n_obs": int(np.isfinite(obs).sum()), "nmem": nmem,
+                   "method": mname, "first_cpu_s": first, "cached_cpu_s": cached}  # fmt: skip
+            rows.append(row)
+            print(f"{gname:>11} ncol={grid.ncol:6d} obs={row['n_obs']:6d} N={nmem} {mname:>13}: "
+                  f"first {first:7.3f} s, cached {cached:7.3f} s CPU", flush=True)  # fmt: skip
+    return rows
+
+
 # ---------------------------------------------------------------------- accuracy toy
 def toy_accuracy(ntrial: int = 3) -> dict:
     """The accuracy toy: 64 x 128 images, one analysis, correlation of the analysis mean with the truth.
 
-    Truth and members are independent Gaussian random fields (length 5 cells, std 0.05) around 0.25;
+    Truth and members are independent Gaussian random fields (correlation exp(-r^2 / 2 (5 cells)^2), std
+    0.05) around 0.25;
     observations everywhere with white error 0.04.
     """
     from landimg.random_fields import GaussianFieldGenerator
 
     shape = (64, 128)
-    gen = GaussianFieldGenerator(shape, (1.0, 1.0), 5.0, periodic_x=True)
+    # e^-1 length 2 * 5 / sqrt(2) cells: the fields of the toy's "5 cells" in the retired exp(-r^2/2L^2)
+    gen = GaussianFieldGenerator(shape, (1.0, 1.0), 2.0 * (5.0 / np.sqrt(2.0)), periodic_x=True)
     seeds = np.random.SeedSequence(2024)
     C = landimg.Curvelet(shape)
     grid = landimg.Grid.regular(lat=(0.0, 6.4), lon=(0.0, 12.8), res=0.1, land_mask="all")  # 11 km cells
@@ -197,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--toy", action="store_true", help="also run the one-analysis accuracy toy (64 x 128 images)"
     )
+    p.add_argument("--methods", action="store_true", help="only the per-method analysis cost (CONUS, global)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -204,12 +271,18 @@ def main(argv: list[str] | None = None) -> None:
         n, s, r = args.forecast_worker
         _forecast_worker(int(n), int(s), float(r))
         return
+    if args.methods:
+        results = {"methods": bench_methods()}
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
     if args.full:
         results = {"analysis": bench_analysis(list(GRIDS), [8, 16, 32, 64, 128])}
         fc = (64, 24, 0.5)
     else:
         results = {"analysis": bench_analysis(["150x360"], [8, 32]) + bench_analysis(["300x720"], [16])}
         fc = (16, 12, 0.5)
+    results["methods"] = bench_methods()
     if args.toy:
         results["toy"] = toy_accuracy()
     if not args.no_mpi:

@@ -154,7 +154,9 @@ def test_fixed_inflation_is_the_kalman_update_with_inflated_covariance():
     for c in range(state.shape[1]):
         p_mat = f**2 * anom[:, c] @ anom[:, c].T / (NMEM - 1)
         k = p_mat @ h / (h @ p_mat @ h + SIGMA**2)
-        np.testing.assert_allclose(xa[:, c].mean(axis=1), mean[:, c] + k * (obs[c] - h @ mean[:, c]), atol=1e-13)
+        np.testing.assert_allclose(
+            xa[:, c].mean(axis=1), mean[:, c] + k * (obs[c] - h @ mean[:, c]), atol=1e-13
+        )
         np.testing.assert_allclose(xa[:, c] - xa[:, c].mean(axis=1, keepdims=True),
                                    (np.eye(2) - np.outer(k, h)) @ (f * anom[:, c]), atol=1e-13)  # fmt: skip
 

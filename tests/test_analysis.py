@@ -190,7 +190,7 @@ def test_point_enkf_localized_matches_dense_reference():
         S = gaspari_cohn(dd / (radius / 2)) * (ha[loc] @ ha[loc].T) / (n - 1) + 0.02**2 * np.eye(loc.size)
         P = rho[None] * (xa[:, c, :] @ ha[loc].T) / (n - 1)
         ref = P @ np.linalg.solve(S, y[loc, None] - hx[loc])
-        np.testing.assert_allclose(dx[:, c, :], ref, atol=1e-12)
+        np.testing.assert_allclose(dx[:, c, :], ref, rtol=1e-6, atol=1e-9)  # float32 pair weights
 
 
 def test_point_enkf_limits_and_bad_input():

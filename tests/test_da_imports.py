@@ -36,10 +36,7 @@ def _forbidden(name: str) -> bool:
 def test_da_room_imports_only_transform_and_leaves():
     files = sorted(DA.glob("*.py"))
     assert len(files) >= 8, f"expected the da modules in {DA}"
-    bad = {
-        f.name: [n for n in _landimg_imports(f.read_text()) if _forbidden(n)]
-        for f in files
-    }
+    bad = {f.name: [n for n in _landimg_imports(f.read_text()) if _forbidden(n)] for f in files}
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, f"landimg.da must not import the model, ensemble, data or experiment: {bad}"
 
@@ -60,6 +57,8 @@ def test_checker_catches_forbidden_imports(source):
 
 
 def test_checker_allows_the_leaves():
-    src = "from landimg.parallel import MemberLayout\nfrom . import protocol\nimport landimg.transform.curvelet"
+    src = (
+        "from landimg.parallel import MemberLayout\nfrom . import protocol\nimport landimg.transform.curvelet"
+    )
     names = _landimg_imports(src)
     assert names and not any(_forbidden(n) for n in names)

@@ -1,12 +1,23 @@
-"""Column operations shared by the methods: deeper-layer regression and increment statistics."""
+"""Column operations shared by the methods: inflation of every layer, regression of layer increments on
+the observed-layer increment, increment statistics."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from landimg.da.inflation import smoothed_inflation
+from landimg.da.protocol import AnalysisContext
 from landimg.parallel import MemberLayout
 
-__all__ = ["increment_stats", "regression_increments"]
+__all__ = [
+    "increment_stats",
+    "inflate_columns",
+    "regression_coefficients",
+    "regression_increments",
+    "usable_observations",
+]
 
 
 def regression_increments(
@@ -44,3 +55,65 @@ def increment_stats(dobs: np.ndarray, layout: MemberLayout) -> tuple[float, floa
     s1 = float(layout.ordered_sum(dobs).sum())
     s2 = float(layout.ordered_sum(dobs**2).sum())
     return s1 / n, float(np.sqrt(s2 / n))
+
+
+def regression_coefficients(
+    theta: np.ndarray, xobs: np.ndarray, layout: MemberLayout
+) -> tuple[np.ndarray, np.ndarray]:
+    """``beta_l = cov(theta_l, x_obs) / var(x_obs)`` per layer and column (nlev, ncol), and ``var > 0`` (ncol,).
+
+    With ``x_obs = h . theta``, ``sum_l h_l beta_l = 1``: increments ``beta dx_obs`` change the observed
+    layer mean by exactly ``dx_obs``. Member sums reduced in member order.
+    """
+    mu_t = layout.mean(theta, axis=2)
+    mu_o = layout.mean(xobs, axis=0)
+    at, ao = theta - mu_t[:, :, None], (xobs - mu_o).T
+    cov = layout.ordered_sum(at * ao[None], axis=2)
+    var = layout.ordered_sum(ao**2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(var > 0, cov / var, 0.0), var > 0
+
+
+def usable_observations(
+    obs: np.ndarray, obs_std: float | np.ndarray, obs_mask: np.ndarray | None
+) -> np.ndarray:
+    """bool (ncol,): finite observation with a finite error std, not excluded by ``obs_mask``."""
+    obs = np.asarray(obs, dtype=np.float64)
+    valid = np.isfinite(obs) & np.isfinite(np.broadcast_to(np.asarray(obs_std, dtype=np.float64), obs.shape))
+    return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
+
+
+def inflate_columns(
+    method: Any,
+    theta: np.ndarray,
+    obs: np.ndarray,
+    obs_std: float | np.ndarray,
+    obs_mask: np.ndarray | None,
+    ok: np.ndarray,
+    context: AnalysisContext,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The background every filter analyses: all layers' anomalies inflated by one factor.
+
+    ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
+    estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
+    ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
+    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
+    state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
+    """
+    lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
+    factor, fields = float(method.inflation), {}
+    if method.inflation_mode == "adaptive":
+        key = f"{type(method).__name__}.inflation_lambda"
+        hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)).T  # (ncol, N), all ranks
+        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), np.shape(obs))
+        lam_o, lam, factor = smoothed_inflation(
+            hx_all, np.asarray(obs, dtype=np.float64), std, usable_observations(obs, std, obs_mask),
+            prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
+            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
+        )  # fmt: skip
+        context.state[key] = lam
+        fields = {"inflation": factor, "inflation_lambda": lam_o}
+    if factor == 1.0:
+        return theta, fields
+    mean = lay.mean(theta, axis=2)[:, :, None]
+    return np.where(ok, mean + factor * (theta - mean), theta), fields

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from landimg.da.column_ops import increment_stats, regression_increments
+from landimg.da.column_ops import (
+    increment_stats,
+    inflate_columns,
+    regression_coefficients,
+    regression_increments,
+)
 from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
-from landimg.da.inflation import check_inflation
+from landimg.da.inflation import check_inflation, check_smoothing
 from landimg.da.obs_error import resolve_white_fraction
 from landimg.da.protocol import AnalysisContext, Diagnostics
 from landimg.parallel import MemberLayout
@@ -32,13 +37,18 @@ class CurveletEnKF:
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
         land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
     inflation : float
-        Multiplicative anomaly inflation (1 = none); the lower bound in adaptive mode.
+        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over the observed
-        land pixels (``lambda = (d.d - tr R) / tr(H B H^T)``, factor ``sqrt(lambda)`` clipped to
-        ``[inflation, inflation_max]``; reported as ``inflation``/``inflation_lambda`` in the diagnostics).
+        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
+        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
+        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
+        ``inflation``/``inflation_lambda`` in the diagnostics.
     inflation_max : float
         Upper bound of the adaptive anomaly factor.
+    inflation_prior_var : float
+        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
+    inflation_debias : bool
+        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     rtps : float
         Relaxation to prior spread, 0..1.
     perturb_obs : bool
@@ -61,6 +71,12 @@ class CurveletEnKF:
     deep_regression : bool
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
+    layer_increments : {"regression", "full"}
+        How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``
+        (default) ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets
+        its share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the
+        full ``dx``); ``"full"``: every overlapping layer gets the whole ``dx`` (the first version's rule:
+        layer 3 with 0.49 cm inside 0-5 cm moved as much as the top layer).
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -73,6 +89,8 @@ class CurveletEnKF:
     inflation: float = 1.0
     inflation_mode: str = "fixed"
     inflation_max: float = 2.0
+    inflation_prior_var: float = 0.01
+    inflation_debias: bool = True
     rtps: float = 0.0
     perturb_obs: bool = True
     scale_weights: tuple[float, ...] | None = None
@@ -84,6 +102,7 @@ class CurveletEnKF:
     pad: int | None = None
     obs_depth: tuple[float, float] = (0.0, 0.05)
     deep_regression: bool = True
+    layer_increments: str = "regression"
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
 
@@ -95,6 +114,9 @@ class CurveletEnKF:
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
+        check_smoothing(self.inflation_prior_var)
+        if self.layer_increments not in ("regression", "full"):
+            raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
@@ -161,39 +183,52 @@ class CurveletEnKF:
     ) -> tuple[np.ndarray, Diagnostics]:
         """Increments of the layer state (nlev, ncol, nloc) from observations of the ``obs_depth`` layer.
 
-        The observed layer (``context.h``-weighted mean) of every member is analysed as an image
-        (:meth:`update`); its increment goes to the layers inside the observed depth and, with
-        ``deep_regression``, to the deeper layers by ensemble regression. ``obs``, ``obs_std`` and
-        ``obs_mask`` are per column (ncol,) (``obs_std`` may be a scalar); see :mod:`landimg.da.protocol`.
+        Every layer is inflated first (:func:`landimg.da.column_ops.inflate_columns`, as in every filter);
+        the observed layer (``context.h``-weighted mean) of every member is then analysed as an image, and
+        its increment reaches the layers by ``layer_increments`` (and ``deep_regression``). ``obs``,
+        ``obs_std`` and ``obs_mask`` are per column (ncol,) (``obs_std`` may be a scalar); see
+        :mod:`landimg.da.protocol`.
         """
         g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
-        over = h > 0
         theta = np.asarray(background, dtype=np.float64)
-        xcol = np.einsum("l,lcm->mc", h, theta)  # observed-layer mean (nloc, ncol)
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
-        ok_obs = np.all(ok[over], axis=0)  # (ncol, nloc)
-        transform, offset = context.transforms.get(
-            (self.transform_key, g.shape, g.periodic_lon), lambda: self.transform_for(g.shape, g.periodic_lon)
-        )
+        infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
+        xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
+        transform, offset = context.cache.get(
+            "transform", (self.transform_key, g.shape, g.periodic_lon),
+            lambda: self.transform_for(g.shape, g.periodic_lon),
+        )  # fmt: skip
         std = np.asarray(obs_std, dtype=np.float64)
-        xa, diag = self.update(
+        core = replace(self, inflation=1.0, inflation_mode="fixed")  # inflated above, every layer
+        xa, diag = core.update(
             g.to_image(xcol), g.to_image(np.asarray(obs, dtype=np.float64)),
             std if std.ndim == 0 else g.to_image(std, fill=0.0),
             transform=transform, pad_offset=offset, periodic_lon=g.periodic_lon, cell_km=g.cell_km,
             obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
-            land=g.land, update_mask=g.to_image(ok_obs.T, fill=False).astype(bool), layout=lay,
-            rngs=context.rngs, seed=context.seed,
+            land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
+            layout=lay, rngs=context.rngs, seed=context.seed,
         )  # fmt: skip
-        dobs = g.to_columns(xa) - xcol  # (nloc, ncol) observed-layer increment
-        dtheta = np.where(over[:, None, None], dobs.T[None], 0.0)
-        if self.deep_regression:
-            dtheta += regression_increments(theta, xcol, dobs, over, lay)
+        dtheta = self._layer_increments(infl, xcol, g.to_columns(xa) - xcol, h > 0, lay)
+        if infl is not theta:
+            dtheta += infl - theta
         dtheta *= ok
-        mean, rms = increment_stats(dobs, lay)
+        mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta), lay)
         return dtheta, Diagnostics(
             method="CurveletEnKF", n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
-            increment_mean=mean, increment_rms=rms, inflation=diag.get("inflation"),
-            inflation_lambda=diag.get("inflation_lambda"), gain_per_scale=diag.get("gain_per_scale"),
-            extra={"stats": diag.get("stats")},
+            increment_mean=mean, increment_rms=rms, gain_per_scale=diag.get("gain_per_scale"),
+            extra={"stats": diag.get("stats")}, **fields,
         )  # fmt: skip
+
+    def _layer_increments(self, theta, xcol, dobs, over, layout) -> np.ndarray:
+        """Layer increments (nlev, ncol, nloc) of an observed-layer increment ``dobs`` (nloc, ncol)."""
+        if self.layer_increments == "full":
+            dtheta = np.where(over[:, None, None], dobs.T[None], 0.0)
+            if self.deep_regression:
+                dtheta += regression_increments(theta, xcol, dobs, over, layout)
+            return dtheta
+        beta, spread = regression_coefficients(theta, xcol, layout)
+        beta = np.where(spread[None, :], beta, over[:, None].astype(float))  # no spread: the full dx
+        if not self.deep_regression:
+            beta[~over] = 0.0
+        return beta[:, :, None] * dobs.T[None]

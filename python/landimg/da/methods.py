@@ -17,21 +17,23 @@ import numpy as np
 from landimg.da.curvelet_enkf import CoefficientStats, Transform, curvelet_analysis, curvelet_enkf
 from landimg.da.curvelet_method import CurveletEnKF
 from landimg.da.inflation import INFLATION_MODES, adaptive_inflation
-from landimg.da.localization import gaspari_cohn, local_neighbours
+from landimg.da.localization import Neighbourhoods, gaspari_cohn, observed_neighbourhoods
 from landimg.da.point_common import apply_bounded
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
 from landimg.da.point_methods import PointEnKF, PointLETKF
-from landimg.da.protocol import AnalysisContext, Diagnostics, Geometry, Method, TransformCache
+from landimg.da.protocol import AnalysisCache, AnalysisContext, Diagnostics, Geometry, Method, TransformCache
 
 __all__ = [
     "INFLATION_MODES",
+    "AnalysisCache",
     "AnalysisContext",
     "CoefficientStats",
     "CurveletEnKF",
     "Diagnostics",
     "Geometry",
     "Method",
+    "Neighbourhoods",
     "OpenLoop",
     "PointEnKF",
     "PointLETKF",
@@ -42,7 +44,7 @@ __all__ = [
     "curvelet_analysis",
     "curvelet_enkf",
     "gaspari_cohn",
-    "local_neighbours",
+    "observed_neighbourhoods",
     "point_enkf_increments",
     "point_letkf_increments",
 ]

@@ -1,5 +1,5 @@
 """What the two column-wise filters (:mod:`point_enkf`, :mod:`point_letkf`) share: input checks, usable
-observations, the local observations of every column with their Gaspari-Cohn weights, and masks."""
+observations, the observed neighbourhoods of every column with their Gaspari-Cohn weights, and masks."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.localization import gaspari_cohn, local_neighbours
+from landimg.da.localization import Neighbourhoods, observed_neighbourhoods, unit_xyz
 from landimg.parallel import MemberLayout, SerialComm
 
-__all__ = ["apply_bounded"]
+__all__ = ["apply_bounded", "gather_members", "neighbourhoods"]
 
 _log = logging.getLogger("landimg.analysis")
 
@@ -122,21 +122,30 @@ def column_problem(
     )
 
 
-def local_observations(
-    valid: np.ndarray, lat: np.ndarray | None, lon: np.ndarray | None, radius_km: float, max_obs: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local observations of every column: indices (ncol, m), Gaspari-Cohn weights (ncol, m) and usable (ncol, m).
-
-    Weights are ``GC(dist / (radius_km / 2))`` (1 for the own cell when ``radius_km == 0``); an entry is
-    usable where its observation is valid, it is not padding and its weight is > 0.
-    """
+def neighbourhoods(
+    valid: np.ndarray,
+    lat: np.ndarray | None,
+    lon: np.ndarray | None,
+    radius_km: float,
+    max_obs: int | None,
+    given: Neighbourhoods | None = None,
+) -> tuple[Neighbourhoods, np.ndarray | None]:
+    """The observed neighbourhoods (``given`` if it matches, e.g. from a cache) and the columns' xyz."""
     ncol = valid.shape[0]
-    idx, dist = local_neighbours(
-        np.zeros(ncol) if lat is None else np.asarray(lat, dtype=np.float64),
-        np.zeros(ncol) if lon is None else np.asarray(lon, dtype=np.float64),
-        radius_km,
-        max_obs,
+    xyz = (
+        None
+        if radius_km <= 0
+        else unit_xyz(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
     )
-    rho = np.ones_like(dist) if radius_km <= 0 else gaspari_cohn(dist / (radius_km / 2.0))
-    use = valid[idx] & np.isfinite(dist) & (rho > 0)
-    return idx, np.where(use, rho, 0.0), use
+    if given is not None:
+        if given.idx.shape[0] != ncol or given.radius_km != (radius_km if radius_km > 0 else 0.0):
+            raise ValueError(f"neighbourhoods were made for another grid or radius ({given.radius_km} km)")
+        return given, xyz
+    if radius_km <= 0:
+        return observed_neighbourhoods(np.zeros((ncol, 3)), valid, 0.0, max_obs), xyz
+    return observed_neighbourhoods(xyz, valid, radius_km, max_obs), xyz
+
+
+def gather_members(state: np.ndarray, layout: MemberLayout) -> np.ndarray:
+    """All members' state (nlev, ncol, N) on every rank, in member order."""
+    return np.moveaxis(layout.allgather_members(np.moveaxis(state, 2, 0)), 0, 2)

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from landimg.da.inflation import inflate_only
-from landimg.da.point_common import apply_update_mask, column_problem, local_observations
+from landimg.da.localization import Neighbourhoods
+from landimg.da.point_common import apply_update_mask, column_problem, gather_members, neighbourhoods
 from landimg.parallel import MemberLayout
 
 __all__ = ["point_letkf_increments"]
@@ -43,11 +44,12 @@ def point_letkf_increments(
     lat: np.ndarray | None = None,
     lon: np.ndarray | None = None,
     radius_km: float = 0.0,
-    max_obs: int = 64,
+    max_obs: int | None = None,
     inflation: float = 1.0,
     obs_mask: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
+    neighbours: Neighbourhoods | None = None,
     chunk: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """LETKF increments (Hunt et al. 2007), one local analysis per column, R-localization.
@@ -80,13 +82,14 @@ def point_letkf_increments(
         return apply_update_mask(inflate_only(p.state, inflation, lay), update_mask), diag
 
     nmem = lay.nmem
-    full = np.moveaxis(lay.allgather_members(np.moveaxis(p.state, 2, 0)), 0, 2)  # (nlev, ncol, N)
+    full = gather_members(p.state, lay)  # (nlev, ncol, N), identical on all ranks
     mean_x = full.mean(axis=2)
     hx = np.einsum("l,lcm->cm", p.h, full)  # (ncol, N)
     ybar = hx.mean(axis=1)
     yanom = hx - ybar[:, None]  # Y^T per column
-    idx, rho, use = local_observations(p.valid, lat, lon, radius_km, max_obs)
-    rinv = np.where(use, rho / np.where(p.valid, p.std, 1.0)[idx] ** 2, 0.0)  # (ncol, m) localized R^-1
+    nb, _ = neighbourhoods(p.valid, lat, lon, radius_km, max_obs, neighbours)
+    idx, use = nb.idx, nb.use
+    rinv = np.where(use, nb.rho / np.where(p.valid, p.std, 1.0)[idx] ** 2, 0.0)  # (ncol, m) localized R^-1
     d = np.where(use, np.where(p.valid, p.obs, 0.0)[idx] - ybar[idx], 0.0)  # (ncol, m)
     if chunk is None:
         chunk = max(16, int(2e7 // (nmem * nmem)))

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.column_ops import increment_stats
-from landimg.da.inflation import check_inflation
+from landimg.da.column_ops import increment_stats, inflate_columns, usable_observations
+from landimg.da.inflation import check_inflation, check_smoothing
+from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
 from landimg.da.protocol import AnalysisContext, Diagnostics
@@ -18,27 +19,56 @@ from landimg.parallel import MemberLayout
 __all__ = ["PointEnKF", "PointLETKF"]
 
 
+def _check(method: Any) -> None:
+    if method.radius_km < 0:
+        raise ValueError(f"radius_km must be >= 0, got {method.radius_km}")
+    if method.max_obs is not None and method.max_obs < 1:
+        raise ValueError(f"max_obs must be >= 1 (or None), got {method.max_obs}")
+    check_inflation(method.inflation, method.inflation_mode, method.inflation_max)
+    check_smoothing(method.inflation_prior_var)
+
+
+def _neighbourhoods(method: Any, obs, obs_std, obs_mask, context: AnalysisContext) -> Neighbourhoods:
+    """The observed neighbourhoods of this observation pattern, from the host's cache when it repeats."""
+    g = context.geometry
+    valid = usable_observations(obs, obs_std, obs_mask)
+    radius = float(method.radius_km)
+    key = (radius, method.max_obs, g.ncol, valid.tobytes())
+    return context.cache.get(
+        "neighbourhoods", key, lambda: observed_neighbourhoods(g.xyz, valid, radius, method.max_obs)
+    )
+
+
 def _column_analysis(
     method, background, obs, obs_std, obs_mask, context, rngs
 ) -> tuple[np.ndarray, Diagnostics]:
-    """Shared ``analyze`` of the point filters: update mask (with ``nlev_update``), the update, diagnostics."""
+    """Shared ``analyze`` of the point filters: update mask (with ``nlev_update``), inflation of every
+    layer, the update on the inflated members, diagnostics."""
     g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
     theta = np.asarray(background, dtype=np.float64)
+    obs = np.asarray(obs, dtype=np.float64)
     ok = context.update_mask
     ok = np.ones(theta.shape, dtype=bool) if ok is None else np.array(ok, dtype=bool)
     if method.nlev_update is not None:
         ok[method.nlev_update :] = False
     mask = None if obs_mask is None else np.asarray(obs_mask, dtype=bool)
-    dtheta, diag = method.update(
-        theta, h, np.asarray(obs, dtype=np.float64), obs_std, lat=g.lat, lon=g.lon, obs_mask=mask,
-        update_mask=ok, layout=lay, rngs=rngs, seed=context.seed,
+    infl, fields = inflate_columns(method, theta, obs, obs_std, mask, ok, context)
+    dtheta, diag = method.increments(
+        infl, h, obs, obs_std, lat=g.lat, lon=g.lon, obs_mask=mask, update_mask=ok, layout=lay, rngs=rngs,
+        seed=context.seed, neighbours=_neighbourhoods(method, obs, obs_std, mask, context),
     )  # fmt: skip
+    if infl is not theta:
+        dtheta += (infl - theta) * ok
     mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta), lay)
     return dtheta, Diagnostics(
         method=type(method).__name__, n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
-        increment_mean=mean, increment_rms=rms, inflation=diag.get("inflation"),
-        inflation_lambda=diag.get("inflation_lambda"), mean_gain_top=diag.get("mean_gain_top"),
+        increment_mean=mean, increment_rms=rms, mean_gain_top=diag.get("mean_gain_top"), **fields,
     )  # fmt: skip
+
+
+_ANALYZE = """Increments of the layer state (nlev, ncol, nloc) from per-column observations (ncol,) of the
+        ``obs_depth`` layer (``context.h``); every layer inflated first (as in every filter), neighbourhoods
+        cached by the host while the observation pattern repeats; see :mod:`landimg.da.protocol`."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +79,22 @@ class PointEnKF:
     ----------
     radius_km : float
         Gaspari-Cohn localization radius (weight 0 at this distance; default 500 km); 0 = own cell only.
-    max_obs : int
-        At most this many (nearest) observations per column.
+    max_obs : int or None
+        At most this many nearest *observations* per column (the search runs over observed cells, so the
+        radius is reached unless a column has more; None: no limit).
     inflation : float
-        Multiplicative anomaly inflation; the lower bound in adaptive mode.
+        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over all usable
-        observations (see :class:`CurveletEnKF`), clipped to ``[inflation, inflation_max]``.
+        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
+        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
+        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
+        ``inflation``/``inflation_lambda`` in the diagnostics.
     inflation_max : float
         Upper bound of the adaptive anomaly factor.
+    inflation_prior_var : float
+        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
+    inflation_debias : bool
+        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     perturb_obs : bool
         Perturbed observations (True) or the deterministic variant (False, tests).
     obs_depth : (float, float)
@@ -70,21 +107,21 @@ class PointEnKF:
     """
 
     radius_km: float = 500.0
-    max_obs: int = 64
+    max_obs: int | None = 64
     inflation: float = 1.0
     inflation_mode: str = "fixed"
     inflation_max: float = 2.0
+    inflation_prior_var: float = 0.01
+    inflation_debias: bool = True
     perturb_obs: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)
     nlev_update: int | None = None
     snow_threshold: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.radius_km < 0:
-            raise ValueError(f"radius_km must be >= 0, got {self.radius_km}")
-        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
+        _check(self)
 
-    def update(
+    def increments(
         self,
         state: np.ndarray,
         h: np.ndarray,
@@ -98,13 +135,24 @@ class PointEnKF:
         layout: MemberLayout | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
         seed: int = 0,
+        neighbours: Neighbourhoods | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Increments of ``state`` (nlev, ncol, nloc) and diagnostics; see :func:`point_enkf_increments`."""
+        """:func:`point_enkf_increments` of ``state`` (nlev, ncol, nloc) with no further inflation."""
         return point_enkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
-            seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, inflation=self.inflation,
-            inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
-            obs_mask=obs_mask, update_mask=update_mask, layout=layout,
+            seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, obs_mask=obs_mask, update_mask=update_mask,
+            layout=layout, neighbours=neighbours,
+        )  # fmt: skip
+
+    def update(
+        self, state: np.ndarray, h: np.ndarray, obs: np.ndarray, obs_std: float | np.ndarray, **kw: Any
+    ):
+        """Array-level update (nlev, ncol, nloc) -> (increments, dict) with this method's inflation applied by
+        the functional core (fixed factor, or its single-analysis adaptive estimate); keywords as
+        :meth:`increments`. :meth:`analyze` is the protocol entry point (smoothed adaptive inflation)."""
+        return point_enkf_increments(
+            state, h, obs, obs_std, radius_km=self.radius_km, max_obs=self.max_obs, perturb_obs=self.perturb_obs,
+            inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max, **kw,
         )  # fmt: skip
 
     def analyze(
@@ -115,9 +163,9 @@ class PointEnKF:
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray, Diagnostics]:
-        """Increments of the layer state (nlev, ncol, nloc) from per-column observations (ncol,) of the
-        ``obs_depth`` layer (``context.h``); see :mod:`landimg.da.protocol`."""
         return _column_analysis(self, background, obs, obs_std, obs_mask, context, context.rngs)
+
+    analyze.__doc__ = _ANALYZE
 
 
 @dataclass(frozen=True)
@@ -128,10 +176,21 @@ class PointLETKF:
     ----------
     radius_km : float
         Gaspari-Cohn R-localization radius (weight 0 at this distance; default 500 km); 0 = own cell only.
-    max_obs : int
-        At most this many (nearest) observations per column.
+    max_obs : int or None
+        At most this many nearest *observations* per column (None: every one within the radius).
     inflation : float
-        Multiplicative anomaly inflation (prior variance times ``inflation**2``).
+        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
+        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
+        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
+        ``inflation``/``inflation_lambda`` in the diagnostics.
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
+    inflation_prior_var : float
+        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
+    inflation_debias : bool
+        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     obs_depth : (float, float)
         Observed layer, m.
     nlev_update : int or None
@@ -141,19 +200,20 @@ class PointLETKF:
     """
 
     radius_km: float = 500.0
-    max_obs: int = 64
+    max_obs: int | None = 64
     inflation: float = 1.0
+    inflation_mode: str = "fixed"
+    inflation_max: float = 2.0
+    inflation_prior_var: float = 0.01
+    inflation_debias: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)
     nlev_update: int | None = None
     snow_threshold: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.radius_km < 0:
-            raise ValueError(f"radius_km must be >= 0, got {self.radius_km}")
-        if not self.inflation > 0:
-            raise ValueError(f"inflation must be > 0, got {self.inflation}")
+        _check(self)
 
-    def update(
+    def increments(
         self,
         state: np.ndarray,
         h: np.ndarray,
@@ -165,13 +225,31 @@ class PointLETKF:
         obs_mask: np.ndarray | None = None,
         update_mask: np.ndarray | None = None,
         layout: MemberLayout | None = None,
+        neighbours: Neighbourhoods | None = None,
         **_: Any,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Increments of ``state`` (nlev, ncol, nloc) and diagnostics; see :func:`point_letkf_increments`."""
+        """:func:`point_letkf_increments` of ``state`` (nlev, ncol, nloc) with no further inflation."""
         return point_letkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
-            inflation=self.inflation, obs_mask=obs_mask, update_mask=update_mask, layout=layout,
+            obs_mask=obs_mask, update_mask=update_mask, layout=layout, neighbours=neighbours,
         )  # fmt: skip
+
+    def update(
+        self, state: np.ndarray, h: np.ndarray, obs: np.ndarray, obs_std: float | np.ndarray, **kw: Any
+    ):
+        """Array-level update (nlev, ncol, nloc) -> (increments, dict) with this method's fixed inflation;
+        keywords as :meth:`increments`. :meth:`analyze` is the protocol entry point."""
+        kw.pop("rngs", None), kw.pop("seed", None)
+        return point_letkf_increments(
+            state,
+            h,
+            obs,
+            obs_std,
+            radius_km=self.radius_km,
+            max_obs=self.max_obs,
+            inflation=self.inflation,
+            **kw,
+        )
 
     def analyze(
         self,
@@ -181,6 +259,6 @@ class PointLETKF:
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray, Diagnostics]:
-        """Increments of the layer state (nlev, ncol, nloc) from per-column observations (ncol,) of the
-        ``obs_depth`` layer (``context.h``); see :mod:`landimg.da.protocol`."""
         return _column_analysis(self, background, obs, obs_std, obs_mask, context, None)
+
+    analyze.__doc__ = _ANALYZE

@@ -15,15 +15,17 @@ not updated (or None: the state stays as it is, e.g. the open loop), and typed :
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from landimg.da.localization import unit_xyz
 from landimg.parallel import MemberLayout
 
-__all__ = ["AnalysisContext", "Diagnostics", "Geometry", "Method", "TransformCache"]
+__all__ = ["AnalysisCache", "AnalysisContext", "Diagnostics", "Geometry", "Method", "TransformCache"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Geometry:
     cell_km: tuple[float, float]
     periodic_lon: bool = False
     index: np.ndarray = field(init=False, repr=False)
+    xyz: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         land = np.asarray(self.land, dtype=bool)
@@ -60,6 +63,7 @@ class Geometry:
             if arr.shape != (self.index.size,):
                 raise ValueError(f"Geometry.{name} must have shape ({self.index.size},), got {arr.shape}")
             object.__setattr__(self, name, arr)
+        object.__setattr__(self, "xyz", unit_xyz(self.lat, self.lon))  # (ncol, 3) on the unit sphere
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -85,17 +89,30 @@ class Geometry:
         return image.reshape(image.shape[:-2] + (-1,))[..., self.index]
 
 
-class TransformCache:
-    """Transforms built once per key and kept by the host (building a curvelet plan costs seconds)."""
+class AnalysisCache:
+    """What a host keeps between analyses: transforms (building a curvelet plan costs seconds) and the
+    neighbourhoods of an observation pattern; a few entries per kind, least recently used dropped first."""
 
-    def __init__(self) -> None:
-        self._items: dict[Hashable, Any] = {}
+    def __init__(self, per_kind: int = 4) -> None:
+        self.per_kind = int(per_kind)
+        self._items: dict[str, OrderedDict[Hashable, Any]] = {}
 
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """The cached value of ``key``, made by ``make()`` on first use."""
-        if key not in self._items:
-            self._items[key] = make()
-        return self._items[key]
+    def get(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
+        """The cached value of ``(kind, key)``, made by ``make()`` when missing."""
+        items = self._items.setdefault(kind, OrderedDict())
+        if key in items:
+            items.move_to_end(key)
+            return items[key]
+        value = items[key] = make()
+        while len(items) > self.per_kind:
+            items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._items.values())
+
+
+TransformCache = AnalysisCache  # the name of the first version
 
 
 @dataclass
@@ -115,8 +132,11 @@ class AnalysisContext:
         own fixed-seed streams).
     update_mask : ndarray of bool (nlev, ncol, nloc) or None
         False where a layer may not be updated (frozen soil, snow); None = everywhere.
-    transforms : TransformCache
-        The host's cache of transforms (for methods that work in a transform space).
+    cache : AnalysisCache
+        The host's cache (transforms, neighbourhoods of an observation pattern).
+    state : dict of str to float
+        Method state carried from one analysis to the next (the time-smoothed adaptive inflation);
+        the host keeps it in its restarts.
     seed : int
         Seed of the fallback perturbation streams when ``rngs`` is None.
     """
@@ -126,7 +146,8 @@ class AnalysisContext:
     layout: MemberLayout
     rngs: Sequence[np.random.Generator] | None = None
     update_mask: np.ndarray | None = None
-    transforms: TransformCache = field(default_factory=TransformCache)
+    cache: AnalysisCache = field(default_factory=AnalysisCache)
+    state: dict[str, float] = field(default_factory=dict)
     seed: int = 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.protocol import AnalysisContext, Diagnostics, Geometry, Method, TransformCache
+from landimg.da.protocol import AnalysisCache, AnalysisContext, Diagnostics, Geometry, Method
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.parallel import MemberLayout, Purpose, member_rng
 
@@ -60,8 +60,10 @@ class Ensemble:
         Per-member observation-perturbation streams (``Purpose.OBS``).
     geometry : landimg.da.protocol.Geometry
         The grid's columns as the analysis sees them (land mask, coordinates, cell size).
-    transforms : landimg.da.protocol.TransformCache
-        Transforms of the analysis methods, built once per method setting.
+    cache : landimg.da.protocol.AnalysisCache
+        Transforms of the analysis methods and neighbourhoods of recent observation patterns.
+    da_state : dict of str to float
+        State the methods carry between analyses (time-smoothed adaptive inflation); in the restarts.
     """
 
     def __init__(
@@ -90,7 +92,8 @@ class Ensemble:
         self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
         lat, lon = grid.column_latlon()
         self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
-        self.transforms = TransformCache()
+        self.cache = AnalysisCache()
+        self.da_state: dict[str, float] = {}
 
     @property
     def nmem(self) -> int:
@@ -182,7 +185,8 @@ class Ensemble:
         """The arrays-only context of an analysis by ``method`` on this ensemble (see :mod:`landimg.da`)."""
         return AnalysisContext(
             h=self.observation_weights(method.obs_depth), geometry=self.geometry, layout=self.layout,
-            rngs=self.obs_rngs, update_mask=self.update_mask(method.snow_threshold), transforms=self.transforms,
+            rngs=self.obs_rngs, update_mask=self.update_mask(method.snow_threshold), cache=self.cache,
+            state=self.da_state,
         )  # fmt: skip
 
     def analyze(
@@ -285,7 +289,8 @@ class Ensemble:
         """Full ensemble state with the member axis complete, on ``root`` (None elsewhere).
 
         Keys: ``model/<name>`` (model arrays, member axis last), ``perturb_z`` (nmem, nvar, ncol),
-        ``rng_forcing`` and ``rng_obs`` (lists of bit-generator states in member order), ``seed``, ``nmem``.
+        ``rng_forcing`` and ``rng_obs`` (lists of bit-generator states in member order), ``da_state``
+        (dict of 0-d arrays: what the analysis methods carry between analyses), ``seed``, ``nmem``.
         """
         lay = self.layout
         out: dict[str, Any] = {}
@@ -304,6 +309,7 @@ class Ensemble:
         if lay.rank != root:
             return None
         out["rng_obs"] = [s for part in rng_o for s in part]
+        out["da_state"] = {k: np.float64(v) for k, v in sorted(self.da_state.items())}
         out["seed"], out["nmem"] = self.seed, self.nmem
         return out
 
@@ -327,6 +333,8 @@ class Ensemble:
         rng_o = self.comm.bcast(None if lay.rank != root else state["rng_obs"], root=root)
         for g, s in zip(self.obs_rngs, rng_o[sl], strict=True):
             g.bit_generator.state = s
+        da_state = self.comm.bcast(None if lay.rank != root else dict(state.get("da_state", {})), root=root)
+        self.da_state = {k: float(v) for k, v in da_state.items()}  # restarts without it: fresh state
         if self.perturber is not None:
             z = lay.scatter_members(None if lay.rank != root else state["perturb_z"], root=root)
             rng_f = self.comm.bcast(None if lay.rank != root else state["rng_forcing"], root=root)

@@ -80,7 +80,8 @@ class EnsembleConfig:
     lwdown_std: float = 20.0
     tair_std: float = 1.0
     tau_hours: float = 24.0
-    corr_length_km: float = 424.2640687119285  # e^-1 length; = 2 * 300 / sqrt(2): the former 300 km of exp(-r^2/2L^2)
+    # e^-1 length (landimg.random_fields); 2 * 300 / sqrt(2): the former 300 km of exp(-r^2 / 2 L^2), bitwise
+    corr_length_km: float = 424.2640687119285
     inflation: float = 1.0
     inflation_mode: str = "fixed"
 

@@ -1,0 +1,255 @@
+"""Issue 9 (items 2-4): observed-cell neighbourhoods, cached analyses, the LETKF against the exact Kalman
+update, layer increments by regression, de-biased smoothed inflation of every layer, rank independence."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from _support import MPIRUN, subprocess_env
+from landimg.analysis import (
+    AnalysisCache,
+    AnalysisContext,
+    CurveletEnKF,
+    Geometry,
+    PointEnKF,
+    PointLETKF,
+    observed_neighbourhoods,
+    point_enkf_increments,
+    point_letkf_increments,
+)
+from landimg.da.inflation import smoothed_inflation
+from landimg.da.localization import EARTH_RADIUS_KM, great_circle_km
+from landimg.parallel import MemberLayout, SerialComm
+
+
+def _geometry(ny=20, nx=40, res=1.0, lat0=30.0, lon0=-110.0):
+    lat = lat0 + res * (np.arange(ny) + 0.5)
+    lon = lon0 + res * (np.arange(nx) + 0.5)
+    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+    dy = np.radians(res) * EARTH_RADIUS_KM
+    return Geometry(
+        np.ones((ny, nx), bool), lat2.ravel(), lon2.ravel(), (dy, dy * np.cos(np.radians(lat.mean())))
+    )
+
+
+# ---------------------------------------------------------------------- neighbourhoods
+def test_observed_neighbourhoods_reach_the_full_radius():
+    g = _geometry()
+    valid = np.zeros(g.ncol, bool)
+    valid[::3] = True  # one column in three observed
+    radius = 1000.0
+    nb = observed_neighbourhoods(g.xyz, valid, radius, max_obs=None)
+    chord = np.sqrt(np.sum((g.xyz[:, None, :] - g.xyz[None, valid, :]) ** 2, axis=-1))
+    brute = great_circle_km(chord) < radius
+    np.testing.assert_array_equal(nb.use.sum(axis=1), brute.sum(axis=1))  # every observation in reach
+    assert nb.dist[nb.use].max() > 0.95 * radius  # the 64-nearest-columns search stopped near 455 km
+    assert np.all(valid[nb.idx[nb.use]]) and np.all(np.diff(np.where(nb.use, nb.dist, 1e9), axis=1) >= 0)
+    capped = observed_neighbourhoods(g.xyz, valid, radius, max_obs=10)
+    assert capped.m == 10
+    np.testing.assert_array_equal(capped.dist, nb.dist[:, :10])  # the nearest observations are kept
+
+
+def test_own_cell_and_empty_patterns():
+    g = _geometry(ny=4, nx=5)
+    valid = np.arange(g.ncol) % 2 == 0
+    nb = observed_neighbourhoods(g.xyz, valid, 0.0)
+    np.testing.assert_array_equal(nb.use[:, 0], valid)
+    none = observed_neighbourhoods(g.xyz, np.zeros(g.ncol, bool), 500.0)
+    assert not none.use.any()
+
+
+def _ensemble(g, nmem=16, nlev=3, seed=0):
+    rng = np.random.default_rng(seed)
+    base = 0.25 + 0.02 * np.sin(np.arange(g.ncol) / 7.0)
+    state = base[None, :, None] + 0.02 * rng.standard_normal((nlev, g.ncol, nmem))
+    state[1:] += 0.5 * state[:1] - 0.5 * base[None, :, None]  # deeper layers correlated with the top
+    return state
+
+
+def test_cached_and_uncached_analyses_are_identical():
+    g = _geometry()
+    state = _ensemble(g)
+    h = np.array([0.7, 0.3, 0.0])
+    obs = 0.27 + np.zeros(g.ncol)
+    obs[::4] = np.nan
+    for method in (PointEnKF(radius_km=400.0, max_obs=None), PointLETKF(radius_km=400.0, max_obs=None)):
+        lay = MemberLayout(16, SerialComm())
+        ctx = AnalysisContext(h=h, geometry=g, layout=lay, cache=AnalysisCache())
+        rng = [np.random.default_rng(i) for i in range(16)]
+        d1, _ = method.analyze(state, obs, 0.02, None, AnalysisContext(h=h, geometry=g, layout=lay, rngs=rng))
+        for _ in range(2):  # the second call reuses the cached neighbourhoods
+            rng = [np.random.default_rng(i) for i in range(16)]
+            ctx.rngs = rng
+            d2, _ = method.analyze(state, obs, 0.02, None, ctx)
+            np.testing.assert_array_equal(d1, d2)
+        assert len(ctx.cache) == 1
+    valid = np.isfinite(obs)
+    nb = observed_neighbourhoods(g.xyz, valid, 400.0, None)
+    a, _ = point_enkf_increments(
+        state, h, obs, 0.02, lat=g.lat, lon=g.lon, radius_km=400.0, seed=1, neighbours=nb
+    )
+    b, _ = point_enkf_increments(state, h, obs, 0.02, lat=g.lat, lon=g.lon, radius_km=400.0, seed=1)
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------- LETKF == Kalman
+def test_letkf_matches_the_exact_kalman_update_at_large_n():
+    """Linear-Gaussian toy: 3-layer columns, own-cell observations of a layer mean, N = 1000 members drawn
+    from the true B: the LETKF mean and covariance equal the exact Kalman update within sampling error."""
+    rng = np.random.default_rng(5)
+    ncol, nmem, sigma = 4, 1000, 0.02
+    b_true = np.array([[4.0, 2.0, 1.0], [2.0, 3.0, 1.5], [1.0, 1.5, 2.0]]) * 1e-4
+    h = np.array([0.6, 0.4, 0.0])
+    mu = 0.3 + 0.01 * rng.standard_normal((3, ncol))
+    state = mu[:, :, None] + np.einsum(
+        "ij,jcn->icn", np.linalg.cholesky(b_true), rng.standard_normal((3, ncol, nmem))
+    )
+    truth = mu + np.linalg.cholesky(b_true) @ rng.standard_normal((3, ncol))
+    obs = h @ truth + sigma * rng.standard_normal(ncol)
+    d, _ = point_letkf_increments(state, h, obs, sigma)
+    xa = state + d
+    k = b_true @ h / (h @ b_true @ h + sigma**2)
+    mean_exact = mu + np.outer(k, obs - h @ mu)
+    pa_exact = b_true - np.outer(k, h @ b_true)
+    se = np.sqrt(np.diag(b_true) / nmem)[:, None]  # sampling error of the prior mean
+    assert np.all(np.abs(xa.mean(axis=2) - mean_exact) < 5 * se)
+    for c in range(ncol):
+        np.testing.assert_allclose(np.cov(xa[:, c]), pa_exact, atol=0.2 * np.abs(b_true).max())
+
+
+# ---------------------------------------------------------------------- layer increments
+def test_layer_increments_by_regression_keep_the_observed_mean():
+    g = _geometry(ny=16, nx=24)
+    state = _ensemble(g, nlev=4, seed=3)
+    h = np.array([0.5, 0.45, 0.05, 0.0])  # layer 3 barely inside the observed depth
+    obs = 0.3 + np.zeros(g.ncol)
+    lay = MemberLayout(16, SerialComm())
+    out = {}
+    for mode in ("regression", "full"):
+        m = CurveletEnKF(
+            pooling="wedge", layer_increments=mode, perturb_obs=False, nscales=3, nangles_coarse=8
+        )
+        out[mode], _ = m.analyze(state, obs, 0.02, None, AnalysisContext(h=h, geometry=g, layout=lay))
+    dobs = np.einsum("l,lcm->cm", h, out["full"])
+    np.testing.assert_allclose(np.einsum("l,lcm->cm", h, out["regression"]), dobs, atol=1e-14)
+    xobs = np.einsum("l,lcm->cm", h, state)
+    ao, at = xobs - xobs.mean(axis=1, keepdims=True), state - state.mean(axis=2, keepdims=True)
+    beta = np.sum(at * ao[None], axis=2) / np.sum(ao**2, axis=1)
+    np.testing.assert_allclose(out["regression"], beta[:, :, None] * dobs[None], atol=1e-14)
+    np.testing.assert_allclose(out["full"][2], dobs, atol=1e-14)  # the first version's rule
+    assert np.abs(out["regression"][2]).mean() < 0.8 * np.abs(dobs).mean()
+
+
+# ---------------------------------------------------------------------- inflation
+def test_debiased_inflation_ignores_a_bias_and_smoothing_is_a_weighted_mean():
+    rng = np.random.default_rng(2)
+    ncol, nmem, sigma = 4000, 16, 0.02
+    hx = 0.3 + 0.01 * rng.standard_normal((ncol, nmem))
+    spread = hx.std(axis=1, ddof=1)
+    obs = hx.mean(axis=1) + spread * rng.standard_normal(ncol) + sigma * rng.standard_normal(ncol) + 0.05
+    valid = np.ones(ncol, bool)
+    std = np.full(ncol, sigma)
+    lam_b, _, _ = smoothed_inflation(hx, obs, std, valid, debias=True, upper=10.0)
+    lam_raw, _, _ = smoothed_inflation(hx, obs, std, valid, debias=False, upper=10.0)
+    assert abs(lam_b - 1.0) < 0.15 and lam_raw > 20.0  # the 0.05 bias is no spread deficit
+    raw, lam_inf, _ = smoothed_inflation(
+        hx, obs, std, valid, prior=1.5, prior_var=np.inf, lower=0.5, upper=10.0
+    )
+    assert lam_inf == pytest.approx(raw)
+    _, lam_s, f = smoothed_inflation(hx, obs, std, valid, prior=1.5, prior_var=1e-3, lower=0.5, upper=10.0)
+    assert min(raw, 1.5) < lam_s < max(raw, 1.5) and f == pytest.approx(np.sqrt(lam_s))
+    _, lam_c, _ = smoothed_inflation(hx, obs + 1.0, std, valid, prior=1.0, debias=False, upper=1.5)
+    assert lam_c == 1.5**2  # clipped
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8),
+        PointEnKF(inflation=1.3),
+        PointLETKF(inflation=1.3),
+    ],
+    ids=["curvelet", "point_enkf", "point_letkf"],
+)
+def test_every_filter_inflates_every_layer(method):
+    g = _geometry(ny=12, nx=16)
+    state = _ensemble(g, nlev=3, seed=4)
+    ok = np.ones(state.shape, bool)
+    ok[:, :5] = False  # frozen columns keep their state
+    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()),
+                          update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
+    d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
+    expect = 0.3 * (state - state.mean(axis=2, keepdims=True)) * ok
+    np.testing.assert_allclose(d, expect, atol=1e-15)
+
+
+def test_adaptive_state_is_carried_and_restored():
+    g = _geometry(ny=12, nx=16)
+    state = _ensemble(g, seed=6)
+    obs = np.einsum("l,lcm->c", [0.7, 0.3, 0.0], state) / 16 + 0.03 * np.random.default_rng(
+        1
+    ).standard_normal(g.ncol)
+    m = PointLETKF(inflation_mode="adaptive", radius_km=300.0)
+    ctx = AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()))
+    _, d1 = m.analyze(state, obs, 0.02, None, ctx)
+    lam1 = ctx.state["PointLETKF.inflation_lambda"]
+    _, d2 = m.analyze(state, obs, 0.02, None, ctx)
+    assert d1.inflation > 1.0 and lam1 > 1.0 and d2.inflation >= d1.inflation  # smoothed: keeps growing
+    fresh = AnalysisContext(h=ctx.h, geometry=g, layout=ctx.layout, state=dict(ctx.state))
+    _, d3 = m.analyze(state, obs, 0.02, None, fresh)
+    _, d4 = m.analyze(state, obs, 0.02, None, ctx)
+    assert d3.inflation == d4.inflation  # a restored state continues exactly
+
+
+# ---------------------------------------------------------------------- MPI
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import landimg
+    from landimg.analysis import CurveletEnKF, PointEnKF, PointLETKF
+
+    grid = landimg.Grid.regular(lat=(30.0, 42.0), lon=(-110.0, -90.0), res=1.0, land_mask="all")
+    soil = landimg.soil.from_class("loam", grid.ncol)
+    methods = [CurveletEnKF(inflation_mode="adaptive", nscales=3, nangles_coarse=8),
+               PointEnKF(inflation_mode="adaptive", radius_km=400.0, max_obs=None),
+               PointLETKF(inflation_mode="adaptive", radius_km=400.0)]
+    out = {}
+    for k, method in enumerate(methods):
+        ens = landimg.Ensemble(grid, 7, soil=soil, seed=3)
+        ens.advance({"tair": np.full(grid.ncol, 290.0), "qair": np.full(grid.ncol, 0.008),
+                     "psurf": np.full(grid.ncol, 1e5), "precip": np.full(grid.ncol, 2e-4),
+                     "wind": np.full(grid.ncol, 3.0), "swdown": np.full(grid.ncol, 300.0),
+                     "lwdown": np.full(grid.ncol, 330.0)}, nsteps=6)
+        obs = ens.mean_image((0.0, 0.05)) + 0.05 * np.random.default_rng(9).standard_normal(grid.shape)
+        obs[:, ::3] = np.nan
+        for _ in range(2):
+            ens.assimilate(obs, 0.02, method)
+        st = ens.gather_state()
+        if st is not None:
+            out[f"wliq{k}"] = st["model/wliq"]
+            out[f"lam{k}"] = np.array(list(st["da_state"].values()))
+    if out:
+        np.savez(sys.argv[1], **out)
+    """
+)
+
+
+def test_new_paths_bitwise_on_1_2_3_ranks(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text(_SCRIPT)
+    res = {}
+    for n in (1, 2, 3):
+        f = tmp_path / f"r{n}.npz"
+        cmd = [str(MPIRUN), "-n", str(n), sys.executable, "-m", "mpi4py", str(script), str(f)]
+        proc = subprocess.run(
+            cmd, env=subprocess_env(), capture_output=True, text=True, timeout=900, check=False
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        res[n] = dict(np.load(f))
+    assert all(res[1][f"lam{k}"].size == 1 and res[1][f"lam{k}"][0] > 1.0 for k in range(3))
+    for n in (2, 3):
+        for key, val in res[1].items():
+            np.testing.assert_array_equal(res[n][key], val, err_msg=f"{key} on {n} ranks")
