@@ -143,7 +143,7 @@ def test_curvelet_well_dispersed_and_dataclass(T):
 # ---------------------------------------------------------------------- defaults and validation
 def test_default_is_fixed_and_unchanged(T):
     assert CurveletEnKF().inflation_mode == "fixed" and PointEnKF().inflation_mode == "fixed"
-    assert load_config(None).ensemble.inflation_mode == "fixed"
+    assert load_config(None).method["curvelet_enkf"].inflation_mode == "fixed"
     bg, obs, land, _, _ = _image_case(4.0, seed=21)
     xa, diag = CurveletEnKF().update(bg, obs, SIGMA, transform=T, land=land, seed=4)
     xf, _ = CurveletEnKF(inflation=1.0, inflation_mode="fixed").update(bg, obs, SIGMA, transform=T, land=land,
@@ -178,10 +178,10 @@ def test_bad_settings_raise(kw, match):
 
 def test_config_key(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[ensemble]\ninflation_mode = "adaptive"\n')
-    assert load_config(cfg).ensemble.inflation_mode == "adaptive"
-    cfg.write_text('[ensemble]\ninflation_mode = "auto"\n')
-    with pytest.raises(ConfigError, match="ensemble.inflation_mode"):
+    cfg.write_text('[point_enkf]\ninflation_mode = "adaptive"\n')
+    assert load_config(cfg).method["point_enkf"].inflation_mode == "adaptive"
+    cfg.write_text('[curvelet_enkf]\ninflation_mode = "auto"\n')
+    with pytest.raises(ConfigError, match="curvelet_enkf.inflation_mode"):
         load_config(cfg)
 
 
