@@ -71,12 +71,12 @@ class CurveletEnKF:
     deep_regression : bool
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
-    layer_increments : {"regression", "full"}
-        How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``
-        (default) ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets
-        its share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the
-        full ``dx``); ``"full"``: every overlapping layer gets the whole ``dx`` (the first version's rule:
-        layer 3 with 0.49 cm inside 0-5 cm moved as much as the top layer).
+    layer_increments : {"full", "regression"}
+        How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``:
+        ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its share and
+        the observed-layer mean changes by exactly ``dx`` (columns without spread: the full ``dx``);
+        ``"full"`` (default, the first version's rule; the study decides): every overlapping layer gets the
+        whole ``dx`` (layer 3, with 0.49 cm inside 0-5 cm, moves as much as the top layer).
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -102,7 +102,7 @@ class CurveletEnKF:
     pad: int | None = None
     obs_depth: tuple[float, float] = (0.0, 0.05)
     deep_regression: bool = True
-    layer_increments: str = "regression"
+    layer_increments: str = "full"
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
 
