@@ -76,18 +76,32 @@ def _inside(lat, lon, bbox):
     return (lat >= s) & (lat <= n) & (lon >= w) & (lon <= e)
 
 
-def ease2_latlon(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Cell-centre latitude and longitude (rows, cols) of EASE-Grid 2.0 global grid ``M36``/``M09``."""
+def ease2_latlon(name: str, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centre latitude and longitude of EASE-Grid 2.0 global grid ``M36``/``M09`` (a window of it)."""
     from pyproj import Transformer
 
     from landimg.data.regrid import _EASE2_ORIGIN_X, _EASE2_ORIGIN_Y
 
-    rows, cols, cell = EASE2[name]
-    x = _EASE2_ORIGIN_X + (np.arange(cols) + 0.5) * cell
-    y = _EASE2_ORIGIN_Y - (np.arange(rows) + 0.5) * cell
+    nrows, ncols, cell = EASE2[name]
+    x = (_EASE2_ORIGIN_X + (np.arange(ncols) + 0.5) * cell)[cols]
+    y = (_EASE2_ORIGIN_Y - (np.arange(nrows) + 0.5) * cell)[rows]
     tr = Transformer.from_crs("EPSG:6933", "EPSG:4326", always_xy=True)
     lon, lat = tr.transform(*np.meshgrid(x, y))
     return np.asarray(lat), np.asarray(lon)
+
+
+def _ease2_window(name: str, bbox) -> tuple[slice, slice]:
+    nrows, ncols, _ = EASE2[name]
+    if bbox is None:
+        return slice(0, nrows), slice(0, ncols)
+    from landimg.data.regrid import _ease2_y, ease2_source
+
+    src = ease2_source(name)
+    s, n, w, e = bbox
+    yn, ys = _ease2_y(np.array([n, s], dtype=float))
+    r = np.flatnonzero((src.y_edges[1:] < yn) & (src.y_edges[:-1] > ys))
+    c = np.flatnonzero((src.x_edges[1:] > w) & (src.x_edges[:-1] < e))
+    return slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1)
 
 
 def smap_file(
@@ -106,58 +120,63 @@ def smap_file(
 
     ``field`` gives the soil moisture of each pass at its local solar time (6 am / 6 pm);
     ``bad_quality(lat, lon)`` marks cells whose ``retrieval_qual_flag`` bit 0 is set (the value
-    written there is 0.9, to prove the flag is applied). Cells outside ``bbox`` are fill.
+    written there is 0.9, to prove the flag is applied). Cells outside ``bbox`` are fill (the
+    arrays are the whole global grid, chunked, so fill chunks cost nothing).
     """
     import h5py
 
-    lat, lon = ease2_latlon(grid)
+    shape = EASE2[grid][:2]
+    rows, cols = _ease2_window(grid, bbox)
+    lat, lon = ease2_latlon(grid, rows, cols)
     inside = _inside(lat, lon, bbox)
     name = f"SMAP_L3_SM_P_{'E_' if grid == 'M09' else ''}{date:%Y%m%d}_R18290_001.h5"
     path = os.path.join(directory, name)
+    midnight = _dt.datetime(date.year, date.month, date.day)
     with h5py.File(path, "w") as f:
-        meta = f.create_group("Metadata")
-        meta.attrs["ShortName"] = "SPL3SMP_E" if grid == "M09" else "SPL3SMP"
+        f.create_group("Metadata").attrs["ShortName"] = "SPL3SMP_E" if grid == "M09" else "SPL3SMP"
         for pass_, local_hour in (("AM", 6.0), ("PM", 18.0)):
             sfx = "" if pass_ == "AM" else "_pm"
             g = f.create_group(f"Soil_Moisture_Retrieval_Data_{pass_}")
             seen = inside & (pass_ in passes)
-            utc_hours = local_hour - lon / 15.0
-            secs = (_dt.datetime(date.year, date.month, date.day) - _J2000).total_seconds() + utc_hours * 3600.0
-            when = _dt.datetime(date.year, date.month, date.day) + _dt.timedelta(hours=local_hour)
-            sm = np.where(seen, field("sm", lat, lon, when), _FILL)
+            secs = (midnight - _J2000).total_seconds() + (local_hour - lon / 15.0) * 3600.0
+            sm = np.where(seen, field("sm", lat, lon, midnight + _dt.timedelta(hours=local_hour)), _FILL)
             qual = np.where(seen, 0, 65534).astype(np.uint16)
             if bad_quality is not None:
                 bad = seen & bad_quality(lat, lon)
                 sm = np.where(bad, 0.9, sm)
                 qual = np.where(bad, 1, qual).astype(np.uint16)
-            sm_units = units if units != "percent" else "percent"
             if units == "percent":
                 sm = np.where(seen, sm * 100.0, _FILL)
-            _h5var(g, "soil_moisture" + sfx, sm, sm_units, "Representative soil moisture of the cell")
-            _h5var(g, "soil_moisture_error" + sfx, np.where(seen, error, _FILL), "cm**3/cm**3", "error")
-            g.create_dataset("retrieval_qual_flag" + sfx, data=qual, fillvalue=np.uint16(65534), compression="gzip")
-            g["retrieval_qual_flag" + sfx].attrs["_FillValue"] = np.uint16(65534)
-            g["retrieval_qual_flag" + sfx].attrs["flag_masks"] = np.array([1, 2, 4, 8], dtype=np.uint16)
-            _h5var(g, "tb_time_seconds" + sfx, np.where(seen, secs, _FILL), "seconds",
-                   "Seconds since 2000-01-01 11:58:55.816 UTC (J2000)", dtype=np.float64)
+
+            def put(var, data, dtype, fill, **attrs):
+                ds = g.create_dataset(var + sfx, shape=shape, dtype=dtype, fillvalue=fill, chunks=(203, 241),
+                                      compression="gzip")
+                ds[rows, cols] = np.asarray(data, dtype=dtype)
+                for key, value in attrs.items():
+                    ds.attrs[key] = value
+                return ds
+
+            f32 = np.float32
+            put("soil_moisture", sm, f32, f32(_FILL), units=units, _FillValue=f32(_FILL),
+                long_name="Representative soil moisture measurement for the Earth based grid cell")
+            put("soil_moisture_error", np.where(seen, error, _FILL), f32, f32(_FILL), units="cm**3/cm**3",
+                _FillValue=f32(_FILL), long_name="Net uncertainty measure of soil moisture")
+            put("retrieval_qual_flag", qual, np.uint16, np.uint16(65534), _FillValue=np.uint16(65534),
+                flag_masks=np.array([1, 2, 4, 8], dtype=np.uint16),
+                flag_meanings="Retrieval_recommended Retrieval_attempted Retrieval_success FT_retrieval_success")
+            put("tb_time_seconds", np.where(seen, secs, _FILL), np.float64, np.float64(_FILL), units="seconds",
+                _FillValue=np.float64(_FILL), long_name="Seconds since 2000-01-01 11:58:55.816 UTC (J2000)")
             stamps = np.full(lat.shape, b"N/A", dtype="S24")
             if seen.any():
                 t = np.datetime64("2000-01-01T11:58:55.816", "ms") + (secs[seen] * 1000).astype("timedelta64[ms]")
                 stamps[seen] = np.char.add(np.datetime_as_string(t, unit="ms").astype("S23"), b"Z")
-            g.create_dataset("tb_time_utc" + sfx, data=stamps, compression="gzip")
-            _h5var(g, "latitude" + sfx, np.where(seen, lat, _FILL), "degrees_north", "Latitude")
-            _h5var(g, "longitude" + sfx, np.where(seen, lon, _FILL), "degrees_east", "Longitude")
+            put("tb_time_utc", stamps, "S24", b"N/A", long_name="Date and time of the brightness temperatures")
+            put("latitude", np.where(seen, lat, _FILL), f32, f32(_FILL), units="degrees_north", _FillValue=f32(_FILL))
+            put("longitude", np.where(seen, lon, _FILL), f32, f32(_FILL), units="degrees_east", _FillValue=f32(_FILL))
             rr, cc = np.indices(lat.shape)
-            for nm, idx in (("EASE_row_index", rr), ("EASE_column_index", cc)):
-                g.create_dataset(nm + sfx, data=np.where(seen, idx, 65534).astype(np.uint16), compression="gzip")
+            put("EASE_row_index", np.where(seen, rr + rows.start, 65534), np.uint16, np.uint16(65534))
+            put("EASE_column_index", np.where(seen, cc + cols.start, 65534), np.uint16, np.uint16(65534))
     return path
-
-
-def _h5var(g, name, data, units, long_name, dtype=np.float32):
-    ds = g.create_dataset(name, data=np.asarray(data, dtype=dtype), fillvalue=dtype(_FILL), compression="gzip")
-    ds.attrs["units"] = units
-    ds.attrs["long_name"] = long_name
-    ds.attrs["_FillValue"] = np.asarray(_FILL, dtype=dtype)
 
 
 def _nc_var(ds, name, dims, data, fill, **attrs):
