@@ -9,7 +9,6 @@ import sys
 
 import h5py
 import pytest
-
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.cli import main
@@ -38,62 +37,142 @@ def files(tmp_path_factory):
     (d / "gldas").mkdir()
     fx.gldas_file(str(d / "gldas"), dt.datetime(2021, 5, 1, 0), region=REGION)
     (d / "badunits").mkdir()
-    fx.gldas_file(str(d / "badunits"), dt.datetime(2021, 5, 1, 0), region=REGION,
-                  units={"SoilMoi0_10cm_inst": "K"})
+    fx.gldas_file(
+        str(d / "badunits"), dt.datetime(2021, 5, 1, 0), region=REGION, units={"SoilMoi0_10cm_inst": "K"}
+    )
     (d / "nolw").mkdir()
     names = [n for n in fx._GLDAS_NAMES if n != "LWdown_f_tavg"]
     fx.gldas_file(str(d / "nolw"), dt.datetime(2021, 5, 1, 0), region=REGION, variables=names)
     (d / "smap").mkdir()
     fx.smap_file(str(d / "smap"), dt.date(2021, 5, 1), bbox=REGION)
     (d / "era5").mkdir()
-    ff.era5_file(str(d / "era5" / "e5.nc"), [dt.datetime(2021, 5, 1, h) for h in range(3)], REGION,
-                 units={"t2m": ""})
+    ff.era5_file(
+        str(d / "era5" / "e5.nc"), [dt.datetime(2021, 5, 1, h) for h in range(3)], REGION, units={"t2m": ""}
+    )
     return d
 
 
 def test_no_file_matches(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "nothing*.nc4"), *DOMAIN],
-            tmp_path / "o.nc", capsys, "no file matches", "nothing*.nc4")
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(files / "nothing*.nc4"), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        "no file matches",
+        "nothing*.nc4",
+    )
 
 
 def test_unknown_product(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "smos", "--files", str(files / "gldas/*"), *DOMAIN], tmp_path / "o.nc",
-            capsys, "unknown product 'smos'")
+    run_bad(
+        ["regrid", "--product", "smos", "--files", str(files / "gldas/*"), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        "unknown product 'smos'",
+    )
 
 
 def test_wrong_units(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "badunits/*.nc4"), *DOMAIN],
-            tmp_path / "o.nc", capsys, "GLDAS_NOAH025_3H.A20210501.0000.021.nc4", "'SoilMoi0_10cm_inst'",
-            "units 'K'")
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(files / "badunits/*.nc4"), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        "GLDAS_NOAH025_3H.A20210501.0000.021.nc4",
+        "'SoilMoi0_10cm_inst'",
+        "units 'K'",
+    )
 
 
 def test_missing_units(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "era5", "--files", str(files / "era5/e5.nc"), *DOMAIN], tmp_path / "o.nc",
-            capsys, "e5.nc", "'t2m'", "no 'units'")
+    run_bad(
+        ["regrid", "--product", "era5", "--files", str(files / "era5/e5.nc"), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        "e5.nc",
+        "'t2m'",
+        "no 'units'",
+    )
 
 
 def test_domain_not_covered(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), "--bbox", "35", "39",
-             "-110", "-105", "--res", "1"], tmp_path / "o.nc", capsys, "GLDAS_NOAH025_3H", "does not cover",
-            "longitude")
+    run_bad(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(files / "gldas/*.nc4"),
+            "--bbox",
+            "35",
+            "39",
+            "-110",
+            "-105",
+            "--res",
+            "1",
+        ],
+        tmp_path / "o.nc",
+        capsys,
+        "GLDAS_NOAH025_3H",
+        "does not cover",
+        "longitude",
+    )
 
 
 def test_period_not_covered(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), *DOMAIN, "--start",
-             "2021-05-01", "--end", "2021-05-03"], tmp_path / "o.nc", capsys, "do not cover --end 2021-05-03")
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), *DOMAIN, "--start",
-             "2021-06-01", "--end", "2021-06-03"], tmp_path / "o.nc", capsys, "no record between")
+    run_bad(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(files / "gldas/*.nc4"),
+            *DOMAIN,
+            "--start",
+            "2021-05-01",
+            "--end",
+            "2021-05-03",
+        ],
+        tmp_path / "o.nc",
+        capsys,
+        "do not cover --end 2021-05-03",
+    )
+    run_bad(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(files / "gldas/*.nc4"),
+            *DOMAIN,
+            "--start",
+            "2021-06-01",
+            "--end",
+            "2021-06-03",
+        ],
+        tmp_path / "o.nc",
+        capsys,
+        "no record between",
+    )
 
 
 def test_corrupt_and_truncated_files(files, tmp_path, capsys):
     bad = tmp_path / "GLDAS_NOAH025_3H.A20210501.0300.021.nc4"
     bad.write_bytes(b"this is not HDF5" * 100)
-    run_bad(["regrid", "--product", "gldas", "--files", str(bad), *DOMAIN], tmp_path / "o.nc", capsys,
-            str(bad), "cannot read")
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(bad), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        str(bad),
+        "cannot read",
+    )
     src = next((files / "gldas").glob("*.nc4")).read_bytes()
     bad.write_bytes(src[: len(src) // 3])
-    run_bad(["regrid", "--product", "gldas", "--files", str(bad), *DOMAIN], tmp_path / "o.nc", capsys,
-            str(bad), "cannot")
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(bad), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        str(bad),
+        "cannot",
+    )
 
 
 def test_missing_group_and_missing_variable(files, tmp_path, capsys):
@@ -101,12 +180,22 @@ def test_missing_group_and_missing_variable(files, tmp_path, capsys):
     path.write_bytes(next((files / "smap").glob("*.h5")).read_bytes())
     with h5py.File(path, "a") as f:
         del f["Soil_Moisture_Retrieval_Data_PM/retrieval_qual_flag_pm"]
-    run_bad(["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN], tmp_path / "o.nc", capsys,
-            path.name, "'retrieval_qual_flag_pm' is missing")
+    run_bad(
+        ["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        path.name,
+        "'retrieval_qual_flag_pm' is missing",
+    )
     with h5py.File(path, "a") as f:
         del f["Soil_Moisture_Retrieval_Data_PM"]
-    run_bad(["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN], tmp_path / "o.nc", capsys,
-            path.name, "Soil_Moisture_Retrieval_Data_PM")
+    run_bad(
+        ["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        path.name,
+        "Soil_Moisture_Retrieval_Data_PM",
+    )
 
 
 def test_undeclared_fill_value(tmp_path, capsys):
@@ -118,37 +207,126 @@ def test_undeclared_fill_value(tmp_path, capsys):
         del g["soil_moisture"]
         g.create_dataset("soil_moisture", data=data)
         g["soil_moisture"].attrs["units"] = attrs["units"]
-    run_bad(["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN], tmp_path / "o.nc", capsys,
-            path.name, "'soil_moisture'", "outside [0, 1]")
+    run_bad(
+        ["regrid", "--product", "spl3smp", "--files", str(path), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        path.name,
+        "'soil_moisture'",
+        "outside [0, 1]",
+    )
 
 
 def test_forcing_variable_in_no_file(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas_forcing", "--files", str(files / "nolw/*.nc4"), *DOMAIN],
-            tmp_path / "o.nc", capsys, "'LWdown'")
+    run_bad(
+        ["regrid", "--product", "gldas_forcing", "--files", str(files / "nolw/*.nc4"), *DOMAIN],
+        tmp_path / "o.nc",
+        capsys,
+        "'LWdown'",
+    )
 
 
 def test_output_directory_missing_and_bad_domain(files, tmp_path, capsys):
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), *DOMAIN],
-            tmp_path / "nodir" / "o.nc", capsys, "nodir")
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), "--bbox", "35", "39",
-             "-100", "-95", "--res", "0.7"], tmp_path / "o.nc", capsys, "--bbox/--res", "whole number")
-    run_bad(["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), "--preset", "mars"],
-            tmp_path / "o.nc", capsys, "unknown preset 'mars'")
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), *DOMAIN],
+        tmp_path / "nodir" / "o.nc",
+        capsys,
+        "nodir",
+    )
+    run_bad(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(files / "gldas/*.nc4"),
+            "--bbox",
+            "35",
+            "39",
+            "-100",
+            "-95",
+            "--res",
+            "0.7",
+        ],
+        tmp_path / "o.nc",
+        capsys,
+        "--bbox/--res",
+        "whole number",
+    )
+    run_bad(
+        ["regrid", "--product", "gldas", "--files", str(files / "gldas/*.nc4"), "--preset", "mars"],
+        tmp_path / "o.nc",
+        capsys,
+        "unknown preset 'mars'",
+    )
 
 
 def test_stations_bad_path(tmp_path, capsys):
-    run_bad(["stations", "--product", "ismn", "--path", str(tmp_path / "none.zip"), *DOMAIN, "--start",
-             "2021-05-01", "--end", "2021-05-02", "--depth", "0", "0.1"], tmp_path / "s.nc", capsys, "none.zip")
+    run_bad(
+        [
+            "stations",
+            "--product",
+            "ismn",
+            "--path",
+            str(tmp_path / "none.zip"),
+            *DOMAIN,
+            "--start",
+            "2021-05-01",
+            "--end",
+            "2021-05-02",
+            "--depth",
+            "0",
+            "0.1",
+        ],
+        tmp_path / "s.nc",
+        capsys,
+        "none.zip",
+    )
     (tmp_path / "empty").mkdir()
-    run_bad(["stations", "--product", "ismn", "--path", str(tmp_path / "empty"), *DOMAIN, "--start",
-             "2021-05-01", "--end", "2021-05-02", "--depth", "0", "0.1"], tmp_path / "s.nc", capsys, "empty",
-            "ISMN")
+    run_bad(
+        [
+            "stations",
+            "--product",
+            "ismn",
+            "--path",
+            str(tmp_path / "empty"),
+            *DOMAIN,
+            "--start",
+            "2021-05-01",
+            "--end",
+            "2021-05-02",
+            "--depth",
+            "0",
+            "0.1",
+        ],
+        tmp_path / "s.nc",
+        capsys,
+        "empty",
+        "ISMN",
+    )
 
 
 def test_module_entry_point_exit_status(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    r = subprocess.run([sys.executable, "-m", "landimg.data", "regrid", "--product", "gldas", "--files",
-                        str(tmp_path / "x*.nc4"), *DOMAIN, "--out", str(tmp_path / "o.nc")],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "landimg.data",
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(tmp_path / "x*.nc4"),
+            *DOMAIN,
+            "--out",
+            str(tmp_path / "o.nc"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "no file matches" in r.stderr
     assert not (tmp_path / "o.nc").exists()

@@ -8,7 +8,6 @@ import cftime
 import h5py
 import numpy as np
 import pytest
-
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.common import DataError
@@ -32,8 +31,13 @@ def flat(name, lat, lon, when):
 def smap_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("smap")
     for k in range(2):
-        fx.smap_file(str(d), dt.date(2021, 5, 1 + k), bbox=REGION, field=flat,
-                     bad_quality=lambda la, lo: (la > 36.2) & (la < 36.8))
+        fx.smap_file(
+            str(d),
+            dt.date(2021, 5, 1 + k),
+            bbox=REGION,
+            field=flat,
+            bad_quality=lambda la, lo: (la > 36.2) & (la < 36.8),
+        )
     return d
 
 
@@ -71,8 +75,13 @@ def test_smap_percent_units_are_converted_and_9km_grid_detected(tmp_path, grid):
 
 
 def test_cci_descending_latitude_flag_and_t0(tmp_path, grid):
-    fx.cci_file(str(tmp_path), dt.date(2021, 5, 1), bbox=REGION, field=flat,
-                flagged=lambda la, lo: (la > 36.0) & (la < 36.5))
+    fx.cci_file(
+        str(tmp_path),
+        dt.date(2021, 5, 1),
+        bbox=REGION,
+        field=flat,
+        flagged=lambda la, lo: (la > 36.0) & (la < 36.5),
+    )
     s = read_series("esacci", str(tmp_path / "ESACCI-*.nc"), grid)
     np.testing.assert_allclose(s.fields["sm"], 0.25, atol=1e-6)
     np.testing.assert_allclose(s.fields["sm_error"], 0.05, atol=1e-6)
@@ -81,8 +90,13 @@ def test_cci_descending_latitude_flag_and_t0(tmp_path, grid):
 
 
 def test_gldas_missing_layer_is_nan_with_a_warning(tmp_path, grid):
-    fx.gldas_file(str(tmp_path), dt.datetime(2021, 5, 1, 0), region=REGION, field=flat,
-                  variables=["SoilMoi0_10cm_inst", "SoilMoi10_40cm_inst"])
+    fx.gldas_file(
+        str(tmp_path),
+        dt.datetime(2021, 5, 1, 0),
+        region=REGION,
+        field=flat,
+        variables=["SoilMoi0_10cm_inst", "SoilMoi10_40cm_inst"],
+    )
     with pytest.warns(UserWarning, match="SoilMoi40_100cm_inst"):
         s = read_series("gldas", str(tmp_path / "GLDAS_*.nc4"), grid)
     sm = s.fields["sm"]
@@ -96,8 +110,15 @@ def test_era5land_layers_mapped_by_thickness(tmp_path, grid):
     def by_layer(name, lat, lon, when):
         return np.full(np.shape(lat), {"sm_layer1": 0.1, "sm_layer2": 0.2, "sm_layer3": 0.3}[name])
 
-    ff.era5_file(str(tmp_path / "e5l.nc"), times, REGION, res=0.1, land=True, field=by_layer,
-                 variables=["swvl1", "swvl2", "swvl3"])
+    ff.era5_file(
+        str(tmp_path / "e5l.nc"),
+        times,
+        REGION,
+        res=0.1,
+        land=True,
+        field=by_layer,
+        variables=["swvl1", "swvl2", "swvl3"],
+    )
     s = read_series("era5land", str(tmp_path / "e5l.nc"), grid)
     # swvl_k = field + 0.01 (k - 1): 0.10, 0.21, 0.32
     expect = [(7 * 0.10 + 3 * 0.21) / 10, (18 * 0.21 + 12 * 0.32) / 30, 0.32]
@@ -127,8 +148,9 @@ def test_era5_forcing_deaccumulated_and_humidity(tmp_path, grid, land):
         t = dt.datetime(when.year, when.month, when.day, when.hour)
         mid = t - dt.timedelta(minutes=30)
         for name in ("Rainf", "SWdown", "LWdown"):
-            np.testing.assert_allclose(s.fields[name][k], cell_mean(name, mid), rtol=2e-3, atol=2e-7,
-                                       err_msg=f"{name} at {t}")
+            np.testing.assert_allclose(
+                s.fields[name][k], cell_mean(name, mid), rtol=2e-3, atol=2e-7, err_msg=f"{name} at {t}"
+            )
         np.testing.assert_allclose(s.fields["Qair"][k], cell_mean("Qair", t), rtol=1e-3)
         np.testing.assert_allclose(s.fields["Tair"][k], cell_mean("Tair", t), rtol=1e-5)
     assert specific_humidity(np.array([283.15]), np.array([1e5]))[0] == pytest.approx(0.00763, rel=0.01)
@@ -158,5 +180,7 @@ def test_other_calendars_kept(tmp_path, grid, calendar):
 
 
 def test_gridded_percent_units_converted(tmp_path, grid):
-    ff.gridded_file(str(tmp_path / "g.nc"), [dt.datetime(2021, 5, 1, 12)], REGION, field=flat, units="percent")
+    ff.gridded_file(
+        str(tmp_path / "g.nc"), [dt.datetime(2021, 5, 1, 12)], REGION, field=flat, units="percent"
+    )
     np.testing.assert_allclose(read_series("gridded", str(tmp_path / "g.nc"), grid).fields["sm"], 0.25)

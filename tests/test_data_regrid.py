@@ -8,7 +8,6 @@ import os
 import netCDF4
 import numpy as np
 import pytest
-
 from landimg.data import fixtures as fx
 from landimg.data.cli import main
 from landimg.data.regrid import Regridder, ease2_source, latlon_source, overlap_lengths
@@ -39,15 +38,36 @@ def gldas_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("gldas")
     region = (30.0, 44.0, -104.0, -90.0)
     for h in (0, 3):
-        fx.gldas_file(str(d), dt.datetime(2021, 5, 1, h), region=region, field=hashed,
-                      variables=["SoilMoi0_10cm_inst", "SoilMoi10_40cm_inst", "SoilMoi40_100cm_inst"])
+        fx.gldas_file(
+            str(d),
+            dt.datetime(2021, 5, 1, h),
+            region=region,
+            field=hashed,
+            variables=["SoilMoi0_10cm_inst", "SoilMoi10_40cm_inst", "SoilMoi40_100cm_inst"],
+        )
     return d
 
 
 def test_regrid_quarter_degree_reference_equals_area_mean_of_16_cells(gldas_dir, tmp_path):
     out = tmp_path / "gldas.nc"
-    rc = main(["regrid", "--product", "gldas", "--files", str(gldas_dir / "GLDAS_*.nc4"),
-               "--bbox", "35", "40", "-100", "-94", "--res", "1", "--out", str(out)])
+    rc = main(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(gldas_dir / "GLDAS_*.nc4"),
+            "--bbox",
+            "35",
+            "40",
+            "-100",
+            "-94",
+            "--res",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     with netCDF4.Dataset(out) as ds:
         sm = np.ma.filled(ds["sm"][:], np.nan)
@@ -61,7 +81,9 @@ def test_regrid_quarter_degree_reference_equals_area_mean_of_16_cells(gldas_dir,
             cl = la - 0.5 + 0.125 + 0.25 * np.arange(4)
             co = lo - 0.5 + 0.125 + 0.25 * np.arange(4)
             # the fixture stores float32 kg m-2 values: reproduce that storage
-            v = (hashed("", *np.meshgrid(cl, co, indexing="ij"), None) * 1000.0 * 0.1).astype(np.float32) / 100.0
+            v = (hashed("", *np.meshgrid(cl, co, indexing="ij"), None) * 1000.0 * 0.1).astype(
+                np.float32
+            ) / 100.0
             assert abs(sm[0, 0, iy, ix] - area_mean(edges, co, v.astype(float))) < 1e-6
 
 
@@ -78,7 +100,9 @@ def test_regrid_uses_only_valid_source_cells():
     assert got == pytest.approx(np.sum(w[ok] * v[ok]) / np.sum(w[ok]), abs=1e-12)
     full = np.arange(64, dtype=float).reshape(8, 8)
     full[1, 2] = np.nan
-    assert np.isnan(rg.apply(full, min_coverage=1.0)[0, 0]) and np.isfinite(rg.apply(full, min_coverage=1.0)[1, 1])
+    assert np.isnan(rg.apply(full, min_coverage=1.0)[0, 0]) and np.isfinite(
+        rg.apply(full, min_coverage=1.0)[1, 1]
+    )
 
 
 def test_coarser_source_gives_the_containing_cell():
@@ -104,9 +128,8 @@ def test_longitude_0_360_source_on_a_western_domain():
 def test_ease2_exact_overlap_matches_subsampled_areas():
     """Each EASE cell split into 120 x 120 equal-area pieces assigned by their centres: the regridded
     mean must match the sub-sampled area-weighted mean to sampling accuracy."""
-    from pyproj import Transformer
-
     from landimg.data.regrid import _EASE2_ORIGIN_X, _EASE2_ORIGIN_Y, EASE2
+    from pyproj import Transformer
 
     grid = Grid.regular(lat=(36.0, 38.0), lon=(-99.0, -97.0), res=1.0, land_mask="all")
     rg = Regridder(ease2_source("M36"), grid, "mem")
@@ -129,8 +152,24 @@ def test_ease2_exact_overlap_matches_subsampled_areas():
 
 def test_regrid_refuses_a_domain_outside_the_files(gldas_dir, tmp_path, capsys):
     out = tmp_path / "x.nc"
-    rc = main(["regrid", "--product", "gldas", "--files", str(gldas_dir / "GLDAS_*.nc4"),
-               "--bbox", "45", "50", "-100", "-94", "--res", "1", "--out", str(out)])
+    rc = main(
+        [
+            "regrid",
+            "--product",
+            "gldas",
+            "--files",
+            str(gldas_dir / "GLDAS_*.nc4"),
+            "--bbox",
+            "45",
+            "50",
+            "-100",
+            "-94",
+            "--res",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "does not cover the model domain in latitude" in err

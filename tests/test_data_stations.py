@@ -7,7 +7,6 @@ import datetime as dt
 import netCDF4
 import numpy as np
 import pytest
-
 from landimg.data.cli import main
 from landimg.data.common import DataError
 from landimg.data.fixtures_stations import Sensor, Station, demo_stations, write_ismn, zip_directory
@@ -33,8 +32,11 @@ def stations():
 def expected_daily(sensor: Sensor, days):
     out = []
     for d in days:
-        vals = [v for t, v, f in zip(sensor.times, sensor.values, sensor.flags, strict=True)
-                if t.date() == d and f == "G"]
+        vals = [
+            v
+            for t, v, f in zip(sensor.times, sensor.values, sensor.flags, strict=True)
+            if t.date() == d and f == "G"
+        ]
         out.append(np.mean(vals) if vals else np.nan)
     return np.array(out)
 
@@ -60,9 +62,28 @@ def test_daily_means_of_good_readings(tmp_path, grid, stations, fmt, zipped):
 def test_depth_selection_and_cli_output(tmp_path, stations):
     write_ismn(str(tmp_path / "ismn"), stations, "header_values")
     out = tmp_path / "st.nc"
-    rc = main(["stations", "--product", "ismn", "--path", str(tmp_path / "ismn"), "--bbox", *map(str, BBOX),
-               "--res", "1", "--start", "2021-05-01", "--end", "2021-05-03", "--depth", "0.1", "0.4",
-               "--out", str(out)])
+    rc = main(
+        [
+            "stations",
+            "--product",
+            "ismn",
+            "--path",
+            str(tmp_path / "ismn"),
+            "--bbox",
+            *map(str, BBOX),
+            "--res",
+            "1",
+            "--start",
+            "2021-05-01",
+            "--end",
+            "2021-05-03",
+            "--depth",
+            "0.1",
+            "0.4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     with netCDF4.Dataset(out) as ds:
         assert ds["sm"].dimensions == ("time", "station") and ds["sm"].shape == (3, 3)
@@ -77,7 +98,9 @@ def test_bad_station_inputs(tmp_path, grid, stations):
     with pytest.raises(DataError, match="no such ISMN download"):
         read_ismn(str(tmp_path / "missing.zip"), grid, "2021-05-01", "2021-05-03", (0.0, 0.1))
     write_ismn(str(tmp_path / "ismn"), stations, "header_values")
-    with pytest.raises(DataError, match="no station inside the domain has a soil moisture sensor overlapping 1-2 m"):
+    with pytest.raises(
+        DataError, match="no station inside the domain has a soil moisture sensor overlapping 1-2 m"
+    ):
         read_ismn(str(tmp_path / "ismn"), grid, "2021-05-01", "2021-05-03", (1.0, 2.0))
     with pytest.raises(DataError, match="--depth"):
         read_ismn(str(tmp_path / "ismn"), grid, "2021-05-01", "2021-05-03", (0.4, 0.1))

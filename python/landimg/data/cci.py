@@ -44,7 +44,9 @@ def _read(path: str, rows: slice, cols: slice) -> Records:
         if "t0" in ds.variables:
             t0 = read_var(ds, path, "t0", rows, cols)
             t0_units = attr(ds["t0"], "units", "days since 1970-01-01 00:00:00")
-            times = [_mean_time(t0[k], sm[k], t0_units, calendar, path) or times[k] for k in range(len(times))]
+            times = [
+                _mean_time(t0[k], sm[k], t0_units, calendar, path) or times[k] for k in range(len(times))
+            ]
     finally:
         ds.close()
     fields = {"sm": sm}
@@ -61,7 +63,7 @@ def _mean_time(t0: np.ndarray, sm: np.ndarray, units: str, calendar: str, path: 
         return None
     try:
         return cftime.num2date(float(np.mean(t0[use])), str(units), calendar, only_use_cftime_datetimes=True)
-    except Exception:
+    except (ValueError, TypeError, OverflowError):
         raise DataError(f"{path}: variable 't0' has units {units!r}, not '<unit> since <date>'") from None
 
 

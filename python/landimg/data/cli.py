@@ -74,8 +74,13 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
 def _domain_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--preset", help="domain preset (conus, china, global1deg)")
-    g.add_argument("--bbox", nargs=4, type=float, metavar=("SOUTH", "NORTH", "WEST", "EAST"),
-                   help="domain edges, degrees")
+    g.add_argument(
+        "--bbox",
+        nargs=4,
+        type=float,
+        metavar=("SOUTH", "NORTH", "WEST", "EAST"),
+        help="domain edges, degrees",
+    )
     p.add_argument("--res", type=float, help="grid spacing, degrees (default: the preset's)")
 
 
@@ -90,8 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     _domain_args(r)
     r.add_argument("--start", help="first day YYYY-MM-DD (records must reach it)")
     r.add_argument("--end", help="last day YYYY-MM-DD (records must reach it)")
-    r.add_argument("--min-coverage", type=float, default=0.0,
-                   help="least fraction of a model cell covered by valid source cells (default 0: any)")
+    r.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.0,
+        help="least fraction of a model cell covered by valid source cells (default 0: any)",
+    )
     r.add_argument("--out", required=True, help="output netCDF file")
     s = sub.add_parser("stations", help="ISMN stations: daily means of 'G' readings in a layer")
     s.add_argument("--product", required=True, choices=["ismn"])
@@ -131,7 +140,9 @@ def _run(args: argparse.Namespace) -> str:
     if args.command == "regrid":
         from landimg.data.series import read_series, to_dataset
 
-        series = read_series(args.product, args.files, grid, args.start, args.end, min_coverage=args.min_coverage)
+        series = read_series(
+            args.product, args.files, grid, args.start, args.end, min_coverage=args.min_coverage
+        )
         _write_dataset(to_dataset(series, grid), args.out)
         return f"wrote {args.out}: {series.product.name}, {series.times.size} records on a {grid.shape} grid"
     from landimg.data.stations import read_ismn, to_dataset
@@ -155,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             print(_run(args))
         except (DataError, FileNotFoundError) as exc:
-            print(f"{_PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+            print(
+                f"{_PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                file=sys.stderr,
+            )
             return 2
     return 0

@@ -7,6 +7,7 @@ and the problem.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -113,7 +114,7 @@ def open_dataset(path: str, group: str | None = None, *, variables: Sequence[str
         if group and "not found" in reason.lower():
             raise DataError(f"{path}: the file has no group {group!r}") from None
         raise DataError(f"{path}: cannot read the {what} as netCDF4/HDF5 ({reason})") from None
-    except Exception as exc:  # h5netcdf/h5py raise many types on corrupt files
+    except Exception as exc:  # noqa: BLE001 - h5netcdf/h5py raise many types on corrupt files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read the file as netCDF4/HDF5 ({reason})") from None
     require(ds, path, variables)
@@ -195,24 +196,22 @@ def convert_units(
     """
     if units is None or str(units).strip() == "":
         raise DataError(f"{path}: variable {name!r} has no 'units' attribute (expected {target})")
+    from pint.errors import DimensionalityError, PintError
+
     ureg = _units_registry()
     try:
         source = ureg.Unit(str(units).strip())
-    except Exception:
+    except (PintError, ValueError, TypeError, AttributeError, SyntaxError, KeyError):
         raise DataError(f"{path}: variable {name!r} has units {units!r} that cannot be parsed") from None
     dest = ureg.Unit(target)
     q = ureg.Quantity(np.asarray(values, dtype=float), source)
-    try:
-        return np.asarray(q.to(dest).magnitude, dtype=float)
-    except Exception:
-        pass
+    candidates = [q]
     if water:
         density = ureg.Quantity(WATER_DENSITY, "kg m-3")
-        for candidate in (q * density, q / density):
-            try:
-                return np.asarray(candidate.to(dest).magnitude, dtype=float)
-            except Exception:
-                continue
+        candidates += [q * density, q / density]
+    for candidate in candidates:
+        with contextlib.suppress(DimensionalityError):
+            return np.asarray(candidate.to(dest).magnitude, dtype=float)
     raise DataError(f"{path}: variable {name!r} has units {units!r}, which cannot be converted to {target}")
 
 
@@ -231,7 +230,7 @@ def decode_times(var: Any, path: str, name: str = "time") -> tuple[list, str]:
         raise DataError(f"{path}: variable {name!r} holds missing times")
     try:
         times = cftime.num2date(values, str(units), calendar, only_use_cftime_datetimes=True)
-    except Exception as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"{path}: variable {name!r}: cannot decode times ({exc})") from None
     return list(np.ravel(times)), calendar
 
@@ -317,7 +316,7 @@ def read_var(
         data = masked_values(window, path, name)
     except DataError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - HDF5 read errors (corrupt chunks) come in many types
         raise DataError(f"{path}: variable {name!r} cannot be read ({str(exc).splitlines()[0]})") from None
     if data.ndim == 2:
         data = data[None]
@@ -379,7 +378,9 @@ def read_mapped(
                 continue
             data = read_var(ds, path, name, rows, cols, units, water=True)
             if data.shape[0] != len(times):
-                raise DataError(f"{path}: variable {name!r} has {data.shape[0]} records, time has {len(times)}")
+                raise DataError(
+                    f"{path}: variable {name!r} has {data.shape[0]} records, time has {len(times)}"
+                )
             fields[out] = data
     finally:
         ds.close()

@@ -50,8 +50,11 @@ def _products(root: str) -> dict[str, str]:
     three = [first + _dt.timedelta(hours=3 * k) for k in range(8 * ndays + 1)]
     ff.cmfd_files(dirs["cmfd"], three, _REGION)
     ff.alma_file(os.path.join(dirs["alma"], "forcing_alma.nc"), three, _REGION)
-    ff.gridded_file(os.path.join(dirs["gridded"], "sm_gridded.nc"),
-                    [_dt.datetime(d.year, d.month, d.day, 12) for d in run_days], _REGION)
+    ff.gridded_file(
+        os.path.join(dirs["gridded"], "sm_gridded.nc"),
+        [_dt.datetime(d.year, d.month, d.day, 12) for d in run_days],
+        _REGION,
+    )
     stations = demo_stations(DEMO["bbox"], start, days, n=4, seed=7)
     write_ismn(os.path.join(root, "ismn"), stations, "header_values")
     ceop = os.path.join(root, "_ceop")
@@ -87,11 +90,15 @@ def _readme() -> str:
         "",
     ]
     for product, files in rows:
-        lines.append(f"python -m landimg.data regrid --product {product} --files {files} {dom} {period} "
-                     f"--out {product}.nc")
+        lines.append(
+            f"python -m landimg.data regrid --product {product} --files {files} {dom} {period} "
+            f"--out {product}.nc"
+        )
     for path in ("ismn", "ismn_ceop.zip"):
-        lines.append(f"python -m landimg.data stations --product ismn --path {path} {dom} {period} "
-                     f"--depth 0 0.1 --out stations_{path.split('.')[0]}.nc")
+        lines.append(
+            f"python -m landimg.data stations --product ismn --path {path} {dom} {period} "
+            f"--depth 0 0.1 --out stations_{path.split('.')[0]}.nc"
+        )
     lines += ["", "Run the cycle on them:  python -m landimg.cycle --config config.toml --out RUN", ""]
     return "\n".join(lines)
 
@@ -115,7 +122,9 @@ def write_demo(out: str) -> str:
         dirs = _products(tmp)
         with open(os.path.join(tmp, "README.txt"), "w") as f:
             f.write(_readme())
-        config = demo_config(out, dirs={k: os.path.join(out, os.path.relpath(v, tmp)) for k, v in dirs.items()})
+        config = demo_config(
+            out, dirs={k: os.path.join(out, os.path.relpath(v, tmp)) for k, v in dirs.items()}
+        )
         if config is not None:
             with open(os.path.join(tmp, "config.toml"), "w") as f:
                 f.write(config)

@@ -33,7 +33,14 @@ from landimg.data.gridded import latlon_grid
 from landimg.data.products import Product
 from landimg.data.regrid import overlap_lengths
 
-__all__ = ["ERA5LAND_SM", "ERA5LAND_FORCING", "ERA5_FORCING", "SWVL_LAYERS", "layer_matrix", "specific_humidity"]
+__all__ = [
+    "ERA5LAND_FORCING",
+    "ERA5LAND_SM",
+    "ERA5_FORCING",
+    "SWVL_LAYERS",
+    "layer_matrix",
+    "specific_humidity",
+]
 
 #: ERA5(-Land) soil layers, (top, bottom) in metres, of swvl1 .. swvl4.
 SWVL_LAYERS = ((0.0, 0.07), (0.07, 0.28), (0.28, 1.0), (1.0, 2.89))
@@ -83,7 +90,9 @@ def _finish_sm(times: np.ndarray, fields: dict[str, np.ndarray]):
                 continue
             name = f"swvl{j + 1}"
             if name not in fields:
-                warnings.warn(f"ERA5-Land file(s) lack {name}: layer {k + 1} of the reference is NaN", stacklevel=2)
+                warnings.warn(
+                    f"ERA5-Land file(s) lack {name}: layer {k + 1} of the reference is NaN", stacklevel=2
+                )
                 out[:, k] = np.nan
                 continue
             out[:, k] += w[k, j] * fields[name]
@@ -118,7 +127,9 @@ def _finisher(since_midnight: bool):
     def finish(times: np.ndarray, fields: dict[str, np.ndarray]):
         missing = [n for n in _REQUIRED if n not in fields]
         if missing:
-            raise DataError(f"--files: variable {missing[0]!r} is in none of the files (ERA5 forcing needs {_REQUIRED})")
+            raise DataError(
+                f"--files: variable {missing[0]!r} is in none of the files (ERA5 forcing needs {_REQUIRED})"
+            )
         acc = {n: fields[n] for n in _ACCUMULATED if n in fields}
         keep, amounts = _deaccumulate(times, acc, since_midnight)
         sel = {n: v[keep] for n, v in fields.items()}

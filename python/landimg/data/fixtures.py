@@ -21,7 +21,6 @@ from landimg.data.regrid import EASE2
 
 __all__ = [
     "cci_file",
-    "era5_file",
     "forcing_field",
     "gldas_file",
     "regular_axis",
@@ -63,7 +62,7 @@ def forcing_field(name: str, lat: np.ndarray, lon: np.ndarray, when: _dt.datetim
 
 def regular_axis(lo: float, hi: float, res: float, descending: bool = False) -> np.ndarray:
     """Cell centres from ``lo`` to ``hi`` (edges) at ``res`` degrees."""
-    n = int(round((hi - lo) / res))
+    n = round((hi - lo) / res)
     c = lo + (np.arange(n) + 0.5) * res
     return c[::-1].copy() if descending else c
 
@@ -76,7 +75,9 @@ def _inside(lat, lon, bbox):
     return (lat >= s) & (lat <= n) & (lon >= w) & (lon <= e)
 
 
-def ease2_latlon(name: str, rows: slice = slice(None), cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+def ease2_latlon(
+    name: str, rows: slice = slice(None), cols: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
     """Cell-centre latitude and longitude of EASE-Grid 2.0 global grid ``M36``/``M09`` (a window of it)."""
     from pyproj import Transformer
 
@@ -148,31 +149,77 @@ def smap_file(
             if units == "percent":
                 sm = np.where(seen, sm * 100.0, _FILL)
 
-            def put(var, data, dtype, fill, **attrs):
-                ds = g.create_dataset(var + sfx, shape=shape, dtype=dtype, fillvalue=fill, chunks=(203, 241),
-                                      compression="gzip")
+            def put(var, data, dtype, fill, g=g, sfx=sfx, **attrs):
+                ds = g.create_dataset(
+                    var + sfx, shape=shape, dtype=dtype, fillvalue=fill, chunks=(203, 241), compression="gzip"
+                )
                 ds[rows, cols] = np.asarray(data, dtype=dtype)
                 for key, value in attrs.items():
                     ds.attrs[key] = value
                 return ds
 
             f32 = np.float32
-            put("soil_moisture", sm, f32, f32(_FILL), units=units, _FillValue=f32(_FILL),
-                long_name="Representative soil moisture measurement for the Earth based grid cell")
-            put("soil_moisture_error", np.where(seen, error, _FILL), f32, f32(_FILL), units="cm**3/cm**3",
-                _FillValue=f32(_FILL), long_name="Net uncertainty measure of soil moisture")
-            put("retrieval_qual_flag", qual, np.uint16, np.uint16(65534), _FillValue=np.uint16(65534),
+            put(
+                "soil_moisture",
+                sm,
+                f32,
+                f32(_FILL),
+                units=units,
+                _FillValue=f32(_FILL),
+                long_name="Representative soil moisture measurement for the Earth based grid cell",
+            )
+            put(
+                "soil_moisture_error",
+                np.where(seen, error, _FILL),
+                f32,
+                f32(_FILL),
+                units="cm**3/cm**3",
+                _FillValue=f32(_FILL),
+                long_name="Net uncertainty measure of soil moisture",
+            )
+            put(
+                "retrieval_qual_flag",
+                qual,
+                np.uint16,
+                np.uint16(65534),
+                _FillValue=np.uint16(65534),
                 flag_masks=np.array([1, 2, 4, 8], dtype=np.uint16),
-                flag_meanings="Retrieval_recommended Retrieval_attempted Retrieval_success FT_retrieval_success")
-            put("tb_time_seconds", np.where(seen, secs, _FILL), np.float64, np.float64(_FILL), units="seconds",
-                _FillValue=np.float64(_FILL), long_name="Seconds since 2000-01-01 11:58:55.816 UTC (J2000)")
+                flag_meanings="Retrieval_recommended Retrieval_attempted Retrieval_success FT_retrieval_success",
+            )
+            put(
+                "tb_time_seconds",
+                np.where(seen, secs, _FILL),
+                np.float64,
+                np.float64(_FILL),
+                units="seconds",
+                _FillValue=np.float64(_FILL),
+                long_name="Seconds since 2000-01-01 11:58:55.816 UTC (J2000)",
+            )
             stamps = np.full(lat.shape, b"N/A", dtype="S24")
             if seen.any():
-                t = np.datetime64("2000-01-01T11:58:55.816", "ms") + (secs[seen] * 1000).astype("timedelta64[ms]")
+                t = np.datetime64("2000-01-01T11:58:55.816", "ms") + (secs[seen] * 1000).astype(
+                    "timedelta64[ms]"
+                )
                 stamps[seen] = np.char.add(np.datetime_as_string(t, unit="ms").astype("S23"), b"Z")
-            put("tb_time_utc", stamps, "S24", b"N/A", long_name="Date and time of the brightness temperatures")
-            put("latitude", np.where(seen, lat, _FILL), f32, f32(_FILL), units="degrees_north", _FillValue=f32(_FILL))
-            put("longitude", np.where(seen, lon, _FILL), f32, f32(_FILL), units="degrees_east", _FillValue=f32(_FILL))
+            put(
+                "tb_time_utc", stamps, "S24", b"N/A", long_name="Date and time of the brightness temperatures"
+            )
+            put(
+                "latitude",
+                np.where(seen, lat, _FILL),
+                f32,
+                f32(_FILL),
+                units="degrees_north",
+                _FillValue=f32(_FILL),
+            )
+            put(
+                "longitude",
+                np.where(seen, lon, _FILL),
+                f32,
+                f32(_FILL),
+                units="degrees_east",
+                _FillValue=f32(_FILL),
+            )
             rr, cc = np.indices(lat.shape)
             put("EASE_row_index", np.where(seen, rr + rows.start, 65534), np.uint16, np.uint16(65534))
             put("EASE_column_index", np.where(seen, cc + cols.start, 65534), np.uint16, np.uint16(65534))
@@ -224,21 +271,69 @@ def cci_file(
         ds.createDimension("lat", lat.size)
         ds.createDimension("lon", lon.size)
         ds.title = "ESA CCI Surface Soil Moisture Product (fixture written by landimg)"
-        _nc_var(ds, "time", ("time",), [float(day0)], None, units="days since 1970-01-01 00:00:00 UTC",
-                calendar="standard", standard_name="time")
-        _nc_var(ds, "lat", ("lat",), lat.astype(np.float32), None, units="degrees_north", standard_name="latitude")
-        _nc_var(ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east", standard_name="longitude")
+        _nc_var(
+            ds,
+            "time",
+            ("time",),
+            [float(day0)],
+            None,
+            units="days since 1970-01-01 00:00:00 UTC",
+            calendar="standard",
+            standard_name="time",
+        )
+        _nc_var(
+            ds, "lat", ("lat",), lat.astype(np.float32), None, units="degrees_north", standard_name="latitude"
+        )
+        _nc_var(
+            ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east", standard_name="longitude"
+        )
         three = ("time", "lat", "lon")
-        _nc_var(ds, "sm", three, sm[None].astype(np.float32), np.float32(_FILL), units="m3 m-3",
-                long_name="Volumetric Soil Moisture", valid_range=np.array([0.0, 1.0], np.float32))
-        _nc_var(ds, "sm_uncertainty", three, np.where(seen, uncertainty, _FILL)[None].astype(np.float32),
-                np.float32(_FILL), units="m3 m-3", long_name="Volumetric Soil Moisture Uncertainty")
-        _nc_var(ds, "flag", three, np.where(seen | (flag > 0), flag, 127)[None].astype(np.int8), np.int8(127),
-                long_name="Flag", flag_values=np.array([0, 1, 2, 4, 8, 16, 32, 64], np.int8))
-        _nc_var(ds, "t0", three, np.where(seen, t0, _FILL)[None], np.float64(_FILL),
-                units="days since 1970-01-01 00:00:00 UTC", long_name="Observation Timestamp")
-        _nc_var(ds, "dnflag", three, np.where(seen, 1, 0)[None].astype(np.int8), np.int8(0),
-                long_name="Day / Night Flag", flag_values=np.array([0, 1, 2, 3], np.int8))
+        _nc_var(
+            ds,
+            "sm",
+            three,
+            sm[None].astype(np.float32),
+            np.float32(_FILL),
+            units="m3 m-3",
+            long_name="Volumetric Soil Moisture",
+            valid_range=np.array([0.0, 1.0], np.float32),
+        )
+        _nc_var(
+            ds,
+            "sm_uncertainty",
+            three,
+            np.where(seen, uncertainty, _FILL)[None].astype(np.float32),
+            np.float32(_FILL),
+            units="m3 m-3",
+            long_name="Volumetric Soil Moisture Uncertainty",
+        )
+        _nc_var(
+            ds,
+            "flag",
+            three,
+            np.where(seen | (flag > 0), flag, 127)[None].astype(np.int8),
+            np.int8(127),
+            long_name="Flag",
+            flag_values=np.array([0, 1, 2, 4, 8, 16, 32, 64], np.int8),
+        )
+        _nc_var(
+            ds,
+            "t0",
+            three,
+            np.where(seen, t0, _FILL)[None],
+            np.float64(_FILL),
+            units="days since 1970-01-01 00:00:00 UTC",
+            long_name="Observation Timestamp",
+        )
+        _nc_var(
+            ds,
+            "dnflag",
+            three,
+            np.where(seen, 1, 0)[None].astype(np.int8),
+            np.int8(0),
+            long_name="Day / Night Flag",
+            flag_values=np.array([0, 1, 2, 3], np.int8),
+        )
     return path
 
 
@@ -290,19 +385,42 @@ def gldas_file(
         ds.createDimension("lat", lat.size)
         ds.createDimension("lon", lon.size)
         ds.title = f"GLDAS2.1 {tag} 3H (fixture written by landimg)"
-        _nc_var(ds, "time", ("time",), [0.0], None, units=f"minutes since {when:%Y-%m-%d %H:%M:%S}",
-                calendar="standard", bounds="time_bnds", standard_name="time")
+        _nc_var(
+            ds,
+            "time",
+            ("time",),
+            [0.0],
+            None,
+            units=f"minutes since {when:%Y-%m-%d %H:%M:%S}",
+            calendar="standard",
+            bounds="time_bnds",
+            standard_name="time",
+        )
         _nc_var(ds, "time_bnds", ("time", "bnds"), [[0.0, 180.0]], None)
-        _nc_var(ds, "lat", ("lat",), lat.astype(np.float32), None, units="degrees_north", standard_name="latitude")
-        _nc_var(ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east", standard_name="longitude")
+        _nc_var(
+            ds, "lat", ("lat",), lat.astype(np.float32), None, units="degrees_north", standard_name="latitude"
+        )
+        _nc_var(
+            ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east", standard_name="longitude"
+        )
         for k, name in enumerate(names):
             unit, spec = _GLDAS_NAMES[name]
             if name.startswith("SoilMoi"):
-                layer = {"SoilMoi0_10cm_inst": "sm_layer1", "SoilMoi10_40cm_inst": "sm_layer2"}.get(name, "sm_layer3")
+                layer = {"SoilMoi0_10cm_inst": "sm_layer1", "SoilMoi10_40cm_inst": "sm_layer2"}.get(
+                    name, "sm_layer3"
+                )
                 values = field(layer, lat2, lon2, when) * 1000.0 * spec
             else:
                 values = forcing_field(spec, lat2, lon2, when)
             data = np.where(seen, values, _FILL)[None].astype(np.float32)
-            _nc_var(ds, name, ("time", "lat", "lon"), data, np.float32(_FILL), missing_value=np.float32(_FILL),
-                    units=(units or {}).get(name, unit), long_name=name)
+            _nc_var(
+                ds,
+                name,
+                ("time", "lat", "lon"),
+                data,
+                np.float32(_FILL),
+                missing_value=np.float32(_FILL),
+                units=(units or {}).get(name, unit),
+                long_name=name,
+            )
     return path

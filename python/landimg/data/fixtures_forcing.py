@@ -50,8 +50,13 @@ def era5_file(
     order = np.argsort(lon_file)
     lon_file = lon_file[order]
     lat2, lon2 = np.meshgrid(lat, lon[order], indexing="ij")
-    names = list(variables) if variables is not None else (
-        ["t2m", "d2m", "sp", "u10", "v10", "tp", "ssrd", "strd"] + (["swvl1", "swvl2", "swvl3", "swvl4"] if land else [])
+    names = (
+        list(variables)
+        if variables is not None
+        else (
+            ["t2m", "d2m", "sp", "u10", "v10", "tp", "ssrd", "strd"]
+            + (["swvl1", "swvl2", "swvl3", "swvl4"] if land else [])
+        )
     )
     nt = len(times)
     data = {k: np.zeros((nt,) + lat2.shape) for k in names}
@@ -59,24 +64,39 @@ def era5_file(
     for i, t in enumerate(times):
         mid = t - _dt.timedelta(minutes=30)  # fluxes of the hour ending at t
         rate = {k: forcing_field(k, lat2, lon2, mid) for k in ("Rainf", "SWdown", "LWdown")}
-        hourly = {"tp": rate["Rainf"] * 3600.0 / 1000.0, "ssrd": rate["SWdown"] * 3600.0,
-                  "strd": rate["LWdown"] * 3600.0}
-        for k in acc:
-            if land:
-                acc[k] = hourly[k] if t.hour == 1 else acc[k] + hourly[k]
-            else:
-                acc[k] = hourly[k]
+        hourly = {
+            "tp": rate["Rainf"] * 3600.0 / 1000.0,
+            "ssrd": rate["SWdown"] * 3600.0,
+            "strd": rate["LWdown"] * 3600.0,
+        }
+        for k, amount in hourly.items():
+            acc[k] = acc[k] + amount if land and t.hour != 1 else amount
         tair = forcing_field("Tair", lat2, lon2, t)
         psurf = forcing_field("PSurf", lat2, lon2, t)
         wind = forcing_field("Wind", lat2, lon2, t)
-        values = {"t2m": tair, "d2m": _dewpoint(forcing_field("Qair", lat2, lon2, t), psurf), "sp": psurf,
-                  "u10": wind * 0.6, "v10": -wind * 0.8, **acc}
+        values = {
+            "t2m": tair,
+            "d2m": _dewpoint(forcing_field("Qair", lat2, lon2, t), psurf),
+            "sp": psurf,
+            "u10": wind * 0.6,
+            "v10": -wind * 0.8,
+            **acc,
+        }
         for k in range(4):
             values[f"swvl{k + 1}"] = field(f"sm_layer{min(k + 1, 3)}", lat2, lon2, t) + 0.01 * k
         for k in names:
             data[k][i] = values[k]
-    default_units = {"t2m": "K", "d2m": "K", "sp": "Pa", "u10": "m s**-1", "v10": "m s**-1", "tp": "m",
-                     "ssrd": "J m**-2", "strd": "J m**-2", **{f"swvl{k}": "m**3 m**-3" for k in range(1, 5)}}
+    default_units = {
+        "t2m": "K",
+        "d2m": "K",
+        "sp": "Pa",
+        "u10": "m s**-1",
+        "v10": "m s**-1",
+        "tp": "m",
+        "ssrd": "J m**-2",
+        "strd": "J m**-2",
+        **{f"swvl{k}": "m**3 m**-3" for k in range(1, 5)},
+    }
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("valid_time", nt)
         ds.createDimension("latitude", lat.size)
@@ -85,19 +105,40 @@ def era5_file(
         ds.institution = "fixture written by landimg in the layout of the Climate Data Store"
         secs = [(t - _dt.datetime(1970, 1, 1)).total_seconds() for t in times]
         _nc_var(ds, "number", (), 0, None, long_name="ensemble member numerical id")
-        _nc_var(ds, "valid_time", ("valid_time",), np.array(secs, dtype=np.int64), None,
-                units="seconds since 1970-01-01", calendar="proleptic_gregorian", standard_name="time")
+        _nc_var(
+            ds,
+            "valid_time",
+            ("valid_time",),
+            np.array(secs, dtype=np.int64),
+            None,
+            units="seconds since 1970-01-01",
+            calendar="proleptic_gregorian",
+            standard_name="time",
+        )
         _nc_var(ds, "latitude", ("latitude",), lat, None, units="degrees_north", standard_name="latitude")
-        _nc_var(ds, "longitude", ("longitude",), lon_file, None, units="degrees_east", standard_name="longitude")
+        _nc_var(
+            ds, "longitude", ("longitude",), lon_file, None, units="degrees_east", standard_name="longitude"
+        )
         for k in names:
             layer = f" {SWVL_LAYERS[int(k[-1]) - 1]} m" if k.startswith("swvl") else ""
-            _nc_var(ds, k, ("valid_time", "latitude", "longitude"), data[k].astype(np.float32), np.float32(np.nan),
-                    units=(units or {}).get(k, default_units[k]), long_name=k + layer, GRIB_paramId=np.int32(0))
+            _nc_var(
+                ds,
+                k,
+                ("valid_time", "latitude", "longitude"),
+                data[k].astype(np.float32),
+                np.float32(np.nan),
+                units=(units or {}).get(k, default_units[k]),
+                long_name=k + layer,
+                GRIB_paramId=np.int32(0),
+            )
     return path
 
 
 def cmfd_files(
-    directory: str, times: Sequence[_dt.datetime], region: Sequence[float], res: float = 0.1,
+    directory: str,
+    times: Sequence[_dt.datetime],
+    region: Sequence[float],
+    res: float = 0.1,
     units: dict[str, str] | None = None,
 ) -> list[str]:
     """Write one CMFD file per variable (``temp_CMFD_V0106_B-01_03hr_010deg_YYYYMM.nc`` ...)."""
@@ -106,9 +147,15 @@ def cmfd_files(
     s, n, w, e = region
     lat, lon = regular_axis(s, n, res), regular_axis(w, e, res)
     lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    spec = {"temp": ("Tair", "K", 1.0), "shum": ("Qair", "kg kg-1", 1.0), "pres": ("PSurf", "Pa", 1.0),
-            "wind": ("Wind", "m s-1", 1.0), "srad": ("SWdown", "W m-2", 1.0), "lrad": ("LWdown", "W m-2", 1.0),
-            "prec": ("Rainf", "mm hr-1", 3600.0)}
+    spec = {
+        "temp": ("Tair", "K", 1.0),
+        "shum": ("Qair", "kg kg-1", 1.0),
+        "pres": ("PSurf", "Pa", 1.0),
+        "wind": ("Wind", "m s-1", 1.0),
+        "srad": ("SWdown", "W m-2", 1.0),
+        "lrad": ("LWdown", "W m-2", 1.0),
+        "prec": ("Rainf", "mm hr-1", 3600.0),
+    }
     hours = [(t - _dt.datetime(1900, 1, 1)).total_seconds() / 3600.0 for t in times]
     paths = []
     for name, (alma, unit, scale) in spec.items():
@@ -117,20 +164,40 @@ def cmfd_files(
             ds.createDimension("time", None)
             ds.createDimension("lat", lat.size)
             ds.createDimension("lon", lon.size)
-            _nc_var(ds, "time", ("time",), np.array(hours), None, units="hours since 1900-01-01 00:00:0.0",
-                    calendar="gregorian")
+            _nc_var(
+                ds,
+                "time",
+                ("time",),
+                np.array(hours),
+                None,
+                units="hours since 1900-01-01 00:00:0.0",
+                calendar="gregorian",
+            )
             _nc_var(ds, "lat", ("lat",), lat.astype(np.float32), None, units="degrees_north")
             _nc_var(ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east")
             # a 3-hourly mean rate is stamped at the start of its interval; sample mid-interval
-            vals = np.stack([forcing_field(alma, lat2, lon2, t + _dt.timedelta(hours=1.5)) * scale for t in times])
-            _nc_var(ds, name, ("time", "lat", "lon"), vals.astype(np.float32), np.float32(-9.9e33),
-                    units=(units or {}).get(name, unit), long_name=name)
+            vals = np.stack(
+                [forcing_field(alma, lat2, lon2, t + _dt.timedelta(hours=1.5)) * scale for t in times]
+            )
+            _nc_var(
+                ds,
+                name,
+                ("time", "lat", "lon"),
+                vals.astype(np.float32),
+                np.float32(-9.9e33),
+                units=(units or {}).get(name, unit),
+                long_name=name,
+            )
         paths.append(path)
     return paths
 
 
 def alma_file(
-    path: str, times: Sequence[_dt.datetime], region: Sequence[float], res: float = 0.5, calendar: str = "standard"
+    path: str,
+    times: Sequence[_dt.datetime],
+    region: Sequence[float],
+    res: float = 0.5,
+    calendar: str = "standard",
 ) -> str:
     """Write landimg's ALMA forcing layout (time in hours since the first record, ``calendar``)."""
     import cftime
@@ -140,7 +207,9 @@ def alma_file(
     lat, lon = regular_axis(s, n, res), regular_axis(w, e, res)
     lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
     units = "hours since 2000-01-01 00:00:00"
-    nums = cftime.date2num([cftime.datetime(*t.timetuple()[:6], calendar=calendar) for t in times], units, calendar)
+    nums = cftime.date2num(
+        [cftime.datetime(*t.timetuple()[:6], calendar=calendar) for t in times], units, calendar
+    )
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("time", None)
         ds.createDimension("lat", lat.size)
@@ -157,8 +226,13 @@ def alma_file(
 
 
 def gridded_file(
-    path: str, times: Sequence[_dt.datetime], region: Sequence[float], res: float = 0.25,
-    field: Field = smooth_field, calendar: str = "standard", units: str = "m3 m-3",
+    path: str,
+    times: Sequence[_dt.datetime],
+    region: Sequence[float],
+    res: float = 0.25,
+    field: Field = smooth_field,
+    calendar: str = "standard",
+    units: str = "m3 m-3",
 ) -> str:
     """Write landimg's regular-grid retrieval layout (``sm``, ``sm_error``) in ``calendar``."""
     import cftime
@@ -168,7 +242,9 @@ def gridded_file(
     lat, lon = regular_axis(s, n, res), regular_axis(w, e, res)
     lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
     tunits = "hours since 2000-01-01 00:00:00"
-    nums = cftime.date2num([cftime.datetime(*t.timetuple()[:6], calendar=calendar) for t in times], tunits, calendar)
+    nums = cftime.date2num(
+        [cftime.datetime(*t.timetuple()[:6], calendar=calendar) for t in times], tunits, calendar
+    )
     scale = 100.0 if units in ("%", "percent") else 1.0
     with netCDF4.Dataset(path, "w") as ds:
         ds.createDimension("time", None)
@@ -179,6 +255,12 @@ def gridded_file(
         _nc_var(ds, "lon", ("lon",), lon, None, units="degrees_east")
         vals = np.stack([field("sm", lat2, lon2, t) for t in times]) * scale
         _nc_var(ds, "sm", ("time", "lat", "lon"), vals, np.float64(-9999.0), units=units)
-        _nc_var(ds, "sm_error", ("time", "lat", "lon"), np.full(vals.shape, 0.04), np.float64(-9999.0),
-                units="m3 m-3")
+        _nc_var(
+            ds,
+            "sm_error",
+            ("time", "lat", "lon"),
+            np.full(vals.shape, 0.04),
+            np.float64(-9999.0),
+            units="m3 m-3",
+        )
     return path

@@ -78,12 +78,15 @@ def write_ismn(root: str, stations: list[Station], fmt: str = "header_values") -
     for st in stations:
         folder = os.path.join(root, st.network, st.name)
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, f"{st.network}_{st.network}_{st.name}_static_variables.csv"), "w") as f:
-            f.write("quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
-                    "quantity_source_description;quantity_source_provider;quantity_source_version;"
-                    "quantity_source_resolution;quantity_source_timerange;quantity_source_url\n")
-            for row in _STATIC_ROWS:
-                f.write(row + "\n")
+        with open(
+            os.path.join(folder, f"{st.network}_{st.network}_{st.name}_static_variables.csv"), "w"
+        ) as f:
+            f.write(
+                "quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
+                "quantity_source_description;quantity_source_provider;quantity_source_version;"
+                "quantity_source_resolution;quantity_source_timerange;quantity_source_url\n"
+            )
+            f.writelines(row + "\n" for row in _STATIC_ROWS)
         for s in st.sensors:
             start, end = s.times[0], s.times[-1]
             name = (
@@ -99,7 +102,10 @@ def write_ismn(root: str, stations: list[Station], fmt: str = "header_values") -
                     )
                     lines = [_line_hv(t, v, fl) for t, v, fl in zip(s.times, s.values, s.flags, strict=True)]
                 else:
-                    lines = [_line_ceop(st, s, t, v, fl) for t, v, fl in zip(s.times, s.values, s.flags, strict=True)]
+                    lines = [
+                        _line_ceop(st, s, t, v, fl)
+                        for t, v, fl in zip(s.times, s.values, s.flags, strict=True)
+                    ]
                 f.write("\n".join(lines) + "\n")
             paths.append(path)
     return paths

@@ -60,7 +60,8 @@ def _read_sm(path: str, rows: slice, cols: slice) -> Records:
         for k, (name, (top, bottom)) in enumerate(zip(SM_VARIABLES, LAYERS, strict=True)):
             if name not in ds.variables:
                 warnings.warn(
-                    f"GLDAS file(s) lack {name}: the {top * 100:g}-{bottom * 100:g} cm layer is NaN", stacklevel=2
+                    f"GLDAS file(s) lack {name}: the {top * 100:g}-{bottom * 100:g} cm layer is NaN",
+                    stacklevel=2,
                 )
                 continue
             kg_m2 = read_var(ds, path, name, rows, cols, "kg m-2", water=True)

@@ -81,5 +81,7 @@ def get_product(name: str) -> Product:
     reg = _registry()
     key = str(name).strip().lower().replace("-", "_")
     if key not in reg:
-        raise DataError(f"--product: unknown product {name!r}; known: {', '.join(sorted(reg))} (and ismn for stations)")
+        raise DataError(
+            f"--product: unknown product {name!r}; known: {', '.join(sorted(reg))} (and ismn for stations)"
+        )
     return reg[key]

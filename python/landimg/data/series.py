@@ -34,7 +34,13 @@ class Series:
     """
 
     def __init__(self, product: Product, times, calendar, fields, files) -> None:
-        self.product, self.times, self.calendar, self.fields, self.files = product, times, calendar, fields, files
+        self.product, self.times, self.calendar, self.fields, self.files = (
+            product,
+            times,
+            calendar,
+            fields,
+            files,
+        )
 
     def dates(self) -> list:
         """Record times as cftime datetimes."""
@@ -144,7 +150,9 @@ def _select(times, fields, calendar, start, end, paths):
     keep = (times >= lo) & (times < hi)
     span = f"the records span {fmt(times[0])} .. {fmt(times[-1])}" if times.size else "there are no records"
     if not keep.any():
-        raise DataError(f"--files: no record between --start {start} and --end {end} ({span}; {paths[0]} ...)")
+        raise DataError(
+            f"--files: no record between --start {start} and --end {end} ({span}; {paths[0]} ...)"
+        )
     kept = times[keep]
     if start and kept[0] >= lo + 86400.0:
         raise DataError(f"--files: the files do not cover --start {start} ({span})")
@@ -174,10 +182,26 @@ def to_dataset(series: Series, grid):
 
     half = grid.res / 2.0
     coords = {
-        "time": ("time", series.times, {"units": f"seconds since {_EPOCH}", "calendar": series.calendar,
-                                         "standard_name": "time", "axis": "T"}),
-        "lat": ("lat", grid.lat, {"units": "degrees_north", "standard_name": "latitude", "bounds": "lat_bnds"}),
-        "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude", "bounds": "lon_bnds"}),
+        "time": (
+            "time",
+            series.times,
+            {
+                "units": f"seconds since {_EPOCH}",
+                "calendar": series.calendar,
+                "standard_name": "time",
+                "axis": "T",
+            },
+        ),
+        "lat": (
+            "lat",
+            grid.lat,
+            {"units": "degrees_north", "standard_name": "latitude", "bounds": "lat_bnds"},
+        ),
+        "lon": (
+            "lon",
+            grid.lon,
+            {"units": "degrees_east", "standard_name": "longitude", "bounds": "lon_bnds"},
+        ),
     }
     data = {
         "lat_bnds": (("lat", "nv"), np.stack([grid.lat - half, grid.lat + half], 1)),
@@ -186,17 +210,34 @@ def to_dataset(series: Series, grid):
     }
     kind = series.product.kind
     if kind == "reference":
-        coords["depth"] = ("depth", np.array([0.5 * (a + b) for a, b in LAYERS]),
-                           {"units": "m", "positive": "down", "bounds": "depth_bnds"})
+        coords["depth"] = (
+            "depth",
+            np.array([0.5 * (a + b) for a, b in LAYERS]),
+            {"units": "m", "positive": "down", "bounds": "depth_bnds"},
+        )
         data["depth_bnds"] = (("depth", "nv"), np.array(LAYERS))
-        data["sm"] = (("time", "depth", "lat", "lon"), series.fields["sm"],
-                      {"units": "m3 m-3", "long_name": "volumetric soil moisture, layer mean",
-                       "standard_name": "volume_fraction_of_condensed_water_in_soil"})
+        data["sm"] = (
+            ("time", "depth", "lat", "lon"),
+            series.fields["sm"],
+            {
+                "units": "m3 m-3",
+                "long_name": "volumetric soil moisture, layer mean",
+                "standard_name": "volume_fraction_of_condensed_water_in_soil",
+            },
+        )
     elif kind == "retrieval":
         for name in ("sm", "sm_error"):
             if name in series.fields:
-                long = "retrieved surface soil moisture" if name == "sm" else "retrieval error standard deviation"
-                data[name] = (("time", "lat", "lon"), series.fields[name], {"units": "m3 m-3", "long_name": long})
+                long = (
+                    "retrieved surface soil moisture"
+                    if name == "sm"
+                    else "retrieval error standard deviation"
+                )
+                data[name] = (
+                    ("time", "lat", "lon"),
+                    series.fields[name],
+                    {"units": "m3 m-3", "long_name": long},
+                )
     else:
         for name, units in ALMA_UNITS.items():
             if name in series.fields:

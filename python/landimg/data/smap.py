@@ -27,7 +27,7 @@ from landimg.data.common import DataError, Records, attr, date_from_name, open_d
 from landimg.data.products import Product
 from landimg.data.regrid import EASE2, SourceGrid, ease2_source
 
-__all__ = ["GROUPS", "SPL3SMP", "SPL3SMP_E", "J2000"]
+__all__ = ["GROUPS", "J2000", "SPL3SMP", "SPL3SMP_E"]
 
 #: Group of each pass and the suffix of its variable names.
 GROUPS = {"AM": ("Soil_Moisture_Retrieval_Data_AM", ""), "PM": ("Soil_Moisture_Retrieval_Data_PM", "_pm")}
@@ -121,7 +121,9 @@ def _reader(expected: str):
         if all(e is not None for e in errs):
             fields["sm_error"] = np.stack(errs)
         else:
-            warnings.warn(f"{os.path.basename(path)}: no soil_moisture_error; sm_error not written", stacklevel=2)
+            warnings.warn(
+                f"{os.path.basename(path)}: no soil_moisture_error; sm_error not written", stacklevel=2
+            )
         return Records(path, times, fields, ease2_source(expected), {"passes": "AM PM"})
 
     return read

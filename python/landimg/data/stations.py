@@ -77,7 +77,7 @@ def _open(path: str, tmp: str):
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             return ISMN_Interface(path, meta_path=tmp, temp_root=tmp, force_metadata_collection=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - ismn raises many types on malformed downloads
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read as an ISMN download ({reason})") from None
 
@@ -148,7 +148,9 @@ def read_ismn(path: str, grid, start: str, end: str, depth: tuple[float, float])
                     continue
                 label = f"{sen.instrument} {sen.depth.start:g}-{sen.depth.end:g} m"
                 daily = _daily(sen.read_data(), path, f"{net.name}/{stn.name} {label}", days)
-                rows.append((f"{net.name}/{stn.name}", float(stn.lat), float(stn.lon), sen.depth, label, daily))
+                rows.append(
+                    (f"{net.name}/{stn.name}", float(stn.lat), float(stn.lon), sen.depth, label, daily)
+                )
     if not seen_sensor:
         raise DataError(f"{path}: no ISMN soil moisture file (NETWORK/STATION/*_sm_*.stm) was readable")
     if not rows:
@@ -171,8 +173,9 @@ def _group(rows: list, days: list) -> StationSeries:
         stack = np.stack([r[5] for r in mine])
         with np.errstate(invalid="ignore"), _quiet():
             sm.append(np.nanmean(stack, axis=0))
-    return StationSeries(days, ids, np.array(lat), np.array(lon), np.array(dfrom), np.array(dto), sensors,
-                         np.stack(sm, axis=1))
+    return StationSeries(
+        days, ids, np.array(lat), np.array(lon), np.array(dfrom), np.array(dto), sensors, np.stack(sm, axis=1)
+    )
 
 
 @contextlib.contextmanager
@@ -194,17 +197,31 @@ def to_dataset(series: StationSeries, depth: tuple[float, float]):
     t = np.array([(d - epoch).days for d in series.days], dtype=float)
     ds = xr.Dataset(
         {
-            "sm": (("time", "station"), series.sm, {"units": "m3 m-3", "long_name": "daily mean soil moisture "
-                   "of ISMN 'G' readings", "cell_methods": "time: mean"}),
+            "sm": (
+                ("time", "station"),
+                series.sm,
+                {
+                    "units": "m3 m-3",
+                    "long_name": "daily mean soil moisture of ISMN 'G' readings",
+                    "cell_methods": "time: mean",
+                },
+            ),
             "time_bnds": (("time", "nv"), np.stack([t, t + 1.0], 1)),
             "station_id": (("station",), np.array(series.ids, dtype=object)),
-            "depth_from": (("station",), series.depth_from, {"units": "m", "long_name": "shallowest used sensor"}),
+            "depth_from": (
+                ("station",),
+                series.depth_from,
+                {"units": "m", "long_name": "shallowest used sensor"},
+            ),
             "depth_to": (("station",), series.depth_to, {"units": "m", "long_name": "deepest used sensor"}),
             "sensors": (("station",), np.array(series.sensors, dtype=object)),
         },
         coords={
-            "time": ("time", t, {"units": "days since 1970-01-01 00:00:00", "calendar": "standard",
-                                 "bounds": "time_bnds"}),
+            "time": (
+                "time",
+                t,
+                {"units": "days since 1970-01-01 00:00:00", "calendar": "standard", "bounds": "time_bnds"},
+            ),
             "lat": ("station", series.lat, {"units": "degrees_north", "standard_name": "latitude"}),
             "lon": ("station", series.lon, {"units": "degrees_east", "standard_name": "longitude"}),
         },
