@@ -75,7 +75,7 @@ def _open(path: str, tmp: str):
 
     sink = io.StringIO()
     try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _quiet():
             return ISMN_Interface(path, meta_path=tmp, temp_root=tmp, force_metadata_collection=True)
     except Exception as exc:  # noqa: BLE001 - ismn raises many types on malformed downloads
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -139,7 +139,7 @@ def read_ismn(path: str, grid, start: str, end: str, depth: tuple[float, float])
     with tempfile.TemporaryDirectory(prefix="landimg-ismn-") as tmp:
         ds = _open(path, tmp)
         sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _quiet():
             for net, stn, sen in ds.collection.iter_sensors(variable="soil_moisture"):
                 seen_sensor = True
                 if not sensor_overlaps(sen.depth.start, sen.depth.end, top, bottom):
@@ -180,10 +180,11 @@ def _group(rows: list, days: list) -> StationSeries:
 
 @contextlib.contextmanager
 def _quiet():
+    """Silence the ismn package's and numpy's warnings (deprecations inside ismn, all-NaN days)."""
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")
         yield
 
 
