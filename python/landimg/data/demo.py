@@ -1,7 +1,7 @@
 """``python -m landimg.data demo --out DIR``: small, format-faithful files of every supported product
 (written by :mod:`landimg.data.fixtures`), a README with the ``regrid``/``stations`` commands, and a
 ``config.toml`` that runs the cycle on them (SMAP retrievals, GLDAS forcing, GLDAS reference, ISMN
-stations) on a 4 x 5 cell domain for a few days."""
+stations) on an 8 x 10 cell domain for a few days."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ __all__ = ["DEMO", "write_demo"]
 #: The demo's domain and period.
 DEMO = {
     "bbox": (35.0, 39.0, -100.0, -95.0),
-    "res": 1.0,
+    "res": 0.5,
     "start": _dt.date(2021, 5, 1),
     "days": 3,
     "spinup_days": 2,
@@ -89,7 +89,13 @@ def _readme() -> str:
         "fixture code (no third-party data). Regrid any of them onto the demo's model grid:",
         "",
     ]
+    one_day = f"--start {start} --end {start}"
     for product, files in rows:
+        if product == "spl3smp_e":  # one file: a single day
+            lines.append(
+                f"python -m landimg.data regrid --product {product} --files {files} {dom} {one_day} --out {product}.nc"
+            )
+            continue
         lines.append(
             f"python -m landimg.data regrid --product {product} --files {files} {dom} {period} "
             f"--out {product}.nc"
