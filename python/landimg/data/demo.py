@@ -141,6 +141,48 @@ def write_demo(out: str) -> str:
     return out
 
 
-def demo_config(out: str, dirs: dict[str, str]) -> str | None:
-    """The cycle configuration of the demo (None while the cycle cannot read products)."""
-    return None
+def demo_config(out: str, dirs: dict[str, str]) -> str:
+    """The cycle configuration of the demo: SMAP L3 retrievals (both passes, 12-hourly analyses, CDF
+    matched), GLDAS forcing, GLDAS as the reference product and ISMN stations, on the demo domain."""
+    s, n, w, e = DEMO["bbox"]
+    return f"""# landimg demo: products in their real layouts (written by landimg.data.fixtures)
+# run: python -m landimg.cycle --config {out}/config.toml --out RUN
+
+[experiment]
+start = "{DEMO["start"]}"
+days = {DEMO["days"]}
+spinup_days = {DEMO["spinup_days"]}
+
+[domain]
+bbox = [{s}, {n}, {w}, {e}]
+res = {DEMO["res"]}
+
+[ensemble]
+members = 8
+
+[analysis]
+methods = ["openloop", "point_enkf", "curvelet_enkf"]
+interval_hours = 12
+
+[obs]
+product = "spl3smp"
+files = "{dirs["smap"]}/SMAP_L3_SM_P_*.h5"
+cdf_match = true
+
+[forcing]
+product = "gldas_forcing"
+files = "{dirs["gldas"]}/GLDAS_NOAH025_3H.*.nc4"
+
+[reference]
+product = "gldas"
+files = "{dirs["gldas"]}/GLDAS_NOAH025_3H.*.nc4"
+
+[stations]
+product = "ismn"
+files = "{dirs["ismn"]}"
+depth_top = 0.0
+depth_bottom = 0.1
+
+[output]
+plots = false
+"""

@@ -100,6 +100,24 @@ class ProductForcing:
                 f"after the start, the run needs {t_first * h:g} .. {t_last * h:g} h (spin-up included)"
             )
 
+    def check_values(self, t_first: float, t_last: float) -> None:
+        """ValueError naming the variable and time unless the records used in ``t_first .. t_last`` s are
+        plausible (finiteness at land cells is checked when the series is read)."""
+        limits = {"Tair": (150.0, 350.0), "Qair": (0.0, 0.1), "PSurf": (3.0e4, 1.1e5), "Rainf": (0.0, 0.1),
+                  "Snowf": (0.0, 0.1), "Wind": (0.0, 100.0), "SWdown": (0.0, 1500.0), "LWdown": (0.0, 1000.0)}  # fmt: skip
+        use = (self.times >= t_first - 86400.0) & (self.times <= t_last)
+        for name, (lo, hi) in limits.items():
+            if name not in self._cols:
+                continue
+            v = self._cols[name][use]
+            bad = (v < lo) | (v > hi)
+            if bad.any():
+                rec = int(np.flatnonzero(bad.any(axis=1))[0])
+                raise ValueError(
+                    f"forcing {self.product}: {name} outside [{lo:g}, {hi:g}] at {int(bad[rec].sum())} land cells, "
+                    f"{self.times[use][rec] / 3600.0:g} h after the start (check the files' units)"
+                )
+
     def close(self) -> None:
         """Nothing to close (the series is in memory)."""
 
