@@ -6,7 +6,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.inputs import CdfMatcher, ProductForcing, ProductObservations, ProductReference

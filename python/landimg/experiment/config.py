@@ -150,7 +150,8 @@ class DomainConfig:
             _must(len(self.bbox) == 4, "bbox", f"must be [south, north, west, east], got {list(self.bbox)}")
             _must(self.res is not None, "bbox", "needs domain.res (the grid spacing in degrees)")
             s, n, w, e = self.bbox
-            _must(-90.0 <= s < n <= 90.0 and w < e <= w + 360.0, "bbox", f"is not a valid box: {list(self.bbox)}")
+            ok = -90.0 <= s < n <= 90.0 and w < e <= w + 360.0
+            _must(ok, "bbox", f"is not a valid box: {list(self.bbox)}")
         elif self.res is None or self.preset not in PRESETS:
             return
         else:
@@ -262,7 +263,8 @@ class ObsConfig:
     )
     files: str | None = setting(None, "Glob pattern of the retrieval product's files.")
     cdf_match: bool = setting(
-        False, "Rescale the product's retrievals to the open loop's climatology (CDF matching over the spin-up)."
+        False,
+        "Rescale the product's retrievals to the open loop's climatology (CDF matching over the spin-up).",
     )
 
 

@@ -68,5 +68,6 @@ def seconds_since(time_var: Any, start: Any) -> np.ndarray:
         raise ValueError("the time variable has no 'units' attribute (e.g. 'hours since 2021-05-01 00:00')")
     calendar = str(getattr(time_var, "calendar", "standard")).lower()
     times = netCDF4.num2date(time_var[:], units, calendar, only_use_cftime_datetimes=True)
-    t0 = cftime.datetime(start.year, start.month, start.day, calendar=calendar)  # any CF calendar (noleap ...)
+    # any CF calendar (noleap, 360_day ...): the start date is read in the file's calendar
+    t0 = cftime.datetime(start.year, start.month, start.day, calendar=calendar)
     return np.array([(t - t0).total_seconds() for t in np.ravel(times)], dtype=float)

@@ -108,7 +108,6 @@ class Observer:
             return y, self.cfg.obs.error_std
         return y, np.where(np.isfinite(err), err, self.cfg.obs.error_std)
 
-
     def _from_product(self, t_days: float, window: float, frozen: np.ndarray):
         """The product's records with times in [t_days, t_days + window) days, each used once; several
         records in one window are averaged cell by cell (their errors too)."""
@@ -154,7 +153,6 @@ def setup(cfg: Config) -> Setup:
     try:
         domain = build_domain(cfg)
         grid = domain.grid
-        e = cfg.experiment
         return Setup(
             cfg=cfg,
             domain=domain,
