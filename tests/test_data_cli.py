@@ -133,7 +133,7 @@ def test_period_not_covered(files, tmp_path, capsys):
         ],
         tmp_path / "o.nc",
         capsys,
-        "do not cover --end 2021-05-03",
+        "do not cover the end day 2021-05-03",
     )
     run_bad(
         [

@@ -55,3 +55,28 @@ def test_demo_runs_and_scores_against_the_reference(demo, tmp_path, monkeypatch)
     grid = Grid.regular(lat=(35.0, 39.0), lon=(-100.0, -95.0), res=0.5, land_mask="builtin")
     ref = ProductReference("gldas", str(demo / "gldas" / "GLDAS_*.nc4"), grid, "2021-05-01", 3)
     np.testing.assert_allclose(result.history.truth, ref.daily.astype(np.float32), equal_nan=True)
+
+
+def test_config_user_domain_and_product_keys():
+    from landimg.experiment.config import ConfigError, load_config
+
+    cfg = load_config(None, ["domain.bbox=[35, 39, -100, -95]", "domain.res=0.5"])
+    assert cfg.grid_spec == ((35.0, 39.0), (-100.0, -95.0), 0.5)
+    with pytest.raises(ConfigError, match="needs domain.res"):
+        load_config(None, ["domain.bbox=[35, 39, -100, -95]"])
+    with pytest.raises(ConfigError, match="does not divide the bbox"):
+        load_config(None, ["domain.bbox=[35, 39, -100, -95]", "domain.res=0.7"])
+    with pytest.raises(ConfigError, match="reference.product and files go together"):
+        load_config(None, ['reference.product="gldas"'])
+    with pytest.raises(ConfigError, match="stations.product"):
+        load_config(None, ['stations.product="smos"', 'stations.files="x"'])
+
+
+def test_cycle_refuses_a_product_not_covering_the_run(demo, tmp_path):
+    from landimg.experiment.config import load_config
+    from landimg.experiment.setup import InputError, setup
+
+    cfg = load_config(demo / "config.toml", ["experiment.days=10"])
+    with pytest.raises(InputError, match="forcing.files: the files do not cover the end day"):
+        setup(cfg)
+    assert not (tmp_path / "R").exists()

@@ -72,6 +72,7 @@ class ProductForcing:
             grid,
             _day_string(start, cal, np.floor(first_day)),
             _day_string(start, cal, np.ceil(last_day) - 1),
+            what="forcing.files",
         )
         if series.product.kind != "forcing":
             raise DataError(f"forcing.product: {product!r} is a {series.product.kind} product, not forcing")
@@ -154,7 +155,7 @@ class ProductObservations:
 
     def __init__(self, product: str, files, grid, start: str, days: int) -> None:
         cal = _calendar_of(product, files, grid)
-        series = read_series(product, files, grid)
+        series = read_series(product, files, grid, what="obs.files")
         if series.product.kind != "retrieval":
             raise DataError(f"obs.product: {product!r} is a {series.product.kind} product, not a retrieval")
         t = _offset(series, start)
@@ -253,7 +254,7 @@ class ProductReference:
     layers = LAYERS
 
     def __init__(self, product: str, files, grid, start: str, days: int) -> None:
-        series = read_series(product, files, grid)
+        series = read_series(product, files, grid, what="reference.files")
         if series.product.kind != "reference":
             raise DataError(
                 f"reference.product: {product!r} is a {series.product.kind} product, not a reference"

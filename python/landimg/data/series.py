@@ -74,6 +74,7 @@ def read_series(
     end: str | None = None,
     *,
     min_coverage: float = 0.0,
+    what: str = "--files",
 ) -> Series:
     """Read, regrid and merge a product's files for the model grid and (optionally) a period.
 
@@ -90,6 +91,8 @@ def read_series(
         end of ``end`` are kept, and they must reach both days.
     min_coverage : float
         See :meth:`landimg.data.regrid.Regridder.apply`.
+    what : str
+        How the files were given, named in errors (``--files``, ``forcing.files`` ...).
 
     Raises
     ------
@@ -98,7 +101,7 @@ def read_series(
         domain, or the records do not cover the period.
     """
     product = get_product(product) if isinstance(product, str) else product
-    paths = expand_files(files, "--files")
+    paths = expand_files(files, what)
     regridders: dict = {}
     per_var: dict[str, list] = defaultdict(list)
     calendar = None
@@ -119,23 +122,23 @@ def read_series(
     times, fields = _merge(per_var, {})
     if product.finish is not None:
         times, fields = product.finish(times, fields)
-    _check_fields(product, fields, paths)
-    times, fields = _select(times, fields, calendar, start, end, paths)
+    _check_fields(product, fields, paths, what)
+    times, fields = _select(times, fields, calendar, start, end, paths, what)
     if product.kind == "forcing":
-        _check_forcing(times, fields, grid, calendar)
+        _check_forcing(times, fields, grid, calendar, what)
     return Series(product, times, calendar, fields, paths)
 
 
-def _check_fields(product: Product, fields: dict, paths: list[str]) -> None:
+def _check_fields(product: Product, fields: dict, paths: list[str], what: str) -> None:
     need = {"retrieval": ("sm",), "reference": ("sm",)}.get(product.kind)
     if need is None:
         need = tuple(n for n in ALMA_UNITS if n != "Snowf")
     for name in need:
         if name not in fields:
-            raise DataError(f"--files: no file holds {name!r} of product {product.name} ({paths[0]} ...)")
+            raise DataError(f"{what}: no file holds {name!r} of product {product.name} ({paths[0]} ...)")
 
 
-def _select(times, fields, calendar, start, end, paths):
+def _select(times, fields, calendar, start, end, paths, what):
     def fmt(sec):
         return str(cftime.num2date(sec, f"seconds since {_EPOCH}", calendar))[:16]
 
@@ -151,17 +154,17 @@ def _select(times, fields, calendar, start, end, paths):
     span = f"the records span {fmt(times[0])} .. {fmt(times[-1])}" if times.size else "there are no records"
     if not keep.any():
         raise DataError(
-            f"--files: no record between --start {start} and --end {end} ({span}; {paths[0]} ...)"
+            f"{what}: no record between {start} and {end} ({span}; {paths[0]} ...)"
         )
     kept = times[keep]
     if start and kept[0] >= lo + 86400.0:
-        raise DataError(f"--files: the files do not cover --start {start} ({span})")
+        raise DataError(f"{what}: the files do not cover the start day {start} ({span})")
     if end and kept[-1] < hi - 86400.0:
-        raise DataError(f"--files: the files do not cover --end {end} ({span})")
+        raise DataError(f"{what}: the files do not cover the end day {end} ({span})")
     return kept, {k: v[keep] for k, v in fields.items()}
 
 
-def _check_forcing(times, fields, grid, calendar) -> None:
+def _check_forcing(times, fields, grid, calendar, what) -> None:
     for name, values in fields.items():
         cols = grid.to_columns(values)
         bad = ~np.isfinite(cols)
@@ -169,7 +172,7 @@ def _check_forcing(times, fields, grid, calendar) -> None:
             rec = int(np.flatnonzero(bad.any(axis=1))[0])
             when = cftime.num2date(times[rec], f"seconds since {_EPOCH}", calendar)
             raise DataError(
-                f"--files: variable {name!r} is missing at {int(bad[rec].sum())} land cells of the model grid at "
+                f"{what}: variable {name!r} is missing at {int(bad[rec].sum())} land cells of the model grid at "
                 f"{str(when)[:16]} (files not covering the domain or a record missing)"
             )
 
