@@ -153,9 +153,7 @@ def _select(times, fields, calendar, start, end, paths, what):
     keep = (times >= lo) & (times < hi)
     span = f"the records span {fmt(times[0])} .. {fmt(times[-1])}" if times.size else "there are no records"
     if not keep.any():
-        raise DataError(
-            f"{what}: no record between {start} and {end} ({span}; {paths[0]} ...)"
-        )
+        raise DataError(f"{what}: no record between {start} and {end} ({span}; {paths[0]} ...)")
     kept = times[keep]
     if start and kept[0] >= lo + 86400.0:
         raise DataError(f"{what}: the files do not cover the start day {start} ({span})")
