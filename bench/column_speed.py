@@ -27,7 +27,7 @@ from pathlib import Path
 import landimg
 import numpy as np
 from landimg import soil
-from landimg.model.column import FORCING_NAMES
+from landimg.model.column import _FORCING_INDEX, FORCING_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 SIGMA = 5.67e-8
@@ -92,8 +92,8 @@ STATE_ORDER = ("wliq", "wice", "tsoil", "zwt", "wa", "wcanopy", "wsnow", "wpond"
 def write_driver_input(path: Path, m: landimg.ColumnModel, frames, nsteps: int) -> None:
     fr = np.zeros((len(FORCING_NAMES), m.ncol, m.nmem, len(frames)), order="F")
     for k, f in enumerate(frames):
-        for i, n in enumerate(FORCING_NAMES):
-            fr[i, :, :, k] = f[n]
+        for n in FORCING_NAMES:
+            fr[_FORCING_INDEX[n], :, :, k] = f[n]
     with open(path, "wb") as fh:
         fh.write(np.array([m.nlev, m.ncol, m.nmem, nsteps, len(frames)], dtype=np.int32).tobytes())
         fh.write(np.array([m.dt], dtype=np.float64).tobytes())

@@ -3,20 +3,46 @@
 module colm_api
   use, intrinsic :: iso_c_binding, only: c_double, c_int
   use colm_kinds, only: dp
-  use colm_const, only: nforc, npar, nflux, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps
+  use colm_const, only: nforc, npar, nflux, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps, &
+                        forcing_names, param_names, flux_names
   use colm_soil, only: layer_geometry
   use colm_column, only: column_step
   implicit none
   private
-  public :: api_version, colm_layout, colm_geometry, colm_step
+  public :: api_version, colm_layout, colm_field_name, colm_geometry, colm_step
 
 contains
 
   !> Version of the Fortran API (bumped when an argument list changes).
   subroutine api_version(version)
     integer(c_int), intent(out) :: version
-    version = 2
+    version = 3
   end subroutine api_version
+
+  !> Name of entry i (1-based) of array group (1 = forcing, 2 = parameters, 3 = fluxes), blank-padded
+  !> to 32 characters; ierr = 0, or 1 for an unknown group or an index out of range (name blank).
+  !> Python packs and reads these arrays by these names (landimg.model.column), never by position.
+  subroutine colm_field_name(group, i, name, ierr)
+    integer(c_int), intent(in) :: group, i
+    character(len=32), intent(out) :: name
+    integer(c_int), intent(out) :: ierr
+    name = ' '
+    ierr = 1
+    select case (group)
+    case (1)
+      if (i < 1 .or. i > nforc) return
+      name = forcing_names(i)
+    case (2)
+      if (i < 1 .or. i > npar) return
+      name = param_names(i)
+    case (3)
+      if (i < 1 .or. i > nflux) return
+      name = flux_names(i)
+    case default
+      return
+    end select
+    ierr = 0
+  end subroutine colm_field_name
 
   !> Sizes of the forcing, parameter and flux arrays (first dimension) expected by colm_step.
   subroutine colm_layout(nf, np, nx)

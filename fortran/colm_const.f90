@@ -41,6 +41,9 @@ module colm_const
   integer, parameter, public :: if_swdown = 6   !< downward shortwave (W/m2)
   integer, parameter, public :: if_lwdown = 7   !< downward longwave (W/m2)
   integer, parameter, public :: nforc = 7
+  !> names of the forcing entries, in index order (read by Python through colm_api::colm_field_name)
+  character(len=32), parameter, public :: forcing_names(nforc) = [character(len=32) :: &
+    'tair', 'qair', 'psurf', 'precip', 'wind', 'swdown', 'lwdown']
 
   ! --- parameter array layout: params(npar, ncol) ---
   integer, parameter, public :: ip_theta_s = 1  !< porosity (m3/m3)
@@ -58,6 +61,10 @@ module colm_const
   integer, parameter, public :: ip_gsmax = 13   !< maximum leaf stomatal conductance (m/s)
   integer, parameter, public :: ip_hydmodel = 14 !< soil hydraulic model (1 = Campbell/Clapp-Hornberger)
   integer, parameter, public :: npar = 14
+  !> names of the parameter entries, in index order
+  character(len=32), parameter, public :: param_names(npar) = [character(len=32) :: &
+    'theta_s', 'b', 'psi_s', 'k_s', 'csol', 'tksol', 'tkdry', 'lai', 'sai', 'z0m', 'albedo', &
+    'emissivity', 'gsmax', 'hydmodel']
 
   ! --- accumulated flux layout: fluxes(nflux, ncol, nmem) ---
   integer, parameter, public :: ix_precip = 1          !< precipitation (kg/m2)
@@ -72,6 +79,10 @@ module colm_const
   integer, parameter, public :: ix_snowmelt = 10       !< snow melt (kg/m2)
   integer, parameter, public :: ix_ground_heat = 11    !< heat into the soil (J/m2)
   integer, parameter, public :: nflux = 11
+  !> names of the flux entries, in index order
+  character(len=32), parameter, public :: flux_names(nflux) = [character(len=32) :: &
+    'precip', 'evap_soil', 'transpiration', 'evap_canopy', 'runoff_surface', 'runoff_subsurface', &
+    'analysis', 'sensible_heat', 'latent_heat', 'snowmelt', 'ground_heat']
 
   ! --- error codes (per column and member) ---
   integer, parameter, public :: err_ok = 0

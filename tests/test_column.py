@@ -6,6 +6,7 @@ import landimg
 import numpy as np
 import pytest
 from landimg import soil
+from landimg.model import _binding
 from landimg.model._colm import colm_api
 
 NLEV = 10
@@ -109,7 +110,7 @@ def test_f2py_kinds_and_no_silent_copies():
     m = landimg.ColumnModel(4, 2)
     s = m.state
     args = dict(
-        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in landimg.model.column.FORCING_NAMES])),
+        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in _binding.FORTRAN_FORCING])),
         params=m._params, rootfr=m._rootfr, wice=s["wice"], tsoil=s["tsoil"], zwt=s["zwt"], wa=s["wa"],
         wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], fluxes=m._fluxes,
         colerr=m._colerr,
@@ -323,6 +324,43 @@ def test_water_storage_sums_all_stores():
 
 def test_fortran_failure_raises_runtime_error_naming_the_column():
     m = landimg.ColumnModel(3, 2)
-    m._params[13, 1] = 7.0  # hydraulic model code 7 does not exist
+    m._params[landimg.model.column._PARAM_INDEX["hydmodel"], 1] = 7.0  # model code 7 does not exist
     with pytest.raises(RuntimeError, match="column 1, member 0: unknown soil hydraulic model"):
         m.step(forcing(3))
+
+
+def test_stale_extension_is_refused_with_a_rebuild_message():
+    class Old:
+        @staticmethod
+        def api_version():
+            return _binding.API_VERSION - 1
+
+    with pytest.raises(ImportError, match="API version .*needs version .*stale build.*rebuild the extension"):
+        _binding._check_version(Old)
+    with pytest.raises(ImportError, match="rebuild the extension"):
+        _binding._check_version(object())  # no api_version at all
+    _binding._check_version(colm_api)  # the built extension passes
+
+
+def test_fortran_and_python_agree_by_name():
+    """Names come from the Fortran table; a renamed or missing entry is an ImportError naming it;
+    parameters are packed by name whatever the Fortran order."""
+    from landimg.model import column
+
+    assert set(_binding.FORTRAN_PARAMS) == set(column.PARAM_NAMES)
+    assert _binding.FORTRAN_FORCING == tuple(column.FORCING_NAMES) or set(_binding.FORTRAN_FORCING) == set(
+        column.FORCING_NAMES
+    )
+    with pytest.raises(ImportError, match="only in Fortran: \\['k_sat'\\].*only in Python: \\['k_s'\\]"):
+        _binding.check_names("parameter", ("theta_s", "k_sat"), ("theta_s", "k_s"))
+    idx = _binding.check_names("parameter", ("b", "a"), ("a", "b"))
+    assert idx == {"a": 1, "b": 0}
+    sl = soil.from_class(["sand", "clay"])
+    m = landimg.ColumnModel(2, 1, soil=sl, igbp=np.array([1, 16]))
+    for name in ("theta_s", "b", "psi_s", "k_s", "tkdry"):
+        np.testing.assert_array_equal(m.param(name), getattr(sl, name))
+        name_f = colm_api.colm_field_name(2, column._PARAM_INDEX[name] + 1)[0]
+        assert bytes(name_f).decode().strip() == name
+    np.testing.assert_array_equal(m.param("lai"), m.veg.lai)
+    with pytest.raises(ValueError, match="unknown parameter 'porosity'"):
+        m.param("porosity")

@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from landimg.model import _binding
 from landimg.model import soil as _soil
-from landimg.model._colm import colm_api as _api
 
-__all__ = ["FLUX_NAMES", "FORCING_NAMES", "STATE_UNITS", "ColumnModel"]
+__all__ = ["FLUX_NAMES", "FORCING_NAMES", "PARAM_NAMES", "STATE_UNITS", "ColumnModel"]
+
+_api = _binding.api
 
 #: forcing variables in the order of the Fortran forcing array, with units and allowed range
 FORCING_NAMES: tuple[str, ...] = ("tair", "qair", "psurf", "precip", "wind", "swdown", "lwdown")
@@ -32,20 +34,48 @@ _FORCING_RANGE: dict[str, tuple[float, float, str]] = {
     "lwdown": (0.0, 1000.0, "W/m2"),
 }
 
-#: accumulated fluxes in the order of the Fortran flux array (kg/m2 unless noted)
-FLUX_NAMES: tuple[str, ...] = (
-    "precip",
-    "evap_soil",
-    "transpiration",
-    "evap_canopy",
-    "runoff_surface",
-    "runoff_subsurface",
-    "analysis",
-    "sensible_heat",  # J/m2
-    "latent_heat",  # J/m2
-    "snowmelt",
-    "ground_heat",  # J/m2
-)
+#: accumulated fluxes and their units
+FLUX_UNITS: dict[str, str] = {
+    "precip": "kg/m2",
+    "evap_soil": "kg/m2",
+    "transpiration": "kg/m2",
+    "evap_canopy": "kg/m2",
+    "runoff_surface": "kg/m2",
+    "runoff_subsurface": "kg/m2",
+    "analysis": "kg/m2",
+    "sensible_heat": "J/m2",
+    "latent_heat": "J/m2",
+    "snowmelt": "kg/m2",
+    "ground_heat": "J/m2",
+}
+
+#: per-column parameters passed to Fortran, by name: where each comes from ("soil.<field>" of
+#: :class:`~landimg.model.soil.SoilParams`, "veg.<field>" of :class:`~landimg.model.soil.VegParams`, or
+#: a constant)
+PARAM_SOURCES: dict[str, str | float] = {
+    "theta_s": "soil.theta_s",
+    "b": "soil.b",
+    "psi_s": "soil.psi_s",
+    "k_s": "soil.k_s",
+    "csol": "soil.csol",
+    "tksol": "soil.tksol",
+    "tkdry": "soil.tkdry",
+    "lai": "veg.lai",
+    "sai": "veg.sai",
+    "z0m": "veg.z0m",
+    "albedo": "veg.albedo",
+    "emissivity": "veg.emissivity",
+    "gsmax": "veg.gsmax",
+    "hydmodel": 1.0,  # 1 = Campbell / Clapp-Hornberger (colm_soil::hyd_campbell)
+}
+PARAM_NAMES: tuple[str, ...] = tuple(PARAM_SOURCES)
+
+# name -> 0-based index into the Fortran arrays, checked against the extension's own names on import
+_FORCING_INDEX = _binding.index_map("forcing", FORCING_NAMES)
+_PARAM_INDEX = _binding.index_map("parameter", PARAM_NAMES)
+_FLUX_INDEX = _binding.index_map("flux", tuple(FLUX_UNITS))
+#: accumulated fluxes in the order of the Fortran flux array (= ``get_state()["fluxes"]``); units in FLUX_UNITS
+FLUX_NAMES: tuple[str, ...] = _binding.FORTRAN_FLUXES
 
 #: state keys, shapes and units
 STATE_UNITS: dict[str, str] = {
@@ -142,29 +172,9 @@ class ColumnModel:
         self.nlev = _NLEV
         self.z_node, self.dz, self.z_bottom = _geometry(self.nlev)
         self.z_top = np.concatenate([[0.0], self.z_bottom[:-1]])
-        nf, npar, nx = _api.colm_layout()
-        if nf != len(FORCING_NAMES) or nx != len(FLUX_NAMES):
-            raise RuntimeError("landimg.model._colm does not match landimg.model.column (rebuild the extension)")
-        self._params = np.zeros((npar, self.ncol), order="F")
-        for i, v in enumerate(
-            (
-                soil.theta_s,
-                soil.b,
-                soil.psi_s,
-                soil.k_s,
-                soil.csol,
-                soil.tksol,
-                soil.tkdry,
-                self.veg.lai,
-                self.veg.sai,
-                self.veg.z0m,
-                self.veg.albedo,
-                self.veg.emissivity,
-                self.veg.gsmax,
-                np.ones(self.ncol),
-            )
-        ):
-            self._params[i] = v
+        self._params = np.zeros((len(PARAM_NAMES), self.ncol), order="F")
+        for name, src in PARAM_SOURCES.items():
+            self._params[_PARAM_INDEX[name]] = self._param_value(src)
         self._rootfr = _soil.root_fractions(self.veg, self.z_bottom)
         shape3 = (self.nlev, self.ncol, self.nmem)
         shape2 = (self.ncol, self.nmem)
@@ -173,13 +183,25 @@ class ColumnModel:
         self.state: Mapping[str, np.ndarray] = MappingProxyType(self._state)
         self._fluxes = np.zeros((len(FLUX_NAMES), self.ncol, self.nmem), order="F")
         self.fluxes: Mapping[str, np.ndarray] = MappingProxyType(
-            {k: self._fluxes[i] for i, k in enumerate(FLUX_NAMES)}
+            {k: self._fluxes[_FLUX_INDEX[k]] for k in FLUX_NAMES}
         )
         self._forcing = np.zeros((len(FORCING_NAMES), self.ncol, self.nmem), order="F")
         self._colerr = np.zeros(shape2, dtype=np.int32, order="F")
         self.cold_start()
 
     # ------------------------------------------------------------------ geometry and parameters
+    def _param_value(self, src: str | float) -> np.ndarray | float:
+        if isinstance(src, str):
+            group, field = src.split(".")
+            return getattr(self.soil if group == "soil" else self.veg, field)
+        return src
+
+    def param(self, name: str) -> np.ndarray:
+        """The Fortran parameter ``name`` (one of :data:`PARAM_NAMES`) as passed to the physics, a copy."""
+        if name not in _PARAM_INDEX:
+            raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAM_NAMES)}")
+        return self._params[_PARAM_INDEX[name]].copy()
+
     @property
     def theta_sat(self) -> np.ndarray:
         """Porosity per layer (nlev, ncol) (m3/m3)."""
@@ -331,7 +353,7 @@ class ColumnModel:
         applied = applied_layers.sum(axis=0)
         clipped = d.sum(axis=0) - applied
         wliq[...] = new
-        self._fluxes[FLUX_NAMES.index("analysis")] += applied
+        self._fluxes[_FLUX_INDEX["analysis"]] += applied
         return applied, clipped
 
     # ------------------------------------------------------------------ stepping
@@ -341,7 +363,7 @@ class ColumnModel:
         unknown = set(forcing) - set(FORCING_NAMES)
         if unknown:
             raise ValueError(f"unknown forcing variable(s) {sorted(unknown)}; expected {FORCING_NAMES}")
-        for i, name in enumerate(FORCING_NAMES):
+        for name in FORCING_NAMES:
             if name not in forcing:
                 raise ValueError(f"forcing is missing {name!r}")
             a = np.asarray(forcing[name])
@@ -361,7 +383,7 @@ class ColumnModel:
                     f"forcing {name!r} {what} the physical range [{lo}, {hi}] {unit} "
                     f"(min {amin:g}, max {amax:g})"
                 )
-            self._forcing[i] = a[:, None] if a.ndim == 1 else a
+            self._forcing[_FORCING_INDEX[name]] = a[:, None] if a.ndim == 1 else a
 
     def step(self, forcing: Mapping[str, Any], nsteps: int = 1) -> None:
         """Advance every column and member ``nsteps`` steps of ``dt`` with constant forcing, in place.
