@@ -16,7 +16,7 @@ contains
   !> Version of the Fortran API (bumped when an argument list changes).
   subroutine api_version(version)
     integer(c_int), intent(out) :: version
-    version = 3
+    version = 4
   end subroutine api_version
 
   !> Name of entry i (1-based) of array group (1 = forcing, 2 = parameters, 3 = fluxes), blank-padded
@@ -60,7 +60,8 @@ contains
   end subroutine colm_geometry
 
   !> Step every column of every member nsteps times with the same forcing, in place.
-  !> forcing(nf, ncol, nmem), params(np, ncol), rootfr(nlev, ncol); state wliq, wice, tsoil
+  !> forcing(nf, ncol, nmem), params(np, ncol, nmem) (per column and member), rootfr(nlev, ncol);
+  !> state wliq, wice, tsoil
   !> (nlev, ncol, nmem), zwt, wa, wcanopy, wsnow, wpond, tskin (ncol, nmem); fluxes(nx, ncol, nmem)
   !> accumulated. colerr(ncol, nmem) receives a per-column error code (0 = ok); ierr is the number of
   !> failed columns, or -1 when the sizes or dt are inconsistent (nothing is touched then).
@@ -75,7 +76,7 @@ contains
                        wliq, wice, tsoil, zwt, wa, wcanopy, wsnow, wpond, tskin, fluxes, colerr, ierr)
     integer(c_int), intent(in) :: nlev, ncol, nmem, nf, np, nx, nsteps
     real(c_double), intent(in) :: dt
-    real(c_double), intent(in) :: forcing(nf, ncol, nmem), params(np, ncol), rootfr(nlev, ncol)
+    real(c_double), intent(in) :: forcing(nf, ncol, nmem), params(np, ncol, nmem), rootfr(nlev, ncol)
     real(c_double), intent(inout) :: wliq(nlev, ncol, nmem), wice(nlev, ncol, nmem)
     real(c_double), intent(inout) :: tsoil(nlev, ncol, nmem)
     real(c_double), intent(inout) :: zwt(ncol, nmem), wa(ncol, nmem), wcanopy(ncol, nmem)
@@ -111,7 +112,7 @@ contains
             smooth = .true.
             do i = 1, nsub
               tprev = tsoil(:, c, m)
-              call column_step(dtsub, forcing(:, c, m), params(:, c), rootfr(:, c), z, dz, zi, &
+              call column_step(dtsub, forcing(:, c, m), params(:, c, m), rootfr(:, c), z, dz, zi, &
                                wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
                                wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
               if (e /= err_ok) exit

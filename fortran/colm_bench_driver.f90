@@ -9,7 +9,7 @@ program colm_bench_driver
   implicit none
   integer(c_int) :: hdr(5), nlev, ncol, nmem, nsteps, nframes, nf, np, nx, ierr
   real(c_double) :: dt
-  real(c_double), allocatable :: params(:, :), rootfr(:, :), frames(:, :, :, :)
+  real(c_double), allocatable :: params(:, :, :), rootfr(:, :), frames(:, :, :, :)
   real(c_double), allocatable :: wliq(:, :, :), wice(:, :, :), tsoil(:, :, :), fluxes(:, :, :)
   real(c_double), allocatable :: zwt(:, :), wa(:, :), wcan(:, :), wsnow(:, :), wpond(:, :), tskin(:, :)
   integer(c_int), allocatable :: colerr(:, :)
@@ -33,7 +33,7 @@ program colm_bench_driver
   end if
   read (u) hdr, dt
   nlev = hdr(1); ncol = hdr(2); nmem = hdr(3); nsteps = hdr(4); nframes = hdr(5)
-  allocate (params(np, ncol), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
+  allocate (params(np, ncol, nmem), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
   allocate (wliq(nlev, ncol, nmem), wice(nlev, ncol, nmem), tsoil(nlev, ncol, nmem))
   allocate (zwt(ncol, nmem), wa(ncol, nmem), wcan(ncol, nmem), wsnow(ncol, nmem), wpond(ncol, nmem))
   allocate (tskin(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 #: API version of fortran/colm_api.f90 this package needs (colm_api::api_version)
-API_VERSION = 3
+API_VERSION = 4
 
 _REBUILD = (
     "rebuild the extension: `bash ci/dev-build.sh` in a source checkout (or `pip install .` / "

@@ -124,7 +124,9 @@ class ColumnModel:
     nmem : int
         Number of ensemble members.
     soil : landimg.model.soil.SoilParams, optional
-        Soil parameters with arrays (ncol,); default: "loam" everywhere.
+        Soil parameters with arrays (ncol,) (shared by all members) or (ncol, nmem) (per member, e.g.
+        from :func:`landimg.model.soil.stack_members` or ``from_texture`` of per-member texture); one
+        Fortran call still steps all columns and members. Default: "loam" everywhere.
     dt : float
         Time step (s), 0 < dt <= 3600.
     igbp : int or array (ncol,)
@@ -164,6 +166,8 @@ class ColumnModel:
             raise ValueError("soil must be a landimg.model.soil.SoilParams (from_texture or from_class)")
         if soil.ncol != self.ncol:
             raise ValueError(f"soil has {soil.ncol} columns, the model {self.ncol}")
+        if soil.nmem is not None and soil.nmem != self.nmem:
+            raise ValueError(f"soil has parameters for {soil.nmem} members, the model {self.nmem}")
         _check_soil(soil)
         self.soil = soil
         self.veg = _soil.vegetation(
@@ -172,9 +176,10 @@ class ColumnModel:
         self.nlev = _NLEV
         self.z_node, self.dz, self.z_bottom = _geometry(self.nlev)
         self.z_top = np.concatenate([[0.0], self.z_bottom[:-1]])
-        self._params = np.zeros((len(PARAM_NAMES), self.ncol), order="F")
+        self._params = np.zeros((len(PARAM_NAMES), self.ncol, self.nmem), order="F")
         for name, src in PARAM_SOURCES.items():
-            self._params[_PARAM_INDEX[name]] = self._param_value(src)
+            v = np.asarray(self._param_value(src), dtype=float)
+            self._params[_PARAM_INDEX[name]] = v[:, None] if v.ndim == 1 else v
         self._rootfr = _soil.root_fractions(self.veg, self.z_bottom)
         shape3 = (self.nlev, self.ncol, self.nmem)
         shape2 = (self.ncol, self.nmem)
@@ -197,15 +202,23 @@ class ColumnModel:
         return src
 
     def param(self, name: str) -> np.ndarray:
-        """The Fortran parameter ``name`` (one of :data:`PARAM_NAMES`) as passed to the physics, a copy."""
+        """The Fortran parameter ``name`` (one of :data:`PARAM_NAMES`) as passed to the physics, a copy
+        of shape (ncol, nmem)."""
         if name not in _PARAM_INDEX:
             raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAM_NAMES)}")
         return self._params[_PARAM_INDEX[name]].copy()
 
     @property
     def theta_sat(self) -> np.ndarray:
-        """Porosity per layer (nlev, ncol) (m3/m3)."""
-        return np.tile(self.soil.theta_s, (self.nlev, 1))
+        """Porosity per layer (m3/m3): (nlev, ncol) for per-column soil parameters, (nlev, ncol, nmem)
+        for per-member ones (:meth:`porosity` is always (nlev, ncol, nmem))."""
+        ts = np.asarray(self.soil.theta_s)
+        return np.broadcast_to(ts, (self.nlev, *ts.shape)).copy()
+
+    def porosity(self) -> np.ndarray:
+        """Porosity of every layer, column and member (nlev, ncol, nmem) (m3/m3)."""
+        ts = self._params[_PARAM_INDEX["theta_s"]]
+        return np.broadcast_to(ts, (self.nlev, self.ncol, self.nmem)).copy()
 
     @property
     def rootfr(self) -> np.ndarray:
@@ -216,7 +229,7 @@ class ColumnModel:
     def cold_start(self) -> None:
         """Reset the state to the CoLM2014 cold start and zero the fluxes."""
         s = self._state
-        s["wliq"][...] = (self.soil.theta_s[None, :] * self.dz[:, None] * _DENH2O)[:, :, None]
+        s["wliq"][...] = self.porosity() * self.dz[:, None, None] * _DENH2O
         s["wice"][...] = 0.0
         s["tsoil"][...] = 283.0
         s["zwt"][...] = self.z_bottom[-1] + 1.0
@@ -343,9 +356,7 @@ class ColumnModel:
             raise ValueError("delta_wliq contains NaN or Inf")
         wliq = self._state["wliq"]
         dz = self.dz[:, None, None]
-        wmax = np.maximum(
-            0.0, _DENH2O * (self.soil.theta_s[None, :, None] * dz - self._state["wice"] / _DENICE)
-        )
+        wmax = np.maximum(0.0, _DENH2O * (self.porosity() * dz - self._state["wice"] / _DENICE))
         new = np.minimum(np.maximum(wliq + d, 0.0), np.maximum(wmax, wliq))
         # removals never push a layer above its bound, additions never below zero
         new = np.where(d >= 0.0, np.maximum(new, wliq), np.minimum(new, wliq))
@@ -455,11 +466,15 @@ _SOIL_BOUNDS: dict[str, tuple[float, float]] = {
 
 
 def _check_soil(soil: _soil.SoilParams) -> None:
-    """ValueError naming the first soil parameter that is not a finite (ncol,) array within its bounds."""
+    """ValueError naming the first soil parameter that is not a finite array of the soil's shape
+    ((ncol,) or (ncol, nmem)) within its bounds."""
+    shape = np.shape(soil.theta_s)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"soil.theta_s must have shape (ncol,) or (ncol, nmem), got {shape}")
     for name, (lo, hi) in _SOIL_BOUNDS.items():
         a = np.asarray(getattr(soil, name), dtype=float)
-        if a.shape != (soil.ncol,):
-            raise ValueError(f"soil.{name} must have shape ({soil.ncol},), got {a.shape}")
+        if a.shape != shape:
+            raise ValueError(f"soil.{name} must have shape {shape} like soil.theta_s, got {a.shape}")
         if not (np.all(np.isfinite(a)) and np.all(a > lo) and np.all(a < hi)):
             raise ValueError(f"soil.{name} must be finite and within ({lo}, {hi})")
 
