@@ -9,7 +9,7 @@ module colm_api
   use colm_column, only: column_step
   implicit none
   private
-  public :: api_version, colm_layout, colm_field_name, colm_geometry, colm_step
+  public :: api_version, colm_layout, colm_field_name, colm_geometry, colm_threads, colm_step
 
 contains
 
@@ -52,6 +52,17 @@ contains
     nx = nflux
   end subroutine colm_layout
 
+  !> OpenMP threads of colm_step: with nreq > 0 set the number of threads to nreq (as
+  !> OMP_NUM_THREADS would); return the number the next colm_step will use (1 without OpenMP).
+  subroutine colm_threads(nreq, nthreads)
+    !$ use omp_lib, only: omp_set_num_threads, omp_get_max_threads
+    integer(c_int), intent(in) :: nreq
+    integer(c_int), intent(out) :: nthreads
+    nthreads = 1
+    !$ if (nreq > 0) call omp_set_num_threads(int(nreq))
+    !$ nthreads = int(omp_get_max_threads(), c_int)
+  end subroutine colm_threads
+
   !> CoLM layer geometry: node depth z, thickness dz and layer bottom zi (m), each (nlev).
   subroutine colm_geometry(nlev, z, dz, zi)
     integer(c_int), intent(in) :: nlev
@@ -86,7 +97,7 @@ contains
     integer(c_int), intent(out) :: ierr
     real(dp) :: z(nlev), dz(nlev), zi(nlev)
     real(dp) :: wliq0(nlev), wice0(nlev), tsoil0(nlev), tprev(nlev), flx0(nx), sc0(6), dtsub
-    integer :: c, m, k, e, nsub, i
+    integer :: c, m, k, e, nsub, i, cm
     logical :: smooth
 
     ierr = 0
@@ -96,51 +107,59 @@ contains
       return
     end if
     call layer_geometry(z, dz, zi)
-    do m = 1, nmem
-      do c = 1, ncol
-        e = err_ok
-        do k = 1, nsteps
-          ! start-of-step copy of this column's state and accumulators
-          wliq0 = wliq(:, c, m)
-          wice0 = wice(:, c, m)
-          tsoil0 = tsoil(:, c, m)
-          sc0 = [zwt(c, m), wa(c, m), wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m)]
-          flx0 = fluxes(:, c, m)
-          nsub = 1
-          do
-            dtsub = dt / real(nsub, dp)
-            smooth = .true.
-            do i = 1, nsub
-              tprev = tsoil(:, c, m)
-              call column_step(dtsub, forcing(:, c, m), params(:, c, m), rootfr(:, c), z, dz, zi, &
-                               wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
-                               wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
-              if (e /= err_ok) exit
-              if (any(abs(tsoil(:, c, m) - tprev) > dtemp_substep)) then
-                smooth = .false.
-                if (nsub < max_substeps) exit
-              end if
-            end do
-            if (e == err_hydmodel) exit                            ! sub-stepping cannot help
-            if (e == err_ok .and. (smooth .or. nsub >= max_substeps)) exit
-            if (nsub >= max_substeps) exit                         ! finest sub-steps failed: report
-            wliq(:, c, m) = wliq0
-            wice(:, c, m) = wice0
-            tsoil(:, c, m) = tsoil0
-            zwt(c, m) = sc0(1)
-            wa(c, m) = sc0(2)
-            wcanopy(c, m) = sc0(3)
-            wsnow(c, m) = sc0(4)
-            wpond(c, m) = sc0(5)
-            tskin(c, m) = sc0(6)
-            fluxes(:, c, m) = flx0
-            nsub = 2 * nsub
+    ! Columns x members are independent: one OpenMP loop over both (each iteration touches only its
+    ! own column and member; no reduction across columns, so results are bitwise the same for any
+    ! thread count and schedule). Without OpenMP the directives are comments.
+    !$omp parallel do default(none) schedule(dynamic, 8) &
+    !$omp shared(ncol, nmem, nsteps, dt, forcing, params, rootfr, z, dz, zi, wliq, wice, tsoil, zwt, wa, &
+    !$omp        wcanopy, wsnow, wpond, tskin, fluxes, colerr) &
+    !$omp private(cm, c, m, k, e, nsub, i, dtsub, smooth, wliq0, wice0, tsoil0, tprev, flx0, sc0)
+    do cm = 0, ncol * nmem - 1
+      c = mod(cm, ncol) + 1
+      m = cm / ncol + 1
+      e = err_ok
+      do k = 1, nsteps
+        ! start-of-step copy of this column's state and accumulators
+        wliq0 = wliq(:, c, m)
+        wice0 = wice(:, c, m)
+        tsoil0 = tsoil(:, c, m)
+        sc0 = [zwt(c, m), wa(c, m), wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m)]
+        flx0 = fluxes(:, c, m)
+        nsub = 1
+        do
+          dtsub = dt / real(nsub, dp)
+          smooth = .true.
+          do i = 1, nsub
+            tprev = tsoil(:, c, m)
+            call column_step(dtsub, forcing(:, c, m), params(:, c, m), rootfr(:, c), z, dz, zi, &
+                             wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
+                             wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
+            if (e /= err_ok) exit
+            if (any(abs(tsoil(:, c, m) - tprev) > dtemp_substep)) then
+              smooth = .false.
+              if (nsub < max_substeps) exit
+            end if
           end do
-          if (e /= err_ok) exit
+          if (e == err_hydmodel) exit                            ! sub-stepping cannot help
+          if (e == err_ok .and. (smooth .or. nsub >= max_substeps)) exit
+          if (nsub >= max_substeps) exit                         ! finest sub-steps failed: report
+          wliq(:, c, m) = wliq0
+          wice(:, c, m) = wice0
+          tsoil(:, c, m) = tsoil0
+          zwt(c, m) = sc0(1)
+          wa(c, m) = sc0(2)
+          wcanopy(c, m) = sc0(3)
+          wsnow(c, m) = sc0(4)
+          wpond(c, m) = sc0(5)
+          tskin(c, m) = sc0(6)
+          fluxes(:, c, m) = flx0
+          nsub = 2 * nsub
         end do
-        colerr(c, m) = int(e, c_int)
-        if (e /= err_ok) ierr = ierr + 1
+        if (e /= err_ok) exit
       end do
+      colerr(c, m) = int(e, c_int)
     end do
+    !$omp end parallel do
+    ierr = int(count(colerr /= 0), c_int)
   end subroutine colm_step
 end module colm_api

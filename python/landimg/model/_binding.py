@@ -10,6 +10,7 @@ rebuild.
 
 from __future__ import annotations
 
+import os
 from types import MappingProxyType
 from typing import Any
 
@@ -76,6 +77,10 @@ def check_names(what: str, fortran: tuple[str, ...], python: tuple[str, ...]) ->
 
 
 _check_version(api)
+# Threads are opt-in: without OMP_NUM_THREADS the physics runs on one thread per process (an OpenMP
+# runtime would otherwise take every core in each MPI rank and oversubscribe the node).
+if not os.environ.get("OMP_NUM_THREADS"):
+    api.colm_threads(1)
 _FORTRAN_FORCING = _names(api, 1)
 _FORTRAN_PARAMS = _names(api, 2)
 _FORTRAN_FLUXES = _names(api, 3)

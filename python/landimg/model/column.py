@@ -18,7 +18,7 @@ import numpy as np
 from landimg.model import _binding
 from landimg.model import soil as _soil
 
-__all__ = ["FLUX_NAMES", "FORCING_NAMES", "PARAM_NAMES", "STATE_UNITS", "ColumnModel"]
+__all__ = ["FLUX_NAMES", "FORCING_NAMES", "PARAM_NAMES", "STATE_UNITS", "ColumnModel", "threads"]
 
 _api = _binding.api
 
@@ -438,6 +438,25 @@ class ColumnModel:
             f"column physics failed in {len(bad)} column(s); first: column {c}, member {m}: "
             f"{_ERRORS.get(code, f'error code {code}')}"
         )
+
+
+def threads(n: int | None = None) -> int:
+    """OpenMP threads of the column physics (columns x members of one ``step`` are shared out).
+
+    Parameters
+    ----------
+    n : int, optional
+        Set the number of threads (as ``OMP_NUM_THREADS`` does at start-up); None only queries.
+
+    Returns
+    -------
+    int
+        Threads the next :meth:`ColumnModel.step` uses (1 if the extension was built without OpenMP).
+        Results are bitwise identical for any thread count.
+    """
+    if n is not None:
+        _positive_int("threads", n)
+    return int(_api.colm_threads(0 if n is None else int(n)))
 
 
 def _positive_int(name: str, x: Any) -> int:
