@@ -86,7 +86,7 @@ def make_model(ncol: int, nmem: int, dt: float, seed: int) -> landimg.ColumnMode
     return landimg.ColumnModel(ncol, nmem, soil=soil.from_texture(sand, clay), dt=dt, igbp=igbp)
 
 
-STATE_ORDER = ("wliq", "wice", "tsoil", "zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin")
+STATE_ORDER = ("wliq", "wice", "tsoil", "zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin", "tsnow", "dsnow")
 
 
 def write_driver_input(path: Path, m: landimg.ColumnModel, frames, nsteps: int) -> None:

@@ -3,7 +3,7 @@
 module colm_api
   use, intrinsic :: iso_c_binding, only: c_double, c_int
   use colm_kinds, only: dp
-  use colm_const, only: nforc, npar, nflux, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps, &
+  use colm_const, only: nforc, npar, nflux, nscalar, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps, &
                         forcing_names, param_names, flux_names
   use colm_soil, only: layer_geometry
   use colm_column, only: column_step
@@ -16,7 +16,7 @@ contains
   !> Version of the Fortran API (bumped when an argument list changes).
   subroutine api_version(version)
     integer(c_int), intent(out) :: version
-    version = 4
+    version = 5
   end subroutine api_version
 
   !> Name of entry i (1-based) of array group (1 = forcing, 2 = parameters, 3 = fluxes), blank-padded
@@ -73,18 +73,19 @@ contains
   !> Step every column of every member nsteps times with the same forcing, in place.
   !> forcing(nf, ncol, nmem), params(np, ncol, nmem) (per column and member), rootfr(nlev, ncol);
   !> state wliq, wice, tsoil
-  !> (nlev, ncol, nmem), zwt, wa, wcanopy, wsnow, wpond, tskin (ncol, nmem); fluxes(nx, ncol, nmem)
+  !> (nlev, ncol, nmem), zwt, wa, wcanopy, wsnow, wpond, tskin, tsnow, dsnow (ncol, nmem); fluxes(nx, ncol, nmem)
   !> accumulated. colerr(ncol, nmem) receives a per-column error code (0 = ok); ierr is the number of
   !> failed columns, or -1 when the sizes or dt are inconsistent (nothing is touched then).
   !> Adaptive sub-stepping: a step of one column and member that fails its sanity checks (non-finite
-  !> state, singular solve, temperature out of range) or changes a soil temperature by more than
-  !> dtemp_substep is redone from a copy of that column's state and flux accumulators taken at the
+  !> state, singular solve, temperature out of range), ends rough (surface temperature far from the
+  !> linearisation point, colm_column) or changes a soil temperature by more than dtemp_substep is redone from a copy of that column's state and flux accumulators taken at the
   !> start of the step, as n steps of dt/n (n = 2, 4, ..., max_substeps) with the same forcing; the
   !> first n whose sub-steps all pass is kept, at the finest n a sane result is kept anyway, and only
   !> a failure there is reported. Deterministic and local to the column and member. (The logic is
   !> here, not in a helper, to keep the un-split path free of an extra call layer.)
   subroutine colm_step(nlev, ncol, nmem, nf, np, nx, nsteps, dt, forcing, params, rootfr, &
-                       wliq, wice, tsoil, zwt, wa, wcanopy, wsnow, wpond, tskin, fluxes, colerr, ierr)
+                       wliq, wice, tsoil, zwt, wa, wcanopy, wsnow, wpond, tskin, tsnow, dsnow, fluxes, &
+                       colerr, ierr)
     integer(c_int), intent(in) :: nlev, ncol, nmem, nf, np, nx, nsteps
     real(c_double), intent(in) :: dt
     real(c_double), intent(in) :: forcing(nf, ncol, nmem), params(np, ncol, nmem), rootfr(nlev, ncol)
@@ -92,13 +93,14 @@ contains
     real(c_double), intent(inout) :: tsoil(nlev, ncol, nmem)
     real(c_double), intent(inout) :: zwt(ncol, nmem), wa(ncol, nmem), wcanopy(ncol, nmem)
     real(c_double), intent(inout) :: wsnow(ncol, nmem), wpond(ncol, nmem), tskin(ncol, nmem)
+    real(c_double), intent(inout) :: tsnow(ncol, nmem), dsnow(ncol, nmem)
     real(c_double), intent(inout) :: fluxes(nx, ncol, nmem)
     integer(c_int), intent(inout) :: colerr(ncol, nmem)
     integer(c_int), intent(out) :: ierr
     real(dp) :: z(nlev), dz(nlev), zi(nlev)
-    real(dp) :: wliq0(nlev), wice0(nlev), tsoil0(nlev), tprev(nlev), flx0(nx), sc0(6), dtsub
+    real(dp) :: wliq0(nlev), wice0(nlev), tsoil0(nlev), tprev(nlev), flx0(nx), sc0(nscalar), dtsub
     integer :: c, m, k, e, nsub, i, cm
-    logical :: smooth
+    logical :: smooth, rough
 
     ierr = 0
     if (nf /= nforc .or. np /= npar .or. nx /= nflux .or. nlev < 4 .or. nsteps < 0 .or. &
@@ -112,8 +114,8 @@ contains
     ! thread count and schedule). Without OpenMP the directives are comments.
     !$omp parallel do default(none) schedule(dynamic, 8) &
     !$omp shared(ncol, nmem, nsteps, dt, forcing, params, rootfr, z, dz, zi, wliq, wice, tsoil, zwt, wa, &
-    !$omp        wcanopy, wsnow, wpond, tskin, fluxes, colerr) &
-    !$omp private(cm, c, m, k, e, nsub, i, dtsub, smooth, wliq0, wice0, tsoil0, tprev, flx0, sc0)
+    !$omp        wcanopy, wsnow, wpond, tskin, tsnow, dsnow, fluxes, colerr) &
+    !$omp private(cm, c, m, k, e, nsub, i, dtsub, smooth, rough, wliq0, wice0, tsoil0, tprev, flx0, sc0)
     do cm = 0, ncol * nmem - 1
       c = mod(cm, ncol) + 1
       m = cm / ncol + 1
@@ -123,7 +125,8 @@ contains
         wliq0 = wliq(:, c, m)
         wice0 = wice(:, c, m)
         tsoil0 = tsoil(:, c, m)
-        sc0 = [zwt(c, m), wa(c, m), wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m)]
+        sc0 = [zwt(c, m), wa(c, m), wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), tsnow(c, m), &
+               dsnow(c, m)]
         flx0 = fluxes(:, c, m)
         nsub = 1
         do
@@ -133,9 +136,10 @@ contains
             tprev = tsoil(:, c, m)
             call column_step(dtsub, forcing(:, c, m), params(:, c, m), rootfr(:, c), z, dz, zi, &
                              wliq(:, c, m), wice(:, c, m), tsoil(:, c, m), zwt(c, m), wa(c, m), &
-                             wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), fluxes(:, c, m), e)
+                             wcanopy(c, m), wsnow(c, m), wpond(c, m), tskin(c, m), tsnow(c, m), dsnow(c, m), &
+                             fluxes(:, c, m), e, rough)
             if (e /= err_ok) exit
-            if (any(abs(tsoil(:, c, m) - tprev) > dtemp_substep)) then
+            if (rough .or. any(abs(tsoil(:, c, m) - tprev) > dtemp_substep)) then
               smooth = .false.
               if (nsub < max_substeps) exit
             end if
@@ -152,6 +156,8 @@ contains
           wsnow(c, m) = sc0(4)
           wpond(c, m) = sc0(5)
           tskin(c, m) = sc0(6)
+          tsnow(c, m) = sc0(7)
+          dsnow(c, m) = sc0(8)
           fluxes(:, c, m) = flx0
           nsub = 2 * nsub
         end do

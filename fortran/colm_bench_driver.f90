@@ -12,6 +12,7 @@ program colm_bench_driver
   real(c_double), allocatable :: params(:, :, :), rootfr(:, :), frames(:, :, :, :)
   real(c_double), allocatable :: wliq(:, :, :), wice(:, :, :), tsoil(:, :, :), fluxes(:, :, :)
   real(c_double), allocatable :: zwt(:, :), wa(:, :), wcan(:, :), wsnow(:, :), wpond(:, :), tskin(:, :)
+  real(c_double), allocatable :: tsnow(:, :), dsnow(:, :)
   integer(c_int), allocatable :: colerr(:, :)
   integer(c_int64_t) :: t0, t1, rate
   real :: c0, c1
@@ -36,8 +37,8 @@ program colm_bench_driver
   allocate (params(np, ncol, nmem), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
   allocate (wliq(nlev, ncol, nmem), wice(nlev, ncol, nmem), tsoil(nlev, ncol, nmem))
   allocate (zwt(ncol, nmem), wa(ncol, nmem), wcan(ncol, nmem), wsnow(ncol, nmem), wpond(ncol, nmem))
-  allocate (tskin(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
-  read (u) params, rootfr, wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, frames
+  allocate (tskin(ncol, nmem), tsnow(ncol, nmem), dsnow(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
+  read (u) params, rootfr, wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, frames
   close (u)
   fluxes = 0.0_c_double
   colerr = 0
@@ -47,7 +48,7 @@ program colm_bench_driver
   do k = 1, nsteps
     f = mod(k - 1, nframes) + 1
     call colm_step(nlev, ncol, nmem, nf, np, nx, 1_c_int, dt, frames(:, :, :, f), params, rootfr, &
-                   wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, fluxes, colerr, ierr)
+                   wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes, colerr, ierr)
     if (ierr /= 0) then
       write (error_unit, '(a,i0,a,i0)') 'colm_step failed at step ', k, ': ierr = ', ierr
       error stop 1
@@ -59,6 +60,6 @@ program colm_bench_driver
     ' cpu ', real(c1 - c0, c_double)
 
   open (newunit=u, file=trim(fout), access='stream', form='unformatted', status='replace')
-  write (u) wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, fluxes
+  write (u) wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes
   close (u)
 end program colm_bench_driver

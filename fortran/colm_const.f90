@@ -19,12 +19,18 @@ module colm_const
   real(dp), parameter, public :: grav = 9.80616_dp      !< gravity (m/s2)
   real(dp), parameter, public :: vkc = 0.4_dp           !< von Karman constant
   real(dp), parameter, public :: stefan = 5.67e-8_dp    !< Stefan-Boltzmann constant (W/m2/K4)
-  real(dp), parameter, public :: tkwat = 0.57_dp        !< thermal conductivity of water (W/m/K)
+  real(dp), parameter, public :: tkwat = 0.6_dp         !< thermal conductivity of water (W/m/K) (CoLM MOD_Const_Physical)
   real(dp), parameter, public :: tkice = 2.29_dp        !< thermal conductivity of ice (W/m/K)
+  real(dp), parameter, public :: tkair = 0.023_dp       !< thermal conductivity of air (W/m/K)
+  real(dp), parameter, public :: roverg = 4.71047e4_dp  !< R_w/g (mm/K) for the soil-air relative humidity
+  real(dp), parameter, public :: wimp = 0.05_dp         !< water impermeable below this effective porosity (-)
+  real(dp), parameter, public :: e_ice = 6.0_dp         !< soil ice impedance factor: K x 10^(-e_ice f_ice)
+  real(dp), parameter, public :: snow_min_depth = 0.01_dp !< a snow layer of its own from this depth (m)
+  real(dp), parameter, public :: zlnd = 0.01_dp         !< roughness length of bare soil for the snow cover (m)
   real(dp), parameter, public :: psi_wilt = -1.5e5_dp   !< wilting point matric potential (mm)
   real(dp), parameter, public :: psi_min = -1.0e8_dp    !< lower bound of matric potential (mm)
   real(dp), parameter, public :: pond_max = 10.0_dp     !< maximum ponding depth (kg/m2 = mm)
-  real(dp), parameter, public :: wa_max = 5000.0_dp     !< aquifer storage cap (kg/m2)
+  real(dp), parameter, public :: wa_max = 5000.0_dp     !< aquifer storage above which water returns to the soil (kg/m2)
   real(dp), parameter, public :: zwt_max = 80.0_dp      !< deepest water table (m)
   real(dp), parameter, public :: zref = 10.0_dp         !< forcing reference height above displacement (m)
 
@@ -91,4 +97,7 @@ module colm_const
   integer, parameter, public :: err_solver = 3         !< singular tridiagonal system
   integer, parameter, public :: err_args = 4           !< inconsistent array sizes or bad dt
   integer, parameter, public :: err_hydmodel = 5       !< unknown soil hydraulic model
+
+  ! --- per-column state scalars in colm_api::colm_step (besides the layered wliq, wice, tsoil) ---
+  integer, parameter, public :: nscalar = 8             !< zwt, wa, wcanopy, wsnow, wpond, tskin, tsnow, dsnow
 end module colm_const

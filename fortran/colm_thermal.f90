@@ -2,11 +2,12 @@
 !> surface energy balance as top boundary and zero flux at the bottom, snow melt and soil freeze/thaw.
 module colm_thermal
   use colm_kinds, only: dp
-  use colm_const, only: tfrz, hfus, denh2o, denice, cpliq, cpice, tkwat, tkice
+  use colm_const, only: tfrz, hfus, denh2o, denice, cpliq, cpice, tkwat, tkice, tkair
   use colm_linalg, only: tridiag
   implicit none
   private
   public :: thermal_conductivity, heat_capacity, soil_temperature, snow_melt, phase_change
+  public :: snow_conductivity, new_snow_density, snow_compaction
 
   real(dp), parameter :: cnfac = 0.5_dp   !< Crank-Nicolson weight of the old time level
   real(dp), parameter :: log_tkwat = log(tkwat), log_tkice = log(tkice)
@@ -40,14 +41,54 @@ contains
     end do
   end subroutine thermal_conductivity
 
-  !> Layer heat capacity (J/m2/K): csol (1 - theta_s) dz + cpice wice + cpliq wliq; the snowpack
-  !> (wsnow, kg/m2) is lumped into the top layer.
-  pure subroutine heat_capacity(theta_s, csol, dz, wliq, wice, wsnow, cv)
-    real(dp), intent(in) :: theta_s, csol, dz(:), wliq(:), wice(:), wsnow
+  !> Layer heat capacity (J/m2/K): csol (1 - theta_s) dz + cpice wice + cpliq wliq.
+  pure subroutine heat_capacity(theta_s, csol, dz, wliq, wice, cv)
+    real(dp), intent(in) :: theta_s, csol, dz(:), wliq(:), wice(:)
     real(dp), intent(out) :: cv(:)
     cv = csol * (1.0_dp - theta_s) * dz + cpice * max(wice, 0.0_dp) + cpliq * max(wliq, 0.0_dp)
-    cv(1) = cv(1) + cpice * max(wsnow, 0.0_dp)
   end subroutine heat_capacity
+
+  !> Thermal conductivity of snow of density rho (kg/m3), Jordan (1991) as CoLM
+  !> (MOD_SoilThermalParameters.F90): tkair + (7.75e-5 rho + 1.105e-6 rho^2)(tkice - tkair) (W/m/K).
+  elemental real(dp) function snow_conductivity(rho) result(tk)
+    real(dp), intent(in) :: rho
+    tk = tkair + (7.75e-5_dp * rho + 1.105e-6_dp * rho * rho) * (tkice - tkair)
+  end function snow_conductivity
+
+  !> Density of newly fallen snow (kg/m3) at air temperature ta (K), CoLM (MOD_RainSnowTemp.F90):
+  !> 50 + 1.7 (17)^1.5 above T_f + 2 K, 50 + 1.7 (ta - T_f + 15)^1.5 down to T_f - 15 K, 50 below
+  !> (CoLM's newer cold-snow and wind terms are left out).
+  elemental real(dp) function new_snow_density(ta) result(rho)
+    real(dp), intent(in) :: ta
+    if (ta > tfrz + 2.0_dp) then
+      rho = 50.0_dp + 1.7_dp * 17.0_dp**1.5_dp
+    else if (ta > tfrz - 15.0_dp) then
+      rho = 50.0_dp + 1.7_dp * (ta - tfrz + 15.0_dp)**1.5_dp
+    else
+      rho = 50.0_dp
+    end if
+  end function new_snow_density
+
+  !> Compaction of a single snow layer over dt (s), CoLM snowcompaction (MOD_SnowLayersCombineDivide.F90):
+  !> destructive metamorphism c3 exp(-c4 (T_f - T)) (reduced above 100 kg/m3) and overburden by half
+  !> the layer's own weight over the viscosity 4 (rho/450) exp(0.1 (T_f - T) + c2 rho) 7.62237e6 (dry
+  !> snow; melt and wind-drift compaction are left out). The depth dsnow (m) never falls below the
+  !> depth of solid ice, wsnow/917.
+  pure subroutine snow_compaction(dt, wsnow, tsnow, dsnow)
+    real(dp), intent(in) :: dt, wsnow, tsnow
+    real(dp), intent(inout) :: dsnow
+    real(dp), parameter :: c2 = 23.0e-3_dp, c3 = 2.777e-6_dp, c4 = 0.04_dp, dm = 100.0_dp
+    real(dp) :: bi, td, ddz1, ddz2, eta
+    if (wsnow <= 0.1_dp .or. dsnow <= 0.0_dp) return
+    if (1.0_dp - wsnow / (denice * dsnow) <= 0.001_dp) return
+    bi = wsnow / dsnow
+    td = tfrz - min(tsnow, tfrz)
+    ddz1 = -c3 * exp(-c4 * td)
+    if (bi > dm) ddz1 = ddz1 * exp(-46.0e-3_dp * (bi - dm))
+    eta = 4.0_dp * (bi / 450.0_dp) * exp(0.1_dp * td + c2 * bi) * 7.62237e6_dp
+    ddz2 = -(0.5_dp * wsnow) / eta
+    dsnow = max(dsnow * (1.0_dp + (ddz1 + ddz2) * dt), wsnow / denice)
+  end subroutine snow_compaction
 
   !> Crank-Nicolson step of c_j dz_j dT_j/dt = G_{j-1} - G_j. Top: G_0 = hs + dhsdt (T_1' - T_1)
   !> (net surface heat flux into the soil, W/m2, linearised, implicit); interfaces conductivity is
@@ -103,16 +144,18 @@ contains
     end if
   end subroutine snow_melt
 
-  !> Freeze liquid water below Tf and melt ice above Tf with the layer's sensible heat excess/deficit.
-  !> Freezing is limited to wliq denice/denh2o so that the 9 % expansion can always be expelled as
-  !> liquid water (keeping theta <= theta_s after redistribution).
-  elemental subroutine phase_change(cv, wliq, wice, t)
-    real(dp), intent(in) :: cv
+  !> Freeze liquid water below T_f and melt ice above T_f with the layer's heat excess/deficit (CoLM
+  !> meltf, MOD_PhaseChange.F90). Below freezing only the liquid water above supercool (kg/m2, the
+  !> supercooled water the freezing-point depression holds, CoLM) freezes; the heat deficit left then
+  !> stays as a temperature below T_f. Freezing is also limited to wliq denice/denh2o so that the 9 %
+  !> expansion can always be expelled as liquid (keeping theta <= theta_s after redistribution).
+  elemental subroutine phase_change(cv, supercool, wliq, wice, t)
+    real(dp), intent(in) :: cv, supercool
     real(dp), intent(inout) :: wliq, wice, t
     real(dp) :: energy, dm
-    if (t < tfrz .and. wliq > 0.0_dp) then
+    if (t < tfrz .and. wliq > supercool) then
       energy = (tfrz - t) * cv
-      dm = min(energy / hfus, wliq * denice / denh2o)
+      dm = min(energy / hfus, wliq - supercool, wliq * denice / denh2o)
       call transfer(wliq, wice, dm)
       t = tfrz - (energy - dm * hfus) / cv
     else if (t > tfrz .and. wice > 0.0_dp) then

@@ -112,7 +112,8 @@ def test_f2py_kinds_and_no_silent_copies():
     args = dict(
         forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in _binding.FORTRAN_FORCING])),
         params=m._params, rootfr=m._rootfr, wice=s["wice"], tsoil=s["tsoil"], zwt=s["zwt"], wa=s["wa"],
-        wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], fluxes=m._fluxes,
+        wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], tsnow=s["tsnow"],
+        dsnow=s["dsnow"], fluxes=m._fluxes,
         colerr=m._colerr,
     )  # fmt: skip
     wliq_c = np.ascontiguousarray(s["wliq"])

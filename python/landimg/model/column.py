@@ -87,10 +87,12 @@ STATE_UNITS: dict[str, str] = {
     "wcanopy": "kg/m2 intercepted water on the canopy (ncol, nmem)",
     "wsnow": "kg/m2 snow water equivalent (ncol, nmem)",
     "wpond": "kg/m2 ponded surface water (ncol, nmem)",
-    "tskin": "K surface (skin) temperature, diagnostic = top soil layer (ncol, nmem)",
+    "tskin": "K surface (skin) temperature, diagnostic = snow layer if any, else top soil layer (ncol, nmem)",
+    "tsnow": "K snow-layer temperature; = top soil layer while the snow is thinner than 1 cm (ncol, nmem)",
+    "dsnow": "m snow depth (ncol, nmem)",
 }
 _LAYERED = ("wliq", "wice", "tsoil")
-_PLANE = ("zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin")
+_PLANE = ("zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin", "tsnow", "dsnow")
 
 _ERRORS = {
     1: "a state variable became NaN or Inf",
@@ -238,6 +240,8 @@ class ColumnModel:
         s["wsnow"][...] = 0.0
         s["wpond"][...] = 0.0
         s["tskin"][...] = 283.0
+        s["tsnow"][...] = 283.0
+        s["dsnow"][...] = 0.0
         self.reset_fluxes()
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -319,6 +323,10 @@ class ColumnModel:
         return (
             s["wliq"].sum(axis=0) + s["wice"].sum(axis=0) + s["wa"] + s["wcanopy"] + s["wsnow"] + s["wpond"]
         )
+
+    def snow_water(self) -> np.ndarray:
+        """Snow water equivalent (ncol, nmem) (kg/m2), a copy of ``state["wsnow"]``."""
+        return self._state["wsnow"].copy()
 
     def frozen(self, depth: float = 0.1) -> np.ndarray:
         """True (ncol, nmem) where the layers above ``depth`` (m) hold ice or are below freezing, or
@@ -423,7 +431,7 @@ class ColumnModel:
         ierr = _api.colm_step(
             nsteps, self.dt, self._forcing, self._params, self._rootfr,
             s["wliq"], s["wice"], s["tsoil"], s["zwt"], s["wa"], s["wcanopy"], s["wsnow"], s["wpond"],
-            s["tskin"], self._fluxes, self._colerr,
+            s["tskin"], s["tsnow"], s["dsnow"], self._fluxes, self._colerr,
         )  # fmt: skip
         if ierr != 0:
             self._raise_step_error(ierr)
