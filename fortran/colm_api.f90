@@ -6,17 +6,17 @@ module colm_api
   use colm_const, only: nforc, npar, nflux, nscalar, err_ok, err_args, err_hydmodel, dtemp_substep, max_substeps, &
                         forcing_names, param_names, flux_names
   use colm_soil, only: layer_geometry
-  use colm_column, only: column_step
+  use colm_column, only: column_step, derive_params
   implicit none
   private
-  public :: api_version, colm_layout, colm_field_name, colm_geometry, colm_threads, colm_step
+  public :: api_version, colm_layout, colm_field_name, colm_geometry, colm_threads, colm_derive, colm_step
 
 contains
 
   !> Version of the Fortran API (bumped when an argument list changes).
   subroutine api_version(version)
     integer(c_int), intent(out) :: version
-    version = 5
+    version = 6
   end subroutine api_version
 
   !> Name of entry i (1-based) of array group (1 = forcing, 2 = parameters, 3 = fluxes), blank-padded
@@ -63,6 +63,26 @@ contains
     !$ nthreads = int(omp_get_max_threads(), c_int)
   end subroutine colm_threads
 
+  !> Fill the derived parameter entries (indices after npar_input, colm_const) of every column and
+  !> member from their input entries, in place; call once after setting the inputs, before colm_step.
+  !> ierr = -1 if np is not npar.
+  subroutine colm_derive(np, ncol, nmem, params, ierr)
+    integer(c_int), intent(in) :: np, ncol, nmem
+    real(c_double), intent(inout) :: params(np, ncol, nmem)
+    integer(c_int), intent(out) :: ierr
+    integer :: c, m
+    ierr = 0
+    if (np /= npar) then
+      ierr = -1
+      return
+    end if
+    do m = 1, nmem
+      do c = 1, ncol
+        call derive_params(params(:, c, m))
+      end do
+    end do
+  end subroutine colm_derive
+
   !> CoLM layer geometry: node depth z, thickness dz and layer bottom zi (m), each (nlev).
   subroutine colm_geometry(nlev, z, dz, zi)
     integer(c_int), intent(in) :: nlev
@@ -78,7 +98,8 @@ contains
   !> failed columns, or -1 when the sizes or dt are inconsistent (nothing is touched then).
   !> Adaptive sub-stepping: a step of one column and member that fails its sanity checks (non-finite
   !> state, singular solve, temperature out of range), ends rough (surface temperature far from the
-  !> linearisation point, colm_column) or changes a soil temperature by more than dtemp_substep is redone from a copy of that column's state and flux accumulators taken at the
+  !> linearisation point, colm_column) or changes a soil temperature by more than dtemp_substep is
+  !> redone from a copy of that column's state and flux accumulators taken at the
   !> start of the step, as n steps of dt/n (n = 2, 4, ..., max_substeps) with the same forcing; the
   !> first n whose sub-steps all pass is kept, at the finest n a sane result is kept anyway, and only
   !> a failure there is reported. Deterministic and local to the column and member. (The logic is

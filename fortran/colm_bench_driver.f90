@@ -5,7 +5,7 @@
 program colm_bench_driver
   use, intrinsic :: iso_c_binding, only: c_double, c_int, c_int64_t
   use, intrinsic :: iso_fortran_env, only: error_unit, output_unit
-  use colm_api, only: colm_step, colm_layout
+  use colm_api, only: colm_step, colm_layout, colm_derive
   implicit none
   integer(c_int) :: hdr(5), nlev, ncol, nmem, nsteps, nframes, nf, np, nx, ierr
   real(c_double) :: dt
@@ -42,6 +42,7 @@ program colm_bench_driver
   close (u)
   fluxes = 0.0_c_double
   colerr = 0
+  call colm_derive(np, ncol, nmem, params, ierr)
 
   call system_clock(t0, rate)
   call cpu_time(c0)

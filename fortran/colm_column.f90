@@ -8,17 +8,18 @@ module colm_column
                         err_ok, err_hydmodel, err_nonfinite, err_solver, err_temperature, &
                         if_tair, if_qair, if_psurf, if_precip, if_wind, if_swdown, if_lwdown, &
                         ip_theta_s, ip_b, ip_psi_s, ip_k_s, ip_csol, ip_tksol, ip_tkdry, ip_lai, ip_sai, &
-                        ip_z0m, ip_albedo, ip_emis, ip_gsmax, ip_hydmodel, &
+                        ip_z0m, ip_albedo, ip_emis, ip_gsmax, ip_hydmodel, ip_theta_air, ip_tort, ip_s_fc, &
+                        ip_log_tksol, ip_fveg, ip_fint, ip_log_zm, ip_log_zh, psi_min, zref, &
                         ix_precip, ix_evap_soil, ix_transpiration, ix_evap_canopy, ix_runoff_surface, &
                         ix_runoff_subsurface, ix_sensible, ix_latent, ix_snowmelt, ix_ground_heat
-  use colm_soil, only: soil_hyd_t, valid_hydmodel
+  use colm_soil, only: soil_hyd_t, valid_hydmodel, soil_psi
   use colm_hydrology, only: interception, ice_fraction, surface_runoff, root_stress, richards, groundwater
-  use colm_energy, only: surface_terms_t, surface_terms, snow_cover
-  use colm_thermal, only: thermal_conductivity, heat_capacity, soil_temperature, snow_melt, phase_change, &
+  use colm_energy, only: surface_terms_t, surface_terms, snow_cover, canopy_conductance
+  use colm_thermal, only: thermal_conductivity, heat_capacity, heat_setup, heat_solve, snow_melt, phase_change, &
                           snow_conductivity, new_snow_density, snow_compaction
   implicit none
   private
-  public :: column_step
+  public :: column_step, derive_params
 
   real(dp), parameter :: tsane_min = 150.0_dp    !< lowest sane soil temperature (K)
   real(dp), parameter :: tsane_max = 400.0_dp    !< highest sane soil temperature (K)
@@ -45,13 +46,15 @@ contains
 
     type(soil_hyd_t) :: h
     type(surface_terms_t) :: st
-    real(dp), dimension(size(wliq)) :: rootw, sink, fice, supercool
+    real(dp), dimension(size(wliq)) :: rootw, sink, fice, supercool, psil, dpsil, wliq_start
     ! heat-equation nodes: 1 = snow layer, 2..n+1 = soil layers (the snow node is used only when the
     ! snow is at least snow_min_depth deep: CoLM keeps thinner snow in the soil surface layer)
-    real(dp), dimension(size(wliq) + 1) :: zz, zzi, tkk, cvv, tt, tstart
+    real(dp), dimension(size(wliq) + 1) :: zz, zzi, tkk, cvv, tt, tstart, he, hf
+    real(dp) :: hb1, hc1, hr1, hfact1
     real(dp) :: ta, qa, ps, prc, wind, sw, lw, lai, sai, fsno, cvsoil1
     real(dp) :: fliq, rain_dt, snow_dt, throughfall, btran, tg0, dtg, hs, dhs, gsoil
     real(dp) :: esoil_dt, esnow_dt, etr_dt, ecan_dt, sens, melt, gwat, rsur, qinfl, recharge
+    real(dp) :: psit1, dpsit1, rstom
     real(dp) :: xs_top, rsub, tstab, lat_cut, tlin, rnet0, drnet0, turb, dturb, eliq, eice, wsno0, psit
     integer :: info, n, pass, j, k0
     logical :: snl
@@ -68,6 +71,9 @@ contains
     h%b = par(ip_b)
     h%psi_s = par(ip_psi_s)
     h%k_s = par(ip_k_s)
+    h%theta_air = par(ip_theta_air)
+    h%tort = par(ip_tort)
+    h%s_fc = par(ip_s_fc)
     ta = forc(if_tair)
     qa = forc(if_qair)
     ps = forc(if_psurf)
@@ -83,7 +89,7 @@ contains
     fliq = min(1.0_dp, max(0.0_dp, (ta - tfrz) / 2.0_dp))
     rain_dt = prc * fliq * dt
     snow_dt = prc * dt - rain_dt
-    call interception(rain_dt, lai + sai, wcan, throughfall)
+    call interception(rain_dt, lai + sai, par(ip_fint), wcan, throughfall)
     if (snow_dt > 0.0_dp) then
       wsnow = wsnow + snow_dt
       dsnow = dsnow + snow_dt / new_snow_density(ta)
@@ -91,7 +97,11 @@ contains
     snl = dsnow >= snow_min_depth .and. wsnow > 0.0_dp
 
     ! 2. root-zone water stress
-    call root_stress(h, wliq, wice, dz, tsoil, rootfr, btran, rootw)
+    !    (the matric potential of the liquid water is computed once here and reused by the Richards
+    !    solve for every layer whose liquid water did not change in between)
+    wliq_start = wliq
+    call soil_psi(h, max(wliq, 0.0_dp) / (denh2o * dz), psil, dpsil)
+    call root_stress(h, wliq, wice, psil, tsoil, rootfr, btran, rootw)
 
     ! 3. linearised surface energy balance + Crank-Nicolson temperatures of the snow layer (if any)
     !    and the soil, in two passes. The first is linearised at the start-of-step surface temperature
@@ -100,7 +110,7 @@ contains
     !    sanity range) with the stability of the aerodynamic resistance at (tg0 + tg1)/2 (stands in
     !    for CoLM's Monin-Obukhov iteration). Net radiation stays linearised at tg0 in both passes, so
     !    the booked fluxes close net radiation = sensible + latent + ground heat exactly.
-    call thermal_conductivity(par(ip_theta_s), par(ip_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, &
+    call thermal_conductivity(par(ip_theta_s), par(ip_log_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, &
                               tkk(2:))
     call heat_capacity(par(ip_theta_s), par(ip_csol), dz, wliq, wice, cvv(2:))
     cvsoil1 = cvv(2)
@@ -119,12 +129,21 @@ contains
       cvv(2) = cvv(2) + cpice * max(wsnow, 0.0_dp)     ! thin snow lumped into the top soil layer
     end if
     fsno = snow_cover(wsnow, dsnow)
+    call soil_psi(h, (max(wliq(1), 0.0_dp) / denh2o + max(wice(1), 0.0_dp) / denice) / dz(1), psit1, dpsit1)
+    rstom = 1.0_dp / max(canopy_conductance(sw, ta, qa, ps, lai, par(ip_gsmax), btran), 1.0e-9_dp)
     tg0 = tstart(k0)
+    call heat_setup(dt, zz(k0:), zzi(k0:), tkk(k0:), cvv(k0:), tstart(k0:), he(k0:), hf(k0:), hb1, hc1, hr1, &
+                    hfact1, info)
+    if (info /= 0) then
+      err = err_solver
+      return
+    end if
     tstab = tg0
     tlin = tg0
     do pass = 1, 2
-      call surface_terms(h, tlin, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_albedo), &
-                         par(ip_emis), par(ip_gsmax), btran, wliq(1), wice(1), dz(1), wcan, fsno, st)
+      call surface_terms(h, tlin, tstab, ta, qa, ps, wind, sw, lw, lai, sai, par(ip_z0m), par(ip_log_zm), &
+                         par(ip_log_zh), par(ip_fveg), par(ip_albedo), par(ip_emis), rstom, &
+                         wliq(1), wice(1), dz(1), psit1, wcan, fsno, st)
       if (pass == 1) then
         rnet0 = st%rnet
         drnet0 = st%drnet
@@ -143,7 +162,7 @@ contains
       hs = rnet0 - (turb + dturb * (tg0 - tlin))
       dhs = drnet0 - dturb
       tt = tstart
-      call soil_temperature(dt, zz(k0:), zzi(k0:), tkk(k0:), cvv(k0:), hs, dhs, tt(k0:), gsoil, info)
+      call heat_solve(dt, he(k0:), hf(k0:), hb1, hc1, hr1, hfact1, hs, dhs, tt(k0:), gsoil, info)
       if (info /= 0) then
         err = err_solver
         return
@@ -238,7 +257,10 @@ contains
     call surface_runoff(h, gwat, zwt, fice, &
                         h%theta_s - min(h%theta_s, max(wice(1), 0.0_dp) / (denice * dz(1))), rsur, qinfl)
     sink = (etr_dt / dt) * rootw
-    call richards(h, dt, z, dz, wliq, wice, tsoil, fice, qinfl, sink, recharge, info)
+    do j = 1, n
+      if (wliq(j) /= wliq_start(j)) call soil_psi(h, max(wliq(j), 0.0_dp) / (denh2o * dz(j)), psil(j), dpsil(j))
+    end do
+    call richards(h, dt, z, dz, wliq, wice, tsoil, fice, psil, dpsil, qinfl, sink, recharge, info)
     if (info /= 0) then
       err = err_solver
       return
@@ -270,6 +292,26 @@ contains
       err = err_temperature
     end if
   end subroutine column_step
+
+  !> Fill the derived entries of a parameter vector par(npar) from its input entries (once per column
+  !> and member, outside the time step): air-dry water content theta_s (psi_min/psi_s)^(-1/b), the
+  !> Swenson & Lawrence tortuosity eps^2 (eps/theta_s)^(3/max(3,b)) (eps = theta_s - theta_air), the
+  !> relative saturation at field capacity (psi = -3399 mm, <= 0.99), log(tksol), the vegetated and
+  !> intercepted fractions of LAI + SAI, log(zref/z0m) and log(zref/z0h).
+  pure subroutine derive_params(par)
+    real(dp), intent(inout) :: par(:)
+    real(dp) :: eps, lsai
+    par(ip_theta_air) = par(ip_theta_s) * (psi_min / par(ip_psi_s))**(-1.0_dp / par(ip_b))
+    eps = par(ip_theta_s) - par(ip_theta_air)
+    par(ip_tort) = eps**2 * (eps / par(ip_theta_s))**(3.0_dp / max(3.0_dp, par(ip_b)))
+    par(ip_s_fc) = min(0.99_dp, (-3399.0_dp / par(ip_psi_s))**(-1.0_dp / par(ip_b)))
+    par(ip_log_tksol) = log(par(ip_tksol))
+    lsai = par(ip_lai) + par(ip_sai)
+    par(ip_fveg) = 1.0_dp - exp(-0.5_dp * lsai)
+    par(ip_fint) = 0.25_dp * par(ip_fveg)
+    par(ip_log_zm) = log(zref / par(ip_z0m))
+    par(ip_log_zh) = log(zref / (0.1_dp * par(ip_z0m)))
+  end subroutine derive_params
 
   !> Fix a vapour flux e (kg/m2/s, derivative de per K) at avail/dt with zero derivative when its
   !> value (at the first-pass surface temperature) would remove more than avail (kg/m2) over the

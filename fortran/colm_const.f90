@@ -66,11 +66,22 @@ module colm_const
   integer, parameter, public :: ip_emis = 12    !< surface emissivity (-)
   integer, parameter, public :: ip_gsmax = 13   !< maximum leaf stomatal conductance (m/s)
   integer, parameter, public :: ip_hydmodel = 14 !< soil hydraulic model (1 = Campbell/Clapp-Hornberger)
-  integer, parameter, public :: npar = 14
+  ! derived from the above once (colm_api::colm_derive), never inside the step
+  integer, parameter, public :: ip_theta_air = 15 !< air-dry water content, theta at psi_min (m3/m3)
+  integer, parameter, public :: ip_tort = 16    !< vapour tortuosity of the dry surface layer (-)
+  integer, parameter, public :: ip_s_fc = 17    !< relative saturation at field capacity, psi = -3399 mm (-)
+  integer, parameter, public :: ip_log_tksol = 18 !< log of the solids' thermal conductivity
+  integer, parameter, public :: ip_fveg = 19    !< vegetated fraction 1 - exp(-0.5 (LAI + SAI)) (-)
+  integer, parameter, public :: ip_fint = 20    !< intercepted fraction of rain 0.25 (1 - exp(-0.5 (LAI + SAI)))
+  integer, parameter, public :: ip_log_zm = 21  !< log(zref / z0m)
+  integer, parameter, public :: ip_log_zh = 22  !< log(zref / z0h), z0h = z0m / 10
+  integer, parameter, public :: npar_input = 14 !< parameters set by the caller; the rest are derived
+  integer, parameter, public :: npar = 22
   !> names of the parameter entries, in index order
   character(len=32), parameter, public :: param_names(npar) = [character(len=32) :: &
     'theta_s', 'b', 'psi_s', 'k_s', 'csol', 'tksol', 'tkdry', 'lai', 'sai', 'z0m', 'albedo', &
-    'emissivity', 'gsmax', 'hydmodel']
+    'emissivity', 'gsmax', 'hydmodel', 'theta_air', 'tortuosity', 's_fc', 'log_tksol', 'fveg', 'fint', &
+    'log_zm', 'log_zh']
 
   ! --- accumulated flux layout: fluxes(nflux, ncol, nmem) ---
   integer, parameter, public :: ix_precip = 1          !< precipitation (kg/m2)

@@ -5,7 +5,7 @@ module colm_hydrology
   use colm_kinds, only: dp
   use colm_const, only: denh2o, denice, psi_wilt, psi_min, pond_max, wa_max, zwt_max, wimp, e_ice, tfrz, &
                         hfus, grav
-  use colm_soil, only: soil_hyd_t, soil_psi, soil_k, specific_yield
+  use colm_soil, only: soil_hyd_t, soil_k, specific_yield
   use colm_linalg, only: tridiag
   implicit none
   private
@@ -13,15 +13,16 @@ module colm_hydrology
 
 contains
 
-  !> Canopy interception of rain over one step. rain_dt: rain amount (kg/m2); lsai: LAI + SAI.
+  !> Canopy interception of rain over one step. rain_dt: rain amount (kg/m2); lsai: LAI + SAI; fint:
+  !> intercepted fraction 0.25 [1 - exp(-0.5 lsai)] (derived once).
   !> Updates the canopy store wcan (kg/m2) and returns the throughfall + drip reaching the ground.
-  pure subroutine interception(rain_dt, lsai, wcan, throughfall)
-    real(dp), intent(in) :: rain_dt, lsai
+  pure subroutine interception(rain_dt, lsai, fint, wcan, throughfall)
+    real(dp), intent(in) :: rain_dt, lsai, fint
     real(dp), intent(inout) :: wcan
     real(dp), intent(out) :: throughfall
     real(dp) :: intercepted, cap, drip
     cap = 0.1_dp * lsai                                       ! interception capacity (mm)
-    intercepted = 0.25_dp * (1.0_dp - exp(-0.5_dp * lsai)) * rain_dt
+    intercepted = fint * rain_dt                              ! fint = 0.25 (1 - exp(-0.5 lsai))
     wcan = wcan + intercepted
     drip = max(0.0_dp, wcan - cap)
     wcan = wcan - drip
@@ -38,7 +39,8 @@ contains
   !> Ice impedance factor 10^(-e_ice f) (CoLM soilwater, e_ice = 6) of an ice fraction f.
   elemental real(dp) function ice_impedance(f) result(imped)
     real(dp), intent(in) :: f
-    imped = exp(-e_ice * log(10.0_dp) * f)
+    imped = 1.0_dp
+    if (f > 0.0_dp) imped = exp(-e_ice * log(10.0_dp) * f)
   end function ice_impedance
 
   !> Surface runoff and infiltration (mm/s) of the water reaching the soil surface gwat (mm/s), CoLM
@@ -64,19 +66,19 @@ contains
 
   !> Root-zone water stress: w_j = (1 - psi_j/psi_w)/(1 - psi_s/psi_w) clipped to [0, 1] (0 in frozen
   !> layers), beta_t = sum rootfr_j w_j, root water-uptake weights rootw_j = rootfr_j w_j / beta_t.
-  pure subroutine root_stress(h, wliq, wice, dz, tsoil, rootfr, btran, rootw)
+  !> psil: matric potential of the liquid water of each layer (mm, colm_soil::soil_psi).
+  pure subroutine root_stress(h, wliq, wice, psil, tsoil, rootfr, btran, rootw)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: wliq(:), wice(:), dz(:), tsoil(:), rootfr(:)
+    real(dp), intent(in) :: wliq(:), wice(:), psil(:), tsoil(:), rootfr(:)
     real(dp), intent(out) :: btran, rootw(:)
-    real(dp) :: psi, dpsi, w
+    real(dp) :: w
     integer :: j
     btran = 0.0_dp
     do j = 1, size(wliq)
       if (tsoil(j) < tfrz .or. wice(j) > wliq(j)) then
         w = 0.0_dp
       else
-        call soil_psi(h, max(wliq(j), 0.0_dp) / (denh2o * dz(j)), psi, dpsi)
-        w = (1.0_dp - psi / psi_wilt) / (1.0_dp - h%psi_s / psi_wilt)
+        w = (1.0_dp - psil(j) / psi_wilt) / (1.0_dp - h%psi_s / psi_wilt)
         w = min(1.0_dp, max(0.0_dp, w))
       end if
       rootw(j) = rootfr(j) * w
@@ -92,15 +94,17 @@ contains
   !> Linearised implicit (Euler) Richards solve over one step, tridiagonal in delta theta (CoLM
   !> soilwater, MOD_SoilSnowHydrology.F90). (dz_j/dt) dtheta_j = q_{j-1} - q_j - e_j,
   !> q_j = -K_{j+1/2} [(psi_{j+1} - psi_j)/(z_{j+1} - z_j) - 1] (positive downward). K_{j+1/2} at the mean
-  !> liquid saturation of j and j+1 times the ice impedance 10^(-6 (f_ice,j + f_ice,j+1)/2) (CoLM: the
+  !> liquid saturation of j and j+1 (CLM3.5; CoLM: upstream) times the ice impedance 10^(-6 (f_ice,j + f_ice,j+1)/2) (CoLM: the
   !> mean ice fraction), 0 where either layer's effective porosity is below wimp. Below freezing the
   !> suction is that of the freezing-point depression, psi = 1e3 L_f (T - T_f)/(g T) mm (CoLM), with
   !> dpsi/dtheta = 0. Top flux qinfl (mm/s), free drainage at the bottom; sink(:) (mm/s) removed from
   !> the layers. Updates wliq (kg/m2) and returns the water that left the bottom (recharge, kg/m2) as
   !> the residual of the column budget, so that the step conserves water to round-off.
-  pure subroutine richards(h, dt, z, dz, wliq, wice, tsoil, fice, qinfl, sink, recharge, info)
+  !> psil, dpsil: matric potential (mm) of the current liquid water of each layer and its derivative
+  !> (colm_soil::soil_psi, computed by the caller), used where the layer is not frozen.
+  pure subroutine richards(h, dt, z, dz, wliq, wice, tsoil, fice, psil, dpsil, qinfl, sink, recharge, info)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: dt, z(:), dz(:), wice(:), tsoil(:), fice(:), qinfl, sink(:)
+    real(dp), intent(in) :: dt, z(:), dz(:), wice(:), tsoil(:), fice(:), psil(:), dpsil(:), qinfl, sink(:)
     real(dp), intent(inout) :: wliq(:)
     real(dp), intent(out) :: recharge
     integer, intent(out) :: info
@@ -118,7 +122,8 @@ contains
         psi(j) = max(psi_min, 1000.0_dp * hfus / grav * (tsoil(j) - tfrz) / tsoil(j))
         dpsi(j) = 0.0_dp
       else
-        call soil_psi(h, theta(j), psi(j), dpsi(j))
+        psi(j) = psil(j)
+        dpsi(j) = dpsil(j)
       end if
     end do
     ! interface conductivities and fluxes; dqu = dq_j/dtheta_j, dql = dq_j/dtheta_{j+1}
@@ -255,7 +260,7 @@ contains
       rsub = 0.0_dp
     end if
     ! 4. water table: below the column from step 2, inside it from the saturated layers
-    sfc = min(0.99_dp, (-3399.0_dp / h%psi_s)**(-1.0_dp / h%b))
+    sfc = h%s_fc
     zsoil = zi(n)
     do j = n, 1, -1
       sat = (wliq(j) + wice(j) * (denh2o / denice)) / (denh2o * h%theta_s * dz(j))

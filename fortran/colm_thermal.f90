@@ -3,10 +3,9 @@
 module colm_thermal
   use colm_kinds, only: dp
   use colm_const, only: tfrz, hfus, denh2o, denice, cpliq, cpice, tkwat, tkice, tkair
-  use colm_linalg, only: tridiag
   implicit none
   private
-  public :: thermal_conductivity, heat_capacity, soil_temperature, snow_melt, phase_change
+  public :: thermal_conductivity, heat_capacity, heat_setup, heat_solve, snow_melt, phase_change
   public :: snow_conductivity, new_snow_density, snow_compaction
 
   real(dp), parameter :: cnfac = 0.5_dp   !< Crank-Nicolson weight of the old time level
@@ -15,12 +14,13 @@ module colm_thermal
 contains
 
   !> Layer thermal conductivity (W/m/K), Johansen (1975) as in CoLM: Ke tk_sat + (1 - Ke) tk_dry,
-  !> tk_sat = tksol^(1-theta_s) tkwat^(fl theta_s) tkice^((1-fl) theta_s).
-  pure subroutine thermal_conductivity(theta_s, tksol, tkdry, dz, wliq, wice, t, tk)
-    real(dp), intent(in) :: theta_s, tksol, tkdry, dz(:), wliq(:), wice(:), t(:)
+  !> tk_sat = tksol^(1-theta_s) tkwat^(fl theta_s) tkice^((1-fl) theta_s) (log_tksol = log(tksol), derived once).
+  pure subroutine thermal_conductivity(theta_s, log_tksol, tkdry, dz, wliq, wice, t, tk)
+    real(dp), intent(in) :: theta_s, log_tksol, tkdry, dz(:), wliq(:), wice(:), t(:)
     real(dp), intent(out) :: tk(:)
-    real(dp) :: satw, fl, dke, tksat, wl, wi
+    real(dp) :: satw, fl, dke, tksat, wl, wi, tksat_u
     integer :: j
+    tksat_u = exp((1.0_dp - theta_s) * log_tksol + theta_s * log_tkwat)   ! no ice: one exp per column
     do j = 1, size(dz)
       wl = max(wliq(j), 0.0_dp)
       wi = max(wice(j), 0.0_dp)
@@ -31,9 +31,13 @@ contains
         else
           dke = satw
         end if
-        fl = wl / (wl + wi)
-        ! tksol^(1-theta_s) tkwat^(fl theta_s) tkice^((1-fl) theta_s), with one exp
-        tksat = exp((1.0_dp - theta_s) * log(tksol) + theta_s * (fl * log_tkwat + (1.0_dp - fl) * log_tkice))
+        if (wi > 0.0_dp) then
+          fl = wl / (wl + wi)
+          ! tksol^(1-theta_s) tkwat^(fl theta_s) tkice^((1-fl) theta_s), with one exp
+          tksat = exp((1.0_dp - theta_s) * log_tksol + theta_s * (fl * log_tkwat + (1.0_dp - fl) * log_tkice))
+        else
+          tksat = tksat_u
+        end if
         tk(j) = dke * tksat + (1.0_dp - dke) * tkdry
       else
         tk(j) = tkdry
@@ -90,18 +94,21 @@ contains
     dsnow = max(dsnow * (1.0_dp + (ddz1 + ddz2) * dt), wsnow / denice)
   end subroutine snow_compaction
 
-  !> Crank-Nicolson step of c_j dz_j dT_j/dt = G_{j-1} - G_j. Top: G_0 = hs + dhsdt (T_1' - T_1)
-  !> (net surface heat flux into the soil, W/m2, linearised, implicit); interfaces conductivity is
-  !> the harmonic mean weighted by distance to the interface; zero flux at the bottom.
-  !> Returns the new temperatures in t and the heat that entered the top (J/m2) in gsoil.
-  pure subroutine soil_temperature(dt, z, zi, tk, cv, hs, dhsdt, t, gsoil, info)
-    real(dp), intent(in) :: dt, z(:), zi(:), tk(:), cv(:), hs, dhsdt
-    real(dp), intent(inout) :: t(:)
-    real(dp), intent(out) :: gsoil
+  !> Crank-Nicolson step of c_j dz_j dT_j/dt = G_{j-1} - G_j, prepared once per time step for any top
+  !> flux. Interface conductivity: the harmonic mean weighted by distance to the interface; zero flux
+  !> at the bottom. The rows below the top are eliminated from the bottom up, t_j = e_j + f_j t_{j-1}
+  !> (j >= 2), so that heat_solve can impose the linearised surface flux of each energy pass with one
+  !> back-substitution. Top row without the surface flux: b1 t_1 + c1 t_2 = r1; fact1 = dt/cv_1.
+  !> info = 1 on a zero, subnormal or NaN pivot.
+  pure subroutine heat_setup(dt, z, zi, tk, cv, t, e, f, b1, c1, r1, fact1, info)
+    real(dp), intent(in) :: dt, z(:), zi(:), tk(:), cv(:), t(:)
+    real(dp), intent(out) :: e(:), f(:), b1, c1, r1, fact1
     integer, intent(out) :: info
-    real(dp), dimension(size(t)) :: tki, fn, fact, dzp, a, b, c, r, tnew
+    real(dp), dimension(size(t)) :: tki, fn, fact, dzp, a, b, c, r
+    real(dp) :: den
     integer :: j, n
     n = size(t)
+    info = 0
     do j = 1, n - 1
       dzp(j) = z(j + 1) - z(j)
       tki(j) = tk(j) * tk(j + 1) * dzp(j) / (tk(j) * (z(j + 1) - zi(j)) + tk(j + 1) * (zi(j) - z(j)))
@@ -111,25 +118,58 @@ contains
     tki(n) = 0.0_dp
     fn(n) = 0.0_dp
     fact = dt / cv
-    ! top layer: implicit surface flux, Crank-Nicolson conduction
-    a(1) = 0.0_dp
-    c(1) = -(1.0_dp - cnfac) * fact(1) * tki(1) / dzp(1)
-    b(1) = 1.0_dp - fact(1) * dhsdt - c(1)
-    r(1) = t(1) + fact(1) * (hs - dhsdt * t(1) - cnfac * fn(1))
+    c1 = -(1.0_dp - cnfac) * fact(1) * tki(1) / dzp(1)
+    b1 = 1.0_dp - c1
+    r1 = t(1) - fact(1) * cnfac * fn(1)
+    fact1 = fact(1)
     do j = 2, n
       a(j) = -(1.0_dp - cnfac) * fact(j) * tki(j - 1) / dzp(j - 1)
       c(j) = -(1.0_dp - cnfac) * fact(j) * tki(j) / dzp(j)
       b(j) = 1.0_dp - a(j) - c(j)
       r(j) = t(j) + cnfac * fact(j) * (fn(j - 1) - fn(j))
     end do
-    call tridiag(a, b, c, r, tnew, info)
-    if (info /= 0) then
-      gsoil = 0.0_dp
+    e(1) = 0.0_dp
+    f(1) = 0.0_dp
+    den = b(n)
+    do j = n, 2, -1
+      if (j < n) den = b(j) + c(j) * f(j + 1)
+      if (.not. (abs(den) > tiny(1.0_dp))) then
+        info = 1
+        return
+      end if
+      if (j < n) then
+        e(j) = (r(j) - c(j) * e(j + 1)) / den
+      else
+        e(j) = r(j) / den
+      end if
+      f(j) = -a(j) / den
+    end do
+  end subroutine heat_setup
+
+  !> Temperatures after the step for the surface flux G_0 = hs + dhsdt (T_1' - T_1) (W/m2, into the
+  !> top node, implicit), from heat_setup's elimination; t (in: old, out: new) and the heat that
+  !> entered the top (J/m2) in gsoil. info = 1 on a zero, subnormal or NaN pivot.
+  pure subroutine heat_solve(dt, e, f, b1, c1, r1, fact1, hs, dhsdt, t, gsoil, info)
+    real(dp), intent(in) :: dt, e(:), f(:), b1, c1, r1, fact1, hs, dhsdt
+    real(dp), intent(inout) :: t(:)
+    real(dp), intent(out) :: gsoil
+    integer, intent(out) :: info
+    real(dp) :: den, t1
+    integer :: j
+    info = 0
+    gsoil = 0.0_dp
+    den = (b1 - fact1 * dhsdt) + c1 * f(2)
+    if (.not. (abs(den) > tiny(1.0_dp))) then
+      info = 1
       return
     end if
-    gsoil = (hs + dhsdt * (tnew(1) - t(1))) * dt
-    t = tnew
-  end subroutine soil_temperature
+    t1 = (r1 + fact1 * (hs - dhsdt * t(1)) - c1 * e(2)) / den
+    gsoil = (hs + dhsdt * (t1 - t(1))) * dt
+    t(1) = t1
+    do j = 2, size(t)
+      t(j) = e(j) + f(j) * t(j - 1)
+    end do
+  end subroutine heat_solve
 
   !> Melt snow with the energy of a top layer above freezing: melt (kg/m2) = min(wsnow, cv1 (T1 - Tf)/Lf).
   pure subroutine snow_melt(cv1, t1, wsnow, melt)

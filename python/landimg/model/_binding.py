@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: API version of fortran/colm_api.f90 this package needs (colm_api::api_version)
-API_VERSION = 5
+API_VERSION = 6
 
 _REBUILD = (
     "rebuild the extension: `bash ci/dev-build.sh` in a source checkout (or `pip install .` / "

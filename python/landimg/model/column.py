@@ -50,8 +50,8 @@ FLUX_UNITS: dict[str, str] = {
 }
 
 #: per-column parameters passed to Fortran, by name: where each comes from ("soil.<field>" of
-#: :class:`~landimg.model.soil.SoilParams`, "veg.<field>" of :class:`~landimg.model.soil.VegParams`, or
-#: a constant)
+#: :class:`~landimg.model.soil.SoilParams`, "veg.<field>" of :class:`~landimg.model.soil.VegParams`, a
+#: constant, or "derived": computed once from the others in Fortran, colm_api::colm_derive)
 PARAM_SOURCES: dict[str, str | float] = {
     "theta_s": "soil.theta_s",
     "b": "soil.b",
@@ -67,6 +67,15 @@ PARAM_SOURCES: dict[str, str | float] = {
     "emissivity": "veg.emissivity",
     "gsmax": "veg.gsmax",
     "hydmodel": 1.0,  # 1 = Campbell / Clapp-Hornberger (colm_soil::hyd_campbell)
+    # derived once from the above by colm_api::colm_derive (hoisted out of the time step)
+    "theta_air": "derived",
+    "tortuosity": "derived",
+    "s_fc": "derived",
+    "log_tksol": "derived",
+    "fveg": "derived",
+    "fint": "derived",
+    "log_zm": "derived",
+    "log_zh": "derived",
 }
 PARAM_NAMES: tuple[str, ...] = tuple(PARAM_SOURCES)
 
@@ -180,8 +189,12 @@ class ColumnModel:
         self.z_top = np.concatenate([[0.0], self.z_bottom[:-1]])
         self._params = np.zeros((len(PARAM_NAMES), self.ncol, self.nmem), order="F")
         for name, src in PARAM_SOURCES.items():
+            if src == "derived":
+                continue
             v = np.asarray(self._param_value(src), dtype=float)
             self._params[_PARAM_INDEX[name]] = v[:, None] if v.ndim == 1 else v
+        if _api.colm_derive(self._params) != 0:
+            raise RuntimeError("colm_derive rejected the parameter array (extension/package mismatch?)")
         self._rootfr = _soil.root_fractions(self.veg, self.z_bottom)
         shape3 = (self.nlev, self.ncol, self.nmem)
         shape2 = (self.ncol, self.nmem)
