@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {k: min(v) for k, v in t.items() if v}
     print(f"columns x members x steps: {args.ncol} x {args.nmem} x {args.nsteps} (dt {args.dt:g} s), "
           f"{args.repeat} interleaved repeats, best of each")  # fmt: skip
-    print(f"per core (CPU time, 1 thread):")
+    print("per core (CPU time, 1 thread):")
     print(f"  baseline {args.baseline} (api {vbase}): {best['base']:.4f} s  {colsteps / best['base']:,.0f} column-steps/s"
           f"  runs {' '.join(f'{x:.3f}' for x in t['base'])}")  # fmt: skip
     print(f"  this tree (api {vnew}):      {best['new']:.4f} s  {colsteps / best['new']:,.0f} column-steps/s"
