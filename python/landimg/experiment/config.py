@@ -106,7 +106,11 @@ class EnsembleConfig:
     tair_std: float = setting(1.0, "Additive air-temperature perturbation, K.", ge=0)
     tau_hours: float = setting(24.0, "AR(1) time scale of the perturbations, hours.", gt=0)
     corr_length_km: float = setting(
-        300.0, "Spatial correlation length of the perturbation fields, km (0 = white).", ge=0
+        424.2640687119285,
+        "Spatial correlation length of the perturbation fields, km: correlation exp(-r^2/L^2), e^-1 at L "
+        "(0 = white). The default is the former 300 km of exp(-r^2/2L^2), re-expressed (2 x 300 / sqrt 2) "
+        "so the fields are unchanged bit for bit.",
+        ge=0,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,12 @@ def upgrade(tree: dict[str, Any], has_key: Callable[[str, str], bool]) -> dict[s
     ``has_key(section, key)`` tells whether today's configuration has that key (a moved key goes to
     each of its new places that exists, e.g. the LETKF has no ``inflation_mode``).
     """
+    if not any(f"{s}.{k}" in MOVED for s, b in tree.items() if isinstance(b, dict) for k in b):
+        return tree  # written by this version
     new: dict[str, dict[str, Any]] = {s: dict(b) for s, b in tree.items() if isinstance(b, dict)}
+    length = new.get("ensemble", {}).get("corr_length_km")
+    if length is not None:  # exp(-r^2/2L^2) then, exp(-r^2/L^2) now: the same fields
+        new["ensemble"]["corr_length_km"] = 2.0 * length / math.sqrt(2.0)
     for sname in list(new):
         for key in list(new[sname]):
             full, value = f"{sname}.{key}", new[sname][key]
