@@ -78,8 +78,8 @@ def _day(out: Path) -> int:
         return 0
 
 
-def _start(n: int, args: list[str], script: Path | None = None) -> subprocess.Popen:
-    prog = [str(script)] if script else ["-m", "landimg.cycle"]
+def _start(n: int, args: list[str], script: Path | None = None, mpi4py: bool = False) -> subprocess.Popen:
+    prog = [str(script)] if script else [*(["-m", "mpi4py"] if mpi4py else []), "-m", "landimg.cycle"]
     cmd = [str(MPIRUN), "-n", str(n), sys.executable, *prog, *args]
     return subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
@@ -251,3 +251,41 @@ def test_history_restart_layout_is_stable(reference):
         "clipped_water",
     }
     assert np.isfinite(h["curvelet_enkf"]["scores"]).all()
+
+
+@needs_mpi
+@pytest.mark.parametrize("mpi4py", [False, True])
+def test_an_input_error_under_mpi_is_one_line_exactly_once(tmp_path, mpi4py):
+    bad = tmp_path / "bad.nc"
+    bad.write_bytes(b"not netCDF")
+    out = tmp_path / "run"
+    for _ in range(3):  # the line used to be lost in some runs under -m mpi4py (another rank aborted first)
+        proc = _start(2, _args(out, [f'obs.file="{bad}"']), mpi4py=mpi4py)
+        code, err, _ = _finish(proc, within=60)
+        assert code == 2 and len(_lines(err)) == 1 and "not a readable netCDF file" in err, err[-2000:]
+        assert not out.exists()
+
+
+def test_an_input_problem_found_mid_run_is_one_line_exit_2_and_resumable(
+    reference, tmp_path, capsys, monkeypatch
+):
+    from landimg.experiment import setup
+
+    calls = []
+    real = setup.Observer.__call__
+
+    def observe(self, *args):
+        calls.append(1)
+        if len(calls) > 2:  # the third analysis: day 2
+            raise ValueError("obs.nc: sm record 1: 3 value(s) outside the plausible range")
+        return real(self, *args)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(setup.Observer, "__call__", observe)
+    assert main(_args(out)) == 2
+    err = capsys.readouterr().err
+    assert len(_lines(err)) == 1 and "Traceback" not in err
+    assert "obs.nc: sm record 1" in err and "found during day 2; the restart after day 1 is kept" in err
+    monkeypatch.setattr(setup.Observer, "__call__", real)
+    assert main(["--out", str(out), "--resume", "--quiet"]) == 0
+    assert_bitwise(reference, out)
