@@ -24,7 +24,9 @@ def run_cycle(n: int, out: Path, extra: list[str] = (), timeout: float = 240) ->
     cmd = [str(MPIRUN), "-n", str(n), sys.executable, "-m", "landimg.cycle", "--out", str(out), "--quiet"]
     for s in (*SMALL, *extra):
         cmd += ["--set", s]
-    return subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        cmd, env=subprocess_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def float_leaves(run: Path) -> dict[str, np.ndarray]:
