@@ -206,3 +206,10 @@ def test_configuration_doc_is_current():
     for name, cls in method_sections().items():
         for key in specs(cls, SUPPLIED):
             assert f"| `{key}` |" in text.split(f"## [{name}]")[1], (name, key)
+
+
+def test_a_restart_of_today_is_not_rescaled():
+    """Only an earlier version's stored configuration has its perturbation length converted."""
+    cfg = load_config(None, ["ensemble.corr_length_km=500.0"])
+    again = from_dict(tomllib.loads(to_toml(cfg)), legacy=True)
+    assert again == cfg

@@ -107,9 +107,8 @@ class EnsembleConfig:
     tau_hours: float = setting(24.0, "AR(1) time scale of the perturbations, hours.", gt=0)
     corr_length_km: float = setting(
         424.2640687119285,
-        "Spatial correlation length of the perturbation fields, km: correlation exp(-r^2/L^2), e^-1 at L "
-        "(0 = white). The default is the former 300 km of exp(-r^2/2L^2), re-expressed (2 x 300 / sqrt 2) "
-        "so the fields are unchanged bit for bit.",
+        "Spatial correlation length of the perturbation fields, km: correlation e^-1 at this distance "
+        "(random_fields convention; the default equals the former 300 km of exp(-r^2/2L^2)); 0 = white.",
         ge=0,
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from landimg.experiment.settings import ConfigError
 
-__all__ = ["MOVED", "OLD_SENTINELS", "check_moved", "upgrade"]
+__all__ = ["MOVED", "OLD_SENTINELS", "RESCALED", "check_moved", "upgrade"]
 
 #: Keys of earlier versions -> where they live now (an old key is an error naming its new place).
 MOVED: dict[str, tuple[str, ...]] = {
@@ -33,23 +33,30 @@ OLD_SENTINELS: dict[str, Any] = {
 }  # fmt: skip
 
 
+#: Keys whose meaning changed: old value -> today's value. The forcing-perturbation correlation length was
+#: the L of exp(-r^2 / 2 L^2); today every length is where the correlation falls to e^-1 (landimg.random_fields),
+#: i.e. sqrt(2) L, written 2 L / sqrt(2) so that the former default 300 gives exactly today's 424.2640687119285.
+RESCALED: dict[str, Callable[[Any], Any]] = {
+    "ensemble.corr_length_km": lambda v: 2.0 * float(v) / math.sqrt(2.0),
+}
+
+
 def upgrade(tree: dict[str, Any], has_key: Callable[[str, str], bool]) -> dict[str, Any]:
     """An old restart's configuration in today's keys (moved keys, sentinels dropped).
 
     ``has_key(section, key)`` tells whether today's configuration has that key (a moved key goes to
     each of its new places that exists, e.g. the LETKF has no ``inflation_mode``).
     """
-    if not any(f"{s}.{k}" in MOVED for s, b in tree.items() if isinstance(b, dict) for k in b):
-        return tree  # written by this version
     new: dict[str, dict[str, Any]] = {s: dict(b) for s, b in tree.items() if isinstance(b, dict)}
-    length = new.get("ensemble", {}).get("corr_length_km")
-    if length is not None:  # exp(-r^2/2L^2) then, exp(-r^2/L^2) now: the same fields
-        new["ensemble"]["corr_length_km"] = 2.0 * length / math.sqrt(2.0)
+    # a configuration of today has no moved key; an earlier version's stored TOML has all of them
+    old = any(f"{s}.{k}" in MOVED for s, b in new.items() for k in b)
     for sname in list(new):
         for key in list(new[sname]):
             full, value = f"{sname}.{key}", new[sname][key]
             if full in OLD_SENTINELS and value == OLD_SENTINELS[full]:
                 del new[sname][key]
+            elif old and full in RESCALED:
+                new[sname][key] = RESCALED[full](value)
             elif full in MOVED:
                 del new[sname][key]
                 for target in MOVED[full]:
