@@ -40,6 +40,8 @@ def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: st
     import netCDF4
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {str(path)!r}: is a directory, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r}: no such file")
     try:
@@ -48,6 +50,11 @@ def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: st
         raise ValueError(
             f"{what} {str(path)!r}: not a readable netCDF file ({err.strerror or err})"
         ) from None
+    if not ds.dimensions and not ds.variables:
+        ds.close()
+        raise ValueError(
+            f"{what} {str(path)!r}: not a readable netCDF file (no dimensions or variables: empty or damaged)"
+        )
     missing = [name for name in required if name not in ds.variables]
     if missing:
         ds.close()

@@ -163,17 +163,14 @@ def _record(
         m.clipped_water[day] = clipped[name]
 
 
-def _read(day: int, source: Any, *args: Any) -> Any:
+def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
     """``source(*args)`` (forcing or observations); a problem of the input file becomes an InputError."""
     try:
         return source(*args)
     except (ValueError, OSError) as exc:
-        kept = (
-            f"the restart after day {day} is kept: fix the input, then --resume"
-            if day
-            else "nothing was kept"
-        )
-        raise InputError(f"{exc} (found during day {day + 1}; {kept})") from exc
+        kept = day > 0 and r.cfg.output.restart
+        what = f"the restart after day {day} is kept: fix the input, then --resume" if kept else "no restart kept"
+        raise InputError(f"{exc} (found during day {day + 1}; {what})") from exc
 
 
 def _day(r: _Run, day: int) -> None:
@@ -186,8 +183,8 @@ def _day(r: _Run, day: int) -> None:
     bg_obs: dict[str, np.ndarray] = {}
     for step in range(spd):
         k = day * spd + step
-        r.nature.step(_read(day, s.weather.truth, k * e.dt))
-        fe = _read(day, s.weather.ensemble, k * e.dt)
+        r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
+        fe = _read(r, day, s.weather.ensemble, k * e.dt)
         for ens in r.ensembles.values():
             ens.advance(fe, 1)
         if (k + 1) % spa != 0:
@@ -196,7 +193,7 @@ def _day(r: _Run, day: int) -> None:
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
-        y, ystd = _read(day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
         obs_img = np.where(np.isfinite(y), y, obs_img)
         if step == spd - 1:
             bg_obs = _background(r, day)

@@ -59,7 +59,6 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
 
 
 def seed_members(ensembles: dict[str, Any], member: dict[str, np.ndarray]) -> None:
-    """Start every member of every ensemble from the one-member state ``member`` (the one place this is done)."""
+    """Start every member of every ensemble from the one-member state ``member`` (``Ensemble.seed_members``)."""
     for ens in ensembles.values():
-        nloc = ens.model.state["wliq"].shape[-1]
-        ens.model.set_state({k: np.asfortranarray(np.repeat(v, nloc, axis=-1)) for k, v in member.items()})
+        ens.seed_members(member)

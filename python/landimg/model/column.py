@@ -324,12 +324,23 @@ class ColumnModel:
         Returns
         -------
         array (nlayers, ncol, nmem)
+
+        Notes
+        -----
+        The sum over model layers is done layer by layer in a fixed order with element-wise operations,
+        so each value's bits do not depend on how many columns or members the array holds (a BLAS
+        contraction such as ``np.tensordot`` blocks differently for different sizes, so an ensemble
+        split over another number of ranks would get other round-off).
         """
         w = self.layer_weights(intervals)
         f = self.theta() if field is None else np.asarray(field, dtype=float)
         if f.shape[0] != self.nlev:
             raise ValueError(f"field must have nlev={self.nlev} layers first, got shape {f.shape}")
-        return np.tensordot(w, f, axes=(1, 0))
+        shape = (w.shape[0],) + (1,) * (f.ndim - 1)
+        out = w[:, 0].reshape(shape) * f[0]
+        for k in range(1, self.nlev):
+            out += w[:, k].reshape(shape) * f[k]
+        return out
 
     def water_storage(self) -> np.ndarray:
         """Total water (ncol, nmem) (kg/m2): soil liquid + ice, aquifer, canopy, snow and ponding."""
