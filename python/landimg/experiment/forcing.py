@@ -172,6 +172,12 @@ class WeatherGenerator:
         self._tmean = 300.0 - 0.45 * np.maximum(alat - 12.0, 0.0)
         self._tseas = (2.0 + 0.32 * alat) * np.sign(self.lat + 1e-9)
         self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
+        # image-level lookups for the storm-column pair search: row latitudes and column longitudes
+        # (radians, the same values as the columns' _phi/_lam) and the column of each image cell (-1: sea)
+        self._row_phi = np.radians(grid.lat)
+        self._img_lam = np.radians(grid.lon)
+        self._img_col = np.full(grid.shape[0] * grid.shape[1], -1, dtype=np.int64)
+        self._img_col[grid.column_index] = np.arange(grid.ncol)
 
     # ------------------------------------------------------------------ storms
     def _day_storms(self, kind: str, day: int) -> _Storms:
@@ -242,14 +248,63 @@ class WeatherGenerator:
         )
         return _Storms.concat([degraded, false])
 
+    def _window(self, kind: str, day: int) -> _Storms:
+        """Every storm born on the days that can have storms alive during ``day`` (cached)."""
+        key = (kind + "/window", day)
+        if key not in self._cache:
+            ndays_back = int(np.ceil((_MAX_LIFE_H + 3.0) / 24.0))
+            window = _Storms.concat([self._day_storms(kind, d) for d in range(day - ndays_back, day + 1)])
+            if len(self._cache) > 16:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = window
+        return self._cache[key]
+
     def _active(self, kind: str, t_h: float) -> tuple[_Storms, np.ndarray]:
-        day = int(np.floor(t_h / 24.0))
-        ndays_back = int(np.ceil((_MAX_LIFE_H + 3.0) / 24.0))
-        st = _Storms.concat([self._day_storms(kind, d) for d in range(day - ndays_back, day + 1)])
+        st = self._window(kind, int(np.floor(t_h / 24.0)))
         age = t_h - st.t0
         on = (age >= 0.0) & (age < st.life)
         st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
         return st, age[on]
+
+    def _candidate_pairs(
+        self, p0: np.ndarray, l0: np.ndarray, reach_rad: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Storm-column pairs that may lie within ``reach_rad`` of each other, storm-major.
+
+        A superset of the pairs with ``d2 < (_CLOUD_REACH rc)^2`` in :meth:`_rain_and_cloud`: the rows
+        within ``reach_rad`` of the storm's latitude ``p0`` times the image columns whose wrapped
+        longitude difference is below ``reach_rad / cos(|p0| + reach_rad / 2)`` (the smallest cosine
+        the exact distance can use), both with a relative margin of 1e-6. Only land cells are returned.
+        The order is storm-major, so every column receives its storms in storm order and the sums over
+        storms are bitwise those of an exhaustive search.
+
+        Parameters
+        ----------
+        p0, l0 : ndarray (nstorm,)
+            Storm-centre latitude and longitude, radians.
+        reach_rad : ndarray (nstorm,)
+            Reach of each storm, radians of arc.
+
+        Returns
+        -------
+        si, ci : ndarray of int (npair,)
+            Storm index and column index of every candidate pair.
+        """
+        nx = self.grid.shape[1]
+        pad = 1e-6 * reach_rad + 1e-12
+        r0 = np.searchsorted(self._row_phi, p0 - reach_rad - pad, side="left")
+        nr = np.searchsorted(self._row_phi, p0 + reach_rad + pad, side="right") - r0
+        cmin = np.cos(np.minimum(np.abs(p0) + 0.5 * reach_rad + pad, 0.5 * np.pi))
+        half = np.where(cmin > 1e-6, (reach_rad + pad) / np.maximum(cmin, 1e-6) * (1.0 + 1e-6), np.inf)
+        dlam = (self._img_lam[None, :] - l0[:, None] + np.pi) % (2.0 * np.pi) - np.pi  # (nstorm, nx)
+        s_idx, x_idx = np.nonzero((np.abs(dlam) <= half[:, None]) & (nr[:, None] > 0))
+        rep = nr[s_idx]  # one pair per row of the storm's band for each (storm, image column)
+        total = int(rep.sum())
+        si = np.repeat(s_idx, rep)
+        yi = np.repeat(r0[s_idx] - (np.cumsum(rep) - rep), rep) + np.arange(total)
+        ci = self._img_col[yi * nx + np.repeat(x_idx, rep)]
+        land = ci >= 0
+        return si[land], ci[land]
 
     def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
@@ -262,15 +317,11 @@ class WeatherGenerator:
         clon = st.lon + np.degrees(st.u * age / _EARTH_RADIUS_KM) / np.maximum(
             np.cos(np.radians(st.lat)), 0.2
         )
-        # storm-column pairs within reach (latitude band; column latitudes are sorted ascending)
+        # storm-column pairs within reach: a storm-major superset from the image, then the exact test
         rc = _CLOUD_WIDTH * st.radius  # cloud footprint radius parameter, km
-        reach_deg = np.degrees(_CLOUD_REACH * rc / _EARTH_RADIUS_KM)
-        lo = np.searchsorted(self.lat, clat - reach_deg, side="left")
-        hi = np.searchsorted(self.lat, clat + reach_deg, side="right")
-        counts = hi - lo
-        si = np.repeat(np.arange(st.t0.size), counts)
-        ci = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-        p0, l0 = np.radians(clat)[si], np.radians(clon)[si]
+        p0_s, l0_s = np.radians(clat), np.radians(clon)
+        si, ci = self._candidate_pairs(p0_s, l0_s, _CLOUD_REACH * rc / _EARTH_RADIUS_KM)
+        p0, l0 = p0_s[si], l0_s[si]
         phi = self._phi[ci]
         dlam = (self._lam[ci] - l0 + np.pi) % (2.0 * np.pi) - np.pi
         # local equirectangular distance (accurate to < 1 % within the ~2,000 km footprints)
