@@ -110,7 +110,7 @@ def point_enkf_increments(
     obs_mask: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
-    chunk: int = 4096,
+    chunk: int = 256,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Point (column-wise) EnKF increments of the layer state.
 
