@@ -178,6 +178,11 @@ class WeatherGenerator:
         self._img_lam = np.radians(grid.lon)
         self._img_col = np.full(grid.shape[0] * grid.shape[1], -1, dtype=np.int64)
         self._img_col[grid.column_index] = np.arange(grid.ncol)
+        # time-invariant terms of _forcing (the same operations as written there, so the same bits)
+        self._lon15 = self.lon / 15.0
+        self._rh0 = 0.55 - 0.15 * np.clip(aridity, -2, 2)
+        self._wave_c_phi = self._waves[2][:, None] * self._phi
+        self._sin_phi, self._cos_phi = np.sin(self._phi), np.cos(self._phi)
 
     # ------------------------------------------------------------------ storms
     def _day_storms(self, kind: str, day: int) -> _Storms:
@@ -347,31 +352,28 @@ class WeatherGenerator:
         doy = when.timetuple().tm_yday + (when.hour + when.minute / 60.0) / 24.0
         utc = when.hour + when.minute / 60.0 + when.second / 3600.0
         rain, cloud = self._rain_and_cloud(kind, t_h)
-        lst = (utc + self.lon / 15.0) % 24.0
+        lst = (utc + self._lon15) % 24.0
         seasonal = self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0)
-        diurnal = self._tdiur * (1.0 - 0.6 * cloud) * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
-        k, ph, c = self._waves
+        cos_lst = np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
+        diurnal = self._tdiur * (1.0 - 0.6 * cloud) * cos_lst
+        k, ph, _ = self._waves
         arg = (
             k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
             + ph[:, None]
-            + c[:, None] * self._phi
+            + self._wave_c_phi
         )
         synoptic = np.sin(arg).sum(axis=0) / np.sqrt(1.5)  # ~unit variance
         tair = self._tmean + seasonal + diurnal + 2.5 * synoptic - 2.0 * np.minimum(rain / 2.0, 1.0)
         if kind == "ensemble":
             tair = tair + self.cfg.tair_bias
         psurf = 97000.0 + 600.0 * synoptic - 300.0 * cloud
-        rh = np.clip(
-            0.55
-            - 0.15 * np.clip(self.aridity, -2, 2)
-            + 0.35 * cloud
-            - 0.12 * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0),
-            0.08,
-            1.0,
-        )
+        rh = np.clip(self._rh0 + 0.35 * cloud - 0.12 * cos_lst, 0.08, 1.0)
         qair = rh * qsat(tair, psurf)
         wind = 3.0 + 0.8 * synoptic + 3.0 * cloud
-        cosz = solar_cos_zenith(self.lat, self.lon, doy, utc)
+        # solar_cos_zenith(self.lat, self.lon, doy, utc) with the latitude terms precomputed
+        decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
+        hour_angle = np.radians((utc + self._lon15 - 12.0) * 15.0)
+        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * np.cos(hour_angle)
         toa = _SOLAR_CONSTANT * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0)) * np.maximum(cosz, 0.0)
         swdown = toa * 0.75 * (1.0 - 0.65 * cloud)
         e_hpa = qair * psurf / (0.622 + 0.378 * qair) / 100.0
