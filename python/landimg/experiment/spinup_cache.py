@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["load_spinup", "save_spinup", "spinup_key"]
+__all__ = ["cached_spinup", "check_cache_dir", "load_spinup", "save_spinup", "spinup_key"]
 
 _CHUNK = 1 << 20
 
@@ -147,3 +148,54 @@ def save_spinup(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_cache_dir(directory: str | Path) -> None:
+    """Create ``directory`` if needed; raise ValueError (one line) unless it is a writable directory."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"--spinup-cache {directory}: not a writable directory ({exc.strerror or exc})"
+        ) from exc
+
+
+def cached_spinup(
+    spin: Callable[[], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]],
+    key: Callable[[], str],
+    directory: str | Path | None,
+    comm: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
+    """The spun-up (nature, member) states from the cache, or from ``spin()`` and then stored.
+
+    Parameters
+    ----------
+    spin : callable
+        Runs the spin-up (collective: every rank calls it) and returns the states on every rank.
+    key : callable
+        The cache key (:func:`spinup_key`); called on rank 0 only.
+    directory : str, Path or None
+        The cache directory; None runs ``spin()`` without a cache.
+    comm : communicator
+
+    Returns
+    -------
+    nature, member : dict of ndarray
+        The states, identical on every rank.
+    status : {"off", "hit", "stored"}
+    """
+    if directory is None:
+        return (*spin(), "off")
+    rank = comm.Get_rank()
+    k = key() if rank == 0 else None
+    found = load_spinup(directory, k) if rank == 0 else None
+    if comm.bcast(found is not None, root=0):
+        nature, member = comm.bcast(found, root=0)
+        return nature, member, "hit"
+    nature, member = spin()
+    if rank == 0:
+        save_spinup(directory, k, nature, member)
+    return nature, member, "stored"
