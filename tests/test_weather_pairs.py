@@ -49,10 +49,10 @@ def test_pair_search_is_bitwise_exhaustive(lat, lon, res, land):
     ny, nx = round((lat[1] - lat[0]) / res), round((lon[1] - lon[0]) / res)
     mask = "all" if land == "all" else (np.add.outer(np.arange(ny), np.arange(nx)) % 3 != 0)
     grid = Grid.regular(lat=lat, lon=lon, res=res, land_mask=mask)
-    cfg = load_config(None, ["forcing.storms_per_day=2.0", "forcing.storm_radius_km=400"])
+    cfg = load_config(None, ["forcing.storms_per_day=0.5", "forcing.storm_radius_km=400"])
     wg = WeatherGenerator(grid, np.zeros(grid.ncol), cfg.forcing, 11, "2021-01-01")
     checked = 0
-    for k in range(-30, 60, 5):
+    for k in range(-30, 60, 6):
         for kind in ("truth", "ensemble"):
             rain, cloud = wg._rain_and_cloud(kind, float(k))
             ref_rain, ref_cloud = _exhaustive_rain_and_cloud(wg, kind, float(k))
