@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MemoryEstimate", "available_bytes", "estimate_memory", "memory_error"]
+__all__ = ["MemoryEstimate", "available_bytes", "estimate_memory", "memory_error", "ranks_on_node"]
 
 _MB = 1024.0 * 1024.0
 _BASE_BYTES = 140 * 1024 * 1024  # python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
@@ -80,7 +80,8 @@ def estimate_memory(
     methods = list(cfg.analysis.methods)
     nmeth = len(methods)
     days = cfg.experiment.days
-    m = max(1, min(cfg.analysis.point_max_obs, ncol))
+    max_obs = [getattr(cfg.method.get(name), "max_obs", 0) or 0 for name in methods]
+    m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
         # nature run, spin-up column, and nloc members per method
@@ -158,3 +159,18 @@ def memory_error(estimate: MemoryEstimate, available: int | None) -> str | None:
         f"only {available / _MB:.0f} MB are available: use fewer ensemble.members, experiment.days or ranks "
         "per node, or a coarser domain.res"
     )
+
+
+def ranks_on_node(comm: Any) -> int:
+    """Ranks of ``comm`` sharing this node's memory (collective for an MPI communicator; 1 when serial)."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return 1
+    if not isinstance(comm, MPI.Comm) or comm.Get_size() == 1:
+        return 1
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return int(node.Get_size())
+    finally:
+        node.Free()
