@@ -69,7 +69,7 @@ def test_pair_search_finds_only_land_and_each_pair_once():
     wg = WeatherGenerator(grid, np.zeros(grid.ncol), cfg.forcing, 3, "2021-01-01")
     p0 = np.radians(np.array([0.0, 85.0, -60.0]))
     l0 = np.radians(np.array([179.0, 0.0, -179.0]))
-    si, ci = wg._candidate_pairs(p0, l0, np.full(3, 0.5))
+    si, ci = wg._pairs.candidates(p0, l0, np.full(3, 0.5))
     assert np.all(np.diff(si) >= 0)  # storm-major
     pairs = set(zip(si.tolist(), ci.tolist(), strict=True))
     assert len(pairs) == si.size  # no duplicates (the periodic window does not wrap onto itself)

@@ -42,6 +42,7 @@ from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
+from landimg.experiment.storm_pairs import StormColumnPairs
 from landimg.random_fields import gaussian_random_field
 
 __all__ = [
@@ -173,14 +174,7 @@ class WeatherGenerator:
         self._tmean = 300.0 - 0.45 * np.maximum(alat - 12.0, 0.0)
         self._tseas = (2.0 + 0.32 * alat) * np.sign(self.lat + 1e-9)
         self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
-        # image-level lookups for the storm-column pair search: row latitudes and column longitudes
-        # (radians, the same values as the columns' _phi/_lam) and the column of each image cell (-1: sea)
-        self._row_phi = np.radians(grid.lat)
-        # land cells of row y with image column < x: _land_before[y, x]; row y's first column: _row_first[y]
-        land = grid.land.astype(np.int64)
-        self._land_before = np.zeros((grid.shape[0], grid.shape[1] + 1), dtype=np.int64)
-        np.cumsum(land, axis=1, out=self._land_before[:, 1:])
-        self._row_first = np.concatenate([[0], np.cumsum(land.sum(axis=1))[:-1]])
+        self._pairs = StormColumnPairs(grid)
         # time-invariant terms of _forcing (the same operations as written there, so the same bits)
         self._lon15 = self.lon / 15.0
         self._rh0 = 0.55 - 0.15 * np.clip(aridity, -2, 2)
@@ -274,66 +268,6 @@ class WeatherGenerator:
         st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
         return st, age[on]
 
-    def _lon_ranges(self, l0: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image-column ranges [xa, xb) (nstorm, 3) holding every cell within ``half`` rad of ``l0`` (wrapped).
-
-        One range per 2 pi branch (-1, 0, +1), widened by a cell on each side; a window reaching around
-        the globe is the whole row (once).
-        """
-        nx = self.grid.shape[1]
-        dl = np.radians(self.grid.res)
-        u = (l0 - np.radians(self.grid.lon[0])) % (2.0 * np.pi)  # storm offset east of column 0, [0, 2 pi)
-        shift = 2.0 * np.pi * np.arange(-1, 2)
-        xa = np.floor((u[:, None] - half[:, None] + shift) / dl) - 1.0
-        xb = np.ceil((u[:, None] + half[:, None] + shift) / dl) + 2.0
-        xa, xb = np.clip(xa, 0, nx).astype(np.int64), np.clip(xb, 0, nx).astype(np.int64)
-        whole = half >= np.pi - 3.0 * dl
-        xa[whole], xb[whole] = [0, 0, 0], [nx, 0, 0]
-        return xa, np.maximum(xa, xb)
-
-    def _candidate_pairs(
-        self, p0: np.ndarray, l0: np.ndarray, reach_rad: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Storm-column pairs that may lie within ``reach_rad`` of each other, storm-major.
-
-        A superset of the pairs with ``d2 < (_CLOUD_REACH rc)^2`` in :meth:`_rain_and_cloud`: the rows
-        within ``reach_rad`` of the storm's latitude ``p0`` times the image columns whose wrapped
-        longitude difference is below ``reach_rad / cos(|p0| + reach_rad / 2)`` (the smallest cosine
-        the exact distance can use), with margins. The land cells of a row segment are consecutive
-        columns, so pairs are made from (storm, row, segment) runs without visiting sea cells. The order
-        is storm-major, so every column receives its storms in storm order and the sums over storms are
-        bitwise those of an exhaustive search.
-
-        Parameters
-        ----------
-        p0, l0 : ndarray (nstorm,)
-            Storm-centre latitude and longitude, radians.
-        reach_rad : ndarray (nstorm,)
-            Reach of each storm, radians of arc.
-
-        Returns
-        -------
-        si, ci : ndarray of int (npair,)
-            Storm index and column index of every candidate pair.
-        """
-        pad = 1e-6 * reach_rad + 1e-12
-        r0 = np.searchsorted(self._row_phi, p0 - reach_rad - pad, side="left")
-        nr = np.searchsorted(self._row_phi, p0 + reach_rad + pad, side="right") - r0
-        cmin = np.cos(np.minimum(np.abs(p0) + 0.5 * reach_rad + pad, 0.5 * np.pi))
-        half = np.where(cmin > 1e-6, (reach_rad + pad) / np.maximum(cmin, 1e-6) * (1.0 + 1e-6), np.inf)
-        xa, xb = self._lon_ranges(l0, np.minimum(half, 4.0 * np.pi))
-        # (storm, segment) with a non-empty segment, then one entry per row of the storm's band
-        s_idx, k_idx = np.nonzero((xb > xa) & (nr[:, None] > 0))
-        rep = nr[s_idx]
-        seg = np.repeat(np.arange(s_idx.size), rep)
-        row = np.repeat(r0[s_idx] - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
-        first = self._row_first[row] + self._land_before[row, xa[s_idx, k_idx][seg]]
-        count = self._land_before[row, xb[s_idx, k_idx][seg]] - self._land_before[row, xa[s_idx, k_idx][seg]]
-        # one pair per land cell of each (storm, row, segment) run: consecutive column indices
-        si = np.repeat(s_idx[seg], count)
-        ci = np.repeat(first - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-        return si, ci
-
     def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
         st, age = self._active(kind, t_h)
@@ -348,7 +282,7 @@ class WeatherGenerator:
         # storm-column pairs within reach: a storm-major superset from the image, then the exact test
         rc = _CLOUD_WIDTH * st.radius  # cloud footprint radius parameter, km
         p0_s, l0_s = np.radians(clat), np.radians(clon)
-        si, ci = self._candidate_pairs(p0_s, l0_s, _CLOUD_REACH * rc / _EARTH_RADIUS_KM)
+        si, ci = self._pairs.candidates(p0_s, l0_s, _CLOUD_REACH * rc / _EARTH_RADIUS_KM)
         p0, l0 = p0_s[si], l0_s[si]
         phi = self._phi[ci]
         dlam = (self._lam[ci] - l0 + np.pi) % (2.0 * np.pi) - np.pi
@@ -439,11 +373,11 @@ _UNITS: dict[str, units.Quantity] = {
     "SWdown": units.SHORTWAVE, "LWdown": units.LONGWAVE,
 }  # fmt: skip
 _HINTS = {
-    "Tair": ": degrees Celsius without units = \"degC\"?",
+    "Tair": ': degrees Celsius without units = "degC"?',
     "Rainf": ": mm/h or mm/day without a units attribute?",
     "Snowf": ": mm/h or mm/day without a units attribute?",
-    "PSurf": ": hPa without units = \"hPa\"?",
-    "Qair": ": g/kg without units = \"g kg-1\"?",
+    "PSurf": ': hPa without units = "hPa"?',
+    "Qair": ': g/kg without units = "g kg-1"?',
 }
 
 
