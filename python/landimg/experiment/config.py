@@ -31,7 +31,7 @@ from landimg.experiment.settings import ConfigError, build_section, setting, spe
 __all__ = [
     "DEFAULT_METHODS", "METHODS", "MOVED", "PRESETS", "SECTIONS", "SUPPLIED", "AnalysisConfig", "Config",
     "ConfigError", "DomainConfig", "EnsembleConfig", "ExperimentConfig", "ForcingConfig", "ObsConfig",
-    "OutputConfig", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
+    "OutputConfig", "ReferenceConfig", "StationsConfig", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
     "to_dict", "to_toml",
 ]  # fmt: skip
 
@@ -125,6 +125,10 @@ class DomainConfig:
     res: float | None = setting(
         None, "Grid spacing in degrees (omitted: the preset's). Must divide the preset's spans.", gt=0
     )
+    bbox: tuple[float, ...] = setting(
+        (),
+        "User domain `[south, north, west, east]` in degrees (with `res`); replaces the preset when given.",
+    )
     soil_file: str | None = setting(
         None,
         "netCDF with `sand` and `clay` on `lat`/`lon` ([data.md](data.md)); replaces the synthetic true texture.",
@@ -142,12 +146,20 @@ class DomainConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.res is None or self.preset not in PRESETS:
+        if self.bbox:
+            _must(len(self.bbox) == 4, "bbox", f"must be [south, north, west, east], got {list(self.bbox)}")
+            _must(self.res is not None, "bbox", "needs domain.res (the grid spacing in degrees)")
+            s, n, w, e = self.bbox
+            ok = -90.0 <= s < n <= 90.0 and w < e <= w + 360.0
+            _must(ok, "bbox", f"is not a valid box: {list(self.bbox)}")
+        elif self.res is None or self.preset not in PRESETS:
             return
-        (s, n), (w, e), _ = PRESETS[self.preset]
+        else:
+            (s, n), (w, e), _ = PRESETS[self.preset]
         for span, name in ((n - s, "latitude"), (e - w, "longitude")):
+            where = "bbox" if self.bbox else self.preset
             _must(abs(span / self.res - round(span / self.res)) <= 1e-6, "res",
-                  f"{self.res} does not divide the {self.preset} {name} span of {span} degrees")  # fmt: skip
+                  f"{self.res} does not divide the {where} {name} span of {span} degrees")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,11 @@ class ForcingConfig:
         None,
         "Forcing file for the ensemble (before member perturbations); omitted: the degraded synthetic weather.",
     )
+    product: str | None = setting(
+        None,
+        "Forcing product read as distributed (`gldas_forcing`, `era5`, `era5land_forcing`, `cmfd`, `alma`; [data.md](data.md)) driving the nature run and the ensemble; needs `files`.",
+    )
+    files: str | None = setting(None, "Glob pattern of the forcing product's files.")
     storms_per_day: float = setting(0.5, "Storm births per day per million km2 of the domain box.", gt=0)
     storm_radius_km: float = setting(
         150.0, "Typical Gaussian radius of a storm's rain footprint, km (lognormal, 30 %).", gt=0
@@ -240,6 +257,35 @@ class ObsConfig:
     stations_file: str | None = setting(
         None, "Station readings to verify against instead of the synthetic stations."
     )
+    product: str | None = setting(
+        None,
+        "Retrieval product read as distributed (`spl3smp`, `spl3smp_e`, `esacci`, `gridded`; [data.md](data.md)): each record enters the analysis whose window holds its time; needs `files`.",
+    )
+    files: str | None = setting(None, "Glob pattern of the retrieval product's files.")
+    cdf_match: bool = setting(
+        False,
+        "Rescale the product's retrievals to the open loop's climatology (CDF matching over the spin-up).",
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """A reference soil-moisture product whose spatial metrics replace the nature run's."""
+
+    product: str | None = setting(
+        None, "Reference product (`gldas`, `era5land`; [data.md](data.md)); needs `files`."
+    )
+    files: str | None = setting(None, "Glob pattern of the reference product's files.")
+
+
+@dataclass(frozen=True)
+class StationsConfig:
+    """In-situ stations read as distributed (replace the synthetic stations and `obs.stations_file`)."""
+
+    product: str | None = setting(None, "Station product: `ismn`; needs `files`.", choices=("ismn",))
+    files: str | None = setting(None, "ISMN download: a directory or a .zip.")
+    depth_top: float = setting(0.0, "Top of the station layer, m (sensors overlapping it are used).", ge=0)
+    depth_bottom: float = setting(0.1, "Bottom of the station layer, m.", gt=0)
 
 
 @dataclass(frozen=True)
@@ -258,7 +304,8 @@ class OutputConfig:
 #: The experiment's own sections (TOML name -> dataclass), in --print-config order.
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "ensemble": EnsembleConfig, "domain": DomainConfig,
-    "forcing": ForcingConfig, "analysis": AnalysisConfig, "obs": ObsConfig, "output": OutputConfig,
+    "forcing": ForcingConfig, "analysis": AnalysisConfig, "obs": ObsConfig, "reference": ReferenceConfig,
+    "stations": StationsConfig, "output": OutputConfig,
 }  # fmt: skip
 
 
@@ -281,17 +328,26 @@ class Config:
     forcing: ForcingConfig = field(default_factory=ForcingConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    stations: StationsConfig = field(default_factory=StationsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     method: dict[str, Any] = field(default_factory=_default_methods)
 
     def __post_init__(self) -> None:
+        for section in ("forcing", "obs", "reference", "stations"):
+            sec = getattr(self, section)
+            _must(bool(sec.product) == bool(sec.files), f"{section}.product",
+                  "and files go together (give both, or neither)")  # fmt: skip
         step = self.analysis.interval_hours * 3600.0
         _must(step % self.experiment.dt == 0, "analysis.interval_hours",
               f"= {self.analysis.interval_hours} is not a whole number of experiment.dt = {self.experiment.dt} s")  # fmt: skip
 
     @property
     def grid_spec(self) -> tuple[tuple[float, float], tuple[float, float], float]:
-        """(lat bounds, lon bounds, resolution) of the domain after ``domain.res`` is applied."""
+        """(lat bounds, lon bounds, resolution) of the domain: ``domain.bbox`` + ``res``, or the preset."""
+        if self.domain.bbox:
+            s, n, w, e = self.domain.bbox
+            return (s, n), (w, e), float(self.domain.res)
         lat, lon, res = PRESETS[self.domain.preset]
         return lat, lon, (self.domain.res if self.domain.res is not None else res)
 

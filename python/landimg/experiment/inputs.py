@@ -59,18 +59,15 @@ def seconds_since(time_var: Any, start: Any) -> np.ndarray:
     """Seconds from midnight of the date ``start`` to each value of a CF time variable, float (ntime,)."""
     import datetime as _dt
 
+    import cftime
     import netCDF4
 
     start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
     units = getattr(time_var, "units", None)
     if units is None:
         raise ValueError("the time variable has no 'units' attribute (e.g. 'hours since 2021-05-01 00:00')")
-    times = netCDF4.num2date(
-        time_var[:],
-        units,
-        getattr(time_var, "calendar", "standard"),
-        only_use_cftime_datetimes=False,
-        only_use_python_datetimes=True,
-    )
-    t0 = _dt.datetime.combine(start, _dt.time())
+    calendar = str(getattr(time_var, "calendar", "standard")).lower()
+    times = netCDF4.num2date(time_var[:], units, calendar, only_use_cftime_datetimes=True)
+    # any CF calendar (noleap, 360_day ...): the start date is read in the file's calendar
+    t0 = cftime.datetime(start.year, start.month, start.day, calendar=calendar)
     return np.array([(t - t0).total_seconds() for t in np.ravel(times)], dtype=float)

@@ -103,6 +103,8 @@ def _start(
             r.history = History.from_tree(tree["history"], list(s.methods))
             r.wall_before = float(tree["wall_seconds"])
         prog.log(f"resuming after day {r.day0}")
+        if cfg.obs.cdf_match and s.observer.product is not None:
+            spinup(cfg, s, comm)  # recomputes the open loop's climatology for the CDF matching
         return r
     t0 = time.perf_counter()
     with timings("spinup"):
@@ -129,6 +131,14 @@ def _truth_layers(r: _Run) -> np.ndarray:
     return r.nature.layer_mean(list(LAYERS))[:, :, 0]
 
 
+def _verification(r: _Run, day: int) -> np.ndarray:
+    """The spatial metrics' reference of ``day``, (nl, ny, nx): the reference product's daily layer means
+    when ``[reference]`` is given, else the nature run."""
+    if r.s.reference is not None:
+        return r.s.reference.daily[day]
+    return r.s.domain.grid.to_image(_truth_layers(r))
+
+
 def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.ndarray) -> np.ndarray:
     return np.array(
         [[_metrics.spatial_scores(means[i], truth[i], land)[k] for k in SCORES] for i in range(len(LAYERS))]
@@ -138,7 +148,7 @@ def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.nd
 def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
     """Background scores of ``day`` (recorded on rank 0); returns each method's observed-layer mean image."""
     grid, obs_depth = r.s.domain.grid, (0.0, r.cfg.analysis.obs_depth)
-    truth = grid.to_image(_truth_layers(r))
+    truth = _verification(r, day)
     for name, ens in r.ensembles.items():
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
@@ -152,7 +162,7 @@ def _record(
     """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
     grid, s = r.s.domain.grid, r.s
     truth_cols = _truth_layers(r)
-    truth = grid.to_image(truth_cols)
+    truth = _verification(r, day)
     obs_depth = (0.0, r.cfg.analysis.obs_depth)
     per_method = {}
     for name, ens in r.ensembles.items():
@@ -312,7 +322,7 @@ def run(
     timings.instrument(s.weather, "ensemble", "forcing")
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
-        f"{cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
+        f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
         f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:

@@ -61,10 +61,15 @@ class Weather:
     def __init__(self, cfg: Config, domain: Domain) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
         gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
-        self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else gen.truth
-        self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else gen.ensemble
+        truth, ensemble = gen.truth, gen.ensemble
+        if f.product:  # a product as distributed drives the nature run and the ensemble
+            from landimg.data.inputs import ProductForcing
+
+            truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days)
+        self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
+        self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
         for source in (self.truth, self.ensemble):
-            if isinstance(source, FileForcing):  # the run reads t = -spin-up .. end of the last day
+            if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
 
@@ -75,6 +80,12 @@ class Observer:
     def __init__(self, cfg: Config, grid: Any) -> None:
         self.cfg = cfg
         self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
+        self.product = None  # a retrieval product as distributed: records taken once, by window
+        if cfg.obs.product:
+            from landimg.data.inputs import ProductObservations
+
+            e = cfg.experiment
+            self.product = ProductObservations(cfg.obs.product, cfg.obs.files, grid, e.start, e.days)
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
         if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
             raise ValueError(
@@ -86,6 +97,8 @@ class Observer:
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
         """(observation image (ny, nx) NaN = missing, error std: float or image)."""
+        if self.product is not None:
+            return self._from_product(t_days, window, frozen)
         if self.file is None:
             y = self.synthetic.observe(truth, t_days, frozen, window_days=window, index=index)
             return y, self.cfg.obs.error_std
@@ -94,6 +107,28 @@ class Observer:
         if err is None:
             return y, self.cfg.obs.error_std
         return y, np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+
+    def _from_product(self, t_days: float, window: float, frozen: np.ndarray):
+        """The product's records with times in [t_days, t_days + window) days, each used once; several
+        records in one window are averaged cell by cell (their errors too)."""
+        recs = self.product.take(t_days * 86400.0, (t_days + window) * 86400.0)
+        shape = frozen.shape
+        if not recs:
+            return np.full(shape, np.nan), self.cfg.obs.error_std
+        sm = np.stack([r[1] for r in recs])
+        err = np.stack([r[2] if r[2] is not None else np.full(shape, self.cfg.obs.error_std) for r in recs])
+        n = np.isfinite(sm).sum(0)
+        y = np.where(n > 0, np.nansum(sm, 0) / np.maximum(n, 1), np.nan)
+        e = np.where(n > 0, np.nansum(np.where(np.isfinite(sm), err, 0.0), 0) / np.maximum(n, 1), np.nan)
+        y = np.where(frozen, np.nan, y)
+        return y, np.where(np.isfinite(e) & (e > 0), e, self.cfg.obs.error_std)
+
+    def fit_cdf(self, model_samples: np.ndarray) -> None:
+        """CDF-match the product's retrievals to ``model_samples`` (the open loop's observed layer)."""
+        from landimg.data.inputs import CdfMatcher
+
+        if self.product is not None and self.cfg.obs.cdf_match:
+            self.product.matcher = CdfMatcher(self.product.all_values(), model_samples)
 
 
 @dataclass
@@ -108,6 +143,7 @@ class Setup:
     soil_true: Any
     soil_est: Any
     methods: dict[str, Any]
+    reference: Any = None
 
 
 def setup(cfg: Config) -> Setup:
@@ -117,20 +153,39 @@ def setup(cfg: Config) -> Setup:
     try:
         domain = build_domain(cfg)
         grid = domain.grid
-        e = cfg.experiment
         return Setup(
             cfg=cfg,
             domain=domain,
             weather=Weather(cfg, domain),
             observer=Observer(cfg, grid),
-            stations=(
-                FileStations(cfg.obs.stations_file, grid, e.start, e.days)
-                if cfg.obs.stations_file
-                else Stations(grid, cfg.obs, e.seed)
-            ),
+            stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
+            reference=_reference(cfg, grid),
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
         raise InputError(str(exc)) from exc
+
+
+def _stations(cfg: Config, grid: Any) -> Any:
+    """ISMN stations (``[stations]``), a station file (``obs.stations_file``) or the synthetic stations."""
+    e = cfg.experiment
+    if cfg.stations.product:
+        from landimg.data.inputs import ProductStations
+
+        depth = (cfg.stations.depth_top, cfg.stations.depth_bottom)
+        return ProductStations(cfg.stations.files, grid, e.start, e.days, depth)
+    if cfg.obs.stations_file:
+        return FileStations(cfg.obs.stations_file, grid, e.start, e.days)
+    return Stations(grid, cfg.obs, e.seed)
+
+
+def _reference(cfg: Config, grid: Any) -> Any:
+    """The reference product of ``[reference]`` (daily layer means), or None (verify against the nature run)."""
+    if not cfg.reference.product:
+        return None
+    from landimg.data.inputs import ProductReference
+
+    e = cfg.experiment
+    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days)

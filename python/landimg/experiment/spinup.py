@@ -37,10 +37,14 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     if rank == size - 1:
         todo.append(("ensemble", s.soil_est, s.weather.ensemble))
     states: dict[str, dict] = {}
+    climatology: list[np.ndarray] = []  # the ensemble column's observed layer, daily (for CDF matching)
+    obs_layer = [(0.0, cfg.analysis.obs_depth)]
     for name, soil, weather in todo:
         m = ColumnModel(s.domain.grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp)
         for k in range(-nsteps, 0):
             m.step(weather(k * e.dt))
+            if name == "ensemble" and (k + 1) % cfg.steps_per_day == 0:
+                climatology.append(m.layer_mean(obs_layer)[0, :, 0].copy())
         m.reset_fluxes()
         states[name] = m.get_state()
     from landimg.parallel import wait_all
@@ -48,6 +52,9 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     wait_all(comm)  # polled: a rank waiting for the other's spin-up still reacts to signals
     nature = comm.bcast(states.get("nature"), root=0)
     member = comm.bcast(states.get("ensemble"), root=size - 1)
+    if cfg.obs.cdf_match and getattr(s.observer, "product", None) is not None:
+        clim = comm.bcast(np.asarray(climatology) if rank == size - 1 else None, root=size - 1)
+        s.observer.fit_cdf(clim)
     return nature, member
 
 

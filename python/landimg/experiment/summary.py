@@ -38,6 +38,14 @@ def summarize(cfg: Config, history: History, methods: list[str], wall: float, ra
     out["ranks"] = int(ranks)
     out["landimg_version"] = _landimg_version
     out["obs_per_day"] = float(np.mean(history.n_obs))
+    out["verification"] = {
+        "spatial": f"reference product {cfg.reference.product}" if cfg.reference.product else "nature run",
+        "stations": (
+            f"{cfg.stations.product} {cfg.stations.depth_top:g}-{cfg.stations.depth_bottom:g} m"
+            if cfg.stations.product
+            else ("obs.stations_file" if cfg.obs.stations_file else "synthetic")
+        ),
+    }
     out["config"] = to_dict(cfg)
     return out
 

@@ -1,0 +1,40 @@
+"""CMFD (China Meteorological Forcing Dataset), 3-hourly 0.1 deg netCDF over China.
+
+Files hold one variable each (``temp_CMFD_..._YYYYMM.nc`` ...) or several: ``time`` (CF units),
+``lat``, ``lon`` (1-D), variables (time, lat, lon): ``temp`` K, ``shum`` kg kg-1, ``pres`` Pa,
+``wind`` m s-1, ``srad`` and ``lrad`` W m-2, ``prec`` mm hr-1 (3-hourly mean rate, converted to
+kg m-2 s-1 through the density of water) -> ALMA Tair, Qair, PSurf, Wind, SWdown, LWdown, Rainf
+(total precipitation; no snow split). Units are converted from each file's ``units`` attribute.
+Regridding: exact area overlap (:mod:`landimg.data.regrid`).
+"""
+
+from __future__ import annotations
+
+from landimg.data.common import Records, read_mapped
+from landimg.data.gridded import latlon_grid
+from landimg.data.products import Product
+
+__all__ = ["CMFD"]
+
+_MAPPING = {
+    "Tair": ("temp", "K"),
+    "Qair": ("shum", "kg kg-1"),
+    "PSurf": ("pres", "Pa"),
+    "Wind": ("wind", "m s-1"),
+    "SWdown": ("srad", "W m-2"),
+    "LWdown": ("lrad", "W m-2"),
+    "Rainf": ("prec", "kg m-2 s-1"),
+}
+
+
+def _read(path: str, rows: slice, cols: slice) -> Records:
+    return read_mapped(path, rows, cols, _MAPPING, time_names=("time",))
+
+
+CMFD = Product(
+    name="cmfd",
+    kind="forcing",
+    description="CMFD 3-hourly (temp, shum, pres, wind, srad, lrad, prec in mm hr-1) -> ALMA",
+    grid=latlon_grid,
+    read=_read,
+)

@@ -1,0 +1,82 @@
+"""The cycle on products as distributed: ``landimg.data demo`` then the cycle on its config.toml."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from landimg.data import inputs
+from landimg.data.cli import main as data_main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "D"
+    assert data_main(["demo", "--out", str(root)]) == 0
+    return root
+
+
+@pytest.mark.timeout(1500)
+def test_demo_runs_and_scores_against_the_reference(demo, tmp_path, monkeypatch):
+    from landimg.experiment.config import load_config
+    from landimg.experiment.loop import run
+
+    made = []
+    original = inputs.ProductObservations.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(inputs.ProductObservations, "__init__", spy)
+    cfg = load_config(demo / "config.toml", ["analysis.interval_hours=6"])
+    result = run(cfg, tmp_path / "R", progress=False)
+    obs = made[0]
+    # sub-daily (6-hourly) analyses: every SMAP record of the run (AM and PM passes) entered exactly once
+    assert obs.times.size == 5
+    np.testing.assert_array_equal(obs.used, 1)
+    hours = np.sort(obs.times % 86400.0) / 3600.0
+    # PM passes near 00:30 UTC and AM passes near 12:30 UTC
+    assert np.any(hours < 2.0) and np.any((hours > 11.0) & (hours < 14.0))
+    assert obs.matcher is not None  # CDF matched to the spin-up climatology
+    summary = json.loads((tmp_path / "R" / "summary.json").read_text())
+    assert summary["verification"]["spatial"] == "reference product gldas"
+    assert summary["verification"]["stations"] == "ismn 0-0.1 m"
+    for method in ("openloop", "point_enkf", "curvelet_enkf"):
+        entry = summary["methods"][method]
+        for layer in ("0-10cm", "10-40cm", "40-100cm"):
+            assert np.isfinite(entry[layer]["spatial_corr"]) and np.isfinite(entry[layer]["ubrmse"])
+        assert entry["stations"]["n"] == 4 and np.isfinite(entry["stations"]["time_corr"])
+    # the reference, not the nature run, is what the history holds as truth
+    from landimg.data.inputs import ProductReference
+    from landimg.ensemble.grid import Grid
+
+    grid = Grid.regular(lat=(35.0, 39.0), lon=(-100.0, -95.0), res=0.5, land_mask="builtin")
+    ref = ProductReference("gldas", str(demo / "gldas" / "GLDAS_*.nc4"), grid, "2021-05-01", 3)
+    np.testing.assert_allclose(result.history.truth, ref.daily.astype(np.float32), equal_nan=True)
+
+
+def test_config_user_domain_and_product_keys():
+    from landimg.experiment.config import ConfigError, load_config
+
+    cfg = load_config(None, ["domain.bbox=[35, 39, -100, -95]", "domain.res=0.5"])
+    assert cfg.grid_spec == ((35.0, 39.0), (-100.0, -95.0), 0.5)
+    with pytest.raises(ConfigError, match="needs domain.res"):
+        load_config(None, ["domain.bbox=[35, 39, -100, -95]"])
+    with pytest.raises(ConfigError, match="does not divide the bbox"):
+        load_config(None, ["domain.bbox=[35, 39, -100, -95]", "domain.res=0.7"])
+    with pytest.raises(ConfigError, match="reference.product and files go together"):
+        load_config(None, ['reference.product="gldas"'])
+    with pytest.raises(ConfigError, match="stations.product"):
+        load_config(None, ['stations.product="smos"', 'stations.files="x"'])
+
+
+def test_cycle_refuses_a_product_not_covering_the_run(demo, tmp_path):
+    from landimg.experiment.config import load_config
+    from landimg.experiment.setup import InputError, setup
+
+    cfg = load_config(demo / "config.toml", ["experiment.days=10"])
+    with pytest.raises(InputError, match="forcing.files: the files do not cover the end day"):
+        setup(cfg)
+    assert not (tmp_path / "R").exists()
