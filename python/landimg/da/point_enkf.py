@@ -113,7 +113,7 @@ def point_enkf_increments(
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
     neighbours: Neighbourhoods | None = None,
-    chunk: int = 2048,
+    chunk: int = 256,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Point (column-wise) EnKF increments of the layer state.
 

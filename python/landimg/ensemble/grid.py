@@ -6,17 +6,109 @@ Model state lives on *columns* (land cells only, in row-major image order); the 
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import os
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Grid", "builtin_land_mask"]
+__all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir"]
 
 _EARTH_RADIUS_KM = 6371.0
 
 
+_MASK_FILE = "globe_combined_mask_compressed.npz"  # inside the global_land_mask package
+_MASK_CHUNK_ROWS = 256  # rows of the 1 km mask decompressed at a time (256 x 43200 bytes = 11 MB)
+
+
+def land_mask_cache_dir() -> Path | None:
+    """Directory of the on-disk land-mask cache, or None when caching is off.
+
+    ``$LANDIMG_CACHE_DIR`` if set (``none`` or empty turns caching off), else ``$XDG_CACHE_HOME/landimg``,
+    else ``~/.cache/landimg``.
+    """
+    env = os.environ.get("LANDIMG_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "none") else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "landimg"
+
+
+def _mask_data_file() -> Path:
+    spec = importlib.util.find_spec("global_land_mask")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the global-land-mask package is not installed (pip install global-land-mask)")
+    return Path(next(iter(spec.submodule_search_locations))) / _MASK_FILE
+
+
+def _package_index(values: np.ndarray, axis: np.ndarray, name: str, limit: float) -> np.ndarray:
+    """Index into the package's 1 km axis exactly as ``global_land_mask.globe.lat_to_index``/``lon_to_index``."""
+    values = np.array(values, dtype=float)
+    if np.any(values > limit) or np.any(values < -limit):
+        raise ValueError(f"{name} must be within -{limit:g}..{limit:g} degrees")
+    values[values > axis.max()] = axis.max()
+    values[values < axis.min()] = axis.min()
+    return ((values - axis[0]) / (axis[1] - axis[0])).astype("int")
+
+
+def _sample_mask_file(path: Path, lat: np.ndarray, lon_wrapped: np.ndarray) -> np.ndarray:
+    """Land (True) at the cell centres, streaming the compressed 1 km mask and keeping only the rows needed."""
+    with zipfile.ZipFile(path) as zf:
+        with zf.open("lat.npy") as f:
+            axis_lat = np.lib.format.read_array(f)
+        with zf.open("lon.npy") as f:
+            axis_lon = np.lib.format.read_array(f)
+        iy = _package_index(lat, axis_lat, "latitude", 90.0)
+        ix = _package_index(lon_wrapped, axis_lon, "longitude", 180.0)
+        rows = np.unique(iy)
+        picked = np.empty((rows.size, ix.size), dtype=bool)
+        with zf.open("mask.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+            if fortran or dtype != np.dtype(bool) or len(shape) != 2 or shape[1] != axis_lon.size:
+                raise ValueError(f"{path}: unexpected land-mask layout {shape} {dtype} fortran={fortran}")
+            ncol, done, start = shape[1], 0, 0
+            while done < rows.size:  # rows are increasing; stop after the last one needed
+                n = min(_MASK_CHUNK_ROWS, shape[0] - start)
+                block = np.frombuffer(f.read(n * ncol), dtype=bool).reshape(n, ncol)
+                here = rows[(rows >= start) & (rows < start + n)]
+                picked[done : done + here.size] = block[here - start][:, ix]
+                done += here.size
+                start += n
+    is_sea = picked[np.searchsorted(rows, iy)]
+    return ~is_sea
+
+
+def _write_atomic(target: Path, array: np.ndarray) -> None:
+    """Save ``array`` to ``target`` (.npy) via a temporary file and a rename; failures only cost time."""
+    tmp_name = None
+    try:  # concurrent ranks may write the same file: each renames its own complete copy
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
+            tmp_name = tmp.name
+            np.save(tmp, array)
+        os.replace(tmp_name, target)
+    except OSError:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+
+
 def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Land mask at cell centres from the ``global-land-mask`` package (a real coastline, 1 km data).
+
+    The same values as ``global_land_mask.globe.is_land`` at the cell centres, without holding the
+    package's 933 MB array: the compressed data are streamed and only the grid's rows kept (a few MB at
+    most). The result is cached on disk (:func:`land_mask_cache_dir`), keyed by the cell centres and the
+    data file, so a grid's mask is computed once per machine.
 
     Parameters
     ----------
@@ -28,11 +120,27 @@ def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     ndarray of bool, shape (ny, nx)
         True where the cell centre is on land.
     """
-    from global_land_mask import globe
-
-    lon_wrapped = (np.asarray(lon, dtype=float) + 180.0) % 360.0 - 180.0
-    lat2, lon2 = np.meshgrid(np.asarray(lat, dtype=float), lon_wrapped, indexing="ij")
-    return np.asarray(globe.is_land(lat2, lon2), dtype=bool)
+    lat = np.ascontiguousarray(lat, dtype=float)
+    lon_wrapped = np.ascontiguousarray((np.asarray(lon, dtype=float) + 180.0) % 360.0 - 180.0)
+    data = _mask_data_file()
+    cache = land_mask_cache_dir()
+    target = None
+    if cache is not None:
+        h = hashlib.sha256()
+        h.update(f"{lat.size},{lon_wrapped.size};{data.stat().st_size};".encode())
+        h.update(lat.tobytes())
+        h.update(lon_wrapped.tobytes())
+        target = cache / "landmask" / f"{h.hexdigest()[:32]}.npy"
+        try:
+            cached = np.load(target)
+            if cached.shape == (lat.size, lon_wrapped.size) and cached.dtype == bool:
+                return cached
+        except (OSError, ValueError):
+            pass
+    land = _sample_mask_file(data, lat, lon_wrapped)
+    if target is not None:
+        _write_atomic(target, land)
+    return land
 
 
 @dataclass(frozen=True, eq=False)

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         "--print-config", action="store_true", help="print the resolved configuration as TOML and exit"
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--spinup-cache", metavar="DIR",
+                   help="read the spin-up from DIR when it holds one for these inputs, else run and store it there")  # fmt: skip
     return p
 
 
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     stop = StopRequest().install()
     try:
-        result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop)
+        result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop,
+                     spinup_cache=args.spinup_cache)  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - every way out ends all ranks with one line
         if rank == 0 and created and not (out / RESTART_NAME).exists():
             shutil.rmtree(out, ignore_errors=True)

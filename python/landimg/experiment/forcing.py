@@ -42,6 +42,7 @@ from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
+from landimg.experiment.storm_pairs import StormColumnPairs
 from landimg.random_fields import gaussian_random_field
 
 __all__ = [
@@ -173,6 +174,12 @@ class WeatherGenerator:
         self._tmean = 300.0 - 0.45 * np.maximum(alat - 12.0, 0.0)
         self._tseas = (2.0 + 0.32 * alat) * np.sign(self.lat + 1e-9)
         self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
+        self._pairs = StormColumnPairs(grid)
+        # time-invariant terms of _forcing (the same operations as written there, so the same bits)
+        self._lon15 = self.lon / 15.0
+        self._rh0 = 0.55 - 0.15 * np.clip(aridity, -2, 2)
+        self._wave_c_phi = self._waves[2][:, None] * self._phi
+        self._sin_phi, self._cos_phi = np.sin(self._phi), np.cos(self._phi)
 
     # ------------------------------------------------------------------ storms
     def _day_storms(self, kind: str, day: int) -> _Storms:
@@ -243,10 +250,19 @@ class WeatherGenerator:
         )
         return _Storms.concat([degraded, false])
 
+    def _window(self, kind: str, day: int) -> _Storms:
+        """Every storm born on the days that can have storms alive during ``day`` (cached)."""
+        key = (kind + "/window", day)
+        if key not in self._cache:
+            ndays_back = int(np.ceil((_MAX_LIFE_H + 3.0) / 24.0))
+            window = _Storms.concat([self._day_storms(kind, d) for d in range(day - ndays_back, day + 1)])
+            if len(self._cache) > 16:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = window
+        return self._cache[key]
+
     def _active(self, kind: str, t_h: float) -> tuple[_Storms, np.ndarray]:
-        day = int(np.floor(t_h / 24.0))
-        ndays_back = int(np.ceil((_MAX_LIFE_H + 3.0) / 24.0))
-        st = _Storms.concat([self._day_storms(kind, d) for d in range(day - ndays_back, day + 1)])
+        st = self._window(kind, int(np.floor(t_h / 24.0)))
         age = t_h - st.t0
         on = (age >= 0.0) & (age < st.life)
         st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
@@ -263,15 +279,11 @@ class WeatherGenerator:
         clon = st.lon + np.degrees(st.u * age / _EARTH_RADIUS_KM) / np.maximum(
             np.cos(np.radians(st.lat)), 0.2
         )
-        # storm-column pairs within reach (latitude band; column latitudes are sorted ascending)
+        # storm-column pairs within reach: a storm-major superset from the image, then the exact test
         rc = _CLOUD_WIDTH * st.radius  # cloud footprint radius parameter, km
-        reach_deg = np.degrees(_CLOUD_REACH * rc / _EARTH_RADIUS_KM)
-        lo = np.searchsorted(self.lat, clat - reach_deg, side="left")
-        hi = np.searchsorted(self.lat, clat + reach_deg, side="right")
-        counts = hi - lo
-        si = np.repeat(np.arange(st.t0.size), counts)
-        ci = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-        p0, l0 = np.radians(clat)[si], np.radians(clon)[si]
+        p0_s, l0_s = np.radians(clat), np.radians(clon)
+        si, ci = self._pairs.candidates(p0_s, l0_s, _CLOUD_REACH * rc / _EARTH_RADIUS_KM)
+        p0, l0 = p0_s[si], l0_s[si]
         phi = self._phi[ci]
         dlam = (self._lam[ci] - l0 + np.pi) % (2.0 * np.pi) - np.pi
         # local equirectangular distance (accurate to < 1 % within the ~2,000 km footprints)
@@ -297,31 +309,28 @@ class WeatherGenerator:
         doy = when.timetuple().tm_yday + (when.hour + when.minute / 60.0) / 24.0
         utc = when.hour + when.minute / 60.0 + when.second / 3600.0
         rain, cloud = self._rain_and_cloud(kind, t_h)
-        lst = (utc + self.lon / 15.0) % 24.0
+        lst = (utc + self._lon15) % 24.0
         seasonal = self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0)
-        diurnal = self._tdiur * (1.0 - 0.6 * cloud) * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
-        k, ph, c = self._waves
+        cos_lst = np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
+        diurnal = self._tdiur * (1.0 - 0.6 * cloud) * cos_lst
+        k, ph, _ = self._waves
         arg = (
             k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
             + ph[:, None]
-            + c[:, None] * self._phi
+            + self._wave_c_phi
         )
         synoptic = np.sin(arg).sum(axis=0) / np.sqrt(1.5)  # ~unit variance
         tair = self._tmean + seasonal + diurnal + 2.5 * synoptic - 2.0 * np.minimum(rain / 2.0, 1.0)
         if kind == "ensemble":
             tair = tair + self.cfg.tair_bias
         psurf = 97000.0 + 600.0 * synoptic - 300.0 * cloud
-        rh = np.clip(
-            0.55
-            - 0.15 * np.clip(self.aridity, -2, 2)
-            + 0.35 * cloud
-            - 0.12 * np.cos(2.0 * np.pi * (lst - 15.0) / 24.0),
-            0.08,
-            1.0,
-        )
+        rh = np.clip(self._rh0 + 0.35 * cloud - 0.12 * cos_lst, 0.08, 1.0)
         qair = rh * qsat(tair, psurf)
         wind = 3.0 + 0.8 * synoptic + 3.0 * cloud
-        cosz = solar_cos_zenith(self.lat, self.lon, doy, utc)
+        # solar_cos_zenith(self.lat, self.lon, doy, utc) with the latitude terms precomputed
+        decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
+        hour_angle = np.radians((utc + self._lon15 - 12.0) * 15.0)
+        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * np.cos(hour_angle)
         toa = _SOLAR_CONSTANT * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0)) * np.maximum(cosz, 0.0)
         swdown = toa * 0.75 * (1.0 - 0.65 * cloud)
         e_hpa = qair * psurf / (0.622 + 0.378 * qair) / 100.0
@@ -364,11 +373,11 @@ _UNITS: dict[str, units.Quantity] = {
     "SWdown": units.SHORTWAVE, "LWdown": units.LONGWAVE,
 }  # fmt: skip
 _HINTS = {
-    "Tair": ": degrees Celsius without units = \"degC\"?",
+    "Tair": ': degrees Celsius without units = "degC"?',
     "Rainf": ": mm/h or mm/day without a units attribute?",
     "Snowf": ": mm/h or mm/day without a units attribute?",
-    "PSurf": ": hPa without units = \"hPa\"?",
-    "Qair": ": g/kg without units = \"g kg-1\"?",
+    "PSurf": ': hPa without units = "hPa"?',
+    "Qair": ': g/kg without units = "g kg-1"?',
 }
 
 

@@ -25,7 +25,9 @@ from landimg.experiment.progress import Progress
 from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup
+from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
 from landimg.experiment.summary import summarize, write_outputs
+from landimg.experiment.timing import Timings
 
 __all__ = ["RunResult", "RunStopped", "run"]
 
@@ -59,6 +61,7 @@ class _Run:
     day0: int = 0
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
 
     @property
     def rank(self) -> int:
@@ -76,9 +79,18 @@ def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _start(cfg: Config, s: Setup, out: Path, comm: Any, resume: bool, prog: Progress) -> _Run:
-    """The nature run and ensembles after the spin-up, or as the restart in ``out`` left them."""
-    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm))
+def _start(
+    cfg: Config,
+    s: Setup,
+    out: Path,
+    comm: Any,
+    resume: bool,
+    prog: Progress,
+    cache: Path | None,
+    timings: Timings,
+) -> _Run:
+    """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
+    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
@@ -95,10 +107,19 @@ def _start(cfg: Config, s: Setup, out: Path, comm: Any, resume: bool, prog: Prog
             spinup(cfg, s, comm)  # recomputes the open loop's climatology for the CDF matching
         return r
     t0 = time.perf_counter()
-    nature, member = spinup(cfg, s, comm)
+    with timings("spinup"):
+        nature, member, status = cached_spinup(
+            lambda: spinup(cfg, s, comm),
+            lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
+            cache,
+            comm,
+        )
     r.nature.set_state(nature)
     seed_members(r.ensembles, member)
-    prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s")
+    how = {"off": "", "hit": " (read from the spin-up cache)", "stored": " (stored in the spin-up cache)"}[
+        status
+    ]
+    prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s{how}")
     if r.rank == 0:
         r.history = History.empty(cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods))
         (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
@@ -205,6 +226,29 @@ def _day(r: _Run, day: int) -> None:
     _record(r, day, obs_img, bg_obs, clipped)
 
 
+def _instrument(r: _Run) -> None:
+    """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
+    t = r.timings
+    t.instrument(r.nature, "step", "model")
+    for ens in r.ensembles.values():
+        t.instrument(ens.model, "step", "model")
+        t.instrument(ens, "assimilate", "analysis")
+        if ens.perturber is not None:
+            t.instrument(ens.perturber, "advance", "perturbations")
+            t.instrument(ens.perturber, "apply", "perturbations")
+
+
+def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
+    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
+    from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
+
+    grid = s.domain.grid
+    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
+    found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
+    if found:
+        raise InputError(found[0])
+
+
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
@@ -222,6 +266,7 @@ def run(
     progress: bool = True,
     stop_after_days: int | None = None,
     stop: Any = None,
+    spinup_cache: str | Path | None = None,
 ) -> RunResult | None:
     """Run (or resume) the experiment of ``cfg`` writing into ``out``.
 
@@ -241,6 +286,9 @@ def run(
     stop : landimg.parallel.StopRequest, optional
         Signal handling: armed once a restart exists; a signal then stops the run after the next
         day's restart (:class:`RunStopped` on every rank).
+    spinup_cache : str or Path, optional
+        Directory of spun-up states (:mod:`landimg.experiment.spinup_cache`): a spin-up found there is
+        read instead of run (bitwise the same states), one not found is run and stored.
 
     Returns
     -------
@@ -256,10 +304,19 @@ def run(
     from landimg.parallel import default_comm
 
     comm = default_comm() if comm is None else comm
-    out, t_start = Path(out), time.perf_counter()
+    out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
     s = setup(cfg)
     grid = s.domain.grid
+    _check_memory(cfg, s, comm)
+    cache = None if spinup_cache is None or resume else Path(spinup_cache)
+    if cache is not None:
+        try:
+            check_cache_dir(cache)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    timings.instrument(s.weather, "truth", "forcing")
+    timings.instrument(s.weather, "ensemble", "forcing")
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
         f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
@@ -267,11 +324,13 @@ def run(
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
-    r = _start(cfg, s, out, comm, resume, prog)
+    r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    _instrument(r)
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
-            _checkpoint(r, out, day + 1, t_start)
+            with timings("output"):
+                _checkpoint(r, out, day + 1, t_start)
             if stop is not None and cfg.output.restart and day + 1 < e.days:  # the last day just completes
                 stop.armed = True
                 if signum := stop.agreed(comm):
@@ -286,8 +345,10 @@ def run(
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
-    write_outputs(cfg, grid, s.stations, out, r.history)
+    with timings("output"):
+        write_outputs(cfg, grid, s.stations, out, r.history)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
+    summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)

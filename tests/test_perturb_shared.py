@@ -1,0 +1,78 @@
+"""Forcing perturbations: one draw per stream position, shared by ensembles on the same streams, same bits."""
+
+import numpy as np
+from landimg.ensemble import perturb
+from landimg.ensemble.grid import Grid
+from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
+from landimg.random_fields import GaussianFieldGenerator
+
+
+def _grid() -> Grid:
+    land = np.ones((12, 20), dtype=bool)
+    land[:3, :5] = False
+    return Grid.regular(lat=(30.0, 42.0), lon=(-100.0, -80.0), res=1.0, land_mask=land)
+
+
+def _alone(cfg, grid, members, seed, nsteps):
+    """z after each step of a perturber advanced with nothing else around (the draw memo cleared)."""
+    perturb._LAST_DRAW.clear()
+    p = ForcingPerturber(cfg, grid, members, seed)
+    out = [p.z.copy()]
+    for _ in range(nsteps):
+        perturb._LAST_DRAW.clear()
+        p.advance(3600.0)
+        out.append(p.z.copy())
+    return out, p.get_state()
+
+
+def test_shared_draws_are_bitwise_and_drawn_once(monkeypatch):
+    grid, cfg = _grid(), ForcingPerturbation(length_km=150.0)
+    ref, ref_state = _alone(cfg, grid, [0, 1, 2], 7, 5)
+    calls = []
+    real_draw = GaussianFieldGenerator.draw
+
+    def counting_draw(self, rngs, nfield=1):
+        calls.append(len(rngs))
+        return real_draw(self, rngs, nfield)
+
+    monkeypatch.setattr(GaussianFieldGenerator, "draw", counting_draw)
+    perturb._LAST_DRAW.clear()
+    trio = [ForcingPerturber(cfg, grid, [0, 1, 2], 7) for _ in range(3)]
+    other = ForcingPerturber(cfg, grid, [0, 1, 2], 8)  # another seed: never shares
+    for p in trio:
+        assert np.array_equal(p.z, ref[0])
+    for k in range(1, 6):
+        for p in trio:
+            p.advance(3600.0)
+            other.advance(3600.0)  # interleaved: evicts the memo between the trio's calls
+            assert np.array_equal(p.z, ref[k])
+    assert not np.array_equal(other.z, ref[5])
+    for p in trio:
+        assert repr(p.get_state()["rng"]) == repr(ref_state["rng"])
+    # without the interleaved perturber, the trio draws once per step
+    calls.clear()
+    for p in trio:
+        p.advance(3600.0)
+    assert calls == [3]
+
+
+def test_shared_draws_keep_member_streams_and_restarts():
+    grid, cfg = _grid(), ForcingPerturbation()
+    full, _ = _alone(cfg, grid, [0, 1, 2, 3], 3, 4)
+    perturb._LAST_DRAW.clear()
+    lo, hi = ForcingPerturber(cfg, grid, [0, 1], 3), ForcingPerturber(cfg, grid, [2, 3], 3)
+    lo2 = ForcingPerturber(cfg, grid, [0, 1], 3)
+    for _ in range(2):
+        for p in (lo, hi, lo2):
+            p.advance(3600.0)
+    saved = lo.get_state()
+    for _ in range(2):
+        for p in (lo, hi, lo2):
+            p.advance(3600.0)
+    assert np.array_equal(np.concatenate([lo.z, hi.z]), full[4])  # member i's stream whatever the split
+    assert np.array_equal(lo2.z, lo.z)
+    restarted = ForcingPerturber(cfg, grid, [0, 1], 3)
+    restarted.set_state(saved)
+    for _ in range(2):
+        restarted.advance(3600.0)
+    assert np.array_equal(restarted.z, lo.z)
