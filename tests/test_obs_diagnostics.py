@@ -62,3 +62,14 @@ def test_obs_space_stats_values_and_consistency():
     assert st0.n_obs == 0 and np.isnan(st0.omb_rms) and st0.rank_counts.sum() == 0
     with pytest.raises(ValueError, match="background"):
         obs_space_stats(bg[:, :-1], an, y, sig)
+
+
+def test_obs_space_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    from landimg.experiment.obsplots import plot_rank_histograms, plot_spread_error
+
+    d = np.arange(1, 6)
+    s = {k: np.linspace(0.01, 0.03, 5) for k in ("omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a")}
+    p1 = plot_spread_error(tmp_path / "se.png", d, {"a": s, "b": s})
+    p2 = plot_rank_histograms(tmp_path / "rh.png", {"a": [3, 1, 1, 4], "b": [0, 0, 0, 0]})
+    assert p1.stat().st_size > 1000 and p2.stat().st_size > 1000
