@@ -16,7 +16,8 @@ import pytest
 from _support import subprocess_env
 from landimg.analysis import CurveletEnKF, PointEnKF
 from landimg.da.curvelet_enkf import curvelet_analysis
-from landimg.da.point_enkf import adaptive_inflation, point_enkf_increments
+from landimg.da.inflation import adaptive_inflation
+from landimg.da.point_enkf import point_enkf_increments
 from landimg.experiment.config import ConfigError, load_config
 from landimg.transform.curvelet import Curvelet
 
@@ -141,19 +142,37 @@ def test_curvelet_well_dispersed_and_dataclass(T):
 
 
 # ---------------------------------------------------------------------- defaults and validation
-def test_default_is_fixed_and_unchanged(T):
-    assert CurveletEnKF().inflation_mode == "fixed" and PointEnKF().inflation_mode == "fixed"
-    assert load_config(None).ensemble.inflation_mode == "fixed"
-    bg, obs, land, _, _ = _image_case(4.0, seed=21)
-    xa, diag = CurveletEnKF().update(bg, obs, SIGMA, transform=T, land=land, seed=4)
-    xf, _ = CurveletEnKF(inflation=1.0, inflation_mode="fixed").update(bg, obs, SIGMA, transform=T, land=land,
-                                                                       seed=4)  # fmt: skip
-    np.testing.assert_array_equal(xa, xf)
-    assert "inflation_lambda" not in diag  # the fixed mode does not estimate anything
-    state, h, pobs, _, _ = _point_case(4.0, ncol=200)
-    d, diag = PointEnKF().update(state, h, pobs, SIGMA, seed=2)
-    np.testing.assert_array_equal(d, point_enkf_increments(state, h, pobs, SIGMA, seed=2, inflation=1.0)[0])
-    assert "inflation_lambda" not in diag
+def test_fixed_inflation_is_the_kalman_update_with_inflated_covariance():
+    """Fixed mode, own cell, deterministic: mean and anomalies are the exact update with B = f^2 P."""
+    f = 1.3
+    state, h, obs, _, _ = _point_case(4.0, ncol=40)
+    d, diag = point_enkf_increments(state, h, obs, SIGMA, inflation=f, perturb_obs=False)
+    assert "inflation_lambda" not in diag  # the fixed mode estimates nothing
+    xa = state + d
+    mean = state.mean(axis=2)
+    anom = state - mean[:, :, None]
+    for c in range(state.shape[1]):
+        p_mat = f**2 * anom[:, c] @ anom[:, c].T / (NMEM - 1)
+        k = p_mat @ h / (h @ p_mat @ h + SIGMA**2)
+        np.testing.assert_allclose(xa[:, c].mean(axis=1), mean[:, c] + k * (obs[c] - h @ mean[:, c]), atol=1e-13)
+        np.testing.assert_allclose(xa[:, c] - xa[:, c].mean(axis=1, keepdims=True),
+                                   (np.eye(2) - np.outer(k, h)) @ (f * anom[:, c]), atol=1e-13)  # fmt: skip
+
+
+def test_fixed_inflation_applies_without_observations(T):
+    """No usable observation: both filters still inflate the anomalies by exactly the fixed factor."""
+    bg, obs, land, _, _ = _image_case(1.0, seed=21)
+    f = 1.25
+    xa, diag = CurveletEnKF(inflation=f).update(bg, np.full_like(obs, np.nan), SIGMA, transform=T, land=land)
+    assert diag["n_obs"] == 0 and "inflation_lambda" not in diag
+    mean = bg.mean(axis=0)
+    np.testing.assert_allclose(xa[:, land], (mean + f * (bg - mean))[:, land], rtol=0, atol=1e-14)
+    state, h, _, _, _ = _point_case(1.0, ncol=30)
+    d, _ = point_enkf_increments(state, h, np.full(30, np.nan), SIGMA, inflation=f)
+    np.testing.assert_allclose(d, (f - 1.0) * (state - state.mean(axis=2, keepdims=True)), atol=1e-15)
+
+
+def test_fixed_inflation_above_the_adaptive_upper_bound_is_valid():
     # a fixed inflation above the default inflation_max stays valid
     assert PointEnKF(inflation=2.5).inflation == 2.5
 

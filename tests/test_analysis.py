@@ -10,10 +10,9 @@ from landimg.analysis import (
     curvelet_analysis,
     curvelet_enkf,
     gaspari_cohn,
-    layer_overlap,
     point_enkf_increments,
 )
-from landimg.da.curvelet_enkf import coefficient_groups
+from landimg.da.curvelet_stats import coefficient_groups
 from landimg.transform.imageprep import EdgePadding
 
 SHAPE = (24, 40)
@@ -223,13 +222,6 @@ def test_mass_booking_bounded():
     np.testing.assert_allclose(applied + clipped, dtheta, atol=0)
     new = theta + applied
     assert new.min() >= -1e-15 and new.max() <= 0.45 + 1e-15 and np.abs(clipped).sum() > 0
-
-
-def test_layer_overlap():
-    zb = np.array([0.0175, 0.0451, 0.0906, 0.1655, 0.2891])
-    ov = layer_overlap(zb, (0.0, 0.1))
-    np.testing.assert_allclose(ov.sum(), 0.1)
-    np.testing.assert_allclose(ov[3] / (zb[3] - zb[2]), 0.1259, atol=1e-3)
 
 
 # ------------------------------------------------------------------------------ LETKF

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from landimg.analysis import curvelet_enkf
-from landimg.da.curvelet_enkf import coefficient_groups, curvelet_analysis, frame_norms2
+from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.curvelet_stats import coefficient_groups, frame_norms2
 from scipy.fft import dctn, idctn
 
 

@@ -130,7 +130,7 @@ def test_bad_input(grid, caplog):
             assert diag["n_nan_masked"] == 5 and diag["n_obs"] == grid.ncol - 5
     assert "5 NaN" in caplog.text
     assert np.isfinite(ens.model.state["wliq"]).all()
-    assert OpenLoop().assimilate(ens, obs, 0.02)["n_nan_masked"] == 5
+    assert ens.assimilate(obs, 0.02, OpenLoop())["n_nan_masked"] == 5
 
 
 def test_restart_is_bitwise(grid):

@@ -9,6 +9,8 @@ previous models bitwise.
 import numpy as np
 import pytest
 from landimg.da import curvelet_enkf as ce
+from landimg.da import curvelet_stats as cs
+from landimg.da.obs_error import ObsErrorModel
 from landimg.analysis import CurveletEnKF
 from landimg.experiment.config import ConfigError, load_config
 from landimg.parallel import Purpose, member_rng
@@ -42,29 +44,29 @@ def _run(T, **kw):
 
 @pytest.mark.parametrize("w", [0.5, 0.2])
 def test_mixed_variance_matches_empirical_per_wedge(T, w):
-    model = ce._ObsErrorModel(np.full((N, N), SIGMA), CORR_KM, CELL_KM, False, w)
-    gid = ce.coefficient_groups(T, "wedge")
-    s_o = ce._pool(model.coefficient_variance(T, 256, seed=1, pooled=True), gid)
+    model = ObsErrorModel(np.full((N, N), SIGMA), CORR_KM, CELL_KM, False, w)
+    gid = cs.coefficient_groups(T, "wedge")
+    s_o = cs.pool(model.coefficient_variance(T, 256, seed=1, pooled=True), gid)
     # independent Monte Carlo: other streams, more images, the mixed fields as the EnKF perturbs them
     rngs = [member_rng(77, k, Purpose.OBS) for k in range(600)]
     acc = np.zeros_like(s_o)
     for b in range(0, len(rngs), 50):
         acc += np.sum(T.forward(model.fields(rngs[b : b + 50])) ** 2, axis=0)
-    emp = ce._pool(acc / len(rngs), gid)
+    emp = cs.pool(acc / len(rngs), gid)
     _, first = np.unique(gid, return_index=True)
     rel = s_o[first] / emp[first] - 1.0
     assert np.max(np.abs(rel)) < 0.04, rel
     assert abs(np.mean(rel)) < 0.01
     # and it differs from both pure models by more than that (the test can tell them apart)
-    white = ce._pool(model._part(1.0).coefficient_variance(T, 256, seed=1, pooled=True), gid)
-    corr = ce._pool(model._part(0.0).coefficient_variance(T, 256, seed=1, pooled=True), gid)
+    white = cs.pool(model._part(1.0).coefficient_variance(T, 256, seed=1, pooled=True), gid)
+    corr = cs.pool(model._part(0.0).coefficient_variance(T, 256, seed=1, pooled=True), gid)
     assert np.max(np.abs(white[first] / emp[first] - 1)) > 0.2
     assert np.max(np.abs(corr[first] / emp[first] - 1)) > 0.2
     np.testing.assert_allclose(s_o, w * white + (1 - w) * corr, rtol=1e-12)
 
 
 def test_mixed_fields_pixel_variance_and_rank_independence():
-    model = ce._ObsErrorModel(np.full((N, N), SIGMA), CORR_KM, CELL_KM, False, 0.3)
+    model = ObsErrorModel(np.full((N, N), SIGMA), CORR_KM, CELL_KM, False, 0.3)
     rngs = [member_rng(5, k, Purpose.OBS) for k in range(200)]
     e = model.fields(rngs)
     assert abs(np.var(e) / SIGMA**2 - 1.0) < 0.05
@@ -81,8 +83,8 @@ def test_white_fraction_one_reproduces_white_bitwise(T):
         np.testing.assert_array_equal(got, ref)
         np.testing.assert_array_equal(d["stats"].s_o, dref["stats"].s_o)
     # white s_o is the exact formula
-    gid = ce.coefficient_groups(T, "wedge")
-    np.testing.assert_allclose(dref["stats"].s_o, ce._pool(SIGMA**2 * ce.frame_norms2(T), gid), rtol=1e-12)
+    gid = cs.coefficient_groups(T, "wedge")
+    np.testing.assert_allclose(dref["stats"].s_o, cs.pool(SIGMA**2 * cs.frame_norms2(T), gid), rtol=1e-12)
 
 
 def test_default_keeps_historical_meaning_bitwise(T):

@@ -60,8 +60,8 @@ def test_spatial_and_cross_correlation(grid):
     z = p.z.reshape(120, 4, *grid.shape)  # all-land grid: columns are the full image
     a, b = z[..., :-4, :], z[..., 4:, :]
     r = np.mean(a * b) / np.sqrt(np.mean(a * a) * np.mean(b * b))
-    assert abs(r - np.exp(-0.5)) < 0.04
-    a, b = z[..., :-12, :], z[..., 12:, :]  # 3 L: nearly independent
+    assert abs(r - np.exp(-1.0)) < 0.04  # e^-1 at L (landimg.random_fields convention)
+    a, b = z[..., :-12, :], z[..., 12:, :]  # 3 L: exp(-9), independent
     assert abs(np.mean(a * b)) < 0.05
     cross = np.corrcoef(z.transpose(1, 0, 2, 3).reshape(4, -1))
     np.testing.assert_allclose(cross, np.asarray(p.config.corr), atol=0.04)

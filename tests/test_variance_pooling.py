@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
 from landimg.da import curvelet_enkf as ce
+from landimg.da import curvelet_stats as cs
 from landimg.analysis import CurveletEnKF
 from landimg.random_fields import gaussian_filter_spectrum
 from landimg.transform.curvelet import Curvelet
@@ -55,10 +56,10 @@ def _per_scale_ratios(setup, length_km, nugget, seed):
     transform, (oy, ox), land = setup
     z = _fields(transform.shape, length_km, nugget, seed)
     anom = z - z.mean(axis=0)
-    gid = ce.coefficient_groups(transform, "wedge")
-    scale = ce.coefficient_scales(transform)
+    gid = cs.coefficient_groups(transform, "wedge")
+    scale = cs.coefficient_scales(transform)
     var_full = np.sum(transform.forward(anom) ** 2, axis=0) / (NMEM - 1)
-    truth = np.bincount(scale, weights=ce._pool(var_full, gid)) / np.bincount(scale)
+    truth = np.bincount(scale, weights=cs.pool(var_full, gid)) / np.bincount(scale)
     background = z[:, oy : oy + NY, ox : ox + NX].copy()
     background[:, ~land] = np.nan
     out = {}
@@ -99,7 +100,7 @@ def test_land_coverage_matches_exact_sum_over_pixels():
     deltas = np.zeros((int(land.sum()), 24, 30))
     deltas[np.arange(deltas.shape[0]), *np.nonzero(land)] = 1.0
     exact = np.sum(transform.forward(deltas) ** 2, axis=0) / transform.row_norms_sq()
-    est = ce.land_coverage(transform, land, nsamples=64)
+    est = cs.land_coverage(transform, land, nsamples=64)
     assert est.shape == (transform.ncoef,) and np.all((est >= 0) & (est <= 1))
     # logit(est) - logit(exact) = log of a ratio of two independent chi2_64 / 64: std sqrt(4 / 64)
     logit = lambda c: np.log(np.clip(c, 1e-12, 1) / np.clip(1 - c, 1e-12, 1))  # noqa: E731
@@ -107,11 +108,11 @@ def test_land_coverage_matches_exact_sum_over_pixels():
     assert np.mean(np.abs(est - exact)) < 0.012
     assert np.corrcoef(est, exact)[0, 1] > 0.99
     # exact limits, and the cache returns the same (read-only) array
-    np.testing.assert_array_equal(ce.land_coverage(transform, np.ones((24, 30), bool)), 1.0)
-    np.testing.assert_array_equal(ce.land_coverage(transform, np.zeros((24, 30), bool)), 0.0)
-    assert ce.land_coverage(transform, land, nsamples=64) is est and not est.flags.writeable
+    np.testing.assert_array_equal(cs.land_coverage(transform, np.ones((24, 30), bool)), 1.0)
+    np.testing.assert_array_equal(cs.land_coverage(transform, np.zeros((24, 30), bool)), 0.0)
+    assert cs.land_coverage(transform, land, nsamples=64) is est and not est.flags.writeable
     with pytest.raises(ValueError, match="land_t"):
-        ce.land_coverage(transform, land[:-1])
+        cs.land_coverage(transform, land[:-1])
 
 
 def test_interior_pool_selection_rules():
@@ -121,7 +122,7 @@ def test_interior_pool_selection_rules():
     cov[:30] = 1.0  # group 0: 30 full-coverage elements -> exactly those
     values = np.concatenate([np.full(100, 2.0) * cov[:100] + np.where(cov[:100] < 1, 5.0, 0.0),
                              3.0 * cov[100:200], np.zeros(10)])  # fmt: skip
-    pooled = ce._pool_interior(values, gid, cov)
+    pooled = cs.pool_interior(values, gid, cov)
     assert pooled[0] == pytest.approx(2.0)  # only the 30 interior elements (the others carry +5 junk)
     assert pooled[100] == pytest.approx(3.0)  # top 20 of group 1, normalised by their coverage
     assert pooled[-1] == 0.0  # no land at all
@@ -141,10 +142,10 @@ def test_default_is_land_fraction_normalisation(setup):
     np.testing.assert_array_equal(xa0, xa1)
     anom = np.where(land, z - z.mean(axis=0), 0.0)
     var = np.zeros(transform.ncoef)
-    for row in transform.forward(ce._embed(anom, transform.shape, (oy, ox))):
+    for row in transform.forward(cs.embed(anom, transform.shape, (oy, ox))):
         var += row * row
     var /= NMEM - 1
-    ref = ce._pool(var, ce.coefficient_groups(transform, "wedge")) / (land.sum() / np.prod(transform.shape))
+    ref = cs.pool(var, cs.coefficient_groups(transform, "wedge")) / (land.sum() / np.prod(transform.shape))
     np.testing.assert_array_equal(d0["stats"].s_b, ref)
     # no pooling: no normalisation either way
     xa2, _ = ce.curvelet_analysis(*args, **{**kw, "pooling": "coefficient"})

@@ -1,11 +1,33 @@
 """Gaussian random fields on grid images: the one place where spatially correlated noise is made.
 
-Two generators live here (both zero mean, unit variance, Gaussian correlation):
+One generator, :class:`GaussianFieldGenerator`, with one correlation-length convention:
 
-* :class:`GaussianFieldGenerator` -- spectral filtering of white noise on a (padded) periodic image, exact
-  unit variance at every point; used for forcing perturbations and observation-error perturbations;
-* :func:`gaussian_random_field` -- ``scipy.ndimage`` filtering with reflecting (or wrapping) edges, then
-  standardised over the image; used for the synthetic world (texture, retrieval errors, rain bias).
+    corr(r) = exp(-r^2 / L^2)            (the correlation falls to e^-1 at r = L)
+
+made by filtering white noise with a Gaussian kernel of standard deviation ``L / 2`` (a Gaussian of
+standard deviation ``s`` convolved with itself has correlation ``exp(-r^2 / 4 s^2)``). ``L`` is what every
+``*_km`` correlation length in landimg means: the synthetic world's texture, rain-bias and retrieval-error
+fields, the forcing perturbations and the curvelet EnKF's assumed observation-error correlation.
+
+The generator has two edge treatments, chosen by ``edges``:
+
+* ``"spectral"`` (default) -- multiplication in Fourier space on an image zero-padded by
+  ``3 sqrt(2) L / 2`` (where the kernel has fallen to e^-9; no padding in x when periodic): exact unit
+  variance at every point, members independent of each other's draws; used for the forcing
+  perturbations and the observation-error perturbations of the curvelet EnKF;
+* ``"image"`` -- ``scipy.ndimage.gaussian_filter`` (truncated at 3 kernel standard deviations) with
+  reflecting edges (wrapping in longitude on a periodic grid), each field then standardised over the
+  image (zero mean, unit variance); used for the static fields of the synthetic world
+  (:func:`gaussian_random_field`).
+
+History (issue 8): before, the spectral generator used ``exp(-r^2 / 2 L^2)`` (e^-1 at ``sqrt(2) L``) while
+the synthetic world used the convention above, so a filter told ``curvelet_obs_corr_km = L`` assumed
+errors sqrt(2) longer than those drawn with ``obs.corr_length_km = L``. The forcing-perturbation lengths
+were re-expressed in the one convention so that the drawn fields stay bit for bit the same: the
+experiment's 300 km (old convention) is ``ensemble.corr_length_km = 424.2640687119285`` (``2 * 300 /
+sqrt(2)``, whose half is exactly the old kernel standard deviation); runs with
+``analysis.curvelet_obs_corr_km > 0`` change (their assumed error correlation is now e^-1 at the given
+length, as the synthetic errors are).
 """
 
 from __future__ import annotations
@@ -17,7 +39,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["GaussianFieldGenerator", "gaussian_filter_spectrum", "gaussian_random_field"]
+__all__ = ["EDGES", "GaussianFieldGenerator", "gaussian_filter_spectrum", "gaussian_random_field"]
+
+EDGES = ("spectral", "image")
+_PAD_KERNEL_SDS = 3.0 * np.sqrt(2.0)  # spectral padding in kernel standard deviations (kernel at e^-9)
+_TRUNCATE = 3.0  # "image" filter: kernel truncated at this many standard deviations
 
 
 def gaussian_filter_spectrum(
@@ -25,9 +51,9 @@ def gaussian_filter_spectrum(
 ) -> np.ndarray:
     """Fourier transfer function of the kernel that turns unit white noise into a unit-variance field.
 
-    The kernel is a Gaussian of standard deviation ``L / sqrt(2)`` (so the field's correlation is
-    ``exp(-r^2 / 2 L^2)``), normalised to unit sum of squares (so every point has variance exactly 1),
-    on a periodic ``shape`` grid of ``cell_km`` = (dy, dx) km cells.
+    The kernel is a Gaussian of standard deviation ``L / 2`` (so the field's correlation is
+    ``exp(-r^2 / L^2)``), normalised to unit sum of squares (so every point has variance exactly 1),
+    on a periodic ``shape`` grid of ``cell_km`` = (dy, dx) km cells; ``length_km <= 0``: white noise.
 
     Returns
     -------
@@ -39,7 +65,7 @@ def gaussian_filter_spectrum(
         kern = np.zeros(shape)
         kern[0, 0] = 1.0
         return np.fft.rfft2(kern)
-    s = length_km / np.sqrt(2.0)
+    s = length_km / 2.0
     dy = np.minimum(np.arange(ny), ny - np.arange(ny)) * cell_km[0]
     dx = np.minimum(np.arange(nx), nx - np.arange(nx)) * cell_km[1]
     kern = np.exp(-0.5 * (dy[:, None] ** 2 + dx[None, :] ** 2) / s**2)
@@ -49,7 +75,7 @@ def gaussian_filter_spectrum(
 
 @dataclass
 class GaussianFieldGenerator:
-    """Unit-variance Gaussian random fields on an image, correlation ``exp(-r^2 / 2 L^2)``.
+    """Zero-mean, unit-variance Gaussian random fields on an image, correlation ``exp(-r^2 / L^2)``.
 
     Parameters
     ----------
@@ -58,51 +84,82 @@ class GaussianFieldGenerator:
     cell_km : (dy, dx)
         Cell size, km.
     length_km : float
-        Correlation length L, km (0 = white noise).
+        Correlation length L, km: the correlation is e^-1 at distance L (0 = white noise).
     periodic_x : bool
-        Periodic in x (global longitude): no padding in x.
+        Periodic in x (global longitude): no padding ("spectral") or wrapping edges ("image") in x.
+    edges : {"spectral", "image"}
+        Edge treatment (module docstring): padded Fourier filter with exact unit variance, or a
+        reflecting image filter with each field standardised over the image.
     """
 
     shape: tuple[int, int]
     cell_km: tuple[float, float]
     length_km: float
     periodic_x: bool = False
+    edges: str = "spectral"
     work_shape: tuple[int, int] = field(init=False)
-    spectrum: np.ndarray = field(init=False, repr=False)
+    spectrum: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.edges not in EDGES:
+            raise ValueError(f"GaussianFieldGenerator.edges must be one of {EDGES}, got {self.edges!r}")
+        if self.length_km < 0:
+            raise ValueError(f"GaussianFieldGenerator.length_km must be >= 0, got {self.length_km}")
         ny, nx = self.shape
         dy, dx = self.cell_km
         pad_y = pad_x = 0
-        if self.length_km > 0:
-            pad_y = int(np.ceil(3.0 * self.length_km / dy))
-            pad_x = 0 if self.periodic_x else int(np.ceil(3.0 * self.length_km / dx))
+        if self.edges == "spectral" and self.length_km > 0:
+            s = self.length_km / 2.0
+            pad_y = int(np.ceil(_PAD_KERNEL_SDS * s / dy))
+            pad_x = 0 if self.periodic_x else int(np.ceil(_PAD_KERNEL_SDS * s / dx))
         self.work_shape = (ny + pad_y, nx + pad_x)
-        self.spectrum = gaussian_filter_spectrum(self.work_shape, (dy, dx), self.length_km)
+        self.spectrum = (
+            gaussian_filter_spectrum(self.work_shape, (dy, dx), self.length_km)
+            if self.edges == "spectral"
+            else None
+        )
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
-        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx)."""
+        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx).
+
+        Generator ``k`` draws only from ``rngs[k]`` (``nfield`` white-noise images of the work shape).
+        """
         ny, nx = self.shape
         white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
         if self.length_km <= 0:
             return white
+        if self.edges == "image":
+            return self._filter_image(white)
         fields = np.fft.irfft2(np.fft.rfft2(white) * self.spectrum, s=self.work_shape)
         return np.ascontiguousarray(fields[..., :ny, :nx])
 
+    def _filter_image(self, white: np.ndarray) -> np.ndarray:
+        """``scipy.ndimage`` Gaussian filter (std L/2) of every image, then standardised over the image."""
+        dy, dx = self.cell_km
+        s = self.length_km / 2.0
+        sigma = (s / dy, s / max(dx, 1e-3 * dy))
+        modes = ("reflect", "wrap" if self.periodic_x else "reflect")
+        out = np.empty_like(white)
+        for idx in np.ndindex(white.shape[:-2]):  # a handful of static fields, not a hot path
+            f = ndimage.gaussian_filter(white[idx], sigma=sigma, mode=modes, truncate=_TRUNCATE)
+            f -= f.mean()
+            sd = f.std()
+            out[idx] = f / sd if sd > 0 else f
+        return out
 
 
 def gaussian_random_field(
     grid: Any, corr_km: float, rng: np.random.Generator, n: int | None = None
 ) -> np.ndarray:
-    """Smooth Gaussian random field(s) on the grid image, unit variance, zero mean.
+    """Smooth Gaussian random field(s) on the grid image, standardised to zero mean and unit variance.
 
-    White noise filtered with a Gaussian kernel of standard deviation ``corr_km / 2`` (so the field's
-    correlation falls to exp(-1) at about ``corr_km``), wrapping in longitude on a global grid and
-    reflecting at regional edges; each field is then standardised over the whole image.
+    :class:`GaussianFieldGenerator` with ``edges="image"``: correlation ``exp(-r^2 / L^2)``, ``L =
+    corr_km`` (e^-1 at ``corr_km``), reflecting at regional edges and wrapping in longitude on a global grid.
 
     Parameters
     ----------
     grid : Grid
+        Anything with ``shape``, ``cell_size_km()`` and ``periodic_lon``.
     corr_km : float
         Correlation length in km (> 0).
     rng : numpy Generator
@@ -115,17 +172,6 @@ def gaussian_random_field(
     """
     if corr_km <= 0:
         raise ValueError(f"corr_km must be > 0, got {corr_km}")
-    dy_km, dx_km = grid.cell_size_km()
-    sigma = (corr_km / 2.0 / dy_km, corr_km / 2.0 / max(dx_km, 1e-3 * dy_km))
-    shape = (1 if n is None else n,) + grid.shape
-    white = rng.standard_normal(shape)
-    modes = ("reflect", "wrap" if grid.periodic_lon else "reflect")
-    out = np.empty(shape)
-    for k in range(shape[0]):  # a handful of fields, not a hot path
-        f = ndimage.gaussian_filter(white[k], sigma=sigma, mode=modes, truncate=3.0)
-        f -= f.mean()
-        sd = f.std()
-        out[k] = f / sd if sd > 0 else f
+    gen = GaussianFieldGenerator(grid.shape, grid.cell_size_km(), corr_km, grid.periodic_lon, edges="image")
+    out = gen.draw([rng], 1 if n is None else n)[0]
     return out[0] if n is None else out
-
-

@@ -1,8 +1,10 @@
 """The embedding API: an ensemble of land-surface members stepped in memory across MPI ranks.
 
 :class:`Ensemble` owns this rank's members (one :class:`~landimg.model.column.ColumnModel` holding them), their
-forcing perturbations and random streams, and offers ``advance`` / ``images`` / ``assimilate`` /
-``gather_state`` / ``scatter_state`` for an outside driver (docs/embedding.md). Everything that mixes
+forcing perturbations and random streams, and offers ``advance`` / ``images`` / ``seed_members`` /
+``assimilate`` / ``gather_state`` / ``scatter_state`` for an outside driver (docs/embedding.md). It is the
+host of the analysis methods (:mod:`landimg.da`, arrays only): it owns the observation operator, the
+update masks (frozen soil, snow), the transform cache, and applies the increments with the water booked. Everything that mixes
 members is reduced in member order, so results do not depend on the number of ranks.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.protocol import AnalysisContext, Diagnostics, Geometry, Method, TransformCache
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.parallel import MemberLayout, Purpose, member_rng
 
@@ -20,6 +23,7 @@ __all__ = ["Ensemble"]
 
 _MODEL_MEMBER_AXIS = -1  # ColumnModel arrays are (..., ncol, nmem)
 _DEFAULT_PERTURBATION = ForcingPerturbation()  # frozen dataclass: CoLM's defaults
+_RHO_LIQ = 1000.0  # density of liquid water, kg/m3
 
 
 class Ensemble:
@@ -54,6 +58,10 @@ class Ensemble:
         Member partition and reproducible reductions.
     obs_rngs : list of Generator
         Per-member observation-perturbation streams (``Purpose.OBS``).
+    geometry : landimg.da.protocol.Geometry
+        The grid's columns as the analysis sees them (land mask, coordinates, cell size).
+    transforms : landimg.da.protocol.TransformCache
+        Transforms of the analysis methods, built once per method setting.
     """
 
     def __init__(
@@ -80,7 +88,9 @@ class Ensemble:
             None if perturbation is None else ForcingPerturber(perturbation, grid, self.members, self.seed)
         )
         self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
-        self._transforms: dict[tuple, tuple[Any, tuple[int, int]]] = {}
+        lat, lon = grid.column_latlon()
+        self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
+        self.transforms = TransformCache()
 
     @property
     def nmem(self) -> int:
@@ -131,18 +141,78 @@ class Ensemble:
         return self.grid.to_image(np.sqrt(var))
 
     # ------------------------------------------------------------------ analysis
-    def _transform(self, method: Any) -> tuple[Any, tuple[int, int]]:
-        """The (cached) padded transform of ``method`` for this grid and the image offset in it."""
-        key = (method.nscales, method.nangles_coarse, method.finest, method.pad)
-        if key not in self._transforms:
-            self._transforms[key] = method.transform_for(self.grid.shape, self.grid.periodic_lon)
-        return self._transforms[key]
+    def seed_members(self, state: Mapping[str, np.ndarray]) -> None:
+        """Set every local member's model state from ``state`` (keys as ``model.get_state()``).
+
+        Each array has the member axis last, of length 1 (one state copied into every member, e.g. a
+        spun-up column) or ``nmem`` (member ``i`` gets ``state[key][..., i]``, identical on every rank).
+        """
+        lay, snap = self.layout, {}
+        for key, arr in state.items():
+            a = np.asarray(arr)
+            if a.shape[-1:] == (1,):
+                snap[key] = np.asfortranarray(np.repeat(a, lay.nloc, axis=-1))
+            elif a.shape[-1:] == (self.nmem,):
+                snap[key] = np.asfortranarray(a[..., lay.start : lay.stop])
+            else:
+                raise ValueError(
+                    f"seed_members: state[{key!r}] has shape {a.shape}; the last (member) axis must be 1 or {self.nmem}"
+                )
+        self.model.set_state(snap)
+
+    def observation_weights(self, depth: tuple[float, float]) -> np.ndarray:
+        """Observation operator of a layer mean over ``depth`` = (top, bottom) m: weights (nlev,), sum 1.
+
+        The model's own layer weights (``ColumnModel.layer_weights``), the one implementation also used
+        by :meth:`images`.
+        """
+        return self.model.layer_weights([tuple(depth)])[0]
+
+    def update_mask(self, snow_threshold: float) -> np.ndarray:
+        """Layers that an analysis may change, bool (nlev, ncol, nloc).
+
+        Not where the model reports frozen soil or snow (``ColumnModel.frozen()``), nor on columns with
+        more than ``snow_threshold`` kg/m2 of snow water (``state["wsnow"]``).
+        """
+        m = self.model
+        ok = ~np.asarray(m.frozen(), dtype=bool) & (m.state["wsnow"] <= snow_threshold)  # (ncol, nloc)
+        return np.broadcast_to(ok[None], m.state["wliq"].shape).copy()
+
+    def analysis_context(self, method: Any) -> AnalysisContext:
+        """The arrays-only context of an analysis by ``method`` on this ensemble (see :mod:`landimg.da`)."""
+        return AnalysisContext(
+            h=self.observation_weights(method.obs_depth), geometry=self.geometry, layout=self.layout,
+            rngs=self.obs_rngs, update_mask=self.update_mask(method.snow_threshold), transforms=self.transforms,
+        )  # fmt: skip
+
+    def analyze(
+        self,
+        obs_image: np.ndarray,
+        obs_std: float | np.ndarray,
+        method: Method,
+        obs_mask: np.ndarray | None = None,
+    ) -> Diagnostics:
+        """Assimilate an observation image of the layer ``method.obs_depth`` (see :meth:`assimilate`).
+
+        Returns the typed :class:`~landimg.da.protocol.Diagnostics`, with the water booking filled in.
+        """
+        obs, std, mask = self._check_observations(obs_image, obs_std, obs_mask)
+        g = self.grid
+        dtheta, diag = method.analyze(
+            self.model.theta(), g.to_columns(obs), std if std.ndim == 0 else g.to_columns(std),
+            None if mask is None else g.to_columns(mask), self.analysis_context(method),
+        )  # fmt: skip
+        if dtheta is None:
+            diag.clipped_water_kg_m2 = 0.0
+        else:
+            self._apply_increments(dtheta, diag)
+        return diag
 
     def assimilate(
         self,
         obs_image: np.ndarray,
         obs_std: float | np.ndarray,
-        method: Any,
+        method: Method,
         obs_mask: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Assimilate an observation image of the layer ``method.obs_depth``.
@@ -153,16 +223,21 @@ class Ensemble:
             Observed layer-mean soil moisture, m3/m3; NaN = missing.
         obs_std : float or ndarray (ny, nx)
             Observation error standard deviation, m3/m3 (>= 0).
-        method : OpenLoop, CurveletEnKF or PointEnKF
+        method : OpenLoop, CurveletEnKF, PointEnKF or PointLETKF (any :class:`landimg.da.protocol.Method`)
         obs_mask : ndarray of bool (ny, nx), optional
             False = do not use.
 
         Returns
         -------
         dict
-            Diagnostics: n_obs, n_nan_masked, increment_mean, increment_rms (m3/m3 of the observed layer),
-            computed/applied/clipped water (kg/m2, domain mean per member), ...
+            :meth:`analyze`'s diagnostics as a dict (``Diagnostics.as_dict()``): method, n_obs,
+            n_nan_masked, increment_mean, increment_rms (m3/m3 of the observed layer), computed/applied/
+            clipped water (kg/m2, domain mean per member), ...
         """
+        return self.analyze(obs_image, obs_std, method, obs_mask).as_dict()
+
+    def _check_observations(self, obs_image, obs_std, obs_mask):
+        """Float images (obs, std (scalar or image), mask or None), with one-line errors naming the argument."""
         obs_image = np.asarray(obs_image, dtype=np.float64)
         if obs_image.shape != self.grid.shape:
             raise ValueError(
@@ -179,9 +254,31 @@ class Ensemble:
             raise ValueError(f"obs_std must be a scalar or shape {self.grid.shape}, got {std.shape}")
         if np.any(std < 0) or np.any(np.isnan(std)):
             raise ValueError("obs_std must be >= 0 and not NaN")
-        if obs_mask is not None and np.shape(obs_mask) != self.grid.shape:
-            raise ValueError(f"obs_mask has shape {np.shape(obs_mask)}, expected {self.grid.shape}")
-        return method.assimilate(self, obs_image, std, obs_mask)
+        if obs_mask is not None:
+            if np.shape(obs_mask) != self.grid.shape:
+                raise ValueError(f"obs_mask has shape {np.shape(obs_mask)}, expected {self.grid.shape}")
+            obs_mask = np.asarray(obs_mask, dtype=bool)
+        return obs_image, std, obs_mask
+
+    def _apply_increments(self, dtheta: np.ndarray, diag: Diagnostics) -> None:
+        """Add theta increments (nlev, ncol, nloc) as liquid water (``model.add_soil_water``, bounds kept).
+
+        Books computed, applied and clipped water (kg/m2, domain means over columns and all members,
+        member-ordered) in ``diag`` with ``applied + clipped == computed``.
+        """
+        model, lay = self.model, self.layout
+        dz = np.asarray(model.dz, dtype=np.float64)
+        dw = np.asfortranarray(dtheta * (_RHO_LIQ * dz)[:, None, None])  # kg/m2 per layer
+        applied, clipped = model.add_soil_water(dw)
+        computed = dw.sum(axis=0)
+
+        def tot(a: np.ndarray) -> float:  # domain mean per member, (ncol, nloc) -> scalar, member-ordered
+            return float(lay.ordered_sum(np.asarray(a).T).sum()) / (lay.nmem * model.ncol)
+
+        diag.computed_water_kg_m2 = tot(computed)
+        diag.applied_water_kg_m2 = tot(applied)
+        diag.clipped_water_kg_m2 = tot(clipped)
+        diag.clipped_abs_water_kg_m2 = tot(np.abs(clipped))
 
     # ------------------------------------------------------------------ restart
     def gather_state(self, root: int = 0) -> dict[str, Any] | None:

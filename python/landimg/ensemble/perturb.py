@@ -3,9 +3,10 @@
 Each perturbed variable ``v`` carries a standard-normal field ``z_v`` (land columns) per member that is
 
 * AR(1) in time: ``z(t + dt) = phi z(t) + sqrt(1 - phi^2) w``, ``phi = exp(-dt / tau)``;
-* spatially correlated: ``w`` is a Gaussian random field with correlation ``exp(-r^2 / (2 L^2))``
-  (``L`` = ``length_km``), made by filtering white noise with a Gaussian kernel in Fourier space on the
-  grid image (zero-padded by 3 L unless the grid is periodic in longitude), unit variance exactly;
+* spatially correlated: ``w`` is a Gaussian random field with correlation ``exp(-r^2 / L^2)`` (e^-1 at
+  ``L`` = ``length_km``, the one convention of :mod:`landimg.random_fields`), made by filtering white noise
+  with a Gaussian kernel in Fourier space on the grid image (zero-padded unless the grid is periodic in
+  longitude), unit variance exactly;
 * cross-correlated between variables: ``w = chol(R) g`` with independent fields ``g``, so ``corr(z) = R``.
 
 Optionally (``rain_error_std > 0``) precipitation also carries a *persistent* multiplicative error per
@@ -74,7 +75,9 @@ class ForcingPerturbation:
     tau_hours : float
         AR(1) time scale, hours.
     length_km : float
-        Spatial correlation length L of ``exp(-r^2 / 2 L^2)``, km; 0 = spatially white.
+        Spatial correlation length L, km: correlation ``exp(-r^2 / L^2)``, e^-1 at L; 0 = spatially white.
+        The default 70.71067811865474 km (``2 * 50 / sqrt(2)``) draws bit for bit the fields of the former
+        default, 50 km in the retired ``exp(-r^2 / 2 L^2)`` convention.
     bounds : tuple of (name, low, high)
         Physical limits the perturbed forcing is clipped to (shortwave at most the solar constant); the
         clipping happens in the tails only and biases the means negligibly.
@@ -91,7 +94,7 @@ class ForcingPerturbation:
     std: tuple[float, ...] = (0.5, 0.3, 20.0, 1.0)
     corr: tuple[tuple[float, ...], ...] = _DEFAULT_CORR
     tau_hours: float = 24.0
-    length_km: float = 50.0
+    length_km: float = 70.71067811865474
     bounds: tuple[tuple[str, float, float], ...] = (
         ("precip", 0.0, 1.0),
         ("swdown", 0.0, 1360.0),
@@ -152,13 +155,13 @@ class _FieldMaker:
 def correlated_noise(
     grid: Any, length_km: float, rngs: Sequence[np.random.Generator], nfield: int = 1
 ) -> np.ndarray:
-    """Unit-variance Gaussian random fields with correlation ``exp(-r^2/2L^2)`` at land columns.
+    """Unit-variance Gaussian random fields with correlation ``exp(-r^2 / L^2)`` at land columns.
 
     Parameters
     ----------
     grid : landimg.Grid
     length_km : float
-        Correlation length L, km (0 = white).
+        Correlation length L, km (e^-1 at L; 0 = white).
     rngs : sequence of Generator
         One generator per field set (e.g. per member).
     nfield : int
@@ -294,7 +297,7 @@ class SoilPerturbation:
     std : dict-like tuple of (name, std)
         Standard deviation of the factor per parameter, e.g. (("ks", 0.5), ("b", 0.1)).
     length_km : float
-        Spatial correlation length of the factor fields, km.
+        Spatial correlation length of the factor fields, km (e^-1 at this distance).
     """
 
     std: tuple[tuple[str, float], ...] = (("ks", 0.5), ("b", 0.1), ("psi_s", 0.3))

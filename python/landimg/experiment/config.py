@@ -80,7 +80,7 @@ class EnsembleConfig:
     lwdown_std: float = 20.0
     tair_std: float = 1.0
     tau_hours: float = 24.0
-    corr_length_km: float = 300.0
+    corr_length_km: float = 424.2640687119285  # e^-1 length; = 2 * 300 / sqrt(2): the former 300 km of exp(-r^2/2L^2)
     inflation: float = 1.0
     inflation_mode: str = "fixed"
 

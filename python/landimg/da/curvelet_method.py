@@ -1,0 +1,199 @@
+"""The curvelet-space EnKF as a method: hyper-parameters (declared once, here) and ``analyze`` on arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from landimg.da.column_ops import increment_stats, regression_increments
+from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
+from landimg.da.inflation import check_inflation
+from landimg.da.obs_error import resolve_white_fraction
+from landimg.da.protocol import AnalysisContext, Diagnostics
+from landimg.parallel import MemberLayout
+
+__all__ = ["CurveletEnKF"]
+
+
+@dataclass(frozen=True)
+class CurveletEnKF:
+    """Curvelet-space EnKF of the observed layer (docs/method.md).
+
+    Attributes
+    ----------
+    pooling : {"wedge", "scale", "coefficient", "global"}
+        Where background and observation error variances are averaged (wedge: best in the toy study).
+    variance_support : {"land_fraction", "interior"}
+        How pooled background variances are brought to their land value: divided by the land fraction
+        (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
+        land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
+    inflation : float
+        Multiplicative anomaly inflation (1 = none); the lower bound in adaptive mode.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over the observed
+        land pixels (``lambda = (d.d - tr R) / tr(H B H^T)``, factor ``sqrt(lambda)`` clipped to
+        ``[inflation, inflation_max]``; reported as ``inflation``/``inflation_lambda`` in the diagnostics).
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
+    rtps : float
+        Relaxation to prior spread, 0..1.
+    perturb_obs : bool
+        Perturbed observations (stochastic EnKF); False = deterministic update (tests).
+    scale_weights : tuple of float or None
+        Gain multiplier per scale, coarsest first.
+    obs_corr_km : float
+        Correlation length L of the observation error, km: correlation ``exp(-r^2 / L^2)``, e^-1 at L, the
+        convention of :mod:`landimg.random_fields` and of the synthetic errors (0 = white).
+    obs_white_fraction : float in [0, 1] or None
+        Fraction of the observation-error variance that is white, the rest correlated with length
+        ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). None (default): white if ``obs_corr_km == 0``,
+        else entirely correlated (the historical meaning).
+    nscales, nangles_coarse, finest :
+        Curvelet parameters (``nscales=None``: the transform's default).
+    pad : int or None
+        Edge padding of regional grids (None: ``imageprep`` default; global grids are not padded in lon).
+    obs_depth : (float, float)
+        Observed layer, m.
+    deep_regression : bool
+        Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
+        (default True, as in the experiment).
+    snow_threshold : float
+        Columns with more snow water than this (kg/m2) are not updated.
+    obs_var_samples : int
+        Monte-Carlo images for the observation-error variance per coefficient when it has no exact
+        formula (correlated error, or an ``obs_std`` map with ``pooling="coefficient"``).
+    """
+
+    pooling: str = "wedge"
+    variance_support: str = "land_fraction"
+    inflation: float = 1.0
+    inflation_mode: str = "fixed"
+    inflation_max: float = 2.0
+    rtps: float = 0.0
+    perturb_obs: bool = True
+    scale_weights: tuple[float, ...] | None = None
+    obs_corr_km: float = 0.0
+    obs_white_fraction: float | None = None
+    nscales: int | None = None
+    nangles_coarse: int = 16
+    finest: str = "wavelets"
+    pad: int | None = None
+    obs_depth: tuple[float, float] = (0.0, 0.05)
+    deep_regression: bool = True
+    snow_threshold: float = 1.0
+    obs_var_samples: int = 32
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {'|'.join(POOLINGS)}, got {self.pooling!r}")
+        if self.variance_support not in VARIANCE_SUPPORTS:
+            raise ValueError(
+                f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
+            )
+        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
+        if not 0 <= self.rtps <= 1:
+            raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
+        resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
+
+    @property
+    def transform_key(self) -> tuple:
+        """What identifies this method's transform for a given grid (the host's cache key)."""
+        return ("curvelet", self.nscales, self.nangles_coarse, self.finest, self.pad)
+
+    def transform_for(
+        self, shape: tuple[int, int], periodic_lon: bool = False
+    ) -> tuple[Any, tuple[int, int]]:
+        """The padded curvelet transform for images of ``shape`` and the image offset in it."""
+        from landimg.transform.curvelet import Curvelet
+        from landimg.transform.imageprep import EdgePadding
+
+        pad = EdgePadding(shape, pad=self.pad, periodic_lon=periodic_lon)
+        kw = {} if self.nscales is None else {"nscales": self.nscales}
+        return Curvelet(
+            pad.padded_shape, nangles_coarse=self.nangles_coarse, finest=self.finest, **kw
+        ), pad.offset
+
+    def update(
+        self,
+        background: np.ndarray,
+        obs: np.ndarray,
+        obs_std: float | np.ndarray,
+        *,
+        transform: Any = None,
+        pad_offset: tuple[int, int] | None = None,
+        periodic_lon: bool = False,
+        cell_km: tuple[float, float] = (1.0, 1.0),
+        obs_mask: np.ndarray | None = None,
+        land: np.ndarray | None = None,
+        update_mask: np.ndarray | None = None,
+        layout: MemberLayout | None = None,
+        rngs: Sequence[np.random.Generator] | None = None,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Analysis images (nloc, ny, nx) and diagnostics; see :func:`curvelet_analysis`.
+
+        ``transform`` defaults to :meth:`transform_for` the image shape (padded).
+        """
+        if transform is None:
+            transform, pad_offset = self.transform_for(np.shape(background)[1:], periodic_lon)
+        return curvelet_analysis(
+            background, obs, obs_std, transform,
+            obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs,
+            inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
+            rtps=self.rtps, pooling=self.pooling, variance_support=self.variance_support,
+            scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km,
+            obs_white_fraction=self.obs_white_fraction, cell_km=cell_km,
+            periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
+            update_mask=update_mask, layout=layout, pad_offset=pad_offset,
+        )  # fmt: skip
+
+    def analyze(
+        self,
+        background: np.ndarray,
+        obs: np.ndarray,
+        obs_std: float | np.ndarray,
+        obs_mask: np.ndarray | None,
+        context: AnalysisContext,
+    ) -> tuple[np.ndarray, Diagnostics]:
+        """Increments of the layer state (nlev, ncol, nloc) from observations of the ``obs_depth`` layer.
+
+        The observed layer (``context.h``-weighted mean) of every member is analysed as an image
+        (:meth:`update`); its increment goes to the layers inside the observed depth and, with
+        ``deep_regression``, to the deeper layers by ensemble regression. ``obs``, ``obs_std`` and
+        ``obs_mask`` are per column (ncol,) (``obs_std`` may be a scalar); see :mod:`landimg.da.protocol`.
+        """
+        g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
+        over = h > 0
+        theta = np.asarray(background, dtype=np.float64)
+        xcol = np.einsum("l,lcm->mc", h, theta)  # observed-layer mean (nloc, ncol)
+        ok = context.update_mask
+        ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
+        ok_obs = np.all(ok[over], axis=0)  # (ncol, nloc)
+        transform, offset = context.transforms.get(
+            (self.transform_key, g.shape, g.periodic_lon), lambda: self.transform_for(g.shape, g.periodic_lon)
+        )
+        std = np.asarray(obs_std, dtype=np.float64)
+        xa, diag = self.update(
+            g.to_image(xcol), g.to_image(np.asarray(obs, dtype=np.float64)),
+            std if std.ndim == 0 else g.to_image(std, fill=0.0),
+            transform=transform, pad_offset=offset, periodic_lon=g.periodic_lon, cell_km=g.cell_km,
+            obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
+            land=g.land, update_mask=g.to_image(ok_obs.T, fill=False).astype(bool), layout=lay,
+            rngs=context.rngs, seed=context.seed,
+        )  # fmt: skip
+        dobs = g.to_columns(xa) - xcol  # (nloc, ncol) observed-layer increment
+        dtheta = np.where(over[:, None, None], dobs.T[None], 0.0)
+        if self.deep_regression:
+            dtheta += regression_increments(theta, xcol, dobs, over, lay)
+        dtheta *= ok
+        mean, rms = increment_stats(dobs, lay)
+        return dtheta, Diagnostics(
+            method="CurveletEnKF", n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
+            increment_mean=mean, increment_rms=rms, inflation=diag.get("inflation"),
+            inflation_lambda=diag.get("inflation_lambda"), gain_per_scale=diag.get("gain_per_scale"),
+            extra={"stats": diag.get("stats")},
+        )  # fmt: skip

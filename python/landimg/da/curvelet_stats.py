@@ -1,0 +1,273 @@
+"""Curvelet-space statistics: coefficient groups, frame-element norms, land coverage, variance pooling.
+
+The pieces of the curvelet EnKF that depend only on the transform and the land mask (no members): which
+coefficients are pooled together, the squared norm of every frame element (row of ``C``), how much of a
+frame element lies on land, and the pooled means that turn per-coefficient anomaly energy into ``s_b``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = [
+    "POOLINGS",
+    "VARIANCE_SUPPORTS",
+    "CoefficientStats",
+    "Transform",
+    "coefficient_groups",
+    "coefficient_scales",
+    "embed",
+    "extract",
+    "frame_norms2",
+    "image_offset",
+    "land_coverage",
+    "pool",
+    "pool_interior",
+    "transform_shape",
+]
+
+POOLINGS = ("coefficient", "wedge", "scale", "global")
+VARIANCE_SUPPORTS = ("land_fraction", "interior")
+
+# variance_support="interior": per group, the K best land-covered coefficients are pooled, with
+# K = max(#{cov >= _INTERIOR_COVERAGE}, ceil(_INTERIOR_MIN_FRACTION * size), min(_INTERIOR_MIN_COUNT, size))
+_INTERIOR_COVERAGE = 1.0 - 1e-4
+_INTERIOR_MIN_FRACTION = 0.2
+_INTERIOR_MIN_COUNT = 16
+_COVERAGE_SAMPLES = 64  # white-noise probes of the coverage estimate (x2 transforms, cached per mask)
+_COVERAGE_SEED = 0x5EED_C0DE
+
+
+class Transform(Protocol):
+    """What the analysis needs from a transform (``landimg.Curvelet`` satisfies it).
+
+    ``forward`` maps (..., ny, nx) to (..., ncoef); ``inverse`` is its adjoint and exact inverse;
+    ``wedges`` is a list of records with ``.scale`` (int) and ``.slice`` (into the coefficient axis).
+    Optional: per-coefficient squared frame-element norms (``norms2``/``coef_norms2``/``frame_norms2``).
+    """
+
+    shape: tuple[int, int]
+    ncoef: int
+    wedges: Sequence[Any]
+
+    def forward(self, x: np.ndarray) -> np.ndarray: ...
+
+    def inverse(self, c: np.ndarray) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------------- transform helpers
+def transform_shape(transform: Any) -> tuple[int, int]:
+    return tuple(int(s) for s in transform.shape)
+
+
+def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
+    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    n = int(transform.ncoef)
+    if pooling == "coefficient":
+        return np.arange(n)
+    if pooling == "global":
+        return np.zeros(n, dtype=np.int64)
+    gid = np.full(n, -1, dtype=np.int64)
+    for w, wedge in enumerate(transform.wedges):
+        gid[wedge.slice] = w if pooling == "wedge" else int(wedge.scale)
+    if (gid < 0).any():
+        raise ValueError("transform.wedges do not cover every coefficient")
+    return gid
+
+
+def coefficient_scales(transform: Any) -> np.ndarray:
+    """Scale index (ncoef,) of every coefficient (0 = coarsest)."""
+    return coefficient_groups(transform, "scale")
+
+
+def frame_norms2(transform: Any) -> np.ndarray:
+    """Squared norm of every frame element (row of C), (ncoef,).
+
+    Uses the transform's own attribute when it has one; otherwise estimates it per wedge from 16 white
+    noise images (a wedge's elements are translates of one another, so their norms agree).
+    """
+    for name in ("row_norms_sq", "norms2", "coef_norms2", "frame_norms2", "norm2", "squared_norms"):
+        val = getattr(transform, name, None)
+        if val is not None:
+            val = val() if callable(val) else val
+            return np.asarray(val, dtype=np.float64).reshape(-1)
+    rng = np.random.Generator(np.random.PCG64(12345))
+    c = transform.forward(rng.standard_normal((16,) + transform_shape(transform)))
+    gid = coefficient_groups(transform, "wedge")
+    sums = np.bincount(gid, weights=np.mean(c**2, axis=0))
+    return (sums / np.bincount(gid))[gid]
+
+
+def image_offset(
+    shape: tuple[int, int], tshape: tuple[int, int], offset: tuple[int, int] | None
+) -> tuple[int, int]:
+    if offset is None:
+        return (tshape[0] - shape[0]) // 2, (tshape[1] - shape[1]) // 2
+    oy, ox = (int(v) for v in offset)
+    if oy < 0 or ox < 0 or oy + shape[0] > tshape[0] or ox + shape[1] > tshape[1]:
+        raise ValueError(
+            f"pad_offset {offset} does not fit the image {shape} into the transform shape {tshape}"
+        )
+    return oy, ox
+
+
+def embed(images: np.ndarray, tshape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Place (..., ny, nx) images into zero (..., Ty, Tx) images at ``offset``."""
+    ny, nx = images.shape[-2:]
+    if (ny, nx) == tshape:
+        return images
+    oy, ox = offset
+    out = np.zeros(images.shape[:-2] + tshape)
+    out[..., oy : oy + ny, ox : ox + nx] = images
+    return out
+
+
+def extract(images: np.ndarray, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    if images.shape[-2:] == shape:
+        return images
+    oy, ox = offset
+    return images[..., oy : oy + shape[0], ox : ox + shape[1]]
+
+
+# ---------------------------------------------------------------------- statistics
+@dataclass
+class CoefficientStats:
+    """Background and observation error variance per coefficient and the gain actually used.
+
+    Attributes (all (ncoef,))
+    -------------------------
+    s_b, s_o : background / observation error variance per coefficient (after pooling and inflation)
+    gain : k = w s_b / (s_b + s_o)
+    """
+
+    s_b: np.ndarray
+    s_o: np.ndarray
+    gain: np.ndarray
+    scale: np.ndarray = field(repr=False)
+
+    def per_scale(self) -> dict[str, list[float]]:
+        """Mean s_b, s_o and gain per scale (lists indexed by scale)."""
+        n = np.bincount(self.scale)
+        return {
+            name: (np.bincount(self.scale, weights=getattr(self, name)) / n).tolist()
+            for name in ("s_b", "s_o", "gain")
+        }
+
+
+class _CoverageKey:
+    """Hashable cache key: the transform object (by identity, kept alive), the padded mask, the probes."""
+
+    def __init__(self, transform: Any, land_t: np.ndarray, nsamples: int) -> None:
+        self.transform, self.land_t, self.nsamples = transform, land_t, nsamples
+        self._key = (id(transform), land_t.shape, land_t.tobytes(), nsamples)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _CoverageKey) and self._key == other._key
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_coverage(key: _CoverageKey) -> np.ndarray:
+    cov = _estimate_coverage(key.transform, key.land_t, key.nsamples)
+    cov.setflags(write=False)
+    return cov
+
+
+def _estimate_coverage(transform: Any, land_t: np.ndarray, nsamples: int, batch: int = 8) -> np.ndarray:
+    """Fixed-seed estimate of :func:`land_coverage` (identical on every rank); see there."""
+    tshape = transform_shape(transform)
+    rng = np.random.Generator(np.random.PCG64(_COVERAGE_SEED))
+    e_land = np.zeros(int(transform.ncoef))
+    e_off = np.zeros(int(transform.ncoef))
+    for b0 in range(0, nsamples, batch):
+        z = rng.standard_normal((min(batch, nsamples - b0),) + tshape)
+        c_land = transform.forward(z * land_t)
+        c_off = transform.forward(z * ~land_t)
+        e_land += np.sum(c_land**2, axis=0)
+        e_off += np.sum(c_off**2, axis=0)
+    tot = e_land + e_off
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(tot > 0, e_land / tot, 0.0)
+
+
+def land_coverage(transform: Any, land_t: np.ndarray, nsamples: int = _COVERAGE_SAMPLES) -> np.ndarray:
+    """Land coverage of every frame element, (ncoef,) in [0, 1].
+
+    ``cov_k = sum_p land_p phi_k(p)^2 / sum_p phi_k(p)^2`` with ``phi_k`` the k-th frame element (row of C).
+    Estimated from ``nsamples`` fixed-seed white-noise images ``z`` split into their land and off-land
+    parts: ``E[(C(land z))_k^2] = sum_p land_p phi_k(p)^2`` and likewise off land, and ``cov_k`` is the ratio
+    of the land sum to the total. The two parts are independent, so ``logit(cov)`` has the error of the
+    log of a ratio of two chi2 / nsamples variables, std ``2 / sqrt(nsamples)``, whatever the coverage:
+    std ``~ 2 cov (1 - cov) / sqrt(nsamples)`` in ``cov`` (0.06 at cov = 0.5 and 0.02 at 0.9 for 64 probes,
+    relative accuracy of ``1 - cov`` near full coverage), exactly 1 (0) when the mask is all land (no land).
+    Cached per (transform object, mask, nsamples): the mask is fixed.
+
+    Parameters
+    ----------
+    transform : Transform
+    land_t : ndarray of bool, transform.shape
+        Land on the transform domain (padding is not land).
+    nsamples : int
+        Number of noise probes (each costs two forward transforms, once per cache entry).
+    """
+    land_t = np.ascontiguousarray(land_t, dtype=bool)
+    if land_t.shape != transform_shape(transform):
+        raise ValueError(
+            f"land_t must have the transform shape {transform_shape(transform)}, got {land_t.shape}"
+        )
+    if nsamples < 1:
+        raise ValueError(f"nsamples must be >= 1, got {nsamples}")
+    return _cached_coverage(_CoverageKey(transform, land_t, int(nsamples)))
+
+
+def pool_interior(
+    values: np.ndarray,
+    gid: np.ndarray,
+    cov: np.ndarray,
+    full: float = _INTERIOR_COVERAGE,
+    min_fraction: float = _INTERIOR_MIN_FRACTION,
+    min_count: int = _INTERIOR_MIN_COUNT,
+) -> np.ndarray:
+    """Coverage-normalised pooled mean over the best land-covered coefficients of each group, (ncoef,).
+
+    In each group of ``n`` coefficients the ``K`` with the highest coverage are selected,
+    ``K = max(#{cov >= full}, ceil(min_fraction n), min(min_count, n))``: every coefficient whose frame
+    element lies (numerically) entirely on land, and never fewer than a fifth of the group, so that groups
+    without interior elements (coarse scales, small islands) still get a well-sampled, best-covered
+    estimate. The pooled value is ``sum_sel values / sum_sel cov`` (0 where that coverage is 0): unbiased
+    for white anomalies whatever the selection (``E[var_k] = cov_k sigma^2``), and free of the coastal
+    jump energy of smooth anomalies where the selection is interior. Ties are broken by coefficient index,
+    so the result depends only on ``values`` (identical on every rank).
+    """
+    ngroup = int(gid.max()) + 1 if gid.size else 0
+    order = np.lexsort((-cov, gid))  # by group, then by decreasing coverage (stable, deterministic)
+    size = np.bincount(gid, minlength=ngroup)
+    start = np.concatenate(([0], np.cumsum(size)[:-1]))
+    rank = np.empty(gid.size, dtype=np.int64)
+    rank[order] = np.arange(gid.size) - start[gid[order]]  # position within its group by coverage
+    n_full = np.bincount(gid, weights=(cov >= full), minlength=ngroup).astype(np.int64)
+    k = np.maximum(n_full, np.ceil(min_fraction * size).astype(np.int64))
+    k = np.minimum(size, np.maximum(k, min_count))
+    sel = rank < k[gid]
+    num = np.bincount(gid, weights=np.where(sel, values, 0.0), minlength=ngroup)
+    den = np.bincount(gid, weights=np.where(sel, cov, 0.0), minlength=ngroup)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = np.where(den > 0, num / den, 0.0)
+    return pooled[gid]
+
+
+def pool(values: np.ndarray, gid: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` within each group, broadcast back to (ncoef,)."""
+    if gid.size and gid[-1] == gid.size - 1:  # one group per coefficient (groups are sorted)
+        return values
+    sums = np.bincount(gid, weights=values)
+    return (sums / np.bincount(gid))[gid]
