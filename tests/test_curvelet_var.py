@@ -3,7 +3,7 @@
 import landimg
 import numpy as np
 import pytest
-from landimg.da.curvelet_enkf import frame_norms2
+from landimg.da.curvelet_stats import frame_norms2
 from landimg.da.curvelet_var import b_weights, gap_aware_increments, max_nscales
 
 SHAPE = (20, 28)

@@ -116,7 +116,7 @@ def test_persistent_rain_error(grid):
     assert abs(r_slow - np.exp(-0.1)) < 0.01 and abs(r_fast - np.exp(-1.0)) < 0.02
     z = p.z[:, 4].reshape(120, *grid.shape)
     a, b = z[:, :-8, :], z[:, 8:, :]  # one correlation length apart
-    assert abs(np.mean(a * b) / np.mean(z * z) - np.exp(-0.5)) < 0.06
+    assert abs(np.mean(a * b) / np.mean(z * z) - np.exp(-1.0)) < 0.06  # e^-1 at L (random_fields)
     f = p.apply({"precip": np.full(grid.ncol, 1e-4)})["precip"] / 1e-4
     fast = p.factors()  # precip factor = fast x slow, independent, each of mean 1
     assert abs(f.mean() - 1.0) < 0.06

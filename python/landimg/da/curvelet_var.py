@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.curvelet_stats import frame_norms2
+
 __all__ = ["SOLVERS", "SolveInfo", "b_weights", "gap_aware_increments", "max_nscales"]
 
 _log = logging.getLogger("landimg.analysis")
@@ -216,7 +218,7 @@ def gap_aware_increments(
     if not np.all(np.isfinite(d)):
         raise ValueError("innovation must be finite at the valid pixels")
     npix = float(np.prod(op.tshape))
-    b0 = float(np.sum(v * _norms2_of(transform))) / npix  # mean diagonal of B (exact per pooled wedge)
+    b0 = float(np.sum(v * frame_norms2(transform))) / npix  # mean diagonal of B (exact per pooled wedge)
     den = b0 + r_var
     precond = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 1.0)
     z, info = _pcg(op, d, r_var, precond, tol, maxiter)
@@ -231,9 +233,3 @@ def gap_aware_increments(
     if moved.size:
         inc[moved] = op.field(z[moved])[(slice(None),) + op.window]
     return inc, info
-
-
-def _norms2_of(transform: Any) -> np.ndarray:
-    from landimg.da.curvelet_enkf import frame_norms2
-
-    return frame_norms2(transform)

@@ -82,7 +82,11 @@ class EnsembleConfig:
     tau_hours: float = 24.0
     corr_length_km: float = 424.2640687119285  # e^-1 length; = 2 * 300 / sqrt(2): the former 300 km of exp(-r^2/2L^2)
     inflation: float = 1.0
-    inflation_mode: str = "fixed"
+    inflation_mode: str = "adaptive"
+    rain_error_std: float = 0.6
+    rain_error_tau_days: float = 10.0
+    rain_error_km: float = 800.0
+    spread_days: int = 10
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class AnalysisConfig:
     curvelet_nangles: int = 16
     curvelet_finest: str = "wavelets"
     curvelet_pooling: str = "wedge"
+    curvelet_solver: str = "cg"
     curvelet_variance_support: str = "land_fraction"
     curvelet_obs_corr_km: float = 0.0
     curvelet_obs_white_fraction: float = -1.0  # < 0: automatic (1 if curvelet_obs_corr_km == 0 else 0)
@@ -279,6 +284,13 @@ def _validate(cfg: Config) -> None:
     _positive("ensemble.corr_length_km", ens.corr_length_km, allow_zero=True)
     if ens.inflation < 1.0:
         raise ConfigError(f"ensemble.inflation must be >= 1, got {ens.inflation}")
+    _positive("ensemble.rain_error_std", ens.rain_error_std, allow_zero=True)
+    _positive("ensemble.rain_error_tau_days", ens.rain_error_tau_days)
+    _positive("ensemble.rain_error_km", ens.rain_error_km, allow_zero=True)
+    if not 0 <= ens.spread_days <= e.spinup_days:
+        raise ConfigError(
+            f"ensemble.spread_days must be in [0, experiment.spinup_days = {e.spinup_days}], got {ens.spread_days}"
+        )
     if ens.inflation_mode not in ("fixed", "adaptive"):
         raise ConfigError(
             f"ensemble.inflation_mode must be fixed or adaptive, got {ens.inflation_mode!r}"
@@ -352,6 +364,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"analysis.curvelet_pooling must be one of {', '.join(_POOLINGS)}, got {a.curvelet_pooling!r}"
             f"{_suggest(a.curvelet_pooling, _POOLINGS)}"
+        )
+    if a.curvelet_solver not in ("cg", "diagonal"):
+        raise ConfigError(
+            f"analysis.curvelet_solver must be cg or diagonal, got {a.curvelet_solver!r}"
+            f"{_suggest(a.curvelet_solver, ('cg', 'diagonal'))}"
         )
     if a.curvelet_nangles % 4 != 0:
         raise ConfigError(f"analysis.curvelet_nangles must be a multiple of 4, got {a.curvelet_nangles}")

@@ -39,6 +39,8 @@ RESTART_NAME = "restart/restart.npz"
 _LAYERS = _metrics.LAYERS
 _LAYER_NAMES = [_metrics.layer_name(layer) for layer in _LAYERS]
 _SCORES = ("spatial_corr", "ubrmse", "bias")
+_OBS_SPACE = ("omb_mean", "omb_rms", "oma_mean", "oma_rms", "spread_b", "spread_a", "obs_err", "consistency", "n_obs")
+_MAX_SCALES = 8
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -64,7 +66,7 @@ def build_methods(cfg: Config) -> dict[str, Any]:
             obs_corr_km=a.curvelet_obs_corr_km,
             obs_white_fraction=a.curvelet_obs_white_fraction if a.curvelet_obs_white_fraction >= 0 else None,
             nscales=a.curvelet_nscales or None, nangles_coarse=a.curvelet_nangles, finest=a.curvelet_finest,
-            obs_depth=depth, deep_regression=a.deep_regression,
+            obs_depth=depth, deep_regression=a.deep_regression, solver=a.curvelet_solver,
         ),
     }  # fmt: skip
     return {name: makers[name]() for name in a.methods}
@@ -80,6 +82,9 @@ def _perturbation(cfg: Config):
         std=(e.precip_sigma, e.swdown_sigma, e.lwdown_std, e.tair_std),
         tau_hours=e.tau_hours,
         length_km=e.corr_length_km,
+        rain_error_std=e.rain_error_std,
+        rain_error_tau_days=e.rain_error_tau_days,
+        rain_error_km=e.rain_error_km,
     )
 
 
@@ -209,6 +214,10 @@ def _new_history(cfg: Config, s: _Setup) -> dict[str, Any]:
             "scores_background": np.full((nd, nl, len(_SCORES)), np.nan),
             "station": np.full((nd, s.stations.n), np.nan),
             "clipped_water": np.zeros(nd),
+            "obs_space": np.full((nd, len(_OBS_SPACE)), np.nan),
+            "rank_counts": np.zeros((nd, cfg.ensemble.members + 1), np.int64),
+            "inflation": np.full(nd, np.nan),
+            "gain_per_scale": np.full((nd, _MAX_SCALES), np.nan),
         }
     return h
 
@@ -226,6 +235,7 @@ def _spinup(cfg: Config, s: _Setup, comm: Any, model_kwargs: dict[str, Any]) -> 
     ncol = s.domain.grid.ncol
     rank, size = comm.Get_rank(), comm.Get_size()
     nsteps = e.spinup_days * cfg.steps_per_day
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day  # the ensemble's last days: per member
     todo = []
     if rank == 0:
         todo.append(("nature", s.soil_true, s.weather.truth))
@@ -234,13 +244,33 @@ def _spinup(cfg: Config, s: _Setup, comm: Any, model_kwargs: dict[str, Any]) -> 
     states: dict[str, dict] = {}
     for name, soil, weather in todo:
         m = ColumnModel(ncol, 1, soil=soil, dt=e.dt, **model_kwargs)
-        for k in range(-nsteps, 0):
+        for k in range(-nsteps, 0 if name == "nature" else -nspread):
             m.step(weather(k * e.dt))
         m.reset_fluxes()
         states[name] = m.get_state()
     nature = comm.bcast(states.get("nature"), root=0)
     member = comm.bcast(states.get("ensemble"), root=size - 1)
     return nature, member
+
+
+def _spread(cfg: Config, s: _Setup, ensembles: list) -> None:
+    """Per-member spin-up: the last ``ensemble.spread_days`` of the spin-up run with perturbed forcing.
+
+    The first ensemble runs them (all members, this rank's share); the others copy its state (model and
+    perturbation fields), so every method starts from the same spread-out ensemble.
+    """
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day
+    if nspread == 0 or not ensembles:
+        return
+    first = ensembles[0]
+    for k in range(-nspread, 0):
+        first.advance(s.weather.ensemble(k * cfg.experiment.dt), 1)
+    first.model.reset_fluxes()
+    for ens in ensembles[1:]:
+        ens.model.set_state(first.model.get_state())
+        ens.model.reset_fluxes()
+        if first.perturber is not None:
+            ens.perturber.set_state(first.perturber.get_state())
 
 
 def _replicate(state: dict[str, np.ndarray], nloc: int) -> dict[str, np.ndarray]:
@@ -254,6 +284,9 @@ class RunResult:
 
     summary: dict[str, Any]
     history: dict[str, Any] = field(repr=False)
+
+
+from landimg.da.obs_diagnostics import obs_space_stats  # noqa: E402
 
 
 def _daily_record(cfg, s, day, ensembles, nature, obs_img, bg_obs_mean, history, diags) -> None:
@@ -283,6 +316,14 @@ def _daily_record(cfg, s, day, ensembles, nature, obs_img, bg_obs_mean, history,
             h["scores"][day, i] = [sc[k] for k in _SCORES]
         h["station"][day] = grid.to_columns(means[0])[s.stations.columns]
         h["clipped_water"][day] = float(diags[name].get("clipped_water_kg_m2", 0.0))
+        st = diags[name].get("obs_space")
+        if st is not None:
+            h["obs_space"][day] = [getattr(st, k) for k in _OBS_SPACE]
+            h["rank_counts"][day] = st.rank_counts
+        h["inflation"][day] = float(diags[name].get("inflation", np.nan))
+        g = diags[name].get("gain_per_scale")
+        if g is not None:
+            h["gain_per_scale"][day, : min(len(g), _MAX_SCALES)] = g[:_MAX_SCALES]
 
 
 def _background_scores(s, ensembles, nature, history, day) -> dict[str, np.ndarray]:
@@ -318,6 +359,8 @@ def summarize(
             "n": int(np.isfinite(tc).sum()),
         }
         entry["clipped_water_kg_m2"] = float(np.sum(h["clipped_water"]))
+        entry["obs_space"] = {k: float(np.nanmean(h["obs_space"][:, j])) if np.isfinite(h["obs_space"][:, j]).any() else float("nan") for j, k in enumerate(_OBS_SPACE)}
+        entry["rank_counts"] = [int(c) for c in h["rank_counts"].sum(axis=0)]
         out["methods"][m] = entry
     out["wall_seconds"] = float(wall)
     out["ranks"] = int(ranks)
@@ -422,6 +465,7 @@ def run(
         nature.set_state(nat)
         for ens in ensembles.values():
             ens.model.set_state(_replicate(member, ens.model.state["wliq"].shape[-1]))
+        _spread(cfg, s, list(ensembles.values()))
         prog.log(f"spin-up of {e.spinup_days} days: {time.perf_counter() - t0:.1f} s")
         day0 = 0
         history = _new_history(cfg, s) if rank == 0 else None
@@ -456,7 +500,13 @@ def run(
                 for name, ens in ensembles.items():
                     if step == spd - 1:
                         bg_obs[name] = ens.mean_image(obs_depth)
+                        bg_members = ens.images(obs_depth, gather=True)
                     diags[name] = ens.assimilate(y, ystd, s.methods[name])
+                    if step == spd - 1:
+                        diags[name]["obs_space"] = obs_space_stats(
+                            bg_members, ens.images(obs_depth, gather=True), y, ystd,
+                            rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
+                        )  # fmt: skip
                     clipped[name] += float(diags[name].get("clipped_water_kg_m2", 0.0))
         if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
             _background_scores(s, ensembles, nature, history, day)
@@ -501,6 +551,16 @@ def _write_outputs(
             _plots(cfg, s, out, history)
 
 
+def _obs_space_plots(pdir: Path, cfg: Config, s: _Setup, history: dict[str, Any]) -> None:
+    """Spread versus error and rank histograms in observation space (plots/spread_error.png, rank_histograms.png)."""
+    from landimg.experiment import obsplots
+
+    keys = ("omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a")
+    series = {m: {k: history[m]["obs_space"][:, _OBS_SPACE.index(k)] for k in keys} for m in s.methods}
+    obsplots.plot_spread_error(pdir / "spread_error.png", np.arange(1, cfg.experiment.days + 1), series)
+    obsplots.plot_rank_histograms(pdir / "rank_histograms.png", {m: history[m]["rank_counts"].sum(axis=0) for m in s.methods})
+
+
 def _plots(cfg: Config, s: _Setup, out: Path, history: dict[str, Any]) -> None:
     from landimg.experiment import plot
 
@@ -513,6 +573,7 @@ def _plots(cfg: Config, s: _Setup, out: Path, history: dict[str, Any]) -> None:
         "observations (last day)": history["obs"][last],
     }
     fields.update({m: history[m]["mean"][last, 0] for m in s.methods})
+    _obs_space_plots(pdir, cfg, s, history)
     plot.plot_maps(
         pdir / "maps_0-10cm.png", grid.lat, grid.lon, fields, f"0-10 cm soil moisture (m3/m3), day {last + 1}"
     )

@@ -307,6 +307,44 @@ def prepare_out_dir(out: str | Path, resume: bool, create: bool = True) -> bool:
     return True
 
 
+_OBS_SPACE_DOC = {
+    "omb_mean": ("m3 m-3", "mean observation minus background ensemble mean at the observations"),
+    "omb_rms": ("m3 m-3", "rms observation minus background ensemble mean"),
+    "oma_mean": ("m3 m-3", "mean observation minus analysis ensemble mean"),
+    "oma_rms": ("m3 m-3", "rms observation minus analysis ensemble mean"),
+    "spread_b": ("m3 m-3", "background ensemble spread at the observations (rms of the member std)"),
+    "spread_a": ("m3 m-3", "analysis ensemble spread at the observations"),
+    "obs_err": ("m3 m-3", "rms observation error std"),
+    "consistency": ("1", "omb_rms / sqrt(spread_b^2 + obs_err^2)"),
+    "n_obs": ("1", "usable observations"),
+}
+
+
+def _obs_space_variables(mvar: dict, mdims: dict, history: Mapping[str, Any], methods: list[str]) -> None:
+    """Observation-space diagnostics per method (one analysis a day) into the metrics variables."""
+    from landimg.experiment.cycle import _OBS_SPACE
+
+    for m in methods:
+        h = history[m]
+        if "obs_space" not in h:
+            continue
+        for j, k in enumerate(_OBS_SPACE):
+            u, doc = _OBS_SPACE_DOC[k]
+            mvar[f"{k}_{m}"] = (("time",), h["obs_space"][:, j], {"units": u, "long_name": f"{m} {doc}"})
+        mdims["rank"] = h["rank_counts"].shape[1]
+        mvar[f"rank_counts_{m}"] = (
+            ("time", "rank"), h["rank_counts"],
+            {"units": "1", "long_name": f"{m} rank histogram of the observations among the background members "
+             "perturbed by observation-error draws (Hamill 2001)"},
+        )  # fmt: skip
+        mvar[f"inflation_{m}"] = (("time",), h["inflation"], {"units": "1", "long_name": f"{m} anomaly inflation factor applied"})
+        mdims["scale"] = h["gain_per_scale"].shape[1]
+        mvar[f"gain_per_scale_{m}"] = (
+            ("time", "scale"), h["gain_per_scale"],
+            {"units": "1", "long_name": f"{m} mean diagonal-form gain per curvelet scale (coarsest first)"},
+        )  # fmt: skip
+
+
 def write_experiment_netcdf(
     out: str | Path, cfg: Any, grid: Any, stations: Any, history: Mapping[str, Any], methods: list[str]
 ) -> list[Path]:
@@ -466,6 +504,7 @@ def write_experiment_netcdf(
                 "coordinates": "station_lat station_lon",
             },
         )
+    _obs_space_variables(mvar, mdims, history, methods)
     p2 = out / "metrics.nc"
     write_netcdf(p2, mdims, mvar, gattrs)
     return [p1, p2]
