@@ -57,9 +57,9 @@ class Config:
 
 
 CONFIGS: tuple[Config, ...] = (
-    Config("main", ('analysis.methods=["openloop","point_enkf","curvelet_enkf"]', "analysis.localization_km=1000"),
+    Config("main", ('analysis.methods=["openloop","point_enkf","curvelet_enkf"]', "point_enkf.radius_km=1000"),
            "open loop, point EnKF (1000 km, its best radius in the sensitivity study), curvelet EnKF (defaults)"),
-    Config("diagonal", ('analysis.methods=["curvelet_enkf"]', "analysis.curvelet_solver=diagonal"),
+    Config("diagonal", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.solver=diagonal"),
            "curvelet EnKF with the paper's diagonal update (solver=diagonal)"),
 )  # fmt: skip
 #: paired comparisons: (label, (config, method), (config, method))

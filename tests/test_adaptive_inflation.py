@@ -197,10 +197,10 @@ def test_bad_settings_raise(kw, match):
 
 def test_config_key(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[ensemble]\ninflation_mode = "adaptive"\n')
-    assert load_config(cfg).ensemble.inflation_mode == "adaptive"
-    cfg.write_text('[ensemble]\ninflation_mode = "auto"\n')
-    with pytest.raises(ConfigError, match="ensemble.inflation_mode"):
+    cfg.write_text('[point_enkf]\ninflation_mode = "adaptive"\n')
+    assert load_config(cfg).method["point_enkf"].inflation_mode == "adaptive"
+    cfg.write_text('[curvelet_enkf]\ninflation_mode = "auto"\n')
+    with pytest.raises(ConfigError, match="curvelet_enkf.inflation_mode"):
         load_config(cfg)
 
 

@@ -107,8 +107,9 @@ def test_cli_errors_leave_nothing(tmp_path, capsys):
     assert "did you mean 'days'" in capsys.readouterr().err and not out.exists()
     assert main(["--out", str(out), "--set", "experiment.days=0"]) == 2 and not out.exists()
     out.mkdir()
+    (out / "keep.txt").write_text("a user's file")
     assert main(["--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err and list(out.iterdir()) == []
+    assert "already exists" in capsys.readouterr().err and [p.name for p in out.iterdir()] == ["keep.txt"]
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["--out", str(blocker / "sub")]) == 2

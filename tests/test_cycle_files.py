@@ -100,6 +100,6 @@ def test_unusable_input_files_fail_before_running_with_one_line_and_nothing_left
         assert main(args) == 2, name
         err = capsys.readouterr().err
         assert (
-            err.startswith("landimg.experiment.cycle: error: ") and expected[name] in err and "Traceback" not in err
+            err.startswith("landimg.cycle: error: ") and expected[name] in err and "Traceback" not in err
         ), err
         assert not out.exists(), name

@@ -90,11 +90,15 @@ def test_prepare_out_dir_rules(tmp_path):
     out = tmp_path / "run"
     assert prepare_out_dir(out, resume=False, create=False) is True and not out.exists()
     assert prepare_out_dir(out, resume=False) is True and out.is_dir()
+    (out / "restart").mkdir()
+    (out / "restart" / ".restart.npz.x1.tmp").write_bytes(b"partial")
+    # what a run that failed before its first restart leaves (empty dirs, temporaries) is reused, cleaned
+    assert prepare_out_dir(out, resume=False) is False and not (out / "restart" / ".restart.npz.x1.tmp").exists()
+    (out / "notes.txt").write_text("mine")
     with pytest.raises(OutputDirError, match="already exists"):
         prepare_out_dir(out, resume=False)
     with pytest.raises(OutputDirError, match="no restart"):
         prepare_out_dir(out, resume=True)
-    (out / "restart").mkdir()
     save_restart(out / "restart" / "restart.npz", {"a": 1})
     assert prepare_out_dir(out, resume=True) is False
     blocker = tmp_path / "file"

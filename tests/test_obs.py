@@ -130,7 +130,7 @@ def test_file_observations_refuse_out_of_range_values_and_count_covered_days(gri
     data[0][np.nonzero(grid.land)[0][:3], np.nonzero(grid.land)[1][:3]] = -9999.0  # undeclared fill on land
     _write_sm_file(p, grid.lat, grid.lon, data, [0.5, 30.5])
     fo = FileObservations(str(p), grid, "2021-05-01")
-    with pytest.raises(ValueError, match=r"outside \[0, 1\] m3/m3.*fill values"):
+    with pytest.raises(ValueError, match=r"outside the plausible volumetric soil moisture range \[0, 1\] m3 m-3.*fill values"):
         fo.observe(0)
     assert fo.days_with_records(10) == 1 and fo.days_with_records(40) == 2
     fo.close()

@@ -100,7 +100,7 @@ def test_default_keeps_historical_meaning_bitwise(T):
     )
     assert CurveletEnKF().obs_white_fraction is None
     cfg = load_config()
-    assert cfg.analysis.curvelet_obs_white_fraction == -1.0  # automatic
+    assert cfg.method["curvelet_enkf"].obs_white_fraction is None  # automatic
 
 
 @pytest.mark.parametrize(
@@ -115,11 +115,11 @@ def test_bad_values_raise(T, w, corr):
 
 @pytest.mark.parametrize("w, corr", [("1.5", "200"), ("0.5", "0"), ("-0.5", "200")])
 def test_config_key_validated(w, corr):
-    with pytest.raises(ConfigError, match="curvelet_obs_white_fraction"):
+    with pytest.raises(ConfigError, match="curvelet_enkf.obs_white_fraction"):
         load_config(
-            overrides=[f"analysis.curvelet_obs_white_fraction={w}", f"analysis.curvelet_obs_corr_km={corr}"]
+            overrides=[f"curvelet_enkf.obs_white_fraction={w}", f"curvelet_enkf.obs_corr_km={corr}"]
         )
     ok = load_config(
-        overrides=["analysis.curvelet_obs_white_fraction=0.5", "analysis.curvelet_obs_corr_km=200"]
+        overrides=["curvelet_enkf.obs_white_fraction=0.5", "curvelet_enkf.obs_corr_km=200"]
     )
-    assert ok.analysis.curvelet_obs_white_fraction == 0.5
+    assert ok.method["curvelet_enkf"].obs_white_fraction == 0.5

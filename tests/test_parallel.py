@@ -53,11 +53,19 @@ def test_serial_layout_reductions_match_member_order_loop():
         lay.ordered_sum(x[:4])
 
 
-def test_layout_checks_and_default_comm():
+def test_layout_checks_and_serial_fallback(monkeypatch):
     with pytest.raises(ValueError, match="nmem"):
         MemberLayout(0, SerialComm())
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # mpi4py absent: the serial stand-in, not a crash
     comm = default_comm()
-    assert comm.Get_size() >= 1
-    with pytest.raises(RuntimeError):  # serial: the exception propagates unchanged
-        with abort_on_error(SerialComm()):
-            raise RuntimeError("boom")
+    assert isinstance(comm, SerialComm)
+    obj = {"a": np.arange(3)}
+    assert comm.bcast(obj) is obj and comm.gather(obj) == [obj] and comm.allgather(5) == [5]
+    assert comm.scatter([7]) == 7 and comm.allreduce(4) == 4
+    with (
+        pytest.raises(RuntimeError),
+        abort_on_error(SerialComm()),
+    ):  # serial: the exception propagates unchanged
+        raise RuntimeError("boom")

@@ -26,15 +26,19 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "Interrupted",
     "MemberLayout",
     "Purpose",
     "SerialComm",
+    "StopRequest",
     "abort_on_error",
     "block_partition",
     "default_comm",
+    "finish_together",
     "install_abort_excepthook",
     "member_rng",
     "member_seed_sequence",
+    "wait_all",
 ]
 
 
@@ -323,3 +327,104 @@ class abort_on_error:
             if self.comm.Get_size() > 1:
                 _abort_hook(self.comm)(exc_type, exc, tb)
         return False
+
+
+# ---------------------------------------------------------------------------------------------- stopping
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM where no safe stop is possible (before a restart exists, or a second signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handling for a program with safe points (e.g. after a restart is written).
+
+    While :attr:`armed` is False (nothing to keep yet) a signal raises :class:`Interrupted` at once;
+    once armed, the first signal only records itself (:attr:`signum`) and the program polls
+    :meth:`agreed` at its next safe point; a second signal raises :class:`Interrupted`.
+    """
+
+    _SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.armed = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopRequest:
+        """Install the handlers (main thread only); returns self."""
+        import signal
+
+        for name in self._SIGNALS:
+            sig = getattr(signal, name)
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Put back the handlers that were installed before :meth:`install`."""
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = self.signum == 0
+        self.signum = self.signum or int(signum)
+        if not (first and self.armed):
+            raise Interrupted(signum)
+
+    def agreed(self, comm: Any) -> int:
+        """Collective: the signal number any rank received (0: none), the same on every rank."""
+        if _is_serial(comm):
+            return self.signum
+        from mpi4py import MPI
+
+        return int(comm.allreduce(self.signum, op=MPI.MAX))
+
+
+def wait_all(comm: Any, timeout: float | None = None, poll: float = 0.01) -> bool:
+    """Wait until every rank of ``comm`` arrives here, polling (signal handlers keep running).
+
+    Returns True when all arrived, False after ``timeout`` seconds (the barrier is then left pending:
+    use a communicator reserved for this, and abort).
+    """
+    if _is_serial(comm):
+        return True
+    import time
+
+    req = comm.Ibarrier()
+    t0 = time.monotonic()
+    while not req.Test():
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def finish_together(comm: Any, errcomm: Any, line: str, code: int, timeout: float = 5.0) -> int:
+    """End a failing program on every rank with ``line`` printed exactly once, and no rank left waiting.
+
+    Every rank that fails calls this. If all ranks of ``errcomm`` (a duplicate of ``comm`` reserved for
+    this) arrive within ``timeout`` seconds -- a failure every rank saw, e.g. a bad input -- rank 0
+    prints its ``line`` and every rank returns ``code``. Otherwise this rank's ``line`` is printed and
+    flushed, and ``comm.Abort(code)`` ends all ranks. ``line`` is printed to stderr.
+    """
+    if _is_serial(comm):
+        if line:
+            print(line, file=sys.stderr, flush=True)
+        return code
+    if wait_all(errcomm, timeout):
+        if errcomm.Get_rank() == 0 and line:
+            print(line, file=sys.stderr, flush=True)
+        wait_all(errcomm)  # nobody leaves (and perhaps aborts under -m mpi4py) before rank 0 printed
+        return code
+    if line:
+        print(line, file=sys.stderr, flush=True)
+    import time
+
+    time.sleep(0.2)  # let mpirun forward the line before the abort tears the job down
+    comm.Abort(code)
+    return code  # pragma: no cover - Abort does not return

@@ -35,7 +35,7 @@ class CurveletEnKF:
     inflation : float
         Multiplicative anomaly inflation (1 = none); the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over the observed
+        ``"adaptive"`` (default): the anomaly factor is estimated per analysis from the innovations over the observed
         land pixels (``lambda = (d.d - tr R) / tr(H B H^T)``, factor ``sqrt(lambda)`` clipped to
         ``[inflation, inflation_max]``; reported as ``inflation``/``inflation_lambda`` in the diagnostics).
     inflation_max : float
@@ -82,7 +82,7 @@ class CurveletEnKF:
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
     inflation: float = 1.0
-    inflation_mode: str = "fixed"
+    inflation_mode: str = "adaptive"
     inflation_max: float = 2.0
     rtps: float = 0.0
     perturb_obs: bool = True

@@ -54,7 +54,7 @@ class PointEnKF:
     inflation : float
         Multiplicative anomaly inflation; the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the anomaly factor is estimated per analysis from the innovations over all usable
+        ``"adaptive"`` (default): the anomaly factor is estimated per analysis from the innovations over all usable
         observations (see :class:`CurveletEnKF`), clipped to ``[inflation, inflation_max]``.
     inflation_max : float
         Upper bound of the adaptive anomaly factor.
@@ -72,7 +72,7 @@ class PointEnKF:
     radius_km: float = 500.0
     max_obs: int = 64
     inflation: float = 1.0
-    inflation_mode: str = "fixed"
+    inflation_mode: str = "adaptive"
     inflation_max: float = 2.0
     perturb_obs: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)

@@ -1,43 +1,39 @@
 """Experiment configuration: built-in defaults, a TOML file and ``--set section.key=value`` overrides.
 
-The configuration is a tree of frozen dataclasses (:class:`Config` holds one dataclass per TOML
-section). :func:`load_config` merges, in this order, the built-in defaults, an optional TOML file and
-command-line overrides, then checks every key and value. Errors are :class:`ConfigError` (a
-``ValueError``) naming the offending key and, for unknown names, suggesting the closest valid one.
+The configuration is a tree of frozen dataclasses, one per TOML section. Every key is declared once,
+as a dataclass field with its type, default, one-line doc and bounds (:func:`settings.setting`); the
+analysis methods' sections (``[curvelet_enkf]``, ``[point_enkf]``, ``[point_letkf]``, one per entry of
+:data:`landimg.da.METHODS` that has settings) are the method dataclasses of :mod:`landimg.da`
+themselves. Parsing, validation, ``--print-config`` and docs/configuration.md are derived from those
+declarations (:mod:`landimg.experiment.settings`, :mod:`landimg.experiment.configdoc`).
 
-Every key is documented in ``docs/configuration.md``.
+Settings the experiment supplies to the methods itself: ``obs_depth`` (from ``analysis.obs_depth``, shared
+by the observations, the methods and the output), so it is not a key of the method sections.
+
+To add a key: add a field to its section dataclass (``setting(default, doc, ...)``); to add a section:
+a dataclass here and an entry in :data:`SECTIONS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import difflib
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landimg import da
+from landimg.experiment.legacy import MOVED, check_moved, upgrade
+from landimg.experiment.settings import ConfigError, build_section, setting, specs, suggest
+
 __all__ = [
-    "METHODS",
-    "PRESETS",
-    "AnalysisConfig",
-    "Config",
-    "ConfigError",
-    "DomainConfig",
-    "EnsembleConfig",
-    "ExperimentConfig",
-    "ForcingConfig",
-    "ObsConfig",
-    "OutputConfig",
-    "from_dict",
-    "load_config",
-    "parse_override",
-    "to_dict",
-    "to_toml",
-]
+    "DEFAULT_METHODS", "METHODS", "MOVED", "PRESETS", "SECTIONS", "SUPPLIED", "AnalysisConfig", "Config",
+    "ConfigError", "DomainConfig", "EnsembleConfig", "ExperimentConfig", "ForcingConfig", "ObsConfig",
+    "OutputConfig", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
+    "to_dict", "to_toml",
+]  # fmt: skip
 
 #: Domain presets: name -> (lat bounds, lon bounds, default resolution in degrees).
 PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
@@ -46,132 +42,252 @@ PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
     "global1deg": ((-60.0, 90.0), (-180.0, 180.0), 1.0),
 }
 
-#: Analysis methods known to the cycling program.
-METHODS: tuple[str, ...] = ("openloop", "point_enkf", "curvelet_enkf")
+#: Analysis methods the cycle can run (``analysis.methods``), from :data:`landimg.da.METHODS`.
+METHODS: tuple[str, ...] = tuple(da.METHODS)
+#: The methods run by default.
+DEFAULT_METHODS: tuple[str, ...] = ("openloop", "point_enkf", "curvelet_enkf")
+#: Method fields the experiment supplies itself (not keys of the method sections).
+SUPPLIED: tuple[str, ...] = ("obs_depth",)
 
 
-_POOLINGS = ("wedge", "scale", "coefficient", "global")
-_VARIANCE_SUPPORTS = ("land_fraction", "interior")
-
-
-class ConfigError(ValueError):
-    """A configuration key or value is invalid (the message names the key)."""
+def _must(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{key} {msg}")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Experiment length, time step and random seed."""
 
-    seed: int = 42
-    days: int = 20
-    spinup_days: int = 240
-    start: str = "2021-05-01"
-    dt: float = 3600.0
+    seed: int = setting(
+        42,
+        "Seed of everything random: domain fields, weather, observations, stations, member perturbations.",
+        ge=0,
+    )
+    days: int = setting(
+        20, "Length of the assimilation period, days. Metrics are averaged over these days.", gt=0
+    )
+    spinup_days: int = setting(
+        240,
+        "Spin-up before the start: the nature run with the true weather and soil, one ensemble column with the ensemble's forcing and soil, copied to every member.",
+        ge=0,
+    )
+    start: str = setting(
+        "2021-05-01", "Experiment start date (00 UTC), `YYYY-MM-DD`; sets the season and solar geometry."
+    )
+    dt: float = setting(3600.0, "Model time step, s (divides a day).", gt=0, le=3600)
+
+    def __post_init__(self) -> None:
+        _must(
+            abs(86400.0 / self.dt - round(86400.0 / self.dt)) < 1e-9,
+            "dt",
+            f"must divide one day, got {self.dt}",
+        )
+        try:
+            _dt.date.fromisoformat(self.start)
+        except ValueError:
+            raise ValueError(f"start must be a date YYYY-MM-DD, got {self.start!r}") from None
 
 
 @dataclass(frozen=True)
 class EnsembleConfig:
     """Ensemble size and per-member forcing perturbations (CoLM LETKF settings by default)."""
 
-    members: int = 16
-    perturb: bool = True
-    precip_sigma: float = 0.5
-    swdown_sigma: float = 0.3
-    lwdown_std: float = 20.0
-    tair_std: float = 1.0
-    tau_hours: float = 24.0
-    corr_length_km: float = 424.2640687119285  # e^-1 length; = 2 * 300 / sqrt(2): the former 300 km of exp(-r^2/2L^2)
-    inflation: float = 1.0
-    inflation_mode: str = "adaptive"
-    rain_error_std: float = 0.6
-    rain_error_tau_days: float = 10.0
-    rain_error_km: float = 800.0
-    spread_days: int = 10
+    members: int = setting(16, "Ensemble size. The same members run for every method.", ge=2)
+    perturb: bool = setting(
+        True,
+        "Per-member forcing perturbations. With false all members are identical (zero spread), so the EnKFs make no update: use it only to check that.",
+    )
+    precip_sigma: float = setting(
+        0.5, "Standard deviation of the multiplicative (lognormal, mean 1) precipitation factor.", ge=0
+    )
+    swdown_sigma: float = setting(0.3, "Same for shortwave radiation.", ge=0)
+    lwdown_std: float = setting(20.0, "Additive longwave perturbation, W/m2.", ge=0)
+    tair_std: float = setting(1.0, "Additive air-temperature perturbation, K.", ge=0)
+    tau_hours: float = setting(24.0, "AR(1) time scale of the perturbations, hours.", gt=0)
+    corr_length_km: float = setting(
+        424.2640687119285,
+        "Spatial correlation length of the perturbation fields, km: correlation e^-1 at this distance "
+        "(random_fields convention; the default equals the former 300 km of exp(-r^2/2L^2)); 0 = white.",
+        ge=0,
+    )
+    rain_error_std: float = setting(
+        0.6,
+        "Standard deviation of each member's persistent multiplicative (lognormal, mean 1) rain error, on top of the fast precipitation perturbation (reanalysis rain biases are regional and last for weeks); 0 = off.",
+        ge=0,
+    )
+    rain_error_tau_days: float = setting(10.0, "AR(1) time scale of the persistent rain error, days.", gt=0)
+    rain_error_km: float = setting(
+        800.0, "Correlation length of the persistent rain error, km (e^-1 at this distance).", ge=0
+    )
+    spread_days: int = setting(
+        10,
+        "Per-member spin-up: the last days of the spin-up are run by every member with its own perturbed forcing, so the ensemble starts with spread (0 = all members start as one copy).",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)
 class DomainConfig:
     """Domain preset, resolution and optional user fields."""
 
-    preset: str = "conus"
-    res: float = 0.0
-    soil_file: str = ""
-    vegetation_file: str = ""
-    texture_corr_km: float = 400.0
-    texture_error_pct: float = 25.0
+    preset: str = setting(
+        "conus",
+        "`conus` (25-50N, 125-65W, 1 deg, 1,073 land cells), `china` (18-54N, 73-135E, 0.5 deg, 7,346), `global1deg` (60S-90N, 1 deg, 15,483).",
+        choices=tuple(PRESETS),
+    )
+    res: float | None = setting(
+        None, "Grid spacing in degrees (omitted: the preset's). Must divide the preset's spans.", gt=0
+    )
+    soil_file: str | None = setting(
+        None,
+        "netCDF with `sand` and `clay` on `lat`/`lon` ([data.md](data.md)); replaces the synthetic true texture.",
+    )
+    vegetation_file: str | None = setting(
+        None, "netCDF with `igbp` (1..17); replaces the synthetic vegetation classes."
+    )
+    texture_corr_km: float = setting(
+        400.0, "Correlation length of the synthetic texture/aridity fields, km.", gt=0
+    )
+    texture_error_pct: float = setting(
+        25.0,
+        "Standard deviation (percent sand; 0.6x for clay) of the ensemble's soil-texture error (a correlated field of half the texture's correlation length).",
+        ge=0,
+    )
+
+    def __post_init__(self) -> None:
+        if self.res is None or self.preset not in PRESETS:
+            return
+        (s, n), (w, e), _ = PRESETS[self.preset]
+        for span, name in ((n - s, "latitude"), (e - w, "longitude")):
+            _must(abs(span / self.res - round(span / self.res)) <= 1e-6, "res",
+                  f"{self.res} does not divide the {self.preset} {name} span of {span} degrees")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ForcingConfig:
     """Synthetic weather generator (truth) and its degradation (the ensemble's reanalysis-like forcing)."""
 
-    true_file: str = ""
-    ensemble_file: str = ""
-    storms_per_day: float = 0.5
-    storm_radius_km: float = 150.0
-    storm_intensity_mm_h: float = 3.0
-    storm_speed_km_h: float = 35.0
-    storm_hours: float = 24.0
-    displacement_km: float = 500.0
-    smoothing: float = 1.6
-    rain_bias: float = 0.85
-    amount_sigma: float = 0.5
-    miss_fraction: float = 0.3
-    false_alarm_fraction: float = 0.3
-    tair_bias: float = 0.5
-    bias_field_std: float = 0.9
-    bias_field_km: float = 800.0
+    true_file: str | None = setting(
+        None,
+        "Forcing file for the nature run (ALMA names, [data.md](data.md)); omitted: the synthetic true weather.",
+    )
+    ensemble_file: str | None = setting(
+        None,
+        "Forcing file for the ensemble (before member perturbations); omitted: the degraded synthetic weather.",
+    )
+    storms_per_day: float = setting(0.5, "Storm births per day per million km2 of the domain box.", gt=0)
+    storm_radius_km: float = setting(
+        150.0, "Typical Gaussian radius of a storm's rain footprint, km (lognormal, 30 %).", gt=0
+    )
+    storm_intensity_mm_h: float = setting(3.0, "Mean peak rain rate, mm/h (lognormal, 50 %).", gt=0)
+    storm_speed_km_h: float = setting(35.0, "Mean eastward storm speed, km/h.", ge=0)
+    storm_hours: float = setting(24.0, "Mean storm life, hours (uniform 0.5-1.5x, at most 48 h).", gt=0)
+    displacement_km: float = setting(
+        500.0, "Ensemble forcing: rms displacement per direction of each storm, km.", ge=0
+    )
+    smoothing: float = setting(
+        1.6, "Ensemble forcing: storm radius factor (1 = no smoothing; rain amount conserved).", ge=1
+    )
+    rain_bias: float = setting(0.85, "Ensemble forcing: multiplicative rain bias.", gt=0)
+    amount_sigma: float = setting(0.5, "Ensemble forcing: per-storm lognormal amount error.", ge=0)
+    miss_fraction: float = setting(0.3, "Ensemble forcing: fraction of true storms missed.", ge=0, lt=1)
+    false_alarm_fraction: float = setting(
+        0.3, "Ensemble forcing: spurious storms, as a fraction of the true storm rate.", ge=0, lt=1
+    )
+    tair_bias: float = setting(0.5, "Ensemble forcing: air-temperature bias, K.")
+    bias_field_std: float = setting(
+        0.9, "Ensemble forcing: log-standard deviation of a smooth regional rain-bias field.", ge=0
+    )
+    bias_field_km: float = setting(800.0, "Correlation length of that field, km.", gt=0)
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Which analyses run, how often, and their hyper-parameters."""
+    """Which analyses run and how often (each method's hyper-parameters are in its own section)."""
 
-    methods: tuple[str, ...] = METHODS
-    interval_hours: int = 24
-    obs_depth: float = 0.05
-    localization_km: float = 500.0
-    curvelet_nscales: int = 0
-    curvelet_nangles: int = 16
-    curvelet_finest: str = "wavelets"
-    curvelet_pooling: str = "wedge"
-    curvelet_solver: str = "cg"
-    curvelet_variance_support: str = "land_fraction"
-    curvelet_obs_corr_km: float = 0.0
-    curvelet_obs_white_fraction: float = -1.0  # < 0: automatic (1 if curvelet_obs_corr_km == 0 else 0)
-    deep_regression: bool = True
-    point_max_obs: int = 64
+    methods: tuple[str, ...] = setting(
+        DEFAULT_METHODS,
+        "Methods run side by side (each its own ensemble, same seed, forcing and observations); their settings are in the sections of the same names.",
+        choices=METHODS,
+    )
+    interval_hours: int = setting(
+        24, "Hours between analyses (divides 24 or a multiple of 24; a whole number of `dt`).", gt=0
+    )
+    obs_depth: float = setting(
+        0.05,
+        "Bottom of the observed layer, m (the retrievals are of the 0-`obs_depth` layer mean; supplied to every method).",
+        gt=0,
+        le=0.1,
+    )
+
+    def __post_init__(self) -> None:
+        _must(len(self.methods) > 0, "methods", "must name at least one method")
+        _must(len(set(self.methods)) == len(self.methods), "methods", f"has duplicates: {list(self.methods)}")
+        h = self.interval_hours
+        _must(24 % h == 0 or h % 24 == 0, "interval_hours", f"must divide 24 or be a multiple of 24, got {h}")
 
 
 @dataclass(frozen=True)
 class ObsConfig:
     """Synthetic satellite observations and verification stations, or user files."""
 
-    error_std: float = 0.04
-    white_fraction: float = 0.5
-    corr_length_km: float = 200.0
-    revisit_days: float = 2.5
-    swath_period_deg: float = 25.0
-    stations: int = 50
-    station_error_std: float = 0.02
-    station_bias_std: float = 0.02
-    file: str = ""
-    stations_file: str = ""
+    error_std: float = setting(
+        0.04, "Retrieval error standard deviation, m3/m3 (also the error the filters assume).", gt=0
+    )
+    white_fraction: float = setting(
+        0.5, "Fraction of the error variance that is white; the rest is spatially correlated.", ge=0, le=1
+    )
+    corr_length_km: float = setting(200.0, "Correlation length of the correlated error part, km.", gt=0)
+    revisit_days: float = setting(
+        2.5, "Each cell is observed once every this many days (2 or 3 for 2.5).", ge=1
+    )
+    swath_period_deg: float = setting(25.0, "Spacing of the swath stripes, degrees of longitude.", gt=0)
+    stations: int = setting(50, "Number of synthetic verification stations (random land cells).", ge=0)
+    station_error_std: float = setting(0.02, "Daily point-scale noise of station readings, m3/m3.", ge=0)
+    station_bias_std: float = setting(
+        0.02, "Standard deviation of each station's constant point-scale bias, m3/m3.", ge=0
+    )
+    file: str | None = setting(
+        None, "Gridded retrievals to assimilate instead of the synthetic ones ([data.md](data.md))."
+    )
+    stations_file: str | None = setting(
+        None, "Station readings to verify against instead of the synthetic stations."
+    )
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     """What the run writes in ``--out``."""
 
-    netcdf: bool = True
-    plots: bool = True
-    restart: bool = True
-    log_every_days: int = 5
+    netcdf: bool = setting(True, "Write `analysis.nc` and `metrics.nc`.")
+    plots: bool = setting(True, "Write `plots/*.png` (needs matplotlib; skipped otherwise).")
+    restart: bool = setting(
+        True,
+        "Write `restart/restart.npz` after every day (needed by `--resume`; the last day is always written).",
+    )
+    log_every_days: int = setting(5, "Progress line interval when the output is not a terminal.", gt=0)
+
+
+#: The experiment's own sections (TOML name -> dataclass), in --print-config order.
+SECTIONS: dict[str, type] = {
+    "experiment": ExperimentConfig, "ensemble": EnsembleConfig, "domain": DomainConfig,
+    "forcing": ForcingConfig, "analysis": AnalysisConfig, "obs": ObsConfig, "output": OutputConfig,
+}  # fmt: skip
+
+
+def method_sections() -> dict[str, type]:
+    """The method sections: name in :data:`landimg.da.METHODS` -> dataclass, for methods with settings."""
+    return {name: cls for name, cls in da.METHODS.items() if specs(cls, SUPPLIED)}
+
+
+def _default_methods() -> dict[str, Any]:
+    return {name: cls() for name, cls in method_sections().items()}
 
 
 @dataclass(frozen=True)
 class Config:
-    """The full resolved configuration (one attribute per TOML section)."""
+    """The full resolved configuration: one attribute per experiment section, ``method[name]`` per method."""
 
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
@@ -180,12 +296,18 @@ class Config:
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     obs: ObsConfig = field(default_factory=ObsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    method: dict[str, Any] = field(default_factory=_default_methods)
+
+    def __post_init__(self) -> None:
+        step = self.analysis.interval_hours * 3600.0
+        _must(step % self.experiment.dt == 0, "analysis.interval_hours",
+              f"= {self.analysis.interval_hours} is not a whole number of experiment.dt = {self.experiment.dt} s")  # fmt: skip
 
     @property
     def grid_spec(self) -> tuple[tuple[float, float], tuple[float, float], float]:
         """(lat bounds, lon bounds, resolution) of the domain after ``domain.res`` is applied."""
         lat, lon, res = PRESETS[self.domain.preset]
-        return lat, lon, (self.domain.res if self.domain.res > 0 else res)
+        return lat, lon, (self.domain.res if self.domain.res is not None else res)
 
     @property
     def steps_per_day(self) -> int:
@@ -198,250 +320,74 @@ class Config:
         return round(self.analysis.interval_hours * 3600.0 / self.experiment.dt)
 
 
-_SECTION_TYPES: dict[str, type] = {
-    "experiment": ExperimentConfig,
-    "ensemble": EnsembleConfig,
-    "domain": DomainConfig,
-    "forcing": ForcingConfig,
-    "analysis": AnalysisConfig,
-    "obs": ObsConfig,
-    "output": OutputConfig,
-}
+def input_files(cfg: Config) -> dict[str, str]:
+    """Every input file the configuration names: ``section.key`` -> path (keys whose type is a file)."""
+    out = {}
+    for sname in SECTIONS:
+        for key, value in dataclasses.asdict(getattr(cfg, sname)).items():
+            if value and (key == "file" or key.endswith("_file")):
+                out[f"{sname}.{key}"] = str(value)
+    return out
 
 
-def _suggest(name: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else ""
+def _all_sections() -> dict[str, tuple[type, tuple[str, ...]]]:
+    return {
+        **{s: (c, ()) for s, c in SECTIONS.items()},
+        **{s: (c, SUPPLIED) for s, c in method_sections().items()},
+    }
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def _has_key(section: str, key: str) -> bool:
+    sections = _all_sections()
+    return section in sections and key in specs(*sections[section])
 
 
-def _coerce(key: str, value: Any, typ: Any) -> Any:
-    """Check ``value`` against the annotated type ``typ``; return it in canonical form."""
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
-        return tuple(value)
-    if origin in (typing.Union, types.UnionType):  # pragma: no cover - no optional keys today
-        return value
-    raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover
-
-
-def _positive(key: str, value: float, *, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{key} must be {bound}, got {value!r}")
-
-
-def _validate(cfg: Config) -> None:
-    e, ens, d, f, a, o, out = (
-        cfg.experiment,
-        cfg.ensemble,
-        cfg.domain,
-        cfg.forcing,
-        cfg.analysis,
-        cfg.obs,
-        cfg.output,
-    )
-    _positive("experiment.days", e.days)
-    _positive("experiment.spinup_days", e.spinup_days, allow_zero=True)
-    _positive("experiment.dt", e.dt)
-    if e.seed < 0:
-        raise ConfigError(f"experiment.seed must be >= 0, got {e.seed}")
-    if e.dt > 3600.0 or abs(86400.0 / e.dt - round(86400.0 / e.dt)) > 1e-9:
-        raise ConfigError(f"experiment.dt must divide one day and be <= 3600 s, got {e.dt}")
-    try:
-        _dt.date.fromisoformat(e.start)
-    except ValueError:
-        raise ConfigError(f"experiment.start must be a date YYYY-MM-DD, got {e.start!r}") from None
-    if ens.members < 2:
-        raise ConfigError(f"ensemble.members must be >= 2, got {ens.members}")
-    for k in ("precip_sigma", "swdown_sigma", "lwdown_std", "tair_std"):
-        _positive(f"ensemble.{k}", getattr(ens, k), allow_zero=True)
-    _positive("ensemble.tau_hours", ens.tau_hours)
-    _positive("ensemble.corr_length_km", ens.corr_length_km, allow_zero=True)
-    if ens.inflation < 1.0:
-        raise ConfigError(f"ensemble.inflation must be >= 1, got {ens.inflation}")
-    _positive("ensemble.rain_error_std", ens.rain_error_std, allow_zero=True)
-    _positive("ensemble.rain_error_tau_days", ens.rain_error_tau_days)
-    _positive("ensemble.rain_error_km", ens.rain_error_km, allow_zero=True)
-    if not 0 <= ens.spread_days <= e.spinup_days:
-        raise ConfigError(
-            f"ensemble.spread_days must be in [0, experiment.spinup_days = {e.spinup_days}], got {ens.spread_days}"
-        )
-    if ens.inflation_mode not in ("fixed", "adaptive"):
-        raise ConfigError(
-            f"ensemble.inflation_mode must be fixed or adaptive, got {ens.inflation_mode!r}"
-            f"{_suggest(ens.inflation_mode, ('fixed', 'adaptive'))}"
-        )
-    if d.preset not in PRESETS:
-        raise ConfigError(
-            f"domain.preset: unknown preset {d.preset!r}{_suggest(d.preset, PRESETS)}"
-            f" (valid: {', '.join(PRESETS)})"
-        )
-    _positive("domain.res", d.res, allow_zero=True)
-    if d.res > 0:
-        (s, n), (w, east), _ = PRESETS[d.preset]
-        for span, name in ((n - s, "latitude"), (east - w, "longitude")):
-            if abs(span / d.res - round(span / d.res)) > 1e-6:
-                raise ConfigError(
-                    f"domain.res={d.res} does not divide the {d.preset} {name} span of {span} degrees"
-                )
-    _positive("domain.texture_corr_km", d.texture_corr_km)
-    _positive("domain.texture_error_pct", d.texture_error_pct, allow_zero=True)
-    for k in (
-        "storms_per_day",
-        "storm_radius_km",
-        "storm_intensity_mm_h",
-        "storm_hours",
-        "smoothing",
-        "rain_bias",
-    ):
-        _positive(f"forcing.{k}", getattr(f, k))
-    _positive("forcing.bias_field_km", f.bias_field_km)
-    for k in ("storm_speed_km_h", "displacement_km", "amount_sigma", "tair_bias", "bias_field_std"):
-        _positive(f"forcing.{k}", abs(getattr(f, k)) if k == "tair_bias" else getattr(f, k), allow_zero=True)
-    if f.smoothing < 1.0:
-        raise ConfigError(f"forcing.smoothing must be >= 1 (1 = no smoothing), got {f.smoothing}")
-    for k in ("miss_fraction", "false_alarm_fraction"):
-        if not 0.0 <= getattr(f, k) < 1.0:
-            raise ConfigError(f"forcing.{k} must be in [0, 1), got {getattr(f, k)}")
-    if not a.methods:
-        raise ConfigError("analysis.methods must name at least one method")
-    for m in a.methods:
-        if m not in METHODS:
-            raise ConfigError(
-                f"analysis.methods: unknown method {m!r}{_suggest(m, METHODS)} (valid: {', '.join(METHODS)})"
-            )
-    if len(set(a.methods)) != len(a.methods):
-        raise ConfigError(f"analysis.methods has duplicates: {list(a.methods)}")
-    _positive("analysis.interval_hours", a.interval_hours)
-    if (a.interval_hours * 3600.0) % e.dt != 0:
-        raise ConfigError(
-            f"analysis.interval_hours={a.interval_hours} is not a whole number of experiment.dt={e.dt} s"
-        )
-    if 24 % a.interval_hours != 0 and a.interval_hours % 24 != 0:
-        raise ConfigError(
-            f"analysis.interval_hours must divide 24 or be a multiple of 24, got {a.interval_hours}"
-        )
-    if not 0.0 < a.obs_depth <= 0.1:
-        raise ConfigError(f"analysis.obs_depth must be in (0, 0.1] m, got {a.obs_depth}")
-    _positive("analysis.localization_km", a.localization_km, allow_zero=True)
-    _positive("analysis.curvelet_nscales", a.curvelet_nscales, allow_zero=True)
-    _positive("analysis.curvelet_nangles", a.curvelet_nangles)
-    _positive("analysis.curvelet_obs_corr_km", a.curvelet_obs_corr_km, allow_zero=True)
-    if not (a.curvelet_obs_white_fraction == -1.0 or 0.0 <= a.curvelet_obs_white_fraction <= 1.0) or (
-        0.0 <= a.curvelet_obs_white_fraction < 1.0 and a.curvelet_obs_corr_km <= 0
-    ):
-        raise ConfigError(
-            "analysis.curvelet_obs_white_fraction must be -1 (automatic) or in [0, 1] (< 1 needs "
-            f"analysis.curvelet_obs_corr_km > 0), got {a.curvelet_obs_white_fraction!r}"
-        )
-    _positive("analysis.point_max_obs", a.point_max_obs)
-    if a.curvelet_pooling not in _POOLINGS:
-        raise ConfigError(
-            f"analysis.curvelet_pooling must be one of {', '.join(_POOLINGS)}, got {a.curvelet_pooling!r}"
-            f"{_suggest(a.curvelet_pooling, _POOLINGS)}"
-        )
-    if a.curvelet_solver not in ("cg", "diagonal"):
-        raise ConfigError(
-            f"analysis.curvelet_solver must be cg or diagonal, got {a.curvelet_solver!r}"
-            f"{_suggest(a.curvelet_solver, ('cg', 'diagonal'))}"
-        )
-    if a.curvelet_nangles % 4 != 0:
-        raise ConfigError(f"analysis.curvelet_nangles must be a multiple of 4, got {a.curvelet_nangles}")
-    if a.curvelet_variance_support not in _VARIANCE_SUPPORTS:
-        raise ConfigError(
-            f"analysis.curvelet_variance_support must be one of {', '.join(_VARIANCE_SUPPORTS)}, "
-            f"got {a.curvelet_variance_support!r}{_suggest(a.curvelet_variance_support, _VARIANCE_SUPPORTS)}"
-        )
-    if a.curvelet_finest not in ("wavelets", "curvelets"):
-        raise ConfigError(
-            f"analysis.curvelet_finest must be 'wavelets' or 'curvelets', got {a.curvelet_finest!r}"
-            f"{_suggest(a.curvelet_finest, ('wavelets', 'curvelets'))}"
-        )
-    _positive("obs.error_std", o.error_std)
-    if not 0.0 <= o.white_fraction <= 1.0:
-        raise ConfigError(f"obs.white_fraction must be in [0, 1], got {o.white_fraction}")
-    _positive("obs.corr_length_km", o.corr_length_km)
-    if o.revisit_days < 1.0:
-        raise ConfigError(f"obs.revisit_days must be >= 1, got {o.revisit_days}")
-    _positive("obs.swath_period_deg", o.swath_period_deg)
-    _positive("obs.stations", o.stations, allow_zero=True)
-    _positive("obs.station_error_std", o.station_error_std, allow_zero=True)
-    _positive("obs.station_bias_std", o.station_bias_std, allow_zero=True)
-    _positive("output.log_every_days", out.log_every_days)
-    for key, path in (
-        ("domain.soil_file", d.soil_file),
-        ("domain.vegetation_file", d.vegetation_file),
-        ("forcing.true_file", f.true_file),
-        ("forcing.ensemble_file", f.ensemble_file),
-        ("obs.file", o.file),
-        ("obs.stations_file", o.stations_file),
-    ):
-        if path and not Path(path).is_file():
-            raise ConfigError(f"{key}: no such file {path!r}")
-
-
-def from_dict(tree: dict[str, Any], *, source: str = "config") -> Config:
+def from_dict(tree: dict[str, Any], *, source: str = "config", legacy: bool = False) -> Config:
     """Build and validate a :class:`Config` from a nested dict (missing keys take their defaults).
+
+    ``legacy=True`` (an old restart's stored configuration) translates moved keys and old sentinels.
 
     Raises
     ------
     ConfigError
-        Unknown section or key (with the closest valid name), wrong type or invalid value.
+        Unknown or moved section or key (with the closest valid name or the new place), wrong type or
+        invalid value; the message names ``section.key``.
     """
     if not isinstance(tree, dict):
         raise ConfigError(f"{source}: expected a table of sections, got {type(tree).__name__}")
-    sections: dict[str, Any] = {}
+    tree = upgrade(tree, _has_key) if legacy else tree
+    check_moved(tree, source)
+    sections = _all_sections()
+    built: dict[str, Any] = {}
     for sname, body in tree.items():
-        if sname not in _SECTION_TYPES and not isinstance(body, dict):
-            owners = [sec for sec, cls in _SECTION_TYPES.items() if sname in _field_types(cls)]
-            hint = f"; did you mean [{owners[0]}] {sname} (--set {owners[0]}.{sname}=...)?" if owners else ""
-            raise ConfigError(f"{source}: key {sname!r} must be inside a [section]{hint}")
-        if sname not in _SECTION_TYPES:
+        if sname not in sections:
+            if not isinstance(body, dict):
+                owners = [s for s, (cls, ex) in sections.items() if sname in specs(cls, ex)]
+                hint = (
+                    f"; did you mean [{owners[0]}] {sname} (--set {owners[0]}.{sname}=...)?" if owners else ""
+                )
+                raise ConfigError(f"{source}: key {sname!r} must be inside a [section]{hint}")
             raise ConfigError(
-                f"{source}: unknown section {sname!r}{_suggest(sname, _SECTION_TYPES)}"
-                f" (valid: {', '.join(_SECTION_TYPES)})"
+                f"{source}: unknown section {sname!r}{suggest(sname, sections)} (valid: {', '.join(sections)})"
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{sname}] must be a table, got {type(body).__name__}")
-        cls = _SECTION_TYPES[sname]
-        ftypes = _field_types(cls)
-        kwargs = {}
-        for key, value in body.items():
-            if key not in ftypes:
-                raise ConfigError(
-                    f"{source}: unknown key {sname}.{key}{_suggest(key, ftypes)}"
-                    f" (valid in [{sname}]: {', '.join(ftypes)})"
-                )
-            kwargs[key] = _coerce(f"{sname}.{key}", value, ftypes[key])
-        sections[sname] = cls(**kwargs)
-    cfg = Config(**sections)
-    _validate(cfg)
+        built[sname] = build_section(*sections[sname][:1], sname, body, source, sections[sname][1])
+    method = {**_default_methods(), **{s: v for s, v in built.items() if s not in SECTIONS}}
+    try:
+        cfg = Config(**{s: v for s, v in built.items() if s in SECTIONS}, method=method)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    _check_files(cfg)
     return cfg
+
+
+def _check_files(cfg: Config) -> None:
+    for key, path in input_files(cfg).items():
+        if not Path(path).exists():
+            raise ConfigError(f"{key}: no such file {path!r}")
+        if not Path(path).is_file():
+            raise ConfigError(f"{key}: {path!r} is not a file")
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -473,7 +419,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     ConfigError
         Unreadable or malformed file, unknown key, wrong type or invalid value.
     """
-    tree: dict[str, dict[str, Any]] = {}
+    tree: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
         source = str(path)
@@ -484,21 +430,24 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    sections = _all_sections()
     for text in overrides:
         section, key, value = parse_override(text)
-        if section not in _SECTION_TYPES:
-            raise ConfigError(f"--set {text}: unknown section {section!r}{_suggest(section, _SECTION_TYPES)}")
+        if section not in sections:
+            raise ConfigError(f"--set {text}: unknown section {section!r}{suggest(section, sections)}")
         tree.setdefault(section, {})[key] = value
         source = f"{source} + --set"
     return from_dict(tree, source=source)
 
 
 def to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
-    """The configuration as a nested dict of plain JSON/TOML values."""
+    """The configuration as a nested dict of plain TOML values (None, i.e. an omitted key, left out)."""
     out: dict[str, dict[str, Any]] = {}
-    for sec in dataclasses.fields(cfg):
-        body = dataclasses.asdict(getattr(cfg, sec.name))
-        out[sec.name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in body.items()}
+    bodies = {s: getattr(cfg, s) for s in SECTIONS} | dict(cfg.method)
+    for sname, obj in bodies.items():
+        keys = specs(type(obj), () if sname in SECTIONS else SUPPLIED)
+        values = {k: getattr(obj, k) for k in keys}
+        out[sname] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items() if v is not None}
     return out
 
 
@@ -515,10 +464,15 @@ def _toml_value(v: Any) -> str:
 
 
 def to_toml(cfg: Config) -> str:
-    """The configuration as TOML text (what ``--print-config`` shows; loads back to the same Config)."""
+    """The configuration as TOML text (what ``--print-config`` shows; loads back to the same Config).
+
+    Optional keys that are unset appear as comments (``# key =   (unset)``).
+    """
+    sections = _all_sections()
     lines = []
     for sname, body in to_dict(cfg).items():
         lines.append(f"[{sname}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items())
+        for key in specs(*sections[sname]):
+            lines.append(f"{key} = {_toml_value(body[key])}" if key in body else f"# {key} =   (unset)")
         lines.append("")
     return "\n".join(lines)

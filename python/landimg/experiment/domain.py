@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import Config
-from landimg.experiment.io import open_input_netcdf
+from landimg.experiment.inputs import open_input_netcdf
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]
@@ -118,11 +119,16 @@ def _clip_texture(sand: np.ndarray, clay: np.ndarray) -> tuple[np.ndarray, np.nd
     return sand, clay - over
 
 
-def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def read_field_file(
+    path: str, grid: Grid, names: tuple[str, ...], quantity: units.Quantity | None = None
+) -> dict[str, np.ndarray]:
     """Read 2-D fields from a netCDF file and sample them at the grid's land cells (nearest neighbour).
 
     The file needs 1-D coordinate variables ``lat`` (degrees north) and ``lon`` (degrees east,
     -180..180 or 0..360) and variables ``names`` with dimensions (lat, lon).
+
+    ``quantity`` (optional): the variables' units attribute is converted to its unit (or refused) and the
+    values checked against its plausible range.
 
     Returns
     -------
@@ -131,7 +137,8 @@ def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, 
     Raises
     ------
     ValueError
-        Missing variable, missing coordinates, or missing values at land cells.
+        Missing variable, missing coordinates, unknown units, infinite or implausible values, or missing
+        values at land cells.
     """
     with open_input_netcdf(path, ("lat", "lon"), what="field file") as ds:
         flat = np.asarray(ds["lat"][:], dtype=float)
@@ -151,6 +158,9 @@ def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, 
                 )
             data = np.ma.filled(np.ma.asarray(var[:], dtype=float), np.nan)
             values = data[iy, ix]
+            units.refuse_infinite(values, f"{path}: {name}")
+            if quantity is not None:
+                values = units.to_canonical(values, getattr(var, "units", None), quantity, f"{path}: {name}")
             if not np.all(np.isfinite(values)):
                 raise ValueError(
                     f"{path}: {name} has missing values at {int((~np.isfinite(values)).sum())} land cells"
@@ -159,10 +169,21 @@ def read_field_file(path: str, grid: Grid, names: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def _refuse_fractions(path: str, texture: dict[str, np.ndarray]) -> None:
+    """Texture read as percent but every value <= 1 (fractions without a units attribute) is refused."""
+    if all(np.nanmax(v) <= 1.0 for v in texture.values()):
+        raise ValueError(
+            f"{path}: sand and clay are all <= 1 %: fractions? set their units attribute to \"1\" (or give percent)"
+        )
+    if np.any(texture["sand"] + texture["clay"] > 100.0 + 1e-9):
+        raise ValueError(f"{path}: sand + clay exceeds 100 % at {int((texture['sand'] + texture['clay'] > 100).sum())} land cells")
+
+
 def build_domain(cfg: Config, grid: Grid | None = None) -> Domain:
     """Build the domain fields for ``cfg`` (deterministic from ``experiment.seed``).
 
-    User files (``domain.soil_file`` with ``sand`` and ``clay`` in percent, ``domain.vegetation_file``
+    User files (``domain.soil_file`` with ``sand`` and ``clay`` in percent, fraction or g/kg by their
+    ``units`` attribute, ``domain.vegetation_file``
     with ``igbp``) replace the synthetic truth; the ensemble's texture is always the truth plus the
     correlated error of ``domain.texture_error_pct``.
     """
@@ -179,7 +200,8 @@ def build_domain(cfg: Config, grid: Grid | None = None) -> Domain:
     lat, _ = grid.column_latlon()
     igbp = _igbp_from_aridity(aridity, lat, u)
     if d.soil_file:
-        f = read_field_file(d.soil_file, grid, ("sand", "clay"))
+        f = read_field_file(d.soil_file, grid, ("sand", "clay"), units.TEXTURE)
+        _refuse_fractions(d.soil_file, f)
         sand, clay = _clip_texture(f["sand"], f["clay"])
     if d.vegetation_file:
         f = read_field_file(d.vegetation_file, grid, ("igbp",))

@@ -38,9 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
-from landimg.experiment.io import open_input_netcdf, seconds_since
+from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.random_fields import gaussian_random_field
 
 __all__ = [
@@ -357,6 +358,20 @@ _ALMA = {
 }
 
 
+_UNITS: dict[str, units.Quantity] = {
+    "Tair": units.TEMPERATURE, "Qair": units.SPECIFIC_HUMIDITY, "PSurf": units.PRESSURE, "Rainf": units.PRECIPITATION,
+    "Snowf": units.PRECIPITATION, "Wind": units.WIND, "Wind_E": units.WIND, "Wind_N": units.WIND,
+    "SWdown": units.SHORTWAVE, "LWdown": units.LONGWAVE,
+}  # fmt: skip
+_HINTS = {
+    "Tair": ": degrees Celsius without units = \"degC\"?",
+    "Rainf": ": mm/h or mm/day without a units attribute?",
+    "Snowf": ": mm/h or mm/day without a units attribute?",
+    "PSurf": ": hPa without units = \"hPa\"?",
+    "Qair": ": g/kg without units = \"g kg-1\"?",
+}
+
+
 class FileForcing:
     """Forcing read from a CF-netCDF file (ALMA names), held constant over each record.
 
@@ -364,6 +379,8 @@ class FileForcing:
     ``hours since 2021-05-01 00:00``), ``lat``, ``lon`` and variables ``Tair`` (K), ``Qair`` (kg/kg),
     ``PSurf`` (Pa), ``Rainf`` (kg/m2/s; ``Snowf`` is added when present), ``Wind`` (m/s) (or
     ``Wind_E``/``Wind_N``), ``SWdown`` and ``LWdown`` (W/m2). Grid cells are matched by nearest neighbour.
+    Each variable's ``units`` attribute is read and converted (:mod:`landimg.units`: e.g. degC, hPa,
+    g kg-1, mm h-1), or refused when unknown; without the attribute the units above are assumed.
 
     Parameters
     ----------
@@ -384,6 +401,8 @@ class FileForcing:
         if missing:
             ds.close()
             raise ValueError(f"{path}: missing forcing variables {missing}")
+        self._conv = {name: _UNITS[name].conversion(getattr(ds[name], "units", None), f"{path}: {name}")
+                      for name in _UNITS if name in ds.variables}  # fmt: skip
         self.times = seconds_since(ds["time"], start)
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{path}: time must be non-empty and strictly increasing")
@@ -394,7 +413,24 @@ class FileForcing:
 
     def _read(self, name: str, rec: int) -> np.ndarray:
         data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
-        return data[self._iy, self._ix]
+        scale, offset = self._conv[name]
+        values = data[self._iy, self._ix]
+        return values * scale + offset if (scale, offset) != (1.0, 0.0) else values
+
+    def check_values(self, t_first: float, t_last: float) -> None:
+        """Read every record the run uses (``t_first .. t_last`` s) and refuse missing, infinite or
+        implausible values (after unit conversion) with one line naming file, variable and record."""
+        first = max(int(np.searchsorted(self.times, t_first, side="right")) - 1, 0)
+        last = int(np.searchsorted(self.times, t_last, side="right"))
+        for name, q in _UNITS.items():
+            if name not in self._ds.variables:
+                continue
+            for rec in range(first, min(last, self.times.size)):
+                v = self._read(name, rec)
+                where = f"{self.path}: {name} record {rec}"
+                units.check_values(v, q, where, hint=_HINTS.get(name, ""))
+                if np.isnan(v).any():
+                    raise ValueError(f"{where}: missing values at {int(np.isnan(v).sum())} land cells")
 
     def __call__(self, t: float) -> dict[str, np.ndarray]:
         """Forcing at ``t`` seconds after the start: the last record at or before t; dict of (ncol,) arrays."""

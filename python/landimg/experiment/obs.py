@@ -22,9 +22,10 @@ import datetime as _dt
 
 import numpy as np
 
+from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ObsConfig
-from landimg.experiment.io import open_input_netcdf, seconds_since
+from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
@@ -157,8 +158,8 @@ class FileObservations:
     """Gridded soil-moisture retrievals from a CF-netCDF file, one image per day.
 
     The file has coordinate variables ``time`` (CF units, e.g. ``days since 2021-05-01``), ``lat``,
-    ``lon`` and a variable ``sm`` (time, lat, lon) in m3/m3 (missing: NaN or ``_FillValue``);
-    optionally ``sm_error`` (same shape or scalar) in m3/m3. Values are sampled at the grid's cell centres
+    ``lon`` and a variable ``sm`` (time, lat, lon) in m3/m3 or percent (its ``units`` attribute; missing:
+    NaN or ``_FillValue``); optionally ``sm_error`` (same shape) in the same units, > 0 where ``sm`` is given. Values are sampled at the grid's cell centres
     (nearest neighbour); the record of a day is the one whose time falls in that day.
     """
 
@@ -172,8 +173,10 @@ class FileObservations:
 
     def _sample(self, name: str, rec: int) -> np.ndarray:
         data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
-        out = data[np.ix_(self._iy, self._ix)]
-        return np.where(self.grid.land, out, np.nan)
+        out = np.where(self.grid.land, data[np.ix_(self._iy, self._ix)], np.nan)
+        q = units.SOIL_MOISTURE if name == "sm" else units.SOIL_MOISTURE_ERROR
+        hint = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?" if name == "sm" else ""
+        return units.to_canonical(out, getattr(self._ds[name], "units", None), q, f"{self.path}: {name} record {rec}", hint)
 
     def observe(self, day: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(sm image (ny, nx) with NaN for missing, error-std image or None) of ``day``; all NaN if no record."""
@@ -182,19 +185,15 @@ class FileObservations:
             return np.full(self.grid.shape, np.nan), None
         rec = int(hit[0])
         sm = self._sample("sm", rec)
-        bad = np.isfinite(sm) & ((sm < 0.0) | (sm > 1.0))
-        if bad.any():
-            raise ValueError(
-                f"{self.path}: sm record {rec} has {int(bad.sum())} land values outside [0, 1] m3/m3 "
-                f"(min {np.nanmin(sm):.4g}, max {np.nanmax(sm):.4g}): volumetric fraction expected; undeclared "
-                "fill values (set _FillValue) or percent units?"
-            )
         err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
         if err is not None and np.any(np.isfinite(sm) & ~(err > 0.0)):
-            raise ValueError(
-                f"{self.path}: sm_error record {rec} must be positive and finite where sm is given"
-            )
+            raise ValueError(f"{self.path}: sm_error record {rec} must be given (positive) where sm is given")
         return sm, err
+
+    def check_values(self, ndays: int) -> None:
+        """Read every record of the run's ``ndays`` days and refuse bad units or values (one line)."""
+        for day in np.unique(self.days[(self.days >= 0) & (self.days < ndays)]):
+            self.observe(int(day))
 
     def days_with_records(self, ndays: int) -> int:
         """How many of the run's days 0 .. ndays-1 have a record in the file."""
@@ -225,6 +224,8 @@ def read_stations_file(
         day = np.floor(seconds_since(ds["time"], start) / 86400.0).astype(int)
         slat, slon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
         sm = np.ma.filled(np.ma.asarray(ds["sm"][:], dtype=float), np.nan)
+        sm = units.to_canonical(sm, getattr(ds["sm"], "units", None), units.SOIL_MOISTURE, f"{path}: sm",
+                                ": percent without units = \"%\", or undeclared fill values (set _FillValue)?")  # fmt: skip
     iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
     ix = np.floor(((slon - (grid.lon[0] - grid.res / 2)) % 360.0) / grid.res).astype(int)
     inside = (iy >= 0) & (iy < grid.shape[0]) & (ix >= 0) & (ix < grid.shape[1])

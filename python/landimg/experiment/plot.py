@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from landimg.experiment.io import atomic_path
+from landimg.experiment.output import atomic_path
 
-__all__ = ["available", "increment_by_scale", "plot_increment_scales", "plot_maps", "plot_metric_series"]
+__all__ = ["available", "experiment_plots", "increment_by_scale", "plot_increment_scales", "plot_maps", "plot_metric_series"]
 
 
 def available() -> bool:
@@ -185,3 +186,47 @@ def plot_increment_scales(
     )
     lim = float(np.nanmax(np.abs(fields["total"]))) if np.isfinite(fields["total"]).any() else 1.0
     return _plot_maps(path, lat, lon, fields, title, "RdBu", -lim, lim, f"increment ({_SM_UNITS})")
+
+
+def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]:
+    """The experiment's figures in ``out/plots``: last-day maps, metric series, observation-space spread
+    versus error and rank histograms, curvelet increment by scale."""
+    from landimg.experiment.history import LAYER_NAMES, SCORES
+
+    pdir = out / "plots"
+    pdir.mkdir(exist_ok=True)
+    last = cfg.experiment.days - 1
+    fields = {"nature run (truth)": history.truth[last, 0], "observations (last day)": history.obs[last]}
+    fields.update({m: h.mean[last, 0] for m, h in history.methods.items()})
+    paths = [pdir / "maps_0-10cm.png", pdir / "metrics.png"]
+    plot_maps(paths[0], grid.lat, grid.lon, fields, f"0-10 cm soil moisture (m3/m3), day {last + 1}")
+    series = {
+        m: {f"{k}/{ln}": h.scores[:, i, j] for i, ln in enumerate(LAYER_NAMES) for j, k in enumerate(SCORES)}
+        for m, h in history.methods.items()
+    }
+    plot_metric_series(paths[1], np.arange(1, cfg.experiment.days + 1), series, LAYER_NAMES)
+    from landimg.experiment import obsplots
+    from landimg.experiment.history import OBS_SPACE
+
+    keys = ("omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a")
+    obs = {m: {k: h.obs_space[:, OBS_SPACE.index(k)] for k in keys} for m, h in history.methods.items()}
+    paths.append(obsplots.plot_spread_error(pdir / "spread_error.png", np.arange(1, cfg.experiment.days + 1), obs))
+    paths.append(obsplots.plot_rank_histograms(
+        pdir / "rank_histograms.png", {m: h.rank_counts.sum(axis=0) for m, h in history.methods.items()}
+    ))  # fmt: skip
+    if "curvelet_enkf" not in history.methods:
+        return paths
+    from landimg.transform.curvelet import Curvelet
+
+    c = cfg.method["curvelet_enkf"]
+    kw = {} if c.nscales is None else {"nscales": c.nscales}
+    try:
+        transform = Curvelet(grid.shape, nangles_coarse=c.nangles_coarse, finest=c.finest, **kw)
+    except ValueError:
+        return paths  # grid too small for a multi-scale split
+    inc = history["curvelet_enkf"].increment[last].astype(float)
+    parts = increment_by_scale(np.where(grid.land, inc, 0.0), transform)
+    paths.append(pdir / "curvelet_increment_by_scale.png")
+    title = f"curvelet EnKF increment of the 0-{cfg.analysis.obs_depth * 100:.0f} cm layer by scale, day {last + 1}"
+    plot_increment_scales(paths[-1], grid.lat, grid.lon, parts, grid.land, title)
+    return paths

@@ -1,0 +1,184 @@
+"""The command line: ``python -m landimg.cycle [--config FILE] [--set section.key=value ...] --out DIR [--resume]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from landimg.experiment.config import Config, ConfigError, input_files, load_config, to_dict, to_toml
+from landimg.experiment.loop import RunStopped, run, saved_config
+from landimg.experiment.output import OutputDirError, prepare_out_dir
+from landimg.experiment.restart import (
+    RESTART_NAME,
+    changed_inputs,
+    clean_stale,
+    file_hashes,
+    load_for_resume,
+    recorded_inputs,
+)  # fmt: skip
+from landimg.experiment.setup import InputError
+from landimg.experiment.summary import format_table
+
+__all__ = ["main"]
+
+_PROG = "landimg.cycle"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m landimg.cycle",
+        description="Run the landimg soil-moisture assimilation experiment (open loop, point EnKF, curvelet EnKF).",
+    )
+    p.add_argument("--config", help="TOML configuration file (keys: docs/configuration.md)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one configuration key (repeatable), e.g. --set experiment.days=10")  # fmt: skip
+    p.add_argument("--out", help="output directory (must not exist unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run from DIR/restart")
+    p.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration as TOML and exit"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def changed_keys(old: Config, new: Config, asked: list[str] | None = None) -> list[str]:
+    """``section.key`` whose value differs between two configurations (only those in ``asked`` if given)."""
+    a, b = to_dict(old), to_dict(new)
+    keys = {f"{s}.{k}" for tree in (a, b) for s in tree for k in tree[s]}
+    diff = sorted(
+        k
+        for k in keys
+        if a.get(k.split(".")[0], {}).get(k.split(".")[1]) != b.get(k.split(".")[0], {}).get(k.split(".")[1])
+    )
+    return diff if asked is None else [k for k in diff if k in asked]
+
+
+def _resume_config(out: Path, cfg: Config, args: argparse.Namespace) -> Config:
+    """The stopped run's configuration; an error naming the keys the user changed if they differ."""
+    saved = saved_config(out)
+    changed = changed_inputs(recorded_inputs(load_for_resume(out)), file_hashes(input_files(saved)))
+    if changed:
+        raise ConfigError(
+            f"--resume: input file(s) changed since the run stopped: {', '.join(changed)}; "
+            "restore them, or start a new run"
+        )
+    if (args.config or args.set) and saved != cfg:
+        asked = [t.split("=", 1)[0].strip() for t in args.set]
+        if args.config:
+            fresh = load_config(args.config)
+            asked += changed_keys(load_config(), fresh)
+        changed = changed_keys(saved, cfg, asked) or changed_keys(saved, cfg)
+        raise ConfigError(
+            f"--resume: {', '.join(changed)} differ(s) from the stopped run's configuration "
+            "(omit --config/--set to continue it as it was)"
+        )
+    return saved
+
+
+def _prepare(args: argparse.Namespace, cfg: Config, comm: Any) -> tuple[str | None, Config, bool]:
+    """(error or None, configuration to run, output directory created by this run) on every rank."""
+    out, rank = Path(args.out), comm.Get_rank()
+    err, created = None, False
+    if rank == 0:
+        try:
+            created = prepare_out_dir(out, args.resume, create=False)
+            if args.resume:
+                cfg = _resume_config(out, cfg, args)
+                clean_stale(out)
+        except (OutputDirError, ConfigError, OSError, ValueError, KeyError) as exc:
+            err = str(exc)
+    err = comm.bcast(err, root=0)
+    return err, comm.bcast(cfg, root=0), created
+
+
+def _run_line(exc: BaseException, out: Path, rank: int) -> tuple[str, int]:
+    """The one line (and exit status) that ends a run that did not complete."""
+    resume = f"continue with python -m landimg.cycle --out {out} --resume"
+    if isinstance(exc, RunStopped):
+        return (
+            f"{_PROG}: stopped by {_signal_name(exc.signum)} after day {exc.day}; {resume}",
+            128 + exc.signum,
+        )
+    if isinstance(exc, KeyboardInterrupt):
+        signum = getattr(exc, "signum", 2)
+        kept = f"; {resume}" if (out / RESTART_NAME).exists() else "; nothing was kept"
+        return f"{_PROG}: interrupted by {_signal_name(signum)}{kept}", 128 + signum
+    if isinstance(exc, InputError):
+        return f"{_PROG}: error: {exc}", 2
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if os.environ.get("LANDIMG_TRACEBACK"):
+        traceback.print_exception(exc, file=sys.stderr)
+    hint = "" if os.environ.get("LANDIMG_TRACEBACK") else " (LANDIMG_TRACEBACK=1 shows the traceback)"
+    return f"{_PROG}: error on rank {rank}: {type(exc).__name__}: {first}{hint}", 1
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status.
+
+    0 success; 2 usage, configuration, input or output-directory errors; 128 + signal number when
+    stopped by SIGINT/SIGTERM (the restart of the last complete day is kept); 1 an unexpected error
+    (all ranks are aborted; the failing rank prints one line).
+    """
+    from landimg.parallel import StopRequest, default_comm, finish_together, install_abort_excepthook
+
+    args = _parser().parse_args(argv)
+    comm = default_comm()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    errcomm = comm.Dup() if size > 1 else comm  # reserved for agreeing on failures
+    if size > 1:
+        install_abort_excepthook(comm)
+
+    def fail(msg: str) -> int:  # an error every rank found: rank 0 says it once, no rank aborts another
+        return finish_together(comm, errcomm, f"{_PROG}: error: {msg}", 2)
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as exc:
+        return fail(str(exc))
+    if args.print_config:
+        if rank == 0:
+            print(to_toml(cfg), end="")
+        return 0
+    if not args.out:
+        return fail("--out DIR is required (or --print-config)")
+    out = Path(args.out)
+    err, cfg, created = _prepare(args, cfg, comm)
+    if err:
+        return fail(err)
+    if size > cfg.ensemble.members:
+        return fail(
+            f"{size} ranks for ensemble.members = {cfg.ensemble.members}: run on at most {cfg.ensemble.members} ranks"
+        )
+    stop = StopRequest().install()
+    try:
+        result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop)
+    except BaseException as exc:  # noqa: BLE001 - every way out ends all ranks with one line
+        if rank == 0 and created and not (out / RESTART_NAME).exists():
+            shutil.rmtree(out, ignore_errors=True)
+        line, code = _run_line(exc, out, rank)
+        return finish_together(comm, errcomm, line, code)
+    finally:
+        stop.restore()
+    if result is not None and rank == 0:
+        print(format_table(result.summary), flush=True)
+    if errcomm is not comm:
+        errcomm.Free()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

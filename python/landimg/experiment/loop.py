@@ -1,0 +1,315 @@
+"""The cycle: set-up, spin-up (or restart), then day by day forecast, analyses, record and restart.
+
+One path of data through a day (every rank; rank 0 records):
+
+    weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
+    at each analysis time: nature's observed layer -> Observer -> y, sigma -> Ensemble.assimilate(y, sigma, method)
+    end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
+
+Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landimg.da.obs_diagnostics import obs_space_stats
+from landimg.experiment import metrics as _metrics
+from landimg.experiment.config import Config, from_dict, input_files, to_toml
+from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.progress import Progress
+from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
+from landimg.experiment.setup import InputError, Setup, perturbation, setup
+from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
+from landimg.experiment.summary import summarize, write_outputs
+
+__all__ = ["RunResult", "RunStopped", "run"]
+
+
+class RunStopped(Exception):
+    """The run stopped at a safe point (after the restart of ``day``) because a rank received ``signum``."""
+
+    def __init__(self, day: int, signum: int) -> None:
+        super().__init__(f"stopped after day {day} (signal {signum})")
+        self.day, self.signum = day, signum
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns on rank 0 (None elsewhere)."""
+
+    summary: dict[str, Any]
+    history: History = field(repr=False)
+
+
+@dataclass
+class _Run:
+    """The running experiment on this rank (``history`` only on rank 0)."""
+
+    cfg: Config
+    s: Setup
+    comm: Any
+    nature: Any
+    ensembles: dict[str, Any]
+    history: History | None = None
+    day0: int = 0
+    wall_before: float = 0.0
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rank(self) -> int:
+        return self.comm.Get_rank()
+
+
+def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
+    from landimg.ensemble.ensemble import Ensemble
+
+    e = cfg.experiment
+    return {
+        name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_est, dt=e.dt, seed=e.seed, comm=comm,
+                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
+        for name in s.methods
+    }  # fmt: skip
+
+
+def _start(cfg: Config, s: Setup, out: Path, comm: Any, resume: bool, prog: Progress) -> _Run:
+    """The nature run and ensembles after the spin-up, or as the restart in ``out`` left them."""
+    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm))
+    if r.rank == 0:
+        r.inputs = file_hashes(input_files(cfg))
+    if resume:
+        tree = load_for_resume(out) if r.rank == 0 else None
+        r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
+        r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        for name, ens in r.ensembles.items():
+            ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
+        if r.rank == 0:
+            r.history = History.from_tree(tree["history"], list(s.methods))
+            r.wall_before = float(tree["wall_seconds"])
+        prog.log(f"resuming after day {r.day0}")
+        return r
+    t0 = time.perf_counter()
+    nature, member = spinup(cfg, s, comm)
+    r.nature.set_state(nature)
+    seed_members(r.ensembles, member)
+    spread_members(cfg, s, r.ensembles)
+    prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s")
+    if r.rank == 0:
+        r.history = History.empty(
+            cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
+        )
+        (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
+    return r
+
+
+def _truth_layers(r: _Run) -> np.ndarray:
+    """Nature run's verification-layer means, (nl, ncol)."""
+    return r.nature.layer_mean(list(LAYERS))[:, :, 0]
+
+
+def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.ndarray) -> np.ndarray:
+    return np.array(
+        [[_metrics.spatial_scores(means[i], truth[i], land)[k] for k in SCORES] for i in range(len(LAYERS))]
+    )
+
+
+def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
+    """Background scores of ``day`` (recorded on rank 0); returns each method's observed-layer mean image."""
+    grid, obs_depth = r.s.domain.grid, (0.0, r.cfg.analysis.obs_depth)
+    truth = grid.to_image(_truth_layers(r))
+    for name, ens in r.ensembles.items():
+        means = [ens.mean_image(layer) for layer in LAYERS]
+        if r.history is not None:
+            r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+    return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
+
+
+def _record(
+    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float],
+    diags: dict[str, dict[str, Any]],
+) -> None:
+    """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
+    grid, s = r.s.domain.grid, r.s
+    truth_cols = _truth_layers(r)
+    truth = grid.to_image(truth_cols)
+    obs_depth = (0.0, r.cfg.analysis.obs_depth)
+    per_method = {}
+    for name, ens in r.ensembles.items():
+        means = np.stack([ens.mean_image(layer) for layer in LAYERS])
+        spreads = np.stack([ens.spread_image(layer) for layer in LAYERS])
+        per_method[name] = (means, spreads, ens.mean_image(obs_depth))
+    h = r.history
+    if h is None:
+        return
+    h.truth[day], h.obs[day] = truth, obs_img
+    h.n_obs[day] = int(np.isfinite(obs_img).sum())
+    h.station_obs[day] = s.stations.observe(truth_cols[0], day)
+    for name, (means, spreads, an_obs) in per_method.items():
+        m = h[name]
+        m.mean[day], m.spread[day] = means, spreads
+        m.increment[day] = an_obs - bg_obs[name]
+        m.scores[day] = _scores(means, truth, grid.land)
+        m.station[day] = grid.to_columns(means[0])[s.stations.columns]
+        m.clipped_water[day] = clipped[name]
+        m.record_analysis(day, diags.get(name, {}))
+
+
+def _read(day: int, source: Any, *args: Any) -> Any:
+    """``source(*args)`` (forcing or observations); a problem of the input file becomes an InputError."""
+    try:
+        return source(*args)
+    except (ValueError, OSError) as exc:
+        kept = (
+            f"the restart after day {day} is kept: fix the input, then --resume"
+            if day
+            else "nothing was kept"
+        )
+        raise InputError(f"{exc} (found during day {day + 1}; {kept})") from exc
+
+
+def _day(r: _Run, day: int) -> None:
+    """Forecast steps, analyses and the record of one day."""
+    cfg, s, e = r.cfg, r.s, r.cfg.experiment
+    grid, spd, spa = s.domain.grid, cfg.steps_per_day, cfg.steps_per_analysis
+    obs_depth, window = (0.0, cfg.analysis.obs_depth), cfg.analysis.interval_hours / 24.0
+    clipped = dict.fromkeys(r.ensembles, 0.0)
+    diags: dict[str, dict[str, Any]] = {}
+    obs_img = np.full(grid.shape, np.nan)
+    bg_obs: dict[str, np.ndarray] = {}
+    for step in range(spd):
+        k = day * spd + step
+        r.nature.step(_read(day, s.weather.truth, k * e.dt))
+        fe = _read(day, s.weather.ensemble, k * e.dt)
+        for ens in r.ensembles.values():
+            ens.advance(fe, 1)
+        if (k + 1) % spa != 0:
+            continue
+        # analysis time (end of the step)
+        t_days = (k + 1) * e.dt / 86400.0 - window
+        truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
+        frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
+        y, ystd = _read(day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        obs_img = np.where(np.isfinite(y), y, obs_img)
+        last = step == spd - 1
+        if last:
+            bg_obs = _background(r, day)
+        for name, ens in r.ensembles.items():
+            members_b = ens.images(obs_depth, gather=True) if last else None
+            diag = ens.assimilate(y, ystd, s.methods[name])
+            clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
+            if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
+                diag["obs_space"] = obs_space_stats(
+                    members_b, ens.images(obs_depth, gather=True), y, ystd,
+                    rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
+                )  # fmt: skip
+                diags[name] = diag
+    if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
+        bg_obs = _background(r, day)
+    _record(r, day, obs_img, bg_obs, clipped, diags)
+
+
+def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
+    """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
+    states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
+    if r.rank == 0:
+        wall = r.wall_before + time.perf_counter() - t_start
+        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+
+
+def run(
+    cfg: Config,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    comm: Any = None,
+    progress: bool = True,
+    stop_after_days: int | None = None,
+    stop: Any = None,
+) -> RunResult | None:
+    """Run (or resume) the experiment of ``cfg`` writing into ``out``.
+
+    Parameters
+    ----------
+    cfg : Config
+    out : str or Path
+        Output directory; created after the set-up and spin-up (rank 0) unless resuming.
+    resume : bool
+        Continue from ``out/restart/restart.npz``.
+    comm : communicator, optional
+        Default: MPI.COMM_WORLD (or serial).
+    progress : bool
+        Print progress on rank 0.
+    stop_after_days : int, optional
+        Stop (after writing the restart) once this many days are complete — for tests of ``--resume``.
+    stop : landimg.parallel.StopRequest, optional
+        Signal handling: armed once a restart exists; a signal then stops the run after the next
+        day's restart (:class:`RunStopped` on every rank).
+
+    Returns
+    -------
+    RunResult on rank 0 once the run is complete, None elsewhere (or when stopped early).
+
+    Raises
+    ------
+    InputError
+        An input cannot be used (before any step, or found while reading it mid-run).
+    RunStopped
+        A signal asked to stop (see ``stop``); the restart of the last complete day is kept.
+    """
+    from landimg.parallel import default_comm
+
+    comm = default_comm() if comm is None else comm
+    out, t_start = Path(out), time.perf_counter()
+    rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
+    s = setup(cfg)
+    grid = s.domain.grid
+    prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
+    prog.log(
+        f"{cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
+        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
+    )
+    if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
+        prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
+    r = _start(cfg, s, out, comm, resume, prog)
+    for day in range(r.day0, e.days):
+        _day(r, day)
+        if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
+            _checkpoint(r, out, day + 1, t_start)
+            if stop is not None and cfg.output.restart and day + 1 < e.days:  # the last day just completes
+                stop.armed = True
+                if signum := stop.agreed(comm):
+                    raise RunStopped(day + 1, signum)
+        if r.history is not None:
+            scores = " ".join(f"{m} {h.scores[day, 0, 0]:.2f}" for m, h in r.history.methods.items())
+            prog.update(day + 1, "0-10cm r: " + scores)
+        if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
+            return None
+    if r.history is None:
+        return None
+    summary = summarize(
+        cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
+    )
+    write_outputs(cfg, grid, s.stations, out, r.history)
+    summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
+    from landimg.experiment.output import write_json
+
+    write_json(out / "summary.json", summary)
+    finish(out)
+    return RunResult(summary=summary, history=r.history)
+
+
+def saved_config(out: Path) -> Config:
+    """The configuration stored in ``out``'s restart (an earlier version's keys translated).
+
+    Raises RestartError (missing or corrupt restart) or ConfigError.
+    """
+    import tomllib
+
+    return from_dict(
+        tomllib.loads(str(load_for_resume(out)["config_toml"])), source=f"{out}/restart", legacy=True
+    )

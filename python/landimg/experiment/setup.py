@@ -1,0 +1,139 @@
+"""Set-up of an experiment: domain, weather, observations, stations, soils and the analysis methods.
+
+Everything here reads or builds inputs; nothing is stepped. Any input that cannot be used raises
+:class:`InputError` (one line naming the file and the problem) before the spin-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from landimg.experiment.config import Config
+from landimg.experiment.domain import Domain, build_domain
+from landimg.experiment.forcing import FileForcing, WeatherGenerator
+from landimg.experiment.obs import FileObservations, FileStations, SatelliteObserver, Stations
+
+__all__ = ["InputError", "Observer", "Setup", "Weather", "build_methods", "perturbation", "setup"]
+
+
+class InputError(ValueError):
+    """A user input (a data file, or the domain it implies) cannot be used; raised before any step is run."""
+
+
+def build_methods(cfg: Config) -> dict[str, Any]:
+    """The analysis method objects of ``cfg.analysis.methods`` (name -> method dataclass of :mod:`landimg.da`).
+
+    Each is the method's configuration section with the settings the experiment supplies itself
+    (``obs_depth = (0, analysis.obs_depth)``).
+    """
+    from landimg import da
+
+    out = {}
+    for name in cfg.analysis.methods:
+        method = cfg.method.get(name, None) or da.METHODS[name]()
+        if any(f.name == "obs_depth" for f in dataclasses.fields(method)):
+            method = dataclasses.replace(method, obs_depth=(0.0, cfg.analysis.obs_depth))
+        out[name] = method
+    return out
+
+
+def perturbation(cfg: Config) -> Any:
+    """The members' forcing perturbation of ``cfg.ensemble`` (None when ``ensemble.perturb`` is false)."""
+    from landimg.ensemble.perturb import ForcingPerturbation
+
+    e = cfg.ensemble
+    if not e.perturb:
+        return None
+    return ForcingPerturbation(
+        std=(e.precip_sigma, e.swdown_sigma, e.lwdown_std, e.tair_std),
+        tau_hours=e.tau_hours,
+        length_km=e.corr_length_km,
+        rain_error_std=e.rain_error_std,
+        rain_error_tau_days=e.rain_error_tau_days,
+        rain_error_km=e.rain_error_km,
+    )
+
+
+class Weather:
+    """truth(t) / ensemble(t): the synthetic generator, or user files where configured."""
+
+    def __init__(self, cfg: Config, domain: Domain) -> None:
+        grid, f, e = domain.grid, cfg.forcing, cfg.experiment
+        gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
+        self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else gen.truth
+        self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else gen.ensemble
+        for source in (self.truth, self.ensemble):
+            if isinstance(source, FileForcing):  # the run reads t = -spin-up .. end of the last day
+                source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+                source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+
+
+class Observer:
+    """Satellite retrievals (synthetic from the nature run, or a user file) for an analysis window."""
+
+    def __init__(self, cfg: Config, grid: Any) -> None:
+        self.cfg = cfg
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
+        self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
+        if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
+            raise ValueError(
+                f"{cfg.obs.file}: no record falls in the {cfg.experiment.days} days from experiment.start "
+                f"{cfg.experiment.start}: check the file's time axis and units"
+            )
+        if self.file is not None:
+            self.file.check_values(cfg.experiment.days)
+
+    def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
+        """(observation image (ny, nx) NaN = missing, error std: float or image)."""
+        if self.file is None:
+            y = self.synthetic.observe(truth, t_days, frozen, window_days=window, index=index)
+            return y, self.cfg.obs.error_std
+        y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
+        y = np.where(frozen, np.nan, y)
+        if err is None:
+            return y, self.cfg.obs.error_std
+        return y, np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+
+
+@dataclass
+class Setup:
+    """Everything an experiment needs before its first step."""
+
+    cfg: Config
+    domain: Domain
+    weather: Weather
+    observer: Observer
+    stations: Stations | FileStations
+    soil_true: Any
+    soil_est: Any
+    methods: dict[str, Any]
+
+
+def setup(cfg: Config) -> Setup:
+    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable."""
+    from landimg.model import soil
+
+    try:
+        domain = build_domain(cfg)
+        grid = domain.grid
+        e = cfg.experiment
+        return Setup(
+            cfg=cfg,
+            domain=domain,
+            weather=Weather(cfg, domain),
+            observer=Observer(cfg, grid),
+            stations=(
+                FileStations(cfg.obs.stations_file, grid, e.start, e.days)
+                if cfg.obs.stations_file
+                else Stations(grid, cfg.obs, e.seed)
+            ),
+            soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
+            soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
+            methods=build_methods(cfg),
+        )
+    except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
+        raise InputError(str(exc)) from exc

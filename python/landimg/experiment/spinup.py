@@ -1,0 +1,82 @@
+"""Spin-up: the nature run and one ensemble column brought to equilibrium, then copied to the members.
+
+Rank 0 spins the nature run (true weather, true soil) while the last rank spins one column of the
+ensemble (ensemble forcing, estimated soil) up to ``ensemble.spread_days`` before the end; the same rank
+when serial. The states are broadcast, every member of every method starts from the ensemble column's
+state, and the members then run the last ``spread_days`` each with its own perturbed forcing
+(:func:`spread_members`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from landimg.experiment.config import Config
+from landimg.experiment.setup import Setup
+
+__all__ = ["new_nature", "seed_members", "spinup", "spread_members"]
+
+
+def new_nature(cfg: Config, s: Setup) -> Any:
+    """The nature run: one member of every land column with the true soil (a ColumnModel)."""
+    from landimg.model.column import ColumnModel
+
+    return ColumnModel(s.domain.grid.ncol, 1, soil=s.soil_true, dt=cfg.experiment.dt, igbp=s.domain.igbp)
+
+
+def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(nature state, ensemble member state) after ``experiment.spinup_days`` (``get_state()`` dicts, 1 member)."""
+    from landimg.model.column import ColumnModel
+
+    e = cfg.experiment
+    rank, size = comm.Get_rank(), comm.Get_size()
+    nsteps = e.spinup_days * cfg.steps_per_day
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day  # the ensemble's last days: per member
+    todo = []
+    if rank == 0:
+        todo.append(("nature", s.soil_true, s.weather.truth))
+    if rank == size - 1:
+        todo.append(("ensemble", s.soil_est, s.weather.ensemble))
+    states: dict[str, dict] = {}
+    for name, soil, weather in todo:
+        m = ColumnModel(s.domain.grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp)
+        for k in range(-nsteps, 0 if name == "nature" else -nspread):
+            m.step(weather(k * e.dt))
+        m.reset_fluxes()
+        states[name] = m.get_state()
+    from landimg.parallel import wait_all
+
+    wait_all(comm)  # polled: a rank waiting for the other's spin-up still reacts to signals
+    nature = comm.bcast(states.get("nature"), root=0)
+    member = comm.bcast(states.get("ensemble"), root=size - 1)
+    return nature, member
+
+
+def seed_members(ensembles: dict[str, Any], member: dict[str, np.ndarray]) -> None:
+    """Start every member of every ensemble from the one-member state ``member`` (the one place this is done)."""
+    for ens in ensembles.values():
+        nloc = ens.model.state["wliq"].shape[-1]
+        ens.model.set_state({k: np.asfortranarray(np.repeat(v, nloc, axis=-1)) for k, v in member.items()})
+
+
+def spread_members(cfg: Config, s: Setup, ensembles: dict[str, Any]) -> None:
+    """Per-member spin-up: the last ``ensemble.spread_days`` of the spin-up run with perturbed forcing.
+
+    The first ensemble runs them (this rank's members, each with its own perturbations); the others copy
+    its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
+    Member streams make it independent of the rank layout. Fluxes are reset afterwards.
+    """
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day
+    if nspread == 0 or not ensembles:
+        return
+    first, *others = ensembles.values()
+    for k in range(-nspread, 0):
+        first.advance(s.weather.ensemble(k * cfg.experiment.dt), 1)
+    first.model.reset_fluxes()
+    for ens in others:
+        ens.model.set_state(first.model.get_state())
+        ens.model.reset_fluxes()
+        if first.perturber is not None:
+            ens.perturber.set_state(first.perturber.get_state())
