@@ -4,7 +4,7 @@ diagonal form, over several seeds, scored after a spin-in period, with paired 95
     python bench/study.py                          # every config x seed into runs/study9-<UTC>/, then tables
     python bench/study.py --root DIR --resume      # keep finished runs of DIR, run the rest
     python bench/study.py --root DIR --report-only # tables from what DIR holds
-    python bench/study.py ... --write-docs         # also rewrite the marked block of docs/validation.md
+    python bench/study.py ... --write-docs         # also rewrite the marked blocks of docs/validation.md, README.md
     python bench/study.py --quick                  # smoke test (2 seeds, 4 days, 10-day spin-up, 4 members)
 
 Every run is ``mpirun -n 2 python -m mpi4py -m landimg.cycle --out ROOT/<config>-s<seed> --set ...``
@@ -176,6 +176,31 @@ def report(scores: dict[str, Any], seeds: list[int], meta: dict[str, Any]) -> st
     return "\n".join(lines)
 
 
+def goals(scores: dict[str, Any], seeds: list[int]) -> str:
+    """Markdown table of the issue-9 goals against the measured means (95 % CI) over seeds."""
+
+    def ci(vals: list[float], nd: int = 3) -> str:
+        mu, hw, n = _ci(vals)
+        return f"{mu:.{nd}f} +- {hw:.{nd}f} (n={n})" if np.isfinite(hw) else f"{mu:.{nd}f} (n={n})"
+
+    def g(m: str, *metric: str, cfg: str = "main") -> list[float]:
+        return [_get(scores, cfg, s, m, metric) for s in seeds]
+
+    cv, ol, pt = "curvelet_enkf", "openloop", "point_enkf"
+    diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]  # noqa: E731
+    rows = [
+        ("curvelet 0-10 cm spatial correlation", ">= 0.90", ci(g(cv, "0-10cm", "spatial_corr"))),
+        ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(g(cv, "0-10cm", "ubrmse"), g(ol, "0-10cm", "ubrmse"), strict=True)])),
+        ("curvelet - open loop, 10-40 cm correlation", ">= +0.20", ci(diff(g(cv, "10-40cm", "spatial_corr"), g(ol, "10-40cm", "spatial_corr")))),
+        ("curvelet - open loop, 40-100 cm correlation", ">= +0.12", ci(diff(g(cv, "40-100cm", "spatial_corr"), g(ol, "40-100cm", "spatial_corr")))),
+        ("curvelet analysis spread / error, 0-10 cm", "0.6 - 1.5", ci(g(cv, "spread_error_0-10cm"), 2)),
+        ("curvelet - point EnKF, 0-10 cm correlation", ">= +0.02, CI > 0", ci(diff(g(cv, "0-10cm", "spatial_corr"), g(pt, "0-10cm", "spatial_corr")))),
+    ]  # fmt: skip
+    out = ["| goal (days 11-40) | target | measured, mean +- 95 % CI over seeds |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(out)
+
+
 def write_docs(text: str, path: Path = ROOT / "docs" / "validation.md") -> None:
     """Replace the block between the study markers of ``path`` (appended when absent)."""
     doc = path.read_text()
@@ -234,11 +259,12 @@ def main(argv: list[str] | None = None) -> int:
                 store.write_text(json.dumps(data, indent=1))
     what = (f"{'quick smoke test' if a.quick else '40 days'} scored on days {score_from}-"
             f"{4 if a.quick else 40}; {', '.join(BASE[1:2])}; CONUS 1 deg, 16 members")  # fmt: skip
-    text = report(data["scores"], seeds, {"what": what})
+    text = goals(data["scores"], seeds) + "\n\n" + report(data["scores"], seeds, {"what": what})
     (root / "study.md").write_text(text + "\n")
     print(text)
     if a.write_docs:
         write_docs(text)
+        write_docs(goals(data["scores"], seeds), ROOT / "README.md")
     return 0
 
 
