@@ -1,57 +1,79 @@
-"""Column physics speed: Python-driven stepping through the f2py extension vs a pure Fortran driver.
+"""Column physics speed: this tree's physics against a baseline revision, per core and with threads.
 
-Both step the same columns, members, parameters, initial state and cycle of forcing frames with the
-same Fortran routine (``colm_api.colm_step``), one call per time step. The Python side goes through
-``ColumnModel.step`` (forcing validation + copy into the Fortran buffer + the f2py call); the Fortran
-side is ``colm_bench_driver`` (``fortran/colm_bench_driver.f90``, a non-installed meson executable).
-Runs are interleaved and repeated; the best CPU time (primary: robust on a shared machine) and the
-best wall time of each are compared, and the final states are checked to be bitwise identical.
+Both are pure-Fortran drivers (``fortran/colm_bench_driver.f90`` of each revision) compiled here with the
+same gfortran flags (``-O3 -fstack-arrays``; this tree's with ``-fopenmp``), stepping the same columns,
+members, parameters, initial state and cycle of forcing frames, one ``colm_step`` call per time step.
+Runs are interleaved (baseline, new, baseline, new, ...) and the best CPU time of each is compared
+(robust on a shared machine); then this tree's driver runs with 1 and 2 OpenMP threads (wall time, as
+threads share the CPU time) and the final states of the two thread counts are checked to be bitwise
+identical. With ``--python`` the Python-driven loop (``ColumnModel.step``) is timed against this
+tree's driver as well and their final states compared.
 
 Usage::
 
-    PYTHONPATH=python .venv/bin/python bench/column_speed.py [--ncol 1000] [--nmem 16] [--nsteps 48]
-        [--repeat 3] [--builddir build-dev]
+    PYTHONPATH=python .venv/bin/python bench/column_speed.py [--baseline main] [--ncol 1000] [--nmem 16]
+        [--nsteps 48] [--repeat 3] [--python]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
-import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 import landimg
 import numpy as np
 from landimg import soil
-from landimg.model.column import FORCING_NAMES
+from landimg.model.column import _FORCING_INDEX, FORCING_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 SIGMA = 5.67e-8
+#: physics sources in dependency order (colm_api and the driver last)
+SOURCES = ("colm_kinds", "colm_const", "colm_linalg", "colm_soil", "colm_hydrology", "colm_energy",
+           "colm_thermal", "colm_column", "colm_api", "colm_bench_driver")  # fmt: skip
+STATE_ORDER = ("wliq", "wice", "tsoil", "zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin", "tsnow", "dsnow")
 
 
-def find_driver(builddir: Path) -> Path:
-    """Path of colm_bench_driver in ``builddir``; (re)built with ninja (meson setup if needed)."""
-    exe = builddir / "fortran" / "colm_bench_driver"
-    env = dict(os.environ)
-    venv_bin = Path(sys.executable).parent
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-    ninja = shutil.which("ninja", path=env["PATH"])
-    meson = shutil.which("meson", path=env["PATH"])
-    if not (builddir / "build.ninja").exists():
-        if meson is None:
-            raise SystemExit("meson not found: run `bash ci/dev-build.sh` first")
-        subprocess.run([meson, "setup", str(builddir), "--buildtype=release"], cwd=REPO, env=env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-    if ninja is not None:
-        subprocess.run([ninja, "-C", str(builddir), "fortran/colm_bench_driver"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-    if not exe.exists():
-        raise SystemExit(f"{exe} not found and could not be built")
-    return exe
+def _sources(rev: str | None, dest: Path) -> int:
+    """Copy fortran/ of ``rev`` (None: the working tree) into ``dest``; return its api_version."""
+    dest.mkdir(parents=True)
+    if rev is None:
+        for f in (REPO / "fortran").glob("*.f90"):
+            shutil.copy(f, dest / f.name)
+    else:
+        tar = subprocess.run(
+            ["git", "-C", str(REPO), "archive", rev, "fortran"], check=True, capture_output=True
+        )
+        with tarfile.open(fileobj=BytesIO(tar.stdout)) as t:
+            for member in t.getmembers():
+                if member.name.endswith(".f90"):
+                    fh = t.extractfile(member)
+                    assert fh is not None
+                    (dest / Path(member.name).name).write_bytes(fh.read())
+    found = re.search(r"version\s*=\s*(\d+)", (dest / "colm_api.f90").read_text())
+    if found is None:
+        raise SystemExit(f"no api_version in {dest / 'colm_api.f90'}")
+    return int(found.group(1))
+
+
+def build_driver(rev: str | None, workdir: Path, openmp: bool) -> tuple[Path, int]:
+    """Compile colm_bench_driver of ``rev`` in ``workdir``; return (executable, api_version)."""
+    src = workdir / "src"
+    version = _sources(rev, src)
+    flags = ["-O3", "-fstack-arrays", "-fimplicit-none", "-J", str(workdir)] + (
+        ["-fopenmp"] if openmp else []
+    )
+    exe = workdir / "colm_bench_driver"
+    files = [str(src / f"{name}.f90") for name in SOURCES]
+    subprocess.run(["gfortran", *flags, *files, "-o", str(exe)], check=True, cwd=workdir)
+    return exe, version
 
 
 def make_frames(ncol: int, nmem: int, nframes: int, seed: int) -> list[dict[str, np.ndarray]]:
@@ -86,83 +108,97 @@ def make_model(ncol: int, nmem: int, dt: float, seed: int) -> landimg.ColumnMode
     return landimg.ColumnModel(ncol, nmem, soil=soil.from_texture(sand, clay), dt=dt, igbp=igbp)
 
 
-STATE_ORDER = ("wliq", "wice", "tsoil", "zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin")
-
-
-def write_driver_input(path: Path, m: landimg.ColumnModel, frames, nsteps: int) -> None:
+def write_driver_input(path: Path, version: int, m: landimg.ColumnModel, frames, nsteps: int) -> None:
+    """Driver input in the layout of Fortran API ``version`` (2-3: parameters (np, ncol) and no snow
+    layer; 4: parameters (np, ncol, nmem); 5: + tsnow, dsnow). Parameters of the first ``npar(version)``
+    names are the ones all versions share, in the same order."""
     fr = np.zeros((len(FORCING_NAMES), m.ncol, m.nmem, len(frames)), order="F")
     for k, f in enumerate(frames):
-        for i, n in enumerate(FORCING_NAMES):
-            fr[i, :, :, k] = f[n]
+        for n in FORCING_NAMES:
+            fr[_FORCING_INDEX[n], :, :, k] = f[n]
+    params = m._params[:14] if version < 6 else m._params
+    params = params[:, :, 0] if version < 4 else params
+    state = STATE_ORDER if version >= 5 else STATE_ORDER[:9]
     with open(path, "wb") as fh:
         fh.write(np.array([m.nlev, m.ncol, m.nmem, nsteps, len(frames)], dtype=np.int32).tobytes())
         fh.write(np.array([m.dt], dtype=np.float64).tobytes())
         fh.writelines(
             np.asarray(a, dtype=np.float64).tobytes(order="F")
-            for a in (m._params, m._rootfr, *(m.state[k] for k in STATE_ORDER), fr)
+            for a in (params, m._rootfr, *(m.state[k] for k in state), fr)
         )
 
 
-def read_driver_output(path: Path, m: landimg.ColumnModel) -> dict[str, np.ndarray]:
-    raw = np.fromfile(path, dtype=np.float64)
-    out, pos = {}, 0
-    for k in (*STATE_ORDER, "fluxes"):
-        ref = m._fluxes if k == "fluxes" else m.state[k]
-        out[k] = raw[pos : pos + ref.size].reshape(ref.shape, order="F")
-        pos += ref.size
-    return out
+def run_driver(exe: Path, fin: Path, fout: Path, threads: int = 1) -> tuple[float, float]:
+    """(wall s, cpu s) of one driver run."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    res = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True, check=True, env=env)
+    words = res.stdout.split()
+    return float(words[1]), float(words[3])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--baseline", default="main", help="git revision of the baseline physics (default main)")
     ap.add_argument("--ncol", type=int, default=1000)
     ap.add_argument("--nmem", type=int, default=16)
     ap.add_argument("--nsteps", type=int, default=48)
     ap.add_argument("--dt", type=float, default=1800.0)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--builddir", type=Path, default=REPO / "build-dev")
+    ap.add_argument("--python", action="store_true", help="also time the Python-driven loop")
     args = ap.parse_args(argv)
 
-    exe = find_driver(args.builddir)
     frames = make_frames(args.ncol, args.nmem, 24, seed=1)
     m = make_model(args.ncol, args.nmem, args.dt, seed=2)
     m.step(frames[0], nsteps=4)  # leave the cold start
+    m.reset_fluxes()
     start = m.get_state()
     colsteps = args.ncol * args.nmem * args.nsteps
-
     with tempfile.TemporaryDirectory() as tmp:
-        fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
-        m.reset_fluxes()
-        write_driver_input(fin, m, frames, args.nsteps)
-        t_py, t_f, c_py, c_f = [], [], [], []
+        tmp = Path(tmp)
+        new, vnew = build_driver(None, tmp / "new", openmp=True)
+        base, vbase = build_driver(args.baseline, tmp / "base", openmp=False)
+        fin_new, fin_base = tmp / "in_new.bin", tmp / "in_base.bin"
+        write_driver_input(fin_new, vnew, m, frames, args.nsteps)
+        write_driver_input(fin_base, vbase, m, frames, args.nsteps)
+        t = {"base": [], "new": [], "new1": [], "new2": [], "py": []}
         for _ in range(args.repeat):
-            m.set_state(start)
-            m.reset_fluxes()
-            t0, c0 = time.perf_counter(), time.process_time()
-            for k in range(args.nsteps):
-                m.step(frames[k % len(frames)])
-            c_py.append(time.process_time() - c0)
-            t_py.append(time.perf_counter() - t0)
-            res = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True, check=True)
-            words = res.stdout.split()
-            t_f.append(float(words[1]))
-            c_f.append(float(words[3]))
-        fort = read_driver_output(fout, m)
-        py = m.get_state()
-        identical = all(np.array_equal(py[k], fort[k]) for k in fort)
+            t["base"].append(run_driver(base, fin_base, tmp / "out_base.bin")[1])
+            t["new"].append(run_driver(new, fin_new, tmp / "out1.bin", threads=1)[1])
+        for _ in range(args.repeat):
+            t["new1"].append(run_driver(new, fin_new, tmp / "out1.bin", threads=1)[0])
+            t["new2"].append(run_driver(new, fin_new, tmp / "out2.bin", threads=2)[0])
+        threads_identical = (tmp / "out1.bin").read_bytes() == (tmp / "out2.bin").read_bytes()
+        py_identical = None
+        if args.python:
+            for _ in range(args.repeat):
+                m.set_state(start)
+                c0 = time.process_time()
+                for k in range(args.nsteps):
+                    m.step(frames[k % len(frames)])
+                t["py"].append(time.process_time() - c0)
+            raw = np.fromfile(tmp / "out1.bin", dtype=np.float64)
+            py = m.get_state()
+            py_identical = np.array_equal(
+                raw, np.concatenate([py[k].ravel(order="F") for k in (*STATE_ORDER, "fluxes")])
+            )
 
+    best = {k: min(v) for k, v in t.items() if v}
     print(f"columns x members x steps: {args.ncol} x {args.nmem} x {args.nsteps} (dt {args.dt:g} s), "
           f"{args.repeat} interleaved repeats, best of each")  # fmt: skip
-    for label, tp, tf in (("cpu time", c_py, c_f), ("wall time", t_py, t_f)):
-        bp, bf = min(tp), min(tf)
-        print(f"{label}:")
-        print(f"  python-driven (ColumnModel.step, 1 call/step): {bp:.4f} s  {colsteps / bp:,.0f} column-steps/s  "
-              f"runs {' '.join(f'{t:.3f}' for t in tp)}")  # fmt: skip
-        print(f"  fortran driver (colm_bench_driver):           {bf:.4f} s  {colsteps / bf:,.0f} column-steps/s  "
-              f"runs {' '.join(f'{t:.3f}' for t in tf)}")  # fmt: skip
-        print(f"  ratio python/fortran ({label}): {bp / bf:.3f}  (target <= 1.05)")
-    print(f"final states bitwise identical: {identical}")
-    return 0 if identical else 1
+    print("per core (CPU time, 1 thread):")
+    print(f"  baseline {args.baseline} (api {vbase}): {best['base']:.4f} s  {colsteps / best['base']:,.0f} column-steps/s"
+          f"  runs {' '.join(f'{x:.3f}' for x in t['base'])}")  # fmt: skip
+    print(f"  this tree (api {vnew}):      {best['new']:.4f} s  {colsteps / best['new']:,.0f} column-steps/s"
+          f"  runs {' '.join(f'{x:.3f}' for x in t['new'])}")  # fmt: skip
+    print(f"  speed-up this tree / baseline: {best['base'] / best['new']:.3f}x  (target >= 1.3x)")
+    print("threads (wall time, this tree):")
+    print(f"  1 thread : {best['new1']:.4f} s  {colsteps / best['new1']:,.0f} column-steps/s")
+    print(f"  2 threads: {best['new2']:.4f} s  {colsteps / best['new2']:,.0f} column-steps/s  "
+          f"speed-up {best['new1'] / best['new2']:.2f}x; final states bitwise identical: {threads_identical}")  # fmt: skip
+    if args.python:
+        print(f"python-driven (ColumnModel.step, CPU): {best['py']:.4f} s, ratio python/fortran "
+              f"{best['py'] / best['new']:.3f}; final states bitwise identical: {py_identical}")  # fmt: skip
+    return 0 if threads_identical and py_identical in (None, True) else 1
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@
 program colm_bench_driver
   use, intrinsic :: iso_c_binding, only: c_double, c_int, c_int64_t
   use, intrinsic :: iso_fortran_env, only: error_unit, output_unit
-  use colm_api, only: colm_step, colm_layout
+  use colm_api, only: colm_step, colm_layout, colm_derive
   implicit none
   integer(c_int) :: hdr(5), nlev, ncol, nmem, nsteps, nframes, nf, np, nx, ierr
   real(c_double) :: dt
-  real(c_double), allocatable :: params(:, :), rootfr(:, :), frames(:, :, :, :)
+  real(c_double), allocatable :: params(:, :, :), rootfr(:, :), frames(:, :, :, :)
   real(c_double), allocatable :: wliq(:, :, :), wice(:, :, :), tsoil(:, :, :), fluxes(:, :, :)
   real(c_double), allocatable :: zwt(:, :), wa(:, :), wcan(:, :), wsnow(:, :), wpond(:, :), tskin(:, :)
+  real(c_double), allocatable :: tsnow(:, :), dsnow(:, :)
   integer(c_int), allocatable :: colerr(:, :)
   integer(c_int64_t) :: t0, t1, rate
   real :: c0, c1
@@ -33,21 +34,22 @@ program colm_bench_driver
   end if
   read (u) hdr, dt
   nlev = hdr(1); ncol = hdr(2); nmem = hdr(3); nsteps = hdr(4); nframes = hdr(5)
-  allocate (params(np, ncol), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
+  allocate (params(np, ncol, nmem), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
   allocate (wliq(nlev, ncol, nmem), wice(nlev, ncol, nmem), tsoil(nlev, ncol, nmem))
   allocate (zwt(ncol, nmem), wa(ncol, nmem), wcan(ncol, nmem), wsnow(ncol, nmem), wpond(ncol, nmem))
-  allocate (tskin(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
-  read (u) params, rootfr, wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, frames
+  allocate (tskin(ncol, nmem), tsnow(ncol, nmem), dsnow(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
+  read (u) params, rootfr, wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, frames
   close (u)
   fluxes = 0.0_c_double
   colerr = 0
+  call colm_derive(np, ncol, nmem, params, ierr)
 
   call system_clock(t0, rate)
   call cpu_time(c0)
   do k = 1, nsteps
     f = mod(k - 1, nframes) + 1
     call colm_step(nlev, ncol, nmem, nf, np, nx, 1_c_int, dt, frames(:, :, :, f), params, rootfr, &
-                   wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, fluxes, colerr, ierr)
+                   wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes, colerr, ierr)
     if (ierr /= 0) then
       write (error_unit, '(a,i0,a,i0)') 'colm_step failed at step ', k, ': ierr = ', ierr
       error stop 1
@@ -59,6 +61,6 @@ program colm_bench_driver
     ' cpu ', real(c1 - c0, c_double)
 
   open (newunit=u, file=trim(fout), access='stream', form='unformatted', status='replace')
-  write (u) wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, fluxes
+  write (u) wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes
   close (u)
 end program colm_bench_driver

@@ -19,12 +19,18 @@ module colm_const
   real(dp), parameter, public :: grav = 9.80616_dp      !< gravity (m/s2)
   real(dp), parameter, public :: vkc = 0.4_dp           !< von Karman constant
   real(dp), parameter, public :: stefan = 5.67e-8_dp    !< Stefan-Boltzmann constant (W/m2/K4)
-  real(dp), parameter, public :: tkwat = 0.57_dp        !< thermal conductivity of water (W/m/K)
+  real(dp), parameter, public :: tkwat = 0.6_dp         !< thermal conductivity of water (W/m/K) (CoLM MOD_Const_Physical)
   real(dp), parameter, public :: tkice = 2.29_dp        !< thermal conductivity of ice (W/m/K)
+  real(dp), parameter, public :: tkair = 0.023_dp       !< thermal conductivity of air (W/m/K)
+  real(dp), parameter, public :: roverg = 4.71047e4_dp  !< R_w/g (mm/K) for the soil-air relative humidity
+  real(dp), parameter, public :: wimp = 0.05_dp         !< water impermeable below this effective porosity (-)
+  real(dp), parameter, public :: e_ice = 6.0_dp         !< soil ice impedance factor: K x 10^(-e_ice f_ice)
+  real(dp), parameter, public :: snow_min_depth = 0.01_dp !< a snow layer of its own from this depth (m)
+  real(dp), parameter, public :: zlnd = 0.01_dp         !< roughness length of bare soil for the snow cover (m)
   real(dp), parameter, public :: psi_wilt = -1.5e5_dp   !< wilting point matric potential (mm)
   real(dp), parameter, public :: psi_min = -1.0e8_dp    !< lower bound of matric potential (mm)
   real(dp), parameter, public :: pond_max = 10.0_dp     !< maximum ponding depth (kg/m2 = mm)
-  real(dp), parameter, public :: wa_max = 5000.0_dp     !< aquifer storage cap (kg/m2)
+  real(dp), parameter, public :: wa_max = 5000.0_dp     !< aquifer storage above which water returns to the soil (kg/m2)
   real(dp), parameter, public :: zwt_max = 80.0_dp      !< deepest water table (m)
   real(dp), parameter, public :: zref = 10.0_dp         !< forcing reference height above displacement (m)
 
@@ -41,6 +47,9 @@ module colm_const
   integer, parameter, public :: if_swdown = 6   !< downward shortwave (W/m2)
   integer, parameter, public :: if_lwdown = 7   !< downward longwave (W/m2)
   integer, parameter, public :: nforc = 7
+  !> names of the forcing entries, in index order (read by Python through colm_api::colm_field_name)
+  character(len=32), parameter, public :: forcing_names(nforc) = [character(len=32) :: &
+    'tair', 'qair', 'psurf', 'precip', 'wind', 'swdown', 'lwdown']
 
   ! --- parameter array layout: params(npar, ncol) ---
   integer, parameter, public :: ip_theta_s = 1  !< porosity (m3/m3)
@@ -57,7 +66,22 @@ module colm_const
   integer, parameter, public :: ip_emis = 12    !< surface emissivity (-)
   integer, parameter, public :: ip_gsmax = 13   !< maximum leaf stomatal conductance (m/s)
   integer, parameter, public :: ip_hydmodel = 14 !< soil hydraulic model (1 = Campbell/Clapp-Hornberger)
-  integer, parameter, public :: npar = 14
+  ! derived from the above once (colm_api::colm_derive), never inside the step
+  integer, parameter, public :: ip_theta_air = 15 !< air-dry water content, theta at psi_min (m3/m3)
+  integer, parameter, public :: ip_tort = 16    !< vapour tortuosity of the dry surface layer (-)
+  integer, parameter, public :: ip_s_fc = 17    !< relative saturation at field capacity, psi = -3399 mm (-)
+  integer, parameter, public :: ip_log_tksol = 18 !< log of the solids' thermal conductivity
+  integer, parameter, public :: ip_fveg = 19    !< vegetated fraction 1 - exp(-0.5 (LAI + SAI)) (-)
+  integer, parameter, public :: ip_fint = 20    !< intercepted fraction of rain 0.25 (1 - exp(-0.5 (LAI + SAI)))
+  integer, parameter, public :: ip_log_zm = 21  !< log(zref / z0m)
+  integer, parameter, public :: ip_log_zh = 22  !< log(zref / z0h), z0h = z0m / 10
+  integer, parameter, public :: npar_input = 14 !< parameters set by the caller; the rest are derived
+  integer, parameter, public :: npar = 22
+  !> names of the parameter entries, in index order
+  character(len=32), parameter, public :: param_names(npar) = [character(len=32) :: &
+    'theta_s', 'b', 'psi_s', 'k_s', 'csol', 'tksol', 'tkdry', 'lai', 'sai', 'z0m', 'albedo', &
+    'emissivity', 'gsmax', 'hydmodel', 'theta_air', 'tortuosity', 's_fc', 'log_tksol', 'fveg', 'fint', &
+    'log_zm', 'log_zh']
 
   ! --- accumulated flux layout: fluxes(nflux, ncol, nmem) ---
   integer, parameter, public :: ix_precip = 1          !< precipitation (kg/m2)
@@ -72,6 +96,10 @@ module colm_const
   integer, parameter, public :: ix_snowmelt = 10       !< snow melt (kg/m2)
   integer, parameter, public :: ix_ground_heat = 11    !< heat into the soil (J/m2)
   integer, parameter, public :: nflux = 11
+  !> names of the flux entries, in index order
+  character(len=32), parameter, public :: flux_names(nflux) = [character(len=32) :: &
+    'precip', 'evap_soil', 'transpiration', 'evap_canopy', 'runoff_surface', 'runoff_subsurface', &
+    'analysis', 'sensible_heat', 'latent_heat', 'snowmelt', 'ground_heat']
 
   ! --- error codes (per column and member) ---
   integer, parameter, public :: err_ok = 0
@@ -80,4 +108,7 @@ module colm_const
   integer, parameter, public :: err_solver = 3         !< singular tridiagonal system
   integer, parameter, public :: err_args = 4           !< inconsistent array sizes or bad dt
   integer, parameter, public :: err_hydmodel = 5       !< unknown soil hydraulic model
+
+  ! --- per-column state scalars in colm_api::colm_step (besides the layered wliq, wice, tsoil) ---
+  integer, parameter, public :: nscalar = 8             !< zwt, wa, wcanopy, wsnow, wpond, tskin, tsnow, dsnow
 end module colm_const

@@ -20,6 +20,9 @@ module colm_soil
     real(dp) :: b = 5.0_dp          !< Clapp-Hornberger exponent (-)
     real(dp) :: psi_s = -200.0_dp   !< saturated matric potential (mm, negative)
     real(dp) :: k_s = 0.005_dp      !< saturated hydraulic conductivity (mm/s)
+    real(dp) :: theta_air = 0.0_dp  !< air-dry water content (derived once, colm_api::colm_derive)
+    real(dp) :: tort = 1.0_dp       !< vapour tortuosity of the dry surface layer (derived)
+    real(dp) :: s_fc = 0.7_dp       !< relative saturation at field capacity (derived)
   end type soil_hyd_t
 
 contains
@@ -61,7 +64,7 @@ contains
     select case (h%model)
     case default   ! hyd_campbell
       s = min(1.0_dp, max(theta / h%theta_s, 0.01_dp))
-      psi = h%psi_s * s**(-h%b)
+      psi = h%psi_s * exp(-h%b * log(s))
       psi = max(psi_min, psi)
       dpsi = -h%b * psi / (s * h%theta_s)
     end select
@@ -72,12 +75,14 @@ contains
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: theta
     real(dp), intent(out) :: k, dk
-    real(dp) :: s
+    real(dp) :: s, p
     select case (h%model)
-    case default   ! hyd_campbell
+    case default   ! hyd_campbell: one power, s^(2b+2), for both K and dK/dtheta
       s = min(1.0_dp, max(theta / h%theta_s, 0.0_dp))
-      k = h%k_s * s**(2.0_dp * h%b + 3.0_dp)
-      dk = (2.0_dp * h%b + 3.0_dp) * h%k_s * s**(2.0_dp * h%b + 2.0_dp) / h%theta_s
+      p = 0.0_dp
+      if (s > 0.0_dp) p = exp((2.0_dp * h%b + 2.0_dp) * log(s))
+      k = h%k_s * p * s
+      dk = (2.0_dp * h%b + 3.0_dp) * h%k_s * p / h%theta_s
     end select
   end subroutine soil_k
 
@@ -86,7 +91,7 @@ contains
   elemental real(dp) function specific_yield(h, zwt) result(sy)
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: zwt
-    sy = h%theta_s * (1.0_dp - (1.0_dp + 1000.0_dp * max(zwt, 0.0_dp) / abs(h%psi_s))**(-1.0_dp / h%b))
+    sy = h%theta_s * (1.0_dp - exp(-log(1.0_dp + 1000.0_dp * max(zwt, 0.0_dp) / abs(h%psi_s)) / h%b))
     sy = max(sy, 0.02_dp)
   end function specific_yield
 

@@ -6,6 +6,7 @@ import landimg
 import numpy as np
 import pytest
 from landimg import soil
+from landimg.model import _binding
 from landimg.model._colm import colm_api
 
 NLEV = 10
@@ -109,9 +110,10 @@ def test_f2py_kinds_and_no_silent_copies():
     m = landimg.ColumnModel(4, 2)
     s = m.state
     args = dict(
-        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in landimg.model.column.FORCING_NAMES])),
+        forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in _binding.FORTRAN_FORCING])),
         params=m._params, rootfr=m._rootfr, wice=s["wice"], tsoil=s["tsoil"], zwt=s["zwt"], wa=s["wa"],
-        wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], fluxes=m._fluxes,
+        wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], tsnow=s["tsnow"],
+        dsnow=s["dsnow"], fluxes=m._fluxes,
         colerr=m._colerr,
     )  # fmt: skip
     wliq_c = np.ascontiguousarray(s["wliq"])
@@ -323,6 +325,96 @@ def test_water_storage_sums_all_stores():
 
 def test_fortran_failure_raises_runtime_error_naming_the_column():
     m = landimg.ColumnModel(3, 2)
-    m._params[13, 1] = 7.0  # hydraulic model code 7 does not exist
+    m._params[landimg.model.column._PARAM_INDEX["hydmodel"], 1] = 7.0  # model code 7 does not exist
     with pytest.raises(RuntimeError, match="column 1, member 0: unknown soil hydraulic model"):
         m.step(forcing(3))
+
+
+def test_stale_extension_is_refused_with_a_rebuild_message():
+    class Old:
+        @staticmethod
+        def api_version():
+            return _binding.API_VERSION - 1
+
+    with pytest.raises(ImportError, match="API version .*needs version .*stale build.*rebuild the extension"):
+        _binding._check_version(Old)
+    with pytest.raises(ImportError, match="rebuild the extension"):
+        _binding._check_version(object())  # no api_version at all
+    _binding._check_version(colm_api)  # the built extension passes
+
+
+def test_fortran_and_python_agree_by_name():
+    """Names come from the Fortran table; a renamed or missing entry is an ImportError naming it;
+    parameters are packed by name whatever the Fortran order."""
+    from landimg.model import column
+
+    assert set(_binding.FORTRAN_PARAMS) == set(column.PARAM_NAMES)
+    assert _binding.FORTRAN_FORCING == tuple(column.FORCING_NAMES) or set(_binding.FORTRAN_FORCING) == set(
+        column.FORCING_NAMES
+    )
+    with pytest.raises(ImportError, match="only in Fortran: \\['k_sat'\\].*only in Python: \\['k_s'\\]"):
+        _binding.check_names("parameter", ("theta_s", "k_sat"), ("theta_s", "k_s"))
+    idx = _binding.check_names("parameter", ("b", "a"), ("a", "b"))
+    assert idx == {"a": 1, "b": 0}
+    sl = soil.from_class(["sand", "clay"])
+    m = landimg.ColumnModel(2, 1, soil=sl, igbp=np.array([1, 16]))
+    for name in ("theta_s", "b", "psi_s", "k_s", "tkdry"):
+        np.testing.assert_array_equal(m.param(name), getattr(sl, name)[:, None])
+        name_f = colm_api.colm_field_name(2, column._PARAM_INDEX[name] + 1)[0]
+        assert bytes(name_f).decode().strip() == name
+    np.testing.assert_array_equal(m.param("lai"), m.veg.lai[:, None])
+    with pytest.raises(ValueError, match="unknown parameter 'porosity'"):
+        m.param("porosity")
+
+
+def test_per_member_soil_equals_separate_runs_bitwise():
+    """Members with different soil parameters (arrays (ncol, nmem), one Fortran call per step) equal
+    separate one-member runs with those parameters, bitwise; per-column (ncol,) soil broadcasts to
+    every member."""
+    ncol, nmem = 3, 3
+    igbp = np.array([1, 10, 16])
+    per = [soil.from_class(["sand", "loam", "clay"]), soil.from_class(["clay", "silt loam", "sand"]),
+           soil.from_texture(np.array([20.0, 50.0, 80.0]), np.array([30.0, 20.0, 5.0]))]  # fmt: skip
+    stacked = soil.stack_members(per)
+    assert stacked.nmem == nmem and stacked.theta_s.shape == (ncol, nmem)
+    together = landimg.ColumnModel(ncol, nmem, soil=stacked, dt=3600.0, igbp=igbp)
+    alone = [landimg.ColumnModel(ncol, 1, soil=p, dt=3600.0, igbp=igbp) for p in per]
+    np.testing.assert_array_equal(together.porosity()[0], stacked.theta_s)
+    for k in range(72):
+        f = forcing(ncol, nmem, seed=k)
+        together.step(f)
+        for i, mi in enumerate(alone):
+            mi.step({n: v[:, i] for n, v in f.items()})
+    for i, mi in enumerate(alone):
+        for key in together.state:
+            assert np.array_equal(together.state[key][..., i], mi.state[key][..., 0]), key
+        for key in together.fluxes:
+            assert np.array_equal(together.fluxes[key][:, i], mi.fluxes[key][:, 0]), key
+    # the members really differ, and the bounds of add_soil_water follow each member's porosity
+    assert not np.array_equal(together.state["wliq"][..., 0], together.state["wliq"][..., 1])
+    together.add_soil_water(np.full((NLEV, ncol, nmem), 1.0e4))
+    np.testing.assert_allclose(together.theta(), together.porosity(), rtol=1e-12)
+    # per-column soil: the same as the per-member form with equal members
+    a = landimg.ColumnModel(ncol, 2, soil=per[0], dt=3600.0, igbp=igbp)
+    b = landimg.ColumnModel(ncol, 2, soil=soil.stack_members([per[0], per[0]]), dt=3600.0, igbp=igbp)
+    for k in range(24):
+        f = forcing(ncol, 2, seed=50 + k)
+        a.step(f)
+        b.step(f)
+    for key in a.state:
+        assert np.array_equal(a.state[key], b.state[key]), key
+    assert stacked.member(1).b.tolist() == per[1].b.tolist()
+    with pytest.raises(ValueError, match="members"):
+        landimg.ColumnModel(ncol, 2, soil=stacked)
+    with pytest.raises(ValueError, match="soil.b must have shape"):
+        landimg.ColumnModel(ncol, nmem, soil=dataclasses.replace(stacked, b=stacked.b[:, 0]))
+
+
+def test_from_texture_per_member():
+    sand = np.array([[20.0, 40.0], [60.0, 80.0]])
+    clay = np.array([[30.0, 20.0], [10.0, 5.0]])
+    p = soil.from_texture(sand, clay)
+    assert p.theta_s.shape == (2, 2) and p.nmem == 2
+    q = soil.from_texture(sand[:, 1], clay[:, 1])
+    for k in ("theta_s", "b", "psi_s", "k_s", "csol", "tksol", "tkdry"):
+        np.testing.assert_array_equal(getattr(p.member(1), k), getattr(q, k))

@@ -106,6 +106,7 @@ def test_year_water_balance_and_bounds(climate):
 
 def test_saturated_sand_drains_faster_than_clay():
     m = landimg.ColumnModel(2, 1, soil=soil.from_class(["sand", "clay"]), dt=3600.0, igbp=16)
+    m.state["wa"][...] = 2000.0  # room in the aquifer (above 5000 mm its water returns to the soil)
     w0 = m.state["wliq"].sum(axis=0)[:, 0].copy()
     m.step(still_forcing(2), nsteps=24 * 3)
     loss = w0 - m.state["wliq"].sum(axis=0)[:, 0]
@@ -138,6 +139,7 @@ def test_evaporation_falls_as_the_surface_dries():
     m = landimg.ColumnModel(
         ncol, 1, soil=soil.from_class(["loam", "silt loam", "sandy loam"]), dt=3600.0, igbp=16
     )
+    m.state["wa"][...] = 2000.0  # room in the aquifer: the column drains instead of refilling
     t = np.full(ncol, 300.0)
     p = np.full(ncol, 1.0e5)
     f = dict(tair=t, qair=0.3 * qsat(t, p), psurf=p, precip=np.zeros(ncol), wind=np.full(ncol, 4.0),
@@ -186,23 +188,31 @@ def test_constant_rain_without_evaporation_reaches_runoff_equals_rain():
     np.testing.assert_allclose(runoff, F["precip"], rtol=1e-3)
     assert np.abs(evap).max() < 1e-3 * F["precip"].max()
     assert np.abs(m.water_storage() - s0).max() < 1e-3 * F["precip"].max()
-    # the steady profile is the analytic one: the Darcy flux recomputed here from the state (Campbell
-    # K at the mean saturation, gravity + matric gradient) equals the infiltration at every interface
-    # and the free drainage K(theta_N) at the bottom, and both equal the subsurface runoff rate
+    # the steady state is CoLM's: the baseflow 5.5e-3 exp(-2.5 zwt) mm/s equals the subsurface runoff
+    # (4.3 mm/day puts the water table inside the soil column, ~1.9 m), the layers below the table
+    # are saturated, and above it the Darcy flux recomputed here from the state (Campbell K at the
+    # mean saturation, gravity + matric gradient) is the same at every interface and equals the
+    # subsurface runoff rate (sand and loam; clay also returns water to the surface)
     sl = m.soil
     seconds = 24 * 60 * 3600.0
+    zwt = m.state["zwt"][:, 0]
+    rate = F["runoff_subsurface"][:, 0] / seconds
+    np.testing.assert_allclose(5.5e-3 * np.exp(-2.5 * zwt[:2]), rate[:2], rtol=1e-3)
+    assert np.all(zwt < m.z_bottom[-1]) and np.all(zwt > 1.0)
     th = m.state["wliq"][:, :, 0] / (1000.0 * m.dz[:, None])
+    below = m.z_top[:, None] >= zwt[None, :]
+    np.testing.assert_allclose(th[below], np.broadcast_to(sl.theta_s, th.shape)[below], rtol=1e-9)
     psi = sl.psi_s * (th / sl.theta_s) ** (-sl.b)
     k_mid = sl.k_s * (0.5 * (th[1:] + th[:-1]) / sl.theta_s) ** (2 * sl.b + 3)
     dzn = 1000.0 * np.diff(m.z_node)[:, None]
     q = -k_mid * (np.diff(psi, axis=0) / dzn - 1.0)
-    k_bottom = sl.k_s * (th[-1] / sl.theta_s) ** (2 * sl.b + 3)
-    rate = F["runoff_subsurface"][:, 0] / seconds
-    np.testing.assert_allclose(q, np.broadcast_to(rate, q.shape), rtol=1e-3)
-    np.testing.assert_allclose(k_bottom, rate, rtol=1e-3)
+    above = m.z_bottom[1:, None] < zwt[None, :]
+    for c in (0, 1):
+        assert above[:, c].sum() >= 6
+        np.testing.assert_allclose(q[above[:, c], c], rate[c], rtol=1e-3)
     # TOPMODEL: surface runoff is the saturated fraction of the rain (rain < K_s everywhere)
     fsat = 0.38 * np.exp(-0.25 * m.state["zwt"][:, 0])
-    np.testing.assert_allclose(F["runoff_surface"][:, 0] / seconds, fsat * rain, rtol=1e-3)
+    np.testing.assert_allclose(F["runoff_surface"][:2, 0] / seconds, fsat[:2] * rain, rtol=1e-3)
 
 
 def test_frozen_top_blocks_infiltration_and_is_flagged():
@@ -298,7 +308,15 @@ def test_surface_energy_balance_closes_each_step_even_when_evaporation_is_water_
             - eps * SIGMA * (t0**4 + 4.0 * t0**3 * (t1 - t0))) * m.dt  # fmt: skip
     F = m.fluxes
     resid = rnet - F["sensible_heat"] - F["latent_heat"] - F["ground_heat"]
-    assert np.abs(resid).max() < 1e-6 * np.abs(rnet).max(), np.abs(resid).max()
+    # columns redone in sub-steps (a surface far from its linearisation point) close per sub-step
+    # instead (next test); they are found as the ones equal to a model stepped twice with dt/2
+    split = np.zeros(resid.shape, bool)
+    for nsub in (2, 4, 8):
+        ref, _ = _hot_dry_start(3600.0 / nsub, tsoil=298.0)
+        ref.step(f, nsteps=nsub)
+        split |= np.all(ref.state["tsoil"] == m.state["tsoil"], axis=0)
+    assert (~split).sum() >= 10
+    assert np.abs(resid[~split]).max() < 1e-6 * np.abs(rnet).max(), np.abs(resid[~split]).max()
     # the limits really were hit: the canopy store emptied in member 0
     assert np.all(m.state["wcanopy"][m.veg.lai + m.veg.sai > 0, 0] == 0.0)
 
@@ -324,9 +342,9 @@ def test_substepped_columns_equal_explicit_half_steps_bitwise():
         assert not np.any(same & (matched > 0))
         matched[same] = nsub
     assert np.all(change[matched == 0] <= 25.0)
-    # the split columns are (some of) the dry-topped member 1, both 2 and 4 sub-steps occur
+    # the split columns are the dry-topped member 1, both 2 and 4 sub-steps occur
     assert not matched[:, 0].any()
-    assert set(matched[:, 1]) >= {0, 2, 4}, matched
+    assert set(matched[:, 1]) >= {2, 4}, matched
 
 
 def _frozen_snowy_forest(dt, names):
@@ -369,26 +387,35 @@ def test_extreme_forcing_over_frozen_surface_steps_closes_and_matches_ten_minute
     np.testing.assert_allclose(a.water_storage(), b.water_storage(), atol=0.5)
 
 
-def test_water_table_moves_with_the_water_stored_in_the_aquifer():
-    """zwt moves by the change of aquifer storage over the specific yield; while the aquifer is full
-    (5000 mm) and overflows, the water table stays where it is and the excess runs off."""
+def test_water_table_moves_before_the_aquifer_cap_and_overflow_returns_to_the_soil():
+    """CoLM groundwater: below the column zwt moves by the net recharge over the specific yield, also
+    while the aquifer is full (5000 mm); the water above the cap returns to the bottom soil layer
+    instead of running off, so the subsurface runoff is the baseflow alone."""
     sl = soil.from_class(["loam", "sand"])
     m = landimg.ColumnModel(2, 2, soil=sl, dt=3600.0, igbp=16)
     m.state["wa"][:, 0] = 3000.0  # member 0: room in the aquifer
     m.state["wa"][:, 1] = 5000.0  # member 1: full
+    m.state["wliq"][...] *= 0.6  # well below field capacity: the table stays below the column
     f = still_forcing(2, precip=5.0e-4)
-    zwt0, wa0 = m.state["zwt"].copy(), m.state["wa"].copy()
+    zwt0, wa0, wliq0 = m.state["zwt"].copy(), m.state["wa"].copy(), m.state["wliq"].copy()
     m.step(f)
     sy = np.maximum(0.02, sl.theta_s[:, None] * (1 - (1 + 1000 * zwt0 / np.abs(sl.psi_s[:, None]))
                                                      ** (-1 / sl.b[:, None])))  # fmt: skip
     dwa = m.state["wa"] - wa0
     assert np.all(dwa[:, 0] > 0.0)
-    np.testing.assert_allclose(-(m.state["zwt"] - zwt0) * 1000.0 * sy, dwa, rtol=1e-9, atol=1e-12)
-    # full aquifer: drainage exceeds baseflow, the surplus overflows, zwt is unchanged for days
+    np.testing.assert_allclose(-(m.state["zwt"][:, 0] - zwt0[:, 0]) * 1000.0 * sy[:, 0], dwa[:, 0], rtol=1e-9)
+    # full aquifer: it stays at the cap, the table still rises by the same rule, the overflow is in
+    # the soil (its water grows by more than in member 0) and only baseflow runs off below
+    assert np.all(m.state["wa"][:, 1] == 5000.0)
+    rise = zwt0[:, 1] - m.state["zwt"][:, 1]
+    np.testing.assert_allclose(rise, zwt0[:, 0] - m.state["zwt"][:, 0], rtol=1e-9)
+    gain = (m.state["wliq"] - wliq0).sum(axis=0)
+    np.testing.assert_allclose(gain[:, 1] - gain[:, 0], dwa[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(
+        m.fluxes["runoff_subsurface"], 5.5e-3 * np.exp(-2.5 * zwt0) * 3600.0, rtol=1e-12
+    )
     s0 = m.water_storage()
     m.reset_fluxes()
     m.step(f, nsteps=24 * 5)
-    assert np.all(m.state["wa"][:, 1] == 5000.0)
-    assert np.all(m.state["zwt"][:, 1] == zwt0[:, 1])
-    assert np.all(m.fluxes["runoff_subsurface"][:, 1] > 0.0)
+    assert np.all(m.state["zwt"] < zwt0) and np.all(m.state["zwt"] >= 0.0)
     assert np.abs(residual(m, s0)).max() < 1e-8

@@ -15,10 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from landimg.model import _binding
 from landimg.model import soil as _soil
-from landimg.model._colm import colm_api as _api
+from landimg.model._validate import _check_dt, _check_soil, _nonnegative_int, _positive_int
 
-__all__ = ["FLUX_NAMES", "FORCING_NAMES", "STATE_UNITS", "ColumnModel"]
+__all__ = ["FLUX_NAMES", "FORCING_NAMES", "PARAM_NAMES", "STATE_UNITS", "ColumnModel", "threads"]
+
+_api = _binding.api
 
 #: forcing variables in the order of the Fortran forcing array, with units and allowed range
 FORCING_NAMES: tuple[str, ...] = ("tair", "qair", "psurf", "precip", "wind", "swdown", "lwdown")
@@ -32,20 +35,57 @@ _FORCING_RANGE: dict[str, tuple[float, float, str]] = {
     "lwdown": (0.0, 1000.0, "W/m2"),
 }
 
-#: accumulated fluxes in the order of the Fortran flux array (kg/m2 unless noted)
-FLUX_NAMES: tuple[str, ...] = (
-    "precip",
-    "evap_soil",
-    "transpiration",
-    "evap_canopy",
-    "runoff_surface",
-    "runoff_subsurface",
-    "analysis",
-    "sensible_heat",  # J/m2
-    "latent_heat",  # J/m2
-    "snowmelt",
-    "ground_heat",  # J/m2
-)
+#: accumulated fluxes and their units
+FLUX_UNITS: dict[str, str] = {
+    "precip": "kg/m2",
+    "evap_soil": "kg/m2",
+    "transpiration": "kg/m2",
+    "evap_canopy": "kg/m2",
+    "runoff_surface": "kg/m2",
+    "runoff_subsurface": "kg/m2",
+    "analysis": "kg/m2",
+    "sensible_heat": "J/m2",
+    "latent_heat": "J/m2",
+    "snowmelt": "kg/m2",
+    "ground_heat": "J/m2",
+}
+
+#: per-column parameters passed to Fortran, by name: where each comes from ("soil.<field>" of
+#: :class:`~landimg.model.soil.SoilParams`, "veg.<field>" of :class:`~landimg.model.soil.VegParams`, a
+#: constant, or "derived": computed once from the others in Fortran, colm_api::colm_derive)
+PARAM_SOURCES: dict[str, str | float] = {
+    "theta_s": "soil.theta_s",
+    "b": "soil.b",
+    "psi_s": "soil.psi_s",
+    "k_s": "soil.k_s",
+    "csol": "soil.csol",
+    "tksol": "soil.tksol",
+    "tkdry": "soil.tkdry",
+    "lai": "veg.lai",
+    "sai": "veg.sai",
+    "z0m": "veg.z0m",
+    "albedo": "veg.albedo",
+    "emissivity": "veg.emissivity",
+    "gsmax": "veg.gsmax",
+    "hydmodel": 1.0,  # 1 = Campbell / Clapp-Hornberger (colm_soil::hyd_campbell)
+    # derived once from the above by colm_api::colm_derive (hoisted out of the time step)
+    "theta_air": "derived",
+    "tortuosity": "derived",
+    "s_fc": "derived",
+    "log_tksol": "derived",
+    "fveg": "derived",
+    "fint": "derived",
+    "log_zm": "derived",
+    "log_zh": "derived",
+}
+PARAM_NAMES: tuple[str, ...] = tuple(PARAM_SOURCES)
+
+# name -> 0-based index into the Fortran arrays, checked against the extension's own names on import
+_FORCING_INDEX = _binding.index_map("forcing", FORCING_NAMES)
+_PARAM_INDEX = _binding.index_map("parameter", PARAM_NAMES)
+_FLUX_INDEX = _binding.index_map("flux", tuple(FLUX_UNITS))
+#: accumulated fluxes in the order of the Fortran flux array (= ``get_state()["fluxes"]``); units in FLUX_UNITS
+FLUX_NAMES: tuple[str, ...] = _binding.FORTRAN_FLUXES
 
 #: state keys, shapes and units
 STATE_UNITS: dict[str, str] = {
@@ -57,10 +97,12 @@ STATE_UNITS: dict[str, str] = {
     "wcanopy": "kg/m2 intercepted water on the canopy (ncol, nmem)",
     "wsnow": "kg/m2 snow water equivalent (ncol, nmem)",
     "wpond": "kg/m2 ponded surface water (ncol, nmem)",
-    "tskin": "K surface (skin) temperature, diagnostic = top soil layer (ncol, nmem)",
+    "tskin": "K surface (skin) temperature, diagnostic = snow layer if any, else top soil layer (ncol, nmem)",
+    "tsnow": "K snow-layer temperature; = top soil layer while the snow is thinner than 1 cm (ncol, nmem)",
+    "dsnow": "m snow depth (ncol, nmem)",
 }
 _LAYERED = ("wliq", "wice", "tsoil")
-_PLANE = ("zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin")
+_PLANE = ("zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin", "tsnow", "dsnow")
 
 _ERRORS = {
     1: "a state variable became NaN or Inf",
@@ -94,7 +136,9 @@ class ColumnModel:
     nmem : int
         Number of ensemble members.
     soil : landimg.model.soil.SoilParams, optional
-        Soil parameters with arrays (ncol,); default: "loam" everywhere.
+        Soil parameters with arrays (ncol,) (shared by all members) or (ncol, nmem) (per member, e.g.
+        from :func:`landimg.model.soil.stack_members` or ``from_texture`` of per-member texture); one
+        Fortran call still steps all columns and members. Default: "loam" everywhere.
     dt : float
         Time step (s), 0 < dt <= 3600.
     igbp : int or array (ncol,)
@@ -134,6 +178,8 @@ class ColumnModel:
             raise ValueError("soil must be a landimg.model.soil.SoilParams (from_texture or from_class)")
         if soil.ncol != self.ncol:
             raise ValueError(f"soil has {soil.ncol} columns, the model {self.ncol}")
+        if soil.nmem is not None and soil.nmem != self.nmem:
+            raise ValueError(f"soil has parameters for {soil.nmem} members, the model {self.nmem}")
         _check_soil(soil)
         self.soil = soil
         self.veg = _soil.vegetation(
@@ -142,29 +188,14 @@ class ColumnModel:
         self.nlev = _NLEV
         self.z_node, self.dz, self.z_bottom = _geometry(self.nlev)
         self.z_top = np.concatenate([[0.0], self.z_bottom[:-1]])
-        nf, npar, nx = _api.colm_layout()
-        if nf != len(FORCING_NAMES) or nx != len(FLUX_NAMES):
-            raise RuntimeError("landimg.model._colm does not match landimg.model.column (rebuild the extension)")
-        self._params = np.zeros((npar, self.ncol), order="F")
-        for i, v in enumerate(
-            (
-                soil.theta_s,
-                soil.b,
-                soil.psi_s,
-                soil.k_s,
-                soil.csol,
-                soil.tksol,
-                soil.tkdry,
-                self.veg.lai,
-                self.veg.sai,
-                self.veg.z0m,
-                self.veg.albedo,
-                self.veg.emissivity,
-                self.veg.gsmax,
-                np.ones(self.ncol),
-            )
-        ):
-            self._params[i] = v
+        self._params = np.zeros((len(PARAM_NAMES), self.ncol, self.nmem), order="F")
+        for name, src in PARAM_SOURCES.items():
+            if src == "derived":
+                continue
+            v = np.asarray(self._param_value(src), dtype=float)
+            self._params[_PARAM_INDEX[name]] = v[:, None] if v.ndim == 1 else v
+        if _api.colm_derive(self._params) != 0:
+            raise RuntimeError("colm_derive rejected the parameter array (extension/package mismatch?)")
         self._rootfr = _soil.root_fractions(self.veg, self.z_bottom)
         shape3 = (self.nlev, self.ncol, self.nmem)
         shape2 = (self.ncol, self.nmem)
@@ -173,17 +204,37 @@ class ColumnModel:
         self.state: Mapping[str, np.ndarray] = MappingProxyType(self._state)
         self._fluxes = np.zeros((len(FLUX_NAMES), self.ncol, self.nmem), order="F")
         self.fluxes: Mapping[str, np.ndarray] = MappingProxyType(
-            {k: self._fluxes[i] for i, k in enumerate(FLUX_NAMES)}
+            {k: self._fluxes[_FLUX_INDEX[k]] for k in FLUX_NAMES}
         )
         self._forcing = np.zeros((len(FORCING_NAMES), self.ncol, self.nmem), order="F")
         self._colerr = np.zeros(shape2, dtype=np.int32, order="F")
         self.cold_start()
 
     # ------------------------------------------------------------------ geometry and parameters
+    def _param_value(self, src: str | float) -> np.ndarray | float:
+        if isinstance(src, str):
+            group, field = src.split(".")
+            return getattr(self.soil if group == "soil" else self.veg, field)
+        return src
+
+    def param(self, name: str) -> np.ndarray:
+        """The Fortran parameter ``name`` (one of :data:`PARAM_NAMES`) as passed to the physics, a copy
+        of shape (ncol, nmem)."""
+        if name not in _PARAM_INDEX:
+            raise ValueError(f"unknown parameter {name!r}; known: {', '.join(PARAM_NAMES)}")
+        return self._params[_PARAM_INDEX[name]].copy()
+
     @property
     def theta_sat(self) -> np.ndarray:
-        """Porosity per layer (nlev, ncol) (m3/m3)."""
-        return np.tile(self.soil.theta_s, (self.nlev, 1))
+        """Porosity per layer (m3/m3): (nlev, ncol) for per-column soil parameters, (nlev, ncol, nmem)
+        for per-member ones (:meth:`porosity` is always (nlev, ncol, nmem))."""
+        ts = np.asarray(self.soil.theta_s)
+        return np.broadcast_to(ts, (self.nlev, *ts.shape)).copy()
+
+    def porosity(self) -> np.ndarray:
+        """Porosity of every layer, column and member (nlev, ncol, nmem) (m3/m3)."""
+        ts = self._params[_PARAM_INDEX["theta_s"]]
+        return np.broadcast_to(ts, (self.nlev, self.ncol, self.nmem)).copy()
 
     @property
     def rootfr(self) -> np.ndarray:
@@ -194,7 +245,7 @@ class ColumnModel:
     def cold_start(self) -> None:
         """Reset the state to the CoLM2014 cold start and zero the fluxes."""
         s = self._state
-        s["wliq"][...] = (self.soil.theta_s[None, :] * self.dz[:, None] * _DENH2O)[:, :, None]
+        s["wliq"][...] = self.porosity() * self.dz[:, None, None] * _DENH2O
         s["wice"][...] = 0.0
         s["tsoil"][...] = 283.0
         s["zwt"][...] = self.z_bottom[-1] + 1.0
@@ -203,6 +254,8 @@ class ColumnModel:
         s["wsnow"][...] = 0.0
         s["wpond"][...] = 0.0
         s["tskin"][...] = 283.0
+        s["tsnow"][...] = 283.0
+        s["dsnow"][...] = 0.0
         self.reset_fluxes()
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -285,6 +338,10 @@ class ColumnModel:
             s["wliq"].sum(axis=0) + s["wice"].sum(axis=0) + s["wa"] + s["wcanopy"] + s["wsnow"] + s["wpond"]
         )
 
+    def snow_water(self) -> np.ndarray:
+        """Snow water equivalent (ncol, nmem) (kg/m2), a copy of ``state["wsnow"]``."""
+        return self._state["wsnow"].copy()
+
     def frozen(self, depth: float = 0.1) -> np.ndarray:
         """True (ncol, nmem) where the layers above ``depth`` (m) hold ice or are below freezing, or
         where snow lies: cells the analysis must not update as liquid water."""
@@ -321,9 +378,7 @@ class ColumnModel:
             raise ValueError("delta_wliq contains NaN or Inf")
         wliq = self._state["wliq"]
         dz = self.dz[:, None, None]
-        wmax = np.maximum(
-            0.0, _DENH2O * (self.soil.theta_s[None, :, None] * dz - self._state["wice"] / _DENICE)
-        )
+        wmax = np.maximum(0.0, _DENH2O * (self.porosity() * dz - self._state["wice"] / _DENICE))
         new = np.minimum(np.maximum(wliq + d, 0.0), np.maximum(wmax, wliq))
         # removals never push a layer above its bound, additions never below zero
         new = np.where(d >= 0.0, np.maximum(new, wliq), np.minimum(new, wliq))
@@ -331,7 +386,7 @@ class ColumnModel:
         applied = applied_layers.sum(axis=0)
         clipped = d.sum(axis=0) - applied
         wliq[...] = new
-        self._fluxes[FLUX_NAMES.index("analysis")] += applied
+        self._fluxes[_FLUX_INDEX["analysis"]] += applied
         return applied, clipped
 
     # ------------------------------------------------------------------ stepping
@@ -341,7 +396,7 @@ class ColumnModel:
         unknown = set(forcing) - set(FORCING_NAMES)
         if unknown:
             raise ValueError(f"unknown forcing variable(s) {sorted(unknown)}; expected {FORCING_NAMES}")
-        for i, name in enumerate(FORCING_NAMES):
+        for name in FORCING_NAMES:
             if name not in forcing:
                 raise ValueError(f"forcing is missing {name!r}")
             a = np.asarray(forcing[name])
@@ -361,7 +416,7 @@ class ColumnModel:
                     f"forcing {name!r} {what} the physical range [{lo}, {hi}] {unit} "
                     f"(min {amin:g}, max {amax:g})"
                 )
-            self._forcing[i] = a[:, None] if a.ndim == 1 else a
+            self._forcing[_FORCING_INDEX[name]] = a[:, None] if a.ndim == 1 else a
 
     def step(self, forcing: Mapping[str, Any], nsteps: int = 1) -> None:
         """Advance every column and member ``nsteps`` steps of ``dt`` with constant forcing, in place.
@@ -390,7 +445,7 @@ class ColumnModel:
         ierr = _api.colm_step(
             nsteps, self.dt, self._forcing, self._params, self._rootfr,
             s["wliq"], s["wice"], s["tsoil"], s["zwt"], s["wa"], s["wcanopy"], s["wsnow"], s["wpond"],
-            s["tskin"], self._fluxes, self._colerr,
+            s["tskin"], s["tsnow"], s["dsnow"], self._fluxes, self._colerr,
         )  # fmt: skip
         if ierr != 0:
             self._raise_step_error(ierr)
@@ -407,46 +462,20 @@ class ColumnModel:
         )
 
 
-def _positive_int(name: str, x: Any) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
-        raise ValueError(f"{name} must be a positive integer, got {x!r}")
-    return int(x)
+def threads(n: int | None = None) -> int:
+    """OpenMP threads of the column physics (columns x members of one ``step`` are shared out).
 
+    Parameters
+    ----------
+    n : int, optional
+        Set the number of threads (as ``OMP_NUM_THREADS`` does at start-up); None only queries.
 
-def _nonnegative_int(name: str, x: Any) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {x!r}")
-    return int(x)
-
-
-#: physically admissible range (exclusive) of each soil parameter the Fortran physics divides by or
-#: takes powers of: a hand-built SoilParams outside it would give NaN or a silent nonsense column
-_SOIL_BOUNDS: dict[str, tuple[float, float]] = {
-    "theta_s": (0.0, 1.0),
-    "b": (0.0, np.inf),
-    "psi_s": (-np.inf, 0.0),
-    "k_s": (0.0, np.inf),
-    "csol": (0.0, np.inf),
-    "tksol": (0.0, np.inf),
-    "tkdry": (0.0, np.inf),
-}
-
-
-def _check_soil(soil: _soil.SoilParams) -> None:
-    """ValueError naming the first soil parameter that is not a finite (ncol,) array within its bounds."""
-    for name, (lo, hi) in _SOIL_BOUNDS.items():
-        a = np.asarray(getattr(soil, name), dtype=float)
-        if a.shape != (soil.ncol,):
-            raise ValueError(f"soil.{name} must have shape ({soil.ncol},), got {a.shape}")
-        if not (np.all(np.isfinite(a)) and np.all(a > lo) and np.all(a < hi)):
-            raise ValueError(f"soil.{name} must be finite and within ({lo}, {hi})")
-
-
-def _check_dt(dt: Any) -> float:
-    try:
-        v = float(dt)
-    except (TypeError, ValueError):
-        raise ValueError(f"dt must be a number of seconds, got {dt!r}") from None
-    if not (np.isfinite(v) and 0.0 < v <= 3600.0):
-        raise ValueError(f"dt must be in (0, 3600] s, got {dt!r}")
-    return v
+    Returns
+    -------
+    int
+        Threads the next :meth:`ColumnModel.step` uses (1 if the extension was built without OpenMP).
+        Results are bitwise identical for any thread count.
+    """
+    if n is not None:
+        _positive_int("threads", n)
+    return int(_api.colm_threads(0 if n is None else int(n)))

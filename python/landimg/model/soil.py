@@ -25,6 +25,7 @@ __all__ = [
     "from_class",
     "from_texture",
     "root_fractions",
+    "stack_members",
     "vegetation",
 ]
 
@@ -69,7 +70,8 @@ IGBP_CLASSES: dict[int, tuple[str, float, float, float, float, float, float]] = 
 
 @dataclass(frozen=True)
 class SoilParams:
-    """Soil parameters of ``ncol`` columns (uniform with depth), arrays of shape (ncol,).
+    """Soil parameters of ``ncol`` columns (uniform with depth), arrays of shape (ncol,), or (ncol, nmem)
+    for parameters that differ between ensemble members (all fields the same shape).
 
     Attributes
     ----------
@@ -98,6 +100,19 @@ class SoilParams:
         """Number of columns."""
         return int(self.theta_s.shape[0])
 
+    @property
+    def nmem(self) -> int | None:
+        """Number of members of per-member parameters (arrays (ncol, nmem)), None for per-column (ncol,)."""
+        return int(self.theta_s.shape[1]) if self.theta_s.ndim == 2 else None
+
+    def member(self, i: int) -> SoilParams:
+        """Per-column parameters (ncol,) of member ``i`` (per-column parameters are returned as they are)."""
+        if self.nmem is None:
+            return self
+        if not -self.nmem <= i < self.nmem:
+            raise ValueError(f"member {i} out of range for {self.nmem} members")
+        return SoilParams(**{k: np.array(getattr(self, k)[:, i]) for k in _SOIL_FIELDS})
+
     def theta_at(self, psi: float | np.ndarray) -> np.ndarray:
         """Volumetric water (m3/m3, (ncol,)) at matric potential ``psi`` (mm, negative)."""
         return self.theta_s * (np.asarray(psi, dtype=float) / self.psi_s) ** (-1.0 / self.b)
@@ -118,6 +133,26 @@ class SoilParams:
 
 
 _SOIL_FIELDS = ("theta_s", "b", "psi_s", "k_s", "sand", "clay", "csol", "tksol", "tkdry")
+
+
+def stack_members(members: list[SoilParams] | tuple[SoilParams, ...]) -> SoilParams:
+    """Per-member soil parameters (arrays (ncol, nmem)) from one per-column SoilParams per member.
+
+    Parameters
+    ----------
+    members : sequence of SoilParams, each with arrays (ncol,)
+
+    Returns
+    -------
+    SoilParams with arrays (ncol, len(members)); ``stack_members(ps).member(i)`` equals ``ps[i]``.
+    """
+    if len(members) == 0:
+        raise ValueError("stack_members needs at least one SoilParams")
+    ncol = members[0].ncol
+    for i, p in enumerate(members):
+        if not isinstance(p, SoilParams) or p.nmem is not None or p.ncol != ncol:
+            raise ValueError(f"members[{i}] must be a per-column SoilParams with {ncol} columns")
+    return SoilParams(**{k: np.stack([getattr(p, k) for p in members], axis=1) for k in _SOIL_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -158,8 +193,8 @@ def _texture_thermal(sand: np.ndarray, clay: np.ndarray, theta_s: np.ndarray) ->
 
 def _as_percent(name: str, x: np.ndarray | float) -> np.ndarray:
     a = np.atleast_1d(np.asarray(x, dtype=float))
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array of percentages (ncol,), got shape {a.shape}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"{name} must be percentages of shape (ncol,) or (ncol, nmem), got shape {a.shape}")
     if not np.all(np.isfinite(a)) or np.any(a < 0.0) or np.any(a > 100.0):
         raise ValueError(f"{name} must be finite percentages in [0, 100]")
     return a
@@ -170,8 +205,9 @@ def from_texture(sand: np.ndarray, clay: np.ndarray) -> SoilParams:
 
     Parameters
     ----------
-    sand, clay : array (ncol,)
-        Sand and clay content (percent), sand + clay <= 100.
+    sand, clay : array (ncol,) or (ncol, nmem)
+        Sand and clay content (percent), sand + clay <= 100; (ncol, nmem) gives per-member parameters
+        (e.g. perturbed texture per ensemble member).
 
     Returns
     -------
