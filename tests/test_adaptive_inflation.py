@@ -165,7 +165,7 @@ def test_fixed_inflation_applies_without_observations(T):
     """No usable observation: both filters still inflate the anomalies by exactly the fixed factor."""
     bg, obs, land, _, _ = _image_case(1.0, seed=21)
     f = 1.25
-    xa, diag = CurveletEnKF(inflation=f).update(bg, np.full_like(obs, np.nan), SIGMA, transform=T, land=land)
+    xa, diag = CurveletEnKF(inflation=f, inflation_mode="fixed").update(bg, np.full_like(obs, np.nan), SIGMA, transform=T, land=land)
     assert diag["n_obs"] == 0 and "inflation_lambda" not in diag
     mean = bg.mean(axis=0)
     np.testing.assert_allclose(xa[:, land], (mean + f * (bg - mean))[:, land], rtol=0, atol=1e-14)
@@ -176,7 +176,7 @@ def test_fixed_inflation_applies_without_observations(T):
 
 def test_fixed_inflation_above_the_adaptive_upper_bound_is_valid():
     # a fixed inflation above the default inflation_max stays valid
-    assert PointEnKF(inflation=2.5).inflation == 2.5
+    assert PointEnKF(inflation=2.5, inflation_mode="fixed").inflation == 2.5
 
 
 @pytest.mark.parametrize(

@@ -67,9 +67,13 @@ def test_old_keys_name_their_new_place(old):
 
 
 def test_an_old_runs_configuration_still_reads():
-    """The TOML stored in restarts before the keys moved (defaults + sentinels) reads as today's defaults."""
+    """The TOML stored in restarts before the keys moved (defaults + sentinels) reads as today's defaults
+    with the earlier behaviour of the keys whose default changed since (issue 9: diagonal solver, fixed
+    inflation as stored, no rain error, no per-member spin-up)."""
     old = tomllib.loads((Path(__file__).parent / "data" / "old_config.toml").read_text())
-    assert from_dict(old, legacy=True) == load_config()
+    then = ["curvelet_enkf.solver=diagonal", "curvelet_enkf.inflation_mode=fixed", "point_enkf.inflation_mode=fixed",
+            "ensemble.rain_error_std=0", "ensemble.spread_days=0"]  # fmt: skip
+    assert from_dict(old, legacy=True) == load_config(None, then)
     old["analysis"]["localization_km"] = 250.0
     old["ensemble"]["inflation"] = 1.1
     old["analysis"]["curvelet_obs_white_fraction"] = 0.3
@@ -83,7 +87,7 @@ def test_an_old_runs_configuration_still_reads():
 
 
 def test_print_config_roundtrip_with_optional_keys():
-    c = load_config(None, ["experiment.days=4", "curvelet_enkf.scale_weights=[1, 0.5, 0.25]",
+    c = load_config(None, ["experiment.days=4", "curvelet_enkf.scale_weights=[1, 0.5, 0.25]", "curvelet_enkf.solver=diagonal",
                            "domain.res=2.5", "curvelet_enkf.obs_corr_km=50"])  # fmt: skip
     text = to_toml(c)
     assert "# pad =   (unset)" in text and "scale_weights = [1.0, 0.5, 0.25]" in text

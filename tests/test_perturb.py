@@ -99,3 +99,31 @@ def test_soil_factors(grid):
     f = soil_parameter_factors(SoilPerturbation(), grid, range(40), seed=1)
     assert f["ks"].shape == (grid.ncol, 40)
     assert abs(f["ks"].mean() - 1.0) < 0.05 and abs(f["ks"].std() - 0.5) < 0.06
+
+
+def test_persistent_rain_error(grid):
+    """The optional persistent rain error: an extra slow, large-scale AR(1) field; off = unchanged."""
+    off = _perturber(grid, nmem=4)
+    assert off.z.shape[1] == 4
+    dy, _ = grid.cell_size_km()
+    p = _perturber(grid, nmem=120, rain_error_std=0.6, rain_error_tau_days=10.0, rain_error_km=8 * dy)
+    assert p.z.shape == (120, 5, grid.ncol)
+    np.testing.assert_array_equal(p.z[:4, :4], off.z)  # the fast fields are drawn first: unchanged start
+    z0 = p.z.copy()
+    p.advance(86400.0)
+    r_slow = np.corrcoef(z0[:, 4].ravel(), p.z[:, 4].ravel())[0, 1]
+    r_fast = np.corrcoef(z0[:, 0].ravel(), p.z[:, 0].ravel())[0, 1]
+    assert abs(r_slow - np.exp(-0.1)) < 0.01 and abs(r_fast - np.exp(-1.0)) < 0.02
+    z = p.z[:, 4].reshape(120, *grid.shape)
+    a, b = z[:, :-8, :], z[:, 8:, :]  # one correlation length apart
+    assert abs(np.mean(a * b) / np.mean(z * z) - np.exp(-1.0)) < 0.06  # e^-1 at L (random_fields)
+    f = p.apply({"precip": np.full(grid.ncol, 1e-4)})["precip"] / 1e-4
+    fast = p.factors()  # precip factor = fast x slow, independent, each of mean 1
+    assert abs(f.mean() - 1.0) < 0.06
+    assert abs(f.std() - np.sqrt((1 + 0.25) * (1 + 0.36) - 1)) < 0.08
+    np.testing.assert_allclose(f, fast["precip"], rtol=1e-12)
+    with pytest.raises(ValueError, match="rain_error"):
+        ForcingPerturbation(rain_error_std=-1.0)
+    with pytest.raises(ValueError, match="precip"):
+        ForcingPerturbation(variables=("tair",), multiplicative=(False,), std=(1.0,), corr=((1.0,),),
+                            rain_error_std=0.5)  # fmt: skip

@@ -36,12 +36,14 @@ from landimg.da.curvelet_stats import (
     coefficient_scales,
     embed,
     extract,
+    frame_norms2,
     image_offset,
     land_coverage,
     pool,
     pool_interior,
     transform_shape,
 )
+from landimg.da.curvelet_var import SOLVERS, b_weights, gap_aware_increments
 from landimg.da.inflation import adaptive_inflation, check_inflation
 from landimg.da.obs_error import ObsErrorModel, resolve_white_fraction
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
@@ -224,8 +226,12 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     return CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
 
 
-def _update(p, transform, xb, gain, err, perturb_obs, rngs, seed, batch, clock) -> np.ndarray:
-    """Analysis members (nloc, ny, nx): ``x + C^T (k * C d)`` with masked (perturbed) innovations ``d``."""
+def _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag) -> np.ndarray:
+    """Analysis members (nloc, ny, nx) from the masked (perturbed) innovations ``d``.
+
+    ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
+    ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`).
+    """
     nloc = p.background.shape[0]
     if perturb_obs:
         if rngs is None:
@@ -239,6 +245,19 @@ def _update(p, transform, xb, gain, err, perturb_obs, rngs, seed, batch, clock) 
         innov = yi - xb
         innov[:, ~p.valid] = 0.0
     yi = None  # free the memory
+    if cg is not None:
+        with clock("update"):
+            v = b_weights(stats.s_b, frame_norms2(transform))
+            inc, info = gap_aware_increments(
+                innov, p.valid, np.where(p.valid, p.std, 0.0) ** 2, v, transform, offset=p.offset,
+                tol=cg[0], maxiter=cg[1],
+            )  # fmt: skip
+        diag["cg_iterations"] = float(p.layout.ordered_sum(info.iterations.astype(np.float64))) / p.layout.nmem
+        diag["cg_unconverged"] = int(p.layout.ordered_sum((~info.converged).astype(np.float64)))
+        with clock("update"):
+            np.add(xb, inc, out=inc)
+            return np.where(p.upd, inc, p.background)
+    gain = stats.gain
     inc = innov  # each batch's increment overwrites its (already transformed) innovation
     for b0 in range(0, nloc, batch):
         sl = slice(b0, b0 + batch)
@@ -300,6 +319,9 @@ def curvelet_analysis(
     pad_offset: tuple[int, int] | None = None,
     batch: int = 8,
     timings: dict[str, float] | None = None,
+    solver: str = "cg",
+    cg_tol: float = 1e-4,
+    cg_maxiter: int = 300,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
 
@@ -330,18 +352,31 @@ def curvelet_analysis(
         (default centred; ``imageprep.EdgePadding(...).offset``).
     batch, timings :
         Members transformed per call; a dict accumulating wall seconds of "transform", "statistics", "update".
+    solver, cg_tol, cg_maxiter :
+        ``"cg"`` (default): the gap-aware solve ``x + B H^T (H B H^T + R)^-1 d`` with
+        ``B = C^T diag(s_b / |row|^2) C`` by per-member preconditioned conjugate gradients (relative
+        residual ``cg_tol``, at most ``cg_maxiter`` iterations; :mod:`landimg.da.curvelet_var`); it knows
+        where nothing was observed, so observations reach into swath gaps. ``"diagonal"``: the paper's
+        per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps). ``scale_weights`` need
+        ``"diagonal"``.
 
     Returns
     -------
     analysis : ndarray (nloc, ny, nx)
         NaN stays NaN; cells outside ``land`` or ``update_mask`` keep their background values.
     diagnostics : dict
-        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale``; adaptive mode
-        also ``inflation`` (factor applied) and ``inflation_lambda`` (unclipped estimate, NaN if undefined).
+        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (the
+        diagonal-form gain, also reported for ``"cg"``); adaptive mode also ``inflation`` (factor applied)
+        and ``inflation_lambda`` (unclipped estimate, NaN if undefined); ``"cg"`` also ``cg_iterations``
+        (mean over members) and ``cg_unconverged`` (members that hit ``cg_maxiter``).
     """
     white_fraction = _check_options(
         inflation, inflation_mode, inflation_max, rtps, variance_support, obs_white_fraction, obs_corr_km
     )
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {solver!r}")
+    if solver == "cg" and scale_weights is not None:
+        raise ValueError("scale_weights apply to solver='diagonal' only")
     p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset)
     if inflation_mode == "adaptive":
         diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
@@ -365,7 +400,8 @@ def curvelet_analysis(
     )
     stats = _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     clock.stop("statistics")
-    analysis = _update(p, transform, xb, stats.gain, err, perturb_obs, rngs, seed, batch, clock)
+    cg = (cg_tol, cg_maxiter) if solver == "cg" else None
+    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
     diag["stats"] = stats

@@ -16,6 +16,7 @@ from landimg.da.column_ops import (
 )
 from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
+from landimg.da.curvelet_var import SOLVERS, max_nscales
 from landimg.da.inflation import check_inflation, check_smoothing
 from landimg.da.obs_error import resolve_white_fraction
 from landimg.da.protocol import AnalysisContext, Diagnostics
@@ -39,7 +40,7 @@ class CurveletEnKF:
     inflation : float
         Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
+        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
         (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
         state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
         ``inflation``/``inflation_lambda`` in the diagnostics.
@@ -63,7 +64,9 @@ class CurveletEnKF:
         ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). None (default): white if ``obs_corr_km == 0``,
         else entirely correlated (the historical meaning).
     nscales, nangles_coarse, finest :
-        Curvelet parameters (``nscales=None``: the transform's default).
+        Curvelet parameters (``nscales=None``: with ``solver="cg"`` the largest number of scales the padded
+        domain allows (:func:`landimg.da.curvelet_var.max_nscales`: finer bands of ``B`` at the large
+        scales that carry observations into gaps); with ``"diagonal"`` the transform's default).
     pad : int or None
         Edge padding of regional grids (None: ``imageprep`` default; global grids are not padded in lon).
     obs_depth : (float, float)
@@ -82,12 +85,20 @@ class CurveletEnKF:
     obs_var_samples : int
         Monte-Carlo images for the observation-error variance per coefficient when it has no exact
         formula (correlated error, or an ``obs_std`` map with ``pooling="coefficient"``).
+    solver : {"cg", "diagonal"}
+        ``"cg"`` (default): gap-aware analysis ``x + B H^T (H B H^T + R)^-1 d``, ``B = C^T diag(s_b/|row|^2) C``,
+        by per-member conjugate gradients (observations reach into swath gaps; docs/method.md).
+        ``"diagonal"``: the paper's per-coefficient gain (each member's own values stand in the gaps).
+    cg_tol : float
+        Relative residual at which a member's conjugate-gradient solve stops.
+    cg_maxiter : int
+        Iteration cap of the solve (a warning names members that hit it).
     """
 
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
     inflation: float = 1.0
-    inflation_mode: str = "fixed"
+    inflation_mode: str = "adaptive"
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True
@@ -105,8 +116,17 @@ class CurveletEnKF:
     layer_increments: str = "full"
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
+    solver: str = "cg"
+    cg_tol: float = 1e-4
+    cg_maxiter: int = 300
 
     def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {self.solver!r}")
+        if not self.cg_tol > 0 or self.cg_maxiter < 1:
+            raise ValueError(f"need cg_tol > 0 and cg_maxiter >= 1, got {self.cg_tol}, {self.cg_maxiter}")
+        if self.solver == "cg" and self.scale_weights is not None:
+            raise ValueError("scale_weights apply to solver='diagonal' only")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {'|'.join(POOLINGS)}, got {self.pooling!r}")
         if self.variance_support not in VARIANCE_SUPPORTS:
@@ -124,7 +144,8 @@ class CurveletEnKF:
     @property
     def transform_key(self) -> tuple:
         """What identifies this method's transform for a given grid (the host's cache key)."""
-        return ("curvelet", self.nscales, self.nangles_coarse, self.finest, self.pad)
+        auto = self.nscales is None and self.solver == "cg"  # max_nscales of the padded grid
+        return ("curvelet", "max" if auto else self.nscales, self.nangles_coarse, self.finest, self.pad)
 
     def transform_for(
         self, shape: tuple[int, int], periodic_lon: bool = False
@@ -135,6 +156,8 @@ class CurveletEnKF:
 
         pad = EdgePadding(shape, pad=self.pad, periodic_lon=periodic_lon)
         kw = {} if self.nscales is None else {"nscales": self.nscales}
+        if self.nscales is None and self.solver == "cg":
+            kw = {"nscales": max_nscales(pad.padded_shape)}
         return Curvelet(
             pad.padded_shape, nangles_coarse=self.nangles_coarse, finest=self.finest, **kw
         ), pad.offset
@@ -170,7 +193,8 @@ class CurveletEnKF:
             scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km,
             obs_white_fraction=self.obs_white_fraction, cell_km=cell_km,
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
-            update_mask=update_mask, layout=layout, pad_offset=pad_offset,
+            update_mask=update_mask, layout=layout, pad_offset=pad_offset, solver=self.solver,
+            cg_tol=self.cg_tol, cg_maxiter=self.cg_maxiter,
         )  # fmt: skip
 
     def analyze(
@@ -217,6 +241,7 @@ class CurveletEnKF:
         return dtheta, Diagnostics(
             method="CurveletEnKF", n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
             increment_mean=mean, increment_rms=rms, gain_per_scale=diag.get("gain_per_scale"),
+            cg_iterations=diag.get("cg_iterations"),
             extra={"stats": diag.get("stats")}, **fields,
         )  # fmt: skip
 

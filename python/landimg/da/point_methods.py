@@ -85,7 +85,7 @@ class PointEnKF:
     inflation : float
         Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
     inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
+        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
         (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
         state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
         ``inflation``/``inflation_lambda`` in the diagnostics.
@@ -109,7 +109,7 @@ class PointEnKF:
     radius_km: float = 500.0
     max_obs: int | None = 64
     inflation: float = 1.0
-    inflation_mode: str = "fixed"
+    inflation_mode: str = "adaptive"
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True

@@ -167,6 +167,8 @@ class Diagnostics:
         Adaptive inflation only: anomaly factor applied and the unclipped variance-ratio estimate.
     gain_per_scale : list of float or None
         Curvelet EnKF: mean gain per scale, coarsest first.
+    cg_iterations : float or None
+        Curvelet EnKF with ``solver="cg"``: conjugate-gradient iterations per member (mean over members).
     mean_gain_top : float or None
         Point EnKF: mean gain of the top layer to its own-cell observation.
     computed_water_kg_m2, applied_water_kg_m2, clipped_water_kg_m2, clipped_abs_water_kg_m2 : float or None
@@ -183,6 +185,7 @@ class Diagnostics:
     inflation: float | None = None
     inflation_lambda: float | None = None
     gain_per_scale: list[float] | None = None
+    cg_iterations: float | None = None
     mean_gain_top: float | None = None
     computed_water_kg_m2: float | None = None
     applied_water_kg_m2: float | None = None

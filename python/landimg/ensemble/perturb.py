@@ -9,6 +9,13 @@ Each perturbed variable ``v`` carries a standard-normal field ``z_v`` (land colu
   longitude), unit variance exactly;
 * cross-correlated between variables: ``w = chol(R) g`` with independent fields ``g``, so ``corr(z) = R``.
 
+Optionally (``rain_error_std > 0``) precipitation also carries a *persistent* multiplicative error per
+member: one more standard-normal field, AR(1) with the long time scale ``rain_error_tau_days`` and the
+large correlation length ``rain_error_km`` (reanalysis rain biases are regional and last for weeks), as a
+mean-1 lognormal factor of standard deviation ``rain_error_std`` on top of the fast one. It is kept as an
+extra last row of ``z`` (so restarts carry it unchanged) and drawn after the fast fields from the same
+member stream.
+
 The fields become perturbations either multiplicatively (lognormal with mean 1 and standard deviation
 ``std``: ``exp(s z - s^2 / 2)``, ``s^2 = ln(1 + std^2)``) for precipitation and shortwave, or additively
 (``std * z``) for longwave and air temperature (defaults after CoLM's soil-moisture LETKF and
@@ -75,6 +82,12 @@ class ForcingPerturbation:
     bounds : tuple of (name, low, high)
         Physical limits the perturbed forcing is clipped to (shortwave at most the solar constant); the
         clipping happens in the tails only and biases the means negligibly.
+    rain_error_std : float
+        Standard deviation of the persistent mean-1 lognormal precipitation factor (0 = off, the default).
+    rain_error_tau_days : float
+        AR(1) time scale of the persistent rain error, days.
+    rain_error_km : float
+        Correlation length L of the persistent rain error field, km.
     """
 
     variables: tuple[str, ...] = ("precip", "swdown", "lwdown", "tair")
@@ -89,9 +102,19 @@ class ForcingPerturbation:
         ("lwdown", 0.0, 1000.0),
         ("tair", 150.0, 350.0),
     )
+    rain_error_std: float = 0.0
+    rain_error_tau_days: float = 10.0
+    rain_error_km: float = 800.0
 
     def __post_init__(self) -> None:
         n = len(self.variables)
+        if self.rain_error_std < 0 or not self.rain_error_tau_days > 0 or self.rain_error_km < 0:
+            raise ValueError(
+                "need rain_error_std >= 0, rain_error_tau_days > 0 and rain_error_km >= 0, got "
+                f"{self.rain_error_std}, {self.rain_error_tau_days}, {self.rain_error_km}"
+            )
+        if self.rain_error_std > 0 and "precip" not in self.variables:
+            raise ValueError("rain_error_std > 0 needs 'precip' among the perturbed variables")
         if len(self.multiplicative) != n or len(self.std) != n:
             raise ValueError("variables, multiplicative and std must have the same length")
         if any(s < 0 for s in self.std):
@@ -171,8 +194,9 @@ class ForcingPerturber:
 
     Attributes
     ----------
-    z : ndarray (nloc, nvar, ncol)
-        Current standard-normal, cross-correlated perturbation fields.
+    z : ndarray (nloc, nvar, ncol), or (nloc, nvar + 1, ncol) with the persistent rain error
+        Current standard-normal, cross-correlated perturbation fields (last row: the persistent rain
+        error field when ``config.rain_error_std > 0``).
     """
 
     def __init__(self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0) -> None:
@@ -181,11 +205,13 @@ class ForcingPerturber:
         self.members = list(members)
         self.seed = int(seed)
         self._maker = _FieldMaker(grid, config.length_km)
+        self._slow = _FieldMaker(grid, config.rain_error_km) if config.rain_error_std > 0 else None
         self._chol = config.cholesky
         self.rngs = [member_rng(self.seed, i, Purpose.FORCING) for i in self.members]
         land = hashlib.sha256(np.ascontiguousarray(grid.column_index).tobytes()).hexdigest()
+        slow = None if self._slow is None else config.rain_error_km
         self._draw_key = (grid.shape, grid.cell_size_km(), grid.periodic_lon, land, config.length_km,
-                          self._chol.tobytes())  # fmt: skip
+                          self._chol.tobytes(), slow)  # fmt: skip
         self.z = self._innovation().copy()  # stationary start
 
     def _innovation(self) -> np.ndarray:
@@ -202,16 +228,20 @@ class ForcingPerturber:
                 r.bit_generator.state = state
             return _LAST_DRAW["fields"]
         g = self._maker.draw(self.rngs, len(self.config.variables))  # (nloc, nvar, ncol), independent
-        fields = np.einsum("vw,mwc->mvc", self._chol, g)
+        fast = np.einsum("vw,mwc->mvc", self._chol, g)
+        fields = fast if self._slow is None else np.concatenate([fast, self._slow.draw(self.rngs, 1)], axis=1)
         fields.setflags(write=False)
         _LAST_DRAW.update(key=key, after=[r.bit_generator.state for r in self.rngs], fields=fields)
         return fields
 
     def advance(self, dt_seconds: float) -> None:
-        """Evolve the fields by one AR(1) step of ``dt_seconds``."""
+        """Evolve the fields by one AR(1) step of ``dt_seconds`` (each part with its own time scale)."""
         if dt_seconds <= 0:
             raise ValueError(f"dt_seconds must be > 0, got {dt_seconds}")
-        phi = np.exp(-dt_seconds / (3600.0 * self.config.tau_hours))
+        nvar = len(self.config.variables)
+        phi = np.full((self.z.shape[1], 1), np.exp(-dt_seconds / (3600.0 * self.config.tau_hours)))
+        if self._slow is not None:
+            phi[nvar:] = np.exp(-dt_seconds / (86400.0 * self.config.rain_error_tau_days))
         self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()
 
     def factors(self) -> dict[str, np.ndarray]:
@@ -226,6 +256,9 @@ class ForcingPerturber:
                 out[name] = np.exp(np.sqrt(s2) * z - 0.5 * s2)
             else:
                 out[name] = std * z
+        if self._slow is not None:
+            s2 = np.log1p(self.config.rain_error_std**2)
+            out["precip"] = out["precip"] * np.exp(np.sqrt(s2) * self.z[:, -1, :].T - 0.5 * s2)
         return out
 
     def apply(self, forcing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

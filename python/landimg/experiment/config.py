@@ -111,6 +111,20 @@ class EnsembleConfig:
         "(random_fields convention; the default equals the former 300 km of exp(-r^2/2L^2)); 0 = white.",
         ge=0,
     )
+    rain_error_std: float = setting(
+        0.6,
+        "Standard deviation of each member's persistent multiplicative (lognormal, mean 1) rain error, on top of the fast precipitation perturbation (reanalysis rain biases are regional and last for weeks); 0 = off.",
+        ge=0,
+    )
+    rain_error_tau_days: float = setting(10.0, "AR(1) time scale of the persistent rain error, days.", gt=0)
+    rain_error_km: float = setting(
+        800.0, "Correlation length of the persistent rain error, km (e^-1 at this distance).", ge=0
+    )
+    spread_days: int = setting(
+        10,
+        "Per-member spin-up: the last days of the spin-up are run by every member with its own perturbed forcing, so the ensemble starts with spread (0 = all members start as one copy).",
+        ge=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,17 @@ import numpy as np
 
 from landimg.experiment import metrics as _metrics
 
-__all__ = ["LAYERS", "LAYER_NAMES", "SCORES", "History", "MethodHistory"]
+__all__ = ["LAYERS", "LAYER_NAMES", "MAX_SCALES", "OBS_SPACE", "SCORES", "History", "MethodHistory"]
 
 #: Verification layers (top, bottom) m and their names.
 LAYERS = _metrics.LAYERS
 LAYER_NAMES = [_metrics.layer_name(layer) for layer in LAYERS]
 #: Scores of the ``scores`` arrays' last axis.
 SCORES = ("spatial_corr", "ubrmse", "bias")
+#: Observation-space statistics of the ``obs_space`` arrays' last axis (:class:`landimg.da.obs_diagnostics.ObsSpaceStats`).
+OBS_SPACE = ("omb_mean", "omb_rms", "oma_mean", "oma_rms", "spread_b", "spread_a", "obs_err", "consistency", "n_obs")
+#: Length of the per-scale gain record (scales beyond it are not recorded).
+MAX_SCALES = 8
 
 
 @dataclass
@@ -34,6 +38,14 @@ class MethodHistory:
         Ensemble mean of the 0-10 cm layer at the stations, m3/m3.
     clipped_water : float64 (nd,)
         Water the analyses could not add or remove (bounds), kg/m2, domain mean, sum over the day.
+    obs_space : float64 (nd, len(OBS_SPACE))
+        Observation-space statistics of the day's last analysis (:data:`OBS_SPACE`; m3/m3, ratio, count).
+    rank_counts : int64 (nd, nmem + 1)
+        Rank histogram of that analysis' observations among the background members (with obs-error noise).
+    inflation : float64 (nd,)
+        Anomaly inflation factor of that analysis (NaN when the method reports none).
+    gain_per_scale : float64 (nd, MAX_SCALES)
+        Curvelet EnKF: mean diagonal-form gain per scale, coarsest first (NaN beyond the transform's scales).
     """
 
     mean: np.ndarray
@@ -43,10 +55,14 @@ class MethodHistory:
     scores_background: np.ndarray
     station: np.ndarray
     clipped_water: np.ndarray
+    obs_space: np.ndarray
+    rank_counts: np.ndarray
+    inflation: np.ndarray
+    gain_per_scale: np.ndarray
 
     @classmethod
-    def empty(cls, nd: int, shape: tuple[int, int], nstations: int) -> MethodHistory:
-        """All values missing (NaN; zero clipped water)."""
+    def empty(cls, nd: int, shape: tuple[int, int], nstations: int, nmem: int = 2) -> MethodHistory:
+        """All values missing (NaN; zero clipped water and counts)."""
         nl, (ny, nx) = len(LAYERS), shape
         return cls(
             mean=np.full((nd, nl, ny, nx), np.nan, np.float32),
@@ -56,7 +72,24 @@ class MethodHistory:
             scores_background=np.full((nd, nl, len(SCORES)), np.nan),
             station=np.full((nd, nstations), np.nan),
             clipped_water=np.zeros(nd),
+            obs_space=np.full((nd, len(OBS_SPACE)), np.nan),
+            rank_counts=np.zeros((nd, nmem + 1), np.int64),
+            inflation=np.full(nd, np.nan),
+            gain_per_scale=np.full((nd, MAX_SCALES), np.nan),
         )
+
+    def record_analysis(self, day: int, diag: dict[str, Any]) -> None:
+        """Store the observation-space statistics, inflation and per-scale gains of ``diag`` (if present)."""
+        st = diag.get("obs_space")
+        if st is not None:
+            self.obs_space[day] = [getattr(st, k) for k in OBS_SPACE]
+            self.rank_counts[day] = st.rank_counts
+        infl = diag.get("inflation")
+        self.inflation[day] = np.nan if infl is None else float(infl)
+        g = diag.get("gain_per_scale")
+        if g is not None:
+            n = min(len(g), MAX_SCALES)
+            self.gain_per_scale[day, :n] = g[:n]
 
 
 @dataclass
@@ -83,15 +116,17 @@ class History:
     methods: dict[str, MethodHistory]
 
     @classmethod
-    def empty(cls, nd: int, shape: tuple[int, int], nstations: int, methods: list[str]) -> History:
-        """A history of ``nd`` days with every value missing."""
+    def empty(
+        cls, nd: int, shape: tuple[int, int], nstations: int, methods: list[str], nmem: int = 2
+    ) -> History:
+        """A history of ``nd`` days with every value missing (``nmem``: ensemble size, for rank histograms)."""
         nl, (ny, nx) = len(LAYERS), shape
         return cls(
             truth=np.full((nd, nl, ny, nx), np.nan, np.float32),
             obs=np.full((nd, ny, nx), np.nan, np.float32),
             station_obs=np.full((nd, nstations), np.nan),
             n_obs=np.zeros(nd, np.int64),
-            methods={m: MethodHistory.empty(nd, shape, nstations) for m in methods},
+            methods={m: MethodHistory.empty(nd, shape, nstations, nmem) for m in methods},
         )
 
     def __getitem__(self, method: str) -> MethodHistory:

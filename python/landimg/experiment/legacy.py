@@ -8,7 +8,7 @@ from typing import Any
 
 from landimg.experiment.settings import ConfigError
 
-__all__ = ["MOVED", "OLD_SENTINELS", "RESCALED", "check_moved", "upgrade"]
+__all__ = ["ADDED", "MOVED", "OLD_SENTINELS", "RESCALED", "check_moved", "upgrade"]
 
 #: Keys of earlier versions -> where they live now (an old key is an error naming its new place).
 MOVED: dict[str, tuple[str, ...]] = {
@@ -41,6 +41,15 @@ RESCALED: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: Keys added with a new default behaviour (issue 9), with the value that reproduces the earlier behaviour:
+#: an earlier version's stored configuration (which has none of them) reads with these values.
+ADDED: dict[str, Any] = {
+    "curvelet_enkf.solver": "diagonal",
+    "ensemble.rain_error_std": 0.0,
+    "ensemble.spread_days": 0,
+}
+
+
 def upgrade(tree: dict[str, Any], has_key: Callable[[str, str], bool]) -> dict[str, Any]:
     """An old restart's configuration in today's keys (moved keys, sentinels dropped).
 
@@ -63,6 +72,11 @@ def upgrade(tree: dict[str, Any], has_key: Callable[[str, str], bool]) -> dict[s
                     ts, tk = target.split(".")
                     if has_key(ts, tk):
                         new.setdefault(ts, {})[tk] = value
+    if old:
+        for full, value in ADDED.items():
+            ts, tk = full.split(".")
+            if has_key(ts, tk) and tk not in new.get(ts, {}):
+                new.setdefault(ts, {})[tk] = value
     return new
 
 

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, History
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
-from landimg.experiment.spinup import new_nature, seed_members, spinup
+from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
 from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
 from landimg.experiment.summary import summarize, write_outputs
 from landimg.experiment.timing import Timings
@@ -116,12 +117,15 @@ def _start(
         )
     r.nature.set_state(nature)
     seed_members(r.ensembles, member)
+    spread_members(cfg, s, r.ensembles)
     how = {"off": "", "hit": " (read from the spin-up cache)", "stored": " (stored in the spin-up cache)"}[
         status
     ]
     prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s{how}")
     if r.rank == 0:
-        r.history = History.empty(cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods))
+        r.history = History.empty(
+            cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
+        )
         (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
     return r
 
@@ -157,7 +161,8 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
 
 
 def _record(
-    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float]
+    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float],
+    diags: dict[str, dict[str, Any]],
 ) -> None:
     """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
     grid, s = r.s.domain.grid, r.s
@@ -182,6 +187,7 @@ def _record(
         m.scores[day] = _scores(means, truth, grid.land)
         m.station[day] = grid.to_columns(means[0])[s.stations.columns]
         m.clipped_water[day] = clipped[name]
+        m.record_analysis(day, diags.get(name, {}))
 
 
 def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
@@ -200,6 +206,7 @@ def _day(r: _Run, day: int) -> None:
     grid, spd, spa = s.domain.grid, cfg.steps_per_day, cfg.steps_per_analysis
     obs_depth, window = (0.0, cfg.analysis.obs_depth), cfg.analysis.interval_hours / 24.0
     clipped = dict.fromkeys(r.ensembles, 0.0)
+    diags: dict[str, dict[str, Any]] = {}
     obs_img = np.full(grid.shape, np.nan)
     bg_obs: dict[str, np.ndarray] = {}
     for step in range(spd):
@@ -216,14 +223,22 @@ def _day(r: _Run, day: int) -> None:
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
         y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
         obs_img = np.where(np.isfinite(y), y, obs_img)
-        if step == spd - 1:
+        last = step == spd - 1
+        if last:
             bg_obs = _background(r, day)
         for name, ens in r.ensembles.items():
+            members_b = ens.images(obs_depth, gather=True) if last else None
             diag = ens.assimilate(y, ystd, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
+            if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
+                diag["obs_space"] = obs_space_stats(
+                    members_b, ens.images(obs_depth, gather=True), y, ystd,
+                    rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
+                )  # fmt: skip
+                diags[name] = diag
     if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
         bg_obs = _background(r, day)
-    _record(r, day, obs_img, bg_obs, clipped)
+    _record(r, day, obs_img, bg_obs, clipped, diags)
 
 
 def _instrument(r: _Run) -> None:

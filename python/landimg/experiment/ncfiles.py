@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.history import LAYERS, MAX_SCALES, OBS_SPACE, SCORES, History
 from landimg.experiment.output import write_netcdf
 
 __all__ = ["write_experiment_netcdf"]
@@ -94,6 +94,34 @@ def _metrics_vars(history: History, stations: Any) -> dict[str, tuple]:
                                           {"units": _UNITS[k], "long_name": f"{m} {k} of the background vs the nature run"})  # fmt: skip
         var[f"station_sm_{m}"] = (("time", "station"), h.station,
                                   {**_SM_LAYER, "long_name": f"{m} ensemble mean 0-10 cm at the stations", **at_stations})  # fmt: skip
+        var.update(_analysis_diagnostics(m, h))
+    return var
+
+
+_OBS_SPACE_DOC = {
+    "omb_mean": ("m3 m-3", "mean observation minus background ensemble mean at the observations"),
+    "omb_rms": ("m3 m-3", "rms observation minus background ensemble mean"),
+    "oma_mean": ("m3 m-3", "mean observation minus analysis ensemble mean"),
+    "oma_rms": ("m3 m-3", "rms observation minus analysis ensemble mean"),
+    "spread_b": ("m3 m-3", "background ensemble spread at the observations (rms of the member std, before inflation)"),
+    "spread_a": ("m3 m-3", "analysis ensemble spread at the observations"),
+    "obs_err": ("m3 m-3", "rms observation error std"),
+    "consistency": ("1", "omb_rms / sqrt(spread_b^2 + obs_err^2)"),
+    "n_obs": ("1", "usable observations"),
+}
+
+
+def _analysis_diagnostics(m: str, h: Any) -> dict[str, tuple]:
+    """Per-analysis diagnostics of method ``m`` (the day's last analysis): observation space, inflation, gains."""
+    var: dict[str, tuple] = {}
+    for j, k in enumerate(OBS_SPACE):
+        units, doc = _OBS_SPACE_DOC[k]
+        var[f"{k}_{m}"] = (("time",), h.obs_space[:, j], {"units": units, "long_name": f"{m} {doc}"})
+    var[f"rank_counts_{m}"] = (("time", "rank"), h.rank_counts,
+                               {"units": "1", "long_name": f"{m} rank histogram of the observations among the background members perturbed by observation-error draws (Hamill 2001)"})  # fmt: skip
+    var[f"inflation_{m}"] = (("time",), h.inflation, {"units": "1", "long_name": f"{m} anomaly inflation factor applied"})
+    var[f"gain_per_scale_{m}"] = (("time", "scale"), h.gain_per_scale,
+                                  {"units": "1", "long_name": f"{m} mean diagonal-form gain per curvelet scale, coarsest first"})  # fmt: skip
     return var
 
 
@@ -105,7 +133,9 @@ def write_experiment_netcdf(
     ``analysis.nc``: daily (00 UTC, after the analysis) ensemble mean and spread per verification layer
     and method, the nature run, the observations and the ensemble-mean increment of the observed layer.
     ``metrics.nc``: daily spatial correlation, ubRMSE and bias per method and layer (analysis and
-    background) and the station series.
+    background), the station series, and per method the observation-space diagnostics of the day's last
+    analysis (O-B, O-A, spread at the observations, consistency ratio, rank histogram), the inflation
+    factor and the curvelet gain per scale.
     """
     from landimg import __version__
 
@@ -124,6 +154,7 @@ def write_experiment_netcdf(
     dims = {"time": None, "depth": nl, "nv": 2, "lat": grid.shape[0], "lon": grid.shape[1]}
     p1, p2 = out / "analysis.nc", out / "metrics.nc"
     write_netcdf(p1, dims, {**common, **_lat_lon(grid), **_analysis_vars(history, layer)}, gattrs)
-    mdims = {"time": None, "depth": nl, "nv": 2, "station": stations.n}
+    nrank = next(iter(history.methods.values())).rank_counts.shape[1] if history.methods else 1
+    mdims = {"time": None, "depth": nl, "nv": 2, "station": stations.n, "rank": nrank, "scale": MAX_SCALES}
     write_netcdf(p2, mdims, {**common, **_metrics_vars(history, stations)}, gattrs)
     return [p1, p2]

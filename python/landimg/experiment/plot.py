@@ -189,7 +189,8 @@ def plot_increment_scales(
 
 
 def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]:
-    """The experiment's figures in ``out/plots``: last-day maps, metric series, curvelet increment by scale."""
+    """The experiment's figures in ``out/plots``: last-day maps, metric series, observation-space spread
+    versus error and rank histograms, curvelet increment by scale."""
     from landimg.experiment.history import LAYER_NAMES, SCORES
 
     pdir = out / "plots"
@@ -204,6 +205,15 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
         for m, h in history.methods.items()
     }
     plot_metric_series(paths[1], np.arange(1, cfg.experiment.days + 1), series, LAYER_NAMES)
+    from landimg.experiment import obsplots
+    from landimg.experiment.history import OBS_SPACE
+
+    keys = ("omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a")
+    obs = {m: {k: h.obs_space[:, OBS_SPACE.index(k)] for k in keys} for m, h in history.methods.items()}
+    paths.append(obsplots.plot_spread_error(pdir / "spread_error.png", np.arange(1, cfg.experiment.days + 1), obs))
+    paths.append(obsplots.plot_rank_histograms(
+        pdir / "rank_histograms.png", {m: h.rank_counts.sum(axis=0) for m, h in history.methods.items()}
+    ))  # fmt: skip
     if "curvelet_enkf" not in history.methods:
         return paths
     from landimg.transform.curvelet import Curvelet

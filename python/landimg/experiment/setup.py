@@ -52,6 +52,9 @@ def perturbation(cfg: Config) -> Any:
         std=(e.precip_sigma, e.swdown_sigma, e.lwdown_std, e.tair_std),
         tau_hours=e.tau_hours,
         length_km=e.corr_length_km,
+        rain_error_std=e.rain_error_std,
+        rain_error_tau_days=e.rain_error_tau_days,
+        rain_error_km=e.rain_error_km,
     )
 
 

@@ -1,8 +1,10 @@
 """Spin-up: the nature run and one ensemble column brought to equilibrium, then copied to the members.
 
 Rank 0 spins the nature run (true weather, true soil) while the last rank spins one column of the
-ensemble (ensemble forcing, estimated soil); the same rank when serial. The states are broadcast and
-every member of every method starts from the ensemble column's state.
+ensemble (ensemble forcing, estimated soil) up to ``ensemble.spread_days`` before the end; the same rank
+when serial. The states are broadcast, every member of every method starts from the ensemble column's
+state, and the members then run the last ``spread_days`` each with its own perturbed forcing
+(:func:`spread_members`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from landimg.experiment.config import Config
 from landimg.experiment.setup import Setup
 
-__all__ = ["new_nature", "seed_members", "spinup"]
+__all__ = ["new_nature", "seed_members", "spinup", "spread_members"]
 
 
 def new_nature(cfg: Config, s: Setup) -> Any:
@@ -31,6 +33,7 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     e = cfg.experiment
     rank, size = comm.Get_rank(), comm.Get_size()
     nsteps = e.spinup_days * cfg.steps_per_day
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day  # the ensemble's last days: per member
     todo = []
     if rank == 0:
         todo.append(("nature", s.soil_true, s.weather.truth))
@@ -41,7 +44,7 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     obs_layer = [(0.0, cfg.analysis.obs_depth)]
     for name, soil, weather in todo:
         m = ColumnModel(s.domain.grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp)
-        for k in range(-nsteps, 0):
+        for k in range(-nsteps, 0 if name == "nature" else -nspread):
             m.step(weather(k * e.dt))
             if name == "ensemble" and (k + 1) % cfg.steps_per_day == 0:
                 climatology.append(m.layer_mean(obs_layer)[0, :, 0].copy())
@@ -62,3 +65,24 @@ def seed_members(ensembles: dict[str, Any], member: dict[str, np.ndarray]) -> No
     """Start every member of every ensemble from the one-member state ``member`` (``Ensemble.seed_members``)."""
     for ens in ensembles.values():
         ens.seed_members(member)
+
+
+def spread_members(cfg: Config, s: Setup, ensembles: dict[str, Any]) -> None:
+    """Per-member spin-up: the last ``ensemble.spread_days`` of the spin-up run with perturbed forcing.
+
+    The first ensemble runs them (this rank's members, each with its own perturbations); the others copy
+    its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
+    Member streams make it independent of the rank layout. Fluxes are reset afterwards.
+    """
+    nspread = cfg.ensemble.spread_days * cfg.steps_per_day
+    if nspread == 0 or not ensembles:
+        return
+    first, *others = ensembles.values()
+    for k in range(-nspread, 0):
+        first.advance(s.weather.ensemble(k * cfg.experiment.dt), 1)
+    first.model.reset_fluxes()
+    for ens in others:
+        ens.model.set_state(first.model.get_state())
+        ens.model.reset_fluxes()
+        if first.perturber is not None:
+            ens.perturber.set_state(first.perturber.get_state())

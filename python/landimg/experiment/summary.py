@@ -10,7 +10,7 @@ import numpy as np
 from landimg import __version__ as _landimg_version
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, to_dict
-from landimg.experiment.history import LAYER_NAMES, SCORES, History
+from landimg.experiment.history import LAYER_NAMES, OBS_SPACE, SCORES, History
 
 __all__ = ["format_table", "summarize", "write_outputs"]
 
@@ -28,6 +28,12 @@ def _method_entry(h: Any, station_obs: np.ndarray) -> dict[str, Any]:
         "n": int(np.isfinite(tc).sum()),
     }
     entry["clipped_water_kg_m2"] = float(np.sum(h.clipped_water))
+    obs = {}
+    for j, k in enumerate(OBS_SPACE):  # means over the analyses (days) that had observations
+        col = h.obs_space[:, j]
+        obs[k] = float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
+    entry["obs_space"] = obs
+    entry["rank_counts"] = [int(c) for c in h.rank_counts.sum(axis=0)]
     return entry
 
 
