@@ -12,6 +12,7 @@ GLDAS, ERA5 and CMFD files can be written whole or as the regional subsets their
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -105,6 +106,98 @@ def _ease2_window(name: str, bbox) -> tuple[slice, slice]:
     return slice(int(r[0]), int(r[-1]) + 1), slice(int(c[0]), int(c[-1]) + 1)
 
 
+def _smap_put(g, sfx: str, shape, window, var: str, data, dtype, fill, **attrs):
+    """One SMAP dataset ``var + sfx`` of the whole global ``shape``, ``data`` written at ``window``."""
+    ds = g.create_dataset(
+        var + sfx, shape=shape, dtype=dtype, fillvalue=fill, chunks=(203, 241), compression="gzip"
+    )
+    ds[window] = np.asarray(data, dtype=dtype)
+    for key, value in attrs.items():
+        ds.attrs[key] = value
+    return ds
+
+
+def _smap_retrieval(lat, lon, seen, when, field: Field, bad_quality, units: str):
+    """Soil moisture (``units``, fill where unseen) and ``retrieval_qual_flag`` of one pass."""
+    sm = np.where(seen, field("sm", lat, lon, when), _FILL)
+    qual = np.where(seen, 0, 65534).astype(np.uint16)
+    if bad_quality is not None:
+        bad = seen & bad_quality(lat, lon)
+        sm = np.where(bad, 0.9, sm)
+        qual = np.where(bad, 1, qual).astype(np.uint16)
+    if units == "percent":
+        sm = np.where(seen, sm * 100.0, _FILL)
+    return sm, qual
+
+
+def _smap_put_retrieval(put, seen, sm, qual, error: float, units: str) -> None:
+    f32 = np.float32
+    put(
+        "soil_moisture",
+        sm,
+        f32,
+        f32(_FILL),
+        units=units,
+        _FillValue=f32(_FILL),
+        long_name="Representative soil moisture measurement for the Earth based grid cell",
+    )
+    put(
+        "soil_moisture_error",
+        np.where(seen, error, _FILL),
+        f32,
+        f32(_FILL),
+        units="cm**3/cm**3",
+        _FillValue=f32(_FILL),
+        long_name="Net uncertainty measure of soil moisture",
+    )
+    put(
+        "retrieval_qual_flag",
+        qual,
+        np.uint16,
+        np.uint16(65534),
+        _FillValue=np.uint16(65534),
+        flag_masks=np.array([1, 2, 4, 8], dtype=np.uint16),
+        flag_meanings="Retrieval_recommended Retrieval_attempted Retrieval_success FT_retrieval_success",
+    )
+
+
+def _smap_put_geolocation(put, seen, secs, lat, lon, rows: slice, cols: slice) -> None:
+    f32 = np.float32
+    put(
+        "tb_time_seconds",
+        np.where(seen, secs, _FILL),
+        np.float64,
+        np.float64(_FILL),
+        units="seconds",
+        _FillValue=np.float64(_FILL),
+        long_name="Seconds since 2000-01-01 11:58:55.816 UTC (J2000)",
+    )
+    stamps = np.full(lat.shape, b"N/A", dtype="S24")
+    if seen.any():
+        t = np.datetime64("2000-01-01T11:58:55.816", "ms") + (secs[seen] * 1000).astype("timedelta64[ms]")
+        stamps[seen] = np.char.add(np.datetime_as_string(t, unit="ms").astype("S23"), b"Z")
+    put("tb_time_utc", stamps, "S24", b"N/A", long_name="Date and time of the brightness temperatures")
+    put(
+        "latitude",
+        np.where(seen, lat, _FILL),
+        f32,
+        f32(_FILL),
+        units="degrees_north",
+        _FillValue=f32(_FILL),
+    )
+    put(
+        "longitude",
+        np.where(seen, lon, _FILL),
+        f32,
+        f32(_FILL),
+        units="degrees_east",
+        _FillValue=f32(_FILL),
+    )
+    rr, cc = np.indices(lat.shape)
+    put("EASE_row_index", np.where(seen, rr + rows.start, 65534), np.uint16, np.uint16(65534))
+    put("EASE_column_index", np.where(seen, cc + cols.start, 65534), np.uint16, np.uint16(65534))
+
+
 def smap_file(
     directory: str,
     date: _dt.date,
@@ -136,93 +229,14 @@ def smap_file(
     with h5py.File(path, "w") as f:
         f.create_group("Metadata").attrs["ShortName"] = "SPL3SMP_E" if grid == "M09" else "SPL3SMP"
         for pass_, local_hour in (("AM", 6.0), ("PM", 18.0)):
-            sfx = "" if pass_ == "AM" else "_pm"
             g = f.create_group(f"Soil_Moisture_Retrieval_Data_{pass_}")
+            put = functools.partial(_smap_put, g, "" if pass_ == "AM" else "_pm", shape, (rows, cols))
             seen = inside & (pass_ in passes)
             secs = (midnight - _J2000).total_seconds() + (local_hour - lon / 15.0) * 3600.0
-            sm = np.where(seen, field("sm", lat, lon, midnight + _dt.timedelta(hours=local_hour)), _FILL)
-            qual = np.where(seen, 0, 65534).astype(np.uint16)
-            if bad_quality is not None:
-                bad = seen & bad_quality(lat, lon)
-                sm = np.where(bad, 0.9, sm)
-                qual = np.where(bad, 1, qual).astype(np.uint16)
-            if units == "percent":
-                sm = np.where(seen, sm * 100.0, _FILL)
-
-            def put(var, data, dtype, fill, g=g, sfx=sfx, **attrs):
-                ds = g.create_dataset(
-                    var + sfx, shape=shape, dtype=dtype, fillvalue=fill, chunks=(203, 241), compression="gzip"
-                )
-                ds[rows, cols] = np.asarray(data, dtype=dtype)
-                for key, value in attrs.items():
-                    ds.attrs[key] = value
-                return ds
-
-            f32 = np.float32
-            put(
-                "soil_moisture",
-                sm,
-                f32,
-                f32(_FILL),
-                units=units,
-                _FillValue=f32(_FILL),
-                long_name="Representative soil moisture measurement for the Earth based grid cell",
-            )
-            put(
-                "soil_moisture_error",
-                np.where(seen, error, _FILL),
-                f32,
-                f32(_FILL),
-                units="cm**3/cm**3",
-                _FillValue=f32(_FILL),
-                long_name="Net uncertainty measure of soil moisture",
-            )
-            put(
-                "retrieval_qual_flag",
-                qual,
-                np.uint16,
-                np.uint16(65534),
-                _FillValue=np.uint16(65534),
-                flag_masks=np.array([1, 2, 4, 8], dtype=np.uint16),
-                flag_meanings="Retrieval_recommended Retrieval_attempted Retrieval_success FT_retrieval_success",
-            )
-            put(
-                "tb_time_seconds",
-                np.where(seen, secs, _FILL),
-                np.float64,
-                np.float64(_FILL),
-                units="seconds",
-                _FillValue=np.float64(_FILL),
-                long_name="Seconds since 2000-01-01 11:58:55.816 UTC (J2000)",
-            )
-            stamps = np.full(lat.shape, b"N/A", dtype="S24")
-            if seen.any():
-                t = np.datetime64("2000-01-01T11:58:55.816", "ms") + (secs[seen] * 1000).astype(
-                    "timedelta64[ms]"
-                )
-                stamps[seen] = np.char.add(np.datetime_as_string(t, unit="ms").astype("S23"), b"Z")
-            put(
-                "tb_time_utc", stamps, "S24", b"N/A", long_name="Date and time of the brightness temperatures"
-            )
-            put(
-                "latitude",
-                np.where(seen, lat, _FILL),
-                f32,
-                f32(_FILL),
-                units="degrees_north",
-                _FillValue=f32(_FILL),
-            )
-            put(
-                "longitude",
-                np.where(seen, lon, _FILL),
-                f32,
-                f32(_FILL),
-                units="degrees_east",
-                _FillValue=f32(_FILL),
-            )
-            rr, cc = np.indices(lat.shape)
-            put("EASE_row_index", np.where(seen, rr + rows.start, 65534), np.uint16, np.uint16(65534))
-            put("EASE_column_index", np.where(seen, cc + cols.start, 65534), np.uint16, np.uint16(65534))
+            when = midnight + _dt.timedelta(hours=local_hour)
+            sm, qual = _smap_retrieval(lat, lon, seen, when, field, bad_quality, units)
+            _smap_put_retrieval(put, seen, sm, qual, error, units)
+            _smap_put_geolocation(put, seen, secs, lat, lon, rows, cols)
     return path
 
 

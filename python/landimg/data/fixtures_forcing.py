@@ -22,42 +22,22 @@ def _dewpoint(q: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (273.16 - 32.19 * x) / (1.0 - x)
 
 
-def era5_file(
-    path: str,
-    times: Sequence[_dt.datetime],
-    region: Sequence[float],
-    *,
-    res: float = 0.25,
-    land: bool = False,
-    variables: Sequence[str] | None = None,
-    field: Field = smooth_field,
-    lon360: bool = True,
-    units: dict[str, str] | None = None,
-) -> str:
-    """Write a new-CDS ERA5 (``land=False``) or ERA5-Land (``land=True``) netCDF: ``valid_time``
-    (seconds since 1970-01-01), descending ``latitude``, ``longitude`` 0..360 (``lon360``).
+#: Units of the ERA5 / ERA5-Land variables as the Climate Data Store writes them.
+_ERA5_UNITS = {
+    "t2m": "K",
+    "d2m": "K",
+    "sp": "Pa",
+    "u10": "m s**-1",
+    "v10": "m s**-1",
+    "tp": "m",
+    "ssrd": "J m**-2",
+    "strd": "J m**-2",
+    **{f"swvl{k}": "m**3 m**-3" for k in range(1, 5)},
+}
 
-    Accumulations (``tp`` m, ``ssrd``/``strd`` J m-2) are over the hour ending at the record for ERA5,
-    and from 00 UTC for ERA5-Land (the 00 UTC record holds the previous day's total). Soil moisture
-    ``swvl1..4`` (m3 m-3) comes from ``field('sm_layerK')`` at the layers' mid-depth ordering.
-    """
-    import netCDF4
 
-    s, n, w, e = region
-    lat = regular_axis(s, n, res, descending=True)
-    lon = regular_axis(w, e, res)
-    lon_file = lon % 360.0 if lon360 else lon
-    order = np.argsort(lon_file)
-    lon_file = lon_file[order]
-    lat2, lon2 = np.meshgrid(lat, lon[order], indexing="ij")
-    names = (
-        list(variables)
-        if variables is not None
-        else (
-            ["t2m", "d2m", "sp", "u10", "v10", "tp", "ssrd", "strd"]
-            + (["swvl1", "swvl2", "swvl3", "swvl4"] if land else [])
-        )
-    )
+def _era5_data(times, lat2, lon2, names, land: bool, field: Field) -> dict[str, np.ndarray]:
+    """The ERA5 variables ``names`` at ``times`` on the (lat, lon) grid: name -> (time, lat, lon) array."""
     nt = len(times)
     data = {k: np.zeros((nt,) + lat2.shape) for k in names}
     acc = {k: np.zeros(lat2.shape) for k in ("tp", "ssrd", "strd")}
@@ -86,21 +66,17 @@ def era5_file(
             values[f"swvl{k + 1}"] = field(f"sm_layer{min(k + 1, 3)}", lat2, lon2, t) + 0.01 * k
         for k in names:
             data[k][i] = values[k]
-    default_units = {
-        "t2m": "K",
-        "d2m": "K",
-        "sp": "Pa",
-        "u10": "m s**-1",
-        "v10": "m s**-1",
-        "tp": "m",
-        "ssrd": "J m**-2",
-        "strd": "J m**-2",
-        **{f"swvl{k}": "m**3 m**-3" for k in range(1, 5)},
-    }
+    return data
+
+
+def _era5_write(path: str, times, lat, lon_file, names, data, units: dict[str, str] | None) -> None:
+    """Write the ERA5 netCDF ``path`` in the new-CDS layout (``valid_time``, ``number``, float32 NaN fill)."""
+    import netCDF4
+
     with netCDF4.Dataset(path, "w") as ds:
-        ds.createDimension("valid_time", nt)
+        ds.createDimension("valid_time", len(times))
         ds.createDimension("latitude", lat.size)
-        ds.createDimension("longitude", lon.size)
+        ds.createDimension("longitude", lon_file.size)
         ds.Conventions = "CF-1.7"
         ds.institution = "fixture written by landimg in the layout of the Climate Data Store"
         secs = [(t - _dt.datetime(1970, 1, 1)).total_seconds() for t in times]
@@ -127,10 +103,48 @@ def era5_file(
                 ("valid_time", "latitude", "longitude"),
                 data[k].astype(np.float32),
                 np.float32(np.nan),
-                units=(units or {}).get(k, default_units[k]),
+                units=(units or {}).get(k, _ERA5_UNITS[k]),
                 long_name=k + layer,
                 GRIB_paramId=np.int32(0),
             )
+
+
+def era5_file(
+    path: str,
+    times: Sequence[_dt.datetime],
+    region: Sequence[float],
+    *,
+    res: float = 0.25,
+    land: bool = False,
+    variables: Sequence[str] | None = None,
+    field: Field = smooth_field,
+    lon360: bool = True,
+    units: dict[str, str] | None = None,
+) -> str:
+    """Write a new-CDS ERA5 (``land=False``) or ERA5-Land (``land=True``) netCDF: ``valid_time``
+    (seconds since 1970-01-01), descending ``latitude``, ``longitude`` 0..360 (``lon360``).
+
+    Accumulations (``tp`` m, ``ssrd``/``strd`` J m-2) are over the hour ending at the record for ERA5,
+    and from 00 UTC for ERA5-Land (the 00 UTC record holds the previous day's total). Soil moisture
+    ``swvl1..4`` (m3 m-3) comes from ``field('sm_layerK')`` at the layers' mid-depth ordering.
+    """
+    s, n, w, e = region
+    lat = regular_axis(s, n, res, descending=True)
+    lon = regular_axis(w, e, res)
+    lon_file = lon % 360.0 if lon360 else lon
+    order = np.argsort(lon_file)
+    lon_file = lon_file[order]
+    lat2, lon2 = np.meshgrid(lat, lon[order], indexing="ij")
+    names = (
+        list(variables)
+        if variables is not None
+        else (
+            ["t2m", "d2m", "sp", "u10", "v10", "tp", "ssrd", "strd"]
+            + (["swvl1", "swvl2", "swvl3", "swvl4"] if land else [])
+        )
+    )
+    data = _era5_data(times, lat2, lon2, names, land, field)
+    _era5_write(path, times, lat, lon_file, names, data, units)
     return path
 
 
