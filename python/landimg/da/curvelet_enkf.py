@@ -291,6 +291,34 @@ def _check_options(inflation, inflation_mode, inflation_max, rtps, variance_supp
     return resolve_white_fraction(white, corr_km)
 
 
+def _check_solver(solver: str, scale_weights: Sequence[float] | None) -> None:
+    """Reject an unknown ``solver`` and ``scale_weights`` with the ``"cg"`` solver (one-line ValueError)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {solver!r}")
+    if solver == "cg" and scale_weights is not None:
+        raise ValueError("scale_weights apply to solver='diagonal' only")
+
+
+def _inflated_background(p: _Problem, inflation: float) -> np.ndarray:
+    """Analysis (nloc, ny, nx) without usable observations: the background, inflated on updated cells."""
+    analysis = p.background.copy()
+    if inflation != 1.0:
+        mean = p.layout.mean(np.where(p.land, p.background, 0.0))
+        analysis = np.where(p.upd, mean + inflation * (p.background - mean), p.background)
+    return analysis
+
+
+def _obs_error_model(
+    p: _Problem, obs_corr_km: float, cell_km: tuple[float, float], periodic_x: bool, white_fraction: float
+) -> ObsErrorModel:
+    """Observation-error model on the image; unobserved pixels take the rms observation-error std."""
+    vals = p.std[p.valid]
+    # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
+    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
+    sigma = np.where(p.valid, p.std, fill_sigma)
+    return ObsErrorModel(sigma, obs_corr_km, cell_km, periodic_x, white_fraction)
+
+
 def curvelet_analysis(
     background: np.ndarray,
     obs: np.ndarray,
@@ -334,31 +362,22 @@ def curvelet_analysis(
     transform : Transform
         Tight frame on the image shape or a larger padded shape (padding is unobserved, zero anomaly).
     seed, rngs : one generator per local member (advanced in place), else ``member_rng(seed, i, OBS)``.
-    perturb_obs, inflation :
-        Perturbed observations (True) or the deterministic update; multiplicative anomaly inflation,
-        applied on every call (the lower bound with ``inflation_mode="adaptive"``).
-    inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, obs_corr_km, \
-    obs_white_fraction, obs_var_samples :
-        As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF` (adaptive inflation from the
-        image-space innovations over the usable observed land pixels,
-        :func:`landimg.da.inflation.adaptive_inflation`; RTPS per pixel; variance pooling and its support;
-        gain weights per scale, coarsest first, gains clipped to [0, 1]; the observation-error model).
-        ``pooling`` defaults to ``"coefficient"`` here.
+    perturb_obs, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
+    obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
+        As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
+        call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space innovations
+        over the usable observed land pixels, :func:`landimg.da.inflation.adaptive_inflation`); RTPS per
+        pixel; ``pooling`` defaults to ``"coefficient"`` here. ``"cg"``: the gap-aware solve
+        (:mod:`landimg.da.curvelet_var`; observations reach into swath gaps); ``"diagonal"``: the paper's
+        per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps; gains clipped to [0, 1] and
+        weighted by ``scale_weights`` per scale, coarsest first, which need ``"diagonal"``).
     cell_km, periodic_x : cell size (dy, dx) km of the correlated observation error; periodic in x (global).
     land, update_mask : ndarray of bool (ny, nx), optional
         Cells that hold model values (default: finite in every member); cells updated (or (nloc, ny, nx)).
-    layout, pad_offset :
-        MPI member layout (default serial); the image's position in a larger (padded) transform shape
-        (default centred; ``imageprep.EdgePadding(...).offset``).
-    batch, timings :
-        Members transformed per call; a dict accumulating wall seconds of "transform", "statistics", "update".
-    solver, cg_tol, cg_maxiter :
-        ``"cg"`` (default): the gap-aware solve ``x + B H^T (H B H^T + R)^-1 d`` with
-        ``B = C^T diag(s_b / |row|^2) C`` by per-member preconditioned conjugate gradients (relative
-        residual ``cg_tol``, at most ``cg_maxiter`` iterations; :mod:`landimg.da.curvelet_var`); it knows
-        where nothing was observed, so observations reach into swath gaps. ``"diagonal"``: the paper's
-        per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps). ``scale_weights`` need
-        ``"diagonal"``.
+    layout, pad_offset : MPI member layout (default serial); the image's position in a larger (padded)
+        transform shape (default centred; ``imageprep.EdgePadding(...).offset``).
+    batch, timings : members transformed per call; a dict accumulating wall seconds of "transform",
+        "statistics", "update".
 
     Returns
     -------
@@ -373,31 +392,19 @@ def curvelet_analysis(
     white_fraction = _check_options(
         inflation, inflation_mode, inflation_max, rtps, variance_support, obs_white_fraction, obs_corr_km
     )
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {solver!r}")
-    if solver == "cg" and scale_weights is not None:
-        raise ValueError("scale_weights apply to solver='diagonal' only")
+    _check_solver(solver, scale_weights)
     p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset)
     if inflation_mode == "adaptive":
         diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
     if not p.valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
         diag["stats"] = None
-        analysis = p.background.copy()
-        if inflation != 1.0:
-            mean = p.layout.mean(np.where(p.land, p.background, 0.0))
-            analysis = np.where(p.upd, mean + inflation * (p.background - mean), p.background)
-        return analysis, diag
+        return _inflated_background(p, inflation), diag
 
     clock = _Clock(timings)
     _, anom, xb = _inflated_anomalies(p, inflation, inflation_mode, inflation_max, diag)
     s_b = _background_variance(p, transform, anom, pooling, variance_support, batch, clock)
     anom = None  # free the memory
-    vals = p.std[p.valid]
-    # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
-    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
-    err = ObsErrorModel(
-        np.where(p.valid, p.std, fill_sigma), obs_corr_km, cell_km, periodic_x, white_fraction
-    )
+    err = _obs_error_model(p, obs_corr_km, cell_km, periodic_x, white_fraction)
     stats = _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     clock.stop("statistics")
     cg = (cg_tol, cg_maxiter) if solver == "cg" else None

@@ -26,7 +26,7 @@ Everything here runs once per (shape, parameters) and is cached by the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
@@ -240,6 +240,133 @@ def nangles_per_scale(nscales: int, nangles_coarse: int, finest: str) -> tuple[i
     return tuple(out)
 
 
+@dataclass
+class _PlanBuilder:
+    """Mutable accumulator of :func:`build_plan`: groups, sparse triplets, offsets and the wedge table."""
+
+    M: int
+    N: int
+    groups: list[Group] = field(default_factory=list)
+    gather_t: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    scatter_t: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    work: int = 0  # complex work-vector offset
+    wedge_table: list[tuple[int, int, float, int, int, int]] = field(default_factory=list)
+    offset: int = 0  # coefficient offset
+
+    def add_triplets(self, geoms: list[WedgeGeometry], L1: int, L2: int, weight: float) -> None:
+        ft, st = _group_triplets(geoms, L1, L2, self.work, self.M, self.N, weight=weight)
+        self.gather_t.append(ft)
+        self.scatter_t.append(st)
+
+
+def _add_coarsest(b: _PlanBuilder, Ms0: float, Ns0: float) -> None:
+    """Coarsest scale: the real lowpass ``P_0`` as one real group."""
+    r1, r2 = int(np.ceil(2 * Ms0)) - 1, int(np.ceil(2 * Ns0)) - 1
+    w1, w2 = np.meshgrid(_frequencies(r1), _frequencies(r2), indexing="ij")
+    p0 = lowpass_1d(w1 / Ms0) * lowpass_1d(w2 / Ns0)
+    keep = p0 > 0
+    g0 = WedgeGeometry(w1[keep], w2[keep], p0[keep])
+    L1, L2 = 2 * r1 + 1, 2 * r2 + 1
+    b.add_triplets([g0], L1, L2, weight=1.0)
+    b.groups.append(Group("real", 0, 1, L1, L2, b.work, re_start=b.offset, im_start=-1, geoms=(g0,)))
+    b.work += L1 * L2
+    b.wedge_table.append((0, 0, 0.0, b.offset, L1, L2))
+    b.offset += L1 * L2
+
+
+def _band_sides(
+    M: int, N: int, n: int, Ms: tuple[float, float], Ns: tuple[float, float]
+) -> list[list[WedgeGeometry]]:
+    """Wedge geometries of one curvelet band with ``n`` angles, split into the two sides of the square.
+
+    ``Ms``, ``Ns`` are ``(M_{s-1}, M_s)`` and ``(N_{s-1}, N_s)``.
+    """
+    nq = n // 4
+    h = 8.0 / n
+    r1, r2 = int(np.ceil(2 * Ms[1])) - 1, int(np.ceil(2 * Ns[1])) - 1
+    w1, w2 = np.meshgrid(_frequencies(r1), _frequencies(r2), indexing="ij")
+    outer = lowpass_1d(w1 / Ms[1]) * lowpass_1d(w2 / Ns[1])
+    inner = lowpass_1d(w1 / Ms[0]) * lowpass_1d(w2 / Ns[0])
+    band = np.sqrt(np.clip(outer**2 - inner**2, 0.0, None))
+    inband = band > 0
+    bw1, bw2, bval = w1[inband], w2[inband], band[inband]
+    theta = pseudo_angle(bw1 / M, bw2 / N)
+    sides: list[list[WedgeGeometry]] = [[], []]
+    for l in range(n // 2):
+        centre = (l + 0.5) * h
+        d = np.mod(theta - centre + 4.0, 8.0) - 4.0
+        v = angular_window(d / h)
+        sel = v > 0
+        sides[l // nq].append(WedgeGeometry(bw1[sel], bw2[sel], bval[sel] * v[sel]))
+    return sides
+
+
+def _add_band(b: _PlanBuilder, s: int, n: int, sides: list[list[WedgeGeometry]]) -> None:
+    """Curvelet band ``s`` with ``n`` angles: two complex groups (one per side) and its wedge-table rows."""
+    nq = n // 4
+    h = 8.0 / n
+    # smallest one-to-one rectangles, enlarged to FFT-friendly (11-smooth) sizes
+    rect = [
+        tuple(scipy.fft.next_fast_len(v) for v in _rectangle(sides[0], radial_axis=0)),
+        tuple(scipy.fft.next_fast_len(v) for v in _rectangle(sides[1], radial_axis=1)),
+    ]
+    total = sum(nq * r[0] * r[1] for r in rect)
+    re_start = b.offset
+    im_start = b.offset + total
+    for side in range(2):
+        L1, L2 = rect[side]
+        b.add_triplets(sides[side], L1, L2, weight=np.sqrt(2.0))
+        b.groups.append(
+            Group(
+                "complex",
+                s,
+                nq,
+                L1,
+                L2,
+                b.work,
+                re_start=re_start,
+                im_start=im_start,
+                geoms=tuple(sides[side]),
+            )
+        )
+        b.work += nq * L1 * L2
+        re_start += nq * L1 * L2
+        im_start += nq * L1 * L2
+    # wedge table in coefficient order: Re halves (angles 0..n/2-1) then Im halves (n/2..n-1)
+    for part in range(2):
+        start = b.offset + part * total
+        for l in range(n // 2):
+            L1, L2 = rect[l // nq]
+            x1c, x2c = _side_point((l + 0.5) * h)
+            orient = float(np.mod(np.arctan2(x1c, x2c), np.pi))
+            b.wedge_table.append((s, l + part * (n // 2), orient, start, L1, L2))
+            start += L1 * L2
+    b.offset += 2 * total
+
+
+def _add_wavelets(b: _PlanBuilder, J: int, Ms_inner: float, Ns_inner: float) -> np.ndarray:
+    """Finest scale as wavelets: the highpass ``sqrt(1 - P_{J-2}**2)`` on the half spectrum (M, N//2+1)."""
+    M, N = b.M, b.N
+    nh = N // 2 + 1
+    f1 = np.fft.fftfreq(M, 1.0 / M)[:, None]
+    f2 = np.arange(nh, dtype=float)[None, :]
+    inner = lowpass_1d(f1 / Ms_inner) * lowpass_1d(f2 / Ns_inner)
+    wavelet_window = np.sqrt(np.clip(1.0 - inner**2, 0.0, None))
+    b.wedge_table.append((J - 1, 0, 0.0, b.offset, M, N))
+    b.offset += M * N
+    return wavelet_window
+
+
+def _csr(triplets: list[tuple[np.ndarray, ...]], shape: tuple[int, int]) -> scipy.sparse.csr_array:
+    """Sparse matrix of (row, column, value) triplets, zeros dropped, duplicates summed, indices sorted."""
+    r, c, d = (np.concatenate([t[i] for t in triplets]) for i in range(3))
+    keep = d != 0.0
+    mat = scipy.sparse.csr_array((d[keep], (r[keep], c[keep])), shape=shape)
+    mat.sum_duplicates()
+    mat.sort_indices()
+    return mat
+
+
 def build_plan(shape: tuple[int, int], nscales: int, nangles_coarse: int, finest: str) -> Plan:
     """Compute all windows, rectangles and index arrays of the transform (see module docstring)."""
     check_parameters(shape, nscales, nangles_coarse, finest)
@@ -249,128 +376,36 @@ def build_plan(shape: tuple[int, int], nscales: int, nangles_coarse: int, finest
     Ms = [M / 3.0 / 2.0 ** (J - 1 - s) for s in range(J)]
     Ns = [N / 3.0 / 2.0 ** (J - 1 - s) for s in range(J)]
 
-    groups: list[Group] = []
-    gather_t: list[tuple[np.ndarray, ...]] = []
-    scatter_t: list[tuple[np.ndarray, ...]] = []
-    work = 0  # complex work-vector offset
-    wedge_table: list[tuple[int, int, float, int, int, int]] = []
-    offset = 0
-
-    # --- coarsest scale: real lowpass P_0 ----------------------------------------------------------
-    r1, r2 = int(np.ceil(2 * Ms[0])) - 1, int(np.ceil(2 * Ns[0])) - 1
-    w1, w2 = np.meshgrid(_frequencies(r1), _frequencies(r2), indexing="ij")
-    p0 = lowpass_1d(w1 / Ms[0]) * lowpass_1d(w2 / Ns[0])
-    keep = p0 > 0
-    g0 = WedgeGeometry(w1[keep], w2[keep], p0[keep])
-    L1, L2 = 2 * r1 + 1, 2 * r2 + 1
-    ft, st = _group_triplets([g0], L1, L2, work, M, N, weight=1.0)
-    gather_t.append(ft)
-    scatter_t.append(st)
-    groups.append(Group("real", 0, 1, L1, L2, work, re_start=offset, im_start=-1, geoms=(g0,)))
-    work += L1 * L2
-    wedge_table.append((0, 0, 0.0, offset, L1, L2))
-    offset += L1 * L2
-
-    # --- curvelet bands ---------------------------------------------------------------------------
+    b = _PlanBuilder(M, N)
+    _add_coarsest(b, Ms[0], Ns[0])
     last_curvelet = J - 1 if finest == "curvelets" else J - 2
     for s in range(1, last_curvelet + 1):
-        n = nangles[s]
-        nq = n // 4
-        h = 8.0 / n
-        r1, r2 = int(np.ceil(2 * Ms[s])) - 1, int(np.ceil(2 * Ns[s])) - 1
-        w1, w2 = np.meshgrid(_frequencies(r1), _frequencies(r2), indexing="ij")
-        outer = lowpass_1d(w1 / Ms[s]) * lowpass_1d(w2 / Ns[s])
-        inner = lowpass_1d(w1 / Ms[s - 1]) * lowpass_1d(w2 / Ns[s - 1])
-        band = np.sqrt(np.clip(outer**2 - inner**2, 0.0, None))
-        inband = band > 0
-        bw1, bw2, bval = w1[inband], w2[inband], band[inband]
-        theta = pseudo_angle(bw1 / M, bw2 / N)
-        sides: list[list[WedgeGeometry]] = [[], []]
-        for l in range(n // 2):
-            centre = (l + 0.5) * h
-            d = np.mod(theta - centre + 4.0, 8.0) - 4.0
-            v = angular_window(d / h)
-            sel = v > 0
-            sides[l // nq].append(WedgeGeometry(bw1[sel], bw2[sel], bval[sel] * v[sel]))
-        # smallest one-to-one rectangles, enlarged to FFT-friendly (11-smooth) sizes
-        rect = [
-            tuple(scipy.fft.next_fast_len(v) for v in _rectangle(sides[0], radial_axis=0)),
-            tuple(scipy.fft.next_fast_len(v) for v in _rectangle(sides[1], radial_axis=1)),
-        ]
-        total = sum(nq * r[0] * r[1] for r in rect)
-        re_start = offset
-        im_start = offset + total
-        for side in range(2):
-            L1, L2 = rect[side]
-            ft, st = _group_triplets(sides[side], L1, L2, work, M, N, weight=np.sqrt(2.0))
-            gather_t.append(ft)
-            scatter_t.append(st)
-            groups.append(
-                Group(
-                    "complex",
-                    s,
-                    nq,
-                    L1,
-                    L2,
-                    work,
-                    re_start=re_start,
-                    im_start=im_start,
-                    geoms=tuple(sides[side]),
-                )
-            )
-            work += nq * L1 * L2
-            re_start += nq * L1 * L2
-            im_start += nq * L1 * L2
-        # wedge table in coefficient order: Re halves (angles 0..n/2-1) then Im halves (n/2..n-1)
-        for part in range(2):
-            start = offset + part * total
-            for l in range(n // 2):
-                L1, L2 = rect[l // nq]
-                x1c, x2c = _side_point((l + 0.5) * h)
-                orient = float(np.mod(np.arctan2(x1c, x2c), np.pi))
-                wedge_table.append((s, l + part * (n // 2), orient, start, L1, L2))
-                start += L1 * L2
-        offset += 2 * total
-
-    # --- finest scale as wavelets -----------------------------------------------------------------
+        sides = _band_sides(M, N, nangles[s], (Ms[s - 1], Ms[s]), (Ns[s - 1], Ns[s]))
+        _add_band(b, s, nangles[s], sides)
     wavelet_window = None
     wavelet_start = -1
     if finest == "wavelets":
-        nh = N // 2 + 1
-        f1 = np.fft.fftfreq(M, 1.0 / M)[:, None]
-        f2 = np.arange(nh, dtype=float)[None, :]
-        inner = lowpass_1d(f1 / Ms[J - 2]) * lowpass_1d(f2 / Ns[J - 2])
-        wavelet_window = np.sqrt(np.clip(1.0 - inner**2, 0.0, None))
-        wavelet_start = offset
-        wedge_table.append((J - 1, 0, 0.0, offset, M, N))
-        offset += M * N
+        wavelet_start = b.offset
+        wavelet_window = _add_wavelets(b, J, Ms[J - 2], Ns[J - 2])
 
     K = M * (N // 2 + 1)
     # the plan is cached and shared by every Curvelet of these parameters: freeze its arrays
-    frozen = [a for grp in groups for g in grp.geoms for a in (g.w1, g.w2, g.window)]
+    frozen = [a for grp in b.groups for g in grp.geoms for a in (g.w1, g.w2, g.window)]
     if wavelet_window is not None:
         frozen.append(wavelet_window)
     for a in frozen:
         a.setflags(write=False)
-
-    def _csr(triplets: list[tuple[np.ndarray, ...]], shape: tuple[int, int]) -> scipy.sparse.csr_array:
-        r, c, d = (np.concatenate([t[i] for t in triplets]) for i in range(3))
-        keep = d != 0.0
-        mat = scipy.sparse.csr_array((d[keep], (r[keep], c[keep])), shape=shape)
-        mat.sum_duplicates()
-        mat.sort_indices()
-        return mat
 
     return Plan(
         shape=(M, N),
         nscales=J,
         nangles=nangles,
         finest=finest,
-        groups=tuple(groups),
-        gather=_csr(gather_t, (2 * work, 2 * K)),
-        scatter=_csr(scatter_t, (2 * K, 2 * work)),
+        groups=tuple(b.groups),
+        gather=_csr(b.gather_t, (2 * b.work, 2 * K)),
+        scatter=_csr(b.scatter_t, (2 * K, 2 * b.work)),
         wavelet_window=wavelet_window,
         wavelet_start=wavelet_start,
-        ncoef=offset,
-        wedge_table=tuple(wedge_table),
+        ncoef=b.offset,
+        wedge_table=tuple(b.wedge_table),
     )
