@@ -249,6 +249,10 @@ def test_history_restart_layout_is_stable(reference):
         "scores_background",
         "station",
         "clipped_water",
+        "obs_space",
+        "rank_counts",
+        "inflation",
+        "gain_per_scale",
     }
     assert np.isfinite(h["curvelet_enkf"]["scores"]).all()
 

@@ -159,6 +159,7 @@ res = {DEMO["res"]}
 
 [ensemble]
 members = 8
+spread_days = 0   # the demo's spin-up is only {DEMO["spinup_days"]} days: no per-member spin-up period
 
 [analysis]
 methods = ["openloop", "point_enkf", "curvelet_enkf"]

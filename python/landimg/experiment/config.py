@@ -124,7 +124,7 @@ class EnsembleConfig:
     )
     spread_days: int = setting(
         10,
-        "Per-member spin-up: the last days of the spin-up are run by every member with its own perturbed forcing, so the ensemble starts with spread (0 = all members start as one copy).",
+        "Per-member spin-up: the last days of the spin-up are run by every member with its own perturbed forcing, so the ensemble starts with spread (0 = all members start as one copy; at most experiment.spinup_days).",
         ge=0,
     )
 

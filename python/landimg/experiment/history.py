@@ -140,11 +140,20 @@ class History:
         return tree
 
     @classmethod
-    def from_tree(cls, tree: dict[str, Any], methods: list[str]) -> History:
-        """Inverse of :meth:`to_tree`; raises KeyError naming a missing entry."""
+    def from_tree(cls, tree: dict[str, Any], methods: list[str], nmem: int = 2) -> History:
+        """Inverse of :meth:`to_tree`; raises KeyError naming a missing entry.
+
+        Restarts of earlier versions lack the observation-space entries (``obs_space``, ``rank_counts``,
+        ``inflation``, ``gain_per_scale``): those days read as missing (NaN, zero counts for ``nmem``).
+        """
         top = {f.name: np.asarray(tree[f.name]) for f in fields(cls) if f.name != "methods"}
-        per = {
-            m: MethodHistory(**{f.name: np.asarray(tree[m][f.name]) for f in fields(MethodHistory)})
-            for m in methods
-        }
+        per = {m: _method_from_tree(tree[m], nmem) for m in methods}
         return cls(**top, methods=per)
+
+
+def _method_from_tree(tree: dict[str, Any], nmem: int) -> MethodHistory:
+    inc, station = np.asarray(tree["increment"]), np.asarray(tree["station"])
+    empty = MethodHistory.empty(inc.shape[0], inc.shape[1:], station.shape[1], nmem)
+    return MethodHistory(
+        **{f.name: np.asarray(tree[f.name]) if f.name in tree else getattr(empty, f.name) for f in fields(MethodHistory)}
+    )

@@ -101,7 +101,7 @@ def _start(
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
-            r.history = History.from_tree(tree["history"], list(s.methods))
+            r.history = History.from_tree(tree["history"], list(s.methods), cfg.ensemble.members)
             r.wall_before = float(tree["wall_seconds"])
         prog.log(f"resuming after day {r.day0}")
         if cfg.obs.cdf_match and s.observer.product is not None:

@@ -33,7 +33,7 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     e = cfg.experiment
     rank, size = comm.Get_rank(), comm.Get_size()
     nsteps = e.spinup_days * cfg.steps_per_day
-    nspread = cfg.ensemble.spread_days * cfg.steps_per_day  # the ensemble's last days: per member
+    nspread = min(cfg.ensemble.spread_days, cfg.experiment.spinup_days) * cfg.steps_per_day  # per member
     todo = []
     if rank == 0:
         todo.append(("nature", s.soil_true, s.weather.truth))
@@ -74,7 +74,7 @@ def spread_members(cfg: Config, s: Setup, ensembles: dict[str, Any]) -> None:
     its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
     Member streams make it independent of the rank layout. Fluxes are reset afterwards.
     """
-    nspread = cfg.ensemble.spread_days * cfg.steps_per_day
+    nspread = min(cfg.ensemble.spread_days, cfg.experiment.spinup_days) * cfg.steps_per_day
     if nspread == 0 or not ensembles:
         return
     first, *others = ensembles.values()
