@@ -1,12 +1,12 @@
 """OpenMP threads across columns x members: bitwise identical results for 1 and 2 threads."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _support import subprocess_env
 
 SCRIPT = r"""
 import sys
@@ -33,9 +33,7 @@ np.savez(sys.argv[1], nthreads=column.threads(), **st)
 
 def _run(tmp_path: Path, nthreads: int) -> dict:
     out = tmp_path / f"state{nthreads}.npz"
-    env = dict(os.environ, OMP_NUM_THREADS=str(nthreads))
-    root = Path(__file__).resolve().parents[1]
-    env["PYTHONPATH"] = str(root / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env = dict(subprocess_env(), OMP_NUM_THREADS=str(nthreads))  # the same landimg as this process
     subprocess.run([sys.executable, "-c", SCRIPT, str(out)], env=env, check=True, timeout=600)
     with np.load(out) as z:
         return {k: z[k] for k in z.files}
