@@ -388,3 +388,26 @@ def read_mapped(
         wanted = ", ".join(n for n, _ in mapping.values())
         raise DataError(f"{path}: none of the product's variables ({wanted}) is in the file")
     return Records(path, times, fields, None)
+
+
+class StationReadings:
+    """Daily station readings at grid columns: ``columns`` (nstation,) indices into the grid's land columns,
+    ``readings`` (ndays, nstation) m3/m3 (NaN where none). The interface the experiment's stations share."""
+
+    grid: Any
+    columns: np.ndarray
+    readings: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of stations on land cells."""
+        return int(self.columns.size)
+
+    def latlon(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latitudes and longitudes of the cells holding the stations, degrees."""
+        lat, lon = self.grid.column_latlon()
+        return lat[self.columns], lon[self.columns]
+
+    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
+        """The daily mean readings of ``day`` (nstation,), NaN where none; ``truth_columns`` is unused."""
+        return self.readings[day].copy()

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from landimg.data.common import LAYERS, DataError, parse_date, to_seconds
+from landimg.data.common import LAYERS, DataError, StationReadings, parse_date, to_seconds
 from landimg.data.series import Series, read_series
 
 __all__ = ["CdfMatcher", "ProductForcing", "ProductObservations", "ProductReference", "ProductStations"]
@@ -275,7 +275,7 @@ class ProductReference:
         self.days_covered = covered
 
 
-class ProductStations:
+class ProductStations(StationReadings):
     """ISMN stations at the land cells of the grid, with the interface of the experiment's stations."""
 
     def __init__(
@@ -296,19 +296,6 @@ class ProductStations:
         self.readings = st.sm[:, on_land]
         self.ids = [i for i, ok in zip(st.ids, on_land, strict=True) if ok]
 
-    @property
-    def n(self) -> int:
-        """Number of stations on land cells."""
-        return int(self.columns.size)
-
-    def latlon(self) -> tuple[np.ndarray, np.ndarray]:
-        """Latitudes and longitudes of the cells holding the stations, degrees."""
-        lat, lon = self.grid.column_latlon()
-        return lat[self.columns], lon[self.columns]
-
-    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
-        """The stations' daily means of ``day`` (nstation,); ``truth_columns`` is unused."""
-        return self.readings[day].copy()
 
 
 def _cell_index(grid, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

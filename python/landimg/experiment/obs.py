@@ -23,6 +23,7 @@ import datetime as _dt
 import numpy as np
 
 from landimg import units
+from landimg.data.common import StationReadings
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ObsConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
@@ -244,23 +245,9 @@ def read_stations_file(
     return col[on_land], out
 
 
-class FileStations:
+class FileStations(StationReadings):
     """Stations read from a file (:func:`read_stations_file`), with the interface of :class:`Stations`."""
 
     def __init__(self, path: str, grid: Grid, start: _dt.date | str, ndays: int) -> None:
         self.grid = grid
         self.columns, self.readings = read_stations_file(path, grid, start, ndays)
-
-    @property
-    def n(self) -> int:
-        """Number of stations on land cells."""
-        return int(self.columns.size)
-
-    def latlon(self) -> tuple[np.ndarray, np.ndarray]:
-        """Latitudes and longitudes of the cells holding the stations, degrees."""
-        lat, lon = self.grid.column_latlon()
-        return lat[self.columns], lon[self.columns]
-
-    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
-        """The file's daily mean readings of ``day`` (nstation,), NaN where none; ``truth_columns`` is unused."""
-        return self.readings[day].copy()
