@@ -1,7 +1,7 @@
 """Column physics speed: this tree's physics against a baseline revision, per core and with threads.
 
 Both are pure-Fortran drivers (``fortran/colm_bench_driver.f90`` of each revision) compiled here with the
-same gfortran flags (``-O3 -fstack-arrays``; this tree's with ``-fopenmp``), stepping the same columns,
+same gfortran flags (``-O3 -fstack-arrays -fopenmp``, both run with one thread for the per-core ratio), stepping the same columns,
 members, parameters, initial state and cycle of forcing frames, one ``colm_step`` call per time step.
 Runs are interleaved (baseline, new, baseline, new, ...) and the best CPU time of each is compared
 (robust on a shared machine); then this tree's driver runs with 1 and 2 OpenMP threads (wall time, as
@@ -11,7 +11,7 @@ tree's driver as well and their final states compared.
 
 Usage::
 
-    PYTHONPATH=python .venv/bin/python bench/column_speed.py [--baseline main] [--ncol 1000] [--nmem 16]
+    PYTHONPATH=python .venv/bin/python bench/column_speed.py [--baseline 02e5b00] [--ncol 1000] [--nmem 16]
         [--nsteps 48] [--repeat 3] [--python]
 """
 
@@ -34,6 +34,9 @@ from landimg import soil
 from landimg.model.column import _FORCING_INDEX, FORCING_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
+#: the last commit before issue 11's physics changes (73a93ba CoLM fidelity, ba8bea1 speed work): the
+#: old physics with per-member parameters and the OpenMP loop over columns x members
+BASELINE = "02e5b00"
 SIGMA = 5.67e-8
 #: physics sources in dependency order (colm_api and the driver last)
 SOURCES = ("colm_kinds", "colm_const", "colm_linalg", "colm_soil", "colm_hydrology", "colm_energy",
@@ -138,13 +141,16 @@ def run_driver(exe: Path, fin: Path, fout: Path, threads: int = 1) -> tuple[floa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", default="main", help="git revision of the baseline physics (default main)")
+    ap.add_argument("--baseline", default=BASELINE,
+                    help=f"git revision of the baseline physics (default {BASELINE}: the build before issue 11's physics)")
     ap.add_argument("--ncol", type=int, default=1000)
     ap.add_argument("--nmem", type=int, default=16)
     ap.add_argument("--nsteps", type=int, default=48)
     ap.add_argument("--dt", type=float, default=1800.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--python", action="store_true", help="also time the Python-driven loop")
+    ap.add_argument("--serial", action="store_true",
+                    help="compile both drivers of the per-core comparison without -fopenmp (same flags for both)")
     args = ap.parse_args(argv)
 
     frames = make_frames(args.ncol, args.nmem, 24, seed=1)
@@ -155,18 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     colsteps = args.ncol * args.nmem * args.nsteps
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        new, vnew = build_driver(None, tmp / "new", openmp=True)
-        base, vbase = build_driver(args.baseline, tmp / "base", openmp=False)
+        new, vnew = build_driver(None, tmp / "new", openmp=not args.serial)
+        base, vbase = build_driver(args.baseline, tmp / "base", openmp=not args.serial)
+        newomp = build_driver(None, tmp / "newomp", openmp=True)[0] if args.serial else new
         fin_new, fin_base = tmp / "in_new.bin", tmp / "in_base.bin"
         write_driver_input(fin_new, vnew, m, frames, args.nsteps)
         write_driver_input(fin_base, vbase, m, frames, args.nsteps)
         t = {"base": [], "new": [], "new1": [], "new2": [], "py": []}
         for _ in range(args.repeat):
-            t["base"].append(run_driver(base, fin_base, tmp / "out_base.bin")[1])
+            t["base"].append(run_driver(base, fin_base, tmp / "out_base.bin", threads=1)[1])
             t["new"].append(run_driver(new, fin_new, tmp / "out1.bin", threads=1)[1])
         for _ in range(args.repeat):
-            t["new1"].append(run_driver(new, fin_new, tmp / "out1.bin", threads=1)[0])
-            t["new2"].append(run_driver(new, fin_new, tmp / "out2.bin", threads=2)[0])
+            t["new1"].append(run_driver(newomp, fin_new, tmp / "out1.bin", threads=1)[0])
+            t["new2"].append(run_driver(newomp, fin_new, tmp / "out2.bin", threads=2)[0])
         threads_identical = (tmp / "out1.bin").read_bytes() == (tmp / "out2.bin").read_bytes()
         py_identical = None
         if args.python:
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     best = {k: min(v) for k, v in t.items() if v}
     print(f"columns x members x steps: {args.ncol} x {args.nmem} x {args.nsteps} (dt {args.dt:g} s), "
           f"{args.repeat} interleaved repeats, best of each")  # fmt: skip
-    print("per core (CPU time, 1 thread):")
+    print(f"per core (CPU time, 1 thread; both compiled {'without' if args.serial else 'with'} -fopenmp):")
     print(f"  baseline {args.baseline} (api {vbase}): {best['base']:.4f} s  {colsteps / best['base']:,.0f} column-steps/s"
           f"  runs {' '.join(f'{x:.3f}' for x in t['base'])}")  # fmt: skip
     print(f"  this tree (api {vnew}):      {best['new']:.4f} s  {colsteps / best['new']:,.0f} column-steps/s"
