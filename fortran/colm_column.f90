@@ -12,9 +12,9 @@ module colm_column
                         ip_log_tksol, ip_fveg, ip_fint, ip_log_zm, ip_log_zh, psi_min, zref, &
                         ix_precip, ix_evap_soil, ix_transpiration, ix_evap_canopy, ix_runoff_surface, &
                         ix_runoff_subsurface, ix_sensible, ix_latent, ix_snowmelt, ix_ground_heat
-  use colm_soil, only: soil_hyd_t, valid_hydmodel, soil_psi
+  use colm_soil, only: soil_hyd_t, valid_hydmodel, soil_psi, soil_psi_layers
   use colm_hydrology, only: interception, ice_fraction, surface_runoff, root_stress, richards, groundwater
-  use colm_energy, only: surface_terms_t, surface_terms, snow_cover, canopy_conductance
+  use colm_energy, only: surface_terms_t, surface_terms, snow_cover, canopy_conductance, wet_fraction
   use colm_thermal, only: thermal_conductivity, heat_capacity, heat_setup, heat_solve, snow_melt, phase_change, &
                           snow_conductivity, new_snow_density, snow_compaction
   implicit none
@@ -50,16 +50,18 @@ contains
   !> their linearisation point.
   pure subroutine column_step(dt, forc, par, rootfr, z, dz, zi, wliq, wice, tsoil, zwt, wa, wcan, &
                               wsnow, wpond, tskin, tsnow, dsnow, flx, err, rough)
-    real(dp), intent(in) :: dt, forc(:), par(:), rootfr(:), z(:), dz(:), zi(:)
-    real(dp), intent(inout) :: wliq(:), wice(:), tsoil(:)
-    real(dp), intent(inout) :: zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, flx(:)
+    real(dp), intent(in) :: dt
+    real(dp), intent(in), contiguous :: forc(:), par(:), rootfr(:), z(:), dz(:), zi(:)
+    real(dp), intent(inout), contiguous :: wliq(:), wice(:), tsoil(:)
+    real(dp), intent(inout) :: zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow
+    real(dp), intent(inout), contiguous :: flx(:)
     integer, intent(out) :: err
     logical, intent(out) :: rough   !< the surface ended > lin_reach from the second linearisation
 
     type(soil_hyd_t) :: h
     type(surface_terms_t) :: st
     type(vapour_t) :: v
-    real(dp), dimension(size(wliq)) :: rootw, psil, dpsil, wliq_start
+    real(dp), dimension(size(wliq)) :: rootw, psil, dpsil, logs, wliq_start
     ! heat-equation nodes: 1 = snow layer, 2..n+1 = soil layers (the snow node is used only when the
     ! snow is at least snow_min_depth deep: CoLM keeps thinner snow in the soil surface layer)
     real(dp), dimension(size(wliq) + 1) :: zz, zzi, tkk, cvv, tstart, tt
@@ -77,11 +79,11 @@ contains
     ! 2. root-zone water stress (the matric potential of the liquid water is computed once here and
     !    reused by the Richards solve for every layer whose liquid water did not change in between)
     wliq_start = wliq
-    call soil_psi(h, max(wliq, 0.0_dp) / (denh2o * dz), psil, dpsil)
+    call soil_psi_layers(h, max(wliq, 0.0_dp) / (denh2o * dz), psil, dpsil, logs)
     call root_stress(h, wliq, wice, psil, tsoil, rootfr, btran, rootw)
     ! 3. surface energy balance and the temperatures of the snow layer (if any) and the soil
-    call heat_nodes(par, z, zi, dz, wliq, wice, tsoil, tsnow, wsnow, dsnow, snl, zz, zzi, tkk, cvv, tstart, &
-                    k0, cvsoil1)
+    call heat_nodes(par, z, zi, dz, wliq, wice, tsoil, logs, tsnow, wsnow, dsnow, snl, zz, zzi, tkk, cvv, &
+                    tstart, k0, cvsoil1)
     call surface_energy(h, dt, forc, par, btran, wliq(1), wice(1), dz(1), wcan, wsnow, dsnow, zz(k0:), &
                         zzi(k0:), tkk(k0:), cvv(k0:), tstart(k0:), st, tt(k0:), tlin, gsoil, err)
     if (err /= err_ok) return
@@ -110,7 +112,7 @@ contains
 
   !> The hydraulic parameters of par(npar) (err = err_hydmodel for an unknown hydraulic model).
   pure subroutine soil_of(par, h, err)
-    real(dp), intent(in) :: par(:)
+    real(dp), intent(in), contiguous :: par(:)
     type(soil_hyd_t), intent(out) :: h
     integer, intent(out) :: err
     err = err_ok
@@ -151,14 +153,17 @@ contains
   !> Nodes of the heat equation, (n + 1): node 1 the snow layer, 2..n + 1 the soil layers; depth zz,
   !> bottom zzi (m), conductivity tkk (W/m/K), heat capacity cvv (J/m2/K) and start temperature tstart
   !> (K). k0 = 1 with a snow layer of its own (snl), else 2 with the thin snow's heat capacity lumped
-  !> into the top soil layer. cvsoil1: heat capacity of the top soil layer alone.
-  pure subroutine heat_nodes(par, z, zi, dz, wliq, wice, tsoil, tsnow, wsnow, dsnow, snl, zz, zzi, tkk, cvv, &
-                             tstart, k0, cvsoil1)
-    real(dp), intent(in) :: par(:), z(:), zi(:), dz(:), wliq(:), wice(:), tsoil(:), tsnow, wsnow, dsnow
+  !> into the top soil layer. cvsoil1: heat capacity of the top soil layer alone. logs: log of the
+  !> layers' relative liquid saturation (soil_psi_layers).
+  pure subroutine heat_nodes(par, z, zi, dz, wliq, wice, tsoil, logs, tsnow, wsnow, dsnow, snl, zz, zzi, tkk, &
+                             cvv, tstart, k0, cvsoil1)
+    real(dp), intent(in) :: tsnow, wsnow, dsnow
+    real(dp), intent(in), contiguous :: par(:), z(:), zi(:), dz(:), wliq(:), wice(:), tsoil(:), logs(:)
     logical, intent(in) :: snl
-    real(dp), intent(out) :: zz(:), zzi(:), tkk(:), cvv(:), tstart(:), cvsoil1
+    real(dp), intent(out) :: cvsoil1
+    real(dp), intent(out), contiguous :: zz(:), zzi(:), tkk(:), cvv(:), tstart(:)
     integer, intent(out) :: k0
-    call thermal_conductivity(par(ip_theta_s), par(ip_log_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, &
+    call thermal_conductivity(par(ip_theta_s), par(ip_log_tksol), par(ip_tkdry), dz, wliq, wice, tsoil, logs, &
                               tkk(2:))
     call heat_capacity(par(ip_theta_s), par(ip_csol), dz, wliq, wice, cvv(2:))
     cvsoil1 = cvv(2)
@@ -191,17 +196,20 @@ contains
   pure subroutine surface_energy(h, dt, forc, par, btran, wliq1, wice1, dz1, wcan, wsnow, dsnow, z, zi, tk, &
                                  cv, tstart, st, t, tlin, gsoil, err)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: dt, forc(:), par(:), btran, wliq1, wice1, dz1, wcan, wsnow, dsnow
-    real(dp), intent(in) :: z(:), zi(:), tk(:), cv(:), tstart(:)
+    real(dp), intent(in) :: dt, btran, wliq1, wice1, dz1, wcan, wsnow, dsnow
+    real(dp), intent(in), contiguous :: forc(:), par(:)
+    real(dp), intent(in), contiguous :: z(:), zi(:), tk(:), cv(:), tstart(:)
     type(surface_terms_t), intent(out) :: st
-    real(dp), intent(out) :: t(:), tlin, gsoil
+    real(dp), intent(out) :: tlin, gsoil
+    real(dp), intent(out), contiguous :: t(:)
     integer, intent(out) :: err
     real(dp), dimension(size(tstart)) :: he, hf
     real(dp) :: hb1, hc1, hr1, hfact1, fsno, psit1, dpsit1, rstom, tg0, tstab, rnet0, drnet0, turb, dturb
-    real(dp) :: hs, dhs
+    real(dp) :: hs, dhs, fwet
     integer :: info, pass
     err = err_ok
     fsno = snow_cover(wsnow, dsnow)
+    fwet = wet_fraction(wcan, par(ip_lai) + par(ip_sai))
     call soil_psi(h, (max(wliq1, 0.0_dp) / denh2o + max(wice1, 0.0_dp) / denice) / dz1, psit1, dpsit1)
     rstom = 1.0_dp / max(canopy_conductance(forc(if_swdown), forc(if_tair), forc(if_qair), forc(if_psurf), &
                                             par(ip_lai), par(ip_gsmax), btran), 1.0e-9_dp)
@@ -217,7 +225,7 @@ contains
       call surface_terms(h, tlin, tstab, forc(if_tair), forc(if_qair), forc(if_psurf), forc(if_wind), &
                          forc(if_swdown), forc(if_lwdown), par(ip_lai), par(ip_sai), par(ip_z0m), &
                          par(ip_log_zm), par(ip_log_zh), par(ip_fveg), par(ip_albedo), par(ip_emis), rstom, &
-                         wliq1, wice1, dz1, psit1, wcan, fsno, st)
+                         wliq1, wice1, dz1, psit1, fwet, fsno, st)
       if (pass == 1) then
         rnet0 = st%rnet
         drnet0 = st%drnet
@@ -296,7 +304,8 @@ contains
   pure subroutine snow_update(dt, cvsoil1, esnow, snl, cv, t1, tsnow, wsnow, dsnow, melt)
     real(dp), intent(in) :: dt, cvsoil1, esnow
     logical, intent(inout) :: snl
-    real(dp), intent(inout) :: cv(:), t1, tsnow, wsnow, dsnow
+    real(dp), intent(inout) :: t1, tsnow, wsnow, dsnow
+    real(dp), intent(inout), contiguous :: cv(:)
     real(dp), intent(out) :: melt
     real(dp) :: wsno0
     wsno0 = wsnow
@@ -344,9 +353,11 @@ contains
   pure subroutine soil_water(h, dt, z, dz, zi, wground, v, rootw, wliq_start, psil, dpsil, wliq, wice, tsoil, &
                              zwt, wa, wpond, rsur, rsub, xs_top, err)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: dt, z(:), dz(:), zi(:), wground, rootw(:), wliq_start(:), wice(:), tsoil(:)
+    real(dp), intent(in) :: dt, wground
+    real(dp), intent(in), contiguous :: z(:), dz(:), zi(:), rootw(:), wliq_start(:), wice(:), tsoil(:)
     type(vapour_t), intent(in) :: v
-    real(dp), intent(inout) :: psil(:), dpsil(:), wliq(:), zwt, wa, wpond
+    real(dp), intent(inout) :: zwt, wa, wpond
+    real(dp), intent(inout), contiguous :: psil(:), dpsil(:), wliq(:)
     real(dp), intent(out) :: rsur, rsub, xs_top
     integer, intent(out) :: err
     real(dp), dimension(size(wliq)) :: fice, sink
@@ -376,7 +387,7 @@ contains
   pure subroutine book_fluxes(dt, prc, htvp, v, rsur, xs_top, rsub, melt, gsoil, flx)
     real(dp), intent(in) :: dt, prc, htvp, rsur, xs_top, rsub, melt, gsoil
     type(vapour_t), intent(in) :: v
-    real(dp), intent(inout) :: flx(:)
+    real(dp), intent(inout), contiguous :: flx(:)
     flx(ix_precip) = flx(ix_precip) + prc * dt
     flx(ix_evap_soil) = flx(ix_evap_soil) + (v%esoil + v%esnow)
     flx(ix_transpiration) = flx(ix_transpiration) + v%etr
@@ -393,7 +404,8 @@ contains
   !> err_nonfinite if a state variable is NaN or Inf, err_temperature if a soil or snow temperature
   !> is outside [tsane_min, tsane_max], else err_ok.
   pure integer function state_check(wliq, tsoil, wa, zwt, tsnow) result(err)
-    real(dp), intent(in) :: wliq(:), tsoil(:), wa, zwt, tsnow
+    real(dp), intent(in) :: wa, zwt, tsnow
+    real(dp), intent(in), contiguous :: wliq(:), tsoil(:)
     err = err_ok
     if (.not. (all(abs(wliq) <= huge(1.0_dp)) .and. all(abs(tsoil) <= huge(1.0_dp)) .and. &
                abs(wa) <= huge(1.0_dp) .and. abs(zwt) <= huge(1.0_dp) .and. &
@@ -411,7 +423,7 @@ contains
   !> relative saturation at field capacity (psi = -3399 mm, <= 0.99), log(tksol), the vegetated and
   !> intercepted fractions of LAI + SAI, log(zref/z0m) and log(zref/z0h).
   pure subroutine derive_params(par)
-    real(dp), intent(inout) :: par(:)
+    real(dp), intent(inout), contiguous :: par(:)
     real(dp) :: eps, lsai
     par(ip_theta_air) = par(ip_theta_s) * (psi_min / par(ip_psi_s))**(-1.0_dp / par(ip_b))
     eps = par(ip_theta_s) - par(ip_theta_air)

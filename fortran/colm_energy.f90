@@ -7,7 +7,7 @@ module colm_energy
   use colm_soil, only: soil_hyd_t
   implicit none
   private
-  public :: qsat, aero_resistance, soil_resistance, canopy_conductance, snow_cover
+  public :: qsat, aero_resistance, soil_resistance, canopy_conductance, snow_cover, wet_fraction
   public :: surface_terms_t, surface_terms
 
   !> Fluxes at the current surface temperature and their derivatives d/dTg (per K).
@@ -74,10 +74,12 @@ contains
   elemental real(dp) function soil_resistance(h, wliq1, wice1, dz1, tg) result(rss)
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: wliq1, wice1, dz1, tg
-    real(dp) :: vwc, eff, dv, dsl
+    real(dp) :: vwc, eff, dv, dsl, x, sx
     vwc = max(wliq1, 1.0e-6_dp) / (dz1 * denh2o)
     eff = max(0.01_dp, h%theta_s - min(h%theta_s, wice1 / (dz1 * denice)))
-    dv = 2.12e-5_dp * exp(1.75_dp * log(max(tg, 200.0_dp) / 273.15_dp))
+    x = max(tg, 200.0_dp) / 273.15_dp
+    sx = sqrt(x)
+    dv = 2.12e-5_dp * (x * sx * sqrt(sx))                ! x^1.75 = x x^(1/2) x^(1/4)
     dsl = dsl_max * max(0.001_dp, 0.8_dp * eff - vwc) / max(0.001_dp, 0.8_dp * h%theta_s - h%theta_air)
     dsl = min(dsl, dsl_max)
     rss = min(1.0e6_dp, dsl / (dv * h%tort))
@@ -96,6 +98,14 @@ contains
     gs = lai * gsmax * fsw * fvpd * ft * btran
   end function canopy_conductance
 
+  !> Wet fraction of the canopy, [wcan/(0.1 lsai)]^(2/3) capped at 1, of the canopy water wcan (kg/m2)
+  !> and lsai = LAI + SAI; 0 without canopy or water.
+  elemental real(dp) function wet_fraction(wcan, lsai) result(fwet)
+    real(dp), intent(in) :: wcan, lsai
+    fwet = 0.0_dp
+    if (lsai > 0.0_dp .and. wcan > 0.0_dp) fwet = min(1.0_dp, exp(log(wcan / (0.1_dp * lsai)) * (2.0_dp / 3.0_dp)))
+  end function wet_fraction
+
   !> Snow-cover fraction of the ground, CoLM snowfraction (MOD_SnowFraction.F90, m = 1 as CLM4.5):
   !> tanh(dsnow / (2.5 zlnd rho/100)), rho = wsnow/dsnow the snow density (kg/m3); 0 without snow.
   elemental real(dp) function snow_cover(wsnow, dsnow) result(fsno)
@@ -108,27 +118,21 @@ contains
   !> 1/canopy_conductance, s/m, computed once per step by the caller); the stability of the
   !> aerodynamic resistance is evaluated with the surface temperature tstab (K).
   !> Vegetated fraction fveg = 1 - exp(-0.5 (LAI+SAI)); snow cover fsno (snow_cover); wet canopy
-  !> fraction [wcan/(0.1 (LAI+SAI))]^(2/3). Soil evaporation as CoLM (MOD_Thermal.F90, MOD_GroundFluxes.F90):
+  !> fraction fwet (wet_fraction). Soil evaporation as CoLM (MOD_Thermal.F90, MOD_GroundFluxes.F90):
   !> q_g = hr q_sat(T_g), hr = exp(psi_1/(roverg T_g)) with psi_1 = psit1 (mm) from the total (liquid +
   !> ice) water of layer 1 (computed by the caller); no flux when hr q_sat < q_a < q_sat (q_g = q_a);
   !> dew (q_a > q_g) without the soil
   !> resistance; latent heat of sublimation (htvp) when layer 1 holds ice but no liquid water.
   pure subroutine surface_terms(h, tg, tstab, ta, qa, p, wind, sw, lw, lai, sai, z0m, lm, lh, fveg, albedo, &
-                                emis, rs, wliq1, wice1, dz1, psit1, wcan, fsno, st)
+                                emis, rs, wliq1, wice1, dz1, psit1, fwet, fsno, st)
     type(soil_hyd_t), intent(in) :: h
     real(dp), intent(in) :: tg, tstab, ta, qa, p, wind, sw, lw, lai, sai, z0m, lm, lh, fveg, albedo, emis, rs
-    real(dp), intent(in) :: wliq1, wice1, dz1, psit1, wcan, fsno
+    real(dp), intent(in) :: wliq1, wice1, dz1, psit1, fwet, fsno
     type(surface_terms_t), intent(out) :: st
-    real(dp) :: rho, ra, rss, lsai, fwet, alb, qs, dqs, hrel, qg, rg
+    real(dp) :: rho, ra, rss, lsai, alb, qs, dqs, hrel, qg, rg
     rho = p / (rdair * ta * (1.0_dp + 0.61_dp * qa))
     ra = aero_resistance(ta, tstab, wind, z0m, lm, lh)
     lsai = lai + sai
-    if (lsai > 0.0_dp) then
-      fwet = 0.0_dp
-      if (wcan > 0.0_dp) fwet = min(1.0_dp, exp(log(wcan / (0.1_dp * lsai)) * (2.0_dp / 3.0_dp)))
-    else
-      fwet = 0.0_dp
-    end if
     alb = (1.0_dp - fsno) * albedo + fsno * albedo_snow
     ! radiation and sensible heat
     st%rnet = (1.0_dp - alb) * sw + emis * lw - emis * stefan * tg**4

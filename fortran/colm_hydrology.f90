@@ -5,7 +5,7 @@ module colm_hydrology
   use colm_kinds, only: dp
   use colm_const, only: denh2o, denice, psi_wilt, psi_min, pond_max, wa_max, zwt_max, wimp, e_ice, tfrz, &
                         hfus, grav
-  use colm_soil, only: soil_hyd_t, soil_k, specific_yield
+  use colm_soil, only: soil_hyd_t, soil_k_layers, specific_yield
   use colm_linalg, only: tridiag
   implicit none
   private
@@ -49,7 +49,8 @@ contains
   !> (1 - f_sat) max(0, gwat - q_inmax). Negative gwat (net evaporation) all enters the soil.
   pure subroutine surface_runoff(h, gwat, zwt, fice, effpor1, rsur, qinfl)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: gwat, zwt, fice(:), effpor1
+    real(dp), intent(in) :: gwat, zwt, effpor1
+    real(dp), intent(in), contiguous :: fice(:)
     real(dp), intent(out) :: rsur, qinfl
     real(dp) :: fsat, qinmax
     if (gwat <= 0.0_dp) then
@@ -69,8 +70,9 @@ contains
   !> psil: matric potential of the liquid water of each layer (mm, colm_soil::soil_psi).
   pure subroutine root_stress(h, wliq, wice, psil, tsoil, rootfr, btran, rootw)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: wliq(:), wice(:), psil(:), tsoil(:), rootfr(:)
-    real(dp), intent(out) :: btran, rootw(:)
+    real(dp), intent(in), contiguous :: wliq(:), wice(:), psil(:), tsoil(:), rootfr(:)
+    real(dp), intent(out) :: btran
+    real(dp), intent(out), contiguous :: rootw(:)
     real(dp) :: w
     integer :: j
     btran = 0.0_dp
@@ -104,14 +106,16 @@ contains
   !> (colm_soil::soil_psi, computed by the caller), used where the layer is not frozen.
   pure subroutine richards(h, dt, z, dz, wliq, wice, tsoil, fice, psil, dpsil, qinfl, sink, recharge, info)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: dt, z(:), dz(:), wice(:), tsoil(:), fice(:), psil(:), dpsil(:), qinfl, sink(:)
-    real(dp), intent(inout) :: wliq(:)
+    real(dp), intent(in) :: dt, qinfl
+    real(dp), intent(in), contiguous :: z(:), dz(:), wice(:), tsoil(:), fice(:), psil(:), dpsil(:), sink(:)
+    real(dp), intent(inout), contiguous :: wliq(:)
     real(dp), intent(out) :: recharge
     integer, intent(out) :: info
     integer :: j, n
     real(dp), dimension(size(wliq)) :: theta, psi, dpsi, k, dk, q, dqu, dql, dzmm, effpor
     real(dp), dimension(size(wliq)) :: amx, bmx, cmx, rmx, dtheta, dw
-    real(dp) :: den, num, tmean, kk, dkk, imp, qtop
+    real(dp), dimension(size(wliq)) :: tmean, kk, dkk
+    real(dp) :: den, num, imp, qtop
 
     n = size(wliq)
     dzmm = 1000.0_dp * dz
@@ -126,14 +130,18 @@ contains
         dpsi(j) = dpsil(j)
       end if
     end do
-    ! interface conductivities and fluxes; dqu = dq_j/dtheta_j, dql = dq_j/dtheta_{j+1}
+    ! interface conductivities (at the mean saturation; at the bottom layer's for the bottom) and
+    ! fluxes; dqu = dq_j/dtheta_j, dql = dq_j/dtheta_{j+1}
     do j = 1, n - 1
-      tmean = 0.5_dp * (theta(j) + theta(j + 1))
-      call soil_k(h, tmean, kk, dkk)
+      tmean(j) = 0.5_dp * (theta(j) + theta(j + 1))
+    end do
+    tmean(n) = theta(n)
+    call soil_k_layers(h, tmean, kk, dkk)
+    do j = 1, n - 1
       imp = ice_impedance(0.5_dp * (fice(j) + fice(j + 1)))
       if (effpor(j) < wimp .or. effpor(j + 1) < wimp) imp = 0.0_dp
-      k(j) = imp * kk
-      dk(j) = imp * dkk * 0.5_dp
+      k(j) = imp * kk(j)
+      dk(j) = imp * dkk(j) * 0.5_dp
       den = 1000.0_dp * (z(j + 1) - z(j))
       num = (psi(j + 1) - psi(j)) - den
       q(j) = -k(j) * num / den
@@ -141,11 +149,10 @@ contains
       dql(j) = -(k(j) * dpsi(j + 1) + num * dk(j)) / den
     end do
     ! free drainage at the bottom
-    call soil_k(h, theta(n), kk, dkk)
     imp = ice_impedance(fice(n))
     if (effpor(n) < wimp) imp = 0.0_dp
-    k(n) = imp * kk
-    dk(n) = imp * dkk
+    k(n) = imp * kk(n)
+    dk(n) = imp * dkk(n)
     q(n) = k(n)
     dqu(n) = dk(n)
     dql(n) = 0.0_dp
@@ -172,7 +179,8 @@ contains
 
   !> Index of the layer right above the water table (0 if zwt is in layer 1, n if below the column).
   pure integer function layer_above_table(zi, zwt) result(jwt)
-    real(dp), intent(in) :: zi(:), zwt
+    real(dp), intent(in) :: zwt
+    real(dp), intent(in), contiguous :: zi(:)
     integer :: j
     jwt = size(zi)
     do j = 1, size(zi)
@@ -203,8 +211,10 @@ contains
   !> rsub (kg/m2) is the baseflow; zwt stays in [0, zwt_max]. Conserves water exactly.
   pure subroutine groundwater(h, dt, zi, dz, wice, fice, recharge, wliq, wa, zwt, wpond, rsub, xs_top)
     type(soil_hyd_t), intent(in) :: h
-    real(dp), intent(in) :: dt, zi(:), dz(:), wice(:), fice(:), recharge
-    real(dp), intent(inout) :: wliq(:), wa, zwt, wpond
+    real(dp), intent(in) :: dt, recharge
+    real(dp), intent(in), contiguous :: zi(:), dz(:), wice(:), fice(:)
+    real(dp), intent(inout) :: wa, zwt, wpond
+    real(dp), intent(inout), contiguous :: wliq(:)
     real(dp), intent(out) :: rsub, xs_top
     real(dp) :: zw, rous, dzsum, icesum, fr, drain, xs, wmax(size(wliq)), room, neg, zsoil, sfc, sat
     integer :: j, n, jwt
@@ -218,7 +228,9 @@ contains
       dzsum = dzsum + dz(j)
       icesum = icesum + fice(j) * dz(j)
     end do
-    fr = max(0.0_dp, exp(-3.0_dp * (1.0_dp - icesum / dzsum)) - exp(-3.0_dp)) / (1.0_dp - exp(-3.0_dp))
+    fr = 0.0_dp                                          ! no ice below the table: no impedance
+    if (icesum > 0.0_dp) fr = max(0.0_dp, exp(-3.0_dp * (1.0_dp - icesum / dzsum)) - exp(-3.0_dp)) / &
+                              (1.0_dp - exp(-3.0_dp))
     drain = max(0.0_dp, 1.0_dp - fr) * 5.5e-3_dp * exp(-2.5_dp * zwt) * dt
     ! 2. aquifer store and the water table below the column, then the return of wa above wa_max
     zw = max(zwt, zi(n))

@@ -10,8 +10,8 @@ contains
   !> Solve a tridiagonal system a(j) u(j-1) + b(j) u(j) + c(j) u(j+1) = r(j) (Thomas algorithm).
   !> a(1) and c(n) are ignored. info = 0 on success, 1 on a zero, subnormal or NaN pivot.
   pure subroutine tridiag(a, b, c, r, u, info)
-    real(dp), intent(in) :: a(:), b(:), c(:), r(:)
-    real(dp), intent(out) :: u(:)
+    real(dp), intent(in), contiguous :: a(:), b(:), c(:), r(:)
+    real(dp), intent(out), contiguous :: u(:)
     integer, intent(out) :: info
     real(dp) :: gam(size(b)), bet
     integer :: j, n

@@ -9,7 +9,7 @@ module colm_soil
   implicit none
   private
   public :: soil_hyd_t, hyd_campbell, valid_hydmodel
-  public :: layer_geometry, soil_psi, soil_k, specific_yield, air_dry_theta
+  public :: layer_geometry, soil_psi, soil_k, soil_psi_layers, soil_k_layers, specific_yield, air_dry_theta
 
   integer, parameter :: hyd_campbell = 1   !< Campbell / Clapp-Hornberger power laws
 
@@ -37,7 +37,7 @@ contains
   !> z_j = 0.025 [exp(0.5 (j - 0.5)) - 1]; dz_1 = (z_1 + z_2)/2; dz_j = (z_{j+1} - z_{j-1})/2;
   !> dz_n = z_n - z_{n-1}; zi_j = (z_j + z_{j+1})/2, zi_n = z_n + dz_n/2.
   pure subroutine layer_geometry(z, dz, zi)
-    real(dp), intent(out) :: z(:), dz(:), zi(:)
+    real(dp), intent(out), contiguous :: z(:), dz(:), zi(:)
     integer :: j, n
     n = size(z)
     do j = 1, n
@@ -85,6 +85,44 @@ contains
       dk = (2.0_dp * h%b + 3.0_dp) * h%k_s * p / h%theta_s
     end select
   end subroutine soil_k
+
+  !> soil_psi of every layer, and the log of the (guarded) relative saturation logs, in one loop the
+  !> compiler vectorises (branch-free body: the hydraulic model is selected outside the loop).
+  pure subroutine soil_psi_layers(h, theta, psi, dpsi, logs)
+    type(soil_hyd_t), intent(in) :: h
+    real(dp), intent(in), contiguous :: theta(:)
+    real(dp), intent(out), contiguous :: psi(:), dpsi(:), logs(:)
+    real(dp) :: s
+    integer :: j
+    select case (h%model)
+    case default   ! hyd_campbell
+      do j = 1, size(theta)
+        s = min(1.0_dp, max(theta(j) / h%theta_s, 0.01_dp))
+        logs(j) = log(s)
+        psi(j) = max(psi_min, h%psi_s * exp(-h%b * logs(j)))
+        dpsi(j) = -h%b * psi(j) / (s * h%theta_s)
+      end do
+    end select
+  end subroutine soil_psi_layers
+
+  !> soil_k at every entry of theta, in one loop the compiler vectorises (K = 0 at theta = 0).
+  pure subroutine soil_k_layers(h, theta, k, dk)
+    type(soil_hyd_t), intent(in) :: h
+    real(dp), intent(in), contiguous :: theta(:)
+    real(dp), intent(out), contiguous :: k(:), dk(:)
+    real(dp) :: s, p
+    integer :: j
+    select case (h%model)
+    case default   ! hyd_campbell: one power, s^(2b+2), for both K and dK/dtheta
+      do j = 1, size(theta)
+        s = min(1.0_dp, max(theta(j) / h%theta_s, 0.0_dp))
+        p = exp((2.0_dp * h%b + 2.0_dp) * log(max(s, tiny(1.0_dp))))
+        p = merge(p, 0.0_dp, s > 0.0_dp)
+        k(j) = h%k_s * p * s
+        dk(j) = (2.0_dp * h%b + 3.0_dp) * h%k_s * p / h%theta_s
+      end do
+    end select
+  end subroutine soil_k_layers
 
   !> Specific yield of the aquifer at water-table depth zwt (m): theta_s [1 - (1 + zwt/|psi_s|)^(-1/b)],
   !> at least 0.02.

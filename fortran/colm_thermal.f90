@@ -9,15 +9,17 @@ module colm_thermal
   public :: snow_conductivity, new_snow_density, snow_compaction
 
   real(dp), parameter :: cnfac = 0.5_dp   !< Crank-Nicolson weight of the old time level
-  real(dp), parameter :: log_tkwat = log(tkwat), log_tkice = log(tkice)
+  real(dp), parameter :: log_tkwat = log(tkwat), log_tkice = log(tkice), inv_ln10 = 1.0_dp / log(10.0_dp)
 
 contains
 
   !> Layer thermal conductivity (W/m/K), Johansen (1975) as in CoLM: Ke tk_sat + (1 - Ke) tk_dry,
   !> tk_sat = tksol^(1-theta_s) tkwat^(fl theta_s) tkice^((1-fl) theta_s) (log_tksol = log(tksol), derived once).
-  pure subroutine thermal_conductivity(theta_s, log_tksol, tkdry, dz, wliq, wice, t, tk)
-    real(dp), intent(in) :: theta_s, log_tksol, tkdry, dz(:), wliq(:), wice(:), t(:)
-    real(dp), intent(out) :: tk(:)
+  !> logs: log of each layer's relative liquid saturation, guarded >= 0.01 (colm_soil::soil_psi_layers).
+  pure subroutine thermal_conductivity(theta_s, log_tksol, tkdry, dz, wliq, wice, t, logs, tk)
+    real(dp), intent(in) :: theta_s, log_tksol, tkdry
+    real(dp), intent(in), contiguous :: dz(:), wliq(:), wice(:), t(:), logs(:)
+    real(dp), intent(out), contiguous :: tk(:)
     real(dp) :: satw, fl, dke, tksat, wl, wi, tksat_u
     integer :: j
     tksat_u = exp((1.0_dp - theta_s) * log_tksol + theta_s * log_tkwat)   ! no ice: one exp per column
@@ -26,8 +28,11 @@ contains
       wi = max(wice(j), 0.0_dp)
       satw = min(1.0_dp, (wl / denh2o + wi / denice) / (dz(j) * theta_s))
       if (satw > 1.0e-7_dp) then
-        if (t(j) >= tfrz) then
+        if (t(j) >= tfrz .and. wi > 0.0_dp) then
           dke = max(0.0_dp, log10(satw) + 1.0_dp)
+        else if (t(j) >= tfrz) then
+          ! no ice: satw is the liquid saturation, whose log the caller has (below 0.1, dke = 0)
+          dke = max(0.0_dp, logs(j) * inv_ln10 + 1.0_dp)
         else
           dke = satw
         end if
@@ -47,8 +52,9 @@ contains
 
   !> Layer heat capacity (J/m2/K): csol (1 - theta_s) dz + cpice wice + cpliq wliq.
   pure subroutine heat_capacity(theta_s, csol, dz, wliq, wice, cv)
-    real(dp), intent(in) :: theta_s, csol, dz(:), wliq(:), wice(:)
-    real(dp), intent(out) :: cv(:)
+    real(dp), intent(in) :: theta_s, csol
+    real(dp), intent(in), contiguous :: dz(:), wliq(:), wice(:)
+    real(dp), intent(out), contiguous :: cv(:)
     cv = csol * (1.0_dp - theta_s) * dz + cpice * max(wice, 0.0_dp) + cpliq * max(wliq, 0.0_dp)
   end subroutine heat_capacity
 
@@ -101,8 +107,10 @@ contains
   !> back-substitution. Top row without the surface flux: b1 t_1 + c1 t_2 = r1; fact1 = dt/cv_1.
   !> info = 1 on a zero, subnormal or NaN pivot.
   pure subroutine heat_setup(dt, z, zi, tk, cv, t, e, f, b1, c1, r1, fact1, info)
-    real(dp), intent(in) :: dt, z(:), zi(:), tk(:), cv(:), t(:)
-    real(dp), intent(out) :: e(:), f(:), b1, c1, r1, fact1
+    real(dp), intent(in) :: dt
+    real(dp), intent(in), contiguous :: z(:), zi(:), tk(:), cv(:), t(:)
+    real(dp), intent(out) :: b1, c1, r1, fact1
+    real(dp), intent(out), contiguous :: e(:), f(:)
     integer, intent(out) :: info
     real(dp), dimension(size(t)) :: tki, fn, fact, dzp, a, b, c, r
     real(dp) :: den
@@ -150,8 +158,9 @@ contains
   !> top node, implicit), from heat_setup's elimination; t (in: old, out: new) and the heat that
   !> entered the top (J/m2) in gsoil. info = 1 on a zero, subnormal or NaN pivot.
   pure subroutine heat_solve(dt, e, f, b1, c1, r1, fact1, hs, dhsdt, t, gsoil, info)
-    real(dp), intent(in) :: dt, e(:), f(:), b1, c1, r1, fact1, hs, dhsdt
-    real(dp), intent(inout) :: t(:)
+    real(dp), intent(in) :: dt, b1, c1, r1, fact1, hs, dhsdt
+    real(dp), intent(in), contiguous :: e(:), f(:)
+    real(dp), intent(inout), contiguous :: t(:)
     real(dp), intent(out) :: gsoil
     integer, intent(out) :: info
     real(dp) :: den, t1

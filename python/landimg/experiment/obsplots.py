@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landimg.experiment.plot import _pyplot, _save
+from landimg.experiment.plot import _margins, _pyplot, _save
 
 __all__ = ["plot_rank_histograms", "plot_spread_error"]
 
@@ -47,6 +47,7 @@ def plot_spread_error(
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"at the observations ({_UNITS})")
     axes[0][-1].legend(fontsize=7, loc="upper right")
+    _margins(fig, 0.85, 0.15, 0.55, 0.55, 0.08, 0.2)
     fig.suptitle("Spread versus error in observation space (consistent ensemble: solid = dashed black)")
     return _save(fig, Path(path))
 
@@ -72,5 +73,6 @@ def plot_rank_histograms(path: str | Path, counts: Mapping[str, Sequence[int]]) 
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("relative frequency (-)")
     axes[0][0].legend(fontsize=7)
+    _margins(fig, 0.75, 0.15, 0.55, 0.55, 0.08, 0.2)
     fig.suptitle("Rank histograms of the background at the observations (with observation-error noise)")
     return _save(fig, Path(path))

@@ -35,9 +35,19 @@ def _pyplot():
     return plt
 
 
+def _margins(fig, left: float, right: float, bottom: float, top: float, wspace: float, hspace: float) -> None:
+    """Fixed figure margins in inches (and the spacing between panels as fractions of a panel): the
+    layout is set once instead of measured from the drawn text (``bbox_inches="tight"`` draws every
+    figure twice and measures all its text a third time)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=wspace, hspace=hspace)  # fmt: skip
+
+
 def _save(fig, path: Path) -> Path:
+    """Write ``fig`` as PNG (one draw; the layout is fixed by :func:`_margins`) and close it."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=110)
     _pyplot().close(fig)
     return path
 
@@ -78,6 +88,7 @@ def _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, cbar_label: str)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9), squeeze=False
     )
+    _margins(fig, 0.75, 0.2, 0.55, 0.8, 0.22, 0.45)
     vals = np.concatenate([np.asarray(f, float)[np.isfinite(f)] for f in fields.values()] or [np.zeros(1)])
     lo = np.percentile(vals, 2) if vmin is None and vals.size else vmin
     hi = np.percentile(vals, 98) if vmax is None and vals.size else vmax
@@ -142,11 +153,11 @@ def plot_metric_series(
                 ax.set_ylabel(_METRIC_LABELS.get(metric, metric), fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("day", fontsize=8)
-    fig.tight_layout()
+    _margins(fig, 0.8, 0.15, 0.8, 0.3, 0.28, 0.5)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
         fig.legend(
-            handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
+            handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
             fontsize=8, frameon=False,
         )  # fmt: skip
     return _save(fig, Path(path))
