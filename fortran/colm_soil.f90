@@ -116,8 +116,8 @@ contains
     case default   ! hyd_campbell: one power, s^(2b+2), for both K and dK/dtheta
       do j = 1, size(theta)
         s = min(1.0_dp, max(theta(j) / h%theta_s, 0.0_dp))
+        ! s = 0: exp of <= 2 log(tiny) underflows to exactly 0 (b > 0)
         p = exp((2.0_dp * h%b + 2.0_dp) * log(max(s, tiny(1.0_dp))))
-        p = merge(p, 0.0_dp, s > 0.0_dp)
         k(j) = h%k_s * p * s
         dk(j) = (2.0_dp * h%b + 3.0_dp) * h%k_s * p / h%theta_s
       end do
