@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landimg.experiment.plot import _margins, _pyplot, _save
+from landimg.experiment.plot import _margins, _save, _subplots
 
 __all__ = ["plot_rank_histograms", "plot_spread_error"]
 
@@ -31,9 +31,8 @@ def plot_spread_error(
         Day numbers (1-based).
     series : mapping method -> {"omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a"}: arrays (nd,), m3/m3
     """
-    plt = _pyplot()
     names = list(series)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False, sharey=True)
+    fig, axes = _subplots(1, len(names), (4.2 * len(names), 3.4), sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         s = series[name]
         expected = np.sqrt(np.asarray(s["spread_b"]) ** 2 + np.asarray(s["obs_err"]) ** 2)
@@ -60,9 +59,8 @@ def plot_rank_histograms(path: str | Path, counts: Mapping[str, Sequence[int]]) 
     path : path of the PNG
     counts : mapping method -> counts (nmem + 1,)
     """
-    plt = _pyplot()
     names = list(counts)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False, sharey=True)
+    fig, axes = _subplots(1, len(names), (4.2 * len(names), 3.2), sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         c = np.asarray(counts[name], dtype=float)
         freq = c / c.sum() if c.sum() > 0 else c

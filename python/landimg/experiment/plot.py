@@ -26,13 +26,13 @@ def available() -> bool:
     return True
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any):
+    """A figure and its (nrows, ncols) axes, without pyplot (no global figure manager or GUI backend to
+    import and tear down: the figure is written by the Agg renderer and dropped)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
 def _margins(fig, left: float, right: float, bottom: float, top: float, wspace: float, hspace: float) -> None:
@@ -48,7 +48,6 @@ def _save(fig, path: Path) -> Path:
     """Write ``fig`` as PNG (one draw; the layout is fixed by :func:`_margins`) and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    _pyplot().close(fig)
     return path
 
 
@@ -80,14 +79,11 @@ def plot_maps(
 
 def _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, cbar_label: str) -> Path:
     """:func:`plot_maps` with a colour-bar label."""
-    plt = _pyplot()
     n = len(fields)
     ncols = max(min(n, 3), 1)
     nrows = max(int(np.ceil(n / ncols)), 1)
     aspect = (lon[-1] - lon[0]) / max(lat[-1] - lat[0], 1e-6)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9), squeeze=False
-    )
+    fig, axes = _subplots(nrows, ncols, (4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9))
     _margins(fig, 0.75, 0.2, 0.55, 0.8, 0.22, 0.45)
     vals = np.concatenate([np.asarray(f, float)[np.isfinite(f)] for f in fields.values()] or [np.zeros(1)])
     lo = np.percentile(vals, 2) if vmin is None and vals.size else vmin
@@ -136,10 +132,7 @@ def plot_metric_series(
     """
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(
-        len(metrics), len(layers), figsize=(4.0 * len(layers), 2.6 * len(metrics)), squeeze=False
-    )
+    fig, axes = _subplots(len(metrics), len(layers), (4.0 * len(layers), 2.6 * len(metrics)))
     for i, metric in enumerate(metrics):
         for j, layer in enumerate(layers):
             ax = axes[i, j]
