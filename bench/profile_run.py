@@ -7,8 +7,9 @@
 Arguments after ``--`` go to ``python -m landimg.cycle``. Each rank writes ``PREFIX.rankN.prof`` (open it
 with ``python -m pstats`` or snakeviz) and prints one line: its CPU seconds and the share of the column
 model (``ColumnModel.step``), the weather (``WeatherGenerator`` truth/ensemble), the forcing perturbations
-(``ForcingPerturber`` advance/apply), the analyses (``Ensemble.assimilate``) and the output (netCDF,
-plots, restarts). The profiler's clock is ``time.process_time``, so other jobs on a shared machine do
+(``ForcingPerturber`` advance/apply), the analyses (``Ensemble.assimilate``), the netCDF output, the
+restart checkpoints and the plots (``experiment_plots``). ``--report`` prints the shares of existing
+profiles again. The profiler's clock is ``time.process_time``, so other jobs on a shared machine do
 not inflate the figures (waiting in MPI collectives is not counted either).
 """
 
@@ -26,8 +27,9 @@ _PARTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("weather", "experiment/forcing.py", ("truth", "ensemble")),
     ("perturbations", "ensemble/perturb.py", ("advance", "apply")),
     ("analysis", "ensemble/ensemble.py", ("assimilate",)),
-    ("output", "experiment/io.py", ("write_experiment_netcdf", "save_restart")),
-    ("plots", "experiment/plot.py", ("plot_maps", "plot_metric_series", "plot_increment_scales")),
+    ("output", "experiment/output.py", ("write_netcdf",)),
+    ("restarts", "experiment/restart.py", ("write_checkpoint",)),
+    ("plots", "experiment/plot.py", ("experiment_plots",)),
 )
 
 
@@ -47,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prof", required=True, help="profile file prefix (PREFIX.rankN.prof)")
+    p.add_argument("--report", action="store_true", help="only print the shares of existing PREFIX.rank*.prof")
     args = p.parse_args(argv[:cut])
+    if args.report:
+        import glob
+
+        for path in sorted(glob.glob(f"{args.prof}.rank*.prof")):
+            print(f"[profile] {_line(path)}")
+        return 0
     from landimg.experiment.cycle import main as cycle_main
     from landimg.parallel import default_comm
 
@@ -58,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     prof.disable()
     path = f"{args.prof}.rank{rank}.prof"
     prof.dump_stats(path)
+    print(f"[profile] rank {rank}: {_line(path)}", flush=True)
+    return status
+
+
+def _line(path: str) -> str:
+    """CPU seconds and the shares of the parts of the profile in ``path``."""
     total, parts = _shares(pstats.Stats(path))
     shares = " ".join(f"{k} {v:.1f} s ({100 * v / total:.0f} %)" for k, v in parts.items())
-    print(f"[profile] rank {rank}: {total:.1f} CPU s; {shares}; profile {path}", flush=True)
-    return status
+    return f"{total:.1f} CPU s; {shares}; profile {path}"
 
 
 if __name__ == "__main__":
