@@ -131,7 +131,10 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     ctx = _ctx(g, {key: 2.25})
     d, diag = m.analyze(theta, nan, 0.02, None, ctx)
     np.testing.assert_allclose(d, 0.5 * (theta - theta.mean(axis=2, keepdims=True)), atol=1e-15)
-    assert diag.inflation_per_scale == [1.5, 1.5, 1.5] and [ctx.state[f"{key}.scale{s}"] for s in range(3)] == [2.25] * 3
+    assert (
+        diag.inflation_per_scale == [1.5, 1.5, 1.5]
+        and [ctx.state[f"{key}.scale{s}"] for s in range(3)] == [2.25] * 3
+    )
     # a per-scale state: every layer's coarsest-scale anomaly doubled, the others unchanged
     ctx = _ctx(g, {key: 1.0, f"{key}.scale0": 4.0, f"{key}.scale1": 1.0, f"{key}.scale2": 1.0})
     d, diag = m.analyze(theta, nan, 0.02, None, ctx)
@@ -141,7 +144,7 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     for lev in range(3):
         a0 = g.to_image((theta[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
         a1 = g.to_image((theta[lev] + d[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
-        pad = lambda a: np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),  # noqa: E731
+        pad = lambda a: np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),
                                    (off[1], T.shape[1] - a.shape[2] - off[1])])  # fmt: skip
         e0 = np.bincount(sc, weights=np.sum(T.forward(pad(a0)) ** 2, axis=0))
         e1 = np.bincount(sc, weights=np.sum(T.forward(pad(a1)) ** 2, axis=0))
@@ -167,7 +170,8 @@ def test_restart_round_trip_and_diagnostics():
     # single-scale mode keeps the old state layout (one entry)
     ctx1 = _ctx(g)
     _, d1s = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=False).analyze(
-        theta, obs, 0.02, None, ctx1)
+        theta, obs, 0.02, None, ctx1
+    )
     assert list(ctx1.state) == ["CurveletEnKF.inflation_lambda"] and d1s.inflation_per_scale is None
     # and its estimate of this analysis equals the per-scale run's single-scale estimate
     assert d1s.inflation_lambda == pytest.approx(d1.inflation_lambda, rel=1e-10)

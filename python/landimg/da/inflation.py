@@ -137,7 +137,9 @@ def smoothed_lambda(
     lambda_o, lam : ndarray (k,) (0-d for scalar input)
         This analysis' estimate and the smoothed, clipped variance inflation (anomaly factor ``sqrt(lam)``).
     """
-    d2, r_tr, hbh, dof, prior = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (d2, r_tr, hbh, dof, prior)))
+    d2, r_tr, hbh, dof, prior = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (d2, r_tr, hbh, dof, prior))
+    )
     ok = (hbh > 0) & (dof >= 1)
     safe_h, safe_dof = np.where(ok, hbh, 1.0), np.where(ok, dof, 1.0)
     lam_o = np.where(ok, (d2 - r_tr) / safe_h, np.nan)
@@ -191,7 +193,9 @@ def smoothed_inflation(
         Anomaly factor ``sqrt(lam)``.
     """
     d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias)
-    lam_o, lam = smoothed_lambda(d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper)
+    lam_o, lam = smoothed_lambda(
+        d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
+    )
     return float(lam_o), float(lam), float(np.sqrt(lam))
 
 

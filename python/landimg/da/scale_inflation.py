@@ -33,6 +33,7 @@ which is ``sqrt(lambda) a_i`` exactly when every scale has the same ``lambda``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ from landimg.parallel import MemberLayout
 __all__ = ["ScaleStatistics", "apply_scale_inflation", "scale_statistics"]
 
 
+@dataclass(frozen=True)
 class ScaleStatistics:
     """Innovation statistics per curvelet scale, coarsest first (arrays (nscales,), obs units squared).
 
@@ -52,8 +54,10 @@ class ScaleStatistics:
         ``D_s``, ``R_s``, ``A_s`` and ``p f_s`` of the module docstring (all 0 without >= 2 observations).
     """
 
-    def __init__(self, d2: np.ndarray, r_tr: np.ndarray, hbh: np.ndarray, dof: np.ndarray) -> None:
-        self.d2, self.r_tr, self.hbh, self.dof = d2, r_tr, hbh, dof
+    d2: np.ndarray
+    r_tr: np.ndarray
+    hbh: np.ndarray
+    dof: np.ndarray
 
 
 def _energy(c: np.ndarray, scale: np.ndarray, nscales: int) -> np.ndarray:
@@ -126,7 +130,8 @@ def scale_statistics(
     if debias:
         cm = transform.forward(image(np.ones(p)))
         cs = transform.forward(image(s2))
-        r_s = r_s - 2.0 / p * np.bincount(scale, weights=cs * cm, minlength=ns) + r_tr / p**2 * _energy(cm, scale, ns)
+        cross = np.bincount(scale, weights=cs * cm, minlength=ns)
+        r_s = r_s - 2.0 / p * cross + r_tr / p**2 * _energy(cm, scale, ns)
     return ScaleStatistics(d2, r_s, hbh, p * f_s)
 
 
@@ -156,7 +161,9 @@ def apply_scale_inflation(
     factors = np.asarray(factors, dtype=np.float64)
     scale = coefficient_scales(transform)
     if factors.shape != (int(scale.max()) + 1,):
-        raise ValueError(f"factors must have one value per scale ({int(scale.max()) + 1}), got {factors.shape}")
+        raise ValueError(
+            f"factors must have one value per scale ({int(scale.max()) + 1}), got {factors.shape}"
+        )
     a = np.where(land, anomalies, 0.0)
     if np.all(factors == factors[0]):  # one factor: the frame is tight, C^T (f C a) = f a exactly
         return a * factors[0]
