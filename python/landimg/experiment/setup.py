@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.ensemble.perturb import TexturePerturbation
 from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
 from landimg.experiment.forcing import FileForcing, WeatherGenerator
@@ -178,15 +179,13 @@ def setup(cfg: Config) -> Setup:
         raise InputError(str(exc)) from exc
 
 
-def texture_perturbation(cfg: Config) -> Any:
+def texture_perturbation(cfg: Config) -> TexturePerturbation | None:
     """The members' texture error (:class:`~landimg.ensemble.perturb.TexturePerturbation`), or None when off.
 
     Its amplitude and correlation length are those of the soil map's error in the synthetic world
     (``domain.texture_error_pct``, 0.6x for clay, ``domain.texture_corr_km / 2``): the ensemble samples
     the error the model's texture has, with no separate knob to tune.
     """
-    from landimg.ensemble.perturb import TexturePerturbation
-
     d = cfg.domain
     if not cfg.ensemble.perturb_soil or d.texture_error_pct == 0.0:
         return None
