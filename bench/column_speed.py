@@ -141,16 +141,22 @@ def run_driver(exe: Path, fin: Path, fout: Path, threads: int = 1) -> tuple[floa
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", default=BASELINE,
-                    help=f"git revision of the baseline physics (default {BASELINE}: the build before issue 11's physics)")
+    ap.add_argument(
+        "--baseline",
+        default=BASELINE,
+        help=f"git revision of the baseline physics (default {BASELINE}: the build before issue 11's physics)",
+    )
     ap.add_argument("--ncol", type=int, default=1000)
     ap.add_argument("--nmem", type=int, default=16)
     ap.add_argument("--nsteps", type=int, default=48)
     ap.add_argument("--dt", type=float, default=1800.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--python", action="store_true", help="also time the Python-driven loop")
-    ap.add_argument("--serial", action="store_true",
-                    help="compile both drivers of the per-core comparison without -fopenmp (same flags for both)")
+    ap.add_argument(
+        "--serial",
+        action="store_true",
+        help="compile both drivers of the per-core comparison without -fopenmp (same flags for both)",
+    )
     args = ap.parse_args(argv)
 
     frames = make_frames(args.ncol, args.nmem, 24, seed=1)

@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prof", required=True, help="profile file prefix (PREFIX.rankN.prof)")
-    p.add_argument("--report", action="store_true", help="only print the shares of existing PREFIX.rank*.prof")
+    p.add_argument(
+        "--report", action="store_true", help="only print the shares of existing PREFIX.rank*.prof"
+    )
     args = p.parse_args(argv[:cut])
     if args.report:
         import glob

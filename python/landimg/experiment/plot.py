@@ -14,7 +14,14 @@ import numpy as np
 
 from landimg.experiment.output import atomic_path
 
-__all__ = ["available", "experiment_plots", "increment_by_scale", "plot_increment_scales", "plot_maps", "plot_metric_series"]
+__all__ = [
+    "available",
+    "experiment_plots",
+    "increment_by_scale",
+    "plot_increment_scales",
+    "plot_maps",
+    "plot_metric_series",
+]
 
 
 def available() -> bool:
@@ -214,7 +221,9 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
 
     keys = ("omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a")
     obs = {m: {k: h.obs_space[:, OBS_SPACE.index(k)] for k in keys} for m, h in history.methods.items()}
-    paths.append(obsplots.plot_spread_error(pdir / "spread_error.png", np.arange(1, cfg.experiment.days + 1), obs))
+    paths.append(
+        obsplots.plot_spread_error(pdir / "spread_error.png", np.arange(1, cfg.experiment.days + 1), obs)
+    )
     paths.append(obsplots.plot_rank_histograms(
         pdir / "rank_histograms.png", {m: h.rank_counts.sum(axis=0) for m, h in history.methods.items()}
     ))  # fmt: skip
