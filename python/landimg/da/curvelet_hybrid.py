@@ -283,8 +283,12 @@ class BiasAware:
         b_a = self.image(transform, beta_a, shape, offset)
         self.state[self.key] = self.memory * beta_a
         bias_land = b_a[land]
-        return b_a, {
+        out = {
             "bias_iterations": float(info.iterations[0]),
             "bias_mean": float(np.mean(bias_land)) if bias_land.size else 0.0,
             "bias_rms": float(np.sqrt(np.mean(bias_land**2))) if bias_land.size else 0.0,
         }
+        _log.info(
+            "curvelet_enkf: bias estimate mean %.5f rms %.5f over land", out["bias_mean"], out["bias_rms"]
+        )
+        return b_a, out
