@@ -56,17 +56,58 @@ class Config:
     note: str
 
 
-CONFIGS: tuple[Config, ...] = (
-    Config("main", ('analysis.methods=["openloop","point_enkf","curvelet_enkf"]', "point_enkf.radius_km=1000"),
-           "open loop, point EnKF (1000 km, its best radius in the sensitivity study), curvelet EnKF (defaults)"),
+#: the LETKF's localization radii tried (km) and the seeds of that tuning (a subset of the study's seeds:
+#: tuning on the seeds it is then scored on favours the competitor, never the curvelet filter)
+TUNE_RADII = (250, 500, 1000, 2000)
+TUNE_SEEDS = (42, 7)
+TUNE: tuple[Config, ...] = tuple(
+    Config(f"letkf-r{r}", ('analysis.methods=["point_letkf"]', "point_letkf.inflation_mode=adaptive", f"point_letkf.radius_km={r}"),
+           f"point LETKF alone at {r} km (radius tuning)")
+    for r in TUNE_RADII
+)  # fmt: skip
+
+
+def main_configs(letkf_radius: float) -> tuple[Config, ...]:
+    """The scored configurations, with the LETKF at ``letkf_radius`` km (its best tuned radius)."""
+    return (
+        Config("main", ('analysis.methods=["openloop","point_enkf","point_letkf","curvelet_enkf"]',
+                        "point_enkf.radius_km=1000", "point_letkf.inflation_mode=adaptive",
+                        f"point_letkf.radius_km={letkf_radius:g}"),
+               f"open loop, point EnKF (1000 km), point LETKF ({letkf_radius:g} km, its tuned best), curvelet EnKF (defaults)"),
+    )  # fmt: skip
+
+
+#: curvelet-only variants of the default, each paired with ``main``'s curvelet EnKF on the same seeds
+VARIANTS: tuple[Config, ...] = (
     Config("diagonal", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.solver=diagonal"),
            "curvelet EnKF with the paper's diagonal update (solver=diagonal)"),
+    Config("regression", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.layer_increments=regression"),
+           "curvelet EnKF, layers overlapping the observed layer get their regression share"),
 )  # fmt: skip
-#: paired comparisons: (label, (config, method), (config, method))
+VARIANT_SEEDS = (42, 7, 1)
+
+
+def best_radius(scores: dict[str, Any], seeds: list[int]) -> tuple[float, list[tuple[int, float]]]:
+    """The tuned LETKF radius: the one with the highest mean 0-10 cm correlation over ``seeds``.
+
+    Returns the radius and ``[(radius, mean correlation), ...]`` of every radius with all seeds scored.
+    """
+    table = []
+    for r in TUNE_RADII:
+        v = [_get(scores, f"letkf-r{r}", s, "point_letkf", ("0-10cm", "spatial_corr")) for s in seeds]
+        if all(np.isfinite(v)):
+            table.append((r, float(np.mean(v))))
+    if not table:
+        raise SystemExit("study: no finished LETKF tuning run; run the tuning first")
+    return float(max(table, key=lambda t: t[1])[0]), table
+
+
+#: paired comparisons: (label, (config, method), (config, method)); then default - each variant
 PAIRS = (
     ("curvelet - open loop", ("main", "curvelet_enkf"), ("main", "openloop")),
     ("curvelet - point EnKF", ("main", "curvelet_enkf"), ("main", "point_enkf")),
-    ("curvelet (cg) - curvelet (diagonal)", ("main", "curvelet_enkf"), ("diagonal", "curvelet_enkf")),
+    ("curvelet - point LETKF", ("main", "curvelet_enkf"), ("main", "point_letkf")),
+    ("point LETKF - point EnKF", ("main", "point_letkf"), ("main", "point_enkf")),
     ("point EnKF - open loop", ("main", "point_enkf"), ("main", "openloop")),
 )
 
@@ -75,7 +116,7 @@ def _command(cfg: Config, seed: int, out: Path, quick: bool) -> list[str]:
     venv = Path(os.environ.get("LANDIMG_VENV", ROOT / ".venv"))
     sets = [*BASE, *cfg.sets, f"experiment.seed={seed}", *(QUICK if quick else ())]
     cmd = [str(venv / "bin" / "mpirun"), "-n", "2", str(venv / "bin" / "python"), "-m", "mpi4py", "-m",
-           "landimg.cycle", "--out", str(out)]  # fmt: skip
+           "landimg.cycle", "--out", str(out), "--spinup-cache", str(out.parent / "spinup-cache")]  # fmt: skip
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -98,7 +139,10 @@ def run_scores(run: Path, score_from: int) -> dict[str, Any]:
         for m in summary["methods"]:
             entry: dict[str, Any] = {}
             for j, ln in enumerate(LAYERS):
-                entry[ln] = {k: float(np.nanmean(mt[f"{k}_{m}"].values[i0:, j])) for k in ("spatial_corr", "ubrmse", "bias")}
+                entry[ln] = {
+                    k: float(np.nanmean(mt[f"{k}_{m}"].values[i0:, j]))
+                    for k in ("spatial_corr", "ubrmse", "bias")
+                }
             mean = an[f"sm_mean_{m}"].values[i0:, 0]
             spread = an[f"sm_spread_{m}"].values[i0:, 0]
             err2 = float(np.mean(((mean - truth)[:, land]) ** 2))
@@ -145,13 +189,17 @@ METRICS = (
 )
 
 
-def report(scores: dict[str, Any], seeds: list[int], meta: dict[str, Any]) -> str:
+def report(
+    scores: dict[str, Any], seeds: list[int], meta: dict[str, Any], configs: tuple[Config, ...]
+) -> str:
     """Markdown tables: per-method means +- 95 % CI over seeds, then the paired differences."""
     lines = [f"Seeds {', '.join(map(str, seeds))}; {meta['what']}", ""]
     head = "| config / method | n | " + " | ".join(name for _, name, _ in METRICS) + " |"
     lines += [head, "|" + "---|" * (len(METRICS) + 2)]
-    for cfg in CONFIGS:
-        methods = sorted({m for k, v in scores.items() if k.startswith(cfg.name + "-s") for m in v if m != "wall_seconds"})
+    for cfg in configs:
+        methods = sorted(
+            {m for k, v in scores.items() if k.startswith(cfg.name + "-s") for m in v if m != "wall_seconds"}
+        )
         for m in methods:
             cells, n = [], 0
             for metric, _, nd in METRICS:
@@ -161,18 +209,29 @@ def report(scores: dict[str, Any], seeds: list[int], meta: dict[str, Any]) -> st
             lines.append(f"| {cfg.name} / {m} | {n} | " + " | ".join(cells) + " |")
     lines += ["", "Paired differences over seeds (mean +- 95 % CI; * = CI excludes 0):", ""]
     lines += [head.replace("config / method", "difference"), "|" + "---|" * (len(METRICS) + 2)]
-    for label, (c1, m1), (c2, m2) in PAIRS:
+    variant_pairs = [
+        (f"curvelet default - {v.name}", ("main", "curvelet_enkf"), (v.name, "curvelet_enkf"))
+        for v in VARIANTS
+    ]
+    for label, (c1, m1), (c2, m2) in [*PAIRS, *variant_pairs]:
+        if not any(np.isfinite(_get(scores, c2, s, m2, METRICS[0][0])) for s in seeds):
+            continue  # a variant not run
         cells, n = [], 0
         for metric, _, nd in METRICS[:4]:
             d = [_get(scores, c1, s, m1, metric) - _get(scores, c2, s, m2, metric) for s in seeds]
             mu, hw, n = _ci(d)
             star = "*" if np.isfinite(hw) and abs(mu) > hw else ""
-            cells.append(f"{mu:+.{nd + 1}f} +- {hw:.{nd + 1}f}{star}" if np.isfinite(hw) else f"{mu:+.{nd + 1}f}")
+            cells.append(
+                f"{mu:+.{nd + 1}f} +- {hw:.{nd + 1}f}{star}" if np.isfinite(hw) else f"{mu:+.{nd + 1}f}"
+            )
         cells += ["", ""]
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
     walls = [v["wall_seconds"] for k, v in scores.items() if k.startswith("main-s") and v.get("wall_seconds")]
     if walls:
-        lines += ["", f"Wall time of a `main` run (2 ranks, shared machine): {min(walls):.0f}-{max(walls):.0f} s."]
+        lines += [
+            "",
+            f"Wall time of a `main` run (2 ranks, shared machine): {min(walls):.0f}-{max(walls):.0f} s.",
+        ]
     return "\n".join(lines)
 
 
@@ -187,7 +246,7 @@ def goals(scores: dict[str, Any], seeds: list[int]) -> str:
         return [_get(scores, cfg, s, m, metric) for s in seeds]
 
     cv, ol, pt = "curvelet_enkf", "openloop", "point_enkf"
-    diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]  # noqa: E731
+    diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]
     rows = [
         ("curvelet 0-10 cm spatial correlation", ">= 0.90", ci(g(cv, "0-10cm", "spatial_corr"))),
         ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(g(cv, "0-10cm", "ubrmse"), g(ol, "0-10cm", "ubrmse"), strict=True)])),
@@ -195,6 +254,7 @@ def goals(scores: dict[str, Any], seeds: list[int]) -> str:
         ("curvelet - open loop, 40-100 cm correlation", ">= +0.12", ci(diff(g(cv, "40-100cm", "spatial_corr"), g(ol, "40-100cm", "spatial_corr")))),
         ("curvelet analysis spread / error, 0-10 cm", "0.6 - 1.5", ci(g(cv, "spread_error_0-10cm"), 2)),
         ("curvelet - point EnKF, 0-10 cm correlation", ">= +0.02, CI > 0", ci(diff(g(cv, "0-10cm", "spatial_corr"), g(pt, "0-10cm", "spatial_corr")))),
+        ("curvelet - point LETKF (tuned radius), 0-10 cm correlation", ">= +0.02, CI > 0", ci(diff(g(cv, "0-10cm", "spatial_corr"), g("point_letkf", "0-10cm", "spatial_corr")))),
     ]  # fmt: skip
     out = ["| goal (days 11-40) | target | measured, mean +- 95 % CI over seeds |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
@@ -213,6 +273,57 @@ def write_docs(text: str, path: Path = ROOT / "docs" / "validation.md") -> None:
     path.write_text(doc)
 
 
+def _run(
+    configs: tuple[Config, ...], seeds: list[int], root: Path, data: dict[str, Any], a: argparse.Namespace
+) -> None:
+    """Run every config x seed not yet scored (with ``--resume``) into ``root``; scores into ``data``."""
+    store = root / "study.json"
+    score_from = 2 if a.quick else SCORE_FROM
+    for seed in seeds:  # seed-major: a stopped study has complete pairs for the first seeds
+        for cfg in configs:
+            key = f"{cfg.name}-s{seed}"
+            if a.resume and key in data["scores"]:
+                continue
+            out = root / key
+            shutil.rmtree(out, ignore_errors=True)
+            cmd = _command(cfg, seed, out, a.quick)
+            env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+            t0 = time.perf_counter()
+            print(f"[study] {key}: {' '.join(cmd[-2 * (len(cmd) - 12) :])}", flush=True)
+            try:
+                rc = subprocess.run(
+                    cmd, env=env, timeout=a.timeout, capture_output=True, text=True, check=False
+                )
+                code, err = rc.returncode, rc.stderr[-2000:]
+            except subprocess.TimeoutExpired:
+                code, err = None, "timeout"
+            wall = time.perf_counter() - t0
+            data["runs"][key] = {"returncode": code, "wall_s": wall, "error": err if code else "", "cmd": cmd}
+            if code == 0:
+                data["scores"][key] = run_scores(out, score_from)
+            print(f"[study] {key}: exit {code}, {wall:.0f} s", flush=True)
+            store.write_text(json.dumps(data, indent=1))
+
+
+def tuning_report(scores: dict[str, Any], seeds: list[int]) -> str:
+    """Markdown table of the LETKF radius tuning (mean 0-10 cm correlation and ubRMSE over ``seeds``)."""
+    radius, _ = best_radius(scores, seeds)
+    out = [f"LETKF radius tuning (seeds {', '.join(map(str, seeds))}, point_letkf alone, same scoring):", "",
+           "| radius (km) | 0-10 cm corr | 0-10 cm ubRMSE | 10-40 cm corr |", "|---|---|---|---|"]  # fmt: skip
+    for r in TUNE_RADII:
+        cells = []
+        for metric, nd in (
+            (("0-10cm", "spatial_corr"), 3),
+            (("0-10cm", "ubrmse"), 4),
+            (("10-40cm", "spatial_corr"), 3),
+        ):
+            mu, hw, _ = _ci([_get(scores, f"letkf-r{r}", s, "point_letkf", metric) for s in seeds])
+            cells.append(f"{mu:.{nd}f} +- {hw:.{nd}f}" if np.isfinite(hw) else f"{mu:.{nd}f}")
+        mark = " (best)" if r == radius else ""
+        out.append(f"| {r}{mark} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, default=None)
@@ -221,45 +332,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    p.add_argument("--only", action="append", default=[], help="config names to run (default all)")
+    p.add_argument("--tune-seeds", default=",".join(map(str, TUNE_SEEDS)))
+    p.add_argument("--tune-only", action="store_true", help="run the LETKF radius tuning only")
+    p.add_argument("--variant-seeds", default=",".join(map(str, VARIANT_SEEDS)), help="'' = no variants")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",") if s]
+    tune_seeds = [int(s) for s in a.tune_seeds.split(",") if s]
+    variant_seeds = [int(s) for s in a.variant_seeds.split(",") if s]
     if a.quick:
-        seeds = seeds[:2]
+        seeds, tune_seeds = seeds[:2], tune_seeds[:1]
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     root = a.root or ROOT / "runs" / f"study9-{stamp}"
     root.mkdir(parents=True, exist_ok=True)
     store = root / "study.json"
     data = json.loads(store.read_text()) if store.exists() else {"scores": {}, "runs": {}}
-    score_from = 2 if a.quick else SCORE_FROM
-    todo = [c for c in CONFIGS if not a.only or c.name in a.only]
     if not a.report_only:
-        for seed in seeds:  # seed-major: a stopped study has complete pairs for the first seeds
-            for cfg in todo:
-                key = f"{cfg.name}-s{seed}"
-                if a.resume and key in data["scores"]:
-                    continue
-                out = root / key
-                shutil.rmtree(out, ignore_errors=True)
-                cmd = _command(cfg, seed, out, a.quick)
-                env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-                t0 = time.perf_counter()
-                print(f"[study] {key}: {' '.join(cmd[-2 * (len(cmd) - 10) :])}", flush=True)
-                try:
-                    rc = subprocess.run(cmd, env=env, timeout=a.timeout, capture_output=True, text=True)
-                    code, err = rc.returncode, rc.stderr[-2000:]
-                except subprocess.TimeoutExpired:
-                    code, err = None, "timeout"
-                wall = time.perf_counter() - t0
-                data["runs"][key] = {"returncode": code, "wall_s": wall, "error": err if code else "", "cmd": cmd}
-                if code == 0:
-                    data["scores"][key] = run_scores(out, score_from)
-                print(f"[study] {key}: exit {code}, {wall:.0f} s", flush=True)
-                store.write_text(json.dumps(data, indent=1))
-    what = (f"{'quick smoke test' if a.quick else '40 days'} scored on days {score_from}-"
-            f"{4 if a.quick else 40}; {', '.join(BASE[1:2])}; CONUS 1 deg, 16 members")  # fmt: skip
-    text = goals(data["scores"], seeds) + "\n\n" + report(data["scores"], seeds, {"what": what})
+        _run(TUNE, tune_seeds, root, data, a)
+    radius, _ = best_radius(data["scores"], tune_seeds)
+    configs = main_configs(radius)
+    tuning = tuning_report(data["scores"], tune_seeds)
+    print(tuning)
+    if a.tune_only:
+        return 0
+    if not a.report_only:
+        _run(configs, seeds, root, data, a)
+        _run(VARIANTS, variant_seeds, root, data, a)
+    what = (f"{'quick smoke test' if a.quick else '40 days'} scored on days {2 if a.quick else SCORE_FROM}-"
+            f"{4 if a.quick else 40}; {', '.join((QUICK if a.quick else BASE)[1:2])}; CONUS 1 deg")  # fmt: skip
+    text = (
+        goals(data["scores"], seeds)
+        + "\n\n"
+        + report(data["scores"], seeds, {"what": what}, configs + VARIANTS)
+        + "\n\n"
+        + tuning
+    )
     (root / "study.md").write_text(text + "\n")
     print(text)
     if a.write_docs:
