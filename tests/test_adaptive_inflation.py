@@ -16,7 +16,7 @@ import pytest
 from _support import subprocess_env
 from landimg.analysis import CurveletEnKF, PointEnKF
 from landimg.da.curvelet_enkf import curvelet_analysis
-from landimg.da.inflation import adaptive_inflation
+from landimg.da.inflation import smoothed_lambda
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.experiment.config import ConfigError, load_config
 from landimg.transform.curvelet import Curvelet
@@ -87,12 +87,20 @@ def test_point_bounds_and_no_observations():
 
 
 def test_adaptive_inflation_formula():
-    lam, fac = adaptive_inflation(d2_sum=13.0, r_sum=1.0, hbh_sum=3.0, lower=1.0, upper=3.0)
-    assert lam == 4.0 and fac == 2.0
-    assert adaptive_inflation(2.0, 1.0, 4.0) == (0.25, 1.0)
-    assert adaptive_inflation(101.0, 1.0, 1.0, upper=2.0) == (100.0, 2.0)
-    lam, fac = adaptive_inflation(1.0, 0.5, 0.0, lower=1.3)
-    assert np.isnan(lam) and fac == 1.3
+    """The one estimator (no smoothing): lambda = (d2 - tr R) / tr HBH^T, clipped to [lower^2, upper^2]."""
+    lam_o, lam = smoothed_lambda(13.0, 1.0, 3.0, 100.0, lower=1.0, upper=3.0)
+    assert lam_o == 4.0 and lam == 4.0
+    assert smoothed_lambda(2.0, 1.0, 4.0, 100.0) == (0.25, 1.0)
+    assert smoothed_lambda(101.0, 1.0, 1.0, 100.0, upper=2.0) == (100.0, 4.0)
+    lam_o, lam = smoothed_lambda(1.0, 0.5, 0.0, 100.0, lower=1.3)
+    assert np.isnan(lam_o) and lam == pytest.approx(1.69)
+    # smoothing: the Miyoshi (2011) posterior of prior and estimate, weighted by their variances
+    lam_o, lam = smoothed_lambda(13.0, 1.0, 3.0, 50.0, prior=1.5, prior_var=0.01, upper=3.0)
+    v_o = 2.0 / 50.0 * ((1.5 * 3.0 + 1.0) / 3.0) ** 2
+    assert lam == pytest.approx((v_o * 1.5 + 0.01 * 4.0) / (v_o + 0.01), rel=1e-14)
+    # element-wise over scales
+    lam_o, lam = smoothed_lambda(np.array([13.0, 2.0]), 1.0, np.array([3.0, 1.0]), 100.0, upper=3.0)
+    np.testing.assert_array_equal(lam_o, [4.0, 1.0])
 
 
 # ---------------------------------------------------------------------- curvelet EnKF

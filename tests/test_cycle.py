@@ -20,7 +20,7 @@ SHORT = [
     "ensemble.members=8",
     "output.plots=false",
 ]
-METHODS = ("openloop", "point_enkf", "curvelet_enkf")
+METHODS = ("openloop", "point_enkf", "point_letkf", "curvelet_enkf")
 LAYERS = ("0-10cm", "10-40cm", "40-100cm")
 
 

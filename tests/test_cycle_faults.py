@@ -253,6 +253,7 @@ def test_history_restart_layout_is_stable(reference):
         "rank_counts",
         "inflation",
         "gain_per_scale",
+        "inflation_per_scale",
     }
     assert np.isfinite(h["curvelet_enkf"]["scores"]).all()
 

@@ -45,7 +45,7 @@ from landimg.da.curvelet_stats import (
     transform_shape,
 )
 from landimg.da.curvelet_var import SOLVERS, b_weights, gap_aware_increments
-from landimg.da.inflation import adaptive_inflation, check_inflation
+from landimg.da.inflation import check_inflation, smoothed_inflation
 from landimg.da.obs_error import ObsErrorModel, resolve_white_fraction
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
@@ -167,12 +167,11 @@ def _inflated_anomalies(p: _Problem, inflation, inflation_mode, inflation_max, d
     xb = np.where(p.land, p.background, 0.0)
     mean = p.layout.mean(xb)  # (ny, nx), member order
     anom = (xb - mean) * p.land
-    if inflation_mode == "adaptive":  # innovation statistics in image space over the usable observations
-        var_b = p.layout.ordered_sum_terms((a * a for a in anom), p.obs.shape) / (p.layout.nmem - 1)
-        v = p.valid
-        lam, inflation = adaptive_inflation(
-            float(np.sum((p.obs[v] - mean[v]) ** 2)), float(np.sum(p.std[v] ** 2)),
-            float(np.sum(var_b[v])), inflation, inflation_max,
+    if inflation_mode == "adaptive":  # one analysis, no time smoothing, no de-biasing (as point_enkf)
+        hx_all = p.layout.allgather_members(xb[:, p.valid]).T  # (nobs, N), every rank
+        lam, _, inflation = smoothed_inflation(
+            hx_all, p.obs[p.valid], p.std[p.valid], np.ones(hx_all.shape[0], dtype=bool), debias=False,
+            lower=inflation, upper=inflation_max,
         )  # fmt: skip
         diag.update(inflation=inflation, inflation_lambda=lam)
         _log.info("curvelet_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam, inflation)
@@ -378,7 +377,7 @@ def curvelet_analysis(
     obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
         As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
         call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space innovations
-        over the usable observed land pixels, :func:`landimg.da.inflation.adaptive_inflation`); RTPS per
+        over the usable observed land pixels, :func:`landimg.da.inflation.smoothed_inflation` without smoothing); RTPS per
         pixel; ``pooling`` defaults to ``"coefficient"`` here. ``"cg"``: the gap-aware solve
         (:mod:`landimg.da.curvelet_var`; observations reach into swath gaps); ``"diagonal"``: the paper's
         per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps; gains clipped to [0, 1] and

@@ -13,14 +13,16 @@ from landimg.da.column_ops import (
     inflate_columns,
     regression_coefficients,
     regression_increments,
+    usable_observations,
 )
 from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import SOLVERS, max_nscales
-from landimg.da.inflation import check_inflation, check_smoothing
+from landimg.da.inflation import check_inflation, check_smoothing, smoothed_lambda
 from landimg.da.obs_error import resolve_white_fraction
 from landimg.da.protocol import AnalysisContext, Diagnostics
+from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
 __all__ = ["CurveletEnKF"]
@@ -51,6 +53,11 @@ class CurveletEnKF:
         Variance of the variance inflation's change between analyses (time smoothing; inf = none).
     inflation_debias : bool
         Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
+    inflation_per_scale : bool
+        Adaptive mode: one time-smoothed inflation per curvelet scale (default True), estimated from the
+        innovations and ensemble anomalies projected on each scale and applied to every layer's anomalies in
+        curvelet space (:mod:`landimg.da.scale_inflation`; state ``CurveletEnKF.inflation_lambda.scale<s>``,
+        diagnostics ``inflation_per_scale``/``inflation_lambda_per_scale``); False: one factor for all scales.
     rtps : float
         Relaxation to prior spread, 0..1.
     perturb_obs : bool
@@ -119,6 +126,7 @@ class CurveletEnKF:
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True
+    inflation_per_scale: bool = True
     rtps: float = 0.0
     perturb_obs: bool = True
     scale_weights: tuple[float, ...] | None = None
@@ -256,12 +264,15 @@ class CurveletEnKF:
         theta = np.asarray(background, dtype=np.float64)
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
-        infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
-        xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
         transform, offset = context.cache.get(
             "transform", (self.transform_key, g.shape, g.periodic_lon),
             lambda: self.transform_for(g.shape, g.periodic_lon),
         )  # fmt: skip
+        if self.inflation_mode == "adaptive" and self.inflation_per_scale:
+            infl, fields = self._scale_inflated(theta, obs, obs_std, obs_mask, ok, context, transform, offset)
+        else:
+            infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
+        xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
         std = np.asarray(obs_std, dtype=np.float64)
         core = replace(self, inflation=1.0, inflation_mode="fixed")  # inflated above, every layer
         xa, diag = core.update(
@@ -285,6 +296,55 @@ class CurveletEnKF:
             extra={"stats": diag.get("stats"), **{k: v for k, v in diag.items() if k.startswith("bias_")}},
             **fields,
         )  # fmt: skip
+
+    def _scale_inflated(
+        self, theta, obs, obs_std, obs_mask, ok, context, transform, offset
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Every layer's anomalies (nlev, ncol, nloc) inflated per curvelet scale, and the diagnostics.
+
+        The per-scale statistics of the observed layer (:func:`landimg.da.scale_inflation.scale_statistics`)
+        feed :func:`landimg.da.inflation.smoothed_lambda`, each scale with its own state in ``context.state``
+        (``"<Method>.inflation_lambda.scale<s>"``; a scale without one starts from the single-scale state
+        ``"<Method>.inflation_lambda"`` of earlier restarts, else 1). ``inflation`` reports the effective
+        factor ``sqrt(sum_s lambda_s A_s / sum_s A_s)`` (kept as the single-scale state too) and
+        ``inflation_lambda`` this analysis' single-scale estimate. Layers where ``ok`` is False keep theirs.
+        """
+        g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
+        obs = np.asarray(obs, dtype=np.float64)
+        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), obs.shape)
+        valid = usable_observations(obs, std, obs_mask)
+        st = scale_statistics(
+            g.to_image(np.einsum("l,lcm->mc", h, theta), fill=0.0), g.to_image(obs, fill=0.0),
+            g.to_image(std, fill=0.0), g.to_image(valid, fill=False).astype(bool), transform, offset, lay,
+            debias=self.inflation_debias,
+        )  # fmt: skip
+        key = f"{type(self).__name__}.inflation_lambda"
+        single = float(context.state.get(key, 1.0))
+        prior = np.array([float(context.state.get(f"{key}.scale{s}", single)) for s in range(st.d2.size)])
+        lam_o, lam = smoothed_lambda(
+            st.d2, st.r_tr, st.hbh, st.dof, prior=prior, prior_var=self.inflation_prior_var,
+            lower=self.inflation, upper=self.inflation_max,
+        )  # fmt: skip
+        a_tot = float(np.sum(st.hbh))
+        eff = float(np.sum(lam * st.hbh) / a_tot) if a_tot > 0 else float(np.mean(lam))
+        context.state[key] = eff
+        for s, v in enumerate(lam):
+            context.state[f"{key}.scale{s}"] = float(v)
+        lam_tot = (float(np.sum(st.d2)) - float(np.sum(st.r_tr))) / a_tot if a_tot > 0 else float("nan")
+        factors = np.sqrt(lam)
+        fields = {
+            "inflation": float(np.sqrt(eff)), "inflation_lambda": lam_tot,
+            "inflation_per_scale": factors.tolist(), "inflation_lambda_per_scale": lam_o.tolist(),
+        }  # fmt: skip
+        if np.all(factors == 1.0):
+            return theta, fields
+        mean = lay.mean(theta, axis=2)  # (nlev, ncol)
+        out = theta.copy()
+        for lev in range(theta.shape[0]):
+            anom = g.to_image((theta[lev] - mean[lev][:, None]).T, fill=0.0)  # (nloc, ny, nx)
+            inflated = g.to_columns(apply_scale_inflation(anom, factors, transform, offset, g.land)).T
+            out[lev] = np.where(ok[lev], mean[lev][:, None] + inflated, theta[lev])
+        return out, fields
 
     def _layer_increments(self, theta, xcol, dobs, over, layout) -> np.ndarray:
         """Layer increments (nlev, ncol, nloc) of an observed-layer increment ``dobs`` (nloc, ncol)."""

@@ -1,9 +1,11 @@
 """Multiplicative inflation of ensemble anomalies, shared by every filter.
 
-``check_inflation`` validates the settings; ``adaptive_inflation`` estimates the factor of one analysis
-from its innovations (Desroziers et al. 2005; Li, Kalnay & Miyoshi 2009); ``smoothed_inflation`` is the
-estimator the methods use: innovations with the bias part removed, smoothed in time (Miyoshi 2011);
-``inflate_only`` is what every filter does when no observation is usable.
+``check_inflation`` validates the settings; :func:`smoothed_lambda` is the one adaptive estimator (the
+variance ratio of the innovations, Desroziers et al. 2005; Li, Kalnay & Miyoshi 2009, smoothed in time,
+Miyoshi 2011), fed by :func:`innovation_statistics` (innovations with the bias part removed) in
+:func:`smoothed_inflation` for the column filters and the functional cores, and by the per-scale
+projections of :mod:`landimg.da.scale_inflation` for the curvelet filter; ``inflate_only`` is what every
+filter does when no observation is usable.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from landimg.parallel import MemberLayout
 
 __all__ = [
     "INFLATION_MODES",
-    "adaptive_inflation",
     "check_inflation",
     "check_smoothing",
     "inflate_only",
+    "innovation_statistics",
     "smoothed_inflation",
+    "smoothed_lambda",
 ]
 
 INFLATION_MODES = ("fixed", "adaptive")
@@ -42,44 +45,6 @@ def check_inflation(inflation: float, inflation_mode: str, inflation_max: float)
         )
 
 
-def adaptive_inflation(
-    d2_sum: float, r_sum: float, hbh_sum: float, lower: float = 1.0, upper: float = 2.0
-) -> tuple[float, float]:
-    """Multiplicative inflation from the innovation statistics of one analysis (Desroziers et al. 2005).
-
-    With innovations ``d = y - H xbar_b`` over the ``p`` usable observations, ensemble background
-    covariance ``B`` and a true background error covariance ``lambda B``,
-    ``E[d^T d] = lambda tr(H B H^T) + tr(R)``, so
-
-        lambda_hat = (d^T d - tr(R)) / tr(H B H^T)
-
-    (Li, Kalnay & Miyoshi 2009, without time smoothing). ``lambda`` scales variances; the anomalies are
-    multiplied by ``sqrt(lambda)``, clipped to ``[lower, upper]``.
-
-    Parameters
-    ----------
-    d2_sum : float
-        ``d^T d``, squared innovations summed over the usable observations (obs units squared).
-    r_sum : float
-        ``tr(R)``, observation error variances summed over the same observations.
-    hbh_sum : float
-        ``tr(H B H^T)``, ensemble variances (ddof 1) of the predicted observations, summed.
-    lower, upper : float
-        Bounds of the anomaly factor (``lower`` = the fixed inflation, 1 by default).
-
-    Returns
-    -------
-    lambda_hat : float
-        Unclipped variance-ratio estimate (NaN when ``hbh_sum <= 0``: no spread to scale).
-    factor : float
-        Anomaly inflation applied, ``sqrt(clip(lambda_hat, lower^2, upper^2))`` (``lower`` when NaN).
-    """
-    if not hbh_sum > 0:
-        return float("nan"), float(lower)
-    lam = (float(d2_sum) - float(r_sum)) / float(hbh_sum)
-    return lam, float(np.sqrt(min(max(lam, lower * lower), upper * upper)))
-
-
 def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> np.ndarray:
     """Increments (nlev, ncol, nloc) that inflate the anomalies of ``state`` by ``inflation`` (no update).
 
@@ -89,6 +54,102 @@ def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> n
     if inflation == 1.0:
         return np.zeros_like(state)
     return (inflation - 1.0) * (state - layout.mean(state, axis=2)[:, :, None])
+
+
+def innovation_statistics(
+    hx_all: np.ndarray, obs: np.ndarray, std: np.ndarray, valid: np.ndarray, *, debias: bool = True
+) -> tuple[float, float, float, float]:
+    """The sums the inflation estimate is made of, over the usable observations.
+
+    With innovations ``d = y - mean(Hx)`` and predicted-observation anomalies ``a_i = H x_i - mean(Hx)``
+    over the ``p`` usable observations; with ``debias`` the spatial mean over the observations is removed
+    from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could fix) and
+    ``tr R`` becomes ``(1 - 1/p) tr R`` (exact for uncorrelated errors).
+
+    Parameters
+    ----------
+    hx_all : ndarray (ncol, N)
+        Predicted observations of all members (identical on every rank).
+    obs, std : ndarray (ncol,)
+        Observations and error std; ``valid`` (ncol,) bool marks the usable ones.
+    debias : bool
+        Remove the spatial mean (bias) part of the innovations and anomalies.
+
+    Returns
+    -------
+    d2, r_tr, hbh, dof : float
+        ``sum d^2``, ``tr R``, ``sum_i sum a_i^2 / (N - 1)`` (obs units squared) and the number of
+        observations ``p`` (the degrees of freedom of ``d2``); all 0 when ``p < 2``.
+    """
+    nmem = hx_all.shape[1]
+    hb = hx_all[valid]
+    p = hb.shape[0]
+    if p < 2:
+        return 0.0, 0.0, 0.0, 0.0
+    hbar = hb.mean(axis=1)
+    d, a = obs[valid] - hbar, hb - hbar[:, None]
+    r_tr = float(np.sum(std[valid] ** 2))
+    if debias:
+        d, a, r_tr = d - d.mean(), a - a.mean(axis=0), r_tr * (1.0 - 1.0 / p)
+    return float(np.sum(d * d)), r_tr, float(np.sum(a * a)) / (nmem - 1), float(p)
+
+
+def smoothed_lambda(
+    d2: np.ndarray | float,
+    r_tr: np.ndarray | float,
+    hbh: np.ndarray | float,
+    dof: np.ndarray | float,
+    *,
+    prior: np.ndarray | float = 1.0,
+    prior_var: float = float("inf"),
+    lower: float = 1.0,
+    upper: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one adaptive inflation estimator: variance ratio of the innovations, smoothed in time.
+
+    Element-wise (one element for the column filters, one per curvelet scale for the per-scale
+    inflation of the curvelet filter):
+
+        lambda_o = (d2 - r_tr) / hbh                               (Desroziers et al. 2005)
+        v_o      = 2 / dof * ((prior hbh + r_tr) / hbh)^2          (its sampling variance)
+        lambda   = (v_o prior + prior_var lambda_o) / (v_o + prior_var)    (Miyoshi 2011)
+
+    clipped to ``[lower^2, upper^2]`` (``prior_var = inf``: no smoothing, ``lambda = lambda_o``).
+    Where ``hbh <= 0`` or ``dof < 1`` nothing is estimated: ``lambda_o`` is NaN and ``lambda`` the clipped
+    ``prior``. The caller keeps ``lambda`` as the next analysis' ``prior``.
+
+    Parameters
+    ----------
+    d2, r_tr, hbh : float or ndarray (k,)
+        Squared innovations, observation-error variance and ensemble variance they contain (obs units
+        squared; :func:`innovation_statistics`, or their projections on curvelet scales).
+    dof : float or ndarray (k,)
+        Degrees of freedom of ``d2`` (number of observations, or its share of a scale).
+    prior : float or ndarray (k,)
+        Previous variance inflation.
+    prior_var : float
+        Variance of the variance inflation's change between analyses.
+    lower, upper : float
+        Bounds of the anomaly factor.
+
+    Returns
+    -------
+    lambda_o, lam : ndarray (k,) (0-d for scalar input)
+        This analysis' estimate and the smoothed, clipped variance inflation (anomaly factor ``sqrt(lam)``).
+    """
+    d2, r_tr, hbh, dof, prior = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (d2, r_tr, hbh, dof, prior))
+    )
+    ok = (hbh > 0) & (dof >= 1)
+    safe_h, safe_dof = np.where(ok, hbh, 1.0), np.where(ok, dof, 1.0)
+    lam_o = np.where(ok, (d2 - r_tr) / safe_h, np.nan)
+    if np.isfinite(prior_var):
+        v_o = 2.0 / safe_dof * ((prior * safe_h + r_tr) / safe_h) ** 2
+        used = (v_o * prior + prior_var * np.where(ok, lam_o, 0.0)) / (v_o + prior_var)
+    else:
+        used = lam_o
+    lam = np.clip(np.where(ok, used, prior), lower * lower, upper * upper)
+    return lam_o, lam
 
 
 def smoothed_inflation(
@@ -103,18 +164,11 @@ def smoothed_inflation(
     lower: float = 1.0,
     upper: float = 2.0,
 ) -> tuple[float, float, float]:
-    """Variance inflation from de-biased innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
+    """Variance inflation from (de-biased) innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
 
-    Over the ``p`` usable observations, with innovations ``d = y - mean(Hx)`` and predicted-observation
-    anomalies ``a_i = H x_i - mean(Hx)``: with ``debias`` the spatial mean over the observations is
-    removed from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could
-    fix), and ``tr R`` becomes ``(1 - 1/p) tr R`` (exact for uncorrelated errors). Then
-
-        lambda_o = (sum d^2 - tr R) / (sum_i sum a_i^2 / (N - 1))
-
-    with sampling variance ``v_o = 2 / p * ((prior tr(HBH^T) + tr R) / tr(HBH^T))^2``, and the posterior
-    ``lambda = (v_o prior + prior_var lambda_o) / (v_o + prior_var)`` (``prior_var = inf``: no smoothing),
-    clipped to ``[lower^2, upper^2]``. The caller keeps ``lambda`` as the next analysis' ``prior``.
+    :func:`innovation_statistics` then :func:`smoothed_lambda` (``dof`` = the number of usable
+    observations). Every filter uses it: the methods with their time-smoothing state (``prior``,
+    ``prior_var`` finite, ``debias``), the functional cores with a single analysis (``prior_var = inf``).
 
     Parameters
     ----------
@@ -123,7 +177,7 @@ def smoothed_inflation(
     obs, std : ndarray (ncol,)
         Observations and error std; ``valid`` (ncol,) bool marks the usable ones.
     prior, prior_var : float
-        Previous variance inflation and the variance of its change between analyses.
+        Previous variance inflation and the variance of its change between analyses (inf: no smoothing).
     debias : bool
         Remove the spatial mean (bias) part of the innovations and anomalies.
     lower, upper : float
@@ -138,28 +192,11 @@ def smoothed_inflation(
     factor : float
         Anomaly factor ``sqrt(lam)``.
     """
-    nmem = hx_all.shape[1]
-    hb = hx_all[valid]
-    p = hb.shape[0]
-    lam = float(min(max(prior, lower * lower), upper * upper))
-    if p < 2:
-        return float("nan"), lam, float(np.sqrt(lam))
-    hbar = hb.mean(axis=1)
-    d, a = obs[valid] - hbar, hb - hbar[:, None]
-    r_tr = float(np.sum(std[valid] ** 2))
-    if debias:
-        d, a, r_tr = d - d.mean(), a - a.mean(axis=0), r_tr * (1.0 - 1.0 / p)
-    hbh = float(np.sum(a * a)) / (nmem - 1)
-    if not hbh > 0:
-        return float("nan"), lam, float(np.sqrt(lam))
-    lam_o = (float(np.sum(d * d)) - r_tr) / hbh
-    if np.isfinite(prior_var):
-        v_o = 2.0 / p * ((prior * hbh + r_tr) / hbh) ** 2
-        lam_o_used = (v_o * prior + prior_var * lam_o) / (v_o + prior_var)
-    else:
-        lam_o_used = lam_o
-    lam = float(min(max(lam_o_used, lower * lower), upper * upper))
-    return lam_o, lam, float(np.sqrt(lam))
+    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias)
+    lam_o, lam = smoothed_lambda(
+        d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
+    )
+    return float(lam_o), float(lam), float(np.sqrt(lam))
 
 
 def check_smoothing(prior_var: float) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from landimg.da.curvelet_enkf import CoefficientStats, Transform, curvelet_analysis, curvelet_enkf
 from landimg.da.curvelet_method import CurveletEnKF
-from landimg.da.inflation import INFLATION_MODES, adaptive_inflation
+from landimg.da.inflation import INFLATION_MODES, smoothed_inflation
 from landimg.da.localization import Neighbourhoods, gaspari_cohn, observed_neighbourhoods
 from landimg.da.point_common import apply_bounded
 from landimg.da.point_enkf import point_enkf_increments
@@ -39,7 +39,6 @@ __all__ = [
     "PointLETKF",
     "Transform",
     "TransformCache",
-    "adaptive_inflation",
     "apply_bounded",
     "curvelet_analysis",
     "curvelet_enkf",
@@ -47,6 +46,7 @@ __all__ = [
     "observed_neighbourhoods",
     "point_enkf_increments",
     "point_letkf_increments",
+    "smoothed_inflation",
 ]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.inflation import adaptive_inflation, check_inflation, inflate_only
+from landimg.da.inflation import check_inflation, inflate_only, smoothed_inflation
 from landimg.da.localization import Neighbourhoods, observation_pair_weights
 from landimg.da.point_common import (
     ColumnProblem,
@@ -39,14 +39,11 @@ _log = logging.getLogger("landimg.analysis")
 
 
 def _adapt(p: ColumnProblem, hx_all: np.ndarray, inflation: float, inflation_max: float) -> float:
-    """Single-analysis adaptive factor from the innovations over all usable observations (every rank)."""
-    nmem, v = p.layout.nmem, p.valid
-    hbar = hx_all.mean(axis=1)
-    hvar = np.sum((hx_all - hbar[:, None]) ** 2, axis=1) / (nmem - 1)
-    lam, inflation = adaptive_inflation(
-        float(np.sum((p.obs[v] - hbar[v]) ** 2)), float(np.sum(p.std[v] ** 2)),
-        float(np.sum(hvar[v])), inflation, inflation_max,
-    )  # fmt: skip
+    """Single-analysis adaptive factor from the innovations over all usable observations (every rank):
+    :func:`landimg.da.inflation.smoothed_inflation` without time smoothing and without de-biasing."""
+    lam, _, inflation = smoothed_inflation(
+        hx_all, p.obs, p.std, p.valid, debias=False, lower=inflation, upper=inflation_max
+    )
     p.diag.update(inflation=inflation, inflation_lambda=lam)
     _log.info("point_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam, inflation)
     return inflation
@@ -134,8 +131,8 @@ def point_enkf_increments(
         one per local member, advanced in place); ``perturb_obs=False``: deterministic variant.
     inflation, inflation_mode, inflation_max :
         Multiplicative anomaly inflation of every layer; ``"adaptive"``: the single-analysis estimate of
-        :func:`landimg.da.inflation.adaptive_inflation` (the methods use the smoothed, de-biased
-        estimator of :mod:`landimg.da.inflation` instead), clipped to ``[inflation, inflation_max]``.
+        :func:`landimg.da.inflation.smoothed_inflation` without time smoothing or de-biasing (the
+        methods use the same estimator with their smoothing state and de-biasing), clipped to ``[inflation, inflation_max]``.
     obs_mask, update_mask :
         False = observation not used (ncol,); False = not updated ((ncol, nloc) or (nlev, ncol, nloc)).
     layout, neighbours, chunk :

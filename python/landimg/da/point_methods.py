@@ -72,8 +72,8 @@ _ANALYZE = """Increments of the layer state (nlev, ncol, nloc) from per-column o
 
 
 @dataclass(frozen=True)
-class PointEnKF:
-    """Column-wise EnKF with perturbed observations (the classic land DA baseline).
+class _ColumnFilter:
+    """Settings shared by the column-wise filters (each filter's docstring lists its own).
 
     Attributes
     ----------
@@ -95,8 +95,6 @@ class PointEnKF:
         Variance of the variance inflation's change between analyses (time smoothing; inf = none).
     inflation_debias : bool
         Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
-    perturb_obs : bool
-        Perturbed observations (True) or the deterministic variant (False, tests).
     obs_depth : (float, float)
         Observed layer, m.
     nlev_update : int or None
@@ -113,13 +111,28 @@ class PointEnKF:
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True
-    perturb_obs: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)
     nlev_update: int | None = None
     snow_threshold: float = 1.0
 
     def __post_init__(self) -> None:
         _check(self)
+
+
+@dataclass(frozen=True)
+class PointEnKF(_ColumnFilter):
+    """Column-wise EnKF with perturbed observations (the classic land DA baseline).
+
+    The localization, inflation and layer settings are those of every column filter (``radius_km``,
+    ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``, ``snow_threshold``: see ``_ColumnFilter``).
+
+    Attributes
+    ----------
+    perturb_obs : bool
+        Perturbed observations (True) or the deterministic variant (False, tests).
+    """
+
+    perturb_obs: bool = True
 
     def increments(
         self,
@@ -169,49 +182,13 @@ class PointEnKF:
 
 
 @dataclass(frozen=True)
-class PointLETKF:
+class PointLETKF(_ColumnFilter):
     """Column-wise LETKF (Hunt et al. 2007): deterministic square-root local analysis per column.
 
-    Attributes
-    ----------
-    radius_km : float
-        Gaspari-Cohn R-localization radius (weight 0 at this distance; default 500 km); 0 = own cell only.
-    max_obs : int or None
-        At most this many nearest *observations* per column (None: every one within the radius).
-    inflation : float
-        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
-    inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"``: the factor is estimated at every analysis from the innovations with their bias
-        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
-        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
-        ``inflation``/``inflation_lambda`` in the diagnostics.
-    inflation_max : float
-        Upper bound of the adaptive anomaly factor.
-    inflation_prior_var : float
-        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
-    inflation_debias : bool
-        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
-    obs_depth : (float, float)
-        Observed layer, m.
-    nlev_update : int or None
-        Update only the top ``nlev_update`` layers (None: all).
-    snow_threshold : float
-        Columns with more snow water than this (kg/m2) are not updated.
+    Every setting is that of every column filter (``radius_km`` is the Gaspari-Cohn R-localization
+    radius; ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``, ``snow_threshold``: see
+    ``_ColumnFilter``).
     """
-
-    radius_km: float = 500.0
-    max_obs: int | None = 64
-    inflation: float = 1.0
-    inflation_mode: str = "fixed"
-    inflation_max: float = 2.0
-    inflation_prior_var: float = 0.01
-    inflation_debias: bool = True
-    obs_depth: tuple[float, float] = (0.0, 0.05)
-    nlev_update: int | None = None
-    snow_threshold: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check(self)
 
     def increments(
         self,

@@ -135,8 +135,8 @@ class AnalysisContext:
     cache : AnalysisCache
         The host's cache (transforms, neighbourhoods of an observation pattern).
     state : dict of str to float
-        Method state carried from one analysis to the next (the time-smoothed adaptive inflation);
-        the host keeps it in its restarts.
+        Method state carried from one analysis to the next (the time-smoothed adaptive inflation, one
+        entry per curvelet scale for the per-scale inflation); the host keeps it in its restarts.
     seed : int
         Seed of the fallback perturbation streams when ``rngs`` is None.
     """
@@ -165,6 +165,9 @@ class Diagnostics:
         Mean and rms of the observed-layer increment, m3/m3.
     inflation, inflation_lambda : float or None
         Adaptive inflation only: anomaly factor applied and the unclipped variance-ratio estimate.
+    inflation_per_scale, inflation_lambda_per_scale : list of float or None
+        Curvelet EnKF with per-scale adaptive inflation: anomaly factor applied per curvelet scale and this
+        analysis' (unsmoothed) variance-ratio estimate per scale, coarsest first.
     gain_per_scale : list of float or None
         Curvelet EnKF: mean gain per scale, coarsest first.
     cg_iterations : float or None
@@ -184,6 +187,8 @@ class Diagnostics:
     increment_rms: float = 0.0
     inflation: float | None = None
     inflation_lambda: float | None = None
+    inflation_per_scale: list[float] | None = None
+    inflation_lambda_per_scale: list[float] | None = None
     gain_per_scale: list[float] | None = None
     cg_iterations: float | None = None
     mean_gain_top: float | None = None

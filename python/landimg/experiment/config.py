@@ -47,7 +47,7 @@ PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
 #: Analysis methods the cycle can run (``analysis.methods``), from :data:`landimg.da.METHODS`.
 METHODS: tuple[str, ...] = tuple(da.METHODS)
 #: The methods run by default.
-DEFAULT_METHODS: tuple[str, ...] = ("openloop", "point_enkf", "curvelet_enkf")
+DEFAULT_METHODS: tuple[str, ...] = ("openloop", "point_enkf", "point_letkf", "curvelet_enkf")
 #: Method fields the experiment supplies itself (not keys of the method sections).
 SUPPLIED: tuple[str, ...] = ("obs_depth",)
 

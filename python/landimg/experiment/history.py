@@ -46,6 +46,8 @@ class MethodHistory:
         Anomaly inflation factor of that analysis (NaN when the method reports none).
     gain_per_scale : float64 (nd, MAX_SCALES)
         Curvelet EnKF: mean diagonal-form gain per scale, coarsest first (NaN beyond the transform's scales).
+    inflation_per_scale : float64 (nd, MAX_SCALES)
+        Curvelet EnKF with per-scale adaptive inflation: anomaly factor applied per scale, coarsest first.
     """
 
     mean: np.ndarray
@@ -59,6 +61,7 @@ class MethodHistory:
     rank_counts: np.ndarray
     inflation: np.ndarray
     gain_per_scale: np.ndarray
+    inflation_per_scale: np.ndarray
 
     @classmethod
     def empty(cls, nd: int, shape: tuple[int, int], nstations: int, nmem: int = 2) -> MethodHistory:
@@ -76,6 +79,7 @@ class MethodHistory:
             rank_counts=np.zeros((nd, nmem + 1), np.int64),
             inflation=np.full(nd, np.nan),
             gain_per_scale=np.full((nd, MAX_SCALES), np.nan),
+            inflation_per_scale=np.full((nd, MAX_SCALES), np.nan),
         )
 
     def record_analysis(self, day: int, diag: dict[str, Any]) -> None:
@@ -86,10 +90,11 @@ class MethodHistory:
             self.rank_counts[day] = st.rank_counts
         infl = diag.get("inflation")
         self.inflation[day] = np.nan if infl is None else float(infl)
-        g = diag.get("gain_per_scale")
-        if g is not None:
-            n = min(len(g), MAX_SCALES)
-            self.gain_per_scale[day, :n] = g[:n]
+        for name in ("gain_per_scale", "inflation_per_scale"):
+            g = diag.get(name)
+            if g is not None:
+                n = min(len(g), MAX_SCALES)
+                getattr(self, name)[day, :n] = g[:n]
 
 
 @dataclass
@@ -144,7 +149,7 @@ class History:
         """Inverse of :meth:`to_tree`; raises KeyError naming a missing entry.
 
         Restarts of earlier versions lack the observation-space entries (``obs_space``, ``rank_counts``,
-        ``inflation``, ``gain_per_scale``): those days read as missing (NaN, zero counts for ``nmem``).
+        ``inflation``, ``gain_per_scale``, ``inflation_per_scale``): those days read as missing (NaN, zero counts for ``nmem``).
         """
         top = {f.name: np.asarray(tree[f.name]) for f in fields(cls) if f.name != "methods"}
         per = {m: _method_from_tree(tree[m], nmem) for m in methods}

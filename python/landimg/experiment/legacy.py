@@ -45,6 +45,7 @@ RESCALED: dict[str, Callable[[Any], Any]] = {
 #: an earlier version's stored configuration (which has none of them) reads with these values.
 ADDED: dict[str, Any] = {
     "curvelet_enkf.solver": "diagonal",
+    "curvelet_enkf.inflation_per_scale": False,
     "ensemble.rain_error_std": 0.0,
     "ensemble.spread_days": 0,
 }

@@ -122,6 +122,8 @@ def _analysis_diagnostics(m: str, h: Any) -> dict[str, tuple]:
     var[f"inflation_{m}"] = (("time",), h.inflation, {"units": "1", "long_name": f"{m} anomaly inflation factor applied"})
     var[f"gain_per_scale_{m}"] = (("time", "scale"), h.gain_per_scale,
                                   {"units": "1", "long_name": f"{m} mean diagonal-form gain per curvelet scale, coarsest first"})  # fmt: skip
+    var[f"inflation_per_scale_{m}"] = (("time", "scale"), h.inflation_per_scale,
+                                       {"units": "1", "long_name": f"{m} anomaly inflation factor applied per curvelet scale, coarsest first"})  # fmt: skip
     return var
 
 
@@ -135,7 +137,7 @@ def write_experiment_netcdf(
     ``metrics.nc``: daily spatial correlation, ubRMSE and bias per method and layer (analysis and
     background), the station series, and per method the observation-space diagnostics of the day's last
     analysis (O-B, O-A, spread at the observations, consistency ratio, rank histogram), the inflation
-    factor and the curvelet gain per scale.
+    factor, and the curvelet gain and inflation factor per scale.
     """
     from landimg import __version__
 

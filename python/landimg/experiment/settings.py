@@ -87,8 +87,17 @@ def _resolve(typ: Any) -> tuple[Any, bool, Any, tuple | None] | None:
 
 
 def _docstring_attributes(cls: type) -> dict[str, tuple[str, tuple[str, ...] | None]]:
-    """name -> (one-line description, choices from ``{"a", "b"}``) from a numpy ``Attributes`` section."""
-    text = inspect.cleandoc(cls.__doc__ or "")
+    """name -> (one-line description, choices from ``{"a", "b"}``) from the numpy ``Attributes`` sections
+    of ``cls`` and of its base classes (a field documented once in a shared base)."""
+    out: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+    for klass in reversed(cls.__mro__):
+        out.update(_own_attributes(klass))
+    return out
+
+
+def _own_attributes(cls: type) -> dict[str, tuple[str, tuple[str, ...] | None]]:
+    """name -> (description, choices) of the ``Attributes`` section of ``cls``'s own docstring."""
+    text = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
     m = re.search(r"^Attributes\n-+\n(.*?)(?:\n\S[^\n]*\n-+\n|\Z)", text, re.DOTALL | re.MULTILINE)
     if not m:
         return {}
