@@ -58,7 +58,7 @@ class Config:
 
 #: the LETKF's localization radii tried (km) and the seeds of that tuning (a subset of the study's seeds:
 #: tuning on the seeds it is then scored on favours the competitor, never the curvelet filter)
-TUNE_RADII = (250, 500, 1000, 2000)
+TUNE_RADII = (125, 250, 500, 1000, 2000)
 TUNE_SEEDS = (42, 7)
 TUNE: tuple[Config, ...] = tuple(
     Config(f"letkf-r{r}", ('analysis.methods=["point_letkf"]', "point_letkf.inflation_mode=adaptive", f"point_letkf.radius_km={r}"),

@@ -69,10 +69,10 @@ def test_old_keys_name_their_new_place(old):
 def test_an_old_runs_configuration_still_reads():
     """The TOML stored in restarts before the keys moved (defaults + sentinels) reads as today's defaults
     with the earlier behaviour of the keys whose default changed since (issue 9: diagonal solver, fixed
-    inflation as stored and single-scale, no rain error, no per-member spin-up)."""
+    inflation as stored and single-scale, no rain error, no per-member spin-up, no per-member soil)."""
     old = tomllib.loads((Path(__file__).parent / "data" / "old_config.toml").read_text())
     then = ["curvelet_enkf.solver=diagonal", "curvelet_enkf.inflation_mode=fixed", "point_enkf.inflation_mode=fixed",
-            "ensemble.rain_error_std=0", "ensemble.spread_days=0",
+            "ensemble.rain_error_std=0", "ensemble.spread_days=0", "ensemble.perturb_soil=false",
             'analysis.methods=["openloop", "point_enkf", "curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false"]  # fmt: skip
     assert from_dict(old, legacy=True) == load_config(None, then)
     old["analysis"]["localization_km"] = 250.0

@@ -40,8 +40,15 @@ def test_key_changes_with_every_input(world):
         _key(cfg, dataclasses.replace(dom, aridity=dom.aridity + 0.1), st, se),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
-    # experiment.days, ensemble and analysis settings do not touch the spin-up
-    same = load_config(None, ["experiment.spinup_days=3", "experiment.days=7", "ensemble.members=5"])
+    # the cached ensemble column stops ensemble.spread_days before the end (at most spinup_days)
+    spread = _key(load_config(None, ["experiment.spinup_days=3", "ensemble.spread_days=1"]), dom, st, se)
+    assert spread != base and spread not in changed
+    longer = _key(load_config(None, ["experiment.spinup_days=3", "ensemble.spread_days=50"]), dom, st, se)
+    assert longer == base  # 10 and 50 days both mean the whole 3-day spin-up
+    # experiment.days, other ensemble settings (the per-member soil is used after the cached part) and
+    # analysis settings do not touch the spin-up
+    same = load_config(None, ["experiment.spinup_days=3", "experiment.days=7", "ensemble.members=5",
+                              "ensemble.perturb_soil=false"])  # fmt: skip
     assert _key(same, dom, st, se) == base
 
 

@@ -36,7 +36,10 @@ class Ensemble:
     nmem : int
         Global ensemble size.
     soil : landimg.model.soil.SoilParams
-        Soil parameters per column (ncol,).
+        Soil parameters per column (arrays (ncol,), shared by every member) or per member (arrays
+        (ncol, nmem), member ``i``'s in ``[:, i]``, e.g. from :func:`landimg.ensemble.perturb.member_soil`
+        or :func:`landimg.model.soil.stack_members`); every rank passes the same, and each keeps its own
+        members' columns.
     dt : float
         Model time step, s.
     seed : int
@@ -86,6 +89,7 @@ class Ensemble:
         self.layout = MemberLayout(int(nmem), comm)
         self.comm = self.layout.comm
         self.members = self.layout.members
+        soil = self._local_soil(soil)
         self.model = ColumnModel(grid.ncol, self.layout.nloc, soil=soil, dt=dt, **dict(model_kwargs or {}))
         self.perturber = (
             None if perturbation is None else ForcingPerturber(perturbation, grid, self.members, self.seed)
@@ -95,6 +99,17 @@ class Ensemble:
         self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
         self.cache = AnalysisCache()
         self.da_state: dict[str, Any] = {}
+
+    def _local_soil(self, soil: Any) -> Any:
+        """This rank's members' part of per-member soil parameters (per-column ones as they are)."""
+        nmem = getattr(soil, "nmem", None)
+        if nmem is None:
+            return soil
+        if nmem != self.nmem:
+            raise ValueError(
+                f"Ensemble: soil has parameters of {nmem} members (arrays (ncol, {nmem})), expected {self.nmem}"
+            )
+        return soil.take((slice(None), slice(self.layout.start, self.layout.stop)))
 
     @property
     def nmem(self) -> int:

@@ -22,7 +22,14 @@ The fields become perturbations either multiplicatively (lognormal with mean 1 a
 the cross-correlations of Reichle et al. 2007, GEOS LDAS).
 
 Member ``i`` draws only from its own stream ``member_rng(seed, i, Purpose.FORCING)`` so its perturbations
-are the same whichever rank steps it. The state (AR values and stream states) round-trips through
+are the same whichever rank steps it.
+
+Soil (static): :func:`member_texture` gives each member its own sand/clay, the model's texture plus a
+spatially correlated error field per member (``TexturePerturbation``: the soil-map error), kept in
+physical bounds; :func:`member_soil` recomputes the Cosby et al. (1984) parameters from it
+(:func:`landimg.model.soil.from_texture`), as per-member :class:`~landimg.model.soil.SoilParams`
+(ncol, nmem). Member ``i`` draws from ``member_rng(seed, i, Purpose.PARAMS)`` only, so the parameters
+are the same on any rank layout and are recomputed, not stored, on restart. The state (AR values and stream states) round-trips through
 :meth:`ForcingPerturber.get_state` / :meth:`ForcingPerturber.set_state` for bitwise restarts.
 """
 
@@ -43,8 +50,11 @@ __all__ = [
     "ForcingPerturber",
     "GaussianFieldGenerator",
     "SoilPerturbation",
+    "TexturePerturbation",
     "correlated_noise",
     "gaussian_filter_spectrum",
+    "member_soil",
+    "member_texture",
     "soil_parameter_factors",
 ]
 
@@ -341,3 +351,109 @@ def soil_parameter_factors(
         s2 = np.log1p(std**2)
         out[name] = np.asfortranarray(np.exp(np.sqrt(s2) * z[:, k, :].T - 0.5 * s2))
     return out
+
+
+@dataclass(frozen=True)
+class TexturePerturbation:
+    """Per-member soil-texture error: the members sample the error of the soil map the model uses.
+
+    Member ``i``'s texture is ``sand + sand_std_pct z_1``, ``clay + clay_ratio sand_std_pct z_2`` (percent)
+    with independent unit-variance fields ``z`` of correlation ``exp(-r^2 / length_km^2)``, then clipped
+    to ``sand_range``, ``clay_range`` and ``sand + clay <= max_sum`` (clay reduced), the bounds of the
+    synthetic world's textures (:mod:`landimg.experiment.domain`).
+
+    Attributes
+    ----------
+    sand_std_pct : float
+        Standard deviation of the sand error, percent (0 = every member has the given texture).
+    clay_ratio : float
+        Standard deviation of the clay error as a fraction of ``sand_std_pct``.
+    length_km : float
+        Correlation length L of the error fields, km (e^-1 at L; 0 = white).
+    sand_range, clay_range : (low, high)
+        Physical bounds of sand and clay, percent.
+    max_sum : float
+        Upper bound of sand + clay, percent (at least ``sand_range[1] + clay_range[0]``, so the clay
+        reduction keeps clay within its range).
+    """
+
+    sand_std_pct: float = 25.0
+    clay_ratio: float = 0.6
+    length_km: float = 200.0
+    sand_range: tuple[float, float] = (5.0, 92.0)
+    clay_range: tuple[float, float] = (3.0, 60.0)
+    max_sum: float = 97.0
+
+    def __post_init__(self) -> None:
+        if self.sand_std_pct < 0 or self.clay_ratio < 0 or self.length_km < 0:
+            raise ValueError(
+                "TexturePerturbation needs sand_std_pct, clay_ratio and length_km >= 0, got "
+                f"{self.sand_std_pct}, {self.clay_ratio}, {self.length_km}"
+            )
+        (s0, s1), (c0, c1) = self.sand_range, self.clay_range
+        if not (0.0 <= s0 < s1 <= 100.0 and 0.0 <= c0 < c1 <= 100.0 and s1 + c0 <= self.max_sum <= 100.0):
+            raise ValueError(
+                f"TexturePerturbation bounds are inconsistent: sand_range {self.sand_range}, "
+                f"clay_range {self.clay_range}, max_sum {self.max_sum}"
+            )
+
+
+def member_texture(
+    config: TexturePerturbation,
+    grid: Any,
+    sand: np.ndarray,
+    clay: np.ndarray,
+    members: Sequence[int],
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's perturbed texture around the model's ``sand``, ``clay``.
+
+    Parameters
+    ----------
+    config : TexturePerturbation
+    grid : landimg.Grid
+    sand, clay : ndarray (ncol,)
+        The model's texture, percent.
+    members : sequence of int
+        Global member indices; member ``i`` draws from ``member_rng(seed, i, Purpose.PARAMS)`` only.
+    seed : int
+        Experiment seed.
+
+    Returns
+    -------
+    sand, clay : ndarray (ncol, len(members)), percent, Fortran-ordered, within the bounds of ``config``
+    """
+    s = np.asarray(sand, dtype=np.float64)
+    c = np.asarray(clay, dtype=np.float64)
+    if s.shape != (grid.ncol,) or c.shape != (grid.ncol,):
+        raise ValueError(
+            f"member_texture: sand and clay must have shape ({grid.ncol},), got {s.shape} and {c.shape}"
+        )
+    rngs = [member_rng(seed, i, Purpose.PARAMS) for i in members]
+    z = correlated_noise(grid, config.length_km, rngs, nfield=2)  # (nloc, 2, ncol)
+    sd = config.sand_std_pct
+    ps = np.clip(s[:, None] + sd * z[:, 0, :].T, *config.sand_range)
+    pc = np.clip(c[:, None] + config.clay_ratio * sd * z[:, 1, :].T, *config.clay_range)
+    pc = pc - np.maximum(ps + pc - config.max_sum, 0.0)
+    return np.asfortranarray(ps), np.asfortranarray(pc)
+
+
+def member_soil(
+    config: TexturePerturbation,
+    grid: Any,
+    sand: np.ndarray,
+    clay: np.ndarray,
+    members: Sequence[int],
+    seed: int = 0,
+) -> Any:
+    """Per-member soil parameters from each member's perturbed texture (:func:`member_texture`).
+
+    Returns
+    -------
+    landimg.model.soil.SoilParams
+        Arrays (ncol, len(members)): Cosby et al. (1984) parameters of the perturbed texture
+        (:func:`landimg.model.soil.from_texture`); pass to :class:`landimg.Ensemble` as ``soil``.
+    """
+    from landimg.model.soil import from_texture
+
+    return from_texture(*member_texture(config, grid, sand, clay, members, seed))

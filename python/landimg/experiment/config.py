@@ -98,7 +98,7 @@ class EnsembleConfig:
     members: int = setting(16, "Ensemble size. The same members run for every method.", ge=2)
     perturb: bool = setting(
         True,
-        "Per-member forcing perturbations. With false all members are identical (zero spread), so the EnKFs make no update: use it only to check that.",
+        "Per-member forcing perturbations. With false (and perturb_soil false) all members are identical (zero spread), so the EnKFs make no update: use it only to check that.",
     )
     precip_sigma: float = setting(
         0.5, "Standard deviation of the multiplicative (lognormal, mean 1) precipitation factor.", ge=0
@@ -126,6 +126,10 @@ class EnsembleConfig:
         10,
         "Per-member spin-up: the last days of the spin-up are run by every member with its own perturbed forcing, so the ensemble starts with spread (0 = all members start as one copy; at most experiment.spinup_days).",
         ge=0,
+    )
+    perturb_soil: bool = setting(
+        True,
+        "Per-member soil parameters: each member's sand/clay is the model's texture plus its own correlated error field of the soil map's error statistics (domain.texture_error_pct, 0.6x for clay; correlation length domain.texture_corr_km / 2), clipped to the physical ranges, and its Cosby parameters are recomputed from it (the same members for every method; the per-member spin-up runs with them). false = every member uses the model's texture.",
     )
 
 

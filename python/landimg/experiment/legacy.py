@@ -42,12 +42,15 @@ RESCALED: dict[str, Callable[[Any], Any]] = {
 
 
 #: Keys added with a new default behaviour (issue 9), with the value that reproduces the earlier behaviour:
-#: an earlier version's stored configuration (which has none of them) reads with these values.
+#: an earlier version's stored configuration (which has none of them) reads with these values. A stored
+#: configuration of today lists every key of its sections (``to_toml``), so a section without one of these
+#: keys was also written before the key existed and reads it with the earlier value.
 ADDED: dict[str, Any] = {
     "curvelet_enkf.solver": "diagonal",
     "curvelet_enkf.inflation_per_scale": False,
     "ensemble.rain_error_std": 0.0,
     "ensemble.spread_days": 0,
+    "ensemble.perturb_soil": False,
 }
 
 
@@ -73,11 +76,10 @@ def upgrade(tree: dict[str, Any], has_key: Callable[[str, str], bool]) -> dict[s
                     ts, tk = target.split(".")
                     if has_key(ts, tk):
                         new.setdefault(ts, {})[tk] = value
-    if old:
-        for full, value in ADDED.items():
-            ts, tk = full.split(".")
-            if has_key(ts, tk) and tk not in new.get(ts, {}):
-                new.setdefault(ts, {})[tk] = value
+    for full, value in ADDED.items():
+        ts, tk = full.split(".")
+        if (old or ts in new) and has_key(ts, tk) and tk not in new.get(ts, {}):
+            new.setdefault(ts, {})[tk] = value
     return new
 
 

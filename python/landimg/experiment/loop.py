@@ -74,7 +74,7 @@ def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
 
     e = cfg.experiment
     return {
-        name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_est, dt=e.dt, seed=e.seed, comm=comm,
+        name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
                        perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
         for name in s.methods
     }  # fmt: skip

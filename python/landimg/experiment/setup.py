@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.ensemble.perturb import TexturePerturbation
 from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
 from landimg.experiment.forcing import FileForcing, WeatherGenerator
@@ -147,6 +148,12 @@ class Setup:
     soil_est: Any
     methods: dict[str, Any]
     reference: Any = None
+    soil_members: Any = None
+
+    @property
+    def soil_ensemble(self) -> Any:
+        """The ensembles' soil: per-member parameters (ncol, nmem) if ``ensemble.perturb_soil``, else ``soil_est``."""
+        return self.soil_est if self.soil_members is None else self.soil_members
 
 
 def setup(cfg: Config) -> Setup:
@@ -166,9 +173,36 @@ def setup(cfg: Config) -> Setup:
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
             reference=_reference(cfg, grid),
+            soil_members=_member_soil(cfg, domain),
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
         raise InputError(str(exc)) from exc
+
+
+def texture_perturbation(cfg: Config) -> TexturePerturbation | None:
+    """The members' texture error (:class:`~landimg.ensemble.perturb.TexturePerturbation`), or None when off.
+
+    Its amplitude and correlation length are those of the soil map's error in the synthetic world
+    (``domain.texture_error_pct``, 0.6x for clay, ``domain.texture_corr_km / 2``): the ensemble samples
+    the error the model's texture has, with no separate knob to tune.
+    """
+    d = cfg.domain
+    if not cfg.ensemble.perturb_soil or d.texture_error_pct == 0.0:
+        return None
+    return TexturePerturbation(
+        sand_std_pct=d.texture_error_pct, clay_ratio=0.6, length_km=d.texture_corr_km / 2.0
+    )
+
+
+def _member_soil(cfg: Config, domain: Domain) -> Any:
+    """Per-member soil parameters (ncol, nmem) around the model's texture, or None (``texture_perturbation``)."""
+    from landimg.ensemble.perturb import member_soil
+
+    tp = texture_perturbation(cfg)
+    if tp is None:
+        return None
+    members = range(cfg.ensemble.members)
+    return member_soil(tp, domain.grid, domain.sand_est, domain.clay_est, members, cfg.experiment.seed)
 
 
 def _stations(cfg: Config, grid: Any) -> Any:

@@ -3,8 +3,10 @@
 Rank 0 spins the nature run (true weather, true soil) while the last rank spins one column of the
 ensemble (ensemble forcing, estimated soil) up to ``ensemble.spread_days`` before the end; the same rank
 when serial. The states are broadcast, every member of every method starts from the ensemble column's
-state, and the members then run the last ``spread_days`` each with its own perturbed forcing
-(:func:`spread_members`).
+state, and the members then run the last ``spread_days`` each with its own perturbed forcing and, with
+``ensemble.perturb_soil``, its own soil parameters (:func:`spread_members`), so each member starts from a
+state consistent with its parameters. Water above a member's smaller pore space at the switch leaves as
+runoff in the first step (booked by the model), so the water balance stays closed.
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ def seed_members(ensembles: dict[str, Any], member: dict[str, np.ndarray]) -> No
 def spread_members(cfg: Config, s: Setup, ensembles: dict[str, Any]) -> None:
     """Per-member spin-up: the last ``ensemble.spread_days`` of the spin-up run with perturbed forcing.
 
-    The first ensemble runs them (this rank's members, each with its own perturbations); the others copy
-    its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
+    The first ensemble runs them (this rank's members, each with its own perturbations and, with
+    ``ensemble.perturb_soil``, its own soil parameters, which every method's ensemble shares); the others
+    copy its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
     Member streams make it independent of the rank layout. Fluxes are reset afterwards.
     """
     nspread = min(cfg.ensemble.spread_days, cfg.experiment.spinup_days) * cfg.steps_per_day

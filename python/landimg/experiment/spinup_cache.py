@@ -4,9 +4,13 @@ The spin-up (``experiment.spinup_days`` of the column model under the synthetic 
 on: the grid and land mask, the soil parameters and vegetation of the nature run and of the ensemble
 (which cover ``domain.*`` and the soil/vegetation files' contents), the weather (``forcing.*``,
 ``experiment.seed``, ``experiment.start``, the aridity field and the forcing files' contents), the time
-step and the number of spin-up days, and the code (landimg's version, the model package including the
+step, the number of spin-up days and of per-member spin-up days (the cached ensemble column stops
+``ensemble.spread_days`` before the end), and the code (landimg's version, the model package including the
 compiled extension, and the weather generator's source). :func:`spinup_key` hashes all of it, so a
 cached state is used only where the spin-up would compute exactly the same bits; anything else misses.
+The per-member part (the last ``spread_days``, with per-member forcing and, with ``ensemble.perturb_soil``,
+per-member soil parameters) is not cached: it runs after the cached states are read, so the
+per-member soil does not enter the key (the ensemble column is spun up with the model's texture).
 
 Files are ``DIR/spinup-<key>.npz`` written atomically (a temporary file renamed), so concurrent runs
 sharing a cache directory never read a partial file.
@@ -76,6 +80,7 @@ def spinup_key(cfg: Any, domain: Any, soil_true: Any, soil_est: Any, model_kwarg
         "start": str(e.start),
         "dt": e.dt,
         "spinup_days": e.spinup_days,
+        "spread_days": min(cfg.ensemble.spread_days, e.spinup_days),
         "forcing": {k: getattr(f, k) for k in f.__dataclass_fields__},
     }
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
