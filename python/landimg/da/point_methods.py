@@ -78,7 +78,8 @@ class _ColumnFilter:
     Attributes
     ----------
     radius_km : float
-        Gaspari-Cohn localization radius (weight 0 at this distance; default 500 km); 0 = own cell only.
+        Gaspari-Cohn localization radius (weight 0 at this distance); 0 = own cell only. Default 500 km
+        for the EnKF; 250 km for the LETKF, its best of 125-2000 km in the study (docs/validation.md).
     max_obs : int or None
         At most this many nearest *observations* per column (the search runs over observed cells, so the
         radius is reached unless a column has more; None: no limit).
@@ -186,9 +187,12 @@ class PointLETKF(_ColumnFilter):
     """Column-wise LETKF (Hunt et al. 2007): deterministic square-root local analysis per column.
 
     Every setting is that of every column filter (``radius_km`` is the Gaspari-Cohn R-localization
-    radius; ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``, ``snow_threshold``: see
-    ``_ColumnFilter``).
+    radius, default 250 km: the best of 125, 250, 500, 1000 and 2000 km for the LETKF on the default
+    experiment, ``bench/study.py``; ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``,
+    ``snow_threshold``: see ``_ColumnFilter``).
     """
+
+    radius_km: float = 250.0
 
     def increments(
         self,
