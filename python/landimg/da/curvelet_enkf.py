@@ -387,16 +387,14 @@ def curvelet_analysis(
         Cells that hold model values (default: finite in every member); cells updated (or (nloc, ny, nx)).
     layout, pad_offset : MPI member layout (default serial); the image's position in a larger (padded)
         transform shape (default centred; ``imageprep.EdgePadding(...).offset``).
-    batch, timings : members transformed per call; a dict accumulating wall seconds of "transform",
-        "statistics", "update".
+    batch, timings : members transformed per call; a dict accumulating wall seconds per phase.
     hybrid, bias : ``"cg"`` only (:mod:`landimg.da.curvelet_hybrid`): the hybrid covariance (curvelet
         diagonal plus localized ensemble covariance; None or ``beta == 0``: the curvelet diagonal alone,
         exactly); the two-stage bias analysis on the coarsest scales (its state in ``bias.state``).
 
     Returns
     -------
-    analysis : ndarray (nloc, ny, nx)
-        NaN stays NaN; cells outside ``land`` or ``update_mask`` keep their background values.
+    analysis : ndarray (nloc, ny, nx); NaN stays NaN, cells outside ``land``/``update_mask`` keep the background.
     diagnostics : dict
         ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (the
         diagonal-form gain, also reported for ``"cg"``); adaptive mode also ``inflation`` (factor applied)
@@ -412,36 +410,45 @@ def curvelet_analysis(
     if inflation_mode == "adaptive":
         diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
     if not p.valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
-        diag["stats"] = None
-        return _inflated_background(p, inflation), diag
+        return _inflated_background(p, inflation), {**diag, "stats": None}
 
     clock = _Clock(timings)
     mean, anom, xb = _inflated_anomalies(p, inflation, inflation_mode, inflation_max, diag)
-    op_kw: dict[str, Any] = {}
-    if hybrid is not None and hybrid.beta > 0:
-        with clock("update"):
-            ens = hybrid.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x)
-        op_kw = {"ensemble": ens, "beta": hybrid.beta, "land": p.land}
+    op_kw = _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock)
     s_b = _background_variance(p, transform, anom, pooling, variance_support, batch, clock)
     anom = None  # free the memory
     err = _obs_error_model(p, obs_corr_km, cell_km, periodic_x, white_fraction)
     stats = _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     clock.stop("statistics")
     cg = (cg_tol, cg_maxiter) if solver == "cg" else None
-    if bias is not None:
-        with clock("update"):
-            b_a, bdiag = bias.analyse(
-                transform, mean, p.obs, p.valid, p.land, p.std[p.valid] ** 2,
-                b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, cg_tol, cg_maxiter,
-            )  # fmt: skip
-            xb = np.where(p.land, xb - b_a, 0.0)  # stage 2 analyses the bias-corrected background
-        diag.update(bdiag)
+    if bias is not None:  # stage 2 analyses the bias-corrected background
+        xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
     analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
-    diag["stats"] = stats
-    diag["gain_per_scale"] = stats.per_scale()["gain"]
+    diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
     return analysis, diag
+
+
+def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock) -> dict[str, Any]:
+    """Keyword arguments of the CG operator for the hybrid covariance ({} without an ensemble part)."""
+    if hybrid is None or not hybrid.beta > 0:
+        return {}
+    with clock("update"):
+        ens = hybrid.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x)
+    return {"ensemble": ens, "beta": hybrid.beta, "land": p.land}
+
+
+def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag) -> np.ndarray:
+    """Stage 1 of the two-stage analysis: the background ``xb`` minus the bias estimate (its diagnostics
+    into ``diag``); ``cg`` = (tol, maxiter) of the gap-aware solve."""
+    with clock("update"):
+        b_a, bdiag = bias.analyse(
+            transform, mean, p.obs, p.valid, p.land, p.std[p.valid] ** 2,
+            b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg,
+        )  # fmt: skip
+    diag.update(bdiag)
+    return np.where(p.land, xb - b_a, 0.0)
 
 
 def curvelet_enkf(
