@@ -19,7 +19,7 @@ from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import SOLVERS, max_nscales
-from landimg.da.inflation import check_inflation, check_smoothing, smoothed_lambda
+from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.obs_error import resolve_white_fraction
 from landimg.da.protocol import AnalysisContext, Diagnostics
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
@@ -29,7 +29,7 @@ __all__ = ["CurveletEnKF"]
 
 
 @dataclass(frozen=True)
-class CurveletEnKF:
+class CurveletEnKF(InflationSettings):
     """Curvelet-space EnKF of the observed layer (docs/method.md).
 
     Attributes
@@ -40,19 +40,6 @@ class CurveletEnKF:
         How pooled background variances are brought to their land value: divided by the land fraction
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
         land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
-    inflation : float
-        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
-    inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
-        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
-        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
-        ``inflation``/``inflation_lambda`` in the diagnostics.
-    inflation_max : float
-        Upper bound of the adaptive anomaly factor.
-    inflation_prior_var : float
-        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
-    inflation_debias : bool
-        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     inflation_per_scale : bool
         Adaptive mode: one time-smoothed inflation per curvelet scale (default True), estimated from the
         innovations and ensemble anomalies projected on each scale and applied to every layer's anomalies in
@@ -121,11 +108,6 @@ class CurveletEnKF:
 
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
-    inflation: float = 1.0
-    inflation_mode: str = "adaptive"
-    inflation_max: float = 2.0
-    inflation_prior_var: float = 0.01
-    inflation_debias: bool = True
     inflation_per_scale: bool = True
     rtps: float = 0.0
     perturb_obs: bool = True
@@ -168,8 +150,7 @@ class CurveletEnKF:
             raise ValueError(
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
-        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
-        check_smoothing(self.inflation_prior_var)
+        self.check_inflation_settings()
         if self.layer_increments not in ("regression", "full"):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
