@@ -43,6 +43,13 @@ curv2 = CurveletEnKF(
 )  # fmt: skip
 diag1b = ens.assimilate(obs, sigma, curv2)
 ens.advance(forcing, nsteps=2)
+# hybrid B (localized ensemble covariance from all ranks' members) and the two-stage bias (carried state)
+curv3 = CurveletEnKF(
+    nscales=3, nangles_coarse=8, hybrid_beta=0.5, hybrid_radius_km=300.0, bias_correction=True, bias_gamma=0.5
+)
+for _ in range(2):
+    diag1c = ens.assimilate(obs, 0.02, curv3)
+    ens.advance(forcing, nsteps=1)
 diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0, inflation=1.1))
 ens.advance(forcing, nsteps=1)
 diag3 = ens.assimilate(obs, 0.02, PointLETKF(radius_km=120.0))
@@ -56,12 +63,14 @@ if ens.layout.rank == 0:
     arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
     arrays["images"] = images
     arrays["mean"] = mean
+    arrays["bias"] = ens.da_state["CurveletEnKF.bias"]
     assert np.array_equal(restored, images, equal_nan=True), "scatter_state did not restore the state"
     arrays["diag"] = np.array(
         [
             diag1["increment_rms"],
             diag1["clipped_water_kg_m2"],
             diag1b["increment_rms"],
+            diag1c["increment_rms"],
             diag2["increment_rms"],
             diag3["increment_rms"],
         ]

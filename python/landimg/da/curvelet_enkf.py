@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.curvelet_hybrid import BiasAware, HybridB
 from landimg.da.curvelet_stats import (
     VARIANCE_SUPPORTS,
     CoefficientStats,
@@ -225,11 +226,14 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     return CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
 
 
-def _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag) -> np.ndarray:
+def _update(
+    p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw
+) -> np.ndarray:
     """Analysis members (nloc, ny, nx) from the masked (perturbed) innovations ``d``.
 
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
-    ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`).
+    ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
+    hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given.
     """
     nloc = p.background.shape[0]
     if perturb_obs:
@@ -249,9 +253,11 @@ def _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock,
             v = b_weights(stats.s_b, frame_norms2(transform))
             inc, info = gap_aware_increments(
                 innov, p.valid, np.where(p.valid, p.std, 0.0) ** 2, v, transform, offset=p.offset,
-                tol=cg[0], maxiter=cg[1],
+                tol=cg[0], maxiter=cg[1], **op_kw,
             )  # fmt: skip
-        diag["cg_iterations"] = float(p.layout.ordered_sum(info.iterations.astype(np.float64))) / p.layout.nmem
+        diag["cg_iterations"] = (
+            float(p.layout.ordered_sum(info.iterations.astype(np.float64))) / p.layout.nmem
+        )
         diag["cg_unconverged"] = int(p.layout.ordered_sum((~info.converged).astype(np.float64)))
         with clock("update"):
             np.add(xb, inc, out=inc)
@@ -290,10 +296,14 @@ def _check_options(inflation, inflation_mode, inflation_max, rtps, variance_supp
     return resolve_white_fraction(white, corr_km)
 
 
-def _check_solver(solver: str, scale_weights: Sequence[float] | None) -> None:
-    """Reject an unknown ``solver`` and ``scale_weights`` with the ``"cg"`` solver (one-line ValueError)."""
+def _check_solver(
+    solver: str, scale_weights: Sequence[float] | None, hybrid: Any = None, bias: Any = None
+) -> None:
+    """Reject an unknown ``solver``, ``scale_weights`` with ``"cg"``, hybrid/bias without (one-line ValueError)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {solver!r}")
+    if solver != "cg" and ((hybrid is not None and hybrid.beta > 0) or bias is not None):
+        raise ValueError("hybrid_beta > 0 and bias_correction need solver='cg'")
     if solver == "cg" and scale_weights is not None:
         raise ValueError("scale_weights apply to solver='diagonal' only")
 
@@ -349,6 +359,8 @@ def curvelet_analysis(
     solver: str = "cg",
     cg_tol: float = 1e-4,
     cg_maxiter: int = 300,
+    hybrid: HybridB | None = None,
+    bias: BiasAware | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
 
@@ -375,44 +387,68 @@ def curvelet_analysis(
         Cells that hold model values (default: finite in every member); cells updated (or (nloc, ny, nx)).
     layout, pad_offset : MPI member layout (default serial); the image's position in a larger (padded)
         transform shape (default centred; ``imageprep.EdgePadding(...).offset``).
-    batch, timings : members transformed per call; a dict accumulating wall seconds of "transform",
-        "statistics", "update".
+    batch, timings : members transformed per call; a dict accumulating wall seconds per phase.
+    hybrid, bias : ``"cg"`` only (:mod:`landimg.da.curvelet_hybrid`): the hybrid covariance (curvelet
+        diagonal plus localized ensemble covariance; None or ``beta == 0``: the curvelet diagonal alone,
+        exactly); the two-stage bias analysis on the coarsest scales (its state in ``bias.state``).
 
     Returns
     -------
-    analysis : ndarray (nloc, ny, nx)
-        NaN stays NaN; cells outside ``land`` or ``update_mask`` keep their background values.
+    analysis : ndarray (nloc, ny, nx); NaN stays NaN, cells outside ``land``/``update_mask`` keep the background.
     diagnostics : dict
         ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (the
         diagonal-form gain, also reported for ``"cg"``); adaptive mode also ``inflation`` (factor applied)
         and ``inflation_lambda`` (unclipped estimate, NaN if undefined); ``"cg"`` also ``cg_iterations``
-        (mean over members) and ``cg_unconverged`` (members that hit ``cg_maxiter``).
+        (mean over members) and ``cg_unconverged`` (members that hit ``cg_maxiter``); with ``bias``
+        ``bias_mean``, ``bias_rms`` (over land) and ``bias_iterations``.
     """
     white_fraction = _check_options(
         inflation, inflation_mode, inflation_max, rtps, variance_support, obs_white_fraction, obs_corr_km
     )
-    _check_solver(solver, scale_weights)
+    _check_solver(solver, scale_weights, hybrid, bias)
     p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset)
     if inflation_mode == "adaptive":
         diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
     if not p.valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
-        diag["stats"] = None
-        return _inflated_background(p, inflation), diag
+        return _inflated_background(p, inflation), {**diag, "stats": None}
 
     clock = _Clock(timings)
-    _, anom, xb = _inflated_anomalies(p, inflation, inflation_mode, inflation_max, diag)
+    mean, anom, xb = _inflated_anomalies(p, inflation, inflation_mode, inflation_max, diag)
+    op_kw = _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock)
     s_b = _background_variance(p, transform, anom, pooling, variance_support, batch, clock)
     anom = None  # free the memory
     err = _obs_error_model(p, obs_corr_km, cell_km, periodic_x, white_fraction)
     stats = _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     clock.stop("statistics")
     cg = (cg_tol, cg_maxiter) if solver == "cg" else None
-    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag)
+    if bias is not None:  # stage 2 analyses the bias-corrected background
+        xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
+    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
-    diag["stats"] = stats
-    diag["gain_per_scale"] = stats.per_scale()["gain"]
+    diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
     return analysis, diag
+
+
+def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock) -> dict[str, Any]:
+    """Keyword arguments of the CG operator for the hybrid covariance ({} without an ensemble part)."""
+    if hybrid is None or not hybrid.beta > 0:
+        return {}
+    with clock("update"):
+        ens = hybrid.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x)
+    return {"ensemble": ens, "beta": hybrid.beta, "land": p.land}
+
+
+def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag) -> np.ndarray:
+    """Stage 1 of the two-stage analysis: the background ``xb`` minus the bias estimate (its diagnostics
+    into ``diag``); ``cg`` = (tol, maxiter) of the gap-aware solve."""
+    with clock("update"):
+        b_a, bdiag = bias.analyse(
+            transform, mean, p.obs, p.valid, p.land, p.std[p.valid] ** 2,
+            b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg,
+        )  # fmt: skip
+    diag.update(bdiag)
+    return np.where(p.land, xb - b_a, 0.0)
 
 
 def curvelet_enkf(

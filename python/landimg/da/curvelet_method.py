@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,9 +16,10 @@ from landimg.da.column_ops import (
     usable_observations,
 )
 from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import SOLVERS, max_nscales
-from landimg.da.inflation import check_inflation, check_smoothing, smoothed_lambda
+from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.obs_error import resolve_white_fraction
 from landimg.da.protocol import AnalysisContext, Diagnostics
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
@@ -28,7 +29,7 @@ __all__ = ["CurveletEnKF"]
 
 
 @dataclass(frozen=True)
-class CurveletEnKF:
+class CurveletEnKF(InflationSettings):
     """Curvelet-space EnKF of the observed layer (docs/method.md).
 
     Attributes
@@ -39,19 +40,6 @@ class CurveletEnKF:
         How pooled background variances are brought to their land value: divided by the land fraction
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
         land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
-    inflation : float
-        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
-    inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
-        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
-        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
-        ``inflation``/``inflation_lambda`` in the diagnostics.
-    inflation_max : float
-        Upper bound of the adaptive anomaly factor.
-    inflation_prior_var : float
-        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
-    inflation_debias : bool
-        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     inflation_per_scale : bool
         Adaptive mode: one time-smoothed inflation per curvelet scale (default True), estimated from the
         innovations and ensemble anomalies projected on each scale and applied to every layer's anomalies in
@@ -100,15 +88,26 @@ class CurveletEnKF:
         Relative residual at which a member's conjugate-gradient solve stops.
     cg_maxiter : int
         Iteration cap of the solve (a warning names members that hit it).
+    hybrid_beta : float in [0, 1]
+        Weight of the localized ensemble covariance in a hybrid ``B = (1 - beta) C^T diag(v) C +
+        beta (X X^T / (N - 1)) o L`` (``solver="cg"``; :mod:`landimg.da.curvelet_hybrid`); 0 (default) = the
+        curvelet-diagonal ``B`` alone, exactly.
+    hybrid_radius_km : float
+        Support of the Gaspari-Cohn localization ``L`` of the ensemble part, km (weight 0 beyond).
+    bias_correction : bool
+        Bias-aware two-stage analysis (Dee & da Silva 1998): a forecast bias on the ``bias_nscales``
+        coarsest curvelet scales, carried by the host between analyses, is estimated from the innovations
+        and removed from the background before the state analysis (``solver="cg"``; default False).
+    bias_gamma : float
+        Bias error covariance ``P_b = bias_gamma * B`` on the coarsest scales (0: the bias stays 0).
+    bias_memory : float in [0, 1]
+        Bias forecast ``b_f = bias_memory * b_a`` of the next analysis (1 = persistence).
+    bias_nscales : int
+        Number of coarsest curvelet scales that carry the bias.
     """
 
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
-    inflation: float = 1.0
-    inflation_mode: str = "adaptive"
-    inflation_max: float = 2.0
-    inflation_prior_var: float = 0.01
-    inflation_debias: bool = True
     inflation_per_scale: bool = True
     rtps: float = 0.0
     perturb_obs: bool = True
@@ -127,8 +126,18 @@ class CurveletEnKF:
     solver: str = "cg"
     cg_tol: float = 1e-4
     cg_maxiter: int = 300
+    hybrid_beta: float = 0.0
+    hybrid_radius_km: float = 1000.0
+    bias_correction: bool = False
+    bias_gamma: float = 0.1
+    bias_memory: float = 1.0
+    bias_nscales: int = 1
 
     def __post_init__(self) -> None:
+        HybridB(self.hybrid_beta, self.hybrid_radius_km)  # validates
+        BiasAware(self.bias_gamma, self.bias_memory, self.bias_nscales, {})
+        if self.solver != "cg" and (self.hybrid_beta > 0 or self.bias_correction):
+            raise ValueError("hybrid_beta > 0 and bias_correction need solver='cg'")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {self.solver!r}")
         if not self.cg_tol > 0 or self.cg_maxiter < 1:
@@ -141,8 +150,7 @@ class CurveletEnKF:
             raise ValueError(
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
-        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
-        check_smoothing(self.inflation_prior_var)
+        self.check_inflation_settings()
         if self.layer_increments not in ("regression", "full"):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
@@ -186,11 +194,23 @@ class CurveletEnKF:
         layout: MemberLayout | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
         seed: int = 0,
+        state: MutableMapping[str, Any] | None = None,
+        xyz_km: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Analysis images (nloc, ny, nx) and diagnostics; see :func:`curvelet_analysis`.
 
-        ``transform`` defaults to :meth:`transform_for` the image shape (padded).
+        ``transform`` defaults to :meth:`transform_for` the image shape (padded). ``state``: where the
+        bias of ``bias_correction`` is carried between calls (required then). ``xyz_km`` (nland, 3): the
+        land pixels' positions in km for the hybrid localization (None: a flat grid of ``cell_km``).
         """
+        if self.bias_correction and state is None:
+            raise ValueError(
+                "CurveletEnKF.update: bias_correction needs a state mapping carried between analyses"
+            )
+        hybrid = HybridB(self.hybrid_beta, self.hybrid_radius_km, xyz_km) if self.hybrid_beta > 0 else None
+        bias = None
+        if self.bias_correction:
+            bias = BiasAware(self.bias_gamma, self.bias_memory, self.bias_nscales, state, "CurveletEnKF.bias")
         if transform is None:
             transform, pad_offset = self.transform_for(np.shape(background)[1:], periodic_lon)
         return curvelet_analysis(
@@ -202,7 +222,7 @@ class CurveletEnKF:
             obs_white_fraction=self.obs_white_fraction, cell_km=cell_km,
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset, solver=self.solver,
-            cg_tol=self.cg_tol, cg_maxiter=self.cg_maxiter,
+            cg_tol=self.cg_tol, cg_maxiter=self.cg_maxiter, hybrid=hybrid, bias=bias,
         )  # fmt: skip
 
     def analyze(
@@ -242,7 +262,8 @@ class CurveletEnKF:
             transform=transform, pad_offset=offset, periodic_lon=g.periodic_lon, cell_km=g.cell_km,
             obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
             land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
-            layout=lay, rngs=context.rngs, seed=context.seed,
+            layout=lay, rngs=context.rngs, seed=context.seed, state=context.state,
+            xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 else None,
         )  # fmt: skip
         dtheta = self._layer_increments(infl, xcol, g.to_columns(xa) - xcol, h > 0, lay)
         if infl is not theta:
@@ -253,7 +274,8 @@ class CurveletEnKF:
             method="CurveletEnKF", n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
             increment_mean=mean, increment_rms=rms, gain_per_scale=diag.get("gain_per_scale"),
             cg_iterations=diag.get("cg_iterations"),
-            extra={"stats": diag.get("stats")}, **fields,
+            extra={"stats": diag.get("stats"), **{k: v for k, v in diag.items() if k.startswith("bias_")}},
+            **fields,
         )  # fmt: skip
 
     def _scale_inflated(

@@ -32,7 +32,10 @@ import numpy as np
 
 from landimg.da.curvelet_stats import frame_norms2
 
-__all__ = ["SOLVERS", "SolveInfo", "b_weights", "gap_aware_increments", "max_nscales"]
+__all__ = [
+    "SOLVERS", "CovarianceOperator", "SolveInfo", "b_weights", "gap_aware_increments", "jacobi_preconditioner",
+    "max_nscales", "pcg_solve",
+]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
 
@@ -91,29 +94,70 @@ def b_weights(s_b: np.ndarray, norms2: np.ndarray) -> np.ndarray:
         return np.where(norms2 > 0, s_b / norms2, 0.0)
 
 
-class _CovarianceOperator:
-    """``B = C^T diag(v) C`` on the transform domain, seen from the observed pixels of an image."""
+class CovarianceOperator:
+    """``B = C^T diag(v) C`` on the transform domain, seen from the observed pixels of an image.
 
-    def __init__(self, transform: Any, v: np.ndarray, valid: np.ndarray, offset: tuple[int, int]) -> None:
-        self.transform, self.v = transform, v
+    With a localized ensemble covariance ``ensemble`` (:mod:`landimg.da.curvelet_hybrid`) the hybrid
+    ``(1 - beta) C^T diag(v) C + beta (X X^T / (N - 1)) o L`` (on the ``land`` pixels); ``extra_v`` (ncoef,) adds
+    ``C^T diag(extra_v) C`` (the bias covariance of the two-stage analysis). Without either, exactly
+    ``C^T diag(v) C``.
+    """
+
+    def __init__(
+        self, transform: Any, v: np.ndarray, valid: np.ndarray, offset: tuple[int, int],
+        ensemble: Any = None, beta: float = 0.0, extra_v: np.ndarray | None = None,
+        land: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
+        self.transform, self.v, self.ensemble, self.beta = transform, v, ensemble, float(beta)
+        if ensemble is not None:
+            self.v = (1.0 - self.beta) * v
+        if extra_v is not None:
+            self.v = self.v + extra_v
         self.tshape = tuple(int(s) for s in transform.shape)
         ny, nx = valid.shape
         oy, ox = offset
         self.valid_t = np.zeros(self.tshape, dtype=bool)
         self.valid_t[oy : oy + ny, ox : ox + nx] = valid
         self.window = (slice(oy, oy + ny), slice(ox, ox + nx))
+        self.land = land  # land pixels of the image (ny, nx): where the ensemble part lives
+        if ensemble is not None and land is None:
+            raise ValueError("CovarianceOperator: an ensemble part needs the land mask")
 
-    def field(self, z: np.ndarray) -> np.ndarray:
-        """``B H^T z`` on the transform domain: (k, nobs) -> (k, Ty, Tx)."""
+    def _curvelet_field(self, z: np.ndarray) -> np.ndarray:
         img = np.zeros((z.shape[0],) + self.tshape)
         img[:, self.valid_t] = z
         c = self.transform.forward(img)
         c *= self.v
         return self.transform.inverse(c)
 
+    def field(self, z: np.ndarray) -> np.ndarray:
+        """``B H^T z`` on the transform domain: (k, nobs) -> (k, Ty, Tx)."""
+        out = self._curvelet_field(z)
+        if self.ensemble is not None:
+            win = out[(slice(None),) + self.window]  # a view: the image inside the transform domain
+            win[:, self.land] += self.beta * self.ensemble.field(z)
+        return out
+
     def obs(self, z: np.ndarray) -> np.ndarray:
         """``H B H^T z``: (k, nobs) -> (k, nobs)."""
-        return self.field(z)[:, self.valid_t]
+        out = self._curvelet_field(z)[:, self.valid_t]
+        if self.ensemble is not None:
+            out += self.beta * self.ensemble.obs(z)
+        return out
+
+    def mean_diagonal(self) -> np.ndarray | float:
+        """Diagonal of ``H B H^T`` for the Jacobi preconditioner: the curvelet part's mean diagonal over the
+        transform domain (exact per pooled wedge), plus the ensemble variance at each observation (nobs,)."""
+        b0 = float(np.sum(self.v * frame_norms2(self.transform))) / float(np.prod(self.tshape))
+        if self.ensemble is None:
+            return b0
+        return b0 + self.beta * self.ensemble.variance_obs()
+
+
+def jacobi_preconditioner(op: CovarianceOperator, r_var: np.ndarray) -> np.ndarray:
+    """``1 / (diag(H B H^T) + sigma^2)`` at the observations (1 where that is 0), (nobs,)."""
+    den = op.mean_diagonal() + r_var
+    return np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 1.0)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,9 +165,12 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([float(np.sum(a[i] * b[i])) for i in range(a.shape[0])])
 
 
-def _pcg(op: _CovarianceOperator, d: np.ndarray, r_var: np.ndarray, precond: np.ndarray,
+def pcg_solve(op: CovarianceOperator, d: np.ndarray, r_var: np.ndarray, precond: np.ndarray,
          tol: float, maxiter: int) -> tuple[np.ndarray, SolveInfo]:  # fmt: skip
-    """Solve ``(H B H^T + R) z = d`` row by row; every row stops at its own convergence."""
+    """Solve ``(H B H^T + R) z = d`` (k, nobs) row by row; every row stops at its own convergence.
+
+    ``r_var`` (nobs,) the diagonal of ``R``, ``precond`` (nobs,) the diagonal preconditioner.
+    """
     k = d.shape[0]
     z = np.zeros_like(d)
     r = d.copy()
@@ -167,6 +214,9 @@ def gap_aware_increments(
     offset: tuple[int, int] = (0, 0),
     tol: float = 1e-5,
     maxiter: int = 300,
+    ensemble: Any = None,
+    beta: float = 0.0,
+    land: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SolveInfo]:
     """Analysis increments ``B H^T (H B H^T + R)^-1 d_i`` of every member, (nloc, ny, nx).
 
@@ -189,6 +239,10 @@ def gap_aware_increments(
         Relative residual (preconditioned norm) at which a member's CG stops.
     maxiter : int
         Iteration cap per member (a warning is logged for members that did not converge).
+    ensemble, beta, land :
+        Hybrid ``B = (1 - beta) C^T diag(v) C + beta (X X^T / (N - 1)) o L``: a
+        :class:`landimg.da.curvelet_hybrid.LocalizedEnsembleCovariance` built for these ``valid``
+        pixels, its weight in [0, 1], and the land mask (ny, nx) it lives on (None: ``C^T diag(v) C``).
 
     Returns
     -------
@@ -212,16 +266,12 @@ def gap_aware_increments(
         raise ValueError(f"v must have shape ({int(transform.ncoef)},), got {v.shape}")
     if not tol > 0 or maxiter < 1:
         raise ValueError(f"need tol > 0 and maxiter >= 1, got tol={tol}, maxiter={maxiter}")
-    op = _CovarianceOperator(transform, v, valid, offset)
+    op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land)
     nloc = innovation.shape[0]
     d = innovation[:, valid]
     if not np.all(np.isfinite(d)):
         raise ValueError("innovation must be finite at the valid pixels")
-    npix = float(np.prod(op.tshape))
-    b0 = float(np.sum(v * frame_norms2(transform))) / npix  # mean diagonal of B (exact per pooled wedge)
-    den = b0 + r_var
-    precond = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 1.0)
-    z, info = _pcg(op, d, r_var, precond, tol, maxiter)
+    z, info = pcg_solve(op, d, r_var, jacobi_preconditioner(op, r_var), tol, maxiter)
     if not np.all(info.converged):
         bad = np.flatnonzero(~info.converged)
         _log.warning(

@@ -10,6 +10,8 @@ filter does when no observation is usable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from landimg.parallel import MemberLayout
@@ -25,6 +27,39 @@ __all__ = [
 ]
 
 INFLATION_MODES = ("fixed", "adaptive")
+
+
+@dataclass(frozen=True)
+class InflationSettings:
+    """Anomaly-inflation settings shared by every filter (each filter's config section lists them).
+
+    Attributes
+    ----------
+    inflation : float
+        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
+    inflation_mode : {"fixed", "adaptive"}
+        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
+        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
+        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
+        ``inflation``/``inflation_lambda`` in the diagnostics.
+    inflation_max : float
+        Upper bound of the adaptive anomaly factor.
+    inflation_prior_var : float
+        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
+    inflation_debias : bool
+        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
+    """
+
+    inflation: float = 1.0
+    inflation_mode: str = "adaptive"
+    inflation_max: float = 2.0
+    inflation_prior_var: float = 0.01
+    inflation_debias: bool = True
+
+    def check_inflation_settings(self) -> None:
+        """One-line ``ValueError`` naming the first invalid inflation setting."""
+        check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
+        check_smoothing(self.inflation_prior_var)
 
 
 def check_inflation(inflation: float, inflation_mode: str, inflation_max: float) -> None:

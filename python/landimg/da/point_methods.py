@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.column_ops import increment_stats, inflate_columns, usable_observations
-from landimg.da.inflation import check_inflation, check_smoothing
+from landimg.da.inflation import InflationSettings
 from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
@@ -24,8 +24,7 @@ def _check(method: Any) -> None:
         raise ValueError(f"radius_km must be >= 0, got {method.radius_km}")
     if method.max_obs is not None and method.max_obs < 1:
         raise ValueError(f"max_obs must be >= 1 (or None), got {method.max_obs}")
-    check_inflation(method.inflation, method.inflation_mode, method.inflation_max)
-    check_smoothing(method.inflation_prior_var)
+    method.check_inflation_settings()
 
 
 def _neighbourhoods(method: Any, obs, obs_std, obs_mask, context: AnalysisContext) -> Neighbourhoods:
@@ -72,29 +71,17 @@ _ANALYZE = """Increments of the layer state (nlev, ncol, nloc) from per-column o
 
 
 @dataclass(frozen=True)
-class _ColumnFilter:
+class _ColumnFilter(InflationSettings):
     """Settings shared by the column-wise filters (each filter's docstring lists its own).
 
     Attributes
     ----------
     radius_km : float
-        Gaspari-Cohn localization radius (weight 0 at this distance; default 500 km); 0 = own cell only.
+        Gaspari-Cohn localization radius (weight 0 at this distance); 0 = own cell only. Default 500 km
+        for the EnKF; 250 km for the LETKF, its best of 125-2000 km in the study (docs/validation.md).
     max_obs : int or None
         At most this many nearest *observations* per column (the search runs over observed cells, so the
         radius is reached unless a column has more; None: no limit).
-    inflation : float
-        Multiplicative anomaly inflation of every layer (1 = none); the lower bound in adaptive mode.
-    inflation_mode : {"fixed", "adaptive"}
-        ``"adaptive"`` (default): the factor is estimated at every analysis from the innovations with their bias
-        (spatial mean) part removed and smoothed in time (:func:`landimg.da.inflation.smoothed_inflation`,
-        state kept by the host), clipped to ``[inflation, inflation_max]``; reported as
-        ``inflation``/``inflation_lambda`` in the diagnostics.
-    inflation_max : float
-        Upper bound of the adaptive anomaly factor.
-    inflation_prior_var : float
-        Variance of the variance inflation's change between analyses (time smoothing; inf = none).
-    inflation_debias : bool
-        Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     obs_depth : (float, float)
         Observed layer, m.
     nlev_update : int or None
@@ -106,11 +93,6 @@ class _ColumnFilter:
 
     radius_km: float = 500.0
     max_obs: int | None = 64
-    inflation: float = 1.0
-    inflation_mode: str = "adaptive"
-    inflation_max: float = 2.0
-    inflation_prior_var: float = 0.01
-    inflation_debias: bool = True
     obs_depth: tuple[float, float] = (0.0, 0.05)
     nlev_update: int | None = None
     snow_threshold: float = 1.0
@@ -186,9 +168,12 @@ class PointLETKF(_ColumnFilter):
     """Column-wise LETKF (Hunt et al. 2007): deterministic square-root local analysis per column.
 
     Every setting is that of every column filter (``radius_km`` is the Gaspari-Cohn R-localization
-    radius; ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``, ``snow_threshold``: see
-    ``_ColumnFilter``).
+    radius, default 250 km: the best of 125, 250, 500, 1000 and 2000 km for the LETKF on the default
+    experiment, ``bench/study.py``; ``max_obs``, ``inflation*``, ``obs_depth``, ``nlev_update``,
+    ``snow_threshold``: see ``_ColumnFilter``).
     """
+
+    radius_km: float = 250.0
 
     def increments(
         self,

@@ -65,8 +65,9 @@ class Ensemble:
         The grid's columns as the analysis sees them (land mask, coordinates, cell size).
     cache : landimg.da.protocol.AnalysisCache
         Transforms of the analysis methods and neighbourhoods of recent observation patterns.
-    da_state : dict of str to float
-        State the methods carry between analyses (time-smoothed adaptive inflation); in the restarts.
+    da_state : dict of str to float or ndarray
+        State the methods carry between analyses (time-smoothed adaptive inflation, the curvelet bias
+        coefficients); in the restarts.
     """
 
     def __init__(
@@ -97,7 +98,7 @@ class Ensemble:
         lat, lon = grid.column_latlon()
         self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
         self.cache = AnalysisCache()
-        self.da_state: dict[str, float] = {}
+        self.da_state: dict[str, Any] = {}
 
     def _local_soil(self, soil: Any) -> Any:
         """This rank's members' part of per-member soil parameters (per-column ones as they are)."""
@@ -324,7 +325,7 @@ class Ensemble:
         if lay.rank != root:
             return None
         out["rng_obs"] = [s for part in rng_o for s in part]
-        out["da_state"] = {k: np.float64(v) for k, v in sorted(self.da_state.items())}
+        out["da_state"] = {k: np.asarray(v, dtype=np.float64) for k, v in sorted(self.da_state.items())}
         out["seed"], out["nmem"] = self.seed, self.nmem
         return out
 
@@ -349,7 +350,9 @@ class Ensemble:
         for g, s in zip(self.obs_rngs, rng_o[sl], strict=True):
             g.bit_generator.state = s
         da_state = self.comm.bcast(None if lay.rank != root else dict(state.get("da_state", {})), root=root)
-        self.da_state = {k: float(v) for k, v in da_state.items()}  # restarts without it: fresh state
+        self.da_state = {  # restarts without it: fresh state; arrays (e.g. the curvelet bias) stay arrays
+            k: float(v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64) for k, v in da_state.items()
+        }
         if self.perturber is not None:
             z = lay.scatter_members(None if lay.rank != root else state["perturb_z"], root=root)
             rng_f = self.comm.bcast(None if lay.rank != root else state["rng_forcing"], root=root)
