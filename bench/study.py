@@ -87,6 +87,12 @@ VARIANTS: tuple[Config, ...] = (
            "curvelet EnKF, layers overlapping the observed layer get their regression share"),
     Config("diagonal", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.solver=diagonal"),
            "curvelet EnKF with the paper's diagonal update (solver=diagonal)"),
+    Config("denkf", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.denkf=true"),
+           "curvelet EnKF with the deterministic (DEnKF) anomaly update instead of perturbed observations"),
+    Config("single-scale", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false"),
+           "curvelet EnKF with one adaptive inflation for all scales"),
+    Config("no-debias", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.inflation_debias=false"),
+           "curvelet EnKF, adaptive inflation estimated without removing the innovations' mean"),
 )  # fmt: skip
 VARIANT_SEEDS = (42, 7, 1)
 

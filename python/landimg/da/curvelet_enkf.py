@@ -227,16 +227,19 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
 
 
 def _update(
-    p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw
+    p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw, denkf=False
 ) -> np.ndarray:
-    """Analysis members (nloc, ny, nx) from the masked (perturbed) innovations ``d``.
+    """Analysis members (nloc, ny, nx) from the masked (perturbed) innovations ``d``; with ``denkf`` the
+    innovations ``y - (x_i + mean) / 2`` of the deterministic EnKF (Sakov & Oke 2008).
 
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
     hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given.
     """
     nloc = p.background.shape[0]
-    if perturb_obs:
+    if denkf:  # increments are linear in d: the mean's full increment minus half of each anomaly's
+        yi = p.obs + 0.5 * (xb - p.layout.mean(xb))
+    elif perturb_obs:
         if rngs is None:
             rngs = [member_rng(seed, i, Purpose.OBS) for i in p.layout.members]
         if len(rngs) != nloc:
@@ -338,6 +341,7 @@ def curvelet_analysis(
     seed: int = 0,
     rngs: Sequence[np.random.Generator] | None = None,
     perturb_obs: bool = True,
+    denkf: bool = False,
     inflation: float = 1.0,
     inflation_mode: str = "fixed",
     inflation_max: float = 2.0,
@@ -373,7 +377,7 @@ def curvelet_analysis(
     transform : Transform
         Tight frame on the image shape or a larger padded shape (padding is unobserved, zero anomaly).
     seed, rngs : one generator per local member (advanced in place), else ``member_rng(seed, i, OBS)``.
-    perturb_obs, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
+    perturb_obs, denkf, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
     obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
         As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
         call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space innovations
@@ -423,7 +427,7 @@ def curvelet_analysis(
     cg = (cg_tol, cg_maxiter) if solver == "cg" else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
-    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw)
+    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw, denkf)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
