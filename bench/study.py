@@ -80,12 +80,19 @@ def main_configs(letkf_radius: float) -> tuple[Config, ...]:
 #: curvelet-only variants of the default, each paired with ``main``'s curvelet EnKF on the same seeds
 VARIANTS: tuple[Config, ...] = (
     Config("bias", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.bias_correction=true", "curvelet_enkf.bias_gamma=0.1"),
+           "curvelet EnKF with the bias-aware two-stage analysis on the coarsest scale (gamma 0.1)"),
     Config("denkf", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.denkf=true"),
+           "curvelet EnKF with the deterministic (DEnKF) anomaly update instead of perturbed observations"),
     Config("single-scale", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false"),
+           "curvelet EnKF with one adaptive inflation for all scales"),
     Config("no-debias", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.inflation_debias=false"),
+           "curvelet EnKF, adaptive inflation estimated without removing the innovations' mean"),
     Config("hybrid", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.hybrid_beta=0.5", "curvelet_enkf.hybrid_radius_km=1000"),
+           "curvelet EnKF with hybrid B (half localized ensemble covariance, 1000 km)"),
     Config("regression", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.layer_increments=regression"),
+           "curvelet EnKF, layers overlapping the observed layer get their regression share"),
     Config("diagonal", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.solver=diagonal"),
+           "curvelet EnKF with the paper's diagonal update (solver=diagonal)"),
 )  # fmt: skip
 VARIANT_SEEDS = (42, 7, 1)
 
