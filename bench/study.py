@@ -230,7 +230,7 @@ def report(
     lines += ["", "Paired differences over seeds (mean +- 95 % CI; * = CI excludes 0):", ""]
     lines += [head.replace("config / method", "difference"), "|" + "---|" * (len(METRICS) + 2)]
     variant_pairs = [
-        (f"curvelet default - {v.name}", ("main", "curvelet_enkf"), (v.name, "curvelet_enkf"))
+        (f"curvelet (main) - {v.name}", ("main", "curvelet_enkf"), (v.name, "curvelet_enkf"))
         for v in VARIANTS
     ]
     for label, (c1, m1), (c2, m2) in [*PAIRS, *variant_pairs]:
