@@ -149,6 +149,19 @@ def observation_pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -
 
 
 def _pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
+    """Pair weights of the columns ``rows``: (nc, m, m) float32, 0 wherever the filter ignores them.
+
+    The chords come from one batched ``matmul`` per call (the arithmetic the filter has always used), but
+    the arcsine and the Gaspari-Cohn polynomial are evaluated only for the pairs the solve uses: both
+    observations in use (``nb.use``) and closer than the radius (beyond it the weight is exactly 0).
+    Elementwise numpy arithmetic on a subset gives the same bits as on the whole array, so the weights the
+    solve reads are those of the full evaluation; the others are 0 (they are multiplied by 0 there).
+    """
     q = xyz[nb.idx[rows]]
     chord2 = np.clip(2.0 - 2.0 * np.matmul(q, q.transpose(0, 2, 1)), 0.0, 4.0)
-    return gaspari_cohn(great_circle_km(np.sqrt(chord2)) / (nb.radius_km / 2.0)).astype(np.float32)
+    use = nb.use[rows]
+    reach = 2.0 * np.sin(min(nb.radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    sel = use[:, :, None] & use[:, None, :] & (chord2 <= (reach * (1.0 + 1e-9)) ** 2)
+    out = np.zeros(chord2.shape, dtype=np.float32)
+    out[sel] = gaspari_cohn(great_circle_km(np.sqrt(chord2[sel])) / (nb.radius_km / 2.0))
+    return out
