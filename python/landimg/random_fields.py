@@ -99,6 +99,7 @@ class GaussianFieldGenerator:
     edges: str = "spectral"
     work_shape: tuple[int, int] = field(init=False)
     spectrum: np.ndarray | None = field(init=False, repr=False)
+    _bins: _SpectralBins | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.edges not in EDGES:
@@ -118,20 +119,22 @@ class GaussianFieldGenerator:
             if self.edges == "spectral"
             else None
         )
+        if self.spectrum is not None and self.length_km > 0:
+            self._bins = _SpectralBins.make(self.spectrum, self.work_shape)
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
         """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx).
 
-        Generator ``k`` draws only from ``rngs[k]`` (``nfield`` white-noise images of the work shape).
+        Generator ``k`` draws only from ``rngs[k]``: with ``edges="spectral"`` its complex white noise in
+        Fourier space (:class:`_SpectralBins`; before, ``nfield`` white-noise images of the work shape
+        went through ``rfft2``: same covariance, other bits), else ``nfield`` white-noise images.
         """
-        ny, nx = self.shape
+        if self._bins is not None:  # spectral: complex noise drawn directly in Fourier space
+            return self._bins.draw(rngs, nfield, self.shape)
         white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
         if self.length_km <= 0:
             return white
-        if self.edges == "image":
-            return self._filter_image(white)
-        fields = np.fft.irfft2(np.fft.rfft2(white) * self.spectrum, s=self.work_shape)
-        return np.ascontiguousarray(fields[..., :ny, :nx])
+        return self._filter_image(white)
 
     def _filter_image(self, white: np.ndarray) -> np.ndarray:
         """``scipy.ndimage`` Gaussian filter (std L/2) of every image, then standardised over the image."""
@@ -146,6 +149,92 @@ class GaussianFieldGenerator:
             sd = f.std()
             out[idx] = f / sd if sd > 0 else f
         return out
+
+
+_DROP_FRACTION = 1e-16  # spectral draw: at most this fraction of the variance is left out (below round-off)
+
+
+@dataclass(frozen=True)
+class _SpectralBins:
+    """The ``rfft2`` bins of a filter spectrum that carry variance, and white noise drawn directly there.
+
+    For unit white noise ``w`` on the periodic work grid (N = Ny Nx points), ``W = rfft2(w)`` is complex
+    Gaussian with ``E|W_k|^2 = N``: independent real and imaginary parts of variance N/2, except the
+    self-conjugate bins (ky, kx in {0, Ny/2} x {0, Nx/2}), which are real with variance N, and Hermitian
+    pairs ``W(-ky, kx) = conj W(ky, kx)`` in the columns kx = 0 and kx = Nx/2 (even Nx). Drawing ``W``
+    this way and multiplying by the spectrum ``S`` gives fields with exactly the covariance of
+    ``irfft2(rfft2(w) S)`` (the former generator), for one inverse transform and ``2 x (kept bins)``
+    normals instead of N normals and two transforms. Bins are kept from the largest weight ``|S_k|^2``
+    down until the ones left out hold at most ``_DROP_FRACTION`` of the variance (``sum |S_k|^2 / N = 1``):
+    a Gaussian spectrum falls like ``exp(-k^2 ...)``, so the dropped tail changes the variance by less than
+    double-precision round-off. Only the columns ``kx < kx_end`` are transformed.
+    """
+
+    shape: tuple[int, int]  # work shape (Ny, Nx)
+    kx_end: int  # columns kx < kx_end hold every kept bin
+    cidx: np.ndarray  # flat indices into (Ny, kx_end) of the independent complex bins
+    camp: np.ndarray  # their amplitude S sqrt(N / 2)
+    ridx: np.ndarray  # flat indices of the kept self-conjugate (real) bins
+    ramp: np.ndarray  # their amplitude S sqrt(N)
+    msrc: np.ndarray  # positions in cidx whose conjugate goes to ...
+    mdst: np.ndarray  # ... these flat indices (the mirror bins of the columns kx = 0 and Nx/2)
+    dropped: float  # fraction of the variance left out
+
+    @classmethod
+    def make(cls, spectrum: np.ndarray, shape: tuple[int, int]) -> _SpectralBins:
+        """The kept bins of ``spectrum`` (Ny, Nx // 2 + 1) on the work grid ``shape``."""
+        ny, nx = shape
+        n = ny * nx
+        s = np.real(spectrum)  # the kernel is even: its transform is real up to round-off
+        kx = np.arange(s.shape[1])
+        selfconj_col = (kx == 0) | ((nx % 2 == 0) & (kx == nx // 2))
+        weight = s**2 * np.where(selfconj_col, 1.0, 2.0)[None, :]  # variance of each rfft bin's part
+        order = np.argsort(weight, axis=None, kind="stable")
+        tail = np.cumsum(weight.ravel()[order])
+        keep = np.ones(weight.size, dtype=bool)
+        keep[order[tail <= _DROP_FRACTION * tail[-1]]] = False
+        keep = keep.reshape(weight.shape)
+        ky = np.arange(ny)
+        mirror = (-ky) % ny
+        keep[:, selfconj_col] |= keep[mirror][:, selfconj_col]  # Hermitian pairs: both or neither
+        dropped = float(np.sum(weight[~keep]) / np.sum(weight))
+        kx_end = int(np.max(np.flatnonzero(keep.any(axis=0)))) + 1
+        keep, s = keep[:, :kx_end], s[:, :kx_end]
+        selfconj_col = selfconj_col[:kx_end]
+        selfconj_row = (ky == 0) | ((ny % 2 == 0) & (ky == ny // 2))
+        real_bin = selfconj_row[:, None] & selfconj_col[None, :]
+        lower = selfconj_col[None, :] & (ky[:, None] > mirror[:, None])  # mirrors of the upper half
+        complex_bin = keep & ~real_bin & ~lower
+        cidx = np.flatnonzero(complex_bin)
+        ridx = np.flatnonzero(keep & real_bin)
+        cy, cx = np.divmod(cidx, kx_end)
+        msel = np.flatnonzero(selfconj_col[cx])
+        mdst = mirror[cy[msel]] * kx_end + cx[msel]
+        return cls(
+            (ny, nx), kx_end, cidx, s.ravel()[cidx] * np.sqrt(n / 2.0), ridx,
+            s.ravel()[ridx] * np.sqrt(float(n)), msel, mdst, dropped,
+        )
+
+    @property
+    def nnormal(self) -> int:
+        """Standard normals per field."""
+        return 2 * self.cidx.size + self.ridx.size
+
+    def draw(self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int]) -> np.ndarray:
+        """Fields (len(rngs), nfield, *out), the top-left ``out`` corner of the work grid.
+
+        Generator ``k`` draws only from ``rngs[k]``: (nfield, ``nnormal``) standard normals.
+        """
+        ny, nx = self.shape
+        nc = self.cidx.size
+        z = np.stack([r.standard_normal((nfield, self.nnormal)) for r in rngs])
+        spec = np.zeros(z.shape[:2] + (ny * self.kx_end,), dtype=np.complex128)
+        spec[..., self.cidx] = (z[..., :nc] + 1j * z[..., nc : 2 * nc]) * self.camp
+        spec[..., self.ridx] = z[..., 2 * nc :] * self.ramp
+        spec[..., self.mdst] = np.conj(spec[..., self.cidx[self.msrc]])
+        cols = np.fft.ifft(spec.reshape(z.shape[:2] + (ny, self.kx_end)), axis=-2)[..., : out[0], :]
+        fields = np.fft.irfft(cols, n=nx, axis=-1)  # ifft (1/Ny) then irfft (1/Nx): irfft2's 1/N
+        return np.ascontiguousarray(fields[..., : out[1]])
 
 
 def gaussian_random_field(
