@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from landimg.da import localization as loc
 from landimg.da.point_enkf import point_enkf_increments
 
@@ -51,7 +50,7 @@ def test_point_enkf_increments_bitwise_unchanged(monkeypatch, cached):
     h = np.array([0.6, 0.4, 0.0, 0.0])
     if not cached:
         monkeypatch.setattr(loc, "PAIR_CACHE_ELEMENTS", 0)  # per-chunk evaluation
-    kw = dict(lat=lat, lon=lon, radius_km=900.0, max_obs=64, seed=2, chunk=100)
+    kw = {"lat": lat, "lon": lon, "radius_km": 900.0, "max_obs": 64, "seed": 2, "chunk": 100}
     new, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
     monkeypatch.setattr(loc, "_pair_weights", _full_pair_weights)
     old, _ = point_enkf_increments(state, h, obs, 0.03, **kw)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from landimg.random_fields import GaussianFieldGenerator
 
 CASES = [  # (shape, cell km, L km, periodic): odd/even work shapes, truncated or not
