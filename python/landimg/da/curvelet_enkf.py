@@ -226,17 +226,19 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     return CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
 
 
-def _update(
-    p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw
-) -> np.ndarray:
-    """Analysis members (nloc, ny, nx) from the masked (perturbed) innovations ``d``.
+def _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw) -> np.ndarray:
+    """Analysis members (nloc, ny, nx) from the masked innovations ``d``: ``mode`` "perturbed" (observations
+    perturbed per member), "plain" (the same observations for every member) or "denkf" (``y - (x_i + mean)
+    / 2``, the deterministic EnKF of Sakov & Oke 2008).
 
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
     hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given.
     """
     nloc = p.background.shape[0]
-    if perturb_obs:
+    if mode == "denkf":  # increments are linear in d: the mean's full increment minus half of each anomaly's
+        yi = p.obs + 0.5 * (xb - p.layout.mean(xb))
+    elif mode == "perturbed":
         if rngs is None:
             rngs = [member_rng(seed, i, Purpose.OBS) for i in p.layout.members]
         if len(rngs) != nloc:
@@ -338,6 +340,7 @@ def curvelet_analysis(
     seed: int = 0,
     rngs: Sequence[np.random.Generator] | None = None,
     perturb_obs: bool = True,
+    denkf: bool = False,
     inflation: float = 1.0,
     inflation_mode: str = "fixed",
     inflation_max: float = 2.0,
@@ -373,7 +376,7 @@ def curvelet_analysis(
     transform : Transform
         Tight frame on the image shape or a larger padded shape (padding is unobserved, zero anomaly).
     seed, rngs : one generator per local member (advanced in place), else ``member_rng(seed, i, OBS)``.
-    perturb_obs, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
+    perturb_obs, denkf, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
     obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
         As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
         call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space innovations
@@ -383,10 +386,9 @@ def curvelet_analysis(
         per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps; gains clipped to [0, 1] and
         weighted by ``scale_weights`` per scale, coarsest first, which need ``"diagonal"``).
     cell_km, periodic_x : cell size (dy, dx) km of the correlated observation error; periodic in x (global).
-    land, update_mask : ndarray of bool (ny, nx), optional
-        Cells that hold model values (default: finite in every member); cells updated (or (nloc, ny, nx)).
-    layout, pad_offset : MPI member layout (default serial); the image's position in a larger (padded)
-        transform shape (default centred; ``imageprep.EdgePadding(...).offset``).
+    land, update_mask : bool (ny, nx): cells with model values (default: finite in every member); cells
+        updated (or per member, (nloc, ny, nx)).
+    layout, pad_offset : MPI member layout (default serial); the image offset in a padded transform.
     batch, timings : members transformed per call; a dict accumulating wall seconds per phase.
     hybrid, bias : ``"cg"`` only (:mod:`landimg.da.curvelet_hybrid`): the hybrid covariance (curvelet
         diagonal plus localized ensemble covariance; None or ``beta == 0``: the curvelet diagonal alone,
@@ -396,11 +398,10 @@ def curvelet_analysis(
     -------
     analysis : ndarray (nloc, ny, nx); NaN stays NaN, cells outside ``land``/``update_mask`` keep the background.
     diagnostics : dict
-        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (the
-        diagonal-form gain, also reported for ``"cg"``); adaptive mode also ``inflation`` (factor applied)
-        and ``inflation_lambda`` (unclipped estimate, NaN if undefined); ``"cg"`` also ``cg_iterations``
-        (mean over members) and ``cg_unconverged`` (members that hit ``cg_maxiter``); with ``bias``
-        ``bias_mean``, ``bias_rms`` (over land) and ``bias_iterations``.
+        ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (diagonal-form
+        gain, also for ``"cg"``); adaptive: ``inflation`` (applied), ``inflation_lambda`` (unclipped, NaN if
+        undefined); ``"cg"``: ``cg_iterations`` (member mean), ``cg_unconverged`` (members at ``cg_maxiter``);
+        ``bias``: ``bias_mean``, ``bias_rms`` (over land), ``bias_iterations``.
     """
     white_fraction = _check_options(
         inflation, inflation_mode, inflation_max, rtps, variance_support, obs_white_fraction, obs_corr_km
@@ -423,7 +424,8 @@ def curvelet_analysis(
     cg = (cg_tol, cg_maxiter) if solver == "cg" else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
-    analysis = _update(p, transform, xb, stats, err, perturb_obs, rngs, seed, batch, clock, cg, diag, op_kw)
+    mode = "denkf" if denkf else "perturbed" if perturb_obs else "plain"
+    analysis = _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])

@@ -48,7 +48,12 @@ class CurveletEnKF(InflationSettings):
     rtps : float
         Relaxation to prior spread, 0..1.
     perturb_obs : bool
-        Perturbed observations (stochastic EnKF); False = deterministic update (tests).
+        Perturbed observations (stochastic EnKF); False = every member sees the unperturbed observations
+        (tests). No effect with ``denkf``.
+    denkf : bool
+        Deterministic EnKF (Sakov & Oke 2008): the mean gets the full Kalman increment and the anomalies
+        half of it, ``x_i + K (y - H (x_i + mean) / 2)``, with no observation perturbation (no sampling
+        noise from perturbed observations; the square-root update to first order in ``K H``).
     scale_weights : tuple of float or None
         Gain multiplier per scale, coarsest first.
     obs_corr_km : float
@@ -111,6 +116,7 @@ class CurveletEnKF(InflationSettings):
     inflation_per_scale: bool = True
     rtps: float = 0.0
     perturb_obs: bool = True
+    denkf: bool = False
     scale_weights: tuple[float, ...] | None = None
     obs_corr_km: float = 0.0
     obs_white_fraction: float | None = None
@@ -215,7 +221,7 @@ class CurveletEnKF(InflationSettings):
             transform, pad_offset = self.transform_for(np.shape(background)[1:], periodic_lon)
         return curvelet_analysis(
             background, obs, obs_std, transform,
-            obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs,
+            obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, denkf=self.denkf,
             inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
             rtps=self.rtps, pooling=self.pooling, variance_support=self.variance_support,
             scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km,
