@@ -14,7 +14,9 @@ The generator has two edge treatments, chosen by ``edges``:
 * ``"spectral"`` (default) -- multiplication in Fourier space on an image zero-padded by
   ``3 sqrt(2) L / 2`` (where the kernel has fallen to e^-9; no padding in x when periodic): exact unit
   variance at every point, members independent of each other's draws; used for the forcing
-  perturbations and the observation-error perturbations of the curvelet EnKF;
+  perturbations and the observation-error perturbations of the curvelet EnKF. The white noise is drawn
+  directly as complex Gaussian Fourier coefficients (:class:`_SpectralBins`), only where the spectrum
+  carries variance, then one inverse transform: the covariance of filtering white noise, half the FFT work.
 * ``"image"`` -- ``scipy.ndimage.gaussian_filter`` (truncated at 3 kernel standard deviations) with
   reflecting edges (wrapping in longitude on a periodic grid), each field then standardised over the
   image (zero mean, unit variance); used for the static fields of the synthetic world
@@ -27,7 +29,8 @@ were re-expressed in the one convention so that the drawn fields stay bit for bi
 experiment's 300 km (old convention) is ``ensemble.corr_length_km = 424.2640687119285`` (``2 * 300 /
 sqrt(2)``, whose half is exactly the old kernel standard deviation); runs with
 ``analysis.curvelet_obs_corr_km > 0`` change (their assumed error correlation is now e^-1 at the given
-length, as the synthetic errors are).
+length, as the synthetic errors are). Later (h-prof), the spectral draw moved to Fourier space: same
+covariance, other bits (every run with forcing perturbations or curvelet observation perturbations).
 """
 
 from __future__ import annotations
