@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import fft as _fft
 from scipy import ndimage
 
 __all__ = ["EDGES", "GaussianFieldGenerator", "gaussian_filter_spectrum", "gaussian_random_field"]
@@ -116,7 +117,11 @@ class GaussianFieldGenerator:
             s = self.length_km / 2.0
             pad_y = int(np.ceil(_PAD_KERNEL_SDS * s / dy))
             pad_x = 0 if self.periodic_x else int(np.ceil(_PAD_KERNEL_SDS * s / dx))
-        self.work_shape = (ny + pad_y, nx + pad_x)
+        # FFT-friendly lengths (5-smooth): more padding, never less (the x period stays nx when periodic)
+        self.work_shape = (
+            ny + pad_y if pad_y == 0 else _fft.next_fast_len(ny + pad_y),
+            nx + pad_x if pad_x == 0 else _fft.next_fast_len(nx + pad_x),
+        )
         self.spectrum = (
             gaussian_filter_spectrum(self.work_shape, (dy, dx), self.length_km)
             if self.edges == "spectral"
@@ -159,83 +164,85 @@ _DROP_FRACTION = 1e-16  # spectral draw: at most this fraction of the variance i
 
 @dataclass(frozen=True)
 class _SpectralBins:
-    """The ``rfft2`` bins of a filter spectrum that carry variance, and white noise drawn directly there.
+    """White noise drawn directly as the ``rfft2`` coefficients that carry variance, then one inverse FFT.
 
     For unit white noise ``w`` on the periodic work grid (N = Ny Nx points), ``W = rfft2(w)`` is complex
     Gaussian with ``E|W_k|^2 = N``: independent real and imaginary parts of variance N/2, except the
     self-conjugate bins (ky, kx in {0, Ny/2} x {0, Nx/2}), which are real with variance N, and Hermitian
     pairs ``W(-ky, kx) = conj W(ky, kx)`` in the columns kx = 0 and kx = Nx/2 (even Nx). Drawing ``W``
     this way and multiplying by the spectrum ``S`` gives fields with exactly the covariance of
-    ``irfft2(rfft2(w) S)`` (the former generator), for one inverse transform and ``2 x (kept bins)``
-    normals instead of N normals and two transforms. Bins are kept from the largest weight ``|S_k|^2``
-    down until the ones left out hold at most ``_DROP_FRACTION`` of the variance (``sum |S_k|^2 / N = 1``):
-    a Gaussian spectrum falls like ``exp(-k^2 ...)``, so the dropped tail changes the variance by less than
-    double-precision round-off. Only the columns ``kx < kx_end`` are transformed.
+    ``irfft2(rfft2(w) S)`` (filtered white noise), for one inverse transform instead of two.
+    Only the rectangle ``|ky| <= ky_max``, ``kx < kx_end`` is drawn: the bins outside hold at most
+    ``_DROP_FRACTION`` of the variance (``sum |S_k|^2 / N = 1``; a Gaussian spectrum falls like
+    ``exp(-k^2 ...)``), so the variance changes by less than double-precision round-off (``dropped``).
     """
 
     shape: tuple[int, int]  # work shape (Ny, Nx)
-    kx_end: int  # columns kx < kx_end hold every kept bin
-    cidx: np.ndarray  # flat indices into (Ny, kx_end) of the independent complex bins
-    camp: np.ndarray  # their amplitude S sqrt(N / 2)
-    ridx: np.ndarray  # flat indices of the kept self-conjugate (real) bins
-    ramp: np.ndarray  # their amplitude S sqrt(N)
-    msrc: np.ndarray  # positions in cidx whose conjugate goes to ...
-    mdst: np.ndarray  # ... these flat indices (the mirror bins of the columns kx = 0 and Nx/2)
+    rows: np.ndarray  # the kept ky (0..ky_max, then Ny-ky_max..Ny-1)
+    kx_end: int  # the kept kx: 0..kx_end-1
+    amp: np.ndarray  # (len(rows), kx_end): S sqrt(N / 2)
+    conj_dst: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the mirror bins W(-ky) = conj W(ky) ...
+    conj_src: np.ndarray  # ... and the row positions of their sources
+    real_bins: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the self-conjugate bins
     dropped: float  # fraction of the variance left out
 
     @classmethod
     def make(cls, spectrum: np.ndarray, shape: tuple[int, int]) -> _SpectralBins:
-        """The kept bins of ``spectrum`` (Ny, Nx // 2 + 1) on the work grid ``shape``."""
+        """The kept rectangle of ``spectrum`` (Ny, Nx // 2 + 1) on the work grid ``shape``."""
         ny, nx = shape
-        n = ny * nx
         s = np.real(spectrum)  # the kernel is even: its transform is real up to round-off
         kx = np.arange(s.shape[1])
         selfconj_col = (kx == 0) | ((nx % 2 == 0) & (kx == nx // 2))
-        weight = s**2 * np.where(selfconj_col, 1.0, 2.0)[None, :]  # variance of each rfft bin's part
-        order = np.argsort(weight, axis=None, kind="stable")
-        tail = np.cumsum(weight.ravel()[order])
-        keep = np.ones(weight.size, dtype=bool)
-        keep[order[tail <= _DROP_FRACTION * tail[-1]]] = False
-        keep = keep.reshape(weight.shape)
+        weight = s**2 * np.where(selfconj_col, 1.0, 2.0)[None, :]  # variance of each rfft bin (both halves)
+        total, budget = float(weight.sum()), 0.5 * _DROP_FRACTION * float(weight.sum())
+        col_tail = np.cumsum(weight.sum(axis=0)[::-1])[::-1]  # weight in kx >= K
+        kx_end = int(np.count_nonzero(col_tail > budget))
         ky = np.arange(ny)
-        mirror = (-ky) % ny
-        keep[:, selfconj_col] |= keep[mirror][:, selfconj_col]  # Hermitian pairs: both or neither
-        dropped = float(np.sum(weight[~keep]) / np.sum(weight))
-        kx_end = int(np.max(np.flatnonzero(keep.any(axis=0)))) + 1
-        keep, s = keep[:, :kx_end], s[:, :kx_end]
-        selfconj_col = selfconj_col[:kx_end]
-        selfconj_row = (ky == 0) | ((ny % 2 == 0) & (ky == ny // 2))
-        real_bin = selfconj_row[:, None] & selfconj_col[None, :]
-        lower = selfconj_col[None, :] & (ky[:, None] > mirror[:, None])  # mirrors of the upper half
-        complex_bin = keep & ~real_bin & ~lower
-        cidx = np.flatnonzero(complex_bin)
-        ridx = np.flatnonzero(keep & real_bin)
-        cy, cx = np.divmod(cidx, kx_end)
-        msel = np.flatnonzero(selfconj_col[cx])
-        mdst = mirror[cy[msel]] * kx_end + cx[msel]
+        dist = np.minimum(ky, ny - ky)
+        dist_w = np.bincount(dist, weights=weight.sum(axis=1))
+        dist_tail = np.cumsum(dist_w[::-1])[::-1]
+        ky_max = int(np.count_nonzero(dist_tail > budget)) - 1
+        rows = ky[dist <= ky_max]
+        kept = np.zeros_like(weight, dtype=bool)
+        kept[np.ix_(rows, np.arange(kx_end))] = True
+        dropped = float(weight[~kept].sum() / total)
+        pos = np.full(ny, -1)
+        pos[rows] = np.arange(rows.size)
+        cols = np.flatnonzero(selfconj_col[:kx_end])
+        lower = rows[rows > (-rows) % ny]  # mirror rows of the columns kx = 0, Nx/2
+        src = pos[(-lower) % ny]
+        real_rows = rows[rows == (-rows) % ny]
         return cls(
-            (ny, nx), kx_end, cidx, s.ravel()[cidx] * np.sqrt(n / 2.0), ridx,
-            s.ravel()[ridx] * np.sqrt(float(n)), msel, mdst, dropped,
+            (ny, nx), rows, kx_end, s[np.ix_(rows, np.arange(kx_end))] * np.sqrt(ny * nx / 2.0),
+            (np.repeat(pos[lower], cols.size), np.tile(cols, lower.size)), np.repeat(src, cols.size),
+            (np.repeat(pos[real_rows], cols.size), np.tile(cols, real_rows.size)), dropped,
         )
 
     @property
     def nnormal(self) -> int:
-        """Standard normals per field."""
-        return 2 * self.cidx.size + self.ridx.size
+        """Standard normals per field (imaginary parts of real bins and mirror bins drawn and unused)."""
+        return 2 * self.rows.size * self.kx_end
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int]) -> np.ndarray:
         """Fields (len(rngs), nfield, *out), the top-left ``out`` corner of the work grid.
 
-        Generator ``k`` draws only from ``rngs[k]``: (nfield, ``nnormal``) standard normals.
+        Generator ``k`` draws only from ``rngs[k]``: (nfield, rows, kx_end, 2) standard normals.
         """
         ny, nx = self.shape
-        nc = self.cidx.size
-        z = np.stack([r.standard_normal((nfield, self.nnormal)) for r in rngs])
-        spec = np.zeros(z.shape[:2] + (ny * self.kx_end,), dtype=np.complex128)
-        spec[..., self.cidx] = (z[..., :nc] + 1j * z[..., nc : 2 * nc]) * self.camp
-        spec[..., self.ridx] = z[..., 2 * nc :] * self.ramp
-        spec[..., self.mdst] = np.conj(spec[..., self.cidx[self.msrc]])
-        cols = np.fft.ifft(spec.reshape(z.shape[:2] + (ny, self.kx_end)), axis=-2)[..., : out[0], :]
+        nrow, kx_end = self.rows.size, self.kx_end
+        z = np.stack([r.standard_normal((nfield, nrow, kx_end, 2)) for r in rngs])
+        w = z.view(np.complex128)[..., 0]  # real and imaginary parts, variance N/2 each after amp
+        w *= self.amp
+        rr, rc = self.real_bins
+        w[..., rr, rc] = np.sqrt(2.0) * w[..., rr, rc].real  # real, variance N
+        dr, dc = self.conj_dst
+        w[..., dr, dc] = np.conj(w[..., self.conj_src, dc])
+        if nrow < ny:
+            spec = np.zeros(w.shape[:2] + (ny, kx_end), dtype=np.complex128)
+            spec[..., self.rows, :] = w
+        else:
+            spec = w
+        cols = np.fft.ifft(spec, axis=-2)[..., : out[0], :]
         fields = np.fft.irfft(cols, n=nx, axis=-1)  # ifft (1/Ny) then irfft (1/Nx): irfft2's 1/N
         return np.ascontiguousarray(fields[..., : out[1]])
 
