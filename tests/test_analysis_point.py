@@ -230,7 +230,9 @@ _SCRIPT = textwrap.dedent(
         st = ens.gather_state()
         if st is not None:
             out[f"wliq{k}"] = st["model/wliq"]
-            out[f"lam{k}"] = np.array(list(st["da_state"].values()))
+            items = st["da_state"].items()
+            out[f"lam{k}"] = np.concatenate([np.ravel(v) for key, v in items if "inflation" in key])
+            out[f"state{k}"] = np.concatenate([np.ravel(v) for _, v in items])  # with the curvelet bias
     if out:
         np.savez(sys.argv[1], **out)
     """

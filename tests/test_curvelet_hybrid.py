@@ -73,7 +73,7 @@ def test_hybrid_mean_matches_dense_update(beta):
     shape, radius = (16, 24), 6.0
     _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
     land = np.isfinite(xb[0])
-    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False,
+    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False,
                           hybrid_beta=beta, hybrid_radius_km=radius, inflation_mode="fixed")  # fmt: skip
     transform, _ = method.transform_for(shape)
     xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
@@ -84,9 +84,9 @@ def test_hybrid_mean_matches_dense_update(beta):
     assert np.sqrt(np.mean(err**2)) < 1e-6 * np.sqrt(np.mean(inc**2))
     assert np.isnan(xa[:, ~land]).all()
     # and the ensemble part matters: beta = 0 is a different analysis
-    xa0, _ = CurveletEnKF(pad=0, nscales=3, perturb_obs=False, inflation_mode="fixed").update(
-        xb, y, 0.02, transform=transform, pad_offset=(0, 0)
-    )
+    xa0, _ = CurveletEnKF(
+        pad=0, nscales=3, perturb_obs=False, denkf=False, bias_correction=False, inflation_mode="fixed"
+    ).update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
     assert np.sqrt(np.mean((xa0.mean(axis=0) - ref)[land] ** 2)) > 0.05 * np.sqrt(np.mean(inc**2))
 
 
@@ -140,19 +140,24 @@ def test_options_are_checked():
         ({"bias_memory": 1.5}, "bias_memory"),
         ({"bias_nscales": 0}, "bias_nscales"),
         ({"solver": "diagonal", "hybrid_beta": 0.5}, "solver='cg'"),
-        ({"solver": "diagonal", "bias_correction": True}, "solver='cg'"),
     ]:
         with pytest.raises(ValueError, match=msg):
             CurveletEnKF(**kw)
+    # without a state mapping the bias forecast is 0 at every call: two calls give the same analysis
     _, xb, y, _ = _case(0)
-    with pytest.raises(ValueError, match="state"):
-        CurveletEnKF(bias_correction=True).update(xb, y, 0.02)
+    first, _ = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, seed=1)
+    again, diag = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, seed=1)
+    assert np.array_equal(first, again, equal_nan=True) and diag["bias_rms"] > 0
+    # the diagonal form has no bias stage: bias_correction (the default) leaves it unchanged
+    plain, _ = CurveletEnKF(solver="diagonal", bias_correction=False).update(xb, y, 0.02, seed=1)
+    default, _ = CurveletEnKF(solver="diagonal").update(xb, y, 0.02, seed=1)
+    assert np.array_equal(plain, default, equal_nan=True)
 
 
 # ------------------------------------------------------------------------------------------------- bias
 def test_gamma_zero_is_the_standard_update_exactly():
     _, xb, y, _ = _case(3)
-    ref, _ = CurveletEnKF().update(xb, y, 0.02, seed=2)
+    ref, _ = CurveletEnKF(bias_correction=False).update(xb, y, 0.02, seed=2)
     state = {}
     for _ in range(2):
         xa, diag = CurveletEnKF(bias_correction=True, bias_gamma=0.0).update(xb, y, 0.02, seed=2, state=state)

@@ -51,6 +51,8 @@ ADDED: dict[str, Any] = {
     "ensemble.rain_error_std": 0.0,
     "ensemble.spread_days": 0,
     "ensemble.perturb_soil": False,
+    "curvelet_enkf.bias_correction": False,
+    "curvelet_enkf.denkf": False,
 }
 
 
