@@ -106,3 +106,20 @@ def test_file_forcing(tmp_path):
     with pytest.raises(ValueError, match="the run needs 0 .. 12 h"):
         ff.check_covers(0.0, 12.0 * 3600.0)
     ff.close()
+
+
+def test_weather_hour_terms_shared_by_truth_and_ensemble_keep_bits(gen):
+    """Truth and ensemble at the same hour share the storm-free terms: same bits as separate generators."""
+    wg, g = gen
+    cfg = load_config()
+
+    def fresh():
+        return WeatherGenerator(g, wg.aridity, cfg.forcing, 5, "2021-06-01")
+
+    both, alone = fresh(), {"truth": fresh(), "ensemble": fresh()}
+    for t in (0.0, 3600.0, 3600.0, 7200.0 * 11):
+        for kind in ("truth", "ensemble"):
+            a, b = getattr(both, kind)(t), getattr(alone[kind], kind)(t)
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key])
+    assert both._clear_sky is not None and both._clear_sky[0] == 22.0

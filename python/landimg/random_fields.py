@@ -14,7 +14,9 @@ The generator has two edge treatments, chosen by ``edges``:
 * ``"spectral"`` (default) -- multiplication in Fourier space on an image zero-padded by
   ``3 sqrt(2) L / 2`` (where the kernel has fallen to e^-9; no padding in x when periodic): exact unit
   variance at every point, members independent of each other's draws; used for the forcing
-  perturbations and the observation-error perturbations of the curvelet EnKF;
+  perturbations and the observation-error perturbations of the curvelet EnKF. The white noise is drawn
+  directly as complex Gaussian Fourier coefficients (:class:`_SpectralBins`), only where the spectrum
+  carries variance, then one inverse transform: the covariance of filtering white noise, half the FFT work.
 * ``"image"`` -- ``scipy.ndimage.gaussian_filter`` (truncated at 3 kernel standard deviations) with
   reflecting edges (wrapping in longitude on a periodic grid), each field then standardised over the
   image (zero mean, unit variance); used for the static fields of the synthetic world
@@ -27,7 +29,8 @@ were re-expressed in the one convention so that the drawn fields stay bit for bi
 experiment's 300 km (old convention) is ``ensemble.corr_length_km = 424.2640687119285`` (``2 * 300 /
 sqrt(2)``, whose half is exactly the old kernel standard deviation); runs with
 ``analysis.curvelet_obs_corr_km > 0`` change (their assumed error correlation is now e^-1 at the given
-length, as the synthetic errors are).
+length, as the synthetic errors are). Later (h-prof), the spectral draw moved to Fourier space: same
+covariance, other bits (every run with forcing perturbations or curvelet observation perturbations).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import fft as _fft
 from scipy import ndimage
 
 __all__ = ["EDGES", "GaussianFieldGenerator", "gaussian_filter_spectrum", "gaussian_random_field"]
@@ -99,6 +103,7 @@ class GaussianFieldGenerator:
     edges: str = "spectral"
     work_shape: tuple[int, int] = field(init=False)
     spectrum: np.ndarray | None = field(init=False, repr=False)
+    _bins: _SpectralBins | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if self.edges not in EDGES:
@@ -112,26 +117,32 @@ class GaussianFieldGenerator:
             s = self.length_km / 2.0
             pad_y = int(np.ceil(_PAD_KERNEL_SDS * s / dy))
             pad_x = 0 if self.periodic_x else int(np.ceil(_PAD_KERNEL_SDS * s / dx))
-        self.work_shape = (ny + pad_y, nx + pad_x)
+        # FFT-friendly lengths (5-smooth): more padding, never less (the x period stays nx when periodic)
+        self.work_shape = (
+            ny + pad_y if pad_y == 0 else _fft.next_fast_len(ny + pad_y),
+            nx + pad_x if pad_x == 0 else _fft.next_fast_len(nx + pad_x),
+        )
         self.spectrum = (
             gaussian_filter_spectrum(self.work_shape, (dy, dx), self.length_km)
             if self.edges == "spectral"
             else None
         )
+        if self.spectrum is not None and self.length_km > 0:
+            self._bins = _SpectralBins.make(self.spectrum, self.work_shape)
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
         """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx).
 
-        Generator ``k`` draws only from ``rngs[k]`` (``nfield`` white-noise images of the work shape).
+        Generator ``k`` draws only from ``rngs[k]``: with ``edges="spectral"`` its complex white noise in
+        Fourier space (:class:`_SpectralBins`; before, ``nfield`` white-noise images of the work shape
+        went through ``rfft2``: same covariance, other bits), else ``nfield`` white-noise images.
         """
-        ny, nx = self.shape
+        if self._bins is not None:  # spectral: complex noise drawn directly in Fourier space
+            return self._bins.draw(rngs, nfield, self.shape)
         white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
         if self.length_km <= 0:
             return white
-        if self.edges == "image":
-            return self._filter_image(white)
-        fields = np.fft.irfft2(np.fft.rfft2(white) * self.spectrum, s=self.work_shape)
-        return np.ascontiguousarray(fields[..., :ny, :nx])
+        return self._filter_image(white)
 
     def _filter_image(self, white: np.ndarray) -> np.ndarray:
         """``scipy.ndimage`` Gaussian filter (std L/2) of every image, then standardised over the image."""
@@ -146,6 +157,94 @@ class GaussianFieldGenerator:
             sd = f.std()
             out[idx] = f / sd if sd > 0 else f
         return out
+
+
+_DROP_FRACTION = 1e-16  # spectral draw: at most this fraction of the variance is left out (below round-off)
+
+
+@dataclass(frozen=True)
+class _SpectralBins:
+    """White noise drawn directly as the ``rfft2`` coefficients that carry variance, then one inverse FFT.
+
+    For unit white noise ``w`` on the periodic work grid (N = Ny Nx points), ``W = rfft2(w)`` is complex
+    Gaussian with ``E|W_k|^2 = N``: independent real and imaginary parts of variance N/2, except the
+    self-conjugate bins (ky, kx in {0, Ny/2} x {0, Nx/2}), which are real with variance N, and Hermitian
+    pairs ``W(-ky, kx) = conj W(ky, kx)`` in the columns kx = 0 and kx = Nx/2 (even Nx). Drawing ``W``
+    this way and multiplying by the spectrum ``S`` gives fields with exactly the covariance of
+    ``irfft2(rfft2(w) S)`` (filtered white noise), for one inverse transform instead of two.
+    Only the rectangle ``|ky| <= ky_max``, ``kx < kx_end`` is drawn: the bins outside hold at most
+    ``_DROP_FRACTION`` of the variance (``sum |S_k|^2 / N = 1``; a Gaussian spectrum falls like
+    ``exp(-k^2 ...)``), so the variance changes by less than double-precision round-off (``dropped``).
+    """
+
+    shape: tuple[int, int]  # work shape (Ny, Nx)
+    rows: np.ndarray  # the kept ky (0..ky_max, then Ny-ky_max..Ny-1)
+    kx_end: int  # the kept kx: 0..kx_end-1
+    amp: np.ndarray  # (len(rows), kx_end): S sqrt(N / 2)
+    conj_dst: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the mirror bins W(-ky) = conj W(ky) ...
+    conj_src: np.ndarray  # ... and the row positions of their sources
+    real_bins: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the self-conjugate bins
+    dropped: float  # fraction of the variance left out
+
+    @classmethod
+    def make(cls, spectrum: np.ndarray, shape: tuple[int, int]) -> _SpectralBins:
+        """The kept rectangle of ``spectrum`` (Ny, Nx // 2 + 1) on the work grid ``shape``."""
+        ny, nx = shape
+        s = np.real(spectrum)  # the kernel is even: its transform is real up to round-off
+        kx = np.arange(s.shape[1])
+        selfconj_col = (kx == 0) | ((nx % 2 == 0) & (kx == nx // 2))
+        weight = s**2 * np.where(selfconj_col, 1.0, 2.0)[None, :]  # variance of each rfft bin (both halves)
+        total, budget = float(weight.sum()), 0.5 * _DROP_FRACTION * float(weight.sum())
+        col_tail = np.cumsum(weight.sum(axis=0)[::-1])[::-1]  # weight in kx >= K
+        kx_end = int(np.count_nonzero(col_tail > budget))
+        ky = np.arange(ny)
+        dist = np.minimum(ky, ny - ky)
+        dist_w = np.bincount(dist, weights=weight.sum(axis=1))
+        dist_tail = np.cumsum(dist_w[::-1])[::-1]
+        ky_max = int(np.count_nonzero(dist_tail > budget)) - 1
+        rows = ky[dist <= ky_max]
+        kept = np.zeros_like(weight, dtype=bool)
+        kept[np.ix_(rows, np.arange(kx_end))] = True
+        dropped = float(weight[~kept].sum() / total)
+        pos = np.full(ny, -1)
+        pos[rows] = np.arange(rows.size)
+        cols = np.flatnonzero(selfconj_col[:kx_end])
+        lower = rows[rows > (-rows) % ny]  # mirror rows of the columns kx = 0, Nx/2
+        src = pos[(-lower) % ny]
+        real_rows = rows[rows == (-rows) % ny]
+        return cls(
+            (ny, nx), rows, kx_end, s[np.ix_(rows, np.arange(kx_end))] * np.sqrt(ny * nx / 2.0),
+            (np.repeat(pos[lower], cols.size), np.tile(cols, lower.size)), np.repeat(src, cols.size),
+            (np.repeat(pos[real_rows], cols.size), np.tile(cols, real_rows.size)), dropped,
+        )
+
+    @property
+    def nnormal(self) -> int:
+        """Standard normals per field (imaginary parts of real bins and mirror bins drawn and unused)."""
+        return 2 * self.rows.size * self.kx_end
+
+    def draw(self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int]) -> np.ndarray:
+        """Fields (len(rngs), nfield, *out), the top-left ``out`` corner of the work grid.
+
+        Generator ``k`` draws only from ``rngs[k]``: (nfield, rows, kx_end, 2) standard normals.
+        """
+        ny, nx = self.shape
+        nrow, kx_end = self.rows.size, self.kx_end
+        z = np.stack([r.standard_normal((nfield, nrow, kx_end, 2)) for r in rngs])
+        w = z.view(np.complex128)[..., 0]  # real and imaginary parts, variance N/2 each after amp
+        w *= self.amp
+        rr, rc = self.real_bins
+        w[..., rr, rc] = np.sqrt(2.0) * w[..., rr, rc].real  # real, variance N
+        dr, dc = self.conj_dst
+        w[..., dr, dc] = np.conj(w[..., self.conj_src, dc])
+        if nrow < ny:
+            spec = np.zeros(w.shape[:2] + (ny, kx_end), dtype=np.complex128)
+            spec[..., self.rows, :] = w
+        else:
+            spec = w
+        cols = np.fft.ifft(spec, axis=-2)[..., : out[0], :]
+        fields = np.fft.irfft(cols, n=nx, axis=-1)  # ifft (1/Ny) then irfft (1/Nx): irfft2's 1/N
+        return np.ascontiguousarray(fields[..., : out[1]])
 
 
 def gaussian_random_field(

@@ -149,6 +149,32 @@ def observation_pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -
 
 
 def _pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
+    """Pair weights of the columns ``rows``: (nc, m, m) float32, 0 wherever the solve ignores them.
+
+    The dot products come from one batched ``matmul`` (the arithmetic the filter has always used; it
+    returns A A^T exactly symmetric), but the chord, arcsine and Gaspari-Cohn polynomial are evaluated
+    only for the pairs the solve uses: both observations in use (``nb.use``), within the radius (beyond
+    it the weight is exactly 0) and on or above the diagonal (the lower triangle is mirrored).
+    Elementwise numpy arithmetic on a subset gives the same bits as on the whole array, so the weights the
+    solve reads are those of the full evaluation (``tests/test_localization_pairs.py``); the others are 0
+    (they are multiplied by 0 there).
+    """
     q = xyz[nb.idx[rows]]
-    chord2 = np.clip(2.0 - 2.0 * np.matmul(q, q.transpose(0, 2, 1)), 0.0, 4.0)
-    return gaspari_cohn(great_circle_km(np.sqrt(chord2)) / (nb.radius_km / 2.0)).astype(np.float32)
+    dot = np.matmul(q, q.transpose(0, 2, 1))
+    use = nb.use[rows]
+    m = dot.shape[1]
+    reach = 2.0 * np.sin(min(nb.radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
+    near = dot >= 1.0 - 0.5 * reach**2 - 1e-9  # generous: a pair just beyond the radius gets 0 below
+    sel = near & use[:, :, None] & use[:, None, :] & np.triu(np.ones((m, m), dtype=bool), 1)[None]
+    out = np.zeros(dot.shape, dtype=np.float32)
+    out[sel] = _weight(dot[sel], nb.radius_km)
+    out += out.transpose(0, 2, 1).copy()
+    col, pos = np.nonzero(use)
+    out[col, pos, pos] = _weight(dot[col, pos, pos], nb.radius_km)
+    return out
+
+
+def _weight(dot: np.ndarray, radius_km: float) -> np.ndarray:
+    """Gaspari-Cohn weight (float32) of unit-vector dot products, as the filter has always computed it."""
+    chord = np.sqrt(np.clip(2.0 - 2.0 * dot, 0.0, 4.0))
+    return gaspari_cohn(great_circle_km(chord) / (radius_km / 2.0)).astype(np.float32)

@@ -163,6 +163,7 @@ class WeatherGenerator:
         area = (_EARTH_RADIUS_KM**2) * np.radians(e - w) * abs(np.sin(np.radians(n)) - np.sin(np.radians(s)))
         self._storm_rate = cfg.storms_per_day * area / 1e6  # storms per day over the domain box
         self._cache: dict[tuple[str, int], _Storms] = {}
+        self._clear_sky: tuple[float, dict[str, np.ndarray]] | None = None  # last hour's cloud-free terms
         wr = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_WAVES]))
         self._waves = (
             wr.integers(3, 9, size=3),
@@ -309,17 +310,9 @@ class WeatherGenerator:
         doy = when.timetuple().tm_yday + (when.hour + when.minute / 60.0) / 24.0
         utc = when.hour + when.minute / 60.0 + when.second / 3600.0
         rain, cloud = self._rain_and_cloud(kind, t_h)
-        lst = (utc + self._lon15) % 24.0
-        seasonal = self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0)
-        cos_lst = np.cos(2.0 * np.pi * (lst - 15.0) / 24.0)
+        c = self._cloud_free_terms(t_h, doy, utc)
+        seasonal, cos_lst, synoptic, toa = c["seasonal"], c["cos_lst"], c["synoptic"], c["toa"]
         diurnal = self._tdiur * (1.0 - 0.6 * cloud) * cos_lst
-        k, ph, _ = self._waves
-        arg = (
-            k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
-            + ph[:, None]
-            + self._wave_c_phi
-        )
-        synoptic = np.sin(arg).sum(axis=0) / np.sqrt(1.5)  # ~unit variance
         tair = self._tmean + seasonal + diurnal + 2.5 * synoptic - 2.0 * np.minimum(rain / 2.0, 1.0)
         if kind == "ensemble":
             tair = tair + self.cfg.tair_bias
@@ -327,11 +320,6 @@ class WeatherGenerator:
         rh = np.clip(self._rh0 + 0.35 * cloud - 0.12 * cos_lst, 0.08, 1.0)
         qair = rh * qsat(tair, psurf)
         wind = 3.0 + 0.8 * synoptic + 3.0 * cloud
-        # solar_cos_zenith(self.lat, self.lon, doy, utc) with the latitude terms precomputed
-        decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
-        hour_angle = np.radians((utc + self._lon15 - 12.0) * 15.0)
-        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * np.cos(hour_angle)
-        toa = _SOLAR_CONSTANT * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0)) * np.maximum(cosz, 0.0)
         swdown = toa * 0.75 * (1.0 - 0.65 * cloud)
         e_hpa = qair * psurf / (0.622 + 0.378 * qair) / 100.0
         eps_clear = 1.24 * (e_hpa / tair) ** (1.0 / 7.0)
@@ -346,6 +334,35 @@ class WeatherGenerator:
             "swdown": swdown,
             "lwdown": lwdown,
         }
+
+    def _cloud_free_terms(self, t_h: float, doy: float, utc: float) -> dict[str, np.ndarray]:
+        """The terms of hour ``t_h`` that do not depend on the storms: the same for truth and ensemble.
+
+        Computed once per hour and kept (truth and ensemble ask for the same hour in turn): same bits.
+        """
+        if self._clear_sky is not None and self._clear_sky[0] == t_h:
+            return self._clear_sky[1]
+        lst = (utc + self._lon15) % 24.0
+        k, ph, _ = self._waves
+        arg = (
+            k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
+            + ph[:, None]
+            + self._wave_c_phi
+        )
+        # solar_cos_zenith(self.lat, self.lon, doy, utc) with the latitude terms precomputed
+        decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
+        hour_angle = np.radians((utc + self._lon15 - 12.0) * 15.0)
+        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * np.cos(hour_angle)
+        terms = {
+            "seasonal": self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0),
+            "cos_lst": np.cos(2.0 * np.pi * (lst - 15.0) / 24.0),
+            "synoptic": np.sin(arg).sum(axis=0) / np.sqrt(1.5),  # ~unit variance
+            "toa": _SOLAR_CONSTANT
+            * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0))
+            * np.maximum(cosz, 0.0),
+        }
+        self._clear_sky = (t_h, terms)
+        return terms
 
     def truth(self, t: float) -> dict[str, np.ndarray]:
         """True forcing at ``t`` seconds after the experiment start: dict of (ncol,) arrays (FORCING_KEYS units)."""

@@ -44,12 +44,15 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     states: dict[str, dict] = {}
     climatology: list[np.ndarray] = []  # the ensemble column's observed layer, daily (for CDF matching)
     obs_layer = [(0.0, cfg.analysis.obs_depth)]
-    for name, soil, weather in todo:
-        m = ColumnModel(s.domain.grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp)
-        for k in range(-nsteps, 0 if name == "nature" else -nspread):
-            m.step(weather(k * e.dt))
-            if name == "ensemble" and (k + 1) % cfg.steps_per_day == 0:
-                climatology.append(m.layer_mean(obs_layer)[0, :, 0].copy())
+    grid = s.domain.grid
+    models = {name: ColumnModel(grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp) for name, soil, _ in todo}
+    for k in range(-nsteps, 0):  # on one rank nature and ensemble take the same hour in turn (shared weather)
+        for name, _, weather in todo:
+            if name == "nature" or k < -nspread:
+                models[name].step(weather(k * e.dt))
+            if name == "ensemble" and k < -nspread and (k + 1) % cfg.steps_per_day == 0:
+                climatology.append(models[name].layer_mean(obs_layer)[0, :, 0].copy())
+    for name, m in models.items():
         m.reset_fluxes()
         states[name] = m.get_state()
     from landimg.parallel import wait_all
