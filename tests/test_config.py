@@ -74,7 +74,8 @@ def test_an_old_runs_configuration_still_reads():
     then = ["curvelet_enkf.solver=diagonal", "curvelet_enkf.inflation_mode=fixed", "point_enkf.inflation_mode=fixed",
             "ensemble.rain_error_std=0", "ensemble.spread_days=0", "ensemble.perturb_soil=false",
             'analysis.methods=["openloop", "point_enkf", "curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false",
-            "point_letkf.radius_km=500", "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false"]  # the stored analysis.localization_km moves to both point filters  # fmt: skip
+            "point_letkf.radius_km=500", "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false",
+            "curvelet_enkf.layer_increments=full"]  # the stored analysis.localization_km moves to both point filters  # fmt: skip
     assert from_dict(old, legacy=True) == load_config(None, then)
     old["analysis"]["localization_km"] = 250.0
     old["ensemble"]["inflation"] = 1.1

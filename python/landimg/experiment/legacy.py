@@ -53,6 +53,7 @@ ADDED: dict[str, Any] = {
     "ensemble.perturb_soil": False,
     "curvelet_enkf.bias_correction": False,
     "curvelet_enkf.denkf": False,
+    "curvelet_enkf.layer_increments": "full",
 }
 
 
