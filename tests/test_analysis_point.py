@@ -213,7 +213,7 @@ _SCRIPT = textwrap.dedent(
 
     grid = landimg.Grid.regular(lat=(30.0, 42.0), lon=(-110.0, -90.0), res=1.0, land_mask="all")
     soil = landimg.soil.from_class("loam", grid.ncol)
-    methods = [CurveletEnKF(inflation_mode="adaptive", nscales=3, nangles_coarse=8),
+    methods = [CurveletEnKF(inflation_mode="adaptive", inflation_per_scale=True, nscales=3, nangles_coarse=8),
                PointEnKF(inflation_mode="adaptive", radius_km=400.0, max_obs=None),
                PointLETKF(inflation_mode="adaptive", radius_km=400.0)]
     out = {}

@@ -123,7 +123,7 @@ def _ctx(g, state=None):
 
 def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal")
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True)
     theta = _state(g)
     nan = np.full(g.ncol, np.nan)
     key = "CurveletEnKF.inflation_lambda"
@@ -153,7 +153,9 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
 
 def test_restart_round_trip_and_diagnostics():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False)
+    m = CurveletEnKF(
+        nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False, inflation_per_scale=True
+    )
     theta = _state(g, seed=1)
     rng = np.random.default_rng(5)
     obs = np.einsum("l,lcm->c", [0.7, 0.3, 0.0], theta) / 16 + 0.04 * rng.standard_normal(g.ncol)
