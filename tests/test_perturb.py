@@ -6,8 +6,6 @@ from landimg.ensemble.grid import Grid
 from landimg.ensemble.perturb import (
     ForcingPerturbation,
     ForcingPerturber,
-    SoilPerturbation,
-    soil_parameter_factors,
 )
 
 
@@ -93,12 +91,6 @@ def test_bad_config():
         ForcingPerturbation(corr=((1, 0.99, 0, 0), (0.99, 1, -0.99, 0), (0, -0.99, 1, 0), (0, 0, 0, 1)))
     with pytest.raises(ValueError, match="tau_hours"):
         ForcingPerturbation(tau_hours=0.0)
-
-
-def test_soil_factors(grid):
-    f = soil_parameter_factors(SoilPerturbation(), grid, range(40), seed=1)
-    assert f["ks"].shape == (grid.ncol, 40)
-    assert abs(f["ks"].mean() - 1.0) < 0.05 and abs(f["ks"].std() - 0.5) < 0.06
 
 
 def test_persistent_rain_error(grid):

@@ -49,13 +49,11 @@ __all__ = [
     "ForcingPerturbation",
     "ForcingPerturber",
     "GaussianFieldGenerator",
-    "SoilPerturbation",
     "TexturePerturbation",
     "correlated_noise",
     "gaussian_filter_spectrum",
     "member_soil",
     "member_texture",
-    "soil_parameter_factors",
 ]
 
 _KM_PER_DEG = 111.19492664455873  # 6371 km * pi / 180
@@ -319,38 +317,6 @@ class ForcingPerturber:
         self.z = z.copy()
         for r, s in zip(self.rngs, state["rng"], strict=True):
             r.bit_generator.state = s
-
-
-@dataclass(frozen=True)
-class SoilPerturbation:
-    """Static multiplicative lognormal soil-parameter perturbations (mean-1 factors).
-
-    Attributes
-    ----------
-    std : dict-like tuple of (name, std)
-        Standard deviation of the factor per parameter, e.g. (("ks", 0.5), ("b", 0.1)).
-    length_km : float
-        Spatial correlation length of the factor fields, km (e^-1 at this distance).
-    """
-
-    std: tuple[tuple[str, float], ...] = (("ks", 0.5), ("b", 0.1), ("psi_s", 0.3))
-    length_km: float = 50.0
-
-
-def soil_parameter_factors(
-    config: SoilPerturbation, grid: Any, members: Sequence[int], seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Mean-1 lognormal factors per soil parameter for the given members: dict of (ncol, nloc).
-
-    Drawn from ``member_rng(seed, i, Purpose.PARAMS)``; independent between parameters.
-    """
-    rngs = [member_rng(seed, i, Purpose.PARAMS) for i in members]
-    z = correlated_noise(grid, config.length_km, rngs, nfield=len(config.std))
-    out = {}
-    for k, (name, std) in enumerate(config.std):
-        s2 = np.log1p(std**2)
-        out[name] = np.asfortranarray(np.exp(np.sqrt(s2) * z[:, k, :].T - 0.5 * s2))
-    return out
 
 
 @dataclass(frozen=True)
