@@ -64,6 +64,20 @@ class Records:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+def check_record_span(
+    times: np.ndarray, t_first: float, t_last: float, label: str, start: str, note: str = ""
+) -> None:
+    """ValueError naming both spans unless records at ``times`` (s after the start, the last one lasting as
+    long as the step before it) cover ``t_first .. t_last``; ``label`` names the file, ``start`` the origin."""
+    step = times[-1] - times[-2] if times.size > 1 else 0.0
+    if times[0] > t_first or times[-1] + step < t_last:
+        h = 1.0 / 3600.0
+        raise ValueError(
+            f"{label}: records cover {times[0] * h:g} .. {(times[-1] + step) * h:g} h after {start}, "
+            f"the run needs {t_first * h:g} .. {t_last * h:g} h{note}"
+        )
+
+
 def expand_files(pattern: str | Sequence[str], what: str = "files") -> list[str]:
     """Sorted list of the files matching a glob pattern (or several patterns); DataError if none."""
     patterns = [pattern] if isinstance(pattern, (str, os.PathLike)) else list(pattern)

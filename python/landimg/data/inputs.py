@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from landimg.data.common import LAYERS, DataError, StationReadings, parse_date, to_seconds
+from landimg.data.common import LAYERS, DataError, StationReadings, check_record_span, parse_date, to_seconds
 from landimg.data.series import Series, read_series
 
 __all__ = ["CdfMatcher", "ProductForcing", "ProductObservations", "ProductReference", "ProductStations"]
@@ -93,13 +93,9 @@ class ProductForcing:
 
     def check_covers(self, t_first: float, t_last: float) -> None:
         """ValueError naming both spans unless the records cover ``t_first .. t_last`` s after the start."""
-        step = self.times[-1] - self.times[-2] if self.times.size > 1 else 0.0
-        if self.times[0] > t_first or self.times[-1] + step < t_last:
-            h = 1.0 / 3600.0
-            raise ValueError(
-                f"forcing {self.product}: records cover {self.times[0] * h:g} .. {(self.times[-1] + step) * h:g} h "
-                f"after the start, the run needs {t_first * h:g} .. {t_last * h:g} h (spin-up included)"
-            )
+        check_record_span(
+            self.times, t_first, t_last, f"forcing {self.product}", "the start", " (spin-up included)"
+        )
 
     def check_values(self, t_first: float, t_last: float) -> None:
         """ValueError naming the variable and time unless the records used in ``t_first .. t_last`` s are
@@ -295,7 +291,6 @@ class ProductStations(StationReadings):
         self.columns = col[on_land]
         self.readings = st.sm[:, on_land]
         self.ids = [i for i, ok in zip(st.ids, on_land, strict=True) if ok]
-
 
 
 def _cell_index(grid, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
+from landimg.data.common import check_record_span
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
@@ -482,14 +483,8 @@ class FileForcing:
 
     def check_covers(self, t_first: float, t_last: float) -> None:
         """Raise ValueError, naming both spans, unless records cover ``t_first .. t_last`` s after the start."""
-        step = self.times[-1] - self.times[-2] if self.times.size > 1 else 0.0
-        if self.times[0] > t_first or self.times[-1] + step < t_last:
-            hours = 1.0 / 3600.0
-            raise ValueError(
-                f"{self.path}: records cover {self.times[0] * hours:g} .. {(self.times[-1] + step) * hours:g} h "
-                f"after the experiment start, the run needs {t_first * hours:g} .. {t_last * hours:g} h "
-                "(spin-up included: negative hours are before experiment.start)"
-            )
+        note = " (spin-up included: negative hours are before experiment.start)"
+        check_record_span(self.times, t_first, t_last, str(self.path), "the experiment start", note)
 
     def close(self) -> None:
         """Close the netCDF file."""
