@@ -70,6 +70,10 @@ def test_summary_reports_the_timing_breakdown(tmp_path):
     assert all(v >= 0.0 for v in t.values())
     assert t["model"] > 0 and t["forcing"] > 0 and t["analysis"] > 0 and t["output"] > 0 and t["spinup"] > 0
     assert sum(v for k, v in t.items() if k != "total") == pytest.approx(t["total"], abs=0.01)
+    assert t["plots"] == 0.0  # output.plots = false: no figure drawn, no time counted to them
+    cpu = json.loads((tmp_path / "run" / "summary.json").read_text())["timing_cpu_seconds"]
+    assert set(cpu) == set(t) and all(v >= 0.0 for v in cpu.values())
+    assert cpu["model"] > 0 and sum(v for k, v in cpu.items() if k != "total") == pytest.approx(cpu["total"], abs=0.01)
 
 
 def test_memory_refusal_is_one_line_exit_2(tmp_path, monkeypatch, capsys):

@@ -92,6 +92,7 @@ def _start(
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
     r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
+    _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
@@ -110,7 +111,7 @@ def _start(
     t0 = time.perf_counter()
     with timings("spinup"):
         nature, member, status = cached_spinup(
-            lambda: spinup(cfg, s, comm),
+            lambda: spinup(cfg, s, comm, timings),
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
             cache,
             comm,
@@ -340,7 +341,6 @@ def run(
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
     r = _start(cfg, s, out, comm, resume, prog, cache, timings)
-    _instrument(r)
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -361,9 +361,10 @@ def run(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
     with timings("output"):
-        write_outputs(cfg, grid, s.stations, out, r.history)
+        write_outputs(cfg, grid, s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
+    summary["timing_cpu_seconds"] = timings.report(cpu=True)
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)

@@ -28,8 +28,14 @@ def new_nature(cfg: Config, s: Setup) -> Any:
     return ColumnModel(s.domain.grid.ncol, 1, soil=s.soil_true, dt=cfg.experiment.dt, igbp=s.domain.igbp)
 
 
-def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(nature state, ensemble member state) after ``experiment.spinup_days`` (``get_state()`` dicts, 1 member)."""
+def spinup(
+    cfg: Config, s: Setup, comm: Any, timings: Any = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(nature state, ensemble member state) after ``experiment.spinup_days`` (``get_state()`` dicts, 1 member).
+
+    The model steps count to the ``"model"`` part of ``timings`` (a
+    :class:`landimg.experiment.timing.Timings`) when given.
+    """
     from landimg.model.column import ColumnModel
 
     e = cfg.experiment
@@ -46,6 +52,8 @@ def spinup(cfg: Config, s: Setup, comm: Any) -> tuple[dict[str, np.ndarray], dic
     obs_layer = [(0.0, cfg.analysis.obs_depth)]
     grid = s.domain.grid
     models = {name: ColumnModel(grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp) for name, soil, _ in todo}
+    for m in models.values() if timings is not None else ():
+        timings.instrument(m, "step", "model")
     for k in range(-nsteps, 0):  # on one rank nature and ensemble take the same hour in turn (shared weather)
         for name, _, weather in todo:
             if name == "nature" or k < -nspread:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,11 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(cfg: Config, grid: Any, stations: Any, out: Path, history: History) -> None:
-    """``analysis.nc``/``metrics.nc`` and the plots, as ``cfg.output`` asks."""
+def write_outputs(
+    cfg: Config, grid: Any, stations: Any, out: Path, history: History, timings: Any = None
+) -> None:
+    """``analysis.nc``/``metrics.nc`` and the plots, as ``cfg.output`` asks (the plots counted to the
+    ``"plots"`` part of ``timings``, a :class:`landimg.experiment.timing.Timings`, when given)."""
     if cfg.output.netcdf:
         from landimg.experiment.ncfiles import write_experiment_netcdf
 
@@ -83,4 +87,5 @@ def write_outputs(cfg: Config, grid: Any, stations: Any, out: Path, history: His
         from landimg.experiment import plot
 
         if plot.available():
-            plot.experiment_plots(cfg, grid, out, history)
+            with nullcontext() if timings is None else timings("plots"):
+                plot.experiment_plots(cfg, grid, out, history)
