@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_array
 
 __all__ = [
     "EARTH_RADIUS_KM",
     "Neighbourhoods",
+    "PairTable",
     "gaspari_cohn",
     "great_circle_km",
     "observation_pair_weights",
@@ -60,6 +65,9 @@ class Neighbourhoods:
         True for a real local observation with a weight > 0.
     radius_km : float
         The localization radius the neighbourhoods were made for.
+    pair_table : PairTable or None
+        The Gaspari-Cohn weights between the used observations (:func:`observation_pair_weights`), made
+        at its first call and kept with the neighbourhoods (the host caches them per observation pattern).
     """
 
     idx: np.ndarray
@@ -67,7 +75,7 @@ class Neighbourhoods:
     rho: np.ndarray
     use: np.ndarray
     radius_km: float
-    pair_weights: np.ndarray | None = field(default=None, repr=False, compare=False)
+    pair_table: PairTable | None = field(default=None, repr=False, compare=False)
 
     @property
     def m(self) -> int:
@@ -126,38 +134,112 @@ def observed_neighbourhoods(
     return Neighbourhoods(idx, dist, rho, ~pad & (rho > 0), float(radius_km))
 
 
-PAIR_CACHE_ELEMENTS = 64_000_000  # keep the (ncol, m, m) float32 pair weights of a pattern up to 256 MB
+PAIR_TABLE_ELEMENTS = 8_000_000  # stored pair weights (incl. diagonal) of a pattern: ~8 bytes each, 64 MB
+PAIR_BLOCK_ELEMENTS = 4_000_000  # dense (k + 1)^2 float32 block of one chunk's k observations: 16 MB
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Gaspari-Cohn weights between the distinct used observations of one observation pattern.
+
+    Attributes
+    ----------
+    row : ndarray of int (ncol,)
+        Row of each column's observation in ``weights``; -1 for a column that no neighbourhood uses.
+    weights : scipy.sparse.csr_array (nobs, nobs) of float32, or None
+        Symmetric weights of the pairs closer than the radius (1 on the diagonal, absent = 0); None when
+        they would exceed :data:`PAIR_TABLE_ELEMENTS` (the weights are then evaluated per chunk).
+    """
+
+    row: np.ndarray
+    weights: csr_array | None
 
 
 def observation_pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
-    """Gaspari-Cohn weights between the local observations of the columns ``rows``: (nc, m, m).
+    """Gaspari-Cohn weights between the local observations of the columns ``rows``: (nc, m, m) float32.
 
-    Used for the B-localization of the observation-space covariance in the point EnKF. They depend only
-    on the observation pattern: kept in ``nb`` (computed once for all columns) when ``ncol m^2`` is at most
-    :data:`PAIR_CACHE_ELEMENTS`, else computed for the requested columns at every call. Stored as float32
-    (either way, so cached and uncached analyses agree bit for bit): 1e-7 relative is far below the
-    accuracy of a localization function.
+    Used for the B-localization of the observation-space covariance in the point EnKF. A pair's weight
+    depends only on its two observations: they are evaluated once per observation pattern for the pairs
+    closer than the radius (:class:`PairTable`, kept in ``nb.pair_table``) and gathered here through a
+    dense block of the chunk's distinct observations. When the table or the block would exceed
+    :data:`PAIR_TABLE_ELEMENTS` / :data:`PAIR_BLOCK_ELEMENTS`, the weights of the chunk are evaluated
+    directly (:func:`_pair_weights`), with the same arithmetic (the same bits). Entries where either
+    observation is unused (``nb.use`` False) are 0, so the solve needs no other mask. Float32: 1e-7
+    relative is far below the accuracy of a localization function.
+
+    Parameters
+    ----------
+    xyz : ndarray (ncol, 3)
+        Columns on the unit sphere (:func:`unit_xyz`).
+    nb : Neighbourhoods
+        The observed neighbourhoods (its ``pair_table`` is set at the first call).
+    rows : slice
+        The columns of the chunk.
     """
-    if nb.m == 1 or nb.radius_km <= 0:
-        return np.ones((nb.idx[rows].shape[0], nb.m, nb.m), dtype=np.float32)
-    if nb.pair_weights is not None:
-        return nb.pair_weights[rows]
-    if nb.idx.shape[0] * nb.m * nb.m <= PAIR_CACHE_ELEMENTS:
-        object.__setattr__(nb, "pair_weights", _pair_weights(xyz, nb, slice(None)))
-        return nb.pair_weights[rows]
-    return _pair_weights(xyz, nb, rows)
+    if nb.m == 1 or nb.radius_km <= 0:  # the own observation (or a single one) only: weight 1
+        u = nb.use[rows]
+        return (u[:, :, None] & u[:, None, :]).astype(np.float32)
+    if nb.pair_table is None:
+        object.__setattr__(nb, "pair_table", _pair_table(xyz, nb))
+    out = None if nb.pair_table.weights is None else _gather_block(nb.pair_table, nb, rows)
+    return _pair_weights(xyz, nb, rows) if out is None else out
+
+
+def _pair_table(xyz: np.ndarray, nb: Neighbourhoods) -> PairTable:
+    """The :class:`PairTable` of ``nb``: pairs from a ``cKDTree`` of the distinct used observations.
+
+    Two observations of one column are at most twice its farthest used observation apart (triangle
+    inequality), so the pair search stops at ``min(radius, 2 x that distance)`` (slightly widened).
+    """
+    from scipy.sparse import csr_array
+    from scipy.spatial import cKDTree
+
+    obs = np.unique(nb.idx[nb.use])  # distinct used observation columns, sorted
+    row = np.full(nb.idx.shape[0], -1, dtype=np.int64)
+    row[obs] = np.arange(obs.size)
+    if obs.size == 0:
+        return PairTable(row, csr_array((0, 0), dtype=np.float32))
+    reach_km = min(nb.radius_km, 2.0 * float(np.max(nb.dist[nb.use])))
+    chord = 2.0 * np.sin(min(reach_km / EARTH_RADIUS_KM, np.pi) / 2.0) * (1 + 1e-9)
+    tree = cKDTree(xyz[obs])
+    if tree.count_neighbors(tree, chord) > PAIR_TABLE_ELEMENTS:  # ordered pairs incl. (i, i) = the nnz
+        return PairTable(row, None)
+    ij = tree.query_pairs(chord, output_type="ndarray")  # (npair, 2), i < j
+    w = _chord_weight(xyz[obs[ij[:, 0]]], xyz[obs[ij[:, 1]]], nb.radius_km)
+    keep = w > 0
+    i, j, d = ij[keep, 0], ij[keep, 1], np.arange(obs.size)
+    data = np.concatenate([w[keep], w[keep], np.ones(obs.size, dtype=np.float32)])
+    ri, ci = np.concatenate([i, j, d]), np.concatenate([j, i, d])
+    return PairTable(row, csr_array((data, (ri, ci)), shape=(obs.size, obs.size)))
+
+
+def _gather_block(table: PairTable, nb: Neighbourhoods, rows: slice) -> np.ndarray | None:
+    """Pair weights (nc, m, m) of the columns ``rows`` from ``table``; None if their block is too large.
+
+    The chunk's ``k`` distinct used observations get a dense (k + 1, k + 1) block of ``table.weights``
+    whose last row and column are 0: unused entries point there.
+    """
+    u = nb.use[rows]
+    r = np.where(u, table.row[nb.idx[rows]], -1)
+    obs = np.unique(r[u])  # the chunk's observations (rows of the table), sorted
+    k = obs.size
+    if (k + 1) ** 2 > PAIR_BLOCK_ELEMENTS:
+        return None
+    block = np.zeros((k + 1, k + 1), dtype=np.float32)
+    if k:
+        block[:k, :k] = table.weights[obs][:, obs].toarray()
+    q = np.where(u, np.searchsorted(obs, r), k).astype(np.intp)
+    flat = (q * (k + 1))[:, :, None] + q[:, None, :]  # block[q[:, :, None], q[:, None, :]], flat (faster)
+    return np.take(block.ravel(), flat, mode="clip")  # all in range: "clip" skips the bounds check
 
 
 def _pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
-    """Pair weights of the columns ``rows``: (nc, m, m) float32, 0 wherever the solve ignores them.
+    """Pair weights of the columns ``rows`` evaluated directly: (nc, m, m) float32, 0 where unused.
 
-    The dot products come from one batched ``matmul`` (the arithmetic the filter has always used; it
-    returns A A^T exactly symmetric), but the chord, arcsine and Gaspari-Cohn polynomial are evaluated
-    only for the pairs the solve uses: both observations in use (``nb.use``), within the radius (beyond
-    it the weight is exactly 0) and on or above the diagonal (the lower triangle is mirrored).
-    Elementwise numpy arithmetic on a subset gives the same bits as on the whole array, so the weights the
-    solve reads are those of the full evaluation (``tests/test_localization_pairs.py``); the others are 0
-    (they are multiplied by 0 there).
+    The fallback of :func:`observation_pair_weights`. A batched ``matmul`` of the unit vectors finds the
+    candidate pairs (generously: a pair just beyond the radius gets weight 0); the weight itself is
+    evaluated, as in the table, by :func:`_chord_weight` for the pairs the solve uses (both observations
+    in use, on or above the diagonal; mirrored below it; 1 on the diagonal).
     """
     q = xyz[nb.idx[rows]]
     dot = np.matmul(q, q.transpose(0, 2, 1))
@@ -166,15 +248,22 @@ def _pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarra
     reach = 2.0 * np.sin(min(nb.radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
     near = dot >= 1.0 - 0.5 * reach**2 - 1e-9  # generous: a pair just beyond the radius gets 0 below
     sel = near & use[:, :, None] & use[:, None, :] & np.triu(np.ones((m, m), dtype=bool), 1)[None]
+    c, a, b = np.nonzero(sel)
     out = np.zeros(dot.shape, dtype=np.float32)
-    out[sel] = _weight(dot[sel], nb.radius_km)
+    out[c, a, b] = _chord_weight(q[c, a], q[c, b], nb.radius_km)
     out += out.transpose(0, 2, 1).copy()
     col, pos = np.nonzero(use)
-    out[col, pos, pos] = _weight(dot[col, pos, pos], nb.radius_km)
+    out[col, pos, pos] = 1.0
     return out
 
 
-def _weight(dot: np.ndarray, radius_km: float) -> np.ndarray:
-    """Gaspari-Cohn weight (float32) of unit-vector dot products, as the filter has always computed it."""
-    chord = np.sqrt(np.clip(2.0 - 2.0 * dot, 0.0, 4.0))
-    return gaspari_cohn(great_circle_km(chord) / (radius_km / 2.0)).astype(np.float32)
+def _chord_weight(a: np.ndarray, b: np.ndarray, radius_km: float) -> np.ndarray:
+    """Gaspari-Cohn weight (float32, >= 0) of point pairs ``a``, ``b`` (n, 3) on the unit sphere.
+
+    The chord ``|a - b|`` (the same bits for ``b``, ``a``) -> great-circle km -> ``GC(d / (radius_km / 2))``,
+    clipped at 0 (the polynomial's round-off just inside the radius is about -2e-16).
+    """
+    d = a - b
+    chord = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1] + d[:, 2] * d[:, 2])
+    w = gaspari_cohn(great_circle_km(chord) / (radius_km / 2.0))
+    return np.maximum(w, 0.0).astype(np.float32)

@@ -79,8 +79,7 @@ def _local_solves(full, hx_all, innov, p, nb, xyz, chunk) -> tuple[np.ndarray, f
         ii, u = nb.idx[sl], nb.use[sl]
         y = ha[ii]  # (nc, m, N)
         s = np.matmul(y, y.transpose(0, 2, 1)) / (nmem - 1)  # HPH^T
-        s *= observation_pair_weights(xyz, nb, sl)
-        s *= u[:, :, None] & u[:, None, :]
+        s *= observation_pair_weights(xyz, nb, sl)  # localization; 0 unless both observations are used
         s[:, diag_idx, diag_idx] += np.where(u, r[ii], 1.0)  # + R; unused entries: decoupled unit rows
         pxo = np.matmul(y, anom[:, sl].transpose(1, 2, 0)) / (nmem - 1)  # (HA_O A_c^T): (nc, m, nlev)
         pxo *= nb.rho[sl][:, :, None]
