@@ -119,3 +119,19 @@ def test_persistent_rain_error(grid):
     with pytest.raises(ValueError, match="precip"):
         ForcingPerturbation(variables=("tair",), multiplicative=(False,), std=(1.0,), corr=((1.0,),),
                             rain_error_std=0.5)  # fmt: skip
+
+
+def test_innovation_is_the_cholesky_factor_times_the_members_float32_fields(grid):
+    """z0 = (chol g_fast, g_slow) of float32 fields drawn from each member's own stream, in float64."""
+    from landimg.ensemble.perturb import _FieldMaker
+    from landimg.parallel import Purpose, member_rng
+
+    cfg = ForcingPerturbation(rain_error_std=0.6)
+    p = ForcingPerturber(cfg, grid, [1, 4], seed=2)
+    rngs = [member_rng(2, i, Purpose.FORCING) for i in (1, 4)]
+    fast = _FieldMaker(grid, cfg.length_km, np.float32).draw(rngs, 4)  # fast fields first, then slow
+    slow = _FieldMaker(grid, cfg.rain_error_km, np.float32).draw(rngs, 1)
+    assert fast.dtype == slow.dtype == np.float32 and p.z.dtype == np.float64
+    want = np.concatenate([np.einsum("vw,mwc->mvc", cfg.cholesky, fast.astype(np.float64)), slow], axis=1)
+    np.testing.assert_allclose(p.z, want, rtol=0, atol=1e-14)
+    assert [r.bit_generator.state for r in rngs] == [r.bit_generator.state for r in p.rngs]

@@ -17,6 +17,11 @@ The generator has two edge treatments, chosen by ``edges``:
   perturbations and the observation-error perturbations of the curvelet EnKF. The white noise is drawn
   directly as complex Gaussian Fourier coefficients (:class:`_SpectralBins`), only where the spectrum
   carries variance, then one inverse transform: the covariance of filtering white noise, half the FFT work.
+  ``dtype=np.float32`` does the whole draw in single precision (normals from numpy's float32 ziggurat,
+  complex64 transforms; used for the forcing perturbations, whose innovations are evolved in float64):
+  the same covariance up to float32 round-off (relative ~1e-6, far below the sampling error of any use),
+  about 0.6 of the CPU time of float64. float64 (default) stays for the fields drawn once or rarely
+  (soil-texture errors, observation-error perturbations), whose bits it keeps.
 * ``"image"`` -- ``scipy.ndimage.gaussian_filter`` (truncated at 3 kernel standard deviations) with
   reflecting edges (wrapping in longitude on a periodic grid), each field then standardised over the
   image (zero mean, unit variance); used for the static fields of the synthetic world
@@ -31,6 +36,11 @@ sqrt(2)``, whose half is exactly the old kernel standard deviation); runs with
 ``analysis.curvelet_obs_corr_km > 0`` change (their assumed error correlation is now e^-1 at the given
 length, as the synthetic errors are). Later (h-prof), the spectral draw moved to Fourier space: same
 covariance, other bits (every run with forcing perturbations or curvelet observation perturbations).
+Then (h-rfdraw) the forcing perturbations' draws went to float32 (``dtype``): same covariance up to
+float32 round-off, other bits in every run with forcing perturbations (each member still draws from its
+own stream only, so the fields still do not depend on the rank layout); the float64 draws (texture
+errors, observation-error perturbations) are bit for bit those of before (the normals are written
+straight into reused buffers, in the same order, with the same arithmetic).
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from scipy import ndimage
 __all__ = ["EDGES", "GaussianFieldGenerator", "gaussian_filter_spectrum", "gaussian_random_field"]
 
 EDGES = ("spectral", "image")
+_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))  # precisions of the draw
 _PAD_KERNEL_SDS = 3.0 * np.sqrt(2.0)  # spectral padding in kernel standard deviations (kernel at e^-9)
 _TRUNCATE = 3.0  # "image" filter: kernel truncated at this many standard deviations
 
@@ -94,6 +105,9 @@ class GaussianFieldGenerator:
     edges : {"spectral", "image"}
         Edge treatment (module docstring): padded Fourier filter with exact unit variance, or a
         reflecting image filter with each field standardised over the image.
+    dtype : numpy.float64 or numpy.float32
+        Precision of the fields and, with ``edges="spectral"``, of the whole draw (normals and
+        transforms; float32 costs about 0.6 of float64, module docstring). ``"image"`` filters in float64.
     """
 
     shape: tuple[int, int]
@@ -101,6 +115,7 @@ class GaussianFieldGenerator:
     length_km: float
     periodic_x: bool = False
     edges: str = "spectral"
+    dtype: Any = np.float64
     work_shape: tuple[int, int] = field(init=False)
     spectrum: np.ndarray | None = field(init=False, repr=False)
     _bins: _SpectralBins | None = field(init=False, repr=False, default=None)
@@ -110,6 +125,9 @@ class GaussianFieldGenerator:
             raise ValueError(f"GaussianFieldGenerator.edges must be one of {EDGES}, got {self.edges!r}")
         if self.length_km < 0:
             raise ValueError(f"GaussianFieldGenerator.length_km must be >= 0, got {self.length_km}")
+        if np.dtype(self.dtype) not in _DTYPES:
+            raise ValueError(f"GaussianFieldGenerator.dtype must be float64 or float32, got {self.dtype!r}")
+        self.dtype = np.dtype(self.dtype)
         ny, nx = self.shape
         dy, dx = self.cell_km
         pad_y = pad_x = 0
@@ -131,18 +149,21 @@ class GaussianFieldGenerator:
             self._bins = _SpectralBins.make(self.spectrum, self.work_shape)
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
-        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx).
+        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx) of ``dtype``.
 
         Generator ``k`` draws only from ``rngs[k]``: with ``edges="spectral"`` its complex white noise in
         Fourier space (:class:`_SpectralBins`; before, ``nfield`` white-noise images of the work shape
-        went through ``rfft2``: same covariance, other bits), else ``nfield`` white-noise images.
+        went through ``rfft2``: same covariance, other bits), else ``nfield`` white-noise images
+        (float64 for ``"image"``, then rounded to ``dtype``).
         """
         if self._bins is not None:  # spectral: complex noise drawn directly in Fourier space
-            return self._bins.draw(rngs, nfield, self.shape)
+            return self._bins.draw(rngs, nfield, self.shape, self.dtype)
+        if self.length_km <= 0 and self.edges == "spectral":
+            return np.stack([r.standard_normal((nfield,) + self.work_shape, dtype=self.dtype) for r in rngs])
         white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
         if self.length_km <= 0:
-            return white
-        return self._filter_image(white)
+            return white.astype(self.dtype, copy=False)
+        return self._filter_image(white).astype(self.dtype, copy=False)
 
     def _filter_image(self, white: np.ndarray) -> np.ndarray:
         """``scipy.ndimage`` Gaussian filter (std L/2) of every image, then standardised over the image."""
@@ -175,16 +196,23 @@ class _SpectralBins:
     Only the rectangle ``|ky| <= ky_max``, ``kx < kx_end`` is drawn: the bins outside hold at most
     ``_DROP_FRACTION`` of the variance (``sum |S_k|^2 / N = 1``; a Gaussian spectrum falls like
     ``exp(-k^2 ...)``), so the variance changes by less than double-precision round-off (``dropped``).
+    The kept rows are two contiguous blocks, ``0 .. nlow - 1`` and ``Ny - (len(rows) - nlow) .. Ny - 1``.
+
+    The draw works in ``dtype`` (float64 or float32: normals, products and both transforms) in buffers
+    kept between draws (``_work``: the same shapes are drawn every model step, and fresh multi-MB
+    temporaries cost page faults); one draw at a time per instance (not thread-safe).
     """
 
     shape: tuple[int, int]  # work shape (Ny, Nx)
     rows: np.ndarray  # the kept ky (0..ky_max, then Ny-ky_max..Ny-1)
+    nlow: int  # rows[:nlow] = 0..nlow-1, rows[nlow:] = Ny-(len(rows)-nlow)..Ny-1
     kx_end: int  # the kept kx: 0..kx_end-1
     amp: np.ndarray  # (len(rows), kx_end): S sqrt(N / 2)
-    conj_dst: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the mirror bins W(-ky) = conj W(ky) ...
-    conj_src: np.ndarray  # ... and the row positions of their sources
-    real_bins: tuple[np.ndarray, np.ndarray]  # (row position, kx) of the self-conjugate bins
+    conj_dst: tuple[np.ndarray, np.ndarray]  # (ky, kx) of the mirror bins W(-ky) = conj W(ky) ...
+    conj_src: np.ndarray  # ... and the ky of their sources
+    real_bins: tuple[np.ndarray, np.ndarray]  # (ky, kx) of the self-conjugate bins
     dropped: float  # fraction of the variance left out
+    _work: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def make(cls, spectrum: np.ndarray, shape: tuple[int, int]) -> _SpectralBins:
@@ -206,16 +234,14 @@ class _SpectralBins:
         kept = np.zeros_like(weight, dtype=bool)
         kept[np.ix_(rows, np.arange(kx_end))] = True
         dropped = float(weight[~kept].sum() / total)
-        pos = np.full(ny, -1)
-        pos[rows] = np.arange(rows.size)
         cols = np.flatnonzero(selfconj_col[:kx_end])
         lower = rows[rows > (-rows) % ny]  # mirror rows of the columns kx = 0, Nx/2
-        src = pos[(-lower) % ny]
         real_rows = rows[rows == (-rows) % ny]
         return cls(
-            (ny, nx), rows, kx_end, s[np.ix_(rows, np.arange(kx_end))] * np.sqrt(ny * nx / 2.0),
-            (np.repeat(pos[lower], cols.size), np.tile(cols, lower.size)), np.repeat(src, cols.size),
-            (np.repeat(pos[real_rows], cols.size), np.tile(cols, real_rows.size)), dropped,
+            (ny, nx), rows, int(np.count_nonzero(rows == np.arange(rows.size))), kx_end,
+            s[np.ix_(rows, np.arange(kx_end))] * np.sqrt(ny * nx / 2.0),
+            (np.repeat(lower, cols.size), np.tile(cols, lower.size)), np.repeat((-lower) % ny, cols.size),
+            (np.repeat(real_rows, cols.size), np.tile(cols, real_rows.size)), dropped,
         )
 
     @property
@@ -223,28 +249,49 @@ class _SpectralBins:
         """Standard normals per field (imaginary parts of real bins and mirror bins drawn and unused)."""
         return 2 * self.rows.size * self.kx_end
 
-    def draw(self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int]) -> np.ndarray:
-        """Fields (len(rngs), nfield, *out), the top-left ``out`` corner of the work grid.
+    def draw(
+        self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int], dtype: Any = np.float64
+    ) -> np.ndarray:
+        """Fields (len(rngs), nfield, *out) of ``dtype``, the top-left ``out`` corner of the work grid.
 
-        Generator ``k`` draws only from ``rngs[k]``: (nfield, rows, kx_end, 2) standard normals.
+        Generator ``k`` draws only from ``rngs[k]``: nfield x rows x kx_end x 2 standard normals of
+        ``dtype`` (float64: the same normals, in the same order, as one ``standard_normal`` call of that
+        shape), written straight into the kept rows of the spectrum.
         """
         ny, nx = self.shape
-        nrow, kx_end = self.rows.size, self.kx_end
-        z = np.stack([r.standard_normal((nfield, nrow, kx_end, 2)) for r in rngs])
-        w = z.view(np.complex128)[..., 0]  # real and imaginary parts, variance N/2 each after amp
-        w *= self.amp
+        nhigh, dtype = self.rows.size - self.nlow, np.dtype(dtype)
+        spec, amp = self._buffers(len(rngs), nfield, dtype)
+        parts = spec.view(dtype)  # (ngen, nfield, Ny, 2 kx_end): re, im, re, im, ...
+        low, high = parts[:, :, : self.nlow], parts[:, :, ny - nhigh :]
+        for k, r in enumerate(rngs):
+            for f in range(nfield):  # the kept rows, in order: same stream as one (nfield, rows, kx, 2) call
+                r.standard_normal(out=low[k, f], dtype=dtype)
+                if nhigh:
+                    r.standard_normal(out=high[k, f], dtype=dtype)
+        low *= amp[: self.nlow]  # real and imaginary parts, variance N/2 each
+        high *= amp[self.nlow :]
+        spec[:, :, self.nlow : ny - nhigh] = 0.0  # the rows left out (the transform below overwrites them)
         rr, rc = self.real_bins
-        w[..., rr, rc] = np.sqrt(2.0) * w[..., rr, rc].real  # real, variance N
+        spec[..., rr, rc] = np.sqrt(2.0) * spec[..., rr, rc].real  # real, variance N
         dr, dc = self.conj_dst
-        w[..., dr, dc] = np.conj(w[..., self.conj_src, dc])
-        if nrow < ny:
-            spec = np.zeros(w.shape[:2] + (ny, kx_end), dtype=np.complex128)
-            spec[..., self.rows, :] = w
-        else:
-            spec = w
-        cols = np.fft.ifft(spec, axis=-2)[..., : out[0], :]
-        fields = np.fft.irfft(cols, n=nx, axis=-1)  # ifft (1/Ny) then irfft (1/Nx): irfft2's 1/N
-        return np.ascontiguousarray(fields[..., : out[1]])
+        spec[..., dr, dc] = np.conj(spec[..., self.conj_src, dc])
+        np.fft.ifft(spec, axis=-2, out=spec)  # in place; then irfft: 1/Ny 1/Nx, irfft2's 1/N
+        fields = np.empty(spec.shape[:2] + (out[0], nx), dtype=dtype)
+        np.fft.irfft(spec[:, :, : out[0]], n=nx, axis=-1, out=fields)
+        return fields if out[1] == nx else np.ascontiguousarray(fields[..., : out[1]])
+
+    def _buffers(self, ngen: int, nfield: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """The spectrum (ngen, nfield, Ny, kx_end) and ``amp`` per re/im part (rows, 2 kx_end), ``dtype``.
+
+        Kept for the next draw of the same shape and precision.
+        """
+        key = (ngen, nfield, dtype.str)
+        if self._work.get("key") != key:
+            ctype = np.result_type(dtype, np.complex64)
+            self._work.clear()  # one shape at a time: the forcing draws repeat theirs every step
+            self._work.update(key=key, spec=np.zeros((ngen, nfield) + (self.shape[0], self.kx_end), ctype),
+                              amp=np.repeat(self.amp, 2, axis=1).astype(dtype))  # fmt: skip
+        return self._work["spec"], self._work["amp"]
 
 
 def gaussian_random_field(
