@@ -123,3 +123,25 @@ def test_weather_hour_terms_shared_by_truth_and_ensemble_keep_bits(gen):
             for key in a:
                 np.testing.assert_array_equal(a[key], b[key])
     assert both._clear_sky is not None and both._clear_sky[0] == 22.0
+
+
+@pytest.mark.parametrize("res, lon", [(1.0, (-180.0, 180.0)), (2.5, (0.0, 360.0))])
+def test_cloud_free_terms_equal_the_direct_formulas(res, lon):
+    """The hour's terms by angle addition equal the direct sines and cosines (solar_cos_zenith, the
+    synoptic waves, the local-solar-time cosine) to round-off, at any hour of a long run."""
+    g = Grid.regular(lat=(-60.0, 80.0), lon=lon, res=res, land_mask="all")
+    cfg = load_config()
+    wg = WeatherGenerator(g, np.zeros(g.ncol), cfg.forcing, 9, "2021-01-01")
+    lat, lon_c = g.column_latlon()
+    k, ph, c = wg._waves
+    for t_h, doy, utc in ((0.0, 1.0, 0.0), (13.5, 1.56, 13.5), (24.0 * 400 + 7.0, 36.3, 7.0), (1e5, 180.2, 16.0)):
+        terms = wg._cloud_free_terms(t_h, doy, utc)
+        waves = k[:, None] * (np.radians(lon_c) - 2.0 * np.pi * 0.12 * t_h / 24.0) + ph[:, None]
+        synoptic = np.sin(waves + c[:, None] * np.radians(lat)).sum(axis=0) / np.sqrt(1.5)
+        lst = (utc + lon_c / 15.0) % 24.0
+        toa = 1361.0 * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0))
+        toa = toa * np.maximum(solar_cos_zenith(lat, lon_c, doy, utc), 0.0)
+        np.testing.assert_allclose(terms["synoptic"], synoptic, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(terms["cos_lst"], np.cos(2.0 * np.pi * (lst - 15.0) / 24.0), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(terms["toa"], toa, rtol=0, atol=1e-9)
+        assert (terms["toa"] > 0).any() and (terms["toa"] == 0).any()  # day and night in the domain

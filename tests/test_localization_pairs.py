@@ -122,8 +122,39 @@ def test_point_enkf_increments_with_the_reference_weights(monkeypatch, cap):
         monkeypatch.setattr(loc, cap, 0)
     new, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
     monkeypatch.setattr(
-        pe, "observation_pair_weights", lambda xyz, nb, sl: _reference(lat, lon, nb, sl).astype(np.float32)
+        pe,
+        "observation_pair_weights",
+        lambda xyz, nb, sl, w=None: _reference(lat, lon, nb, sl)[:, :w, :w].astype(np.float32),
     )
     ref, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
     assert np.abs(new).max() > 1e-3
     np.testing.assert_allclose(new, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_truncated_local_systems_solve_the_same_equations(monkeypatch):
+    """The solve drops the positions unused in a whole chunk (w < m): same increments as the padded m."""
+    lat, lon, valid = _global_case(seed=6)
+    ncol, nlev, nmem = lat.size, 4, 10
+    rng = np.random.default_rng(1)
+    state = 0.25 + 0.05 * rng.standard_normal((nlev, ncol, nmem))
+    obs = np.where(valid, 0.27 + 0.03 * rng.standard_normal(ncol), np.nan)
+    h = np.array([0.6, 0.4, 0.0, 0.0])
+    kw = {"lat": lat, "lon": lon, "radius_km": 700.0, "max_obs": 64, "seed": 2, "chunk": 100}
+    widths = []
+    width = pe._width
+    monkeypatch.setattr(pe, "_width", lambda use: widths.append((width(use), use.shape[1])) or widths[-1][0])
+    short, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
+    assert widths and sum(w < m for w, m in widths) > len(widths) / 2  # most chunks were truncated
+    monkeypatch.setattr(pe, "_width", lambda use: use.shape[1])
+    full, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
+    assert np.abs(full).max() > 1e-3
+    np.testing.assert_allclose(short, full, rtol=0, atol=1e-12 * np.abs(full).max())
+    # the weights of the first w observations are the leading block of all m, bit for bit
+    xyz = loc.unit_xyz(lat, lon)
+    nb = loc.observed_neighbourhoods(xyz, valid, 700.0, 64)
+    rows = slice(0, 100)
+    w = width(nb.use[rows])
+    np.testing.assert_array_equal(
+        loc.observation_pair_weights(xyz, nb, rows, w), loc.observation_pair_weights(xyz, nb, rows)[:, :w, :w]
+    )
+    assert not nb.use[rows, w:].any() and width(np.zeros((3, 5), bool)) == 1

@@ -155,8 +155,10 @@ class PairTable:
     weights: csr_array | None
 
 
-def observation_pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
-    """Gaspari-Cohn weights between the local observations of the columns ``rows``: (nc, m, m) float32.
+def observation_pair_weights(
+    xyz: np.ndarray, nb: Neighbourhoods, rows: slice | np.ndarray, width: int | None = None
+) -> np.ndarray:
+    """Gaspari-Cohn weights between the local observations of the columns ``rows``: (nc, w, w) float32.
 
     Used for the B-localization of the observation-space covariance in the point EnKF. A pair's weight
     depends only on its two observations: they are evaluated once per observation pattern for the pairs
@@ -173,16 +175,19 @@ def observation_pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -
         Columns on the unit sphere (:func:`unit_xyz`).
     nb : Neighbourhoods
         The observed neighbourhoods (its ``pair_table`` is set at the first call).
-    rows : slice
+    rows : slice or ndarray of int
         The columns of the chunk.
+    width : int, optional
+        Only the first ``w = width`` local observations of each column (default: all ``m``); the solve
+        passes the chunk's last used position + 1.
     """
     if nb.m == 1 or nb.radius_km <= 0:  # the own observation (or a single one) only: weight 1
-        u = nb.use[rows]
+        u = nb.use[rows, :width]
         return (u[:, :, None] & u[:, None, :]).astype(np.float32)
     if nb.pair_table is None:
         object.__setattr__(nb, "pair_table", _pair_table(xyz, nb))
-    out = None if nb.pair_table.weights is None else _gather_block(nb.pair_table, nb, rows)
-    return _pair_weights(xyz, nb, rows) if out is None else out
+    out = None if nb.pair_table.weights is None else _gather_block(nb.pair_table, nb, rows, width)
+    return _pair_weights(xyz, nb, rows, width) if out is None else out
 
 
 def _pair_table(xyz: np.ndarray, nb: Neighbourhoods) -> PairTable:
@@ -213,14 +218,16 @@ def _pair_table(xyz: np.ndarray, nb: Neighbourhoods) -> PairTable:
     return PairTable(row, csr_array((data, (ri, ci)), shape=(obs.size, obs.size)))
 
 
-def _gather_block(table: PairTable, nb: Neighbourhoods, rows: slice) -> np.ndarray | None:
-    """Pair weights (nc, m, m) of the columns ``rows`` from ``table``; None if their block is too large.
+def _gather_block(
+    table: PairTable, nb: Neighbourhoods, rows: slice | np.ndarray, width: int | None = None
+) -> np.ndarray | None:
+    """Pair weights (nc, w, w) of the columns ``rows`` from ``table``; None if their block is too large.
 
     The chunk's ``k`` distinct used observations get a dense (k + 1, k + 1) block of ``table.weights``
     whose last row and column are 0: unused entries point there.
     """
-    u = nb.use[rows]
-    r = np.where(u, table.row[nb.idx[rows]], -1)
+    u = nb.use[rows, :width]
+    r = np.where(u, table.row[nb.idx[rows, :width]], -1)
     obs = np.unique(r[u])  # the chunk's observations (rows of the table), sorted
     k = obs.size
     if (k + 1) ** 2 > PAIR_BLOCK_ELEMENTS:
@@ -233,17 +240,20 @@ def _gather_block(table: PairTable, nb: Neighbourhoods, rows: slice) -> np.ndarr
     return np.take(block.ravel(), flat, mode="clip")  # all in range: "clip" skips the bounds check
 
 
-def _pair_weights(xyz: np.ndarray, nb: Neighbourhoods, rows: slice) -> np.ndarray:
-    """Pair weights of the columns ``rows`` evaluated directly: (nc, m, m) float32, 0 where unused.
+def _pair_weights(
+    xyz: np.ndarray, nb: Neighbourhoods, rows: slice | np.ndarray, width: int | None = None
+) -> np.ndarray:
+    """Pair weights of the columns ``rows`` (first ``width`` observations) evaluated directly: (nc, w, w)
+    float32, 0 where unused.
 
     The fallback of :func:`observation_pair_weights`. A batched ``matmul`` of the unit vectors finds the
     candidate pairs (generously: a pair just beyond the radius gets weight 0); the weight itself is
     evaluated, as in the table, by :func:`_chord_weight` for the pairs the solve uses (both observations
     in use, on or above the diagonal; mirrored below it; 1 on the diagonal).
     """
-    q = xyz[nb.idx[rows]]
+    q = xyz[nb.idx[rows, :width]]
     dot = np.matmul(q, q.transpose(0, 2, 1))
-    use = nb.use[rows]
+    use = nb.use[rows, :width]
     m = dot.shape[1]
     reach = 2.0 * np.sin(min(nb.radius_km / EARTH_RADIUS_KM, np.pi) / 2.0)
     near = dot >= 1.0 - 0.5 * reach**2 - 1e-9  # generous: a pair just beyond the radius gets 0 below

@@ -61,6 +61,41 @@ def _perturbations(p: ColumnProblem, perturb_obs: bool, rngs, seed: int) -> np.n
     return np.stack([g.standard_normal(ncol) for g in rngs], axis=1) * np.where(p.valid, p.std, 0.0)[:, None]
 
 
+def _width(use: np.ndarray) -> int:
+    """Local systems' size for a chunk's ``use`` (nc, m): its last used position + 1 (at least 1).
+
+    Entries beyond it are unused in every column of the chunk (decoupled unit rows of the solve, zero
+    gain): dropping them solves the same equations at (w/m)^3 of the cost. Neighbours are sorted by
+    distance and padded at the end, so w is the chunk's largest observation count; chunks are made of
+    columns with similar counts (:func:`_local_solves`), so w is close to each column's own count.
+    """
+    used = np.flatnonzero(use.any(axis=0))
+    return int(used[-1]) + 1 if used.size else 1
+
+
+_WINDOW_CHUNKS = 8  # batches are sorted by observation count within windows of this many chunks
+
+
+def _batches(use: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """Column batches of at most ``chunk`` for the local solves, from ``use`` (ncol, m).
+
+    Within each window of ``_WINDOW_CHUNKS * chunk`` consecutive (so mostly nearby) columns, the columns
+    are sorted by their observation count (stable) before being cut into batches: a batch's system size
+    (:func:`_width`) is then close to each of its columns' own count, and its distinct observations stay
+    few (the dense pair-weight block of :func:`landimg.da.localization.observation_pair_weights`).
+    Columns without observations get no increment and are left out. The batches depend only on ``use``
+    (the same on every rank).
+    """
+    count = use.sum(axis=1)
+    out = []
+    for w0 in range(0, count.size, _WINDOW_CHUNKS * chunk):
+        cols = np.arange(w0, min(w0 + _WINDOW_CHUNKS * chunk, count.size))
+        cols = cols[np.argsort(count[cols], kind="stable")]
+        cols = cols[np.searchsorted(count[cols], 1) :]
+        out.extend(cols[c0 : c0 + chunk] for c0 in range(0, cols.size, chunk))
+    return out
+
+
 def _local_solves(full, hx_all, innov, p, nb, xyz, chunk) -> tuple[np.ndarray, float]:
     """Increments of the local members (nlev, ncol, nloc) and the summed top-layer nearest-obs gain.
 
@@ -72,18 +107,17 @@ def _local_solves(full, hx_all, innov, p, nb, xyz, chunk) -> tuple[np.ndarray, f
     ha = hx_all - hx_all.mean(axis=1)[:, None]  # HA (ncol, N)
     r = np.where(p.valid, p.std, 1.0) ** 2
     dstate = np.zeros((nlev, ncol, innov.shape[1]))
-    diag_idx = np.arange(nb.m)
     gain_sum = 0.0
-    for c0 in range(0, ncol, chunk):  # batches of columns bound the (chunk, m, m) work arrays
-        sl = slice(c0, min(c0 + chunk, ncol))
-        ii, u = nb.idx[sl], nb.use[sl]
-        y = ha[ii]  # (nc, m, N)
+    for sl in _batches(nb.use, chunk):  # a batch bounds the (chunk, w, w) work arrays
+        w = _width(nb.use[sl])
+        ii, u, diag_idx = nb.idx[sl, :w], nb.use[sl, :w], np.arange(w)
+        y = ha[ii]  # (nc, w, N)
         s = np.matmul(y, y.transpose(0, 2, 1)) / (nmem - 1)  # HPH^T
-        s *= observation_pair_weights(xyz, nb, sl)  # localization; 0 unless both observations are used
+        s *= observation_pair_weights(xyz, nb, sl, w)  # localization; 0 unless both observations are used
         s[:, diag_idx, diag_idx] += np.where(u, r[ii], 1.0)  # + R; unused entries: decoupled unit rows
-        pxo = np.matmul(y, anom[:, sl].transpose(1, 2, 0)) / (nmem - 1)  # (HA_O A_c^T): (nc, m, nlev)
-        pxo *= nb.rho[sl][:, :, None]
-        gain_t = np.linalg.solve(s, pxo)  # (nc, m, nlev) = K^T
+        pxo = np.matmul(y, anom[:, sl].transpose(1, 2, 0)) / (nmem - 1)  # (HA_O A_c^T): (nc, w, nlev)
+        pxo *= nb.rho[sl, :w][:, :, None]
+        gain_t = np.linalg.solve(s, pxo)  # (nc, w, nlev) = K^T
         dstate[:, sl] = np.einsum("cml,cmk->lck", gain_t, np.where(u[:, :, None], innov[ii], 0.0))
         gain_sum += float(np.sum(gain_t[:, 0, 0]))
     return dstate, gain_sum

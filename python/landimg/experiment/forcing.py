@@ -178,10 +178,12 @@ class WeatherGenerator:
         self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
         self._pairs = StormColumnPairs(grid)
         # time-invariant terms of _forcing (the same operations as written there, so the same bits)
-        self._lon15 = self.lon / 15.0
         self._rh0 = 0.55 - 0.15 * np.clip(aridity, -2, 2)
-        self._wave_c_phi = self._waves[2][:, None] * self._phi
         self._sin_phi, self._cos_phi = np.sin(self._phi), np.cos(self._phi)
+        self._sin_lam, self._cos_lam = np.sin(self._lam), np.cos(self._lam)
+        k, ph, c = self._waves  # the waves' phase at t = 0: k lam + ph + c phi, (3, ncol)
+        wave0 = k[:, None] * self._lam[None, :] + ph[:, None] + c[:, None] * self._phi[None, :]
+        self._sin_wave0, self._cos_wave0 = np.sin(wave0), np.cos(wave0)
 
     # ------------------------------------------------------------------ storms
     def _day_storms(self, kind: str, day: int) -> _Storms:
@@ -340,24 +342,28 @@ class WeatherGenerator:
         """The terms of hour ``t_h`` that do not depend on the storms: the same for truth and ensemble.
 
         Computed once per hour and kept (truth and ensemble ask for the same hour in turn): same bits.
+        Equal to the direct formulas (``solar_cos_zenith``, the waves' sines) to round-off
+        (``tests/test_forcing.py``).
         """
         if self._clear_sky is not None and self._clear_sky[0] == t_h:
             return self._clear_sky[1]
-        lst = (utc + self._lon15) % 24.0
-        k, ph, _ = self._waves
-        arg = (
-            k[:, None] * (self._lam[None, :] - 2.0 * np.pi * 0.12 * t_h / 24.0)
-            + ph[:, None]
-            + self._wave_c_phi
-        )
-        # solar_cos_zenith(self.lat, self.lon, doy, utc) with the latitude terms precomputed
+        # Every term is cos or sin of (a time-only angle + a column-only angle): by the angle-addition
+        # formulas, a few scalar sines per hour times per-column sines computed once (no per-column trig).
+        # synoptic waves sin(k (lam - 2 pi 0.12 t / 24) + ph + c phi) = sin(wave0 - k 2 pi 0.12 t / 24)
+        shift = self._waves[0] * (2.0 * np.pi * 0.12 * t_h / 24.0)
+        synoptic = np.cos(shift) @ self._sin_wave0 - np.sin(shift) @ self._cos_wave0
+        # local solar time: 2 pi (lst - 15) / 24 = 2 pi (utc - 15) / 24 + lam, lst = utc + lon / 15 (mod 24)
+        a = 2.0 * np.pi * (utc - 15.0) / 24.0
+        cos_lst = np.cos(a) * self._cos_lam - np.sin(a) * self._sin_lam
+        # solar_cos_zenith(self.lat, self.lon, doy, utc): hour angle = 15 (utc - 12) degrees + lam
         decl = np.radians(23.44) * np.sin(2.0 * np.pi * (284.0 + doy) / 365.0)
-        hour_angle = np.radians((utc + self._lon15 - 12.0) * 15.0)
-        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * np.cos(hour_angle)
+        h = np.radians(15.0 * (utc - 12.0))
+        cos_hour = np.cos(h) * self._cos_lam - np.sin(h) * self._sin_lam
+        cosz = self._sin_phi * np.sin(decl) + self._cos_phi * np.cos(decl) * cos_hour
         terms = {
             "seasonal": self._tseas * np.cos(2.0 * np.pi * (doy - 200.0) / 365.0),
-            "cos_lst": np.cos(2.0 * np.pi * (lst - 15.0) / 24.0),
-            "synoptic": np.sin(arg).sum(axis=0) / np.sqrt(1.5),  # ~unit variance
+            "cos_lst": cos_lst,
+            "synoptic": synoptic / np.sqrt(1.5),  # ~unit variance
             "toa": _SOLAR_CONSTANT
             * (1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0))
             * np.maximum(cosz, 0.0),
