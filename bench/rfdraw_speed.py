@@ -1,4 +1,4 @@
-"""CPU time of the forcing-perturbation random-field draws: this tree against another (e.g. /work/main).
+"""CPU time of the forcing-perturbation random-field draws: this tree against another revision or tree.
 
 One "draw" is one ``ForcingPerturber`` innovation's worth of spectral fields on a global 1-degree image
 (150 x 360, 60 S - 90 N, periodic in longitude, cells 111.2 x 107.4 km): ``nvar`` fast fields of length
@@ -6,14 +6,14 @@ One "draw" is one ``ForcingPerturber`` innovation's worth of spectral fields on 
 member streams, through :class:`landimg.random_fields.GaussianFieldGenerator`; "advance" is one
 ``ForcingPerturber.advance`` (draw, land columns, cross-correlation, AR(1)) with the same lengths on that
 grid with every cell land (the upper bound of the column work). Three runs, each in its own
-subprocess, alternately (other, this float64, this float32, other, ...): the other tree (its default
-precision, float64), this tree in float64 and in float32 (what ``ForcingPerturber`` uses); each times
+subprocess, alternately (other, this float64, this float32, other, ...): the other tree (``--baseline``
+revision's ``python/`` from ``git archive``, or ``--other PATH``; its default precision, float64), this tree in float64 and in float32 (what ``ForcingPerturber`` uses); each times
 ``--ndraw`` draws with ``time.process_time`` (user + system: page faults count) after one warm-up draw.
 The best and median per-draw CPU time of each are printed.
 
 Usage::
 
-    PYTHONPATH=python .venv/bin/python bench/rfdraw_speed.py [--other /work/main/python] [--rounds 3]
+    PYTHONPATH=python .venv/bin/python bench/rfdraw_speed.py [--baseline 34447fb | --other PATH] [--rounds 3]
         [--ndraw 50] [--length 424.2640687119285] [--slow 800]
 """
 
@@ -25,10 +25,13 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _trees import python_tree  # noqa: E402
 
 
 def _cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -68,7 +71,8 @@ def _worker(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--other", default="/work/main/python", help="PYTHONPATH of the baseline tree")
+    p.add_argument("--baseline", default="34447fb", help="git revision to compare with (before float32 draws)")
+    p.add_argument("--other", default=None, help="PYTHONPATH of the tree to compare with (instead of --baseline)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ndraw", type=int, default=50)
     p.add_argument("--members", type=int, default=4)
@@ -81,8 +85,15 @@ def main() -> None:
     if args.worker:
         _worker(args)
         return
+    with tempfile.TemporaryDirectory() as tmp:
+        other = args.other or str(python_tree(args.baseline, Path(tmp)))
+        _compare(args, other)
+
+
+def _compare(args: argparse.Namespace, other: str) -> None:
+    """Run the workers alternately and print the per-call times and ratios."""
     here = str(Path(__file__).resolve().parents[1] / "python")
-    runs = {"other": (args.other, "default"), "this float64": (here, "float64"),
+    runs = {"other": (other, "default"), "this float64": (here, "float64"),
             "this float32": (here, "float32")}  # fmt: skip
     times: dict[str, list[list[float]]] = {k: [] for k in runs}
     flags = [f"--{k}={getattr(args, k)}" for k in ("ndraw", "members", "nvar", "length", "slow")]
