@@ -2,16 +2,22 @@
 
 :func:`python_tree` extracts ``python/`` of a git revision (``git archive``) into a directory and copies
 this tree's compiled column-model extension into it, so the two trees differ only in their Python code
-(a revision whose Fortran API differs refuses to import, naming the mismatch).
+(a revision whose Fortran API differs refuses to import, naming the mismatch). :func:`interleaved` runs
+a benchmark's worker on each tree in turn, round after round, so that the machine's load drifts alike
+over all of them.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,3 +33,16 @@ def python_tree(rev: str, workdir: Path) -> Path:
     for so in (REPO / "python" / "landimg" / "model").glob("_colm*.so"):
         shutil.copy2(so, dest / "python" / "landimg" / "model")
     return dest / "python"
+
+
+def interleaved(script: str, runs: dict[str, tuple[str, list[str]]], rounds: int) -> dict[str, list[Any]]:
+    """``python script --worker ARGS`` for every run ``name -> (PYTHONPATH, ARGS)``, one after the other,
+    ``rounds`` times (single-threaded); each run's list of the JSON values its worker printed last."""
+    out: dict[str, list[Any]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (path, args) in runs.items():
+            env = dict(os.environ, PYTHONPATH=str(path), OMP_NUM_THREADS="1")
+            cmd = [sys.executable, script, "--worker", *args]
+            stdout = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+            out[name].append(json.loads(stdout.strip().splitlines()[-1]))
+    return out

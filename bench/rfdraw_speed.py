@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import python_tree  # noqa: E402
+from _trees import interleaved, python_tree  # noqa: E402
 
 
 def _cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -95,14 +93,9 @@ def _compare(args: argparse.Namespace, other: str) -> None:
     here = str(Path(__file__).resolve().parents[1] / "python")
     runs = {"other": (other, "default"), "this float64": (here, "float64"),
             "this float32": (here, "float32")}  # fmt: skip
-    times: dict[str, list[list[float]]] = {k: [] for k in runs}
     flags = [f"--{k}={getattr(args, k)}" for k in ("ndraw", "members", "nvar", "length", "slow")]
-    for _ in range(args.rounds):
-        for name, (path, dtype) in runs.items():
-            env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
-            cmd = [sys.executable, __file__, "--worker", f"--dtype={dtype}", *flags]
-            times[name].append(json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True,
-                                                         text=True).stdout))  # fmt: skip
+    work = {name: (path, [f"--dtype={dtype}", *flags]) for name, (path, dtype) in runs.items()}
+    times = interleaved(__file__, work, args.rounds)
     for i, what in enumerate(("draw", "advance")):
         base = min(t[i] for t in times["other"])
         for name, (path, _) in runs.items():

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import python_tree  # noqa: E402
+from _trees import interleaved, python_tree  # noqa: E402
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -54,16 +52,11 @@ def main() -> None:
     if args.worker:
         _worker(args)
         return
+    flags = [f"--preset={args.preset}", f"--hours={args.hours}"]
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {args.baseline: python_tree(args.baseline, Path(tmp)),
-                 "this tree": Path(__file__).resolve().parents[1] / "python"}  # fmt: skip
-        times: dict[str, list[float]] = {k: [] for k in trees}
-        for _ in range(args.rounds):
-            for name, path in trees.items():
-                env = dict(os.environ, PYTHONPATH=str(path), OMP_NUM_THREADS="1")
-                cmd = [sys.executable, __file__, "--worker", f"--preset={args.preset}", f"--hours={args.hours}"]
-                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-                times[name].append(json.loads(out.strip().splitlines()[-1]))
+        trees = {args.baseline: str(python_tree(args.baseline, Path(tmp))),
+                 "this tree": str(Path(__file__).resolve().parents[1] / "python")}  # fmt: skip
+        times = interleaved(__file__, {name: (path, flags) for name, path in trees.items()}, args.rounds)
     base = min(times[args.baseline])
     print(f"weather generator, {args.preset}, truth + ensemble per hour, {args.hours} hours, CPU time:")
     for name, t in times.items():

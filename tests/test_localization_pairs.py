@@ -109,15 +109,21 @@ def test_single_observation_neighbourhoods_are_the_use_mask():
     np.testing.assert_array_equal(w[:, 0, 0], valid.astype(np.float32))
 
 
-@pytest.mark.parametrize("cap", [None, "PAIR_BLOCK_ELEMENTS"])
-def test_point_enkf_increments_with_the_reference_weights(monkeypatch, cap):
-    lat, lon, valid = _global_case(seed=5)
-    ncol, nlev, nmem = lat.size, 4, 12
-    rng = np.random.default_rng(0)
+def _point_problem(case_seed, nmem, rng_seed, radius):
+    """A point EnKF problem on :func:`_global_case`: (lat, lon, valid, state, h, obs, keyword arguments)."""
+    lat, lon, valid = _global_case(seed=case_seed)
+    ncol, nlev = lat.size, 4
+    rng = np.random.default_rng(rng_seed)
     state = 0.25 + 0.05 * rng.standard_normal((nlev, ncol, nmem))
     obs = np.where(valid, 0.27 + 0.03 * rng.standard_normal(ncol), np.nan)
     h = np.array([0.6, 0.4, 0.0, 0.0])
-    kw = {"lat": lat, "lon": lon, "radius_km": 900.0, "max_obs": 64, "seed": 2, "chunk": 100}
+    kw = {"lat": lat, "lon": lon, "radius_km": radius, "max_obs": 64, "seed": 2, "chunk": 100}
+    return lat, lon, valid, state, h, obs, kw
+
+
+@pytest.mark.parametrize("cap", [None, "PAIR_BLOCK_ELEMENTS"])
+def test_point_enkf_increments_with_the_reference_weights(monkeypatch, cap):
+    lat, lon, valid, state, h, obs, kw = _point_problem(5, 12, 0, 900.0)
     if cap:
         monkeypatch.setattr(loc, cap, 0)
     new, _ = point_enkf_increments(state, h, obs, 0.03, **kw)
@@ -133,13 +139,7 @@ def test_point_enkf_increments_with_the_reference_weights(monkeypatch, cap):
 
 def test_truncated_local_systems_solve_the_same_equations(monkeypatch):
     """The solve drops the positions unused in a whole chunk (w < m): same increments as the padded m."""
-    lat, lon, valid = _global_case(seed=6)
-    ncol, nlev, nmem = lat.size, 4, 10
-    rng = np.random.default_rng(1)
-    state = 0.25 + 0.05 * rng.standard_normal((nlev, ncol, nmem))
-    obs = np.where(valid, 0.27 + 0.03 * rng.standard_normal(ncol), np.nan)
-    h = np.array([0.6, 0.4, 0.0, 0.0])
-    kw = {"lat": lat, "lon": lon, "radius_km": 700.0, "max_obs": 64, "seed": 2, "chunk": 100}
+    lat, lon, valid, state, h, obs, kw = _point_problem(6, 10, 1, 700.0)
     widths = []
     width = pe._width
     monkeypatch.setattr(pe, "_width", lambda use: widths.append((width(use), use.shape[1])) or widths[-1][0])

@@ -17,6 +17,7 @@ import numpy as np
 
 from landimg.experiment.config import Config
 from landimg.experiment.setup import Setup
+from landimg.experiment.timing import Timings
 
 __all__ = ["new_nature", "seed_members", "spinup", "spread_members"]
 
@@ -29,12 +30,11 @@ def new_nature(cfg: Config, s: Setup) -> Any:
 
 
 def spinup(
-    cfg: Config, s: Setup, comm: Any, timings: Any = None
+    cfg: Config, s: Setup, comm: Any, timings: Timings | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(nature state, ensemble member state) after ``experiment.spinup_days`` (``get_state()`` dicts, 1 member).
 
-    The model steps count to the ``"model"`` part of ``timings`` (a
-    :class:`landimg.experiment.timing.Timings`) when given.
+    The model steps count to the ``"model"`` part of ``timings`` when given.
     """
     from landimg.model.column import ColumnModel
 
@@ -52,8 +52,9 @@ def spinup(
     obs_layer = [(0.0, cfg.analysis.obs_depth)]
     grid = s.domain.grid
     models = {name: ColumnModel(grid.ncol, 1, soil=soil, dt=e.dt, igbp=s.domain.igbp) for name, soil, _ in todo}
-    for m in models.values() if timings is not None else ():
-        timings.instrument(m, "step", "model")
+    if timings is not None:
+        for m in models.values():
+            timings.instrument(m, "step", "model")
     for k in range(-nsteps, 0):  # on one rank nature and ensemble take the same hour in turn (shared weather)
         for name, _, weather in todo:
             if name == "nature" or k < -nspread:

@@ -12,6 +12,7 @@ from landimg import __version__ as _landimg_version
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, to_dict
 from landimg.experiment.history import LAYER_NAMES, OBS_SPACE, SCORES, History
+from landimg.experiment.timing import Timings
 
 __all__ = ["format_table", "summarize", "write_outputs"]
 
@@ -75,10 +76,10 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def write_outputs(
-    cfg: Config, grid: Any, stations: Any, out: Path, history: History, timings: Any = None
+    cfg: Config, grid: Any, stations: Any, out: Path, history: History, timings: Timings | None = None
 ) -> None:
     """``analysis.nc``/``metrics.nc`` and the plots, as ``cfg.output`` asks (the plots counted to the
-    ``"plots"`` part of ``timings``, a :class:`landimg.experiment.timing.Timings`, when given)."""
+    ``"plots"`` part of ``timings`` when given)."""
     if cfg.output.netcdf:
         from landimg.experiment.ncfiles import write_experiment_netcdf
 

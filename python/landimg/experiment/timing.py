@@ -71,13 +71,12 @@ class Timings:
 
         setattr(obj, method, timed)
 
-    def report(self, total: float | None = None, cpu: bool = False) -> dict[str, float]:
-        """Seconds per part plus ``other`` (the rest) and ``total`` (since creation, or ``total`` if given);
-        wall seconds, or CPU seconds of the process with ``cpu``."""
+    def report(self, cpu: bool = False) -> dict[str, float]:
+        """Seconds per part plus ``other`` (the rest) and ``total`` (since creation): wall seconds, or CPU
+        seconds of the process with ``cpu``."""
         seconds = self.cpu_seconds if cpu else self.seconds
-        if total is None:
-            total = _now()[1] - self._t0[1] if cpu else _now()[0] - self._t0[0]
+        total = _now()[int(cpu)] - self._t0[int(cpu)]
         out = {k: round(v, 3) for k, v in seconds.items()}
-        out["other"] = round(max(float(total) - sum(seconds.values()), 0.0), 3)
-        out["total"] = round(float(total), 3)
+        out["other"] = round(max(total - sum(seconds.values()), 0.0), 3)
+        out["total"] = round(total, 3)
         return out
