@@ -67,7 +67,9 @@ class ExperimentConfig:
         ge=0,
     )
     days: int = setting(
-        20, "Length of the assimilation period, days. Metrics are averaged over these days.", gt=0
+        20,
+        "Length of the assimilation period, days. Metrics are averaged over these days (from `score_from_day`).",
+        gt=0,
     )
     spinup_days: int = setting(
         240,
@@ -78,8 +80,16 @@ class ExperimentConfig:
         "2021-05-01", "Experiment start date (00 UTC), `YYYY-MM-DD`; sets the season and solar geometry."
     )
     dt: float = setting(3600.0, "Model time step, s (divides a day).", gt=0, le=3600)
+    score_from_day: int = setting(
+        1,
+        "First day (1-based) of every period mean of `summary.json` (scores, observation-space statistics, "
+        "rank histograms); the days before it are spin-in. At most `days`.",
+        ge=1,
+    )
 
     def __post_init__(self) -> None:
+        _must(self.score_from_day <= self.days, "score_from_day",
+              f"must be <= experiment.days = {self.days} (the last day), got {self.score_from_day}")  # fmt: skip
         _must(
             abs(86400.0 / self.dt - round(86400.0 / self.dt)) < 1e-9,
             "dt",

@@ -158,6 +158,7 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
             r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+            r.history[name].mean_background[day] = np.stack(means)
     return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
 
 
