@@ -83,7 +83,8 @@ class Observer:
 
     def __init__(self, cfg: Config, grid: Any) -> None:
         self.cfg = cfg
-        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
+        interval_days = cfg.analysis.interval_hours / 24.0
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, interval_days)
         self.product = None  # a retrieval product as distributed: records taken once, by window
         if cfg.obs.product:
             from landimg.data.inputs import ProductObservations
