@@ -99,6 +99,8 @@ def _start(
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
+        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
@@ -271,7 +273,8 @@ def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
     if r.rank == 0:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
+                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
 
 def run(
