@@ -96,3 +96,26 @@ def test_resumed_run_with_memory_is_bitwise(tmp_path):
         np.testing.assert_array_equal(resumed.history[m].mean, whole.history[m].mean)
     a, b = load_restart(tmp_path / "whole" / RESTART_NAME), load_restart(tmp_path / "part" / RESTART_NAME)
     np.testing.assert_array_equal(a["observer"]["field"], b["observer"]["field"])
+
+
+def test_the_experiment_declares_the_obs_model_to_the_methods(grid):
+    """setup.Observer returns the [obs] model as an ObsError; a product's sm_error sets the white part."""
+    from landimg.da.obs_error import ObsError
+    from landimg.experiment.setup import Observer
+
+    cfg = load_config(None, ["obs.error_std=0.05", "obs.white_fraction=0.3", "obs.corr_length_km=400",
+                             "obs.memory_days=10"])  # fmt: skip
+    obs = Observer(cfg, grid)
+    err = obs.error()
+    assert isinstance(err, ObsError) and err.corr_length_km == 400.0 and err.memory_days == 10.0
+    assert float(err.white_std) ** 2 == pytest.approx(0.3 * 0.05**2)
+    assert float(err.corr_std) ** 2 == pytest.approx(0.7 * 0.05**2)
+    white = np.full(grid.shape, np.nan)
+    white[:5] = 0.02  # given on the first rows only
+    per = obs.error(white)
+    cols = grid.to_columns(white)
+    np.testing.assert_array_equal(per.white_std[np.isfinite(cols)], 0.02)
+    np.testing.assert_array_equal(per.white_std[~np.isfinite(cols)], err.white_std)
+    assert per.corr_std == err.corr_std and per.memory_days == 10.0
+    y, declared = obs(np.full(grid.shape, 0.3), 0.0, np.zeros(grid.shape, bool), 1.0, 0)
+    assert declared == err and np.isfinite(y).any()

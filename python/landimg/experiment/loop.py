@@ -3,7 +3,7 @@
 One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, sigma -> Ensemble.assimilate(y, sigma, method)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
 Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
@@ -225,14 +225,15 @@ def _day(r: _Run, day: int) -> None:
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
-        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         last = step == spd - 1
         if last:
             bg_obs = _background(r, day)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
-            diag = ens.assimilate(y, ystd, s.methods[name])
+            diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
             if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
                 diag["obs_space"] = obs_space_stats(
