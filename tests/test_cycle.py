@@ -77,6 +77,8 @@ def test_summary_shape_and_curvelet_improves(reference, capsys):
         st = s["methods"][m]["stations"]
         assert st["n_time_corr"] == st["n_ubrmse_time"] == 50 and np.isfinite(st["ubrmse_time"])
     assert s["scored_days"] == [1, 5]
+    cpu = s["analysis_cpu_seconds"]  # each method's analyses, the largest rank
+    assert set(cpu) == set(METHODS) and cpu["curvelet_enkf"] > 0 and cpu["point_letkf"] > 0
     assert s["primary_score"]["values"]["curvelet_enkf"] == s["methods"]["curvelet_enkf"]["0-10cm"]["background"]["ubrmse_time"]
     assert s["landimg_version"] == __import__("landimg").__version__
     assert s["ranks"] == 1 and s["wall_seconds"] > 0 and s["config"]["experiment"]["days"] == 5

@@ -250,9 +250,9 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
-    for ens in r.ensembles.values():
+    for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
-        t.instrument(ens, "assimilate", "analysis")
+        t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
         if ens.perturber is not None:
             t.instrument(ens.perturber, "advance", "perturbations")
             t.instrument(ens.perturber, "apply", "perturbations")
@@ -360,6 +360,7 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
+    per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     if r.history is None:
         return None
     summary = summarize(
@@ -370,6 +371,9 @@ def run(
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
+    summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
+        name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
+    }
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)
