@@ -39,7 +39,14 @@ class ForcingConfig:
     storm_speed_km_h: float = setting(35.0, "Mean eastward storm speed, km/h.", ge=0)
     storm_hours: float = setting(24.0, "Mean storm life, hours (uniform 0.5-1.5x, at most 48 h).", gt=0)
     displacement_km: float = setting(
-        500.0, "Ensemble forcing: rms displacement per direction of each storm, km.", ge=0
+        500.0, "Ensemble forcing: rms displacement per direction of each storm (or of the whole field), km.", ge=0
+    )
+    displacement_scope: str = setting(
+        "storm",
+        "Ensemble forcing: `storm` = every storm displaced by its own random vector (storms far apart move "
+        "independently); `field` = the whole rain (and cloud) field displaced by one vector per day (the "
+        "reanalysis' weather systems misplaced together).",
+        choices=("storm", "field"),
     )
     smoothing: float = setting(
         1.6, "Ensemble forcing: storm radius factor (1 = no smoothing; rain amount conserved).", ge=1

@@ -218,7 +218,7 @@ def _day(r: _Run, day: int) -> None:
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
         fe = _read(r, day, s.weather.ensemble, k * e.dt)
         for ens in r.ensembles.values():
-            ens.advance(fe, 1)
+            ens.advance(fe, 1, t=k * e.dt)
         if (k + 1) % spa != 0:
             continue
         # analysis time (end of the step)

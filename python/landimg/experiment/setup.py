@@ -57,6 +57,7 @@ def perturbation(cfg: Config) -> Any:
         rain_error_std=e.rain_error_std,
         rain_error_tau_days=e.rain_error_tau_days,
         rain_error_km=e.rain_error_km,
+        rain_shift_km=e.rain_shift_km,
     )
 
 
