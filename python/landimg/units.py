@@ -113,6 +113,9 @@ class Quantity:
         water and their rates) -- e.g. mm h-1 -> kg m-2 s-1, m -> kg m-2.
     volumetric : bool
         Ratios of masses (``kg kg-1``: gravimetric) are refused although pint reads them as plain numbers.
+    tolerance : float
+        Values at most this far outside the range (in ``unit``) are providers' round-off, clipped to the
+        range rather than refused (ERA5 holds swvl1 = -0.0033 m3 m-3 in the Sahara).
     """
 
     name: str
@@ -123,6 +126,7 @@ class Quantity:
     default: str | None = None
     water: bool = False
     volumetric: bool = False
+    tolerance: float = 0.0
 
     def conversion(self, units: str | None, where: str, *, assume_default: bool = True) -> Conversion:
         """(scale, offset) from ``units`` (the attribute, None if absent) to :attr:`unit`; UnitsError if none.
@@ -154,14 +158,25 @@ class Quantity:
             )
         raise UnitsError(f"{where}: units {units!r} are not {self.name} units (convertible to {self.unit})")
 
-    def convert(self, values: np.ndarray, units: str | None, where: str, hint: str = "", slack: float = 0.0) -> np.ndarray:
-        """``values`` (in ``units``, the attribute or None) converted to :attr:`unit` and checked (see :meth:`check`)."""
+    def convert(
+        self, values: np.ndarray, units: str | None, where: str, hint: str = "", slack: float = 0.0
+    ) -> np.ndarray:
+        """``values`` (in ``units``, the attribute or None) converted to :attr:`unit` and checked (:meth:`checked`)."""
         out = self.conversion(units, where).apply(values)
-        self.check(out, where, units if units else self.default, hint=hint, slack=slack)
-        return out
+        return self.checked(out, where, units if units else self.default, hint=hint, slack=slack)
 
-    def check(self, values: np.ndarray, where: str, units: str | None = None, *, hint: str = "", slack: float = 0.0) -> None:
-        """UnitsError unless every finite value lies in the plausible range (NaN = missing, allowed; Inf refused).
+    def check(
+        self, values: np.ndarray, where: str, units: str | None = None, *, hint: str = "", slack: float = 0.0
+    ) -> None:
+        """UnitsError unless every finite value is plausible (see :meth:`checked`)."""
+        self.checked(values, where, units, hint=hint, slack=slack)
+
+    def checked(
+        self, values: np.ndarray, where: str, units: str | None = None, *, hint: str = "", slack: float = 0.0
+    ) -> np.ndarray:
+        """``values`` with those within :attr:`tolerance` + ``slack`` of the range clipped to it; UnitsError
+        naming ``where``, the declared ``units`` and the value found if any lies farther (NaN = missing,
+        allowed; Inf refused).
 
         Parameters
         ----------
@@ -172,29 +187,35 @@ class Quantity:
         units : str, optional
             The units the file declared (named in the message).
         slack : float
-            Values within ``slack`` (in :attr:`unit`) of a bound count as the bound (one packing step of
-            CF-packed data, whose decoded zero can be slightly negative).
+            One packing step of CF-packed data in :attr:`unit` (its decoded zero can be slightly negative).
         """
         v = np.asarray(values, dtype=float)
         refuse_infinite(v, where)
         fin = v[np.isfinite(v)]
         if fin.size == 0:
-            return
-        lo = self.low - slack
-        lo_bad = fin <= lo if self.low_open and slack == 0.0 else fin < lo
-        hi_bad = fin > self.high + slack
+            return v
+        margin = self.tolerance + slack
+        lo_bad = fin <= self.low if self.low_open and margin == 0.0 else fin < self.low - margin
+        hi_bad = fin > self.high + margin
         bad = int(lo_bad.sum() + hi_bad.sum())
         if bad:
             worst = float(fin[hi_bad].max()) if hi_bad.any() else float(fin[lo_bad].min())
             bound = f"({self.low:g}" if self.low_open else f"[{self.low:g}"
             declared = f"units {units!r}" if units else "no units attribute"
             raise UnitsError(
-                f"{where} ({declared}): {bad} value(s) outside the plausible {self.name} range {bound}, {self.high:g}] "
-                f"{self.unit} after conversion (found {worst:.6g} {self.unit}; min {fin.min():.4g}, max {fin.max():.4g}){hint}"
+                f"{where} ({declared}): {bad} value(s) outside the plausible {self.name} range {bound}, "
+                f"{self.high:g}] {self.unit} after conversion (found {worst:.6g} {self.unit}; min {fin.min():.4g}, "
+                f"max {fin.max():.4g}){hint}"
             )
+        if margin > 0.0 and (fin.min() < self.low or fin.max() > self.high):
+            with np.errstate(invalid="ignore"):
+                v = np.clip(v, self.low, self.high)
+        return v
 
 
-SOIL_MOISTURE = Quantity("volumetric soil moisture", "m3 m-3", 0.0, 1.0, default="m3 m-3", volumetric=True)
+SOIL_MOISTURE = Quantity(
+    "volumetric soil moisture", "m3 m-3", 0.0, 1.0, default="m3 m-3", volumetric=True, tolerance=0.01
+)
 SOIL_MOISTURE_ERROR = Quantity("soil moisture error", "m3 m-3", 0.0, 0.5, low_open=True, default="m3 m-3",
                                volumetric=True)  # fmt: skip
 #: Products' retrieval uncertainty (ESA CCI ``sm_uncertainty`` reaches 1 where the merging weights are tiny).

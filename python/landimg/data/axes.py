@@ -183,10 +183,20 @@ class Layout:
 
 
 def _cf_coordinates(ds: Any) -> dict[str, list[str]]:
-    """cf_xarray's coordinates by CF attributes (latitude, longitude, time -> variable names)."""
+    """Variables whose CF attributes say latitude, longitude or time: cf_xarray's coordinates, then every
+    other variable (station files keep ``lat(station)`` as a data variable) by cf_xarray's criteria."""
     import cf_xarray  # noqa: F401 - registers the .cf accessor
+    from cf_xarray.criteria import coordinate_criteria
 
     try:
-        return dict(ds.cf.coordinates)
-    except Exception:  # noqa: BLE001 - odd attributes must not hide the name fallback
-        return {}
+        found = {k: list(v) for k, v in ds.cf.coordinates.items()}
+    except Exception:  # noqa: BLE001 - odd attributes must not hide the fallbacks
+        found = {}
+    for key in ("latitude", "longitude", "time"):
+        for name, var in ds.variables.items():
+            attrs = {a: str(var.attrs.get(a, "")).strip() for a in coordinate_criteria[key]}
+            if any(attrs[a] in values for a, values in coordinate_criteria[key].items()):
+                found.setdefault(key, [])
+                if name not in found[key]:
+                    found[key].append(name)
+    return found

@@ -35,7 +35,7 @@ def _read(src: NcFile, rows: slice, cols: slice) -> Records:
     sm = read_var(src, "sm", rows, cols, units.SOIL_MOISTURE, check=False)
     flag = read_var(src, "flag", rows, cols)
     sm = np.where(flag == 0, sm, np.nan)
-    check_var(src, "sm", sm, units.SOIL_MOISTURE, hint=" (not flagged; undeclared fill value?)")
+    sm = check_var(src, "sm", sm, units.SOIL_MOISTURE, hint=" (not flagged; undeclared fill value?)")
     if sm.shape[0] != len(times):
         raise DataError(f"{src.label}: variable 'sm' has {sm.shape[0]} records, {tname!r} has {len(times)}")
     fields = {"sm": sm}

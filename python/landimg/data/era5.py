@@ -37,7 +37,7 @@ from landimg.data.common import DataError, Records
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
 from landimg.data.products import Product
-from landimg.data.reading import read_mapped, read_var
+from landimg.data.reading import check_var, read_mapped, read_var
 from landimg.data.regrid import overlap_lengths
 
 __all__ = [
@@ -83,19 +83,22 @@ def specific_humidity(d2m: np.ndarray, sp: np.ndarray) -> np.ndarray:
     return 0.621981 * e / (sp - 0.378019 * e)
 
 
-def _land_only(src: NcFile, rows: slice, cols: slice, rec: Records) -> Records:
-    """``rec`` with source cells of ``lsm`` < 0.5 (sea) set missing, where the file has ``lsm``."""
-    if "lsm" not in src.ds.variables:
-        return rec
-    sea = read_var(src, "lsm", rows, cols, units.LAND_FRACTION) < 0.5  # NaN (missing mask) is not sea
+def _land_only(src: NcFile, rows: slice, cols: slice, rec: Records, mapping: dict) -> Records:
+    """``rec`` with source cells of ``lsm`` < 0.5 (sea) set missing where the file has ``lsm``, then checked
+    (values over the sea never enter, so they are not checked either)."""
+    if "lsm" in src.ds.variables:
+        sea = read_var(src, "lsm", rows, cols, units.LAND_FRACTION) < 0.5  # NaN (missing mask) is not sea
+        for name, values in rec.fields.items():
+            mask = sea if sea.shape[0] == values.shape[0] else np.broadcast_to(sea[:1], values.shape)
+            rec.fields[name] = np.where(mask, np.nan, values)
     for name, values in rec.fields.items():
-        mask = sea if sea.shape[0] == values.shape[0] else np.broadcast_to(sea[:1], values.shape)
-        rec.fields[name] = np.where(mask, np.nan, values)
+        var, quantity = mapping[name]
+        rec.fields[name] = check_var(src, var, values, quantity)
     return rec
 
 
 def _read_sm(src: NcFile, rows: slice, cols: slice) -> Records:
-    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _SWVL))
+    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _SWVL, check=False), _SWVL)
 
 
 def _finish_sm(times: np.ndarray, fields: dict[str, np.ndarray]):
@@ -181,7 +184,7 @@ def _finisher(since_midnight: bool):
 
 
 def _read_forcing(src: NcFile, rows: slice, cols: slice) -> Records:
-    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _FORCING))
+    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _FORCING, check=False), _FORCING)
 
 
 ERA5LAND_SM = Product(

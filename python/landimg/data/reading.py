@@ -17,7 +17,7 @@ from landimg import units
 from landimg.data.common import DataError, Records, attr, date_from_name, decode_times
 from landimg.data.netcdf import NcFile, packing_step
 
-__all__ = ["ALMA_QUANTITIES", "check_var", "file_times", "read_mapped", "read_var"]
+__all__ = ["ALMA_QUANTITIES", "check_var", "file_times", "packing_slack", "read_mapped", "read_var", "to_unit"]
 
 #: The ALMA forcing variables and their quantities (units, plausible range).
 ALMA_QUANTITIES: dict[str, units.Quantity] = {
@@ -79,7 +79,7 @@ def read_var(
     try:
         data = quantity.conversion(declared, where, assume_default=assume_units).apply(data)
         if check:
-            quantity.check(data, where, declared or quantity.default, slack=_slack(var, quantity, declared, where))
+            data = quantity.checked(data, where, declared or quantity.default, slack=_slack(var, quantity, declared, where))
     except units.UnitsError as exc:
         raise DataError(str(exc)) from None
     return data
@@ -91,16 +91,36 @@ def _slack(var, quantity: units.Quantity, declared, where: str) -> float:
     return abs(step * quantity.conversion(declared, where).scale) if step else 0.0
 
 
+def to_unit(
+    var, values: np.ndarray, quantity: units.Quantity, where: str, *, hint: str = "", assume_units: bool = True
+) -> np.ndarray:
+    """``values`` read from ``var`` converted from its ``units`` attribute to ``quantity.unit`` and checked
+    (:meth:`landimg.units.Quantity.checked`, a packing step of tolerance): UnitsError naming ``where``."""
+    declared = attr(var, "units")
+    conversion = quantity.conversion(declared, where, assume_default=assume_units)
+    return quantity.checked(
+        conversion.apply(values), where, declared or quantity.default, hint=hint, slack=packing_slack(var, conversion)
+    )
+
+
+def packing_slack(var, conversion: units.Conversion) -> float:
+    """One packing step of a CF-packed ``var`` after ``conversion`` (0 when not packed): the tolerance of
+    its plausibility check."""
+    return abs(packing_step(var) * conversion.scale)
+
+
 def check_var(
     src: NcFile, name: str, values: np.ndarray, quantity: units.Quantity, *, group: str | None = None, hint: str = ""
-) -> None:
-    """DataError naming file, variable, declared units and the value found unless ``values`` (in
-    ``quantity.unit``, read from ``name``) are plausible."""
+) -> np.ndarray:
+    """``values`` (in ``quantity.unit``, read from ``name``) checked: DataError naming file, variable, declared
+    units and the value found unless plausible; values within the quantity's tolerance clipped."""
     var = src.dataset(group)[name]
     declared = attr(var, "units")
     where = f"{src.label}: variable {name!r}"
     try:
-        quantity.check(values, where, declared or quantity.default, hint=hint, slack=_slack(var, quantity, declared, where))
+        return quantity.checked(
+            values, where, declared or quantity.default, hint=hint, slack=_slack(var, quantity, declared, where)
+        )
     except units.UnitsError as exc:
         raise DataError(str(exc)) from None
 
@@ -120,11 +140,13 @@ def read_mapped(
     mapping: dict[str, tuple[str, units.Quantity]],
     *,
     required: Sequence[str] = (),
+    check: bool = True,
 ) -> Records:
     """Read the variables of ``mapping`` (out name -> (file variable, quantity)) present in a file.
 
     Variables absent from the file are skipped (a series may split variables over files) unless listed in
-    ``required``; the file must hold at least one of them.
+    ``required``; the file must hold at least one of them. ``check``: check plausibility here (False: the
+    caller checks with :func:`check_var` after masking, e.g. ERA5's sea cells).
     """
     times, _ = file_times(src)
     fields: dict[str, np.ndarray] = {}
@@ -133,7 +155,7 @@ def read_mapped(
             if out in required:
                 raise DataError(f"{src.label}: variable {name!r} is missing")
             continue
-        data = read_var(src, name, rows, cols, quantity)
+        data = read_var(src, name, rows, cols, quantity, check=check)
         if data.shape[0] != len(times):
             raise DataError(f"{src.label}: variable {name!r} has {data.shape[0]} records, time has {len(times)}")
         fields[out] = data

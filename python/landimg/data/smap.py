@@ -61,7 +61,7 @@ def _window(src: NcFile, group: str, name: str, rows: slice, cols: slice, quanti
     try:
         data = quantity.conversion(attr(var, "units"), where, assume_default=False).apply(data)
         if check:
-            quantity.check(data, where, attr(var, "units"))
+            data = quantity.checked(data, where, attr(var, "units"))
     except units.UnitsError as exc:
         raise DataError(str(exc)) from None
     return data
@@ -99,7 +99,7 @@ def _read_pass(src: NcFile, pass_: str, rows: slice, cols: slice, lon_mid: float
     bad = np.isfinite(qual) & ((np.nan_to_num(qual).astype(np.int64) & 1) != 0)
     sm = np.where(bad, np.nan, sm)
     try:
-        units.SOIL_MOISTURE.check(
+        sm = units.SOIL_MOISTURE.checked(
             sm, f"{src.label}: variable 'soil_moisture{sfx}'", attr(ds["soil_moisture" + sfx], "units"),
             hint=" (neither fill nor flagged: undeclared fill value or wrong units?)",
         )

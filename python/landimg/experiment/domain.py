@@ -27,8 +27,8 @@ import numpy as np
 from landimg import units
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import Config
-from landimg.data.common import attr
 from landimg.data.netcdf import NcFile
+from landimg.data.reading import to_unit
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]
@@ -156,7 +156,7 @@ def read_field_file(
             values = layout.read(name, ("lat", "lon"))[iy, ix]
             units.refuse_infinite(values, f"{path}: {name}")
             if quantity is not None:
-                values = quantity.convert(values, attr(src.ds[name], "units"), f"{path}: {name}")
+                values = to_unit(src.ds[name], values, quantity, f"{path}: {name}")
             if not np.all(np.isfinite(values)):
                 raise ValueError(
                     f"{path}: {name} has missing values at {int((~np.isfinite(values)).sum())} land cells"

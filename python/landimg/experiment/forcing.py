@@ -41,7 +41,7 @@ import numpy as np
 from landimg import units
 from landimg.data.common import attr, check_record_span, seconds_after
 from landimg.data.netcdf import NcFile
-from landimg.data.reading import ALMA_QUANTITIES
+from landimg.data.reading import ALMA_QUANTITIES, packing_slack
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.storm_pairs import StormColumnPairs
@@ -442,6 +442,7 @@ class FileForcing:
         for name in self._names:
             layout.dims(name, ("time", "lat", "lon"))
         self._conv = {name: _UNITS[name].conversion(attr(ds[name], "units"), f"{path}: {name}") for name in self._names}
+        self._slack = {name: packing_slack(ds[name], self._conv[name]) for name in self._names}
         tname = layout.coord("time")
         self.times = seconds_after(ds[tname], start, str(path), tname)
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
@@ -456,14 +457,19 @@ class FileForcing:
         self._iy, self._ix = iy - iy.min(), ix - ix.min()
         self._last: dict[str, tuple[int, np.ndarray]] = {}  # name -> the record read last (steps share records)
 
-    def _read(self, name: str, rec: int) -> np.ndarray:
+    def _read(self, name: str, rec: int, clip: bool = True) -> np.ndarray:
+        """Record ``rec`` of ``name`` at the grid's columns (ncol,) in landimg's unit; a CF-packed variable's
+        values (a decoded zero may lie a packing step outside the range) clipped to the range unless ``clip``
+        is False."""
         last = self._last.get(name)
         if last is not None and last[0] == rec:
-            return last[1]
-        window = {"time": rec, **self._window}
-        data = self._src.layout().read(name, ("time", "lat", "lon"), window)
-        values = self._conv[name].apply(data[self._iy, self._ix])
-        self._last[name] = (rec, values)
+            values = last[1]
+        else:
+            data = self._src.layout().read(name, ("time", "lat", "lon"), {"time": rec, **self._window})
+            values = self._conv[name].apply(data[self._iy, self._ix])
+            self._last[name] = (rec, values)
+        if clip and self._slack[name]:
+            values = np.clip(values, _UNITS[name].low, _UNITS[name].high)
         return values
 
     def check_values(self, t_first: float, t_last: float) -> None:
@@ -474,9 +480,9 @@ class FileForcing:
         for name in self._names:
             q, declared = _UNITS[name], attr(self._src.ds[name], "units")
             for rec in range(first, min(last, self.times.size)):
-                v = self._read(name, rec)
+                v = self._read(name, rec, clip=False)
                 where = f"{self.path}: {name} record {rec}"
-                q.check(v, where, declared or q.default, hint=_HINTS.get(name, ""))
+                q.check(v, where, declared or q.default, hint=_HINTS.get(name, ""), slack=self._slack[name])
                 if np.isnan(v).any():
                     raise ValueError(f"{where}: missing values at {int(np.isnan(v).sum())} land cells")
 

@@ -23,8 +23,9 @@ import datetime as _dt
 import numpy as np
 
 from landimg import units
-from landimg.data.common import StationReadings, attr, seconds_after
+from landimg.data.common import StationReadings, seconds_after
 from landimg.data.netcdf import NcFile
+from landimg.data.reading import to_unit
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ObsConfig
 from landimg.random_fields import gaussian_random_field
@@ -189,7 +190,7 @@ class FileObservations:
         out = np.where(self.grid.land, data[np.ix_(self._iy, self._ix)], np.nan)
         q = units.SOIL_MOISTURE if name == "sm" else units.SOIL_MOISTURE_ERROR
         hint = _PERCENT_HINT if name == "sm" else ""
-        return q.convert(out, attr(self._src.ds[name], "units"), f"{self.path}: {name} record {rec}", hint=hint)
+        return to_unit(self._src.ds[name], out, q, f"{self.path}: {name} record {rec}", hint=hint)
 
     def observe(self, day: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(sm image (ny, nx) with NaN for missing, error-std image or None) of ``day``; all NaN if no record."""
@@ -241,7 +242,7 @@ def read_stations_file(
         day = np.floor(seconds_after(src.ds[tname], start, str(path), tname) / 86400.0).astype(int)
         slat, slon = layout.coord_values("lat"), layout.coord_values("lon")
         sm = layout.read("sm", ("time", "station"))
-        sm = units.SOIL_MOISTURE.convert(sm, attr(src.ds["sm"], "units"), f"{path}: sm", hint=_PERCENT_HINT)
+        sm = to_unit(src.ds["sm"], sm, units.SOIL_MOISTURE, f"{path}: sm", hint=_PERCENT_HINT)
     iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
     ix = np.floor(((slon - (grid.lon[0] - grid.res / 2)) % 360.0) / grid.res).astype(int)
     inside = (iy >= 0) & (iy < grid.shape[0]) & (ix >= 0) & (ix < grid.shape[1])
