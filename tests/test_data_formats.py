@@ -43,12 +43,18 @@ def test_old_cds_netcdf3_packed_reads_like_the_new_cds_file(tmp_path):
     old = ff.era5_old_cds(new, str(tmp_path / "old.nc"))
     assert (file_kind(new), file_kind(old)) == ("netcdf4", "netcdf3")
     with netCDF4.Dataset(old) as ds:
-        assert ds.file_format == "NETCDF3_64BIT_OFFSET" and ds["swvl1"].dtype == np.int16 and "time" in ds.variables
+        assert (
+            ds.file_format == "NETCDF3_64BIT_OFFSET"
+            and ds["swvl1"].dtype == np.int16
+            and "time" in ds.variables
+        )
     for product, (rtol, atol) in (("era5land", (0.0, 2e-5)), ("era5land_forcing", (1e-4, 1e-7))):
         a, b = read_series(product, new, GRID), read_series(product, old, GRID)
         np.testing.assert_array_equal(a.times, b.times)  # valid_time (s since 1970) and time (h since 1900)
         assert set(a.fields) == set(b.fields)
-        for name in a.fields:  # equal to the int16 packing's precision (de-accumulated fluxes: of the day's sum)
+        for (
+            name
+        ) in a.fields:  # equal to the int16 packing's precision (de-accumulated fluxes: of the day's sum)
             np.testing.assert_allclose(b.fields[name], a.fields[name], rtol=rtol, atol=atol, err_msg=name)
 
 
@@ -73,7 +79,9 @@ def test_era5_single_levels_as_the_era5land_reference_leave_the_sea_out(tmp_path
             v[:] = np.where(lsm[None] > 0.5, v[:], 0.0)
     old = ff.era5_old_cds(new, str(tmp_path / "e5_old.nc"), lsm=lsm)
     sm = read_series("era5land", old, GRID).fields["sm"]
-    land = era5.layer_matrix()[:, :3] @ np.array([0.30, 0.31, 0.32])  # the fixture's swvl1..3 on land: 0.3 + 0.01 (k-1)
+    land = era5.layer_matrix()[:, :3] @ np.array(
+        [0.30, 0.31, 0.32]
+    )  # the fixture's swvl1..3 on land: 0.3 + 0.01 (k-1)
     # every model cell holding a land source cell gets the land value (not diluted by the sea's 0)
     np.testing.assert_allclose(sm[:, :, :, 2:], np.broadcast_to(land[None, :, None, None], sm[:, :, :, 2:].shape),
                                atol=2e-5)  # fmt: skip
@@ -95,12 +103,16 @@ def test_era5_single_levels_with_swvl1_only_are_refused_not_written_as_nan(tmp_p
 
 
 def test_gldas_in_furlongs_or_metres_is_refused_with_units_and_value(tmp_path, capsys):
-    for unit, words in (("furlongs", "units 'furlongs' are a length but not a depth of water"),
-                        ("m", "outside the plausible volumetric soil moisture range [0, 1] m3 m-3 after conversion "
-                              "(found ")):  # fmt: skip
+    cases = {
+        "furlongs": "units 'furlongs' are a length but not a depth of water",
+        "m": "outside the plausible volumetric soil moisture range [0, 1] m3 m-3 after conversion (found ",
+    }
+    for unit, words in cases.items():
         d = tmp_path / unit
         d.mkdir()
-        path = fx.gldas_file(str(d), dt.datetime(2021, 5, 1), region=REGION, units={"SoilMoi0_10cm_inst": unit})
+        path = fx.gldas_file(
+            str(d), dt.datetime(2021, 5, 1), region=REGION, units={"SoilMoi0_10cm_inst": unit}
+        )
         out = tmp_path / f"{unit}.nc"
         assert main(["regrid", "--product", "gldas", "--files", path, *DOMAIN, "--out", str(out)]) == 2
         line = _error_line(capsys)
@@ -142,7 +154,9 @@ def test_missing_layers_are_nan_with_one_warning_for_the_whole_set(tmp_path, rec
 def test_a_result_without_any_valid_value_is_an_error(tmp_path, capsys):
     fx.gldas_file(str(tmp_path), dt.datetime(2021, 5, 1), region=REGION, bbox=(10.0, 20.0, -101.0, -94.0))
     out = tmp_path / "o.nc"
-    rc = main(["regrid", "--product", "gldas", "--files", str(tmp_path / "GLDAS_*"), *DOMAIN, "--out", str(out)])
+    rc = main(
+        ["regrid", "--product", "gldas", "--files", str(tmp_path / "GLDAS_*"), *DOMAIN, "--out", str(out)]
+    )
     assert rc == 2 and not out.exists()
     assert "no valid value of 'sm' at any land cell" in _error_line(capsys)
 
@@ -198,14 +212,16 @@ def test_experiment_inputs_in_netcdf3_and_cf_packed(tmp_path):
     f = FileForcing(str(forcing), GRID, "2021-05-01")
     f.check_values(-86400.0, 3600.0)
     x = f(0.0)
-    assert np.allclose(x["tair"], 288.15) and np.allclose(x["qair"], 0.008) and np.allclose(x["psurf"], 96000.0)
+    assert (
+        np.allclose(x["tair"], 288.15) and np.allclose(x["qair"], 0.008) and np.allclose(x["psurf"], 96000.0)
+    )
     assert np.all(x["precip"] == 0.0)
 
 
 def test_calendar_and_time_unit_errors_name_file_and_variable(tmp_path):
-    for kw, words in ((dict(time_units="hours after 2021-05-01"), "variable 'time' has units 'hours after"),
-                      (dict(calendar="lunar"), "variable 'time' has calendar 'lunar', not a CF calendar"),
-                      (dict(time_units="days since 2021-02-30", calendar="noleap"),
+    for kw, words in (({"time_units": "hours after 2021-05-01"}, "variable 'time' has units 'hours after"),
+                      ({"calendar": "lunar"}, "variable 'time' has calendar 'lunar', not a CF calendar"),
+                      ({"time_units": "days since 2021-02-30", "calendar": "noleap"},
                        "variable 'time': cannot decode times")):  # fmt: skip
         path, _ = _obs_file(tmp_path / "bad.nc", **kw)
         with pytest.raises(DataError, match=words) as err:
@@ -214,7 +230,9 @@ def test_calendar_and_time_unit_errors_name_file_and_variable(tmp_path):
         with pytest.raises(DataError, match=words):
             read_series("gridded", str(path), GRID)
     path, _ = _obs_file(tmp_path / "360.nc", calendar="360_day")
-    with pytest.raises(DataError, match=r"360.nc: variable 'time' is in the 360_day calendar, which has no date 2021-05-31"):
+    with pytest.raises(
+        DataError, match=r"360.nc: variable 'time' is in the 360_day calendar, which has no date 2021-05-31"
+    ):
         FileObservations(str(path), GRID, "2021-05-31")
 
 
@@ -222,9 +240,14 @@ def test_coverage_error_says_the_domain_is_not_covered(tmp_path, capsys):
     texas = ff.era5_file(str(tmp_path / "texas.nc"), HOURS[:2], (25.5, 36.5, -106.5, -93.5), res=0.1, land=True,
                          variables=["swvl1", "swvl2", "swvl3"])  # fmt: skip
     out = tmp_path / "o.nc"
-    assert main(["regrid", "--product", "era5land", "--files", texas, "--preset", "conus", "--out", str(out)]) == 2
+    assert (
+        main(["regrid", "--product", "era5land", "--files", texas, "--preset", "conus", "--out", str(out)])
+        == 2
+    )
     line = _error_line(capsys)
-    assert "the file does not cover the model domain (domain latitude 25 .. 50, longitude -125 .. -65;" in line
+    assert (
+        "the file does not cover the model domain (domain latitude 25 .. 50, longitude -125 .. -65;" in line
+    )
     assert "the file's grid latitude 25.5 .. 36.5" in line and "outside the file's grid" not in line
 
 

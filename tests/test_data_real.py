@@ -76,7 +76,9 @@ def test_esa_cci_area_weighted_means_flags_uncertainty_and_times():
         err, _ = _raw(path, "sm_uncertainty")
         t0, _ = _raw(path, "t0")
         sm = np.where(flag == 0, sm, np.nan)[0]  # flag 0: no inconsistency detected
-        np.testing.assert_allclose(s.fields["sm"][k], _hand_mean(sm, lat, lon, CONUS, 0.125), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            s.fields["sm"][k], _hand_mean(sm, lat, lon, CONUS, 0.125), rtol=1e-12, atol=1e-14
+        )
         np.testing.assert_allclose(s.fields["sm_error"][k], _hand_mean(err[0], lat, lon, CONUS, 0.125), rtol=1e-12,
                                    atol=1e-14)  # fmt: skip
         # the record's time: the mean observation time t0 of the valid cells in the domain
@@ -103,7 +105,12 @@ def test_gldas_subset_area_weighted_layers_and_the_missing_layer(recwarn):
         "GLDAS files lack SoilMoi40_100cm_inst (40-100 cm): those layers are NaN"
     ]
     when = s.dates()[0]
-    assert (when.year, when.month, when.day, when.hour) == (2016, 1, 1, 3)  # " minutes since 2000-01-01 03:00:00"
+    assert (when.year, when.month, when.day, when.hour) == (
+        2016,
+        1,
+        1,
+        3,
+    )  # " minutes since 2000-01-01 03:00:00"
     land = np.isfinite(s.fields["sm"][0, 0])
     assert 600 < land.sum() < CONUS.ncol  # the fill over the oceans stays out
 
@@ -148,7 +155,9 @@ def test_old_cds_era5_packed_netcdf3_land_only_means():
 def test_old_cds_era5_as_the_era5land_reference_is_refused_in_one_line(tmp_path, capsys):
     """The file holds swvl1 only: no reference layer can be made (0-10 cm needs swvl2 too): exit 2."""
     out = tmp_path / "o.nc"
-    rc = data_main(["regrid", "--product", "era5land", "--files", str(ERA5), "--preset", "conus", "--out", str(out)])
+    rc = data_main(
+        ["regrid", "--product", "era5land", "--files", str(ERA5), "--preset", "conus", "--out", str(out)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and not out.exists() and len(err) == 1
     assert "the files hold swvl1 only; every reference layer needs swvl2 or swvl3 too" in err[0]
@@ -185,3 +194,21 @@ def test_the_cycle_assimilates_the_real_esa_cci_days_over_conus(tmp_path, monkey
         y = ds["sm_obs"].values
         assert np.all(np.isfinite(y).sum(axis=(1, 2)) > 0)  # every day assimilated real retrievals
         assert np.nanmax(np.abs(ds["increment_curvelet_enkf"].values)) > 0.0
+
+
+def test_the_lsm_changes_1040_of_14140_land_cells():
+    """The issue's measurement, now pinned: the real 5-deg ERA5 file on the global1deg preset. Of the land
+    cells that hold an ERA5 land cell (14,140 of 15,483), 1,040 differed by more than 0.05 m3/m3 when ERA5's
+    values over the sea (about 0) entered their means."""
+    from landimg import units
+    from landimg.data.cli import build_grid
+    from landimg.data.reading import read_var
+
+    grid = build_grid("global1deg", None, None)
+    with NcFile(str(ERA5)) as src:
+        rg = Regridder(ERA5LAND_SM.grid(src), grid, src.label)
+        masked = rg.apply(ERA5LAND_SM.read(src, rg.rows, rg.cols).fields["swvl1"])[0][grid.land]
+        unmasked = rg.apply(read_var(src, "swvl1", rg.rows, rg.cols, units.SOIL_MOISTURE))[0][grid.land]
+    covered = np.isfinite(masked)
+    assert (grid.land.sum(), covered.sum()) == (15483, 14140)
+    assert int(np.sum(np.abs(masked - unmasked)[covered] > 0.05)) == 1040

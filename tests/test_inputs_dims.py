@@ -54,7 +54,9 @@ def _axes(descending: bool, east: bool, pad: int = 2):
 def _field(lat, lon, t, scale=1.0, offset=0.0):
     """A field (time, lat, lon) different in every cell and record."""
     la, lo = np.meshgrid(lat, ((lon + 180.0) % 360.0) - 180.0, indexing="ij")
-    return offset + scale * (0.2 + 0.01 * (la - 34.0) + 0.002 * (lo + 100.0) + 0.001 * np.asarray(t)[:, None, None])
+    return offset + scale * (
+        0.2 + 0.01 * (la - 34.0) + 0.002 * (lo + 100.0) + 0.001 * np.asarray(t)[:, None, None]
+    )
 
 
 def _write_grid_file(path, layout, variables, times, time_units="hours since 2021-05-01 00:00"):
@@ -113,7 +115,9 @@ _FORCING = {
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_forcing_file_layouts_read_the_same(tmp_path, layout):
-    ref = FileForcing(str(_write_grid_file(tmp_path / "ref.nc", "canonical", _FORCING, HOURS)), GRID, "2021-05-01")
+    ref = FileForcing(
+        str(_write_grid_file(tmp_path / "ref.nc", "canonical", _FORCING, HOURS)), GRID, "2021-05-01"
+    )
     got = FileForcing(str(_write_grid_file(tmp_path / "x.nc", layout, _FORCING, HOURS)), GRID, "2021-05-01")
     got.check_values(-86400.0, 86400.0)
     lat, lon = GRID.column_latlon()
@@ -185,10 +189,12 @@ def test_station_file_layouts_read_the_same(tmp_path):
     ref_cols, ref = read_stations_file(str(_stations_file(tmp_path / "a.nc")), GRID, "2021-05-01", 2)
     np.testing.assert_allclose(ref, [[0.215, 0.315, 0.135], [0.25, 0.30, 0.16]])
     variants = {
-        "station, time": dict(order=("station", "time")),
-        "latitude/longitude/valid_time, dimension id": dict(names=("latitude", "longitude", "valid_time"),
-                                                            station_dim="id"),  # fmt: skip
-        "CF units only": dict(names=("y", "x", "t"), order=("station", "time"), station_dim="n"),
+        "station, time": {"order": ("station", "time")},
+        "latitude/longitude/valid_time, dimension id": {
+            "names": ("latitude", "longitude", "valid_time"),
+            "station_dim": "id",
+        },
+        "CF units only": {"names": ("y", "x", "t"), "order": ("station", "time"), "station_dim": "n"},
     }
     for name, kw in variants.items():
         cols, got = read_stations_file(str(_stations_file(tmp_path / "b.nc", **kw)), GRID, "2021-05-01", 2)
@@ -254,13 +260,15 @@ def test_era5_with_expver_takes_the_valid_value_of_each_record(tmp_path):
                       variables=["swvl1", "swvl2", "swvl3"])  # fmt: skip
     mixed = tmp_path / "expver.nc"
     with netCDF4.Dataset(plain) as src, netCDF4.Dataset(mixed, "w") as dst:
-        tdim = [d for d in src.dimensions if "time" in d][0]
+        tdim = next(d for d in src.dimensions if "time" in d)
         for d, n in src.dimensions.items():
             dst.createDimension(d, len(n))
         dst.createDimension("expver", 2)
         for name, v in src.variables.items():
             if v.ndim == 3:
-                out = dst.createVariable(name, "f4", (tdim, "expver") + v.dimensions[1:], fill_value=np.float32(-32767))
+                out = dst.createVariable(
+                    name, "f4", (tdim, "expver") + v.dimensions[1:], fill_value=np.float32(-32767)
+                )
                 data = np.full((v.shape[0], 2) + v.shape[1:], -32767.0, np.float32)
                 data[:2, 0] = v[:2]  # ERA5 for the first records, ERA5T for the last
                 data[2:, 1] = v[2:]

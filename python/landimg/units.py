@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = [
-    "LAND_FRACTION", "LAYER_WATER", "LONGWAVE", "LW_ACCUMULATION", "PRECIPITATION", "PRESSURE", "QUANTITIES", "RETRIEVAL_ERROR",
-    "SHORTWAVE", "SOIL_MOISTURE", "SOIL_MOISTURE_ERROR", "SPECIFIC_HUMIDITY", "SW_ACCUMULATION", "TEMPERATURE",
+    "LAND_FRACTION", "LAYER_WATER", "LONGWAVE", "LW_ACCUMULATION", "PRECIPITATION", "PRESSURE", "QUANTITIES",
+    "RETRIEVAL_ERROR", "SHORTWAVE", "SOIL_MOISTURE", "SOIL_MOISTURE_ERROR", "SPECIFIC_HUMIDITY",
+    "SW_ACCUMULATION", "TEMPERATURE",
     "TEXTURE", "WATER_ACCUMULATION", "WATER_DENSITY", "WIND", "Conversion", "Quantity", "UnitsError",
     "check_values", "refuse_infinite", "to_canonical",
 ]  # fmt: skip
@@ -70,21 +71,24 @@ def _parse(units: str, where: str) -> Any:
     try:
         return _registry().Unit(text)
     except (PintError, ValueError, TypeError, AttributeError, SyntaxError, KeyError, AssertionError):
-        raise UnitsError(f"{where}: units {units!r} cannot be parsed (not a UDUNITS/CF unit string)") from None
+        raise UnitsError(
+            f"{where}: units {units!r} cannot be parsed (not a UDUNITS/CF unit string)"
+        ) from None
+
+
+def _is_mass(name: str) -> bool:
+    """Whether a unit name (a token of a units string) is a mass unit."""
+    ureg = _registry()
+    try:
+        return ureg.Unit(name).dimensionality == ureg.Unit("kg").dimensionality
+    except Exception:  # noqa: BLE001 - a token that is not a unit is not a mass
+        return False
 
 
 def _mass_ratio(units: str) -> bool:
     """True for a ratio of masses (``kg kg-1``, ``g/kg``): pint reduces it to a plain number."""
-    ureg = _registry()
-    masses = 0
-    for token in re.split(r"[\s/*.()]+", str(units)):
-        name = re.sub(r"[-+^\d]+$", "", token.replace("**", ""))
-        if name:
-            try:
-                masses += ureg.Unit(name).dimensionality == ureg.Unit("kg").dimensionality
-            except Exception:  # noqa: BLE001 - only mass units matter here
-                continue
-    return masses >= 2
+    tokens = (re.sub(r"[-+^\d]+$", "", t.replace("**", "")) for t in re.split(r"[\s/*.()]+", str(units)))
+    return sum(_is_mass(name) for name in tokens if name) >= 2
 
 
 def _is_water_amount(unit: Any) -> bool:
@@ -140,7 +144,9 @@ class Quantity:
             units = self.default
         source = _parse(units, where)
         if self.volumetric and _mass_ratio(str(units)):
-            raise UnitsError(f"{where}: units {units!r} are a mass ratio, not {self.name} units ({self.unit})")
+            raise UnitsError(
+                f"{where}: units {units!r} are a mass ratio, not {self.name} units ({self.unit})"
+            )
         ureg = _registry()
         target = ureg.Unit(self.unit)
         multipliers = [None]
@@ -148,12 +154,18 @@ class Quantity:
             density = ureg.Quantity(WATER_DENSITY, "kg m-3")
             multipliers += [density, 1.0 / density]
         for m in multipliers:
-            zero, one = (ureg.Quantity(v, source) if m is None else ureg.Quantity(v, source) * m for v in (0.0, 1.0))
+            zero, one = (
+                ureg.Quantity(v, source) if m is None else ureg.Quantity(v, source) * m for v in (0.0, 1.0)
+            )
             if zero.dimensionality == target.dimensionality:
                 return Conversion(float((one - zero).to(target).magnitude), float(zero.to(target).magnitude))
-        if self.water and source.dimensionality in (ureg.Unit("m").dimensionality, ureg.Unit("m/s").dimensionality):
+        if self.water and source.dimensionality in (
+            ureg.Unit("m").dimensionality,
+            ureg.Unit("m/s").dimensionality,
+        ):
             raise UnitsError(
-                f"{where}: units {units!r} are a length but not a depth of water (mm, cm or m): no conversion to "
+                f"{where}: units {units!r} are a length but not a depth of water (mm, cm or m): no "
+                "conversion to "
                 f"{self.name} in {self.unit}"
             )
         raise UnitsError(f"{where}: units {units!r} are not {self.name} units (convertible to {self.unit})")
@@ -161,7 +173,7 @@ class Quantity:
     def convert(
         self, values: np.ndarray, units: str | None, where: str, hint: str = "", slack: float = 0.0
     ) -> np.ndarray:
-        """``values`` (in ``units``, the attribute or None) converted to :attr:`unit` and checked (:meth:`checked`)."""
+        """``values`` (in ``units``, the attribute or None) in :attr:`unit`, checked (:meth:`checked`)."""
         out = self.conversion(units, where).apply(values)
         return self.checked(out, where, units if units else self.default, hint=hint, slack=slack)
 
@@ -204,7 +216,8 @@ class Quantity:
             declared = f"units {units!r}" if units else "no units attribute"
             raise UnitsError(
                 f"{where} ({declared}): {bad} value(s) outside the plausible {self.name} range {bound}, "
-                f"{self.high:g}] {self.unit} after conversion (found {worst:.6g} {self.unit}; min {fin.min():.4g}, "
+                f"{self.high:g}] {self.unit} after conversion (found {worst:.6g} {self.unit}; "
+                f"min {fin.min():.4g}, "
                 f"max {fin.max():.4g}){hint}"
             )
         if margin > 0.0 and (fin.min() < self.low or fin.max() > self.high):
@@ -224,7 +237,9 @@ RETRIEVAL_ERROR = Quantity("retrieval error", "m3 m-3", 0.0, 1.0, default="m3 m-
 LAYER_WATER = Quantity("soil layer water", "kg m-2", 0.0, np.inf, water=True)
 TEXTURE = Quantity("soil texture fraction", "percent", 0.0, 100.0, default="percent")
 #: Rain and snow rates: below the world's 1-hour record (305 mm in 42 minutes, Holt, Missouri, 1947).
-PRECIPITATION = Quantity("precipitation rate", "kg m-2 s-1", 0.0, 0.1, default="kg m-2 s-1", water=True)  # 360 mm/h
+PRECIPITATION = Quantity(
+    "precipitation rate", "kg m-2 s-1", 0.0, 0.1, default="kg m-2 s-1", water=True
+)  # 360 mm/h
 TEMPERATURE = Quantity("temperature", "K", 170.0, 350.0, default="K")
 SPECIFIC_HUMIDITY = Quantity("specific humidity", "kg kg-1", 0.0, 0.06, default="kg kg-1")
 PRESSURE = Quantity("surface pressure", "Pa", 3.0e4, 1.1e5, default="Pa")
@@ -252,11 +267,15 @@ def refuse_infinite(values: np.ndarray, where: str) -> None:
         raise UnitsError(f"{where}: {n_inf} infinite value(s) (missing values must be NaN or _FillValue)")
 
 
-def check_values(values: np.ndarray, q: Quantity, where: str, hint: str = "", units: str | None = None) -> None:
+def check_values(
+    values: np.ndarray, q: Quantity, where: str, hint: str = "", units: str | None = None
+) -> None:
     """Refuse infinite values and finite values outside ``q``'s plausible range (NaN = missing, allowed)."""
     q.check(values, where, units, hint=hint)
 
 
-def to_canonical(values: np.ndarray, units: str | None, q: Quantity, where: str, hint: str = "") -> np.ndarray:
+def to_canonical(
+    values: np.ndarray, units: str | None, q: Quantity, where: str, hint: str = ""
+) -> np.ndarray:
     """``values`` (in ``units``, the variable's attribute or None) converted to ``q.unit`` and checked."""
     return q.convert(values, units, where, hint=hint)

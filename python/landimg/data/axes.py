@@ -67,14 +67,19 @@ class Layout:
         for role in ("time", "lat", "lon"):
             names = list(found.get(_CF_NAMES[role], []))
             if role == "time":
-                names += [n for n, v in ds.variables.items() if v.ndim == 1 and _TIME_UNITS.match(str(v.attrs.get("units", "")))]
+                names += [
+                    n
+                    for n, v in ds.variables.items()
+                    if v.ndim == 1 and _TIME_UNITS.match(str(v.attrs.get("units", "")))
+                ]
             lower = {str(n).lower(): n for n in ds.variables}
             names += [lower[n] for n in _NAMES[role] if n in lower]
             self.coords[role] = list(dict.fromkeys(names))
         self._dims: dict[tuple, dict[str, str]] = {}
 
     def coord(self, role: str, required: bool = True) -> str | None:
-        """The 1-D coordinate variable of ``role`` (``time``, ``lat``, ``lon``); DataError if none and required."""
+        """The 1-D coordinate variable of ``role`` (``time``, ``lat``, ``lon``); DataError if none and
+        ``required``."""
         one_d = [n for n in self.coords[role] if self.ds[n].ndim == 1]
         if one_d:
             return one_d[0]
@@ -83,7 +88,8 @@ class Layout:
         if role in ("lat", "lon") and self.coords[role]:
             name = self.coords[role][0]
             raise DataError(
-                f"{self.label}: {_CF_NAMES[role]} {name!r} has {self.ds[name].ndim} dimensions (a curvilinear grid): "
+                f"{self.label}: {_CF_NAMES[role]} {name!r} has {self.ds[name].ndim} dimensions "
+                "(a curvilinear grid): "
                 "regrid to a regular latitude-longitude grid first"
             )
         raise DataError(f"{self.label}: no {_CF_NAMES[role]} coordinate variable found ({_HINT})")
@@ -134,13 +140,18 @@ class Layout:
         for d, rs in roles.items():
             for r in rs & set(want):
                 if r in out:
-                    raise DataError(f"{self.label}: variable {name!r} has two {r} dimensions ({out[r]!r}, {d!r})")
+                    raise DataError(
+                        f"{self.label}: variable {name!r} has two {r} dimensions ({out[r]!r}, {d!r})"
+                    )
                 out[r] = d
         missing = [r for r in want if r not in out]
         if missing:
-            what = ", ".join("latitude and longitude" if r == "station" else _CF_NAMES.get(r, r) for r in missing)
+            what = ", ".join(
+                "latitude and longitude" if r == "station" else _CF_NAMES.get(r, r) for r in missing
+            )
             raise DataError(
-                f"{self.label}: variable {name!r} has dimensions {tuple(var.dims)}: cannot tell which is {what} ({_HINT})"
+                f"{self.label}: variable {name!r} has dimensions {tuple(var.dims)}: cannot tell which "
+                f"is {what} ({_HINT})"
             )
         for d in var.dims:
             if d not in out.values() and var.sizes[d] > 1 and d not in _COMBINED:

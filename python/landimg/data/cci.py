@@ -44,7 +44,9 @@ def _read(src: NcFile, rows: slice, cols: slice) -> Records:
     if "t0" in src.ds.variables:
         t0 = read_var(src, "t0", rows, cols)
         t0_units = attr(src.ds["t0"], "units", "days since 1970-01-01 00:00:00")
-        times = [_mean_time(t0[k], sm[k], t0_units, calendar, src.label) or times[k] for k in range(len(times))]
+        times = [
+            _mean_time(t0[k], sm[k], t0_units, calendar, src.label) or times[k] for k in range(len(times))
+        ]
     return Records(src.path, list(times), fields, None)
 
 
@@ -65,7 +67,9 @@ def _mean_time(t0: np.ndarray, sm: np.ndarray, units_: str, calendar: str, label
 ESACCI = Product(
     name="esacci",
     kind="retrieval",
-    description="ESA CCI SM daily (ESACCI-SOILMOISTURE-L3S-SSMV-*-YYYYMMDD000000-fv*.nc), sm/sm_uncertainty/flag/t0",
+    description=(
+        "ESA CCI SM daily (ESACCI-SOILMOISTURE-L3S-SSMV-*-YYYYMMDD000000-fv*.nc), sm/sm_uncertainty/flag/t0"
+    ),
     grid=_grid,
     read=_read,
 )

@@ -141,7 +141,12 @@ def _run(args: argparse.Namespace) -> str:
         from landimg.data.series import FileProgress, read_series, to_dataset
 
         series = read_series(
-            args.product, args.files, grid, args.start, args.end, min_coverage=args.min_coverage,
+            args.product,
+            args.files,
+            grid,
+            args.start,
+            args.end,
+            min_coverage=args.min_coverage,
             progress=FileProgress("--files", prefix=f"{_PROG}:"),
         )
         _write_dataset(to_dataset(series, grid), args.out)

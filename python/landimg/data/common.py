@@ -127,7 +127,16 @@ def decode_times(var: Any, path: str, name: str = "time") -> tuple[list, str]:
     return list(np.ravel(times)), calendar
 
 
-_CF_CALENDARS = ("standard", "proleptic_gregorian", "julian", "noleap", "365_day", "all_leap", "366_day", "360_day")
+_CF_CALENDARS = (
+    "standard",
+    "proleptic_gregorian",
+    "julian",
+    "noleap",
+    "365_day",
+    "all_leap",
+    "366_day",
+    "360_day",
+)
 
 
 def seconds_after(var: Any, start: Any, path: str, name: str = "time") -> np.ndarray:

@@ -122,11 +122,16 @@ def _finish_sm(times: np.ndarray, fields: dict[str, np.ndarray]):
         if len(lacking) == w.shape[0]:
             raise DataError(
                 f"--files: the files hold {', '.join(sorted(fields))} only; every reference layer needs "
-                f"{' or '.join(names)} too (0-10 cm = 0.7 swvl1 + 0.3 swvl2, 10-40 cm = 0.6 swvl2 + 0.4 swvl3, "
+                f"{' or '.join(names)} too (0-10 cm = 0.7 swvl1 + 0.3 swvl2, 10-40 cm = 0.6 swvl2 + "
+                "0.4 swvl3, "
                 "40-100 cm = swvl3)"
             )
-        depths = ", ".join(f"{_LAYERS_OUT[k][0] * 100:g}-{_LAYERS_OUT[k][1] * 100:g} cm" for k in sorted(lacking))
-        warnings.warn(f"ERA5(-Land) files lack {', '.join(names)}: the {depths} layer(s) are NaN", stacklevel=2)
+        depths = ", ".join(
+            f"{_LAYERS_OUT[k][0] * 100:g}-{_LAYERS_OUT[k][1] * 100:g} cm" for k in sorted(lacking)
+        )
+        warnings.warn(
+            f"ERA5(-Land) files lack {', '.join(names)}: the {depths} layer(s) are NaN", stacklevel=2
+        )
     return times, {"sm": out}
 
 
@@ -190,7 +195,10 @@ def _read_forcing(src: NcFile, rows: slice, cols: slice) -> Records:
 ERA5LAND_SM = Product(
     name="era5land",
     kind="reference",
-    description="ERA5-Land or ERA5 swvl1..3 (m3 m-3, 0-7/7-28/28-100 cm) -> 0-10/10-40/40-100 cm by thickness, lsm >= 0.5",
+    description=(
+        "ERA5-Land or ERA5 swvl1..3 (m3 m-3, 0-7/7-28/28-100 cm) -> 0-10/10-40/40-100 cm by thickness, "
+        "lsm >= 0.5"
+    ),
     grid=latlon_grid,
     read=_read_sm,
     finish=_finish_sm,

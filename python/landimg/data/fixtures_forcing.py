@@ -181,7 +181,9 @@ def era5_old_cds(src: str, dst: str, lsm: np.ndarray | None = None) -> str:
         t = b.createVariable("time", "i4", ("time",))
         t.units, t.long_name, t.calendar = "hours since 1900-01-01 00:00:00.0", "time", "gregorian"
         t[:] = np.rint(hours).astype(np.int32)
-        fields = {n: np.ma.filled(a[n][:].astype(float), np.nan) for n, v in a.variables.items() if v.ndim == 3}
+        fields = {
+            n: np.ma.filled(a[n][:].astype(float), np.nan) for n, v in a.variables.items() if v.ndim == 3
+        }
         units = {n: a[n].units for n in fields}
         if lsm is not None:
             fields["lsm"] = np.broadcast_to(np.asarray(lsm, float), next(iter(fields.values())).shape)

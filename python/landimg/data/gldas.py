@@ -53,7 +53,9 @@ def _read_sm(src: NcFile, rows: slice, cols: slice) -> Records:
             continue
         kg_m2 = read_var(src, name, rows, cols, units.LAYER_WATER, check=False)
         sm = kg_m2 / (units.WATER_DENSITY * (bottom - top))
-        fields[name] = check_var(src, name, sm, units.SOIL_MOISTURE, hint=f" (water in a {bottom - top:g} m layer)")
+        fields[name] = check_var(
+            src, name, sm, units.SOIL_MOISTURE, hint=f" (water in a {bottom - top:g} m layer)"
+        )
     if not fields:
         raise DataError(f"{src.label}: none of {', '.join(SM_VARIABLES)} is in the file")
     return Records(src.path, times, fields, None)

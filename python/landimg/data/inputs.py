@@ -69,9 +69,14 @@ class ProductForcing:
         self, product: str, files, grid, start: str, first_day: float, last_day: float, progress: bool = False
     ) -> None:
         self.product, self.grid = product, grid
-        series = read_all(product, files, grid, what="forcing.files", progress=_progress("forcing.files", progress))
+        series = read_all(
+            product, files, grid, what="forcing.files", progress=_progress("forcing.files", progress)
+        )
         cal = series.calendar
-        first, last = _day_string(start, cal, np.floor(first_day)), _day_string(start, cal, np.ceil(last_day) - 1)
+        first, last = (
+            _day_string(start, cal, np.floor(first_day)),
+            _day_string(start, cal, np.ceil(last_day) - 1),
+        )
         series = series.select(grid, first, last, "forcing.files")
         if series.product.kind != "forcing":
             raise DataError(f"forcing.product: {product!r} is a {series.product.kind} product, not forcing")
@@ -222,7 +227,9 @@ class ProductReference:
     layers = LAYERS
 
     def __init__(self, product: str, files, grid, start: str, days: int, progress: bool = False) -> None:
-        series = read_all(product, files, grid, what="reference.files", progress=_progress("reference.files", progress))
+        series = read_all(
+            product, files, grid, what="reference.files", progress=_progress("reference.files", progress)
+        )
         if series.product.kind != "reference":
             raise DataError(
                 f"reference.product: {product!r} is a {series.product.kind} product, not a reference"

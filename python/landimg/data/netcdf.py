@@ -17,7 +17,7 @@ Every problem is a :class:`~landimg.data.common.DataError` of one line naming th
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -52,7 +52,9 @@ def file_kind(path: str, what: str | None = None) -> str:
     if any(head[k : k + 8] == _HDF5 for k in _HDF5_OFFSETS):
         return "netcdf4" if _written_by_netcdf(path) else "hdf5"
     shown = head[:8] if head else b"(empty)"
-    raise DataError(f"{label}: not a readable netCDF file (no netCDF-3 or HDF5 signature; it starts {shown!r})")
+    raise DataError(
+        f"{label}: not a readable netCDF file (no netCDF-3 or HDF5 signature; it starts {shown!r})"
+    )
 
 
 def _written_by_netcdf(path: str) -> bool:
@@ -74,7 +76,7 @@ def _written_by_netcdf(path: str) -> bool:
 
 
 def open_dataset(path: str, group: str | None = None, *, variables=(), what: str | None = None) -> Any:
-    """Open a netCDF-3, netCDF-4 or HDF5 file (or one of its groups) with xarray, CF-decoded, times as numbers.
+    """Open a netCDF-3, netCDF-4 or HDF5 file (or a group) with xarray, CF-decoded, times as numbers.
 
     Parameters
     ----------
@@ -170,7 +172,7 @@ class NcFile:
         self._groups.clear()
         self._layouts.clear()
 
-    def __enter__(self) -> NcFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,7 +17,15 @@ from landimg import units
 from landimg.data.common import DataError, Records, attr, date_from_name, decode_times
 from landimg.data.netcdf import NcFile, packing_step
 
-__all__ = ["ALMA_QUANTITIES", "check_var", "file_times", "packing_slack", "read_mapped", "read_var", "to_unit"]
+__all__ = [
+    "ALMA_QUANTITIES",
+    "check_var",
+    "file_times",
+    "packing_slack",
+    "read_mapped",
+    "read_var",
+    "to_unit",
+]
 
 #: The ALMA forcing variables and their quantities (units, plausible range).
 ALMA_QUANTITIES: dict[str, units.Quantity] = {
@@ -79,7 +87,9 @@ def read_var(
     try:
         data = quantity.conversion(declared, where, assume_default=assume_units).apply(data)
         if check:
-            data = quantity.checked(data, where, declared or quantity.default, slack=_slack(var, quantity, declared, where))
+            data = quantity.checked(
+                data, where, declared or quantity.default, slack=_slack(var, quantity, declared, where)
+            )
     except units.UnitsError as exc:
         raise DataError(str(exc)) from None
     return data
@@ -92,14 +102,24 @@ def _slack(var, quantity: units.Quantity, declared, where: str) -> float:
 
 
 def to_unit(
-    var, values: np.ndarray, quantity: units.Quantity, where: str, *, hint: str = "", assume_units: bool = True
+    var,
+    values: np.ndarray,
+    quantity: units.Quantity,
+    where: str,
+    *,
+    hint: str = "",
+    assume_units: bool = True,
 ) -> np.ndarray:
     """``values`` read from ``var`` converted from its ``units`` attribute to ``quantity.unit`` and checked
     (:meth:`landimg.units.Quantity.checked`, a packing step of tolerance): UnitsError naming ``where``."""
     declared = attr(var, "units")
     conversion = quantity.conversion(declared, where, assume_default=assume_units)
     return quantity.checked(
-        conversion.apply(values), where, declared or quantity.default, hint=hint, slack=packing_slack(var, conversion)
+        conversion.apply(values),
+        where,
+        declared or quantity.default,
+        hint=hint,
+        slack=packing_slack(var, conversion),
     )
 
 
@@ -110,16 +130,26 @@ def packing_slack(var, conversion: units.Conversion) -> float:
 
 
 def check_var(
-    src: NcFile, name: str, values: np.ndarray, quantity: units.Quantity, *, group: str | None = None, hint: str = ""
+    src: NcFile,
+    name: str,
+    values: np.ndarray,
+    quantity: units.Quantity,
+    *,
+    group: str | None = None,
+    hint: str = "",
 ) -> np.ndarray:
-    """``values`` (in ``quantity.unit``, read from ``name``) checked: DataError naming file, variable, declared
-    units and the value found unless plausible; values within the quantity's tolerance clipped."""
+    """``values`` (in ``quantity.unit``, read from ``name``) checked: DataError naming file, variable,
+    declared units and the value found unless plausible; values within the quantity's tolerance clipped."""
     var = src.dataset(group)[name]
     declared = attr(var, "units")
     where = f"{src.label}: variable {name!r}"
     try:
         return quantity.checked(
-            values, where, declared or quantity.default, hint=hint, slack=_slack(var, quantity, declared, where)
+            values,
+            where,
+            declared or quantity.default,
+            hint=hint,
+            slack=_slack(var, quantity, declared, where),
         )
     except units.UnitsError as exc:
         raise DataError(str(exc)) from None
@@ -157,7 +187,9 @@ def read_mapped(
             continue
         data = read_var(src, name, rows, cols, quantity, check=check)
         if data.shape[0] != len(times):
-            raise DataError(f"{src.label}: variable {name!r} has {data.shape[0]} records, time has {len(times)}")
+            raise DataError(
+                f"{src.label}: variable {name!r} has {data.shape[0]} records, time has {len(times)}"
+            )
         fields[out] = data
     if not fields:
         wanted = ", ".join(n for n, _ in mapping.values())

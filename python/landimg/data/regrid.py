@@ -227,7 +227,8 @@ def _coverage_message(path: str, source: SourceGrid, grid, short_y: np.ndarray, 
     dom = (grid.lat[0] - half, grid.lat[-1] + half, grid.lon[0] - half, grid.lon[-1] + half)
     if source.kind == "latlon":
         ys = source.y_edges
-        have = f"latitude {ys.min():g} .. {ys.max():g}, longitude {source.x_edges.min():g} .. {source.x_edges.max():g}"
+        xs = source.x_edges
+        have = f"latitude {ys.min():g} .. {ys.max():g}, longitude {xs.min():g} .. {xs.max():g}"
     else:
         have = f"the EASE-Grid 2.0 rows of {source.shape[0]} x {source.shape[1]}"
     missing = []
@@ -236,7 +237,7 @@ def _coverage_message(path: str, source: SourceGrid, grid, short_y: np.ndarray, 
     if short_x.any():
         missing.append(f"longitudes {grid.lon[short_x].min() - half:g} .. {grid.lon[short_x].max() + half:g}")
     return (
-        f"{path}: the file does not cover the model domain (domain latitude {dom[0]:g} .. {dom[1]:g}, longitude "
-        f"{dom[2]:g} .. {dom[3]:g}; the file's grid {have}; not covered: {' and '.join(missing)}); give files "
-        "covering the domain or a domain inside the files"
+        f"{path}: the file does not cover the model domain (domain latitude {dom[0]:g} .. {dom[1]:g}, "
+        f"longitude {dom[2]:g} .. {dom[3]:g}; the file's grid {have}; not covered: {' and '.join(missing)}); "
+        "give files covering the domain or a domain inside the files"
     )

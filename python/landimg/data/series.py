@@ -80,7 +80,13 @@ class FileProgress:
     """
 
     def __init__(
-        self, what: str, prefix: str = "[landimg]", stream=None, after: float = 2.0, every: float = 10.0, clock=None
+        self,
+        what: str,
+        prefix: str = "[landimg]",
+        stream=None,
+        after: float = 2.0,
+        every: float = 10.0,
+        clock=None,
     ) -> None:
         self.what, self.prefix, self.after, self.every = what, prefix, after, every
         self.stream = sys.stderr if stream is None else stream
@@ -220,13 +226,16 @@ def _check_fields(product: Product, fields: dict, paths: list[str], what: str) -
 
 def _check_valid(product: Product, fields: dict, grid, paths: list[str], what: str) -> None:
     """A needed variable without one valid value at a land cell is an error (not a file of NaN)."""
-    need = ("sm",) if product.kind in ("retrieval", "reference") else tuple(n for n in ALMA_UNITS if n in fields)
+    need = (
+        ("sm",) if product.kind in ("retrieval", "reference") else tuple(n for n in ALMA_UNITS if n in fields)
+    )
     for name in need:
         values = fields[name]
         land = values[..., grid.land] if values.shape[-2:] == grid.shape else values
         if not np.isfinite(land).any():
             raise DataError(
-                f"{what}: no valid value of {name!r} at any land cell of the model grid in the {product.name} "
+                f"{what}: no valid value of {name!r} at any land cell of the model grid in the "
+                f"{product.name} "
                 f"files ({paths[0]} ...): all fill values, flagged, or over the sea"
             )
 

@@ -51,7 +51,9 @@ def _grid_for(src: NcFile, expected: str) -> SourceGrid:
     return ease2_source(expected)
 
 
-def _window(src: NcFile, group: str, name: str, rows: slice, cols: slice, quantity=None, check=True) -> np.ndarray:
+def _window(
+    src: NcFile, group: str, name: str, rows: slice, cols: slice, quantity=None, check=True
+) -> np.ndarray:
     """A (row, column) window of an EASE-grid array, decoded, converted to ``quantity``'s unit."""
     var = src.dataset(group, variables=(name,))[name]
     data = values(var.isel({var.dims[0]: rows, var.dims[1]: cols}), src.label, name)
@@ -100,7 +102,9 @@ def _read_pass(src: NcFile, pass_: str, rows: slice, cols: slice, lon_mid: float
     sm = np.where(bad, np.nan, sm)
     try:
         sm = units.SOIL_MOISTURE.checked(
-            sm, f"{src.label}: variable 'soil_moisture{sfx}'", attr(ds["soil_moisture" + sfx], "units"),
+            sm,
+            f"{src.label}: variable 'soil_moisture{sfx}'",
+            attr(ds["soil_moisture" + sfx], "units"),
             hint=" (neither fill nor flagged: undeclared fill value or wrong units?)",
         )
     except units.UnitsError as exc:

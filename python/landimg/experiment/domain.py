@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
-from landimg.ensemble.grid import Grid
-from landimg.experiment.config import Config
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import to_unit
+from landimg.ensemble.grid import Grid
+from landimg.experiment.config import Config
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]
@@ -152,7 +152,9 @@ def read_field_file(
         out = {}
         for name in names:
             if name not in src.ds.variables:
-                raise ValueError(f"{path}: no variable {name!r} (found {', '.join(map(str, src.ds.variables))})")
+                raise ValueError(
+                    f"{path}: no variable {name!r} (found {', '.join(map(str, src.ds.variables))})"
+                )
             values = layout.read(name, ("lat", "lon"))[iy, ix]
             units.refuse_infinite(values, f"{path}: {name}")
             if quantity is not None:
@@ -169,10 +171,12 @@ def _refuse_fractions(path: str, texture: dict[str, np.ndarray]) -> None:
     """Texture read as percent but every value <= 1 (fractions without a units attribute) is refused."""
     if all(np.nanmax(v) <= 1.0 for v in texture.values()):
         raise ValueError(
-            f"{path}: sand and clay are all <= 1 %: fractions? set their units attribute to \"1\" (or give percent)"
+            f'{path}: sand and clay are all <= 1 %: fractions? set their units attribute to "1" (or give percent)'
         )
     if np.any(texture["sand"] + texture["clay"] > 100.0 + 1e-9):
-        raise ValueError(f"{path}: sand + clay exceeds 100 % at {int((texture['sand'] + texture['clay'] > 100).sum())} land cells")
+        raise ValueError(
+            f"{path}: sand + clay exceeds 100 % at {int((texture['sand'] + texture['clay'] > 100).sum())} land cells"
+        )
 
 
 def build_domain(cfg: Config, grid: Grid | None = None) -> Domain:

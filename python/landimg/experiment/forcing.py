@@ -441,7 +441,9 @@ class FileForcing:
         self._names = [name for name in _UNITS if name in ds.variables]
         for name in self._names:
             layout.dims(name, ("time", "lat", "lon"))
-        self._conv = {name: _UNITS[name].conversion(attr(ds[name], "units"), f"{path}: {name}") for name in self._names}
+        self._conv = {
+            name: _UNITS[name].conversion(attr(ds[name], "units"), f"{path}: {name}") for name in self._names
+        }
         self._slack = {name: packing_slack(ds[name], self._conv[name]) for name in self._names}
         tname = layout.coord("time")
         self.times = seconds_after(ds[tname], start, str(path), tname)
@@ -453,9 +455,14 @@ class FileForcing:
         rows, cols = np.unravel_index(grid.column_index, grid.shape)
         iy, ix = row_index[rows], col_index[cols]
         # read only the file's rows and columns the grid uses
-        self._window = {"lat": slice(int(iy.min()), int(iy.max()) + 1), "lon": slice(int(ix.min()), int(ix.max()) + 1)}
+        self._window = {
+            "lat": slice(int(iy.min()), int(iy.max()) + 1),
+            "lon": slice(int(ix.min()), int(ix.max()) + 1),
+        }
         self._iy, self._ix = iy - iy.min(), ix - ix.min()
-        self._last: dict[str, tuple[int, np.ndarray]] = {}  # name -> the record read last (steps share records)
+        self._last: dict[
+            str, tuple[int, np.ndarray]
+        ] = {}  # name -> the record read last (steps share records)
 
     def _read(self, name: str, rec: int, clip: bool = True) -> np.ndarray:
         """Record ``rec`` of ``name`` at the grid's columns (ncol,) in landimg's unit; a CF-packed variable's

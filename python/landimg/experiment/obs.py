@@ -177,7 +177,8 @@ class FileObservations:
             layout = self._src.layout()
             layout.dims("sm", ("time", "lat", "lon"))
             tname = layout.coord("time")
-            self.days = np.floor(seconds_after(self._src.ds[tname], start, str(path), tname) / 86400.0).astype(int)
+            seconds = seconds_after(self._src.ds[tname], start, str(path), tname)
+            self.days = np.floor(seconds / 86400.0).astype(int)
             self._iy, self._ix = grid.nearest_file_indices(
                 layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
             )

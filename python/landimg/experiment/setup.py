@@ -69,7 +69,9 @@ class Weather:
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
 
-            truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress)
+            truth = ensemble = ProductForcing(
+                f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
+            )
         self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
         self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
         for source in (self.truth, self.ensemble):
@@ -90,7 +92,9 @@ class Observer:
             from landimg.data.inputs import ProductObservations
 
             e = cfg.experiment
-            self.product = ProductObservations(cfg.obs.product, cfg.obs.files, grid, e.start, e.days, progress)
+            self.product = ProductObservations(
+                cfg.obs.product, cfg.obs.files, grid, e.start, e.days, progress
+            )
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
         if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
             raise ValueError(
