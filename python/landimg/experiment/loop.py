@@ -327,7 +327,7 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
-    s = setup(cfg)
+    s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
     _check_memory(cfg, s, comm)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
