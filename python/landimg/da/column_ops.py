@@ -14,6 +14,7 @@ from landimg.parallel import MemberLayout
 __all__ = [
     "increment_stats",
     "inflate_columns",
+    "inflated_layers",
     "regression_coefficients",
     "regression_increments",
     "usable_observations",
@@ -83,6 +84,14 @@ def usable_observations(
     return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
 
 
+def inflated_layers(method: Any, ok: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Where the prior inflation applies, bool (nlev, ncol, nloc): ``ok`` (the update mask), restricted to
+    the observed layers (``h > 0``) when ``method.inflation_layers == "observed"``."""
+    if getattr(method, "inflation_layers", "all") == "observed":
+        return ok & (np.asarray(h) > 0)[:, None, None]
+    return ok
+
+
 def inflate_columns(
     method: Any,
     theta: np.ndarray,
@@ -97,7 +106,8 @@ def inflate_columns(
     ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
     estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
-    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
+    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated, nor, with
+    ``method.inflation_layers == "observed"``, the layers outside the observed depth. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
@@ -116,4 +126,4 @@ def inflate_columns(
     if factor == 1.0:
         return theta, fields
     mean = lay.mean(theta, axis=2)[:, :, None]
-    return np.where(ok, mean + factor * (theta - mean), theta), fields
+    return np.where(inflated_layers(method, ok, h), mean + factor * (theta - mean), theta), fields

@@ -11,6 +11,7 @@ import numpy as np
 from landimg.da.column_ops import (
     increment_stats,
     inflate_columns,
+    inflated_layers,
     regression_coefficients,
     regression_increments,
     usable_observations,
@@ -277,7 +278,9 @@ class CurveletEnKF(InflationSettings):
             lambda: self.transform_for(g.shape, g.periodic_lon),
         )  # fmt: skip
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
-            infl, fields = self._scale_inflated(theta, obs, obs_std, obs_mask, ok, context, transform, offset)
+            infl, fields = self._scale_inflated(
+                theta, obs, obs_std, obs_mask, inflated_layers(self, ok, h), context, transform, offset
+            )
         else:
             infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
