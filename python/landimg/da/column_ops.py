@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from landimg.da.inflation import smoothed_inflation
+from landimg.da.obs_covariance import ObsCovariance
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext
 from landimg.parallel import MemberLayout
 
@@ -87,7 +89,7 @@ def inflate_columns(
     method: Any,
     theta: np.ndarray,
     obs: np.ndarray,
-    obs_std: float | np.ndarray,
+    obs_error: ObsError | float | np.ndarray,
     obs_mask: np.ndarray | None,
     ok: np.ndarray,
     context: AnalysisContext,
@@ -97,19 +99,28 @@ def inflate_columns(
     ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
     estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
-    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
-    state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
+    ``[inflation, inflation_max]``: the one estimator of every filter (the curvelet EnKF's per-scale
+    option feeds the same :func:`~landimg.da.inflation.smoothed_lambda` per scale). ``obs_error`` is the
+    error the method assumes (an :class:`ObsError`, or a white std): with a correlated error the
+    de-biased ``tr R`` is ``tr R - 1^T R 1 / p`` (:meth:`ObsCovariance.summed` over the columns given,
+    ``context.columns``). Layers where ``ok`` is False are not inflated. Returns the inflated state
+    (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
     factor, fields = float(method.inflation), {}
     if method.inflation_mode == "adaptive":
         key = f"{type(method).__name__}.inflation_lambda"
         hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)).T  # (ncol, N), all ranks
-        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), np.shape(obs))
+        err = as_obs_error(obs_error, np.shape(obs)[0])
+        std = err.columns_std(np.shape(obs)[0])
+        valid = usable_observations(obs, std, obs_mask)
+        r_sum = None
+        if err.correlated and method.inflation_debias:
+            r_sum = ObsCovariance.of(err, context.geometry, context.columns).summed(valid)
         lam_o, lam, factor = smoothed_inflation(
-            hx_all, np.asarray(obs, dtype=np.float64), std, usable_observations(obs, std, obs_mask),
+            hx_all, np.asarray(obs, dtype=np.float64), std, valid,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
-            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
+            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max, r_sum=r_sum,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}
