@@ -177,12 +177,12 @@ def test_letkf_without_localization_is_the_etkf_with_the_full_correlated_r():
 
 def test_localized_correlated_letkf_equals_an_explicit_per_column_update():
     """R-localization with a correlated R: R_loc^-1 = D^1/2 R_O^-1 D^1/2 with D the Gaspari-Cohn weights,
-    for a column block with a halo (context.columns) on a periodic grid, against an explicit inverse."""
+    for a column block (context.columns) of a periodic grid, against an explicit inverse."""
     g = _geometry(ny=10, nx=16, periodic=True)
     state, h, obs = _problem(g, nmem=8, seed=11)
     err = _error(g, 12, white_fraction=0.5, length=300.0)
     method = PointLETKF(radius_km=600.0, max_obs=None, inflation_mode="fixed")
-    cols = np.flatnonzero(g.lon < -104.0)  # a block of columns (it wraps: the far east is near)
+    cols = np.flatnonzero(g.lon < -104.0)  # a block of columns (columns given: positions from the geometry)
     ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(8, SerialComm()), columns=cols)
     d, _ = method.analyze(state[:, cols], obs[cols], err.take(cols), None, ctx)
     valid = np.isfinite(obs[cols])
