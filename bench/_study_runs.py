@@ -185,6 +185,7 @@ def execute(
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     finished = 0
+    started: dict[str, float] = {}
 
     def start(r: Run) -> None:
         out = root / r.key
@@ -196,6 +197,7 @@ def execute(
         proc = subprocess.Popen(r.command(out, cache, ranks), env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)  # fmt: skip
         running[r.key] = (r, proc, time.monotonic(), log)
+        started[r.key] = time.time()
         print(f"[study] start {r.key} ({', '.join(r.methods)}, N={r.members})", flush=True)
 
     def finish(key: str, code: int | None) -> None:
@@ -206,12 +208,12 @@ def execute(
         out = root / r.key
         entry = {"status": "ok" if code == 0 else ("timeout" if code is None else "failed"), "returncode": code,
                  "wall_s": wall, "est_s": r.estimate_s(), "cmd": r.command(out, cache, ranks), "tree": tree,
-                 "run": asdict(r)}  # fmt: skip
+                 "started_unix": started.pop(key), "run": asdict(r)}  # fmt: skip
         if code == 0:
             try:
                 entry["scores"] = scorer(r, out)
-            except SystemExit as e:  # a run without the expected scores: recorded as failed
-                entry.update(status="failed", error=str(e))
+            except (SystemExit, Exception) as e:  # noqa: BLE001 -- a run without its scores: recorded as failed
+                entry.update(status="failed", error=f"scores: {type(e).__name__}: {e}")
         else:
             entry["error"] = (logs / (r.key.replace("/", "__") + ".log")).read_text()[-2000:]
         record.data["runs"][key] = entry

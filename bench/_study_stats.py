@@ -28,11 +28,12 @@ class StudyError(SystemExit):
 
 
 def _need(node: Any, path: tuple[str, ...], where: str) -> Any:
+    """``node[path...]``; a missing key is a one-line StudyError; ``null`` (a NaN in JSON) becomes NaN."""
     for k in path:
         if not isinstance(node, dict) or k not in node:
             raise StudyError(f"study: {where} has no {'.'.join(path)} (the scores of issue 18 item 1)")
         node = node[k]
-    return node
+    return float("nan") if node is None else node
 
 
 def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
@@ -57,9 +58,9 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
             entry[ln] = {k: float(_need(s, (ln, k), where)) for k in KEYS}
             entry[ln]["background"] = {k: float(_need(s, (ln, "background", k), where)) for k in KEYS}
         entry["primary"] = entry["0-10cm"]["background"]["ubrmse_time"]
-        entry["consistency"] = float(s.get("obs_space", {}).get("consistency", float("nan")))
+        entry["consistency"] = float(s.get("obs_space", {}).get("consistency") or float("nan"))
         entry["spread_error"] = spread_error.get(m, float("nan"))
-        entry["analysis_cpu_s"] = float(cpu[m]) if m in cpu else float("nan")
+        entry["analysis_cpu_s"] = float(cpu[m]) if cpu.get(m) is not None else float("nan")
         out["methods"][m] = entry
     return out
 
