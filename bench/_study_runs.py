@@ -86,12 +86,16 @@ def tree_id() -> dict[str, str]:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False).stdout
+            return subprocess.run(
+                ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+            ).stdout
         except OSError:
             return ""
 
-    return {"head": git("rev-parse", "--short", "HEAD").strip(),
-            "diff": hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()[:10]}  # fmt: skip
+    return {
+        "head": git("rev-parse", "--short", "HEAD").strip(),
+        "diff": hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()[:10],
+    }
 
 
 class Record:
@@ -125,8 +129,11 @@ def _hms(s: float) -> str:
 
 def _ratio(record: Record) -> float:
     """Measured / estimated run time, median over the finished runs (1 before any)."""
-    r = [e["wall_s"] / e["est_s"] for e in record.data["runs"].values()
-         if e.get("status") == "ok" and e.get("est_s") and e.get("wall_s")]  # fmt: skip
+    r = [
+        e["wall_s"] / e["est_s"]
+        for e in record.data["runs"].values()
+        if e.get("status") == "ok" and e.get("est_s") and e.get("wall_s")
+    ]
     return float(sorted(r)[len(r) // 2]) if r else 1.0
 
 
@@ -142,8 +149,10 @@ def plan_text(runs: list[Run], record: Record, slots: int, ranks: int) -> str:
         lines.append(f"{r.key:<58} {','.join(r.methods):<44} {r.members:>3} {_hms(est):>8}  {state}")
     par = slots * (1.0 if ranks == 1 else 0.85 * ranks)  # two ranks on one run: ~85 % parallel efficiency
     ndone = sum(record.done(r.key) for r in runs)
-    lines.append(f"{len(runs)} runs ({ndone} done); to run: {_hms(todo)} of one-rank time, about {_hms(todo / par)} "
-                 f"of wall time with {slots} slot(s) x {ranks} rank(s) (cost model x {ratio:.2f}, from finished runs)")  # fmt: skip
+    lines.append(
+        f"{len(runs)} runs ({ndone} done); to run: {_hms(todo)} of one-rank time, about {_hms(todo / par)} "
+        f"of wall time with {slots} slot(s) x {ranks} rank(s) (cost model x {ratio:.2f}, from finished runs)"
+    )
     return "\n".join(lines)
 
 
@@ -173,8 +182,13 @@ def execute(
         out = root / r.key
         if (out / "summary.json").exists():
             try:
-                record.data["runs"][r.key] = {"status": "ok", "scores": scorer(r, out), "read_back": True,
-                                              "est_s": r.estimate_s(), "cmd": r.command(out, cache, ranks)}  # fmt: skip
+                record.data["runs"][r.key] = {
+                    "status": "ok",
+                    "scores": scorer(r, out),
+                    "read_back": True,
+                    "est_s": r.estimate_s(),
+                    "cmd": r.command(out, cache, ranks),
+                }
                 record.save()
                 continue
             except (OSError, ValueError, KeyError):
@@ -192,10 +206,21 @@ def execute(
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         log = open(logs / (r.key.replace("/", "__") + ".log"), "w")
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1")  # fmt: skip
-        proc = subprocess.Popen(r.command(out, cache, ranks), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)  # fmt: skip
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(ROOT / "python"),
+            OMP_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",
+            MKL_NUM_THREADS="1",
+        )
+        proc = subprocess.Popen(
+            r.command(out, cache, ranks),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
         running[r.key] = (r, proc, time.monotonic(), log)
         started[r.key] = time.time()
         print(f"[study] start {r.key} ({', '.join(r.methods)}, N={r.members})", flush=True)
@@ -206,9 +231,16 @@ def execute(
         log.close()
         wall = time.monotonic() - t0
         out = root / r.key
-        entry = {"status": "ok" if code == 0 else ("timeout" if code is None else "failed"), "returncode": code,
-                 "wall_s": wall, "est_s": r.estimate_s(), "cmd": r.command(out, cache, ranks), "tree": tree,
-                 "started_unix": started.pop(key), "run": asdict(r)}  # fmt: skip
+        entry = {
+            "status": "ok" if code == 0 else ("timeout" if code is None else "failed"),
+            "returncode": code,
+            "wall_s": wall,
+            "est_s": r.estimate_s(),
+            "cmd": r.command(out, cache, ranks),
+            "tree": tree,
+            "started_unix": started.pop(key),
+            "run": asdict(r),
+        }
         if code == 0:
             try:
                 entry["scores"] = scorer(r, out)
@@ -221,9 +253,15 @@ def execute(
         finished += 1
         ratio = _ratio(record)
         left = sum(x.estimate_s() for x in pending) * ratio
-        left += sum(max(0.0, x.estimate_s() * ratio - (time.monotonic() - t)) for x, _, t, _ in running.values())
-        print(f"[study] {entry['status']:>7} {key} in {_hms(wall)} | {finished}/{total} done, {len(running)} running, "
-              f"elapsed {_hms(time.monotonic() - t_start)}, left ~{_hms(left / max(1, slots))}", flush=True)  # fmt: skip
+        left += sum(
+            max(0.0, x.estimate_s() * ratio - (time.monotonic() - t)) for x, _, t, _ in running.values()
+        )
+        print(
+            f"[study] {entry['status']:>7} {key} in {_hms(wall)} | {finished}/{total} done, "
+            f"{len(running)} running, "
+            f"elapsed {_hms(time.monotonic() - t_start)}, left ~{_hms(left / max(1, slots))}",
+            flush=True,
+        )
 
     def next_run() -> Run:
         busy = {x.group for x, *_ in running.values()}
@@ -237,7 +275,7 @@ def execute(
             while pending and len(running) < slots:
                 start(next_run())
             time.sleep(0.5)
-            for key, (r, proc, t0, _) in list(running.items()):
+            for key, (_, proc, t0, _) in list(running.items()):
                 code = proc.poll()
                 if code is None and time.monotonic() - t0 > timeout:
                     os.killpg(proc.pid, signal.SIGKILL)

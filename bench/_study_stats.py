@@ -48,9 +48,16 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
     summary = json.loads((run / "summary.json").read_text())
     got = tuple(_need(summary, ("scored_days",), where))
     if got != tuple(scored_days):
-        raise StudyError(f"study: {where} scored days {got[0]}-{got[1]}, the study scores {scored_days[0]}-{scored_days[1]}")
+        raise StudyError(
+            f"study: {where} scored days {got[0]}-{got[1]}, "
+            f"the study scores {scored_days[0]}-{scored_days[1]}"
+        )
     cpu = summary.get("analysis_cpu_seconds", {})
-    out: dict[str, Any] = {"methods": {}, "wall_seconds": summary.get("wall_seconds"), "obs_per_day": summary.get("obs_per_day")}
+    out: dict[str, Any] = {
+        "methods": {},
+        "wall_seconds": summary.get("wall_seconds"),
+        "obs_per_day": summary.get("obs_per_day"),
+    }
     spread_error = _spread_error(run / "analysis.nc", list(summary["methods"]), scored_days[0] - 1)
     for m, s in summary["methods"].items():
         entry: dict[str, Any] = {}

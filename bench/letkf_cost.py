@@ -1,6 +1,7 @@
 """What the LETKF's correlated local R and its bias stage cost: CPU seconds per analysis, side by side.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=python .venv/bin/python bench/letkf_cost.py            # CONUS 1 deg and 0.25 deg, global 1 deg
+    # CONUS 1 deg and 0.25 deg, global 1 deg:
+    OMP_NUM_THREADS=1 PYTHONPATH=python .venv/bin/python bench/letkf_cost.py
     OMP_NUM_THREADS=1 PYTHONPATH=python .venv/bin/python bench/letkf_cost.py --grids conus1 --repeat 5
 
 Every variant runs ``PointLETKF.analyze`` (the cycle's path: adaptive inflation, neighbourhoods cached
@@ -38,7 +39,11 @@ GRIDS = {
 
 def _variants(radius: float) -> dict[str, tuple[PointLETKF, ObsError]]:
     base = dict(radius_km=radius)
-    white, mixed, corr = ObsError.white(0.04), ObsError.from_fraction(0.04, 0.5, 200.0), ObsError.from_fraction(0.04, 0.3, 400.0)
+    white, mixed, corr = (
+        ObsError.white(0.04),
+        ObsError.from_fraction(0.04, 0.5, 200.0),
+        ObsError.from_fraction(0.04, 0.3, 400.0),
+    )
     return {
         "white": (PointLETKF(**base), white),
         "corr 0.5/200": (PointLETKF(**base), mixed),
@@ -46,7 +51,7 @@ def _variants(radius: float) -> dict[str, tuple[PointLETKF, ObsError]]:
         "bias": (PointLETKF(**base, bias_correction=True), white),
         "bias 3r": (PointLETKF(**base, bias_correction=True, bias_radius_km=3 * radius), white),
         "corr+bias": (PointLETKF(**base, bias_correction=True), corr),
-    }  # fmt: skip
+    }
 
 
 def _inputs(grid, nmem: int, nlev: int, rng: np.random.Generator):
@@ -83,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         state, obs = _inputs(grid, a.members, nlev, rng)
         for radius in (float(r) for r in a.radii.split(",")):
             variants = _variants(radius)
-            ctx = {k: AnalysisContext(h=h, geometry=geo, layout=MemberLayout(a.members, SerialComm())) for k in variants}
+            ctx = {
+                k: AnalysisContext(h=h, geometry=geo, layout=MemberLayout(a.members, SerialComm()))
+                for k in variants
+            }
             for k, (m, err) in variants.items():  # first call: neighbourhoods into each context's cache
                 m.analyze(state, obs, err, None, ctx[k])
             times: dict[str, list[float]] = {k: [] for k in variants}
@@ -95,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             base = float(np.median(times["white"]))
             for k, t in times.items():
                 med = float(np.median(t))
-                print(f"| {gname} | {grid.ncol} | {int(np.isfinite(obs).sum())} | {radius:g} | {k} | "
-                      f"{med:.3f} | {med / base:.2f} |", flush=True)  # fmt: skip
+                print(
+                    f"| {gname} | {grid.ncol} | {int(np.isfinite(obs).sum())} | {radius:g} | {k} | "
+                    f"{med:.3f} | {med / base:.2f} |",
+                    flush=True,
+                )
     return 0
 
 

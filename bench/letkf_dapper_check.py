@@ -6,7 +6,7 @@ the global ETKF restricted to that column, so the whole analysis ensemble must e
 ``R`` of the declared :class:`landimg.da.obs_error.ObsError`. DAPPER is not a dependency: it runs in a
 venv of its own (Python >= 3.9; ``pip install dapper==1.7.1``), called by this script in a subprocess::
 
-    PYTHONPATH=python .venv/bin/python bench/letkf_dapper_check.py --dapper-python /work/venvs/dapper/bin/python
+    PYTHONPATH=python .venv/bin/python bench/letkf_dapper_check.py --dapper-python VENV/bin/python
 
 Prints the largest differences of the analysis ensembles (relative to the increments). The test suite
 checks the same against a dense numpy ETKF (tests/test_letkf_correlated.py).
@@ -96,11 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     xa = (state + d).transpose(2, 0, 1).reshape(nmem, -1)
     xw = (state + dw).transpose(2, 0, 1).reshape(nmem, -1)
     scale = np.abs(xa - e).max()
-    print(f"grid {g.shape}, {ncol} columns, {o.size} observations, {nmem} members, white fraction 0.3, L 350 km")
+    print(
+        f"grid {g.shape}, {ncol} columns, {o.size} observations, {nmem} members, white fraction 0.3, L 350 km"
+    )
     for name, val in ref.items():
-        print(f"DAPPER Sqrt ({name}): max |LETKF - DAPPER| = {np.abs(xa - val).max():.2e} "
-              f"({np.abs(xa - val).max() / scale:.1e} of the largest increment)")  # fmt: skip
-    print(f"white LETKF (same total std) vs DAPPER: {np.abs(xw - ref['eig']).max() / scale:.2f} of the largest increment")
+        print(
+            f"DAPPER Sqrt ({name}): max |LETKF - DAPPER| = {np.abs(xa - val).max():.2e} "
+            f"({np.abs(xa - val).max() / scale:.1e} of the largest increment)"
+        )
+    print(
+        f"white LETKF (same total std) vs DAPPER: {np.abs(xw - ref['eig']).max() / scale:.2f} "
+        "of the largest increment"
+    )
     return 0
 
 

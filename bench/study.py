@@ -5,7 +5,8 @@ seeds, with paired 95 % confidence intervals.
     python bench/study.py --dry-run                       # every run, its estimated time, the total
     python bench/study.py --root runs/study18             # register, tune, calibrate, score, report
     python bench/study.py --root runs/study18 --resume    # the same, keeping every finished run
-    python bench/study.py --root runs/study18 --resume --phase tune --worlds default-conus1 --methods point_letkf
+    python bench/study.py --root runs/study18 --resume --phase tune --worlds default-conus1 \
+        --methods point_letkf                             # only some of the tuning
     python bench/study.py --root runs/study18 --report-only --write-docs   # tables into docs and README
     python bench/study.py --quick --root /tmp/q           # the smoke design (tests/test_study.py)
 
@@ -151,7 +152,9 @@ class Design:
             if set(w.heldout) & set(self.train_seeds):
                 raise StudyError(f"study: world {w.id} scores a training seed")
             if w.tuned_on is not None and self.world(w.tuned_on).tuned_on is not None:
-                raise StudyError(f"study: world {w.id} is tuned on {w.tuned_on}, which has no tuning of its own")
+                raise StudyError(
+                    f"study: world {w.id} is tuned on {w.tuned_on}, which has no tuning of its own"
+                )
         for method, cands in self.candidates:
             if not 1 <= len(cands) <= MAX_CANDIDATES:
                 raise StudyError(f"study: {method} has {len(cands)} candidates (1..{MAX_CANDIDATES})")
@@ -166,52 +169,102 @@ def _seeds(n: int) -> tuple[int, ...]:
 
 
 def _goals(default: str, correlated: str | None, others: tuple[str, ...]) -> tuple[Goal, ...]:
-    """The goals of issue 18 for these world ids (the 1 deg default and correlated worlds, the four others)."""
+    """The goals of issue 18 for these world ids (1 deg default and correlated worlds, the four others)."""
     out = [
-        Goal("G1", f"{default}: curvelet EnKF no worse than the tuned LETKF at every layer (background "
-             "ubrmse_time; CI of curvelet - LETKF includes 0 or lies below it)", "no_worse",
-             (("world", default), ("layers", LAYERS))),
-        Goal("G2", f"{default}: curvelet analysis CPU <= 0.5 x the LETKF's (means over seeds, equal N)",
-             "cpu_ratio", (("world", default), ("max", 0.5))),
+        Goal(
+            "G1",
+            f"{default}: curvelet EnKF no worse than the tuned LETKF at every layer (background "
+            "ubrmse_time; CI of curvelet - LETKF includes 0 or lies below it)",
+            "no_worse",
+            (("world", default), ("layers", LAYERS)),
+        ),
+        Goal(
+            "G2",
+            f"{default}: curvelet analysis CPU <= 0.5 x the LETKF's (means over seeds, equal N)",
+            "cpu_ratio",
+            (("world", default), ("max", 0.5)),
+        ),
     ]
     if correlated:
         out += [
-            Goal("G3", f"{correlated}: mean curvelet primary <= 0.93 x the LETKF's, and the CI of the paired "
-                 "difference below 0", "ratio_ci", (("world", correlated), ("max_ratio", 0.93))),
-            Goal("G4", f"{correlated}: curvelet better at 10-40 and 40-100 cm too (background ubrmse_time; CI of "
-                 "curvelet - LETKF below 0)", "better", (("world", correlated), ("layers", ("10-40cm", "40-100cm")))),
+            Goal(
+                "G3",
+                f"{correlated}: mean curvelet primary <= 0.93 x the LETKF's, and the CI of the paired "
+                "difference below 0",
+                "ratio_ci",
+                (("world", correlated), ("max_ratio", 0.93)),
+            ),
+            Goal(
+                "G4",
+                f"{correlated}: curvelet better at 10-40 and 40-100 cm too (background ubrmse_time; CI of "
+                "curvelet - LETKF below 0)",
+                "better",
+                (("world", correlated), ("layers", ("10-40cm", "40-100cm"))),
+            ),
         ]
     if others:
-        out.append(Goal("G5", f"{', '.join(others)}: curvelet ahead of the LETKF (CI of the primary difference "
-                        f"below 0) in at least two of the {len(others)}", "count_ahead", (("worlds", others), ("min", 2))))
-    return (*out,
-        Goal("G6", "analysis spread / error at 0-10 cm within 0.7-1.3 for every filter and world (means over seeds)",
-             "range", (("metric", "spread_error"), ("lo", 0.7), ("hi", 1.3))),
-        Goal("G7", "O-B consistency within 0.8-1.2 for every filter and world (means over seeds)", "range",
-             (("metric", "consistency"), ("lo", 0.8), ("hi", 1.2))),
-    )  # fmt: skip
+        out.append(
+            Goal(
+                "G5",
+                f"{', '.join(others)}: curvelet ahead of the LETKF (CI of the primary difference "
+                f"below 0) in at least two of the {len(others)}",
+                "count_ahead",
+                (("worlds", others), ("min", 2)),
+            )
+        )
+    return (
+        *out,
+        Goal(
+            "G6",
+            "analysis spread / error at 0-10 cm within 0.7-1.3 for every filter and world (means over seeds)",
+            "range",
+            (("metric", "spread_error"), ("lo", 0.7), ("hi", 1.3)),
+        ),
+        Goal(
+            "G7",
+            "O-B consistency within 0.8-1.2 for every filter and world (means over seeds)",
+            "range",
+            (("metric", "consistency"), ("lo", 0.8), ("hi", 1.2)),
+        ),
+    )
+
 
 _LETKF = tuple(
-    Candidate(f"r{r}{'-bias' if b else ''}",
-              (f"point_letkf.radius_km={r}", f"point_letkf.bias_correction={'true' if b else 'false'}"),
-              f"LETKF, {r} km localization, bias-aware two-stage {'on' if b else 'off'}")
-    for b in (False, True) for r in (250, 500, 1000)
-)  # fmt: skip
+    Candidate(
+        f"r{r}{'-bias' if b else ''}",
+        (f"point_letkf.radius_km={r}", f"point_letkf.bias_correction={'true' if b else 'false'}"),
+        f"LETKF, {r} km localization, bias-aware two-stage {'on' if b else 'off'}",
+    )
+    for b in (False, True)
+    for r in (250, 500, 1000)
+)
 #: the curvelet EnKF's candidates: its defaults, and the options the issue asks the study to weigh (the
 #: curvelet owner completes this list before the study is registered)
 _CURVELET = (
     Candidate("default", (), "curvelet EnKF with its defaults"),
-    Candidate("interior", ('curvelet_enkf.variance_support="interior"',), "coverage-aware pooling (issue 18 item 3)"),
+    Candidate(
+        "interior", ('curvelet_enkf.variance_support="interior"',), "coverage-aware pooling (issue 18 item 3)"
+    ),
 )
 
 DESIGN = Design(
-    primary=PRIMARY, days=40, spinup_days=120, score_from_day=11, members=16,
+    primary=PRIMARY,
+    days=40,
+    spinup_days=120,
+    score_from_day=11,
+    members=16,
     base=("output.plots=false", "output.restart=false"),
     train_seeds=(1001, 1002),
     grids=(
         GridSpec("conus1", (), (25.0, 50.0), (-125.0, -65.0), 1.0, "CONUS at 1 deg (the default domain)"),
-        GridSpec("box025", ("domain.res=0.25", "domain.bbox=[34.0, 44.0, -102.0, -87.0]"), (34.0, 44.0),
-                 (-102.0, -87.0), 0.25, "central-US box at 0.25 deg (34-44N, 102-87W)"),
+        GridSpec(
+            "box025",
+            ("domain.res=0.25", "domain.bbox=[34.0, 44.0, -102.0, -87.0]"),
+            (34.0, 44.0),
+            (-102.0, -87.0),
+            0.25,
+            "central-US box at 0.25 deg (34-44N, 102-87W)",
+        ),
     ),
     worlds=(
         WorldSpec("default", "conus1", _seeds(10), equal_cpu=True),
@@ -223,29 +276,50 @@ DESIGN = Design(
     ),
     candidates=((LK, _LETKF), (CV, _CURVELET)),
     reference_methods=(OL, PE, LK, CV),
-    calibration_members=(8, 16, 32, 64), calibration_days=5, equal_cpu_members=(4, 128),
-    goals=_goals("default-conus1", "correlated-conus1",
-                 ("sparse-conus1", "displaced-conus1", "default-box025", "correlated-box025")),
-    notes=("point EnKF: an untuned reference at its defaults",
-           "equal CPU: the cheaper method (analysis CPU at 16 members, calibration runs) gets the ensemble size "
-           "at which its analysis CPU equals the other's at 16 members (log-log interpolation, "
-           "calibration_members); it is scored alone at that size on the held-out seeds, paired with the other "
-           "method's 16-member run"),
-)  # fmt: skip
+    calibration_members=(8, 16, 32, 64),
+    calibration_days=5,
+    equal_cpu_members=(4, 128),
+    goals=_goals(
+        "default-conus1",
+        "correlated-conus1",
+        ("sparse-conus1", "displaced-conus1", "default-box025", "correlated-box025"),
+    ),
+    notes=(
+        "point EnKF: an untuned reference at its defaults",
+        "equal CPU: the cheaper method (analysis CPU at 16 members, calibration runs) gets the ensemble size "
+        "at which its analysis CPU equals the other's at 16 members (log-log interpolation, "
+        "calibration_members); it is scored alone at that size on the held-out seeds, paired with the other "
+        "method's 16-member run",
+    ),
+)
 
 QUICK = Design(
-    primary=PRIMARY, days=6, spinup_days=5, score_from_day=2, members=4,
+    primary=PRIMARY,
+    days=6,
+    spinup_days=5,
+    score_from_day=2,
+    members=4,
     base=("output.plots=false", "output.restart=false", "ensemble.spread_days=2"),
     train_seeds=(1001,),
-    grids=(GridSpec("tiny", ("domain.res=1.0", "domain.bbox=[35.0, 41.0, -100.0, -92.0]"), (35.0, 41.0), (-100.0, -92.0), 1.0,
-                    "a 6 x 8 deg box at 1 deg"),),
+    grids=(
+        GridSpec(
+            "tiny",
+            ("domain.res=1.0", "domain.bbox=[35.0, 41.0, -100.0, -92.0]"),
+            (35.0, 41.0),
+            (-100.0, -92.0),
+            1.0,
+            "a 6 x 8 deg box at 1 deg",
+        ),
+    ),
     worlds=(WorldSpec("default", "tiny", (2001, 2002), equal_cpu=True),),
     candidates=((LK, _LETKF[:1] + _LETKF[3:4]), (CV, _CURVELET[:1])),
     reference_methods=(OL, LK, CV),
-    calibration_members=(4, 8), calibration_days=2, equal_cpu_members=(2, 16),
+    calibration_members=(4, 8),
+    calibration_days=2,
+    equal_cpu_members=(2, 16),
     goals=_goals("default-tiny", None, ()),
     notes=("smoke design of tests/test_study.py",),
-)  # fmt: skip
+)
 
 
 # ---------------------------------------------------------------------- runs
@@ -259,13 +333,32 @@ def _ncol(g: GridSpec) -> int:
         return int((g.lat[1] - g.lat[0]) * (g.lon[1] - g.lon[0]) / g.res**2 * 0.7)
 
 
-def _run(d: Design, key: str, phase: str, w: WorldSpec, seed: int, methods: tuple[str, ...], sets: tuple[str, ...],
-         members: int, days: int, score_from: int, ncol: dict[str, int]) -> Run:  # fmt: skip
+def _run(
+    d: Design,
+    key: str,
+    phase: str,
+    w: WorldSpec,
+    seed: int,
+    methods: tuple[str, ...],
+    sets: tuple[str, ...],
+    members: int,
+    days: int,
+    score_from: int,
+    ncol: dict[str, int],
+) -> Run:
     grid = d.grid(w.grid)
-    allsets = (f"experiment.world={w.world}", *grid.sets, f"experiment.days={days}",
-               f"experiment.spinup_days={d.spinup_days}", f"experiment.score_from_day={score_from}", *d.base,
-               f"analysis.methods={json.dumps(list(methods))}", f"ensemble.members={members}", *sets,
-               f"experiment.seed={seed}")  # fmt: skip
+    allsets = (
+        f"experiment.world={w.world}",
+        *grid.sets,
+        f"experiment.days={days}",
+        f"experiment.spinup_days={d.spinup_days}",
+        f"experiment.score_from_day={score_from}",
+        *d.base,
+        f"analysis.methods={json.dumps(list(methods))}",
+        f"ensemble.members={members}",
+        *sets,
+        f"experiment.seed={seed}",
+    )
     return Run(key, phase, w.id, seed, methods, allsets, members, days, d.spinup_days, ncol[w.grid])
 
 
@@ -280,8 +373,21 @@ def tuning_runs(d: Design, ncol: dict[str, int]) -> list[Run]:
             for seed in d.train_seeds:  # seed-major: a stopped tuning has every candidate of the first seed
                 for method, cands in d.candidates:
                     for c in cands:
-                        out.append(_run(d, f"tune/{w.id}/{method}/{c.name}/s{seed}", "tune", w, seed, (method,),
-                                        c.sets, d.members, d.days, d.score_from_day, ncol))  # fmt: skip
+                        out.append(
+                            _run(
+                                d,
+                                f"tune/{w.id}/{method}/{c.name}/s{seed}",
+                                "tune",
+                                w,
+                                seed,
+                                (method,),
+                                c.sets,
+                                d.members,
+                                d.days,
+                                d.score_from_day,
+                                ncol,
+                            )
+                        )
     return out
 
 
@@ -299,8 +405,21 @@ def calibration_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]
         if w.equal_cpu:
             for method in (LK, CV):
                 for n in d.calibration_members:
-                    out.append(_run(d, f"calibrate/{w.id}/{method}/N{n}", "calibrate", w, d.train_seeds[0], (method,),
-                                    _selected_sets(d, sel, w.id, method), n, d.calibration_days, 1, ncol))  # fmt: skip
+                    out.append(
+                        _run(
+                            d,
+                            f"calibrate/{w.id}/{method}/N{n}",
+                            "calibrate",
+                            w,
+                            d.train_seeds[0],
+                            (method,),
+                            _selected_sets(d, sel, w.id, method),
+                            n,
+                            d.calibration_days,
+                            1,
+                            ncol,
+                        )
+                    )
     return out
 
 
@@ -309,15 +428,41 @@ def scoring_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]) ->
     for w in d.worlds:
         sets = tuple(s for m in (LK, CV) for s in _selected_sets(d, sel, w.id, m))
         for seed in w.heldout:
-            out.append(_run(d, f"score/{w.id}/s{seed}", "score", w, seed, d.reference_methods, sets, d.members,
-                            d.days, d.score_from_day, ncol))  # fmt: skip
+            out.append(
+                _run(
+                    d,
+                    f"score/{w.id}/s{seed}",
+                    "score",
+                    w,
+                    seed,
+                    d.reference_methods,
+                    sets,
+                    d.members,
+                    d.days,
+                    d.score_from_day,
+                    ncol,
+                )
+            )
     for w in d.worlds:
         if w.equal_cpu:
             eq = (sel or {}).get("equal_cpu", {}).get(w.id)
             method, n = (eq["method"], eq["members"]) if eq else (CV, d.members)
             for seed in w.heldout:
-                out.append(_run(d, f"equal-cpu/{w.id}/s{seed}", "equal-cpu", w, seed, (method,),
-                                _selected_sets(d, sel, w.id, method), n, d.days, d.score_from_day, ncol))  # fmt: skip
+                out.append(
+                    _run(
+                        d,
+                        f"equal-cpu/{w.id}/s{seed}",
+                        "equal-cpu",
+                        w,
+                        seed,
+                        (method,),
+                        _selected_sets(d, sel, w.id, method),
+                        n,
+                        d.days,
+                        d.score_from_day,
+                        ncol,
+                    )
+                )
     return out
 
 
@@ -340,27 +485,43 @@ def register(d: Design, root: Path) -> None:
         stored = json.loads(path.read_text())
         if stored.get("sha256") != _digest(design) or stored.get("design") != design:
             diff = sorted(k for k in design if stored.get("design", {}).get(k) != design[k])
-            raise StudyError(f"study: the design differs from {path} (registered {stored.get('registered')}) in: "
-                             f"{', '.join(diff) or 'its digest'}; a registered study is not changed")  # fmt: skip
+            raise StudyError(
+                f"study: the design differs from {path} (registered {stored.get('registered')}) in: "
+                f"{', '.join(diff) or 'its digest'}; a registered study is not changed"
+            )
         return
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _atomic_json(path, {"design": design, "sha256": _digest(design), "registered": stamp,
-                        "registered_unix": time.time(), "tree": tree_id()})  # fmt: skip
+    _atomic_json(
+        path,
+        {
+            "design": design,
+            "sha256": _digest(design),
+            "registered": stamp,
+            "registered_unix": time.time(),
+            "tree": tree_id(),
+        },
+    )
     (root / "preregistration.md").write_text(prereg_text(d, stamp))
     print(f"[study] registered {path} ({stamp}, sha256 {_digest(design)[:12]})", flush=True)
 
 
 def prereg_text(d: Design, stamp: str) -> str:
     """The pre-registration in words (``preregistration.md``)."""
-    lines = [f"# Pre-registration (registered {stamp})", "",
-             f"- Primary score: `{d.primary}` of `summary.json` (lower is better), days {d.score_from_day}-{d.days} "
-             f"after a {d.spinup_days}-day spin-up; {d.members} members.",
-             f"- Training seeds: {', '.join(map(str, d.train_seeds))}; selection: {d.selection_rule}.",
-             "- Worlds (held-out seeds):"]  # fmt: skip
+    lines = [
+        f"# Pre-registration (registered {stamp})",
+        "",
+        f"- Primary score: `{d.primary}` of `summary.json` (lower is better), "
+        f"days {d.score_from_day}-{d.days} "
+        f"after a {d.spinup_days}-day spin-up; {d.members} members.",
+        f"- Training seeds: {', '.join(map(str, d.train_seeds))}; selection: {d.selection_rule}.",
+        "- Worlds (held-out seeds):",
+    ]
     for w in d.worlds:
         tuned = f"tuned on {w.tuned_on}" if w.tuned_on else "tuned on its own training runs"
-        lines.append(f"  - `{w.id}` ({d.grid(w.grid).note}): {len(w.heldout)} seeds {w.heldout[0]}-{w.heldout[-1]}; "
-                     f"{tuned}{'; equal-CPU comparison' if w.equal_cpu else ''}")  # fmt: skip
+        lines.append(
+            f"  - `{w.id}` ({d.grid(w.grid).note}): {len(w.heldout)} seeds {w.heldout[0]}-{w.heldout[-1]}; "
+            f"{tuned}{'; equal-CPU comparison' if w.equal_cpu else ''}"
+        )
     lines.append("- Candidates:")
     for m, cs in d.candidates:
         lines += [f"  - `{m}/{c.name}`: {c.note} (`{' '.join(c.sets) or 'defaults'}`)" for c in cs]
@@ -380,8 +541,13 @@ def selection(d: Design, record: Record, require: bool) -> dict[str, Any] | None
             continue
         sel["selected"][w.id], sel["tuning"][w.id] = {}, {}
         for method, cands in d.candidates:
-            table = {c.name: [metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",))
-                              for s in d.train_seeds] for c in cands}  # fmt: skip
+            table = {
+                c.name: [
+                    metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",))
+                    for s in d.train_seeds
+                ]
+                for c in cands
+            }
             try:
                 best, means = select(table)
             except StudyError:
@@ -393,8 +559,13 @@ def selection(d: Design, record: Record, require: bool) -> dict[str, Any] | None
     for w in d.worlds:
         if not w.equal_cpu:
             continue
-        cpu = {m: {n: metric(record.scores(f"calibrate/{w.id}/{m}/N{n}"), m, ("analysis_cpu_s",))
-                   for n in d.calibration_members} for m in (LK, CV)}  # fmt: skip
+        cpu = {
+            m: {
+                n: metric(record.scores(f"calibrate/{w.id}/{m}/N{n}"), m, ("analysis_cpu_s",))
+                for n in d.calibration_members
+            }
+            for m in (LK, CV)
+        }
         if not all(np.isfinite(v) for c in cpu.values() for v in c.values()):
             continue  # not calibrated yet
         at = {m: cpu[m].get(d.members, float("nan")) for m in (LK, CV)}
@@ -416,7 +587,9 @@ def freeze(root: Path, name: str, value: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- report
-def _held(d: Design, record: Record, w: WorldSpec, method: str, path: tuple[str, ...], kind: str = "score") -> list[float]:
+def _held(
+    d: Design, record: Record, w: WorldSpec, method: str, path: tuple[str, ...], kind: str = "score"
+) -> list[float]:
     if kind == "equal-cpu":
         return [metric(record.scores(f"equal-cpu/{w.id}/s{s}"), method, path) for s in w.heldout]
     return [metric(record.scores(f"score/{w.id}/s{s}"), method, path) for s in w.heldout]
@@ -438,13 +611,26 @@ _ROWS = (
 def world_report(d: Design, record: Record, w: WorldSpec, sel: dict[str, Any] | None) -> str:
     """Per-method means +- 95 % CI over the held-out seeds, and the paired differences."""
     n_done = sum(record.done(f"score/{w.id}/s{s}") for s in w.heldout)
-    lines = [f"**{w.id}** ({d.grid(w.grid).note}; {n_done} of {len(w.heldout)} held-out seeds scored)", "",
-             "| method | " + " | ".join(r[1] for r in _ROWS) + " |", "|---|" + "---|" * len(_ROWS)]  # fmt: skip
+    lines = [
+        f"**{w.id}** ({d.grid(w.grid).note}; {n_done} of {len(w.heldout)} held-out seeds scored)",
+        "",
+        "| method | " + " | ".join(r[1] for r in _ROWS) + " |",
+        "|---|" + "---|" * len(_ROWS),
+    ]
     for m in d.reference_methods:
         cells = [fmt(*ci(_held(d, record, w, m, p))[:2], nd) for p, _, nd in _ROWS]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    pairs = [(f"{CV} - {LK}", CV, LK), (f"{CV} - {PE}", CV, PE), (f"{CV} - {OL}", CV, OL), (f"{LK} - {OL}", LK, OL)]
-    lines += ["", "| paired difference (n) | " + " | ".join(r[1] for r in _ROWS[:3]) + " |", "|---|---|---|---|"]
+    pairs = [
+        (f"{CV} - {LK}", CV, LK),
+        (f"{CV} - {PE}", CV, PE),
+        (f"{CV} - {OL}", CV, OL),
+        (f"{LK} - {OL}", LK, OL),
+    ]
+    lines += [
+        "",
+        "| paired difference (n) | " + " | ".join(r[1] for r in _ROWS[:3]) + " |",
+        "|---|---|---|---|",
+    ]
     for label, a, b in pairs:
         if a not in d.reference_methods or b not in d.reference_methods:
             continue
@@ -460,26 +646,43 @@ def world_report(d: Design, record: Record, w: WorldSpec, sel: dict[str, Any] | 
         a = _held(d, record, w, cheap, ("primary",), "equal-cpu")
         b = _held(d, record, w, dear, ("primary",))
         mu, hw, k = paired(a, b) if cheap == CV else paired(b, a)
-        lines += ["", f"Equal analysis CPU: {cheap} at {n} members against {dear} at {d.members} (calibrated on "
-                  f"seed {d.train_seeds[0]}); primary score, {CV} - {LK}: {fmt(mu, hw, 5, signed=True)} (n={k})."]  # fmt: skip
+        lines += [
+            "",
+            f"Equal analysis CPU: {cheap} at {n} members against {dear} at {d.members} (calibrated on "
+            f"seed {d.train_seeds[0]}); primary score, {CV} - {LK}: {fmt(mu, hw, 5, signed=True)} (n={k}).",
+        ]
     return "\n".join(lines)
+
+
+def _num(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.5f}"
 
 
 def tuning_report(d: Design, sel: dict[str, Any] | None, record: Record) -> str:
     """The training-seed scores of every candidate and the selection."""
-    lines = [f"Tuning (training seeds {', '.join(map(str, d.train_seeds))}; primary score per seed, mean; "
-             "selected in bold):", "", "| world | method / candidate | per seed | mean |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Tuning (training seeds {', '.join(map(str, d.train_seeds))}; primary score per seed, mean; "
+        "selected in bold):",
+        "",
+        "| world | method / candidate | per seed | mean |",
+        "|---|---|---|---|",
+    ]
     for w in d.worlds:
         if w.tuned_on is not None:
             continue
         for method, cands in d.candidates:
             best = ((sel or {}).get("selected", {}).get(w.id) or {}).get(method)
             for c in cands:
-                v = [metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",)) for s in d.train_seeds]
+                v = [
+                    metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",))
+                    for s in d.train_seeds
+                ]
                 name = f"**{method}/{c.name}**" if c.name == best else f"{method}/{c.name}"
                 mean = float(np.mean(v)) if all(np.isfinite(v)) else float("nan")
-                lines.append(f"| {w.id} | {name} | {', '.join('n/a' if not np.isfinite(x) else f'{x:.5f}' for x in v)} | "
-                             f"{'n/a' if not np.isfinite(mean) else f'{mean:.5f}'} |")  # fmt: skip
+                lines.append(
+                    f"| {w.id} | {name} | {', '.join(_num(x) for x in v)} | "
+                    f"{'n/a' if not np.isfinite(mean) else f'{mean:.5f}'} |"
+                )
     return "\n".join(lines)
 
 
@@ -496,7 +699,10 @@ def _goal(d: Design, record: Record, g: Goal) -> tuple[str, str]:
             ok &= np.isfinite(hw) and (mu - hw <= 0 if g.kind == "no_worse" else mu + hw < 0)
         return f"{'; '.join(parts)} (n={n})", "met" if ok else "not met"
     if g.kind == "cpu_ratio":
-        a, b = ci(_held(d, record, w, CV, ("analysis_cpu_s",))), ci(_held(d, record, w, LK, ("analysis_cpu_s",)))
+        a, b = (
+            ci(_held(d, record, w, CV, ("analysis_cpu_s",))),
+            ci(_held(d, record, w, LK, ("analysis_cpu_s",))),
+        )
         r = a[0] / b[0] if b[0] > 0 else float("nan")
         return f"{r:.2f} ({a[0]:.3g} s / {b[0]:.3g} s, n={a[2]})", "met" if r <= p["max"] else "not met"
     if g.kind == "ratio_ci":
@@ -513,7 +719,9 @@ def _goal(d: Design, record: Record, g: Goal) -> tuple[str, str]:
             ahead = bool(np.isfinite(hw) and mu + hw < 0)
             count += ahead
             parts.append(f"{wid} {fmt(mu, hw, 5, signed=True)}{' ahead' if ahead else ''}")
-        return f"{count} of {len(p['worlds'])}: " + "; ".join(parts), "met" if count >= p["min"] else "not met"
+        return f"{count} of {len(p['worlds'])}: " + "; ".join(parts), "met" if count >= p[
+            "min"
+        ] else "not met"
     if g.kind == "range":
         parts, ok = [], True
         for ww in d.worlds:
@@ -537,8 +745,12 @@ def goals_report(d: Design, record: Record) -> str:
 
 
 def report(d: Design, record: Record, sel: dict[str, Any] | None) -> str:
-    parts = [f"Primary score: background `ubrmse_time` at 0-10 cm (m3/m3, lower is better), days "
-             f"{d.score_from_day}-{d.days}; {d.members} members; `*` = CI excludes 0.", "", goals_report(d, record)]  # fmt: skip
+    parts = [
+        f"Primary score: background `ubrmse_time` at 0-10 cm (m3/m3, lower is better), days "
+        f"{d.score_from_day}-{d.days}; {d.members} members; `*` = CI excludes 0.",
+        "",
+        goals_report(d, record),
+    ]
     parts += ["", *[world_report(d, record, w, sel) + "\n" for w in d.worlds], tuning_report(d, sel, record)]
     return "\n".join(parts)
 
@@ -548,12 +760,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, default=ROOT / "runs" / "study18")
     p.add_argument("--resume", action="store_true", help="keep the finished runs of --root")
-    p.add_argument("--dry-run", action="store_true", help="list every run and its estimated time; run nothing")
-    p.add_argument("--phase", choices=("tune", "calibrate", "score"), default="score", help="stop after this phase")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list every run and its estimated time; run nothing"
+    )
+    p.add_argument(
+        "--phase", choices=("tune", "calibrate", "score"), default="score", help="stop after this phase"
+    )
     p.add_argument("--worlds", default="", help="only these world ids (comma-separated; default all)")
     p.add_argument("--methods", default="", help="tuning: only these methods' candidates")
     p.add_argument("--report-only", action="store_true")
-    p.add_argument("--write-docs", action="store_true", help="write the report into docs/validation.md and README.md")
+    p.add_argument(
+        "--write-docs", action="store_true", help="write the report into docs/validation.md and README.md"
+    )
     p.add_argument("--docs-root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="the smoke design (tiny box, 6 days, 4 members)")
     p.add_argument("--slots", type=int, default=2, help="runs side by side")
@@ -577,13 +795,21 @@ def _main(d: Design, a: argparse.Namespace) -> int:
     methods = {m for m in a.methods.split(",") if m}
     unknown = worlds - {w.id for w in d.worlds}
     if unknown:
-        raise StudyError(f"study: unknown world {sorted(unknown)[0]} (worlds: {', '.join(w.id for w in d.worlds)})")
+        raise StudyError(
+            f"study: unknown world {sorted(unknown)[0]} (worlds: {', '.join(w.id for w in d.worlds)})"
+        )
     record = Record(root)
     ncol = {g.name: _ncol(g) for g in d.grids}
-    keep = lambda r: (not worlds or r.world in worlds) and (r.phase != "tune" or not methods or r.methods[0] in methods)  # noqa: E731
+    keep = lambda r: (
+        (not worlds or r.world in worlds) and (r.phase != "tune" or not methods or r.methods[0] in methods)
+    )  # noqa: E731
     if a.dry_run:
         sel = selection(d, record, require=False)
-        runs = [r for r in tuning_runs(d, ncol) + calibration_runs(d, sel, ncol) + scoring_runs(d, sel, ncol) if keep(r)]
+        runs = [
+            r
+            for r in tuning_runs(d, ncol) + calibration_runs(d, sel, ncol) + scoring_runs(d, sel, ncol)
+            if keep(r)
+        ]
         print(plan_text(runs, record, a.slots, a.ranks))
         if sel is None:
             print("(the calibration and scoring runs use the selected candidates, known after the tuning)")
@@ -603,10 +829,15 @@ def _main(d: Design, a: argparse.Namespace) -> int:
             execute([r for r in calibration_runs(d, sel, ncol) if keep(r)], root, record, scorer, **go)
             if a.phase == "score":
                 sel = selection(d, record, require=True)
-                missing = [w.id for w in d.worlds if w.equal_cpu and w.id not in sel["equal_cpu"]
-                           and (not worlds or w.id in worlds)]
+                missing = [
+                    w.id
+                    for w in d.worlds
+                    if w.equal_cpu and w.id not in sel["equal_cpu"] and (not worlds or w.id in worlds)
+                ]
                 if missing:
-                    raise StudyError(f"study: calibration runs of {missing[0]} failed; see {root / 'study.json'}")
+                    raise StudyError(
+                        f"study: calibration runs of {missing[0]} failed; see {root / 'study.json'}"
+                    )
                 freeze(root, "equal_cpu.json", sel["equal_cpu"])
                 register(d, root)  # checked unchanged right before scoring
                 execute([r for r in scoring_runs(d, sel, ncol) if keep(r)], root, record, scorer, **go)

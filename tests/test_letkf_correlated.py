@@ -115,7 +115,9 @@ def test_white_error_through_the_dense_path_equals_the_diagonal_letkf():
     std = 0.02 + 0.01 * np.random.default_rng(5).random(g.ncol)
     kw = dict(lat=g.lat, lon=g.lon, radius_km=500.0, max_obs=20)
     diag_r, _ = point_letkf_increments(state, h, obs, std, **kw)
-    dense, _ = point_letkf_increments(state, h, obs, std, obs_cov=ObsCovariance.of(ObsError.white(std), g), **kw)
+    dense, _ = point_letkf_increments(
+        state, h, obs, std, obs_cov=ObsCovariance.of(ObsError.white(std), g), **kw
+    )
     np.testing.assert_allclose(dense, diag_r, rtol=0, atol=1e-12 * np.abs(diag_r).max())
     assert np.abs(diag_r).max() > 1e-3  # a real update
 
@@ -289,7 +291,9 @@ def test_bias_stage_recovers_a_constant_bias():
 def test_bias_stage_with_correlated_error_and_its_own_radius():
     g = _geometry(ny=10, nx=16, holes=False)
     err = ObsError.from_fraction(0.02, 0.5, 300.0)
-    m = PointLETKF(radius_km=400.0, inflation_mode="fixed", bias_correction=True, bias_gamma=0.5, bias_radius_km=1200.0)
+    m = PointLETKF(
+        radius_km=400.0, inflation_mode="fixed", bias_correction=True, bias_gamma=0.5, bias_radius_km=1200.0
+    )
     b, _, _ = _biased_cycle(m, g, err=err)
     assert abs(np.mean(np.array([0.7, 0.3, 0.0]) @ b) - 0.04) < 0.006  # slower: the large-scale error
     # part of R holds information on a uniform bias back (0.029 after 24 analyses, 0.036 after 40)
@@ -301,7 +305,9 @@ def test_bias_state_round_trip_and_gamma_validation():
     m = PointLETKF(radius_km=500.0, bias_correction=True, inflation_mode="fixed")
     ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(6, SerialComm()))
     m.analyze(state, obs, 0.02, None, ctx)
-    fresh = AnalysisContext(h=h, geometry=g, layout=ctx.layout, state={k: np.array(v) for k, v in ctx.state.items()})
+    fresh = AnalysisContext(
+        h=h, geometry=g, layout=ctx.layout, state={k: np.array(v) for k, v in ctx.state.items()}
+    )
     d1, _ = m.analyze(state, obs, 0.02, None, ctx)
     d2, _ = m.analyze(state, obs, 0.02, None, fresh)
     np.testing.assert_array_equal(d1, d2)

@@ -62,7 +62,9 @@ def test_dry_run_lists_every_run(capsys):
     assert study.main(["--dry-run", "--root", "/nonexistent/study"]) == 0
     out = capsys.readouterr().out
     d = study.DESIGN
-    n_tune = sum(len(c) for _, c in d.candidates) * len(d.train_seeds) * sum(w.tuned_on is None for w in d.worlds)
+    n_tune = (
+        sum(len(c) for _, c in d.candidates) * len(d.train_seeds) * sum(w.tuned_on is None for w in d.worlds)
+    )
     n_cal = 2 * len(d.calibration_members) * sum(w.equal_cpu for w in d.worlds)
     n_score = sum(len(w.heldout) * (1 + w.equal_cpu) for w in d.worlds)
     assert f"{n_tune + n_cal + n_score} runs (0 done)" in out and "of wall time" in out
@@ -73,36 +75,57 @@ def test_dry_run_lists_every_run(capsys):
 def _has_issue18_scores() -> bool:
     from landimg.experiment import config
 
-    return "score_from_day" in {f.name for f in dataclasses.fields(config.ExperimentConfig)} and hasattr(config, "WORLDS")
+    return "score_from_day" in {f.name for f in dataclasses.fields(config.ExperimentConfig)} and hasattr(
+        config, "WORLDS"
+    )
 
 
-@pytest.mark.skipif(not _has_issue18_scores(), reason="needs experiment.score_from_day, experiment.world and the "
-                    "temporal scores of summary.json (issue 18 items 1 and 8)")  # fmt: skip
+@pytest.mark.skipif(
+    not _has_issue18_scores(),
+    reason="needs experiment.score_from_day, experiment.world and the "
+    "temporal scores of summary.json (issue 18 items 1 and 8)",
+)
 def test_smoke_study_end_to_end(tmp_path):
     root, docs = tmp_path / "study", tmp_path / "repo"
     (docs / "docs").mkdir(parents=True)
     (docs / "docs" / "validation.md").write_text("# Validation\n\ntext before\n")
     (docs / "README.md").write_text("# README\n")
-    cmd = [sys.executable, str(BENCH / "study.py"), "--quick", "--root", str(root), "--write-docs",
-           "--docs-root", str(docs), "--nice", "0"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(BENCH / "study.py"),
+        "--quick",
+        "--root",
+        str(root),
+        "--write-docs",
+        "--docs-root",
+        str(docs),
+        "--nice",
+        "0",
+    ]
     env = dict(subprocess_env(), LANDIMG_VENV=str(Path(sys.executable).parents[1]))
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     runs = json.loads((root / "study.json").read_text())["runs"]
     assert len(runs) == 11 and all(e["status"] == "ok" for e in runs.values())
     reg = json.loads((root / "preregistration.json").read_text())
-    assert reg["registered_unix"] <= min(e["started_unix"] for e in runs.values())  # registered before any run
+    assert reg["registered_unix"] <= min(
+        e["started_unix"] for e in runs.values()
+    )  # registered before any run
     assert reg["design"]["primary"] == "methods.<m>.0-10cm.background.ubrmse_time"
     sel = json.loads((root / "selection.json").read_text())
     assert sel["selected"]["default-tiny"]["point_letkf"] in ("r250", "r250-bias")
     eq = json.loads((root / "equal_cpu.json").read_text())["default-tiny"]
     assert eq["method"] in ("point_letkf", "curvelet_enkf") and 2 <= eq["members"] <= 16
     val = (docs / "docs" / "validation.md").read_text()
-    assert val.startswith("# Validation\n\ntext before") and "<!-- study18:begin -->" in val and "| G1:" in val
+    assert (
+        val.startswith("# Validation\n\ntext before") and "<!-- study18:begin -->" in val and "| G1:" in val
+    )
     assert "point_letkf - openloop (2)" in val and "Equal analysis CPU" in val
     assert "| G2:" in (docs / "README.md").read_text()
     # resumed: every run read back, none started, the same report
-    again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    again = subprocess.run(
+        [*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert again.returncode == 0 and "[study] start" not in again.stdout
     assert again.stdout.split("Primary score", 1)[1] == first.stdout.split("Primary score", 1)[1]
     # without --resume a study root is refused; a changed design is refused

@@ -75,9 +75,15 @@ class ObsCovariance:
         flat = geometry.index[cols]
         ny_, nx_ = geometry.shape
         return cls(
-            white**2, np.array(corr), float(error.corr_length_km), flat // nx_, flat % nx_,
-            (float(geometry.cell_km[0]), float(geometry.cell_km[1])), int(nx_), bool(geometry.periodic_lon),
-        )  # fmt: skip
+            white**2,
+            np.array(corr),
+            float(error.corr_length_km),
+            flat // nx_,
+            flat % nx_,
+            (float(geometry.cell_km[0]), float(geometry.cell_km[1])),
+            int(nx_),
+            bool(geometry.periodic_lon),
+        )
 
     @property
     def correlated(self) -> bool:

@@ -67,7 +67,9 @@ class _Local:
     """The local observation-space products of one column batch: ``C = Y^T R_loc^-1 Y`` (nc, N, N) and
     ``Y^T R_loc^-1 d`` for any innovation ``d`` (ncol,) indexed by the batch's local observations."""
 
-    def __init__(self, yanom, nb, cols, cov: ObsCovariance | None, rinv: np.ndarray | None, width: int | None):
+    def __init__(
+        self, yanom, nb, cols, cov: ObsCovariance | None, rinv: np.ndarray | None, width: int | None
+    ):
         self.cols, self.nb = cols, nb
         self.idx = nb.idx[cols, :width]
         yl = yanom[self.idx]  # (nc, m, N)
@@ -193,9 +195,18 @@ def point_letkf_increments(
         ``n_obs``, ``n_nan_masked``; with ``bias`` and usable observations also ``bias`` (nlev, ncol).
     """
     p = column_problem(
-        state, h, obs, obs_std, obs_mask=obs_mask, layout=layout, radius_km=radius_km, lat=lat, lon=lon,
-        zero_std_ok=False, who="point LETKF",
-    )  # fmt: skip
+        state,
+        h,
+        obs,
+        obs_std,
+        obs_mask=obs_mask,
+        layout=layout,
+        radius_km=radius_km,
+        lat=lat,
+        lon=lon,
+        zero_std_ok=False,
+        who="point LETKF",
+    )
     if not inflation > 0:
         raise ValueError(f"inflation must be > 0, got {inflation}")
     lay, diag = p.layout, p.diag
@@ -222,28 +233,44 @@ def point_letkf_increments(
     exact = obs_cov is not None
     rinv = None
     if not exact:
-        rinv = np.where(nb.use, nb.rho / np.where(p.valid, p.std, 1.0)[nb.idx] ** 2, 0.0)  # (ncol, m) localized R^-1
+        rinv = np.where(
+            nb.use, nb.rho / np.where(p.valid, p.std, 1.0)[nb.idx] ** 2, 0.0
+        )  # (ncol, m) localized R^-1
     if chunk is None:
         chunk = max(16, int(2e7 // (nmem * nmem)))
     y_obs = np.where(p.valid, p.obs, 0.0)
 
-    if bias is not None:  # stage 1: the bias analysis from the mean innovation of the bias-corrected background
+    if (
+        bias is not None
+    ):  # stage 1: the bias analysis from the mean innovation of the bias-corrected background
         nbb = nb if bias.neighbours is None else bias.neighbours
-        rinv_b = rinv if (exact or nbb is nb) else np.where(nbb.use, nbb.rho / np.where(p.valid, p.std, 1.0)[nbb.idx] ** 2, 0.0)
+        rinv_b = (
+            rinv
+            if (exact or nbb is nb)
+            else np.where(nbb.use, nbb.rho / np.where(p.valid, p.std, 1.0)[nbb.idx] ** 2, 0.0)
+        )
         innov_b = y_obs - (ybar - p.h @ b_f)
         b_a = b_f.copy()
         for cols, width in _batches(nbb, chunk, exact):
             loc = _Local(yanom, nbb, cols, obs_cov, rinv_b, width)
-            b_a[:, cols] -= _bias_increment(loc, xa_all, _local_innovation(nbb, cols, width, innov_b), inflation, bias.gamma)
+            b_a[:, cols] -= _bias_increment(
+                loc, xa_all, _local_innovation(nbb, cols, width, innov_b), inflation, bias.gamma
+            )
         diag["bias"] = b_a
         mean_x = mean_x - b_a  # stage 2 analyses the corrected members x_i - b_a
         ybar = ybar - p.h @ b_a
 
     innov = y_obs - ybar
-    xa = mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc] if exact else np.empty((nlev, ncol, nloc))
+    xa = (
+        mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc]
+        if exact
+        else np.empty((nlev, ncol, nloc))
+    )
     for cols, width in _batches(nb, chunk, exact):
         loc = _Local(yanom, nb, cols, obs_cov, rinv, width)
-        xa[:, cols] = _state_analysis(loc, xa_all, mean_x, _local_innovation(nb, cols, width, innov), inflation, lay.start, nloc)
+        xa[:, cols] = _state_analysis(
+            loc, xa_all, mean_x, _local_innovation(nb, cols, width, innov), inflation, lay.start, nloc
+        )
     dstate = xa - p.state
     if inflation == 1.0:  # no local observation: exactly unchanged (not x_mean + X e_i), but for the bias
         none = ~nb.use.any(axis=1)

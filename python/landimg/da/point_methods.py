@@ -42,7 +42,13 @@ def _neighbourhoods(
     cols = context.column_index()
     valid = usable_observations(obs, obs_std, obs_mask)
     radius = float(method.radius_km if radius_km is None else radius_km)
-    key = (radius, method.max_obs, g.ncol, cols.tobytes() if context.columns is not None else None, valid.tobytes())
+    key = (
+        radius,
+        method.max_obs,
+        g.ncol,
+        cols.tobytes() if context.columns is not None else None,
+        valid.tobytes(),
+    )
     return context.cache.get(
         "neighbourhoods", key, lambda: observed_neighbourhoods(g.xyz[cols], valid, radius, method.max_obs)
     )
@@ -76,7 +82,9 @@ def _column_analysis(
     mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta[:, own]), lay)
     if context.owned is not None:  # count the block's own observations, not its halo's
         diag["n_obs"] = int(np.count_nonzero(usable_observations(obs, obs_std, mask)[own]))
-        diag["n_nan_masked"] = int(np.count_nonzero(np.isnan(obs[own]) & (True if mask is None else mask[own])))
+        diag["n_nan_masked"] = int(
+            np.count_nonzero(np.isnan(obs[own]) & (True if mask is None else mask[own]))
+        )
     return dtheta, Diagnostics(
         method=type(method).__name__, n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
         increment_mean=mean, increment_rms=rms, mean_gain_top=diag.get("mean_gain_top"),
@@ -251,7 +259,9 @@ class PointLETKF(_ColumnFilter):
             raise ValueError(f"bias_gamma must be finite and > 0, got {self.bias_gamma}")
         if not 0.0 <= self.bias_memory <= 1.0:
             raise ValueError(f"bias_memory must be in [0, 1], got {self.bias_memory}")
-        if self.bias_radius_km is not None and not (np.isfinite(self.bias_radius_km) and self.bias_radius_km >= 0):
+        if self.bias_radius_km is not None and not (
+            np.isfinite(self.bias_radius_km) and self.bias_radius_km >= 0
+        ):
             raise ValueError(f"bias_radius_km must be finite and >= 0 (or None), got {self.bias_radius_km}")
 
     @property
