@@ -67,9 +67,7 @@ class _Local:
     """The local observation-space products of one column batch: ``C = Y^T R_loc^-1 Y`` (nc, N, N) and
     ``Y^T R_loc^-1 d`` for any innovation ``d`` (ncol,) indexed by the batch's local observations."""
 
-    def __init__(
-        self, yanom, nb, cols, cov: ObsCovariance | None, rinv: np.ndarray | None, width: int | None
-    ):
+    def __init__(self, yanom, nb, cols, cov: ObsCovariance | None, rinv, width: int | None) -> None:
         self.cols, self.nb = cols, nb
         self.idx = nb.idx[cols, :width]
         yl = yanom[self.idx]  # (nc, m, N)
@@ -136,6 +134,11 @@ def _bias_increment(loc: _Local, xa_all, d_o, inflation, gamma) -> np.ndarray:
     amat = (nmem - 1) / ((1.0 + gamma) * inflation**2) * np.eye(nmem) + loc.c
     w = np.linalg.solve(amat, loc.project(d_o)[:, :, None])[:, :, 0]
     return gamma / (1.0 + gamma) * np.einsum("lcn,cn->lc", xa_all[:, loc.cols], w)
+
+
+def _localized_rinv(nb: Neighbourhoods, valid: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The localized diagonal precision ``rho / r`` (ncol, m) of every column's local observations."""
+    return np.where(nb.use, nb.rho / np.where(valid, std, 1.0)[nb.idx] ** 2, 0.0)
 
 
 def _local_innovation(nb: Neighbourhoods, cols, width, innov: np.ndarray) -> np.ndarray:
@@ -231,46 +234,32 @@ def point_letkf_increments(
     xa_all = full - mean_x[:, :, None]  # X
     nb, _ = neighbourhoods(p.valid, lat, lon, radius_km, max_obs, neighbours)
     exact = obs_cov is not None
-    rinv = None
-    if not exact:
-        rinv = np.where(
-            nb.use, nb.rho / np.where(p.valid, p.std, 1.0)[nb.idx] ** 2, 0.0
-        )  # (ncol, m) localized R^-1
+    rinv = None if exact else _localized_rinv(nb, p.valid, p.std)
     if chunk is None:
         chunk = max(16, int(2e7 // (nmem * nmem)))
     y_obs = np.where(p.valid, p.obs, 0.0)
-
-    if (
-        bias is not None
-    ):  # stage 1: the bias analysis from the mean innovation of the bias-corrected background
+    if bias is not None:  # stage 1; stage 2 analyses the corrected members x_i - b_a
         nbb = nb if bias.neighbours is None else bias.neighbours
-        rinv_b = (
-            rinv
-            if (exact or nbb is nb)
-            else np.where(nbb.use, nbb.rho / np.where(p.valid, p.std, 1.0)[nbb.idx] ** 2, 0.0)
-        )
+        rinv_b = rinv if (exact or nbb is nb) else _localized_rinv(nbb, p.valid, p.std)
         innov_b = y_obs - (ybar - p.h @ b_f)
         b_a = b_f.copy()
         for cols, width in _batches(nbb, chunk, exact):
             loc = _Local(yanom, nbb, cols, obs_cov, rinv_b, width)
-            b_a[:, cols] -= _bias_increment(
-                loc, xa_all, _local_innovation(nbb, cols, width, innov_b), inflation, bias.gamma
-            )
+            d_o = _local_innovation(nbb, cols, width, innov_b)
+            b_a[:, cols] -= _bias_increment(loc, xa_all, d_o, inflation, bias.gamma)
         diag["bias"] = b_a
-        mean_x = mean_x - b_a  # stage 2 analyses the corrected members x_i - b_a
+        mean_x = mean_x - b_a
         ybar = ybar - p.h @ b_a
 
     innov = y_obs - ybar
-    xa = (
-        mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc]
-        if exact
-        else np.empty((nlev, ncol, nloc))
-    )
+    if exact:  # columns without observations are in no batch: the inflated background
+        xa = mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc]
+    else:
+        xa = np.empty((nlev, ncol, nloc))
     for cols, width in _batches(nb, chunk, exact):
         loc = _Local(yanom, nb, cols, obs_cov, rinv, width)
-        xa[:, cols] = _state_analysis(
-            loc, xa_all, mean_x, _local_innovation(nb, cols, width, innov), inflation, lay.start, nloc
-        )
+        d_o = _local_innovation(nb, cols, width, innov)
+        xa[:, cols] = _state_analysis(loc, xa_all, mean_x, d_o, inflation, lay.start, nloc)
     dstate = xa - p.state
     if inflation == 1.0:  # no local observation: exactly unchanged (not x_mean + X e_i), but for the bias
         none = ~nb.use.any(axis=1)
