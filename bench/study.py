@@ -392,11 +392,11 @@ def tuning_runs(d: Design, ncol: dict[str, int]) -> list[Run]:
 
 
 def _selected_sets(d: Design, sel: dict[str, Any] | None, wid: str, method: str) -> tuple[str, ...]:
-    if sel is None:
-        return ()
+    """The ``--set`` keys of the candidate selected for ``method`` in world ``wid`` (none while untuned:
+    only a dry run lists such runs)."""
     w = d.world(wid)
-    name = sel["selected"][w.tuned_on or wid][method]
-    return _cands(d)[method][name].sets
+    name = ((sel or {}).get("selected", {}).get(w.tuned_on or wid) or {}).get(method)
+    return () if name is None else _cands(d)[method][name].sets
 
 
 def calibration_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]) -> list[Run]:
@@ -533,13 +533,15 @@ def prereg_text(d: Design, stamp: str) -> str:
 
 
 def selection(d: Design, record: Record, require: bool) -> dict[str, Any] | None:
-    """The selected candidates (and, once calibrated, the equal-CPU sizes) from the finished runs; None
-    (or StudyError with ``require``) while a needed run is missing."""
+    """The selected candidates (and, once calibrated, the equal-CPU sizes) from the finished runs.
+
+    ``require``: every world's tuning must be complete (StudyError otherwise). Without it the selection
+    holds the (world, method) pairs whose candidates are all scored, and None when there is none.
+    """
     sel: dict[str, Any] = {"selected": {}, "tuning": {}, "equal_cpu": {}}
     for w in d.worlds:
         if w.tuned_on is not None:
             continue
-        sel["selected"][w.id], sel["tuning"][w.id] = {}, {}
         for method, cands in d.candidates:
             table = {
                 c.name: [
@@ -553,9 +555,11 @@ def selection(d: Design, record: Record, require: bool) -> dict[str, Any] | None
             except StudyError:
                 if require:
                     raise
-                return None
-            sel["selected"][w.id][method] = best
-            sel["tuning"][w.id][method] = means
+                continue
+            sel["selected"].setdefault(w.id, {})[method] = best
+            sel["tuning"].setdefault(w.id, {})[method] = means
+    if not sel["selected"]:
+        return None
     for w in d.worlds:
         if not w.equal_cpu:
             continue
