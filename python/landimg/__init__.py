@@ -18,6 +18,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Curvelet": ("landimg.transform.curvelet", "Curvelet"),
     "Grid": ("landimg.ensemble.grid", "Grid"),
     "Ensemble": ("landimg.ensemble.ensemble", "Ensemble"),
+    "Layout": ("landimg.layout", "Layout"),
     "analysis": ("landimg.analysis", None),
     "perturb": ("landimg.ensemble.perturb", None),
     "parallel": ("landimg.parallel", None),
