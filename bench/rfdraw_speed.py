@@ -44,7 +44,7 @@ def _cpu_per_call(fn: Callable[[], object], n: int) -> float:
 def _worker(args: argparse.Namespace) -> None:
     """Time ``args.ndraw`` draws and advances here; print the per-call CPU times (s) as JSON."""
     import numpy as np
-    from landimg.ensemble.grid import Grid
+    from landimg.grid import Grid
     from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
     from landimg.random_fields import GaussianFieldGenerator
 

@@ -19,7 +19,7 @@ from landimg.experiment.config import (
     to_dict,
     to_toml,
 )
-from landimg.experiment.cycle import build_methods
+from landimg.cycle import build_methods
 from landimg.experiment.settings import build_section, specs
 
 

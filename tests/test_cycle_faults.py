@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
-from landimg.experiment.cycle import RESTART_NAME, main
+from landimg.cycle import RESTART_NAME, main
 from landimg.experiment.restart import PREVIOUS_NAME, load_restart
 from test_cycle_ranks import SMALL, assert_bitwise
 
@@ -203,7 +203,7 @@ def test_kill_during_the_final_write_then_resume_is_bitwise(reference, tmp_path)
 
 def test_corrupt_restart_is_one_line_naming_the_last_good_day(reference, tmp_path, capsys):
     from landimg.experiment.config import load_config
-    from landimg.experiment.cycle import run
+    from landimg.cycle import run
 
     out = tmp_path / "run"
     run(load_config(None, SMALL), out, progress=False, stop_after_days=2)

@@ -11,7 +11,7 @@ import pytest
 from landimg.data import fixtures as fx
 from landimg.data.cli import main
 from landimg.data.regrid import Regridder, ease2_source, latlon_source, overlap_lengths
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 
 
 def hashed(name, lat, lon, when):

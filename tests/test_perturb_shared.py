@@ -2,7 +2,7 @@
 
 import numpy as np
 from landimg.ensemble import perturb
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.random_fields import GaussianFieldGenerator
 

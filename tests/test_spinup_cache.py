@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment import spinup_cache as sc
 from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain

@@ -16,7 +16,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ColumnModel": ("landimg.model.column", "ColumnModel"),
     "soil": ("landimg.model.soil", None),
     "Curvelet": ("landimg.transform.curvelet", "Curvelet"),
-    "Grid": ("landimg.ensemble.grid", "Grid"),
+    "Grid": ("landimg.grid", "Grid"),
     "Ensemble": ("landimg.ensemble.ensemble", "Ensemble"),
     "Layout": ("landimg.layout", "Layout"),
     "analysis": ("landimg.analysis", None),

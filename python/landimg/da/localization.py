@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from landimg.grid import unit_xyz
+
 if TYPE_CHECKING:
     from scipy.sparse import csr_array
 
@@ -35,12 +37,6 @@ def gaspari_cohn(r: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         outer = ((((r / 12.0 - 0.5) * r + 0.625) * r + 5.0 / 3.0) * r - 5.0) * r + 4.0 - 2.0 / (3.0 * r)
     return np.where(r <= 1.0, inner, np.where(r < 2.0, outer, 0.0))
-
-
-def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere (..., 3) of latitudes and longitudes in degrees."""
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def great_circle_km(chord: np.ndarray) -> np.ndarray:

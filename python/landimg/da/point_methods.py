@@ -55,7 +55,7 @@ def _column_analysis(
     mask = None if obs_mask is None else np.asarray(obs_mask, dtype=bool)
     infl, fields = inflate_columns(method, theta, obs, obs_std, mask, ok, context)
     dtheta, diag = method.increments(
-        infl, h, obs, obs_std, lat=g.lat, lon=g.lon, obs_mask=mask, update_mask=ok, layout=lay, rngs=rngs,
+        infl, h, obs, obs_std, lat=g.column_lat, lon=g.column_lon, obs_mask=mask, update_mask=ok, layout=lay, rngs=rngs,
         seed=context.seed, neighbours=_neighbourhoods(method, obs, obs_std, mask, context),
         perturbations=context.perturbations,
     )  # fmt: skip

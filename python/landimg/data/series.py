@@ -84,7 +84,7 @@ def read_series(
         A name from :func:`landimg.data.products.product_names`.
     files : str or list of str
         Glob pattern(s) of the files.
-    grid : landimg.ensemble.grid.Grid
+    grid : landimg.Grid
         The model grid.
     start, end : str, optional
         First and last day (YYYY-MM-DD, in the files' calendar); records from ``start`` 00:00 up to the

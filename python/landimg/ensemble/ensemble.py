@@ -20,7 +20,6 @@ from landimg.da.protocol import (
     AnalysisContext,
     Diagnostics,
     Distribution,
-    Geometry,
     Method,
     ObsError,
     as_obs_error,
@@ -104,8 +103,7 @@ class Ensemble:
             None if perturbation is None else ForcingPerturber(perturbation, grid, self.members, self.seed)
         )
         self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
-        lat, lon = grid.column_latlon()
-        self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
+        self.geometry = grid  # the analyses' view of the columns: the one grid type
         self.cache = AnalysisCache()
         self.da_state: dict[str, Any] = {}
 

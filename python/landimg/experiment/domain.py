@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
-from landimg.ensemble.grid import Grid
+from landimg.grid import Grid
 from landimg.experiment.config import Config
 from landimg.experiment.inputs import open_input_netcdf
 from landimg.random_fields import gaussian_random_field

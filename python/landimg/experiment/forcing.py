@@ -40,7 +40,7 @@ import numpy as np
 
 from landimg import units
 from landimg.data.common import check_record_span
-from landimg.ensemble.grid import Grid
+from landimg.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.experiment.storm_pairs import StormColumnPairs

@@ -24,7 +24,7 @@ import numpy as np
 
 from landimg import units
 from landimg.data.common import StationReadings
-from landimg.ensemble.grid import Grid
+from landimg.grid import Grid
 from landimg.experiment.config import ObsConfig
 from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.random_fields import gaussian_random_field
