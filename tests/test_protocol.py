@@ -154,13 +154,14 @@ def test_host_perturbations_come_from_each_members_stream():
     assert diag.n_obs == int(np.isfinite(obs).sum())
 
 
-def test_owned_columns_set_the_diagnostics():
-    """A column block with a halo: increments everywhere given, diagnostics of the owned columns only."""
+def test_owned_columns_are_analysed_and_set_the_diagnostics():
+    """A column block with a halo: the owned columns get the whole domain's increments (their halo is in
+    the arrays), the halo none (its owner analyses it); diagnostics count the owned columns only."""
     ens, obs = _ensemble()
     g, theta = ens.geometry, ens.model.theta()
     y = g.to_columns(obs)
     owned = np.arange(g.ncol) < g.ncol // 2
-    m = PointLETKF(radius_km=300.0)
+    m = PointLETKF(radius_km=300.0, inflation_mode="fixed")  # adaptive: estimated from the owned columns
 
     def ctx(**kw):  # a fresh context: the adaptive inflation's state starts from the same value
         return AnalysisContext(h=ens.observation_weights(m.obs_depth), geometry=g,
@@ -168,7 +169,8 @@ def test_owned_columns_set_the_diagnostics():
 
     full_inc, full = m.analyze(theta, y, 0.02, None, ctx())
     inc, part = m.analyze(theta, y, 0.02, None, ctx(owned=owned))
-    np.testing.assert_array_equal(inc, full_inc)
+    np.testing.assert_array_equal(inc[:, owned], full_inc[:, owned])
+    assert np.all(inc[:, ~owned] == 0) and np.any(full_inc[:, ~owned] != 0)
     assert part.n_obs == int(np.isfinite(y[owned]).sum()) < full.n_obs
     h = ens.observation_weights(m.obs_depth)
     dobs = np.einsum("l,lcm->mc", h, inc[:, owned])

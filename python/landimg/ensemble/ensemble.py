@@ -336,13 +336,12 @@ class Ensemble:
         applied, clipped = model.add_soil_water(dw)
         computed = dw.sum(axis=0)
 
-        def tot(a: np.ndarray) -> float:  # domain mean per member, (ncol, nloc) -> scalar, member-ordered
-            return float(lay.ordered_sum(np.asarray(a).T).sum()) / (lay.nmem * model.ncol)
-
-        diag.computed_water_kg_m2 = tot(computed)
-        diag.applied_water_kg_m2 = tot(applied)
-        diag.clipped_water_kg_m2 = tot(clipped)
-        diag.clipped_abs_water_kg_m2 = tot(np.abs(clipped))
+        # domain means per member: summed over the members in member order, then over the columns with the
+        # fixed chunking (the same bits on any layout)
+        parts = np.stack([computed, applied, clipped, np.abs(clipped)])
+        tot = lay.domain_sum(parts) / (lay.nmem * self.grid.ncol)
+        (diag.computed_water_kg_m2, diag.applied_water_kg_m2, diag.clipped_water_kg_m2,
+         diag.clipped_abs_water_kg_m2) = (float(v) for v in tot)  # fmt: skip
 
     # ------------------------------------------------------------------ restart
     def gather_state(self, root: int = 0) -> dict[str, Any] | None:
