@@ -316,7 +316,7 @@ class Grid:
         image = np.asarray(image)
         if image.shape[-2:] != self.shape:
             raise ValueError(f"image must have trailing shape {self.shape}, got {image.shape}")
-        return image.reshape(image.shape[:-2] + (-1,))[..., self._index]
+        return image.reshape(image.shape[:-2] + (self.land.size,))[..., self._index]
 
     def column_distances_km(self, i: int | np.ndarray) -> np.ndarray:
         """Great-circle distances (km) from column(s) ``i`` to all columns: (ncol,) or (len(i), ncol)."""

@@ -193,7 +193,7 @@ _LAST_DRAW: dict[str, Any] = {}
 
 
 class ForcingPerturber:
-    """The forcing perturbations of a set of members (this rank's), evolving by AR(1).
+    """The forcing perturbations of a set of members (this rank's) on a set of columns, evolving by AR(1).
 
     Parameters
     ----------
@@ -203,19 +203,27 @@ class ForcingPerturber:
         Global member indices handled here.
     seed : int
         Experiment seed; member ``i`` uses ``member_rng(seed, i, Purpose.FORCING)``.
+    columns : slice, optional
+        The columns handled here (a rank's block; default all). The fields are drawn over the whole grid
+        and cut to them, so a member's perturbation at a column does not depend on the block.
 
     Attributes
     ----------
     z : ndarray (nloc, nvar, ncol), or (nloc, nvar + 1, ncol) with the persistent rain error
-        Current standard-normal, cross-correlated perturbation fields (last row: the persistent rain
-        error field when ``config.rain_error_std > 0``).
+        Current standard-normal, cross-correlated perturbation fields of the columns handled (last row:
+        the persistent rain error field when ``config.rain_error_std > 0``).
     """
 
-    def __init__(self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0) -> None:
+    def __init__(
+        self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0,
+        columns: slice | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)
+        self.columns = slice(None) if columns is None else columns
+        self.ncol = len(range(grid.ncol)[self.columns])
         # innovations drawn in single precision (~0.6 of the cost; module docstring), evolved in double
         self._maker = _FieldMaker(grid, config.length_km, np.float32)
         slow_on = config.rain_error_std > 0
@@ -226,7 +234,7 @@ class ForcingPerturber:
         slow = None if self._slow is None else config.rain_error_km
         self._draw_key = (grid.shape, grid.cell_size_km(), grid.periodic_lon, land, config.length_km,
                           self._chol.tobytes(), slow)  # fmt: skip
-        self.z = self._innovation().copy()  # stationary start
+        self.z = self._innovation()[..., self.columns].copy()  # stationary start
 
     def _innovation(self) -> np.ndarray:
         """Cross-correlated innovations (nloc, nvar, ncol), drawn once per stream position and shared.
@@ -262,7 +270,7 @@ class ForcingPerturber:
         phi = np.full((self.z.shape[1], 1), np.exp(-dt_seconds / (3600.0 * self.config.tau_hours)))
         if self._slow is not None:
             phi[nvar:] = np.exp(-dt_seconds / (86400.0 * self.config.rain_error_tau_days))
-        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()
+        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()[..., self.columns]
 
     def factors(self) -> dict[str, np.ndarray]:
         """Current perturbation per variable, (ncol, nloc): factor (multiplicative) or offset (additive)."""
@@ -287,14 +295,14 @@ class ForcingPerturber:
         Parameters
         ----------
         forcing : dict of ndarray (ncol,) or (ncol, nloc)
-            Unperturbed forcing.
+            Unperturbed forcing of the columns handled.
 
         Returns
         -------
         dict of ndarray (ncol, nloc), Fortran-ordered
             Every key of ``forcing``; perturbed keys changed (precipitation and shortwave stay >= 0).
         """
-        nloc, ncol = len(self.members), self.grid.ncol
+        nloc, ncol = len(self.members), self.ncol
         facs = self.factors()
         out = {}
         for key, val in forcing.items():
