@@ -343,7 +343,7 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
-    s = setup(cfg)
+    s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
     k = _column_blocks(cfg, s, comm)
     _check_memory(cfg, s, comm, k)

@@ -62,26 +62,29 @@ def perturbation(cfg: Config) -> Any:
 class Weather:
     """truth(t) / ensemble(t): the synthetic generator, or user files where configured."""
 
-    def __init__(self, cfg: Config, domain: Domain) -> None:
+    def __init__(self, cfg: Config, domain: Domain, progress: bool = False) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
         gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
         truth, ensemble = gen.truth, gen.ensemble
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
 
-            truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days)
+            truth = ensemble = ProductForcing(
+                f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
+            )
         self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
         self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
         for source in (self.truth, self.ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+            if hasattr(source, "check_values"):  # products' values are checked as they are read
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
 
 
 class Observer:
     """Satellite retrievals (synthetic from the nature run, or a user file) for an analysis window."""
 
-    def __init__(self, cfg: Config, grid: Any) -> None:
+    def __init__(self, cfg: Config, grid: Any, progress: bool = False) -> None:
         self.cfg = cfg
         self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
         self.product = None  # a retrieval product as distributed: records taken once, by window
@@ -89,7 +92,9 @@ class Observer:
             from landimg.data.inputs import ProductObservations
 
             e = cfg.experiment
-            self.product = ProductObservations(cfg.obs.product, cfg.obs.files, grid, e.start, e.days)
+            self.product = ProductObservations(
+                cfg.obs.product, cfg.obs.files, grid, e.start, e.days, progress
+            )
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
         if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
             raise ValueError(
@@ -156,8 +161,11 @@ class Setup:
         return self.soil_est if self.soil_members is None else self.soil_members
 
 
-def setup(cfg: Config) -> Setup:
-    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable."""
+def setup(cfg: Config, progress: bool = False) -> Setup:
+    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable.
+
+    ``progress``: show reading progress of long file sets on stderr (rank 0).
+    """
     from landimg.model import soil
 
     try:
@@ -166,13 +174,13 @@ def setup(cfg: Config) -> Setup:
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain),
-            observer=Observer(cfg, grid),
+            weather=Weather(cfg, domain, progress),
+            observer=Observer(cfg, grid, progress),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
-            reference=_reference(cfg, grid),
+            reference=_reference(cfg, grid, progress),
             soil_members=_member_soil(cfg, domain),
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
@@ -218,11 +226,11 @@ def _stations(cfg: Config, grid: Any) -> Any:
     return Stations(grid, cfg.obs, e.seed)
 
 
-def _reference(cfg: Config, grid: Any) -> Any:
+def _reference(cfg: Config, grid: Any, progress: bool = False) -> Any:
     """The reference product of ``[reference]`` (daily layer means), or None (verify against the nature run)."""
     if not cfg.reference.product:
         return None
     from landimg.data.inputs import ProductReference
 
     e = cfg.experiment
-    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days)
+    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days, progress)
