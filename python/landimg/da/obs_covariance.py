@@ -125,21 +125,20 @@ class ObsCovariance:
         r[:, diag, diag] += np.where(use, np.maximum(wv, NUGGET * self.corr_std[idx] ** 2), 1.0)
         return r
 
-    def summed(self, valid: np.ndarray) -> float:
-        """``1^T R 1`` over the columns where ``valid`` (nc,) bool: the sum of all entries of ``R`` between
-        the usable observations (the bias part of ``tr R`` that de-biased inflation removes).
+    def contributions(self, valid: np.ndarray) -> np.ndarray:
+        """Each usable observation's row sum of ``R`` over the usable observations, (nc,) (0 elsewhere):
+        ``white_i^2 + c_i sum_j c_j k(r_ij)``; their sum is ``1^T R 1``.
 
-        The correlated part is ``sum_ij c_i c_j k(r_ij)`` with a separable kernel ``k``: one image of
-        ``c`` over the observations' bounding rows (all image columns), filtered along y then x by the
-        kernel truncated where it falls below 1e-17 (``scipy.ndimage.correlate1d``, zeros beyond the box,
-        wrapping in x on a periodic grid), then an exactly rounded sum (``math.fsum``) of ``c`` times the
-        filtered image. Each filtered value is the same whatever the box, and ``fsum`` does not depend
-        on the order: the same bits for any set of columns holding the same observations.
+        The correlated part filters one image of ``c`` over the observations' bounding rows (all image
+        columns) by the separable kernel, along y then x, cut where it falls below 1e-17
+        (``scipy.ndimage.correlate1d``, zeros beyond the box, wrapping in x on a periodic grid): each
+        value is computed over the same kernel window whatever the box, so it does not depend on which
+        other columns are given as long as every observation within the kernel's reach (about 6 L) is.
         """
         valid = np.asarray(valid, dtype=bool)
-        total = math.fsum(self.white_var[valid].tolist())
+        out = np.where(valid, self.white_var, 0.0)
         if not self.correlated or not valid.any():
-            return total
+            return out
         from scipy import ndimage
 
         iy, ix, c = self.iy[valid], self.ix[valid], self.corr_std[valid]
@@ -154,4 +153,12 @@ class ObsCovariance:
                 offsets = np.arange(self.nx) - self.nx // 2  # correlate1d's origin: the middle element
             k = np.exp(-((np.abs(offsets) * cell) ** 2) / self.length_km**2)
             img = ndimage.correlate1d(img, k, axis=axis, mode="wrap" if wrap else "constant", cval=0.0)
-        return total + math.fsum((c * img[iy - y0, ix]).tolist())
+        out[valid] += c * img[iy - y0, ix]
+        return out
+
+    def summed(self, valid: np.ndarray) -> float:
+        """``1^T R 1`` over the columns where ``valid`` (nc,) bool: the sum of all entries of ``R`` between
+        the usable observations (the bias part of ``tr R`` that de-biased inflation removes): the exactly
+        rounded sum (``math.fsum``) of :meth:`contributions`, the same bits for any set of columns holding
+        the same observations."""
+        return math.fsum(self.contributions(valid).tolist())

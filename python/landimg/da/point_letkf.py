@@ -22,9 +22,10 @@ from the ensemble-mean innovation ``d_b = y - H (xbar - b_f)`` with its own loca
 ``P_f = rho^2 X X^T / (N - 1)``); stage 2 is the usual analysis of the corrected members ``x_i - b_a``.
 Columns without a local observation keep ``b_a = b_f``.
 
-Every column's computation uses only its own local observations in their (nearest-first) order, and the
-correlated solves are batched by equal observation count (each system exactly its column's size), so a
-column's result does not depend on which other columns are analysed with it.
+Every column's computation uses only its own local observations in their (nearest-first) order; the
+diagonal-R analysis without a bias stage is the first version's arithmetic (bit for bit), the correlated
+and bias paths batch the columns by equal observation count (each system exactly its column's size), so
+a column's result does not depend on which other columns are analysed with it.
 """
 
 from __future__ import annotations
@@ -92,21 +93,12 @@ class _Local:
 BLOCK_ELEMENTS = 1 << 19
 
 
-def _batches(nb: Neighbourhoods, chunk: int, exact: bool) -> Iterator[tuple[Any, int | None]]:
-    """Column batches ``(columns, width)``.
-
-    ``exact=False`` (diagonal ``R``): contiguous slices of ``chunk`` columns at the full width (the
-    arithmetic of the first version). ``exact=True`` (correlated ``R``): the columns with observations
-    grouped by their count (in column order within a group), each system of exactly that size (a
-    column's solve does not depend on the other columns of its batch), at most ``chunk`` columns and
-    about :data:`BLOCK_ELEMENTS` block elements per batch. Used observations are a prefix of each row
-    (nearest first).
-    """
-    ncol = nb.idx.shape[0]
-    if not exact:
-        for c0 in range(0, ncol, chunk):
-            yield slice(c0, min(c0 + chunk, ncol)), None
-        return
+def _batches(nb: Neighbourhoods, chunk: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Column batches ``(columns, width)`` of the correlated-R and bias paths: the columns with
+    observations grouped by their count (in column order within a group), each system of exactly that
+    size (a column's analysis does not depend on the other columns of its batch or block), at most
+    ``chunk`` columns and about :data:`BLOCK_ELEMENTS` block elements per batch. Used observations are a
+    prefix of each row (nearest first)."""
     count = nb.use.sum(axis=1)
     for k in np.unique(count[count > 0]):
         cols = np.flatnonzero(count == k)
@@ -134,6 +126,48 @@ def _bias_increment(loc: _Local, xa_all, d_o, inflation, gamma) -> np.ndarray:
     amat = (nmem - 1) / ((1.0 + gamma) * inflation**2) * np.eye(nmem) + loc.c
     w = np.linalg.solve(amat, loc.project(d_o)[:, :, None])[:, :, 0]
     return gamma / (1.0 + gamma) * np.einsum("lcn,cn->lc", xa_all[:, loc.cols], w)
+
+
+def _white_analyses(full, mean_x, yanom, idx, rinv, d, inflation, start, nloc, chunk) -> np.ndarray:
+    """Analysis of the local members (nlev, ncol, nloc) from all members' columns ``full`` (nlev, ncol, N) with
+    a diagonal R, no bias stage: the arithmetic of the first version (issue 17's column subsets), bit for bit."""
+    nlev, ncol, nmem = full.shape
+    xa_all = full - mean_x[:, :, None]  # X
+    out = np.empty((nlev, ncol, nloc))
+    eye = np.eye(nmem)
+    for c0 in range(0, ncol, chunk):
+        sl = slice(c0, min(c0 + chunk, ncol))
+        yl = yanom[idx[sl]]  # (nc, m, N)
+        cmat = yl.transpose(0, 2, 1) * rinv[sl][:, None, :]  # Y^T R^-1: (nc, N, m)
+        amat = (nmem - 1) / inflation**2 * eye + np.matmul(cmat, yl)  # (nc, N, N)
+        lam, vec = np.linalg.eigh(amat)
+        pa = np.matmul(vec / lam[:, None, :], vec.transpose(0, 2, 1))
+        wsq = np.matmul(vec * np.sqrt((nmem - 1) / lam)[:, None, :], vec.transpose(0, 2, 1))
+        wbar = np.einsum("cnk,ck->cn", pa, np.einsum("cnm,cm->cn", cmat, d[sl]))
+        t = wbar[:, :, None] + wsq[:, :, start : start + nloc]  # (nc, N, nloc): weights of local members
+        out[:, sl] = mean_x[:, sl, None] + np.einsum("lcn,cnk->lck", xa_all[:, sl], t)
+    return out
+
+
+def _white(full, mean_x, yanom, ybar, nb, rinv, p, inflation, lay, chunk, update_mask) -> np.ndarray:
+    """Increments of the diagonal-R LETKF without a bias stage (the first version's arithmetic, bit for
+    bit, with issue 17's column subsets)."""
+    idx, use = nb.idx, nb.use
+    d = np.where(use, np.where(p.valid, p.obs, 0.0)[idx] - ybar[idx], 0.0)  # (ncol, m)
+    nloc = p.state.shape[2]
+    if inflation != 1.0:  # every column changes (inflated)
+        xa = _white_analyses(full, mean_x, yanom, idx, rinv, d, inflation, lay.start, nloc, chunk)
+        return apply_update_mask(xa - p.state, update_mask)
+    # only the columns with a local observation change (no others: exactly unchanged, not x_mean + X e_i),
+    # e.g. not a column block's halo; each column's analysis is its own, whatever else is analysed with it
+    rows = np.flatnonzero(use.any(axis=1))
+    dstate = np.zeros_like(p.state)
+    part = np.asfortranarray(full[:, rows])  # the same memory order as ``full`` (the model's)
+    xa = _white_analyses(
+        part, mean_x[:, rows], yanom, idx[rows], rinv[rows], d[rows], 1.0, lay.start, nloc, chunk
+    )
+    dstate[:, rows] = xa - p.state[:, rows]
+    return apply_update_mask(dstate, update_mask)
 
 
 def _localized_rinv(nb: Neighbourhoods, valid: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -237,13 +271,15 @@ def point_letkf_increments(
     rinv = None if exact else _localized_rinv(nb, p.valid, p.std)
     if chunk is None:
         chunk = max(16, int(2e7 // (nmem * nmem)))
+    if not exact and bias is None:
+        return _white(full, mean_x, yanom, ybar, nb, rinv, p, inflation, lay, chunk, update_mask), diag
     y_obs = np.where(p.valid, p.obs, 0.0)
     if bias is not None:  # stage 1; stage 2 analyses the corrected members x_i - b_a
         nbb = nb if bias.neighbours is None else bias.neighbours
         rinv_b = rinv if (exact or nbb is nb) else _localized_rinv(nbb, p.valid, p.std)
         innov_b = y_obs - (ybar - p.h @ b_f)
         b_a = b_f.copy()
-        for cols, width in _batches(nbb, chunk, exact):
+        for cols, width in _batches(nbb, chunk):
             loc = _Local(yanom, nbb, cols, obs_cov, rinv_b, width)
             d_o = _local_innovation(nbb, cols, width, innov_b)
             b_a[:, cols] -= _bias_increment(loc, xa_all, d_o, inflation, bias.gamma)
@@ -252,11 +288,9 @@ def point_letkf_increments(
         ybar = ybar - p.h @ b_a
 
     innov = y_obs - ybar
-    if exact:  # columns without observations are in no batch: the inflated background
-        xa = mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc]
-    else:
-        xa = np.empty((nlev, ncol, nloc))
-    for cols, width in _batches(nb, chunk, exact):
+    # columns without observations are in no batch: the inflated (bias-corrected) background
+    xa = mean_x[:, :, None] + inflation * xa_all[:, :, lay.start : lay.start + nloc]
+    for cols, width in _batches(nb, chunk):
         loc = _Local(yanom, nb, cols, obs_cov, rinv, width)
         d_o = _local_innovation(nb, cols, width, innov)
         xa[:, cols] = _state_analysis(loc, xa_all, mean_x, d_o, inflation, lay.start, nloc)

@@ -3,10 +3,14 @@
 One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, sigma -> Ensemble.assimilate(y, sigma, method)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
-Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
+The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
+each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
+observations are still made for the whole domain on every rank, and cut to the block). Every reduction is
+in member order and every domain sum uses the fixed chunking of the columns, so results do not depend on
+the layout.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class _Run:
     comm: Any
     nature: Any
     ensembles: dict[str, Any]
+    column_blocks: int = 1
     history: History | None = None
     day0: int = 0
     wall_before: float = 0.0
@@ -69,13 +74,14 @@ class _Run:
         return self.comm.Get_rank()
 
 
-def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
+def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
     from landimg.ensemble.ensemble import Ensemble
 
     e = cfg.experiment
     return {
         name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
-                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
+                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp},
+                       column_blocks=column_blocks)
         for name in s.methods
     }  # fmt: skip
 
@@ -89,9 +95,11 @@ def _start(
     prog: Progress,
     cache: Path | None,
     timings: Timings,
+    column_blocks: int = 1,
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
-    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
+    ens = _ensembles(cfg, s, comm, column_blocks)
+    r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
@@ -99,6 +107,8 @@ def _start(
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
+        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
@@ -158,6 +168,7 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
             r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+            r.history[name].mean_background[day] = np.stack(means)
     return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
 
 
@@ -215,21 +226,22 @@ def _day(r: _Run, day: int) -> None:
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
         fe = _read(r, day, s.weather.ensemble, k * e.dt)
         for ens in r.ensembles.values():
-            ens.advance(fe, 1)
+            ens.advance(fe, 1, t=k * e.dt)
         if (k + 1) % spa != 0:
             continue
         # analysis time (end of the step)
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
-        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         last = step == spd - 1
         if last:
             bg_obs = _background(r, day)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
-            diag = ens.assimilate(y, ystd, s.methods[name])
+            diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
             if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
                 diag["obs_space"] = obs_space_stats(
@@ -246,20 +258,33 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
-    for ens in r.ensembles.values():
+    for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
-        t.instrument(ens, "assimilate", "analysis")
+        t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
         if ens.perturber is not None:
             t.instrument(ens.perturber, "advance", "perturbations")
             t.instrument(ens.perturber, "apply", "perturbations")
 
 
-def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
+def _column_blocks(cfg: Config, s: Setup, comm: Any) -> int:
+    """``K`` of ``[parallel] column_blocks`` on this run's ranks (InputError, one line, when the ranks are
+    not G x K, a group would hold no member, or the domain has fewer column chunks)."""
+    from landimg.layout import LayoutError, resolve_column_blocks
+
+    try:
+        return resolve_column_blocks(
+            cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, s.domain.grid.ncol
+        )
+    except LayoutError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_memory(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> None:
     """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
     from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
 
     grid = s.domain.grid
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
+    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm), column_blocks)
     found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
     if found:
         raise InputError(found[0])
@@ -270,7 +295,8 @@ def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
     if r.rank == 0:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
+                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
 
 def run(
@@ -322,9 +348,10 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
-    s = setup(cfg)
+    s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
-    _check_memory(cfg, s, comm)
+    k = _column_blocks(cfg, s, comm)
+    _check_memory(cfg, s, comm, k)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
     if cache is not None:
         try:
@@ -336,11 +363,12 @@ def run(
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
         f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
-        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
+        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s) ({size // k} member groups"
+        f" x {k} column blocks), {e.days} days"
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
-    r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -355,16 +383,21 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
+    per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     if r.history is None:
         return None
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
+    summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
         write_outputs(cfg, grid, s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
+    summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
+        name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
+    }
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)
