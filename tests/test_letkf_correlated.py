@@ -14,15 +14,22 @@ from landimg.parallel import MemberLayout, SerialComm
 
 
 def _geometry(ny=12, nx=20, res=1.0, periodic=False, holes=True):
-    lat = 30.0 + res * (np.arange(ny) + 0.5)
-    lon = -110.0 + res * (np.arange(nx) + 0.5)
-    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    """A regular grid with some ocean; ``periodic``: a band around the globe (``nx`` cells of 360 / nx deg)."""
+    from landimg import Grid
+
+    lat0, lon0 = 30.0, -110.0
+    if periodic:
+        res = 360.0 / nx
+        lat0, lon0 = -res * ny / 2.0, -180.0
     land = np.ones((ny, nx), bool)
     if holes:
         land[:3, :4] = False  # some ocean: columns are not the image cells
         land[ny // 2, nx // 2 : nx // 2 + 3] = False
-    dy = np.radians(res) * EARTH_RADIUS_KM
-    return Geometry(land, la[land], lo[land], (dy, 0.8 * dy), periodic_lon=periodic)
+    lat = lat0 + res * (np.arange(ny) + 0.5)
+    lon = lon0 + res * (np.arange(nx) + 0.5)
+    g = Grid(lat=lat, lon=lon, land=land, res=res)
+    assert g.periodic_lon == periodic
+    return g
 
 
 def _brute_r(err: ObsError, g: Geometry, cols=None) -> np.ndarray:
@@ -52,7 +59,7 @@ def _error(g, seed=0, white_fraction=0.4, length=250.0):
 @pytest.mark.parametrize("periodic", [False, True])
 def test_covariance_matches_the_pairwise_definition(periodic):
     g = _geometry(ny=8, nx=14, periodic=periodic)
-    err = _error(g, 1)
+    err = _error(g, 1, length=3000.0 if periodic else 250.0)
     cov = ObsCovariance.of(err, g)
     dense = _brute_r(err, g)
     i = np.arange(g.ncol)
@@ -97,7 +104,7 @@ def _problem(g, nmem=12, nlev=3, seed=0, frac_obs=0.45):
     rng = np.random.default_rng(seed)
     base = 0.25 + 0.03 * np.sin(np.arange(g.ncol) / 5.0)
     # spatially smooth member anomalies (a few large-scale modes) plus noise, correlated across layers
-    modes = np.stack([np.sin(g.lat / 3.0 + k) * np.cos(g.lon / 4.0 - k) for k in range(6)])
+    modes = np.stack([np.sin(g.column_lat / 3.0 + k) * np.cos(g.column_lon / 4.0 - k) for k in range(6)])
     anom = np.einsum("kc,lkn->lcn", modes, 0.01 * rng.standard_normal((nlev, 6, nmem)))
     anom += 0.005 * rng.standard_normal((nlev, g.ncol, nmem))
     anom[1:] += 0.6 * anom[:1]
@@ -113,7 +120,7 @@ def test_white_error_through_the_dense_path_equals_the_diagonal_letkf():
     g = _geometry()
     state, h, obs = _problem(g)
     std = 0.02 + 0.01 * np.random.default_rng(5).random(g.ncol)
-    kw = dict(lat=g.lat, lon=g.lon, radius_km=500.0, max_obs=20)
+    kw = dict(lat=g.column_lat, lon=g.column_lon, radius_km=500.0, max_obs=20)
     diag_r, _ = point_letkf_increments(state, h, obs, std, **kw)
     dense, _ = point_letkf_increments(
         state, h, obs, std, obs_cov=ObsCovariance.of(ObsError.white(std), g), **kw
@@ -161,7 +168,7 @@ def test_letkf_without_localization_is_the_etkf_with_the_full_correlated_r():
     err = _error(g, 8, white_fraction=0.3, length=400.0)
     r = _brute_r(err, g)
     nb = _global_neighbourhoods(np.isfinite(obs))
-    kw = dict(lat=g.lat, lon=g.lon, radius_km=nb.radius_km, neighbours=nb)
+    kw = dict(lat=g.column_lat, lon=g.column_lon, radius_km=nb.radius_km, neighbours=nb)
     d, _ = point_letkf_increments(state, h, obs, err.std, obs_cov=ObsCovariance.of(err, g), **kw)
     xa = state + d
     mean, anom, post = _textbook_etkf(state, h, obs, r)
@@ -180,15 +187,17 @@ def test_letkf_without_localization_is_the_etkf_with_the_full_correlated_r():
 def test_localized_correlated_letkf_equals_an_explicit_per_column_update():
     """R-localization with a correlated R: R_loc^-1 = D^1/2 R_O^-1 D^1/2 with D the Gaspari-Cohn weights,
     for a column block (context.columns) of a periodic grid, against an explicit inverse."""
-    g = _geometry(ny=10, nx=16, periodic=True)
+    g = _geometry(ny=8, nx=24, periodic=True)  # 15 deg cells around the globe
     state, h, obs = _problem(g, nmem=8, seed=11)
-    err = _error(g, 12, white_fraction=0.5, length=300.0)
-    method = PointLETKF(radius_km=600.0, max_obs=None, inflation_mode="fixed")
-    cols = np.flatnonzero(g.lon < -104.0)  # a block of columns (columns given: positions from the geometry)
+    err = _error(g, 12, white_fraction=0.5, length=3000.0)
+    method = PointLETKF(radius_km=5000.0, max_obs=None, inflation_mode="fixed")
+    lon = g.column_lon
+    cols = np.flatnonzero((lon < -120.0) | (lon > 140.0))  # a block across the date line
+    assert np.ptp(lon[cols]) > 300.0
     ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(8, SerialComm()), columns=cols)
     d, _ = method.analyze(state[:, cols], obs[cols], err.take(cols), None, ctx)
     valid = np.isfinite(obs[cols])
-    nb = observed_neighbourhoods(g.xyz[cols], valid, 600.0)
+    nb = observed_neighbourhoods(g.xyz[cols], valid, 5000.0)
     r = _brute_r(err.take(cols), g, cols)
     x = state[:, cols]
     n = x.shape[2]
@@ -255,7 +264,7 @@ def _biased_cycle(method, g, nc=40, nmem=20, bias=0.04, seed=0, err=None):
     rng = np.random.default_rng(seed)
     h = np.array([0.7, 0.3, 0.0])
     ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(nmem, SerialComm()))
-    modes = np.stack([np.sin(g.lat / 2.0 + k) * np.cos(g.lon / 3.0 - k) for k in range(8)])
+    modes = np.stack([np.sin(g.column_lat / 2.0 + k) * np.cos(g.column_lon / 3.0 - k) for k in range(8)])
     lev = np.array([[1.0, 0.0, 0.0], [0.7, 0.5, 0.0], [0.4, 0.4, 0.5]])
     err = ObsError.white(0.02) if err is None else err
     errors = []
