@@ -91,6 +91,20 @@ def usable_observations(
     return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
 
 
+def _summed_covariance(err: ObsError, valid: np.ndarray, own: np.ndarray, context: AnalysisContext) -> float:
+    """``1^T R 1`` over the usable observations of the whole domain: every block's owned columns (global
+    index, usable, white and correlated std) gathered over the column blocks (``Layout.allgather_columns``),
+    then :meth:`ObsCovariance.summed` of the whole set on every rank (exactly rounded: the same bits on
+    every layout)."""
+    lay, cols = context.layout, context.column_index()
+    n = cols.size
+    white = np.broadcast_to(np.asarray(err.white_std, dtype=np.float64), (n,))[own]
+    corr = np.broadcast_to(np.asarray(err.corr_std, dtype=np.float64), (n,))[own]
+    every = [lay.allgather_columns(np.ascontiguousarray(a)) for a in (cols[own], valid[own], white, corr)]
+    whole = ObsError(every[2], every[3], err.corr_length_km)
+    return ObsCovariance.of(whole, context.geometry, every[0]).summed(every[1].astype(bool))
+
+
 def inflate_columns(
     method: Any,
     theta: np.ndarray,
@@ -112,9 +126,7 @@ def inflate_columns(
     one estimator of every filter (the curvelet EnKF's per-scale option feeds the same
     :func:`~landimg.da.inflation.smoothed_lambda` per scale). ``obs_error`` is the error the method
     assumes (an :class:`ObsError`, or a white std): with a correlated error the de-biased ``tr R`` is
-    ``tr R - 1^T R 1 / p``, ``1^T R 1`` the domain sum of the owned observations' row sums of ``R``
-    (:meth:`ObsCovariance.contributions` over the columns given: exact when a column block's halo holds
-    every observation within about 6 correlation lengths of its columns, as the whole domain does).
+    ``tr R - 1^T R 1 / p`` (:func:`_summed_covariance`: the same bits on every layout).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
     factor, fields = float(method.inflation), {}
@@ -128,8 +140,7 @@ def inflate_columns(
         usable = valid[own]
         r_sum = None
         if err.correlated and method.inflation_debias:
-            rows = ObsCovariance.of(err, context.geometry, context.columns).contributions(valid)
-            r_sum = float(lay.column_sum(rows[own]))
+            r_sum = _summed_covariance(err, valid, own, context)
         lam_o, lam, factor = smoothed_inflation(
             hx_all, np.asarray(obs, dtype=np.float64)[own], std[own], usable,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
