@@ -249,7 +249,7 @@ def test_correlated_inflation_trace_removes_the_mean_of_the_correlated_error():
         obs = np.zeros(g.ncol)
         obs[valid] = chol @ rng.standard_normal(valid.sum())
         d2.append(innovation_statistics(hx, obs, err.std * np.ones(g.ncol), valid)[0])
-    _, r_tr, _, _ = innovation_statistics(hx, obs, err.std * np.ones(g.ncol), valid, r_sum=cov.summed(valid))
+    _, r_tr, _, _ = innovation_statistics(hx, obs, err.std * np.ones(g.ncol), valid, r_total=cov.summed(valid))
     _, r_white, _, _ = innovation_statistics(hx, obs, err.std * np.ones(g.ncol), valid)
     se = np.std(d2) / np.sqrt(len(d2))
     assert abs(np.mean(d2) - r_tr) < 4 * se

@@ -138,14 +138,14 @@ def inflate_columns(
         std = err.columns_std(np.shape(obs)[0])
         valid = usable_observations(obs, std, obs_mask)
         usable = valid[own]
-        r_sum = None
+        r_total = None
         if err.correlated and method.inflation_debias:
-            r_sum = _summed_covariance(err, valid, own, context)
+            r_total = _summed_covariance(err, valid, own, context)
         lam_o, lam, factor = smoothed_inflation(
             hx_all, np.asarray(obs, dtype=np.float64)[own], std[own], usable,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
             debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
-            column_sum=lay.column_sum, r_sum=r_sum,
+            column_sum=lay.column_sum, r_total=r_total,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}
