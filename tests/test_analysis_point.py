@@ -197,7 +197,7 @@ def test_inflation_of_the_observed_layers_only(method):
     state = _ensemble(g, nlev=3, seed=4)
     ok = np.ones(state.shape, bool)
     ok[:, :5] = False  # frozen columns keep their state
-    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()),
+    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
                           update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
     d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
     anomalies = state - state.mean(axis=2, keepdims=True)  # no observation: every factor is its bound 1.3
