@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.column_ops import (
+    VerticalLocalization,
     increment_stats,
     inflate_columns,
     inflated_layers,
@@ -30,7 +31,7 @@ __all__ = ["CurveletEnKF"]
 
 
 @dataclass(frozen=True)
-class CurveletEnKF(InflationSettings):
+class CurveletEnKF(VerticalLocalization, InflationSettings):
     """Curvelet-space EnKF of the observed layer (docs/method.md).
 
     Attributes
@@ -163,6 +164,7 @@ class CurveletEnKF(InflationSettings):
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         self.check_inflation_settings()
+        self.check_vertical_localization()
         if self.layer_increments not in ("regression", "full"):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
