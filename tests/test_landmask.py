@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from landimg.atomic import DiskError
 from landimg.ensemble import grid as grid_mod
 from landimg.ensemble.grid import Grid, builtin_land_mask, land_mask_cache_dir
 
@@ -72,7 +73,12 @@ def test_cache_off_and_unwritable(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("LANDIMG_CACHE_DIR", str(blocker))
-    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # an unusable cache only costs time
+    with pytest.raises(DiskError) as info:  # an unusable cache is one line with the way out
+        builtin_land_mask(lat, lon)
+    assert str(info.value) == (
+        f"cannot create directory {blocker / 'landmask'}: Not a directory; set LANDIMG_CACHE_DIR to a "
+        "writable directory, or to none (no cache)"
+    )
     monkeypatch.delenv("LANDIMG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert land_mask_cache_dir() == tmp_path / "xdg" / "landimg"

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from landimg.atomic import DiskError, atomic_path
 from landimg.data.common import DataError
 
 __all__ = ["build_grid", "main"]
@@ -55,20 +54,13 @@ def build_grid(preset: str | None, bbox: Sequence[float] | None, res: float | No
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` renamed to it on success; removed on any error."""
+    """A temporary path beside ``path`` renamed to it on success (:func:`landimg.atomic.atomic_path`);
+    removed on any error."""
     path = Path(path)
     if not path.parent.is_dir():
         raise DataError(f"--out: directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    with atomic_path(path) as tmp:
+        yield tmp
 
 
 def _domain_args(p: argparse.ArgumentParser) -> None:
@@ -165,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _show
         try:
             print(_run(args))
-        except (DataError, FileNotFoundError) as exc:
+        except (DataError, DiskError, FileNotFoundError) as exc:
             print(
                 f"{_PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                 file=sys.stderr,

@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from landimg.atomic import DiskError
 from landimg.experiment.config import Config, ConfigError, input_files, load_config, to_dict, to_toml
 from landimg.experiment.loop import RunStopped, run, saved_config
 from landimg.experiment.output import OutputDirError, prepare_out_dir
@@ -110,7 +111,7 @@ def _run_line(exc: BaseException, out: Path, rank: int) -> tuple[str, int]:
         signum = getattr(exc, "signum", 2)
         kept = f"; {resume}" if (out / RESTART_NAME).exists() else "; nothing was kept"
         return f"{_PROG}: interrupted by {_signal_name(signum)}{kept}", 128 + signum
-    if isinstance(exc, InputError):
+    if isinstance(exc, (InputError, DiskError)):
         return f"{_PROG}: error: {exc}", 2
     first = str(exc).splitlines()[0] if str(exc) else ""
     if os.environ.get("LANDIMG_TRACEBACK"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.experiment.output import atomic_path
+from landimg.atomic import atomic_path
 
 __all__ = [
     "available",

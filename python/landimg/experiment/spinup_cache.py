@@ -12,21 +12,22 @@ The per-member part (the last ``spread_days``, with per-member forcing and, with
 per-member soil parameters) is not cached: it runs after the cached states are read, so the
 per-member soil does not enter the key (the ensemble column is spun up with the model's texture).
 
-Files are ``DIR/spinup-<key>.npz`` written atomically (a temporary file renamed), so concurrent runs
-sharing a cache directory never read a partial file.
+Files are ``DIR/spinup-<key>.npz`` written atomically (:func:`landimg.atomic.atomic_path`), so
+concurrent runs sharing a cache directory never read a partial file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from landimg.atomic import atomic_path, make_dirs
 
 __all__ = ["cached_spinup", "check_cache_dir", "load_spinup", "save_spinup", "spinup_key"]
 
@@ -138,20 +139,14 @@ def save_spinup(
 
     Raises
     ------
-    OSError
-        The directory cannot be created or written.
+    DiskError
+        The directory cannot be created or the file written (one line naming it).
     """
     path = _path(directory, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     arrays = {f"nature/{k}": v for k, v in nature.items()} | {f"member/{k}": v for k, v in member.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".spinup-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return path
 
 
@@ -159,7 +154,7 @@ def check_cache_dir(directory: str | Path) -> None:
     """Create ``directory`` if needed; raise ValueError (one line) unless it is a writable directory."""
     path = Path(directory)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
             pass
     except OSError as exc:
