@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from landimg.atomic import DiskError, atomic_path
 from landimg.data.common import DataError
+from landimg.notices import WarningLog
 
 __all__ = ["build_grid", "main"]
 
@@ -147,20 +147,16 @@ def _run(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the exit status (0 ok, 2 bad input)."""
     args = _parser().parse_args(argv)
-
-    def _show(message, category, filename, lineno, file=None, line=None):
-        print(f"{_PROG}: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.filterwarnings("default", module=r"landimg\.")
-        warnings.showwarning = _show
+    with WarningLog(_PROG) as notices:  # landimg's warnings once each, with a count; others dropped
         try:
-            print(_run(args))
+            done = _run(args)
         except (DataError, DiskError, FileNotFoundError) as exc:
+            notices.flush()
             print(
                 f"{_PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                 file=sys.stderr,
             )
             return 2
+        notices.flush()
+        print(done)
     return 0

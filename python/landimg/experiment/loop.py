@@ -12,12 +12,14 @@ Ranks split the members; every reduction is in member order, so results do not d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
@@ -63,6 +65,7 @@ class _Run:
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
+    saved_day: int | None = None  # the day of the restart on disk (None: none yet)
 
     @property
     def rank(self) -> int:
@@ -98,6 +101,7 @@ def _start(
     if resume:
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
+        r.saved_day = r.day0
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
@@ -127,7 +131,7 @@ def _start(
         r.history = History.empty(
             cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
         )
-        (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
+    _on_rank0(comm, lambda: make_dirs(out / "restart"), "nothing was kept")  # only now: set-up errors leave nothing
     return r
 
 
@@ -265,12 +269,40 @@ def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
         raise InputError(found[0])
 
 
+def _on_rank0(comm: Any, work: Callable[[], Any], kept: str) -> Any:
+    """``work()`` on rank 0 (its result there, None elsewhere); a disk refusing a write there
+    (:class:`~landimg.atomic.DiskError`) is raised on every rank, its message ending with ``kept``
+    (what is on disk and how to go on), so all ranks end with the same one line."""
+    result, failed = None, None
+    if comm.Get_rank() == 0:
+        try:
+            result = work()
+        except DiskError as exc:
+            failed = exc.with_hint(kept)
+    failed = comm.bcast(failed, root=0)
+    if failed is not None:
+        raise failed
+    return result
+
+
+def _kept(r: _Run, outputs: bool = False) -> str:
+    """What a run stopped by a disk error keeps, and how to go on."""
+    if r.saved_day is None:
+        return "nothing was kept"
+    then = "--resume writes the outputs" if outputs else "continue with --resume"
+    return f"the restart after day {r.saved_day} is kept: free space or fix the permissions, then {then}"
+
+
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
-    if r.rank == 0:
+
+    def write() -> None:
         wall = r.wall_before + time.perf_counter() - t_start
         write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+
+    _on_rank0(r.comm, write, _kept(r))
+    r.saved_day = day
 
 
 def run(
@@ -283,6 +315,7 @@ def run(
     stop_after_days: int | None = None,
     stop: Any = None,
     spinup_cache: str | Path | None = None,
+    notices: Any = None,
 ) -> RunResult | None:
     """Run (or resume) the experiment of ``cfg`` writing into ``out``.
 
@@ -305,6 +338,8 @@ def run(
     spinup_cache : str or Path, optional
         Directory of spun-up states (:mod:`landimg.experiment.spinup_cache`): a spin-up found there is
         read instead of run (bitwise the same states), one not found is run and stored.
+    notices : landimg.notices.WarningLog, optional
+        Flushed after the set-up and after the spin-up, so that warnings about the inputs appear then.
 
     Returns
     -------
@@ -340,7 +375,10 @@ def run(
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
+    flush = notices.flush if notices is not None else (lambda: None)
+    flush()
     r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    flush()
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -355,21 +393,26 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
-    if r.history is None:
-        return None
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start), _kept(r, outputs=True))
+    return None if r.history is None else RunResult(summary=summary, history=r.history)
+
+
+def _finish(r: _Run, out: Path, t_start: float) -> dict[str, Any]:
+    """Rank 0 after the last day: summary.json, the output files, the previous restart removed."""
+    from landimg.experiment.output import write_json
+
+    cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
     with timings("output"):
-        write_outputs(cfg, grid, s.stations, out, r.history, timings)
+        write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
-    from landimg.experiment.output import write_json
-
     write_json(out / "summary.json", summary)
     finish(out)
-    return RunResult(summary=summary, history=r.history)
+    return summary
 
 
 def saved_config(out: Path) -> Config:
