@@ -93,3 +93,13 @@ def test_unwritable_spinup_cache_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--spinup-cache" in err[0] and "not a writable directory" in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_spinup_progress_lines(tmp_path, capsys):
+    capsys.readouterr()
+    args = [a for a in _args(tmp_path / "run", ["--set", "experiment.spinup_days=30"]) if a != "--quiet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    spin = [ln for ln in err if ln.startswith("[landimg] spin-up day ")]
+    assert [ln.split()[3] for ln in spin] == [f"{d}/30" for d in range(3, 31, 3)], err
+    assert err.index(spin[-1]) < err.index(next(ln for ln in err if ln.startswith("[landimg] spin-up of 30 days")))

@@ -98,3 +98,22 @@ def test_data_tool_gldas_missing_layer_once_and_no_dependency_noise(tmp_path):
     assert done.stderr.splitlines() == [
         "landimg.data: warning: GLDAS file(s) lack SoilMoi40_100cm_inst: the 40-100 cm layer is NaN (8 times)"
     ]
+
+
+def test_plots_without_matplotlib_say_so_once(tmp_path):
+    nompl = tmp_path / "nompl"
+    nompl.mkdir()
+    (nompl / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = f"{nompl}:{env['PYTHONPATH']}"
+    cmd = [sys.executable, "-m", "landimg.cycle", "--out", str(tmp_path / "run"), "--quiet"]
+    for s in ("domain.res=5.0", "experiment.days=1", "experiment.spinup_days=1", "ensemble.members=2",
+              'analysis.methods=["openloop"]', "output.plots=true"):  # fmt: skip
+        cmd += ["--set", s]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "landimg.cycle: warning: output.plots = true but matplotlib is not installed: no plots written "
+        "(pip install matplotlib, or set output.plots = false)"
+    ]
+    assert not (tmp_path / "run" / "plots").exists()

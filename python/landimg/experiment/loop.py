@@ -115,7 +115,7 @@ def _start(
     t0 = time.perf_counter()
     with timings("spinup"):
         nature, member, status = cached_spinup(
-            lambda: spinup(cfg, s, comm, timings),
+            lambda: spinup(cfg, s, comm, timings, prog.phase(cfg.experiment.spinup_days, "spin-up day")),
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
             cache,
             comm,
