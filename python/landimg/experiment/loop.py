@@ -258,13 +258,21 @@ def _instrument(r: _Run) -> None:
             t.instrument(ens.perturber, "apply", "perturbations")
 
 
-def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
-    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
-    from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
+def _check_memory(cfg: Config, s: Setup | None, comm: Any) -> None:
+    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has.
 
-    grid = s.domain.grid
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
-    found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
+    Without a set-up (``s`` None), the grid's size and land columns come from the configuration
+    (:func:`~landimg.experiment.memory.config_grid`): the check runs before any array of the grid's size
+    is made; with it, from the grid built.
+    """
+    from landimg.experiment import memory
+
+    if s is None:
+        shape, ncol = memory.config_grid(cfg)
+    else:
+        shape, ncol = s.domain.grid.shape, s.domain.grid.ncol
+    est = memory.estimate_memory(cfg, shape, ncol, comm.Get_size(), memory.ranks_on_node(comm))
+    found = [m for m in comm.allgather(memory.memory_error(est, memory.available_bytes())) if m]
     if found:
         raise InputError(found[0])
 
@@ -357,6 +365,10 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
+    try:
+        _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
+    except OSError as exc:  # the land-mask cache
+        raise InputError(str(exc)) from exc
     s = setup(cfg)
     grid = s.domain.grid
     _check_memory(cfg, s, comm)

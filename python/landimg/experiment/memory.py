@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MemoryEstimate", "available_bytes", "estimate_memory", "memory_error", "ranks_on_node"]
+__all__ = [
+    "MemoryEstimate", "available_bytes", "config_grid", "estimate_memory", "estimated_land_columns",
+    "memory_error", "ranks_on_node",
+]  # fmt: skip
 
 _MB = 1024.0 * 1024.0
 _BASE_BYTES = 140 * 1024 * 1024  # python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
@@ -23,6 +26,7 @@ _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _HISTORY_LAYERS = 3
+_RANK0_ONLY = ("nature run", "history", "restart gather")
 
 
 @dataclass(frozen=True)
@@ -32,23 +36,33 @@ class MemoryEstimate:
     Attributes
     ----------
     parts : dict of str -> int
-        Bytes per part on the busiest rank (rank 0, which also holds the history).
+        Bytes per part on the busiest rank (rank 0, which also holds the nature run, the history and the
+        restart gather).
     ranks_on_node : int
         Ranks of the run sharing this node's memory.
+    rank0_only : tuple of str
+        The parts only rank 0 holds; every other rank holds the rest.
     """
 
     parts: dict[str, int] = field(default_factory=dict)
     ranks_on_node: int = 1
+    rank0_only: tuple[str, ...] = ()
 
     @property
     def per_rank(self) -> int:
-        """Estimated peak of the busiest rank, bytes."""
+        """Estimated peak of the busiest rank (rank 0), bytes."""
         return int(sum(self.parts.values()))
 
     @property
+    def other_rank(self) -> int:
+        """Estimated peak of any other rank, bytes."""
+        return int(sum(v for k, v in self.parts.items() if k not in self.rank0_only))
+
+    @property
     def per_node(self) -> int:
-        """Estimated peak of all ranks on this node, bytes (every rank counted as the busiest)."""
-        return self.per_rank * self.ranks_on_node
+        """Estimated peak of the ranks on this node, bytes: rank 0 and ``ranks_on_node - 1`` others
+        (a node without rank 0 needs less)."""
+        return self.per_rank + (self.ranks_on_node - 1) * self.other_rank
 
 
 def estimate_memory(
@@ -84,8 +98,10 @@ def estimate_memory(
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
-        # nature run, spin-up column, and nloc members per method
-        "models": _COLUMN_MEMBER_BYTES * ncol * (2 + nmeth * nloc),
+        # the spin-up column and nloc members per method
+        "models": _COLUMN_MEMBER_BYTES * ncol * (1 + nmeth * nloc),
+        # rank 0: the nature run
+        "nature run": _COLUMN_MEMBER_BYTES * ncol,
         # forcing dicts (truth, ensemble, perturbed per method) and perturbation z/factors
         "forcing": 8 * ncol * (_FORCING_KEYS * (2 + 2 * nloc) + 3 * nmeth * nloc * _PERTURBED_VARS),
         # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x)
@@ -101,7 +117,38 @@ def estimate_memory(
         parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol * m + 2 * nmem * ncol)
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
         parts["curvelet analysis"] = 16 * 8 * cells * (nmem + 4)
-    return MemoryEstimate(parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node))
+    return MemoryEstimate(
+        parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY
+    )
+
+
+def estimated_land_columns(
+    south: float, west: float, res: float, ny: int, nx: int, samples: tuple[int, int] = (200, 400)
+) -> int:
+    """Land cells of the regular grid (``ny`` x ``nx`` cells of ``res`` degrees from ``south``, ``west``),
+    without building it: the built-in land mask at every k-th cell centre (at most ``samples`` rows and
+    columns), scaled to the grid. Exact for grids of at most ``samples`` cells (global 1 deg: 150 x 360),
+    whose mask is the one the set-up then reads from the land-mask cache.
+    """
+    import numpy as np
+
+    from landimg.ensemble.grid import builtin_land_mask
+
+    ky, kx = -(-ny // samples[0]), -(-nx // samples[1])
+    lat = south + (np.arange(0, ny, ky) + 0.5) * res
+    lon = west + (np.arange(0, nx, kx) + 0.5) * res
+    land = builtin_land_mask(lat, lon)
+    if ky == 1 and kx == 1:
+        return int(land.sum())
+    return int(round(ny * nx * float(land.mean())))
+
+
+def config_grid(cfg: Any) -> tuple[tuple[int, int], int]:
+    """The grid shape (ny, nx) and its estimated land columns from the configuration alone (no array of
+    the grid's size is made: :func:`estimated_land_columns`)."""
+    (south, north), (west, east), res = cfg.grid_spec
+    ny, nx = int(round((north - south) / res)), int(round((east - west) / res))
+    return (ny, nx), estimated_land_columns(south, west, res, ny, nx)
 
 
 def _cgroup_free() -> int | None:
@@ -153,9 +200,15 @@ def memory_error(estimate: MemoryEstimate, available: int | None) -> str | None:
         return None
     top = sorted(estimate.parts.items(), key=lambda kv: -kv[1])[:3]
     biggest = ", ".join(f"{k} {v / _MB:.0f} MB" for k, v in top)
+    ranks = (
+        f"1 rank: {estimate.per_rank / _MB:.0f} MB"
+        if estimate.ranks_on_node == 1
+        else f"{estimate.ranks_on_node} ranks: rank 0 {estimate.per_rank / _MB:.0f} MB, the others "
+        f"{estimate.other_rank / _MB:.0f} MB each"
+    )
     return (
         f"memory: the run needs about {estimate.per_node / _MB:.0f} MB on this node "
-        f"({estimate.ranks_on_node} rank(s) x {estimate.per_rank / _MB:.0f} MB; largest parts: {biggest}) but "
+        f"({ranks}; largest parts of rank 0: {biggest}) but "
         f"only {available / _MB:.0f} MB are available: use fewer ensemble.members, experiment.days or ranks "
         "per node, or a coarser domain.res"
     )

@@ -6,7 +6,8 @@ A configuration section is any dataclass. For each field, :func:`specs` derives 
 * the type annotation (``bool``, ``int``, ``float``, ``str``, ``tuple[str, ...]``,
   ``tuple[float, ...]``, ``X | None``; ``typing.Literal[...]`` gives the choices),
 * the default,
-* the field metadata written by :func:`setting` (``doc``, ``choices``, ``ge``/``gt``/``le``/``lt``),
+* the field metadata written by :func:`setting` (``doc``, ``choices``, ``ge``/``gt``/``le``/``lt``,
+  ``finite``),
   or, for classes that do not use :func:`setting` (the analysis methods of :mod:`landimg.da`), the
   numpy docstring ``Attributes`` section of the class (``name : {"a", "b"}`` gives the choices, the
   description the doc).
@@ -14,7 +15,9 @@ A configuration section is any dataclass. For each field, :func:`specs` derives 
 :func:`build_section` turns a TOML table into the dataclass: unknown keys (with "did you mean"),
 types, choices and bounds are checked here, then the class's own ``__post_init__`` runs and its
 ``ValueError`` becomes a one-line :class:`ConfigError` naming the key. Optional fields have no TOML
-value for None: the key is omitted.
+value for None: the key is omitted. Numbers are refused generically when no setting can mean them:
+``inf`` and ``nan`` (TOML has both) unless the field is declared ``finite=False``, and integers that do not
+fit in 64 bits.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import re
 import types
 import typing
@@ -44,9 +48,11 @@ def setting(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    finite: bool = True,
 ) -> Any:
-    """A dataclass field with its one-line ``doc``, allowed ``choices`` and numeric bounds."""
-    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    """A dataclass field with its one-line ``doc``, allowed ``choices`` and numeric bounds (``finite=False``:
+    a float key that may be ``inf`` or ``nan``)."""
+    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "finite": finite}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -64,6 +70,7 @@ class Spec:
     item: Any = None
     choices: tuple[Any, ...] | None = None
     bounds: tuple[tuple[str, float], ...] = ()
+    finite: bool = True
 
 
 _SCALARS = (bool, int, float, str)
@@ -130,6 +137,7 @@ def specs(cls: type, exclude: tuple[str, ...] = ()) -> dict[str, Spec]:
         out[f.name] = Spec(
             name=f.name, kind=kind, default=default, doc=meta.get("doc") or doc_text, optional=optional,
             item=item, choices=meta.get("choices") or literal or doc_choices, bounds=bounds,
+            finite=meta.get("finite", True),
         )  # fmt: skip
     return out
 
@@ -141,9 +149,10 @@ def suggest(name: str, choices: typing.Iterable[str]) -> str:
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_INT64 = 2**63 - 1
 
 
-def _scalar(key: str, value: Any, kind: Any) -> Any:
+def _scalar(key: str, value: Any, kind: Any, finite: bool = True) -> Any:
     ok = (
         isinstance(value, bool)
         if kind is bool
@@ -151,7 +160,16 @@ def _scalar(key: str, value: Any, kind: Any) -> Any:
     )
     if not ok:
         raise ConfigError(f"{key}: expected {_TYPE_WORDS[kind]}, got {type(value).__name__} {value!r}")
-    return float(value) if kind is float else value
+    if kind is int and abs(value) > _INT64:
+        raise ConfigError(f"{key} = {value} is out of range (a 64-bit integer: at most {_INT64})")
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{key} = {value} is out of range (a finite number)") from None
+        if finite and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    return value
 
 
 _OPS = {
@@ -169,10 +187,10 @@ def coerce(key: str, value: Any, spec: Spec) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        value = tuple(_scalar(key, v, spec.item) for v in value)
+        value = tuple(_scalar(key, v, spec.item, spec.finite) for v in value)
         items = value
     else:
-        value = _scalar(key, value, spec.kind)
+        value = _scalar(key, value, spec.kind, spec.finite)
         items = (value,)
     for v in items:
         if spec.choices is not None and v not in spec.choices:
@@ -217,5 +235,5 @@ def build_section(
         kwargs[key] = coerce(f"{section}.{key}", value, keys[key])
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ArithmeticError) as exc:
         raise _post_init_error(section, keys, exc) from None
