@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,9 @@ def goals(scores: dict[str, Any], seeds: list[int]) -> str:
     def gc(*metric: str) -> list[float]:  # the curvelet EnKF with its defaults
         return g(cv, *metric, cfg=scored)
 
-    diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]
+    def diff(a: list[float], b: list[float]) -> list[float]:
+        return [x - y for x, y in zip(a, b, strict=True)]
+
     rows = [
         ("curvelet 0-10 cm spatial correlation", ">= 0.90", ci(gc("0-10cm", "spatial_corr"))),
         ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(gc("0-10cm", "ubrmse"), g(ol, "0-10cm", "ubrmse"), strict=True)])),
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     variant_seeds = [int(s) for s in a.variant_seeds.split(",") if s]
     if a.quick:
         seeds, tune_seeds = seeds[:2], tune_seeds[:1]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = a.root or ROOT / "runs" / f"study9-{stamp}"
     root.mkdir(parents=True, exist_ok=True)
     store = root / "study.json"

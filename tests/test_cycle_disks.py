@@ -21,6 +21,8 @@ from landimg.experiment.cycle import RESTART_NAME, main
 from landimg.experiment.restart import load_restart
 from test_cycle_ranks import SMALL, assert_bitwise
 
+pytestmark = pytest.mark.slow  # the cycle, run several times
+
 PREFIX = "landimg.cycle: "
 
 
@@ -195,6 +197,7 @@ def test_forbidden_land_mask_cache_is_one_line(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_full_disk_under_mpi_is_one_line_exit_2_on_every_rank(reference, tmp_path):
     _, sizes = reference

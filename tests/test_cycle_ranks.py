@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
 
-pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")]
 
 # a small grid, few members (5: uneven blocks on 2 and 3 ranks), all four methods, 3 days, two analyses a day
 SMALL = [

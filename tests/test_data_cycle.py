@@ -9,6 +9,8 @@ import pytest
 from landimg.data import inputs
 from landimg.data.cli import main as data_main
 
+pytestmark = pytest.mark.slow  # the cycle, run several times
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

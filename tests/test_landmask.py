@@ -34,6 +34,7 @@ print(json.dumps({"peak_mb": peak_mb, "held": held, "same": same}))
 """
 
 
+@pytest.mark.slow
 def test_equals_the_package_and_stays_small(tmp_path):
     env = dict(os.environ, LANDIMG_CACHE_DIR="none", PYTHONPATH=str(Path(grid_mod.__file__).parents[2]))
     out = subprocess.run(
@@ -69,7 +70,7 @@ def test_cache_off_and_unwritable(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDIMG_CACHE_DIR", "none")
     assert land_mask_cache_dir() is None
     lat, lon = np.arange(-30.5, -20.0), np.arange(20.5, 30.0)
-    ref = builtin_land_mask(lat, lon)
+    ref = builtin_land_mask(lat, lon)  # computed without a cache
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("LANDIMG_CACHE_DIR", str(blocker))
@@ -82,3 +83,5 @@ def test_cache_off_and_unwritable(tmp_path, monkeypatch):
     monkeypatch.delenv("LANDIMG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert land_mask_cache_dir() == tmp_path / "xdg" / "landimg"
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # stored in the cache
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # read from it

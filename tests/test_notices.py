@@ -86,6 +86,7 @@ def _regrid(files: str, out: str, sitecustomize: str | None = None) -> subproces
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_data_tool_gldas_missing_layer_once_and_no_dependency_noise(tmp_path):
     names = [n for n in fx._GLDAS_NAMES if n != "SoilMoi40_100cm_inst"]
     for hour in range(0, 24, 3):
@@ -100,6 +101,7 @@ def test_data_tool_gldas_missing_layer_once_and_no_dependency_noise(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_plots_without_matplotlib_say_so_once(tmp_path):
     nompl = tmp_path / "nompl"
     nompl.mkdir()

@@ -6,7 +6,7 @@ The program lives in :mod:`landimg.experiment`; this module keeps the command an
 
 import sys
 
-from landimg.experiment.cycle import *  # noqa: F401,F403
+from landimg.experiment.cycle import *  # noqa: F403
 from landimg.experiment.cycle import __all__, main  # noqa: F401
 
 if __name__ == "__main__":

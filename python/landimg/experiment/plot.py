@@ -206,7 +206,6 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
     """The experiment's figures in ``out/plots``: last-day maps, metric series, observation-space spread
     versus error and rank histograms, curvelet increment by scale."""
     from landimg.experiment.history import LAYER_NAMES, SCORES
-
     from landimg.experiment.ncfiles import verification
 
     pdir = make_dirs(out / "plots")
