@@ -85,3 +85,20 @@ def test_cache_off_and_unwritable(tmp_path, monkeypatch):
     assert land_mask_cache_dir() == tmp_path / "xdg" / "landimg"
     assert np.array_equal(builtin_land_mask(lat, lon), ref)  # stored in the cache
     assert np.array_equal(builtin_land_mask(lat, lon), ref)  # read from it
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "shape"])
+def test_a_damaged_cache_entry_is_recomputed_and_rewritten(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("LANDIMG_CACHE_DIR", str(tmp_path))
+    lat, lon = np.arange(30.5, 40.0), np.arange(-100.5, -90.0)
+    ref = builtin_land_mask(lat, lon)
+    (entry,) = (tmp_path / "landmask").glob("*.npy")
+    good = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        entry.write_bytes(b"garbage")
+    else:
+        np.save(entry, np.ones((2, 2), bool))
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)
+    assert entry.read_bytes() == good

@@ -139,7 +139,7 @@ def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
             cached = np.load(target)
             if cached.shape == (lat.size, lon_wrapped.size) and cached.dtype == bool:
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # absent or damaged: recomputed and rewritten
             pass
     land = _sample_mask_file(data, lat, lon_wrapped)
     if target is not None:
