@@ -14,10 +14,12 @@ pytestmark = pytest.mark.slow  # the cycle, run several times
 
 def _doc_examples():
     import importlib.util
+    import sys
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("doc_examples", Path(__file__).parents[1] / "docs" / "examples.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up)
     spec.loader.exec_module(module)
     return module
 

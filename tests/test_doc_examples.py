@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def _examples():
     spec = importlib.util.spec_from_file_location("doc_examples", DOCS / "examples.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up)
     spec.loader.exec_module(module)
     return module
 
