@@ -226,7 +226,9 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
     return CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
 
 
-def _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw) -> np.ndarray:
+def _update(
+    p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, perturbations=None
+) -> np.ndarray:
     """Analysis members (nloc, ny, nx) from the masked innovations ``d``: ``mode`` "perturbed" (observations
     perturbed per member), "plain" (the same observations for every member) or "denkf" (``y - (x_i + mean)
     / 2``, the deterministic EnKF of Sakov & Oke 2008).
@@ -238,6 +240,11 @@ def _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, di
     nloc = p.background.shape[0]
     if mode == "denkf":  # increments are linear in d: the mean's full increment minus half of each anomaly's
         yi = p.obs + 0.5 * (xb - p.layout.mean(xb))
+    elif mode == "perturbed" and perturbations is not None:
+        perturbations = np.asarray(perturbations, dtype=np.float64)
+        if perturbations.shape != p.background.shape:
+            raise ValueError(f"perturbations must have shape {p.background.shape}, got {perturbations.shape}")
+        yi = p.obs + perturbations
     elif mode == "perturbed":
         if rngs is None:
             rngs = [member_rng(seed, i, Purpose.OBS) for i in p.layout.members]
@@ -364,6 +371,7 @@ def curvelet_analysis(
     cg_maxiter: int = 300,
     hybrid: HybridB | None = None,
     bias: BiasAware | None = None,
+    perturbations: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
 
@@ -375,7 +383,9 @@ def curvelet_analysis(
         information); False in the optional bool (ny, nx) ``obs_mask`` = not used.
     transform : Transform
         Tight frame on the image shape or a larger padded shape (padding is unobserved, zero anomaly).
-    seed, rngs : one generator per local member (advanced in place), else ``member_rng(seed, i, OBS)``.
+    seed, rngs, perturbations : observation perturbations of the local members (``perturb_obs`` without
+        ``denkf``): the given images (nloc, ny, nx) (e.g. drawn by the host), else drawn here from one
+        generator per local member (advanced in place), else from ``member_rng(seed, i, OBS)``.
     perturb_obs, denkf, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
     obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
         As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
@@ -425,7 +435,7 @@ def curvelet_analysis(
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
     mode = "denkf" if denkf else "perturbed" if perturb_obs else "plain"
-    analysis = _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw)
+    analysis = _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, perturbations)
     if rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])

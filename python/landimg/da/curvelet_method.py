@@ -20,8 +20,8 @@ from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
-from landimg.da.obs_error import resolve_white_fraction
-from landimg.da.protocol import AnalysisContext, Diagnostics
+from landimg.da.obs_error import ObsError, as_obs_error, resolve_white_fraction
+from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
@@ -169,6 +169,18 @@ class CurveletEnKF(InflationSettings):
         resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
 
     @property
+    def need(self) -> Need:
+        """Whole-member images (each member's every column on one rank); perturbed observations drawn by
+        the host for the stochastic update (``perturb_obs`` without ``denkf``)."""
+        return Need(Distribution.MEMBERS, perturbations=self.perturb_obs and not self.denkf)
+
+    def assumed_obs_error(self, declared: ObsError) -> ObsError:
+        """The error this filter assumes: the declared total std per column, its variance split by
+        ``obs_white_fraction`` / ``obs_corr_km`` (white when ``obs_corr_km == 0``)."""
+        w = resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
+        return declared.assume(white_fraction=w, corr_length_km=self.obs_corr_km if w < 1.0 else None)
+
+    @property
     def transform_key(self) -> tuple:
         """What identifies this method's transform for a given grid (the host's cache key)."""
         auto = self.nscales is None and self.solver == "cg"  # max_nscales of the padded grid
@@ -207,6 +219,7 @@ class CurveletEnKF(InflationSettings):
         seed: int = 0,
         state: MutableMapping[str, Any] | None = None,
         xyz_km: np.ndarray | None = None,
+        perturbations: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Analysis images (nloc, ny, nx) and diagnostics; see :func:`curvelet_analysis`.
 
@@ -232,13 +245,14 @@ class CurveletEnKF(InflationSettings):
             periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset, solver=self.solver,
             cg_tol=self.cg_tol, cg_maxiter=self.cg_maxiter, hybrid=hybrid, bias=bias,
+            perturbations=perturbations,
         )  # fmt: skip
 
     def analyze(
         self,
         background: np.ndarray,
         obs: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_error: ObsError | float | np.ndarray,
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray, Diagnostics]:
@@ -247,11 +261,15 @@ class CurveletEnKF(InflationSettings):
         Every layer is inflated first (:func:`landimg.da.column_ops.inflate_columns`, as in every filter);
         the observed layer (``context.h``-weighted mean) of every member is then analysed as an image, and
         its increment reaches the layers by ``layer_increments`` (and ``deep_regression``). ``obs``,
-        ``obs_std`` and ``obs_mask`` are per column (ncol,) (``obs_std`` may be a scalar); see
-        :mod:`landimg.da.protocol`.
+        ``obs_error`` and ``obs_mask`` are per column (ncol,) of every column of the geometry (whole-member
+        images, ``need``); see :mod:`landimg.da.protocol`.
         """
         g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
+        if context.columns is not None and not np.array_equal(context.columns, np.arange(g.ncol)):
+            raise ValueError("CurveletEnKF analyses whole-member images: every column of the geometry, in order")
         theta = np.asarray(background, dtype=np.float64)
+        obs_std = self.assumed_obs_error(as_obs_error(obs_error, g.ncol)).std
+        pert = context.perturbations
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
         transform, offset = context.cache.get(
@@ -273,6 +291,7 @@ class CurveletEnKF(InflationSettings):
             land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
             layout=lay, rngs=context.rngs, seed=context.seed, state=context.state,
             xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 else None,
+            perturbations=None if pert is None else g.to_image(np.asarray(pert, dtype=np.float64).T, fill=0.0),
         )  # fmt: skip
         dtheta = self._layer_increments(infl, xcol, g.to_columns(xa) - xcol, h > 0, lay)
         if infl is not theta:

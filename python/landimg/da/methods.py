@@ -22,7 +22,17 @@ from landimg.da.point_common import apply_bounded
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
 from landimg.da.point_methods import PointEnKF, PointLETKF
-from landimg.da.protocol import AnalysisCache, AnalysisContext, Diagnostics, Geometry, Method, TransformCache
+from landimg.da.protocol import (
+    AnalysisCache,
+    AnalysisContext,
+    Diagnostics,
+    Distribution,
+    Geometry,
+    Method,
+    Need,
+    ObsError,
+    TransformCache,
+)
 
 __all__ = [
     "INFLATION_MODES",
@@ -31,9 +41,12 @@ __all__ = [
     "CoefficientStats",
     "CurveletEnKF",
     "Diagnostics",
+    "Distribution",
     "Geometry",
     "Method",
+    "Need",
     "Neighbourhoods",
+    "ObsError",
     "OpenLoop",
     "PointEnKF",
     "PointLETKF",
@@ -65,16 +78,26 @@ class OpenLoop:
     obs_depth: tuple[float, float] = (0.0, 0.05)
     snow_threshold: float = 1.0
 
+    @property
+    def need(self) -> Need:
+        """Nothing to redistribute: the open loop analyses nothing."""
+        return Need(Distribution.NONE)
+
+    def assumed_obs_error(self, declared: ObsError) -> ObsError:
+        """The declared error (unused)."""
+        return declared
+
     def analyze(
         self,
         background: np.ndarray,
         obs: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_error: ObsError | float | np.ndarray,
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[None, Diagnostics]:
-        """No increments (None: the state stays as it is); counts the finite and NaN observations (ncol,)."""
-        obs = np.asarray(obs, dtype=np.float64)
+        """No increments (None: the state stays as it is); counts the finite and NaN observations of the
+        owned columns (``context.owned``)."""
+        obs = np.asarray(obs, dtype=np.float64)[context.owned_mask(np.shape(obs)[0])]
         return None, Diagnostics(
             method="OpenLoop",
             n_obs=int(np.count_nonzero(np.isfinite(obs))),

@@ -1,14 +1,21 @@
-"""The observation-error model of the curvelet EnKF: white and spatially correlated parts.
+"""Observation errors: the declared error of an analysis (:class:`ObsError`, per column) and the
+curvelet EnKF's image model of it (:class:`ObsErrorModel`).
 
-``e = sigma * (sqrt(w) z_white + sqrt(1 - w) z_corr)``: perturbations of the observations (one draw per
-member from its own stream) and the error variance per curvelet coefficient ``s_o`` (exact formulas where
-they exist, else a fixed-seed Monte-Carlo estimate, identical on every rank).
+:class:`ObsError` is what a host hands every method (:mod:`landimg.da.protocol`): per column the standard
+deviation of a white part and of a spatially correlated part (Gaussian correlation ``exp(-r^2 / L^2)``
+of length ``corr_length_km``), and the e-folding time of the correlated part between analyses
+(``memory_days``; the filters treat errors as uncorrelated in time). A method may assume another error
+(:meth:`ObsError.assume`) for mis-specification experiments.
+
+:class:`ObsErrorModel` is that error on an image: ``e = sigma * (sqrt(w) z_white + sqrt(1 - w) z_corr)``,
+its perturbations (one draw per member from its own stream) and its variance per curvelet coefficient
+``s_o`` (exact formulas where they exist, else a fixed-seed Monte-Carlo estimate, identical on every rank).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +24,162 @@ from landimg.da.curvelet_stats import frame_norms2, image_offset, transform_shap
 from landimg.parallel import Purpose, member_rng
 from landimg.random_fields import GaussianFieldGenerator
 
-__all__ = ["ObsErrorModel", "resolve_white_fraction"]
+__all__ = ["ObsError", "ObsErrorModel", "as_obs_error", "resolve_white_fraction"]
+
+
+def _column_std(value: Any, name: str) -> np.ndarray:
+    """A float64 std: scalar (0-d) or per column (1-d), >= 0 and not NaN (``inf`` = no information)."""
+    arr = np.array(value, dtype=np.float64)
+    if arr.ndim > 1:
+        raise ValueError(f"ObsError.{name} must be a scalar or one value per column (ncol,), got shape {arr.shape}")
+    if np.any(np.isnan(arr)) or np.any(arr < 0):
+        raise ValueError(f"ObsError.{name} must be >= 0 and not NaN")
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass(frozen=True)
+class ObsError:
+    """The declared observation error of one analysis, per column.
+
+    ``e_c = white_std_c z_white,c + corr_std_c z_corr,c`` with independent unit-variance white noise and a
+    Gaussian-correlated unit-variance field ``z_corr`` (correlation ``exp(-r^2 / L^2)``, ``L =
+    corr_length_km``, the convention of :mod:`landimg.random_fields`), so ``R_cd = white_std_c^2 delta_cd +
+    corr_std_c corr_std_d exp(-r_cd^2 / L^2)``.
+
+    Attributes
+    ----------
+    white_std : float or ndarray (ncol,)
+        Standard deviation of the white part, m3/m3 (``inf``: no information, the observation is unusable).
+    corr_std : float or ndarray (ncol,)
+        Standard deviation of the correlated part, m3/m3 (0: white error).
+    corr_length_km : float
+        Correlation length ``L`` of the correlated part, km (> 0 when ``corr_std`` is not 0).
+    memory_days : float
+        E-folding time of the correlated part between analyses (AR(1)), days; 0: redrawn at each analysis.
+        Information about the world: the filters treat observation errors as uncorrelated in time.
+    """
+
+    white_std: Any
+    corr_std: Any = 0.0
+    corr_length_km: float = 0.0
+    memory_days: float = 0.0
+    _shape: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        white, corr = _column_std(self.white_std, "white_std"), _column_std(self.corr_std, "corr_std")
+        if white.ndim and corr.ndim and white.shape != corr.shape:
+            raise ValueError(f"ObsError: white_std {white.shape} and corr_std {corr.shape} differ in shape")
+        if not (np.isfinite(self.corr_length_km) and self.corr_length_km >= 0):
+            raise ValueError(f"ObsError.corr_length_km must be finite and >= 0, got {self.corr_length_km!r}")
+        if np.any(corr > 0) and self.corr_length_km <= 0:
+            raise ValueError("ObsError: a correlated part (corr_std > 0) needs corr_length_km > 0")
+        if not (np.isfinite(self.memory_days) and self.memory_days >= 0):
+            raise ValueError(f"ObsError.memory_days must be finite and >= 0, got {self.memory_days!r}")
+        object.__setattr__(self, "white_std", white)
+        object.__setattr__(self, "corr_std", corr)
+        object.__setattr__(self, "_shape", np.broadcast_shapes(white.shape, corr.shape))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def white(cls, std: Any) -> ObsError:
+        """Uncorrelated error of standard deviation ``std`` (scalar or (ncol,)), m3/m3."""
+        return cls(std)
+
+    @classmethod
+    def from_fraction(
+        cls, std: Any, white_fraction: float, corr_length_km: float = 0.0, memory_days: float = 0.0
+    ) -> ObsError:
+        """Total standard deviation ``std`` split by the white fraction of its *variance*, ``[0, 1]``."""
+        w = float(white_fraction)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"white_fraction must be in [0, 1], got {white_fraction!r}")
+        std = np.asarray(std, dtype=np.float64)
+        return cls(np.sqrt(w) * std, np.sqrt(1.0 - w) * std if w < 1.0 else 0.0, corr_length_km, memory_days)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def std(self) -> np.ndarray:
+        """Total standard deviation (scalar or (ncol,)), m3/m3."""
+        return np.sqrt(self.white_std**2 + self.corr_std**2)
+
+    @property
+    def correlated(self) -> bool:
+        """True when the error has a correlated part."""
+        return bool(np.any(self.corr_std > 0))
+
+    @property
+    def white_fraction(self) -> float:
+        """The white share of the error variance (over the columns with a finite, nonzero error)."""
+        wv = np.broadcast_to(self.white_std**2, self._shape or (1,))
+        tv = np.broadcast_to(self.std**2, self._shape or (1,))
+        ok = np.isfinite(tv) & (tv > 0)
+        return float(np.sum(wv[ok]) / np.sum(tv[ok])) if ok.any() else 1.0
+
+    def columns_std(self, ncol: int) -> np.ndarray:
+        """The total std broadcast to ``ncol`` columns, (ncol,)."""
+        if self._shape not in ((), (ncol,)):
+            raise ValueError(f"ObsError holds {self._shape[0]} columns, expected {ncol}")
+        return np.broadcast_to(self.std, (ncol,))
+
+    def take(self, columns: np.ndarray) -> ObsError:
+        """The error of a subset of the columns (global indices ``columns``); scalars stay scalars."""
+
+        def sub(a: np.ndarray) -> np.ndarray:
+            return a if a.ndim == 0 else a[np.asarray(columns)]
+
+        return ObsError(sub(self.white_std), sub(self.corr_std), self.corr_length_km, self.memory_days)
+
+    def assume(self, white_fraction: float | None = None, corr_length_km: float | None = None) -> ObsError:
+        """The error a method assumes: the same total std per column, its variance split by
+        ``white_fraction`` (None: as declared) with correlation length ``corr_length_km`` (None: as
+        declared). ``assume()`` is the declared error itself."""
+        if white_fraction is None and corr_length_km is None:
+            return self
+        w = self.white_fraction if white_fraction is None else float(white_fraction)
+        length = self.corr_length_km if corr_length_km is None else float(corr_length_km)
+        if w < 1.0 and length <= 0:
+            raise ValueError(f"an assumed white fraction {w} < 1 needs a correlation length > 0")
+        return ObsError.from_fraction(self.std, w, length, self.memory_days)
+
+    # ------------------------------------------------------------------ draws
+    def draw(
+        self,
+        rngs: Sequence[np.random.Generator],
+        geometry: Any,
+        columns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One error draw per generator at ``columns`` (global indices; None: all), (len(rngs), ncol_taken).
+
+        Every draw covers the whole ``geometry`` (its image for the correlated part, every column for the
+        white part) and is then sliced, so a member's error at a column does not depend on which block of
+        columns is asked for. Per generator: the correlated field first (``geometry.shape`` image, cell
+        size ``geometry.cell_km``), then ``geometry.ncol`` standard normals. ``white_std``/``corr_std``
+        are per column of the *taken* columns (or scalars).
+        """
+        idx = np.arange(geometry.ncol) if columns is None else np.asarray(columns)
+        n = idx.size
+        if self._shape not in ((), (n,)):
+            raise ValueError(f"ObsError holds {self._shape[0]} columns, the draw asks for {n}")
+        corr = None
+        if self.correlated:
+            gen = GaussianFieldGenerator(geometry.shape, geometry.cell_km, self.corr_length_km,
+                                         geometry.periodic_lon)  # fmt: skip
+            fields = gen.draw(rngs, 1)[:, 0].reshape(len(rngs), -1)
+            corr = fields[:, geometry.index[idx]]
+        white = np.stack([r.standard_normal(geometry.ncol)[idx] for r in rngs]) if len(rngs) else np.empty((0, n))
+        out = white * self.white_std
+        if corr is not None:
+            out += corr * self.corr_std
+        return out
+
+
+def as_obs_error(value: Any, ncol: int | None = None) -> ObsError:
+    """``value`` as an :class:`ObsError`: one already, or a white error std (scalar or (ncol,))."""
+    err = value if isinstance(value, ObsError) else ObsError.white(value)
+    if ncol is not None and err._shape not in ((), (ncol,)):
+        raise ValueError(f"the observation error holds {err._shape[0]} columns, expected {ncol}")
+    return err
 
 
 @dataclass

@@ -49,11 +49,17 @@ def _adapt(p: ColumnProblem, hx_all: np.ndarray, inflation: float, inflation_max
     return inflation
 
 
-def _perturbations(p: ColumnProblem, perturb_obs: bool, rngs, seed: int) -> np.ndarray:
-    """Observation perturbations of the local members (ncol, nloc); one draw per column and member."""
+def _perturbations(p: ColumnProblem, perturb_obs: bool, rngs, seed: int, given=None) -> np.ndarray:
+    """Observation perturbations of the local members (ncol, nloc); one draw per column and member
+    (``given``: drawn by the host, zeroed where the observation is not usable)."""
     ncol, nloc = p.obs.shape[0], p.state.shape[2]
     if not perturb_obs:
         return np.zeros((ncol, nloc))
+    if given is not None:
+        given = np.asarray(given, dtype=np.float64)
+        if given.shape != (ncol, nloc):
+            raise ValueError(f"perturbations must have shape ({ncol}, {nloc}), got {given.shape}")
+        return np.where(p.valid[:, None], given, 0.0)
     if rngs is None:
         rngs = [member_rng(seed, i, Purpose.OBS) for i in p.layout.members]
     if len(rngs) != nloc:
@@ -144,6 +150,7 @@ def point_enkf_increments(
     layout: MemberLayout | None = None,
     neighbours: Neighbourhoods | None = None,
     chunk: int = 256,
+    perturbations: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Point (column-wise) EnKF increments of the layer state.
 
@@ -171,6 +178,9 @@ def point_enkf_increments(
     layout, neighbours, chunk :
         MPI member layout (default serial); precomputed :class:`Neighbourhoods` of this observation
         pattern and radius (e.g. cached by the host; default: searched here); columns per batch.
+    perturbations : ndarray (ncol, nloc), optional
+        Observation perturbations of the local members drawn by the host (``perturb_obs``); default:
+        drawn here from ``rngs`` (white, ``obs_std``).
 
     Returns
     -------
@@ -200,7 +210,7 @@ def point_enkf_increments(
         full = mean + inflation * (full - mean)
         hx_all = np.einsum("l,lcm->cm", p.h, full)
     local = full[:, :, lay.start : lay.stop]
-    eps = _perturbations(p, perturb_obs, rngs, seed)
+    eps = _perturbations(p, perturb_obs, rngs, seed, perturbations)
     innov = np.where(p.valid[:, None], p.obs[:, None] + eps - hx_all[:, lay.start : lay.stop], 0.0)
     nb, xyz = neighbourhoods(p.valid, lat, lon, radius_km, max_obs, neighbours)
     dstate, gain_sum = _local_solves(full, hx_all, innov, p, nb, xyz, chunk)

@@ -13,7 +13,8 @@ from landimg.da.inflation import InflationSettings
 from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
-from landimg.da.protocol import AnalysisContext, Diagnostics
+from landimg.da.obs_error import ObsError, as_obs_error
+from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.parallel import MemberLayout
 
 __all__ = ["PointEnKF", "PointLETKF"]
@@ -39,13 +40,14 @@ def _neighbourhoods(method: Any, obs, obs_std, obs_mask, context: AnalysisContex
 
 
 def _column_analysis(
-    method, background, obs, obs_std, obs_mask, context, rngs
+    method, background, obs, obs_error, obs_mask, context, rngs
 ) -> tuple[np.ndarray, Diagnostics]:
     """Shared ``analyze`` of the point filters: update mask (with ``nlev_update``), inflation of every
     layer, the update on the inflated members, diagnostics."""
     g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
     theta = np.asarray(background, dtype=np.float64)
     obs = np.asarray(obs, dtype=np.float64)
+    obs_std = method.assumed_obs_error(as_obs_error(obs_error, obs.shape[0])).std
     ok = context.update_mask
     ok = np.ones(theta.shape, dtype=bool) if ok is None else np.array(ok, dtype=bool)
     if method.nlev_update is not None:
@@ -55,10 +57,15 @@ def _column_analysis(
     dtheta, diag = method.increments(
         infl, h, obs, obs_std, lat=g.lat, lon=g.lon, obs_mask=mask, update_mask=ok, layout=lay, rngs=rngs,
         seed=context.seed, neighbours=_neighbourhoods(method, obs, obs_std, mask, context),
+        perturbations=context.perturbations,
     )  # fmt: skip
     if infl is not theta:
         dtheta += (infl - theta) * ok
-    mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta), lay)
+    own = context.owned_mask(obs.shape[0])
+    mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta[:, own]), lay)
+    if context.owned is not None:  # count the block's own observations, not its halo's
+        diag["n_obs"] = int(np.count_nonzero(usable_observations(obs, obs_std, mask)[own]))
+        diag["n_nan_masked"] = int(np.count_nonzero(np.isnan(obs[own]) & (True if mask is None else mask[own])))
     return dtheta, Diagnostics(
         method=type(method).__name__, n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
         increment_mean=mean, increment_rms=rms, mean_gain_top=diag.get("mean_gain_top"), **fields,
@@ -100,6 +107,10 @@ class _ColumnFilter(InflationSettings):
     def __post_init__(self) -> None:
         _check(self)
 
+    def assumed_obs_error(self, declared: ObsError) -> ObsError:
+        """The error this filter assumes: the declared total std per column, uncorrelated (R diagonal)."""
+        return declared.assume(white_fraction=1.0)
+
 
 @dataclass(frozen=True)
 class PointEnKF(_ColumnFilter):
@@ -116,6 +127,12 @@ class PointEnKF(_ColumnFilter):
 
     perturb_obs: bool = True
 
+    @property
+    def need(self) -> Need:
+        """Every member of a block of columns and of the columns within ``radius_km``; perturbed
+        observations drawn by the host (``perturb_obs``)."""
+        return Need(Distribution.COLUMNS, halo_km=self.radius_km, perturbations=self.perturb_obs)
+
     def increments(
         self,
         state: np.ndarray,
@@ -131,12 +148,13 @@ class PointEnKF(_ColumnFilter):
         rngs: Sequence[np.random.Generator] | None = None,
         seed: int = 0,
         neighbours: Neighbourhoods | None = None,
+        perturbations: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """:func:`point_enkf_increments` of ``state`` (nlev, ncol, nloc) with no further inflation."""
         return point_enkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
             seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, obs_mask=obs_mask, update_mask=update_mask,
-            layout=layout, neighbours=neighbours,
+            layout=layout, neighbours=neighbours, perturbations=perturbations,
         )  # fmt: skip
 
     def update(
@@ -154,11 +172,11 @@ class PointEnKF(_ColumnFilter):
         self,
         background: np.ndarray,
         obs: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_error: ObsError | float | np.ndarray,
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray, Diagnostics]:
-        return _column_analysis(self, background, obs, obs_std, obs_mask, context, context.rngs)
+        return _column_analysis(self, background, obs, obs_error, obs_mask, context, context.rngs)
 
     analyze.__doc__ = _ANALYZE
 
@@ -174,6 +192,11 @@ class PointLETKF(_ColumnFilter):
     """
 
     radius_km: float = 250.0
+
+    @property
+    def need(self) -> Need:
+        """Every member of a block of columns and of the columns within ``radius_km`` (deterministic)."""
+        return Need(Distribution.COLUMNS, halo_km=self.radius_km)
 
     def increments(
         self,
@@ -201,7 +224,7 @@ class PointLETKF(_ColumnFilter):
     ):
         """Array-level update (nlev, ncol, nloc) -> (increments, dict) with this method's fixed inflation;
         keywords as :meth:`increments`. :meth:`analyze` is the protocol entry point."""
-        kw.pop("rngs", None), kw.pop("seed", None)
+        kw.pop("rngs", None), kw.pop("seed", None), kw.pop("perturbations", None)
         return point_letkf_increments(
             state,
             h,
@@ -217,10 +240,10 @@ class PointLETKF(_ColumnFilter):
         self,
         background: np.ndarray,
         obs: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_error: ObsError | float | np.ndarray,
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray, Diagnostics]:
-        return _column_analysis(self, background, obs, obs_std, obs_mask, context, None)
+        return _column_analysis(self, background, obs, obs_error, obs_mask, context, None)
 
     analyze.__doc__ = _ANALYZE

@@ -2,19 +2,34 @@
 
 Every method (``OpenLoop``, ``CurveletEnKF``, ``PointEnKF``, ``PointLETKF`` and any new one) has
 
-    increments, diagnostics = method.analyze(background, obs, obs_std, obs_mask, context)
+    method.need                                   # Need: the data layout it wants, halo, perturbations
+    method.assumed_obs_error(declared)            # the R it assumes (default: the declared one)
+    increments, diagnostics = method.analyze(background, obs, obs_error, obs_mask, context)
 
-with ``background`` the layer state of this rank's members (nlev, ncol, nloc) (e.g. volumetric soil water,
-m3/m3), ``obs`` (ncol,) the observed layer value per column (NaN = missing), ``obs_std`` a scalar or (ncol,)
-and ``obs_mask`` (ncol,) bool or None; ``context`` (:class:`AnalysisContext`) carries the observation
-operator weights, the geometry of the columns, the member layout, the random streams, the layers that
-may be updated and a transform cache. The method returns state increments (nlev, ncol, nloc), zero where
-not updated (or None: the state stays as it is, e.g. the open loop), and typed :class:`Diagnostics`. It never touches a model: the host applies the increments
+with ``background`` the layer state (nlev, nc, nm) of the columns ``context.columns`` (global indices
+into ``context.geometry``; None = all columns in order) and the members of ``context.layout`` held here
+(e.g. volumetric soil water, m3/m3); ``obs`` (nc,) the observed layer value per column (NaN = missing);
+``obs_error`` the declared error (:class:`~landimg.da.obs_error.ObsError` for those columns; a scalar or
+(nc,) std is taken as white) and ``obs_mask`` (nc,) bool or None; ``context`` (:class:`AnalysisContext`)
+carries the observation operator weights, the geometry, the member layout, the observation
+perturbations the host drew, the layers that may be updated, and a cache. The method returns state
+increments of the same shape, zero where not updated (or None: the state stays as it is, e.g. the open
+loop), and typed :class:`Diagnostics`. It never touches a model: the host applies the increments
 (bounds, water booking) itself.
+
+Layouts (:class:`Distribution`): a host whose members are spread over ranks redistributes the background
+to what ``method.need`` asks for (DART: "copy complete" / "var complete"; PDAF: model and filter
+communicators): ``MEMBERS`` (whole-member images: every column of a member on one rank, reductions over
+members by ``context.layout``), ``COLUMNS`` (all members of a block of columns plus the columns within
+``need.halo_km`` of it: ``context.layout`` then holds every member, ``context.owned`` marks the block's
+own columns, whose increments the host keeps) or ``NONE`` (the method changes nothing). Observation
+perturbations (``need.perturbations``) are drawn by the host from each member's own stream over the whole
+domain (:meth:`ObsError.draw`) and moved with the state, so they do not depend on the layout.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields
@@ -23,9 +38,47 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from landimg.da.localization import unit_xyz
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.parallel import MemberLayout
 
-__all__ = ["AnalysisCache", "AnalysisContext", "Diagnostics", "Geometry", "Method", "TransformCache"]
+__all__ = [
+    "AnalysisCache", "AnalysisContext", "Diagnostics", "Distribution", "Geometry", "Method", "Need", "ObsError",
+    "TransformCache", "as_obs_error",
+]  # fmt: skip
+
+
+class Distribution(enum.Enum):
+    """How a method wants the ensemble laid out over the ranks (see the module docstring)."""
+
+    NONE = "none"  # nothing to analyse (the open loop): the host passes what it holds
+    MEMBERS = "members"  # whole members: (nlev, ncol, members of this rank), every column of each
+    COLUMNS = "columns"  # column complete: (nlev, block + halo columns, every member)
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a method needs from its host.
+
+    Attributes
+    ----------
+    distribution : Distribution
+        The layout of the background (and of the observation perturbations) it analyses.
+    halo_km : float
+        ``COLUMNS``: columns (and their observations) within this distance of a block come with it.
+    perturbations : bool
+        Per-member observation perturbations from :meth:`Method.assumed_obs_error` are needed
+        (``context.perturbations``), e.g. the stochastic EnKF.
+    """
+
+    distribution: Distribution
+    halo_km: float = 0.0
+    perturbations: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.distribution, Distribution):
+            raise TypeError(f"Need.distribution must be a Distribution, got {self.distribution!r}")
+        if not (np.isfinite(self.halo_km) and self.halo_km >= 0):
+            raise ValueError(f"Need.halo_km must be finite and >= 0, got {self.halo_km!r}")
 
 
 @dataclass(frozen=True)
@@ -124,13 +177,23 @@ class AnalysisContext:
     h : ndarray (nlev,)
         Observation operator weights: the observed value of a column is ``h . state[:, col]``.
     geometry : Geometry
-        Column positions (images, distances).
+        Positions of *all* the columns of the domain (images, distances).
     layout : MemberLayout
-        This rank's members and the reproducible reductions over all members.
+        The members held here (of the background as given) and the reproducible reductions over all
+        members.
+    columns : ndarray of int (nc,) or None
+        Global column indices (into ``geometry``) of the arrays' column axis; None: every column in order.
+    owned : ndarray of bool (nc,) or None
+        Columns whose increments the host keeps (False: the halo of a column block); None: all.
+        Diagnostics (domain means) count the owned columns only.
+    perturbations : ndarray (nc, nm) or None
+        Observation-error draws of the members held here at the columns given, from the error the method
+        assumes (drawn by the host from each member's stream when ``need.perturbations``); None: the
+        method draws from ``rngs`` (or its fixed-seed streams) itself.
     rngs : sequence of Generator or None
-        One observation-perturbation stream per local member (advanced in place; None: the method's
-        own fixed-seed streams).
-    update_mask : ndarray of bool (nlev, ncol, nloc) or None
+        One observation-perturbation stream per member held here (advanced in place; None: the method's
+        own fixed-seed streams), for methods called without ``perturbations``.
+    update_mask : ndarray of bool (nlev, nc, nm) or None
         False where a layer may not be updated (frozen soil, snow); None = everywhere.
     cache : AnalysisCache
         The host's cache (transforms, neighbourhoods of an observation pattern).
@@ -144,11 +207,27 @@ class AnalysisContext:
     h: np.ndarray
     geometry: Geometry
     layout: MemberLayout
+    columns: np.ndarray | None = None
+    owned: np.ndarray | None = None
+    perturbations: np.ndarray | None = None
     rngs: Sequence[np.random.Generator] | None = None
     update_mask: np.ndarray | None = None
     cache: AnalysisCache = field(default_factory=AnalysisCache)
     state: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+
+    def column_index(self) -> np.ndarray:
+        """Global indices of the columns given, (nc,) (``columns``, or every column of the geometry)."""
+        return np.arange(self.geometry.ncol) if self.columns is None else np.asarray(self.columns)
+
+    def owned_mask(self, nc: int) -> np.ndarray:
+        """``owned`` as a bool array (nc,) (all True when None)."""
+        if self.owned is None:
+            return np.ones(nc, dtype=bool)
+        owned = np.asarray(self.owned, dtype=bool)
+        if owned.shape != (nc,):
+            raise ValueError(f"AnalysisContext.owned has shape {owned.shape}, expected ({nc},)")
+        return owned
 
 
 @dataclass
@@ -211,11 +290,16 @@ class Method(Protocol):
     obs_depth: tuple[float, float]
     snow_threshold: float
 
+    @property
+    def need(self) -> Need: ...
+
+    def assumed_obs_error(self, declared: ObsError) -> ObsError: ...
+
     def analyze(
         self,
         background: np.ndarray,
         obs: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_error: ObsError | float | np.ndarray,
         obs_mask: np.ndarray | None,
         context: AnalysisContext,
     ) -> tuple[np.ndarray | None, Diagnostics]: ...

@@ -15,9 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.protocol import AnalysisCache, AnalysisContext, Diagnostics, Geometry, Method
+from landimg.da.protocol import (
+    AnalysisCache,
+    AnalysisContext,
+    Diagnostics,
+    Distribution,
+    Geometry,
+    Method,
+    ObsError,
+    as_obs_error,
+)
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
-from landimg.parallel import MemberLayout, Purpose, member_rng
+from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
 __all__ = ["Ensemble"]
 
@@ -208,25 +217,56 @@ class Ensemble:
     def analyze(
         self,
         obs_image: np.ndarray,
-        obs_std: float | np.ndarray,
+        obs_std: float | np.ndarray | ObsError,
         method: Method,
         obs_mask: np.ndarray | None = None,
     ) -> Diagnostics:
         """Assimilate an observation image of the layer ``method.obs_depth`` (see :meth:`assimilate`).
 
+        The background goes to the method in the layout it asks for (``method.need``): whole members as
+        held (``MEMBERS``), or every member of the columns (``COLUMNS``: gathered here; every rank then
+        holds one block with every column, and keeps its own members' increments). Observation
+        perturbations, when needed, are drawn from each member's own stream (:meth:`ObsError.draw` of the
+        error the method assumes) before the redistribution.
+
         Returns the typed :class:`~landimg.da.protocol.Diagnostics`, with the water booking filled in.
         """
-        obs, std, mask = self._check_observations(obs_image, obs_std, obs_mask)
-        g = self.grid
-        dtheta, diag = method.analyze(
-            self.model.theta(), g.to_columns(obs), std if std.ndim == 0 else g.to_columns(std),
-            None if mask is None else g.to_columns(mask), self.analysis_context(method),
-        )  # fmt: skip
+        obs, err, mask = self._check_observations(obs_image, obs_std, obs_mask)
+        g, lay, need = self.grid, self.layout, method.need
+        obs, mask = g.to_columns(obs), None if mask is None else g.to_columns(mask)
+        context = self.analysis_context(method)
+        theta = self.model.theta()
+        if need.perturbations:  # (ncol, nloc): each member from its own stream, over the whole domain
+            context.perturbations = method.assumed_obs_error(err).draw(self.obs_rngs, self.geometry).T
+        if need.distribution is Distribution.COLUMNS and not isinstance(self.comm, SerialComm) and lay.size > 1:
+            dtheta, diag = method.analyze(*self._column_complete(theta, context), obs, err, mask, context)
+            dtheta = None if dtheta is None else dtheta[:, :, lay.start : lay.stop]
+        else:
+            if need.distribution is Distribution.COLUMNS:
+                context.rngs = None  # every member is here: perturbations come from the host
+            dtheta, diag = method.analyze(theta, obs, err, mask, context)
         if dtheta is None:
             diag.clipped_water_kg_m2 = 0.0
         else:
             self._apply_increments(dtheta, diag)
         return diag
+
+    def _column_complete(self, theta: np.ndarray, context: AnalysisContext) -> tuple[np.ndarray]:
+        """Member layout -> column-complete layout of one block holding every column (in place on
+        ``context``: every member's update mask and perturbations, a serial member layout). Returns
+        ``(background,)`` (nlev, ncol, nmem)."""
+        lay = self.layout
+
+        def gather(a: np.ndarray) -> np.ndarray:  # (..., ncol, nloc) -> (..., ncol, nmem), member order,
+            # Fortran-ordered like the model's arrays (numpy's reductions follow the memory order: same bits)
+            return np.asfortranarray(np.moveaxis(lay.allgather_members(np.moveaxis(a, -1, 0)), 0, -1))
+
+        if context.update_mask is not None:
+            context.update_mask = gather(context.update_mask.astype(np.float64)) > 0.5
+        if context.perturbations is not None:
+            context.perturbations = gather(context.perturbations)
+        context.layout, context.rngs = MemberLayout(self.nmem, SerialComm()), None
+        return (gather(theta),)
 
     def assimilate(
         self,
@@ -241,8 +281,9 @@ class Ensemble:
         ----------
         obs_image : ndarray (ny, nx)
             Observed layer-mean soil moisture, m3/m3; NaN = missing.
-        obs_std : float or ndarray (ny, nx)
-            Observation error standard deviation, m3/m3 (>= 0).
+        obs_std : float, ndarray (ny, nx) or ObsError
+            Observation error: a standard deviation, m3/m3 (>= 0; uncorrelated), or the declared error
+            model per column (:class:`landimg.da.obs_error.ObsError`, arrays (ncol,) of the grid's columns).
         method : OpenLoop, CurveletEnKF, PointEnKF or PointLETKF (any :class:`landimg.da.protocol.Method`)
         obs_mask : ndarray of bool (ny, nx), optional
             False = do not use.
@@ -257,7 +298,8 @@ class Ensemble:
         return self.analyze(obs_image, obs_std, method, obs_mask).as_dict()
 
     def _check_observations(self, obs_image, obs_std, obs_mask):
-        """Float images (obs, std (scalar or image), mask or None), with one-line errors naming the argument."""
+        """(obs image, the error as an ObsError per column, mask image or None), with one-line errors naming
+        the argument."""
         obs_image = np.asarray(obs_image, dtype=np.float64)
         if obs_image.shape != self.grid.shape:
             raise ValueError(
@@ -269,16 +311,20 @@ class Ensemble:
                 f"obs_image has {int(out_of_range.sum())} values outside [0, 1] m3/m3 (min {np.nanmin(obs_image):.4g}, "
                 f"max {np.nanmax(obs_image):.4g}): volumetric soil moisture expected; mark missing values with NaN"
             )
-        std = np.asarray(obs_std, dtype=np.float64)
-        if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != self.grid.shape):
-            raise ValueError(f"obs_std must be a scalar or shape {self.grid.shape}, got {std.shape}")
-        if np.any(std < 0) or np.any(np.isnan(std)):
-            raise ValueError("obs_std must be >= 0 and not NaN")
+        if isinstance(obs_std, ObsError):
+            err = as_obs_error(obs_std, self.grid.ncol)
+        else:
+            std = np.asarray(obs_std, dtype=np.float64)
+            if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != self.grid.shape):
+                raise ValueError(f"obs_std must be a scalar or shape {self.grid.shape}, got {std.shape}")
+            if np.any(std < 0) or np.any(np.isnan(std)):
+                raise ValueError("obs_std must be >= 0 and not NaN")
+            err = ObsError.white(std if std.ndim == 0 else self.grid.to_columns(std))
         if obs_mask is not None:
             if np.shape(obs_mask) != self.grid.shape:
                 raise ValueError(f"obs_mask has shape {np.shape(obs_mask)}, expected {self.grid.shape}")
             obs_mask = np.asarray(obs_mask, dtype=bool)
-        return obs_image, std, obs_mask
+        return obs_image, err, obs_mask
 
     def _apply_increments(self, dtheta: np.ndarray, diag: Diagnostics) -> None:
         """Add theta increments (nlev, ncol, nloc) as liquid water (``model.add_soil_water``, bounds kept).
