@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
+import landimg
 import numpy as np
 import pytest
-
-import landimg
 from landimg.analysis import CurveletEnKF, OpenLoop, PointEnKF, PointLETKF
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisCache, AnalysisContext, Distribution, Geometry, Need

@@ -11,9 +11,9 @@ import numpy as np
 from landimg.da.column_ops import increment_stats, inflate_columns, usable_observations
 from landimg.da.inflation import InflationSettings
 from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
-from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.parallel import MemberLayout
 
