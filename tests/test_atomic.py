@@ -159,3 +159,15 @@ def test_one_atomic_writer_in_the_package():
         if pattern.search(line) and not any(name == f and s in line for f, s in allowed)
     ]
     assert not found, found
+
+
+def test_data_tool_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    """The demo's product files are written by netCDF/HDF5 (a full disk is an 'HDF error' there)."""
+    from landimg.data.cli import main
+
+    with tiny_tmpfs(tmp_path / "mnt", size="512k") as mnt:
+        capsys.readouterr()
+        assert main(["demo", "--out", str(mnt / "D")]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"landimg.data: error: cannot write {mnt / 'D'}: No space left on device"], err
+        assert list(mnt.iterdir()) == []

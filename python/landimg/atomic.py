@@ -23,7 +23,9 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["DISK_ERRNOS", "DiskError", "as_disk_error", "atomic_path", "make_dirs", "write_bytes"]
+__all__ = [
+    "DISK_ERRNOS", "DiskError", "as_disk_error", "atomic_path", "diagnose", "make_dirs", "write_bytes",
+]  # fmt: skip
 
 #: The errors of a disk (or a file system's permissions) refusing a write.
 DISK_ERRNOS: frozenset[int] = frozenset(
@@ -98,6 +100,25 @@ def _no_room(tmp: Path) -> int | None:
     finally:
         os.close(fd)
     return None
+
+
+def diagnose(exc: BaseException, path: str | Path, directory: str | Path) -> DiskError | None:
+    """``exc``, raised while writing ``path`` (a file, or a tree being built in ``directory``), as a
+    :class:`DiskError` when the disk refused: an OSError of :data:`DISK_ERRNOS`, or -- for a library that
+    hides the system error -- no room for a probe file in ``directory``. None otherwise."""
+    err = as_disk_error(exc, path)
+    if err is not None or not isinstance(exc, Exception) or isinstance(exc, OSError):
+        return err
+    probe = Path(directory) / f".probe.{secrets.token_hex(4)}.tmp"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError as refused:
+        return DiskError(path, refused.errno) if refused.errno in DISK_ERRNOS else None
+    try:
+        code = _no_room(probe)
+    finally:
+        probe.unlink(missing_ok=True)
+    return None if code is None else DiskError(path, code)
 
 
 def make_dirs(path: str | Path) -> Path:
