@@ -1,10 +1,13 @@
 """Memory estimate of an experiment before anything large is allocated, and the memory this node has.
 
-The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing and
-perturbation work, the analysis' work arrays, rank 0's history and restart gather), calibrated on
-measured peaks (``docs/benchmarks.md``: a serial CONUS 1 deg run with 4 members peaks at ~190 MB). It
-errs high: a run is refused only when the estimate for the ranks on this node exceeds what the node
-(or the cgroup the job runs in) has available.
+The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing, rank 0's
+nature run and history) plus the larger of two phases that do not overlap: the analyses' work arrays
+(perturbation draws, gathered member images, point and curvelet analyses) and rank 0's restart gather.
+It is calibrated on measured peak resident sizes (``docs/benchmarks.md``, ``bench/memory_estimate.py``:
+CONUS, China and global 1 and 0.5 deg runs on 1 and 2 ranks, 8-32 members; estimate / measured 1.0-1.4)
+and errs high; a run is refused only when the estimate for the ranks on this node exceeds what the node
+(or the cgroup the job runs in) has available. Analyses run whole on every rank today, so their work
+arrays count once per rank.
 """
 
 from __future__ import annotations
@@ -20,13 +23,20 @@ __all__ = [
 ]  # fmt: skip
 
 _MB = 1024.0 * 1024.0
-_BASE_BYTES = 140 * 1024 * 1024  # python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
-_COLUMN_MEMBER_BYTES = 500  # ColumnModel arrays per column and member (measured 484 B)
+_BASE_BYTES = 140 * 1024 * 1024  # rank 0: python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
+_OTHER_BASE_BYTES = 110 * 1024 * 1024  # the other ranks draw no figures (measured 76-105 MB after set-up)
+# per column, member and method: the ColumnModel and perturbation state (measured 666 B: China 0.5 deg, 32
+# members, RSS before and after the ensembles are built) and the analyses' member-proportional work arrays
+# (calibrated: that run's analysis phase adds ~670 MB; bench/memory_phases.py)
+_COLUMN_MEMBER_BYTES = 1000
 _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _HISTORY_LAYERS = 3
 _RANK0_ONLY = ("nature run", "history", "restart gather")
+#: Parts alive at different times (the analyses' work arrays are freed before the restart is gathered):
+#: only the larger group counts.
+_PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("restart gather",))
 
 
 @dataclass(frozen=True)
@@ -42,21 +52,35 @@ class MemoryEstimate:
         Ranks of the run sharing this node's memory.
     rank0_only : tuple of str
         The parts only rank 0 holds; every other rank holds the rest.
+    phases : tuple of tuple of str
+        Groups of parts alive at different times: only the largest group counts.
+    other_libraries : int or None
+        The ``"libraries"`` part of the other ranks (None: as rank 0's).
     """
 
     parts: dict[str, int] = field(default_factory=dict)
     ranks_on_node: int = 1
     rank0_only: tuple[str, ...] = ()
+    phases: tuple[tuple[str, ...], ...] = ()
+    other_libraries: int | None = None
+
+    def _peak(self, parts: dict[str, int]) -> int:
+        grouped = {k for group in self.phases for k in group}
+        steady = sum(v for k, v in parts.items() if k not in grouped)
+        return int(steady + max((sum(parts.get(k, 0) for k in g) for g in self.phases), default=0))
 
     @property
     def per_rank(self) -> int:
         """Estimated peak of the busiest rank (rank 0), bytes."""
-        return int(sum(self.parts.values()))
+        return self._peak(self.parts)
 
     @property
     def other_rank(self) -> int:
         """Estimated peak of any other rank, bytes."""
-        return int(sum(v for k, v in self.parts.items() if k not in self.rank0_only))
+        parts = {k: v for k, v in self.parts.items() if k not in self.rank0_only}
+        if self.other_libraries is not None and "libraries" in parts:
+            parts["libraries"] = self.other_libraries
+        return self._peak(parts)
 
     @property
     def per_node(self) -> int:
@@ -118,8 +142,9 @@ def estimate_memory(
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
         parts["curvelet analysis"] = 16 * 8 * cells * (nmem + 4)
     return MemoryEstimate(
-        parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY
-    )
+        parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY,
+        phases=_PHASES, other_libraries=_OTHER_BASE_BYTES,
+    )  # fmt: skip
 
 
 def estimated_land_columns(
