@@ -62,7 +62,7 @@ def test_the_reference_is_named_in_the_files(reference_run, tmp_path):
         assert truth.long_name.startswith("reference soil moisture: gldas (GLDAS Noah 3-hourly")
         assert truth.source == f"gldas files {files}"
     with netCDF4.Dataset(tmp_path / "metrics.nc") as ds:
-        assert ds["spatial_corr_openloop"].long_name == "openloop spatial_corr of the analysis vs the reference gldas"
+        assert ds["spatial_corr_openloop"].long_name == "openloop daily spatial correlation of the analysis vs the reference gldas"
 
 
 def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monkeypatch):

@@ -3,7 +3,7 @@
 One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, sigma -> Ensemble.assimilate(y, sigma, method)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
 Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
@@ -103,6 +103,8 @@ def _start(
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.saved_day = r.day0
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
+        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
@@ -162,6 +164,7 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
             r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+            r.history[name].mean_background[day] = np.stack(means)
     return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
 
 
@@ -219,21 +222,22 @@ def _day(r: _Run, day: int) -> None:
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
         fe = _read(r, day, s.weather.ensemble, k * e.dt)
         for ens in r.ensembles.values():
-            ens.advance(fe, 1)
+            ens.advance(fe, 1, t=k * e.dt)
         if (k + 1) % spa != 0:
             continue
         # analysis time (end of the step)
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
-        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         last = step == spd - 1
         if last:
             bg_obs = _background(r, day)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
-            diag = ens.assimilate(y, ystd, s.methods[name])
+            diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
             if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
                 diag["obs_space"] = obs_space_stats(
@@ -250,9 +254,9 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
-    for ens in r.ensembles.values():
+    for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
-        t.instrument(ens, "assimilate", "analysis")
+        t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
         if ens.perturber is not None:
             t.instrument(ens.perturber, "advance", "perturbations")
             t.instrument(ens.perturber, "apply", "perturbations")
@@ -307,7 +311,8 @@ def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
 
     def write() -> None:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
+                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
     _on_rank0(r.comm, write, _kept(r))
     r.saved_day = day
@@ -369,7 +374,7 @@ def run(
         _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
     except OSError as exc:  # the land-mask cache
         raise InputError(str(exc)) from exc
-    s = setup(cfg)
+    s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
     _check_memory(cfg, s, comm)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
@@ -405,12 +410,14 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
-    summary = _on_rank0(comm, lambda: _finish(r, out, t_start), _kept(r, outputs=True))
+    per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank), _kept(r, outputs=True))
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
-def _finish(r: _Run, out: Path, t_start: float) -> dict[str, Any]:
-    """Rank 0 after the last day: summary.json, the output files, the previous restart removed."""
+def _finish(r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]]) -> dict[str, Any]:
+    """Rank 0 after the last day: summary.json, the output files, the previous restart removed
+    (``per_rank``: every rank's CPU seconds per method's analyses)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
@@ -422,6 +429,9 @@ def _finish(r: _Run, out: Path, t_start: float) -> dict[str, Any]:
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
+    summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
+        name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
+    }
     write_json(out / "summary.json", summary)
     finish(out)
     return summary
