@@ -56,10 +56,10 @@ def table(text: str, wall: bool = True) -> str:
     """The end-of-run table of ``python -m landimg.cycle`` in ``text`` (its output, or
     ``summary.format_table``), from its heading lines; ``wall=False`` leaves out the wall time (a probe's
     table is compared across runs)."""
-    lines = text.strip().splitlines()
+    lines = text.strip("\n").splitlines()  # (the heading line starts with spaces)
     start = next(i for i, ln in enumerate(lines) if ln.startswith("method "))
     start -= start > 0 and "analysis" in lines[start - 1]  # the heading above the columns
-    out = "\n".join(lines[start:])
+    out = "\n".join(lines[start:]).rstrip()
     return out if wall else re.sub(r"wall [\d.]+ s on \d+ rank\(s\); ", "", out)
 
 
