@@ -88,6 +88,7 @@ def _regrid(files: str, out: str, sitecustomize: str | None = None) -> subproces
 
 @pytest.mark.slow
 def test_data_tool_gldas_missing_layer_once_and_no_dependency_noise(tmp_path):
+    """A GLDAS set lacking a layer, read by the data tool without matplotlib: one warning line."""
     names = [n for n in fx._GLDAS_NAMES if n != "SoilMoi40_100cm_inst"]
     for hour in range(0, 24, 3):
         fx.gldas_file(str(tmp_path), dt.datetime(2021, 5, 1, hour), region=REGION, variables=names)
@@ -96,9 +97,9 @@ def test_data_tool_gldas_missing_layer_once_and_no_dependency_noise(tmp_path):
     (nompl / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
     done = _regrid(str(tmp_path / "GLDAS_*.nc4"), str(tmp_path / "o.nc"), str(nompl))
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines() == [
-        "landimg.data: warning: GLDAS file(s) lack SoilMoi40_100cm_inst: the 40-100 cm layer is NaN (8 times)"
-    ]
+    lines = done.stderr.splitlines()  # one line for the 8 files (the reader warns once per set, or the
+    assert len(lines) == 1, lines  # log counts its repeats), none from cf_xarray without matplotlib
+    assert lines[0].startswith("landimg.data: warning: GLDAS file") and "SoilMoi40_100cm_inst" in lines[0]
 
 
 @pytest.mark.slow
