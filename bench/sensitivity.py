@@ -188,7 +188,7 @@ def _command(v: Variant, out: Path, quick: bool, ranks: int) -> list[str]:
     if quick:
         sets = [s for s in sets if not (s.startswith("ensemble.members=") or s.startswith("domain.res="))]
         sets.append("ensemble.members=4")
-    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.experiment.cycle", "--out", str(out), "--quiet"]
+    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.cycle", "--out", str(out), "--quiet"]
     for s in sets:
         cmd += ["--set", s]
     return cmd

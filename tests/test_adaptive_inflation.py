@@ -223,10 +223,10 @@ _SCRIPT = textwrap.dedent(
     from landimg.da.curvelet_enkf import curvelet_analysis
     from landimg.da.point_enkf import point_enkf_increments
     from landimg.transform.curvelet import Curvelet
-    from landimg.parallel import MemberLayout
+    from landimg.layout import Layout
 
     comm = MPI.COMM_WORLD
-    lay = MemberLayout(8, comm)
+    lay = Layout(8, comm)
     rng = np.random.default_rng(7)
     bg = 0.3 + 0.01 * rng.standard_normal((8, 32, 32))
     obs = 0.3 + 0.05 * rng.standard_normal((32, 32))

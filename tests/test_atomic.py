@@ -32,10 +32,10 @@ def umask(mask: int):
 
 def _writers(tmp_path: Path) -> dict[str, Path]:
     """Every kind of file landimg writes, written once into ``tmp_path``: name -> path."""
-    from landimg.ensemble.grid import _store_mask
     from landimg.experiment.output import write_json, write_netcdf
     from landimg.experiment.restart import save_restart
     from landimg.experiment.spinup_cache import save_spinup
+    from landimg.grid import _store_mask
 
     out = {}
     write_json(tmp_path / "summary.json", {"a": 1})

@@ -6,9 +6,9 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+from landimg.cycle import RESTART_NAME, main
 from landimg.experiment import loop
-from landimg.experiment.cycle import RESTART_NAME, main
-from landimg.experiment.io import load_restart
+from landimg.experiment.restart import load_restart
 from landimg.experiment.timing import PARTS
 
 SMALL = ["experiment.days=2", "experiment.spinup_days=6", "ensemble.members=4", "output.plots=false"]

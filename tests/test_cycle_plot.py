@@ -37,10 +37,10 @@ def test_figures_are_written(tmp_path):
 @pytest.fixture()
 def reference_run(tmp_path):
     """A configuration verified against a reference product, with an (empty) history of 2 days."""
-    from landimg.ensemble.grid import Grid
     from landimg.experiment.config import load_config
     from landimg.experiment.history import History
     from landimg.experiment.obs import Stations
+    from landimg.grid import Grid
 
     files = str(tmp_path / "gldas" / "GLDAS_*.nc4")
     cfg = load_config(None, ["experiment.days=2", 'reference.product="gldas"', f'reference.files="{files}"',

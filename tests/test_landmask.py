@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from landimg import grid as grid_mod
 from landimg.atomic import DiskError
-from landimg.ensemble import grid as grid_mod
-from landimg.ensemble.grid import Grid, builtin_land_mask, land_mask_cache_dir
+from landimg.grid import Grid, builtin_land_mask, land_mask_cache_dir
 
 _CHECK = r"""
 import json, resource, sys
 import numpy as np
-from landimg.ensemble.grid import builtin_land_mask
+from landimg.grid import builtin_land_mask
 cases = [((-60.0, 90.0), (-180.0, 180.0), 2.0), ((50.0, 70.0), (160.0, 200.0), 0.5), ((-40.0, -20.0), (0.0, 40.0), 0.25)]
 ours = []
 for (s, n), (w, e), r in cases:
@@ -36,7 +36,7 @@ print(json.dumps({"peak_mb": peak_mb, "held": held, "same": same}))
 
 @pytest.mark.slow
 def test_equals_the_package_and_stays_small(tmp_path):
-    env = dict(os.environ, LANDIMG_CACHE_DIR="none", PYTHONPATH=str(Path(grid_mod.__file__).parents[2]))
+    env = dict(os.environ, LANDIMG_CACHE_DIR="none", PYTHONPATH=str(Path(grid_mod.__file__).parents[1]))
     out = subprocess.run(
         [sys.executable, "-c", _CHECK], check=False, env=env, capture_output=True, text=True, timeout=600
     )

@@ -7,13 +7,13 @@ lambda_coarse ~ 4 and lambda ~ 1 elsewhere within the estimate's sampling error;
 
 import numpy as np
 import pytest
+from landimg import Grid, Layout
 from landimg.analysis import CurveletEnKF
 from landimg.da.curvelet_stats import coefficient_scales
 from landimg.da.inflation import innovation_statistics, smoothed_lambda
-from landimg.da.localization import EARTH_RADIUS_KM
-from landimg.da.protocol import AnalysisContext, Geometry
+from landimg.da.protocol import AnalysisContext
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.parallel import SerialComm
 from landimg.transform.curvelet import Curvelet
 
 SHAPE = (64, 64)
@@ -55,7 +55,7 @@ def _oracle(T, ndraw=64):
 
 
 def _estimate(T, bg, obs, valid, debias=True):
-    lay = MemberLayout(NMEM, SerialComm())
+    lay = Layout(NMEM, SerialComm())
     st = scale_statistics(bg, obs, np.full(SHAPE, SIGMA), valid, T, (0, 0), lay, debias=debias)
     lam_o, _ = smoothed_lambda(st.d2, st.r_tr, st.hbh, st.dof, upper=10.0)
     sd = np.sqrt(2.0 / st.dof) * (lam_o * st.hbh + st.r_tr) / st.hbh  # sampling std of each estimate
@@ -102,11 +102,9 @@ def test_equal_factors_are_the_scalar_inflation(T):
 def _geometry(ny=32, nx=48, res=1.0):
     lat = 30.0 + res * (np.arange(ny) + 0.5)
     lon = -110.0 + res * (np.arange(nx) + 0.5)
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    dy = np.radians(res) * EARTH_RADIUS_KM
     land = np.ones((ny, nx), bool)
     land[:6, :10] = False  # a sea
-    return Geometry(land, lat2[land], lon2[land], (dy, dy * np.cos(np.radians(lat.mean()))))
+    return Grid(lat=lat, lon=lon, land=land, res=res)
 
 
 def _state(g, seed=0, nlev=3):
@@ -117,7 +115,7 @@ def _state(g, seed=0, nlev=3):
 
 
 def _ctx(g, state=None):
-    return AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()),
+    return AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
                            rngs=[np.random.default_rng(i) for i in range(16)], state=dict(state or {}))  # fmt: skip
 
 

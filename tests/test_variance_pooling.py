@@ -173,11 +173,11 @@ _MPI_SCRIPT = textwrap.dedent(
     from mpi4py import MPI
     from landimg.da import curvelet_enkf as ce
     from landimg.transform.curvelet import Curvelet
-    from landimg.parallel import MemberLayout
+    from landimg.layout import Layout
 
     comm = MPI.COMM_WORLD
     nmem, shape, tshape = 7, (20, 28), (24, 32)
-    layout = MemberLayout(nmem, comm)
+    layout = Layout(nmem, comm)
     rng = np.random.Generator(np.random.PCG64(5))
     full = np.cumsum(np.cumsum(rng.standard_normal((nmem,) + shape), axis=1), axis=2) / 10.0
     yy, xx = np.mgrid[0:20, 0:28]

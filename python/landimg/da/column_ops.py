@@ -9,7 +9,7 @@ import numpy as np
 
 from landimg.da.inflation import smoothed_inflation
 from landimg.da.protocol import AnalysisContext
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = [
     "increment_stats",
@@ -21,7 +21,7 @@ __all__ = [
 
 
 def regression_increments(
-    theta: np.ndarray, xobs: np.ndarray, dobs: np.ndarray, over: np.ndarray, layout: MemberLayout
+    theta: np.ndarray, xobs: np.ndarray, dobs: np.ndarray, over: np.ndarray, layout: Layout
 ) -> np.ndarray:
     """Deeper-layer increments by ensemble regression on the observed-layer value, (nlev, ncol, nloc).
 
@@ -36,7 +36,7 @@ def regression_increments(
         Observed-layer value and its analysis increment per local member.
     over : ndarray of bool (nlev,)
         Layers inside the observed depth (no regression increment).
-    layout : MemberLayout
+    layout : Layout
     """
     mu_t = layout.mean(theta, axis=2)
     mu_o = layout.mean(xobs, axis=0)
@@ -49,16 +49,22 @@ def regression_increments(
     return beta[:, :, None] * dobs.T[None]
 
 
-def increment_stats(dobs: np.ndarray, layout: MemberLayout) -> tuple[float, float]:
-    """Domain mean and rms of the observed-layer increment ``dobs`` (nloc, ncol) over all members."""
-    n = layout.nmem * dobs.shape[1]
-    s1 = float(layout.ordered_sum(dobs).sum())
-    s2 = float(layout.ordered_sum(dobs**2).sum())
-    return s1 / n, float(np.sqrt(s2 / n))
+def increment_stats(dobs: np.ndarray, layout: Layout) -> tuple[float, float]:
+    """Domain mean and rms of the observed-layer increment ``dobs`` (nloc, ncol) over all members.
+
+    ``dobs`` holds this rank's members at its own columns (``layout``'s block; all columns for a layout
+    of whole members); the sums run over the members in member order, then over the columns with the
+    fixed chunking (:meth:`landimg.layout.Layout.domain_sum`), the same bits on any layout.
+    """
+    dobs = np.asarray(dobs, dtype=np.float64)
+    ncol = dobs.shape[1] if layout.ncol is None else layout.ncol
+    n = layout.nmem * ncol
+    s1, s2 = layout.domain_sum(np.stack([dobs.T, (dobs * dobs).T]))
+    return float(s1) / n, float(np.sqrt(float(s2) / n))
 
 
 def regression_coefficients(
-    theta: np.ndarray, xobs: np.ndarray, layout: MemberLayout
+    theta: np.ndarray, xobs: np.ndarray, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
     """``beta_l = cov(theta_l, x_obs) / var(x_obs)`` per layer and column (nlev, ncol), and ``var > 0`` (ncol,).
 
@@ -99,17 +105,22 @@ def inflate_columns(
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
     ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
+    The statistics count the owned columns (``context.owned``) and are reduced over the column blocks
+    of ``context.layout`` with the fixed chunking: the same factor on every rank and layout.
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
     factor, fields = float(method.inflation), {}
     if method.inflation_mode == "adaptive":
         key = f"{type(method).__name__}.inflation_lambda"
-        hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)).T  # (ncol, N), all ranks
+        own = context.owned_mask(np.shape(obs)[0])
+        hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)[:, own]).T  # (nown, N)
         std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), np.shape(obs))
+        usable = usable_observations(obs, std, obs_mask)[own]
         lam_o, lam, factor = smoothed_inflation(
-            hx_all, np.asarray(obs, dtype=np.float64), std, usable_observations(obs, std, obs_mask),
+            hx_all, np.asarray(obs, dtype=np.float64)[own], std[own], usable,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
             debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
+            column_sum=lay.column_sum,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}

@@ -10,11 +10,12 @@ filter does when no observation is usable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout, chunked_sum
 
 __all__ = [
     "INFLATION_MODES",
@@ -80,7 +81,7 @@ def check_inflation(inflation: float, inflation_mode: str, inflation_max: float)
         )
 
 
-def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> np.ndarray:
+def inflate_only(state: np.ndarray, inflation: float, layout: Layout) -> np.ndarray:
     """Increments (nlev, ncol, nloc) that inflate the anomalies of ``state`` by ``inflation`` (no update).
 
     ``(inflation - 1) * (x_i - mean(x))``, the member mean reduced in member order; zeros when
@@ -91,8 +92,22 @@ def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> n
     return (inflation - 1.0) * (state - layout.mean(state, axis=2)[:, :, None])
 
 
+def _member_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over the members (last axis) one after the other in member order: (..., N) -> (...,)."""
+    acc = np.zeros(a.shape[:-1])
+    for i in range(a.shape[-1]):
+        acc += a[..., i]
+    return acc
+
+
 def innovation_statistics(
-    hx_all: np.ndarray, obs: np.ndarray, std: np.ndarray, valid: np.ndarray, *, debias: bool = True
+    hx_all: np.ndarray,
+    obs: np.ndarray,
+    std: np.ndarray,
+    valid: np.ndarray,
+    *,
+    debias: bool = True,
+    column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, float, float, float]:
     """The sums the inflation estimate is made of, over the usable observations.
 
@@ -101,14 +116,22 @@ def innovation_statistics(
     from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could fix) and
     ``tr R`` becomes ``(1 - 1/p) tr R`` (exact for uncorrelated errors).
 
+    Every sum over the observations is a domain sum over their columns with the fixed chunking
+    (``column_sum``; each column's terms summed over the members in member order first), so the result is
+    bitwise the same however the columns are split over ranks.
+
     Parameters
     ----------
     hx_all : ndarray (ncol, N)
-        Predicted observations of all members (identical on every rank).
+        Predicted observations of all members at the columns held (identical on every rank holding them).
     obs, std : ndarray (ncol,)
         Observations and error std; ``valid`` (ncol,) bool marks the usable ones.
     debias : bool
         Remove the spatial mean (bias) part of the innovations and anomalies.
+    column_sum : callable, optional
+        Domain sum of per-column values (..., ncol) -> (...,) (``Layout.column_sum`` when the columns
+        are this rank's block of a larger domain); default: the fixed chunking of the columns given
+        (:func:`landimg.layout.chunked_sum`, the whole domain on one rank).
 
     Returns
     -------
@@ -116,17 +139,25 @@ def innovation_statistics(
         ``sum d^2``, ``tr R``, ``sum_i sum a_i^2 / (N - 1)`` (obs units squared) and the number of
         observations ``p`` (the degrees of freedom of ``d2``); all 0 when ``p < 2``.
     """
+    total = chunked_sum if column_sum is None else column_sum
+    hx_all = np.asarray(hx_all, dtype=np.float64)
     nmem = hx_all.shape[1]
-    hb = hx_all[valid]
-    p = hb.shape[0]
+    valid = np.asarray(valid, dtype=bool)
+    hx = np.where(valid[:, None], hx_all, 0.0)
+    p = float(total(valid.astype(np.float64)))
     if p < 2:
         return 0.0, 0.0, 0.0, 0.0
-    hbar = hb.mean(axis=1)
-    d, a = obs[valid] - hbar, hb - hbar[:, None]
-    r_tr = float(np.sum(std[valid] ** 2))
+    hbar = _member_sum(hx) / nmem
+    d = np.where(valid, obs - hbar, 0.0)
+    a = np.where(valid[:, None], hx - hbar[:, None], 0.0)  # (ncol, N)
+    r_tr = float(total(np.where(valid, std * std, 0.0)))
     if debias:
-        d, a, r_tr = d - d.mean(), a - a.mean(axis=0), r_tr * (1.0 - 1.0 / p)
-    return float(np.sum(d * d)), r_tr, float(np.sum(a * a)) / (nmem - 1), float(p)
+        mean = total(np.concatenate([d[None], a.T])) / p  # (1 + N,): the means of d and of every a_i
+        d = np.where(valid, d - mean[0], 0.0)
+        a = np.where(valid[:, None], a - mean[1:], 0.0)
+        r_tr *= 1.0 - 1.0 / p
+    d2, a2 = total(np.stack([d * d, _member_sum(a * a)]))
+    return float(d2), r_tr, float(a2) / (nmem - 1), p
 
 
 def smoothed_lambda(
@@ -198,6 +229,7 @@ def smoothed_inflation(
     debias: bool = True,
     lower: float = 1.0,
     upper: float = 2.0,
+    column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, float, float]:
     """Variance inflation from (de-biased) innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
 
@@ -217,6 +249,8 @@ def smoothed_inflation(
         Remove the spatial mean (bias) part of the innovations and anomalies.
     lower, upper : float
         Bounds of the anomaly factor.
+    column_sum : callable, optional
+        Domain sum over the columns (see :func:`innovation_statistics`).
 
     Returns
     -------
@@ -227,7 +261,7 @@ def smoothed_inflation(
     factor : float
         Anomaly factor ``sqrt(lam)``.
     """
-    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias)
+    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias, column_sum=column_sum)
     lam_o, lam = smoothed_lambda(
         d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
     )

@@ -10,12 +10,12 @@ import numpy as np
 
 from landimg.da.column_ops import increment_stats, inflate_columns, usable_observations
 from landimg.da.inflation import InflationSettings
-from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
+from landimg.da.localization import Neighbourhoods, observed_neighbourhoods, pad_neighbourhoods
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.da.point_letkf import point_letkf_increments
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout, column_chunks
 
 __all__ = ["PointEnKF", "PointLETKF"]
 
@@ -29,14 +29,30 @@ def _check(method: Any) -> None:
 
 
 def _neighbourhoods(method: Any, obs, obs_std, obs_mask, context: AnalysisContext) -> Neighbourhoods:
-    """The observed neighbourhoods of this observation pattern, from the host's cache when it repeats."""
-    g = context.geometry
+    """The observed neighbourhoods of the owned columns for this observation pattern (from the host's
+    cache when it repeats), as wide as the widest of every column block's (a collective maximum).
+
+    Ties in distance are broken by the global column index, so a block with its halo finds the whole
+    domain's neighbourhoods of its columns, and every block has the width of the whole domain's.
+    """
+    g, cols = context.geometry, context.column_index()
     valid = usable_observations(obs, obs_std, obs_mask)
+    own = context.owned_mask(valid.size)
     radius = float(method.radius_km)
-    key = (radius, method.max_obs, g.ncol, valid.tobytes())
-    return context.cache.get(
-        "neighbourhoods", key, lambda: observed_neighbourhoods(g.xyz, valid, radius, method.max_obs)
-    )
+    key = (radius, method.max_obs, g.ncol, cols.tobytes(), own.tobytes(), valid.tobytes())
+    nb = context.cache.get(
+        "neighbourhoods", key,
+        lambda: observed_neighbourhoods(g.xyz[cols], valid, radius, method.max_obs, rows=own, order=cols),
+    )  # fmt: skip
+    width = int(context.layout.column_max(nb.m))  # every rank calls this, cached or not
+    if width == nb.m:
+        return nb
+    return context.cache.get("neighbourhoods", (*key, width), lambda: pad_neighbourhoods(nb, width))
+
+
+def _chunk_of_columns(context: AnalysisContext) -> np.ndarray:
+    """The fixed chunk of the domain (:func:`landimg.layout.column_chunks`) of every column given, (nc,)."""
+    return np.searchsorted(column_chunks(context.geometry.ncol), context.column_index(), side="right") - 1
 
 
 def _column_analysis(
@@ -54,21 +70,24 @@ def _column_analysis(
         ok[method.nlev_update :] = False
     mask = None if obs_mask is None else np.asarray(obs_mask, dtype=bool)
     infl, fields = inflate_columns(method, theta, obs, obs_std, mask, ok, context)
+    cols, own = context.column_index(), context.owned_mask(obs.shape[0])
+    nb = _neighbourhoods(method, obs, obs_std, mask, context)
     dtheta, diag = method.increments(
-        infl, h, obs, obs_std, lat=g.lat, lon=g.lon, obs_mask=mask, update_mask=ok, layout=lay, rngs=rngs,
-        seed=context.seed, neighbours=_neighbourhoods(method, obs, obs_std, mask, context),
-        perturbations=context.perturbations,
+        infl, h, obs, obs_std, lat=g.column_lat[cols], lon=g.column_lon[cols], obs_mask=mask, update_mask=ok,
+        layout=lay, rngs=rngs, seed=context.seed, neighbours=nb, perturbations=context.perturbations,
+        window=_chunk_of_columns(context),
     )  # fmt: skip
     if infl is not theta:
         dtheta += (infl - theta) * ok
-    own = context.owned_mask(obs.shape[0])
-    mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta[:, own]), lay)
-    if context.owned is not None:  # count the block's own observations, not its halo's
-        diag["n_obs"] = int(np.count_nonzero(usable_observations(obs, obs_std, mask)[own]))
-        diag["n_nan_masked"] = int(np.count_nonzero(np.isnan(obs[own]) & (True if mask is None else mask[own])))
+    mean, rms = increment_stats(np.einsum("l,lcm->mc", h, dtheta)[:, own], lay)
+    nan = np.isnan(obs) & (True if mask is None else mask)  # domain counts: the owned columns of every block
+    usable = usable_observations(obs, obs_std, mask)
+    counts = lay.column_sum(np.stack([usable, nan])[:, own].astype(np.float64))
+    gain = diag.get("gain_top")
     return dtheta, Diagnostics(
-        method=type(method).__name__, n_obs=diag["n_obs"], n_nan_masked=diag["n_nan_masked"],
-        increment_mean=mean, increment_rms=rms, mean_gain_top=diag.get("mean_gain_top"), **fields,
+        method=type(method).__name__, n_obs=int(counts[0]), n_nan_masked=int(counts[1]),
+        increment_mean=mean, increment_rms=rms,
+        mean_gain_top=None if gain is None else float(lay.column_sum(gain[own])) / g.ncol, **fields,
     )  # fmt: skip
 
 
@@ -144,17 +163,18 @@ class PointEnKF(_ColumnFilter):
         lon: np.ndarray | None = None,
         obs_mask: np.ndarray | None = None,
         update_mask: np.ndarray | None = None,
-        layout: MemberLayout | None = None,
+        layout: Layout | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
         seed: int = 0,
         neighbours: Neighbourhoods | None = None,
         perturbations: np.ndarray | None = None,
+        window: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """:func:`point_enkf_increments` of ``state`` (nlev, ncol, nloc) with no further inflation."""
         return point_enkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
             seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, obs_mask=obs_mask, update_mask=update_mask,
-            layout=layout, neighbours=neighbours, perturbations=perturbations,
+            layout=layout, neighbours=neighbours, perturbations=perturbations, window=window,
         )  # fmt: skip
 
     def update(
@@ -209,7 +229,7 @@ class PointLETKF(_ColumnFilter):
         lon: np.ndarray | None = None,
         obs_mask: np.ndarray | None = None,
         update_mask: np.ndarray | None = None,
-        layout: MemberLayout | None = None,
+        layout: Layout | None = None,
         neighbours: Neighbourhoods | None = None,
         **_: Any,
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -224,7 +244,7 @@ class PointLETKF(_ColumnFilter):
     ):
         """Array-level update (nlev, ncol, nloc) -> (increments, dict) with this method's fixed inflation;
         keywords as :meth:`increments`. :meth:`analyze` is the protocol entry point."""
-        kw.pop("rngs", None), kw.pop("seed", None), kw.pop("perturbations", None)
+        kw.pop("rngs", None), kw.pop("seed", None), kw.pop("perturbations", None), kw.pop("window", None)
         return point_letkf_increments(
             state,
             h,

@@ -32,7 +32,7 @@ _PROG = "landimg.data"
 
 def build_grid(preset: str | None, bbox: Sequence[float] | None, res: float | None):
     """The model grid of a preset (its default resolution unless ``res``) or of a bbox + res."""
-    from landimg.ensemble.grid import Grid
+    from landimg.grid import Grid
 
     if preset:
         from landimg.experiment.config import PRESETS

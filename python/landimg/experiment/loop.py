@@ -6,7 +6,11 @@ One path of data through a day (every rank; rank 0 records):
     at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
-Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
+The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
+each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
+observations are still made for the whole domain on every rank, and cut to the block). Every reduction is
+in member order and every domain sum uses the fixed chunking of the columns, so results do not depend on
+the layout.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class _Run:
     comm: Any
     nature: Any
     ensembles: dict[str, Any]
+    column_blocks: int = 1
     history: History | None = None
     day0: int = 0
     wall_before: float = 0.0
@@ -72,13 +77,14 @@ class _Run:
         return self.comm.Get_rank()
 
 
-def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
+def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
     from landimg.ensemble.ensemble import Ensemble
 
     e = cfg.experiment
     return {
         name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
-                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
+                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp},
+                       column_blocks=column_blocks)
         for name in s.methods
     }  # fmt: skip
 
@@ -92,9 +98,11 @@ def _start(
     prog: Progress,
     cache: Path | None,
     timings: Timings,
+    column_blocks: int = 1,
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
-    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
+    ens = _ensembles(cfg, s, comm, column_blocks)
+    r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
@@ -262,20 +270,43 @@ def _instrument(r: _Run) -> None:
             t.instrument(ens.perturber, "apply", "perturbations")
 
 
-def _check_memory(cfg: Config, s: Setup | None, comm: Any) -> None:
+def _column_blocks(cfg: Config, s: Setup, comm: Any) -> int:
+    """``K`` of ``[parallel] column_blocks`` on this run's ranks (InputError, one line, when the ranks are
+    not G x K, a group would hold no member, or the domain has fewer column chunks)."""
+    from landimg.layout import LayoutError, resolve_column_blocks
+
+    try:
+        return resolve_column_blocks(
+            cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, s.domain.grid.ncol
+        )
+    except LayoutError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_memory(cfg: Config, s: Setup | None, comm: Any, column_blocks: int | None = None) -> None:
     """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has.
 
     Without a set-up (``s`` None), the grid's size and land columns come from the configuration
     (:func:`~landimg.experiment.memory.config_grid`): the check runs before any array of the grid's size
-    is made; with it, from the grid built.
+    is made (the layout's column blocks from those columns too; a layout that cannot be made is left to
+    the check on the built grid); with it, from the grid built.
     """
     from landimg.experiment import memory
+    from landimg.layout import LayoutError, resolve_column_blocks
 
     if s is None:
         shape, ncol = memory.config_grid(cfg)
+        try:
+            column_blocks = resolve_column_blocks(
+                cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, ncol
+            )
+        except LayoutError:
+            column_blocks = 1
     else:
         shape, ncol = s.domain.grid.shape, s.domain.grid.ncol
-    est = memory.estimate_memory(cfg, shape, ncol, comm.Get_size(), memory.ranks_on_node(comm))
+    est = memory.estimate_memory(
+        cfg, shape, ncol, comm.Get_size(), memory.ranks_on_node(comm), column_blocks or 1
+    )
     found = [m for m in comm.allgather(memory.memory_error(est, memory.available_bytes())) if m]
     if found:
         raise InputError(found[0])
@@ -376,7 +407,8 @@ def run(
         raise InputError(str(exc)) from exc
     s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
-    _check_memory(cfg, s, comm)
+    k = _column_blocks(cfg, s, comm)
+    _check_memory(cfg, s, comm, k)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
     if cache is not None:
         try:
@@ -388,13 +420,14 @@ def run(
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
         f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
-        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
+        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s) ({size // k} member groups"
+        f" x {k} column blocks), {e.days} days"
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
     flush = notices.flush if notices is not None else (lambda: None)
     flush()
-    r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
     flush()
     for day in range(r.day0, e.days):
         _day(r, day)
@@ -411,19 +444,22 @@ def run(
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
-    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank), _kept(r, outputs=True))
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k), _kept(r, outputs=True))
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
-def _finish(r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]]) -> dict[str, Any]:
+def _finish(
+    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int
+) -> dict[str, Any]:
     """Rank 0 after the last day: summary.json, the output files, the previous restart removed
-    (``per_rank``: every rank's CPU seconds per method's analyses)."""
+    (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column blocks)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
+    summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
         write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start

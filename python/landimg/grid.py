@@ -1,7 +1,10 @@
-"""Regular latitude-longitude grids with a land mask: the bridge between model columns and images.
+"""Regular latitude-longitude grids with a land mask: the one grid type of the model, the ensemble and
+the analyses (``landimg.Grid``).
 
 Model state lives on *columns* (land cells only, in row-major image order); the analysis works on
-*images* (ny, nx) with row 0 the southernmost latitude. :class:`Grid` converts between the two.
+*images* (ny, nx) with row 0 the southernmost latitude. :class:`Grid` converts between the two and says
+where the columns are (coordinates, unit-sphere positions, cell size). A leaf: the analysis room uses it
+without importing the ensemble or the model.
 """
 
 from __future__ import annotations
@@ -17,13 +20,19 @@ import numpy as np
 
 from landimg.atomic import DiskError, atomic_path, make_dirs
 
-__all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir"]
+__all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir", "unit_xyz"]
 
 _EARTH_RADIUS_KM = 6371.0
 
 
 _MASK_FILE = "globe_combined_mask_compressed.npz"  # inside the global_land_mask package
 _MASK_CHUNK_ROWS = 256  # rows of the 1 km mask decompressed at a time (256 x 43200 bytes = 11 MB)
+
+
+def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere (..., 3) of latitudes and longitudes in degrees."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def land_mask_cache_dir() -> Path | None:
@@ -161,6 +170,10 @@ class Grid:
         Land mask; model columns are the land cells in row-major order.
     res : float
         Grid spacing in degrees.
+
+    The analyses use the derived attributes: ``column_lat``/``column_lon`` (ncol,) coordinates of the
+    columns, ``xyz`` (ncol, 3) their unit-sphere positions, ``cell_km`` the cell size (km), ``index`` (the
+    flat image index of every column, = ``column_index``), ``periodic_lon``.
     """
 
     lat: np.ndarray
@@ -168,6 +181,7 @@ class Grid:
     land: np.ndarray
     res: float
     _index: np.ndarray = field(init=False, repr=False)
+    _columns: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         lat = np.asarray(self.lat, dtype=float)
@@ -185,6 +199,7 @@ class Grid:
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_index", np.flatnonzero(land.ravel()))
+        object.__setattr__(self, "_columns", {})  # derived column arrays, made on first use
 
     @classmethod
     def regular(
@@ -248,14 +263,47 @@ class Grid:
         return self._index
 
     @property
+    def index(self) -> np.ndarray:
+        """Flat image index (row-major) of each column, int array (ncol,) (= :attr:`column_index`)."""
+        return self._index
+
+    def _column_array(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            iy, ix = np.unravel_index(self._index, self.shape)
+            lat, lon = self.lat[iy], self.lon[ix]
+            for key, value in (("lat", lat), ("lon", lon), ("xyz", unit_xyz(lat, lon))):
+                value.setflags(write=False)
+                self._columns[key] = value
+        return self._columns[name]
+
+    @property
+    def column_lat(self) -> np.ndarray:
+        """Latitude of every column, degrees, (ncol,) (read-only)."""
+        return self._column_array("lat")
+
+    @property
+    def column_lon(self) -> np.ndarray:
+        """Longitude of every column, degrees, (ncol,) (read-only)."""
+        return self._column_array("lon")
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """Every column on the unit sphere, (ncol, 3) (read-only; distances between columns)."""
+        return self._column_array("xyz")
+
+    @property
+    def cell_km(self) -> tuple[float, float]:
+        """Cell size (north-south, east-west at the domain's mid-latitude), km (:meth:`cell_size_km`)."""
+        return self.cell_size_km()
+
+    @property
     def periodic_lon(self) -> bool:
         """True when the grid wraps around the globe in longitude."""
         return bool(abs(self.lon.size * self.res - 360.0) < 1e-6)
 
     def column_latlon(self) -> tuple[np.ndarray, np.ndarray]:
-        """Latitude and longitude (degrees) of every column, two arrays (ncol,)."""
-        iy, ix = np.unravel_index(self._index, self.shape)
-        return self.lat[iy], self.lon[ix]
+        """Latitude and longitude (degrees) of every column, two arrays (ncol,) (copies)."""
+        return self.column_lat.copy(), self.column_lon.copy()
 
     def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Scatter column values (..., ncol) into images (..., ny, nx); non-land cells get ``fill``."""
@@ -272,7 +320,7 @@ class Grid:
         image = np.asarray(image)
         if image.shape[-2:] != self.shape:
             raise ValueError(f"image must have trailing shape {self.shape}, got {image.shape}")
-        return image.reshape(image.shape[:-2] + (-1,))[..., self._index]
+        return image.reshape(image.shape[:-2] + (self.land.size,))[..., self._index]
 
     def column_distances_km(self, i: int | np.ndarray) -> np.ndarray:
         """Great-circle distances (km) from column(s) ``i`` to all columns: (ncol,) or (len(i), ncol)."""
