@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support import MPIRUN, remount, subprocess_env, tiny_tmpfs
-from landimg.experiment.cycle import RESTART_NAME, main
+from landimg.cycle import RESTART_NAME, main
 from landimg.experiment.restart import load_restart
 from test_cycle_ranks import SMALL, assert_bitwise
 

@@ -33,7 +33,7 @@ _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _HISTORY_LAYERS = 3
-_RANK0_ONLY = ("nature run", "history", "restart gather")
+_RANK0_ONLY = ("history", "restart gather")  # (the nature run is on every rank since the layouts)
 #: Parts alive at different times (the analyses' work arrays are freed before the restart is gathered):
 #: only the larger group counts.
 _PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("restart gather",))
@@ -46,7 +46,7 @@ class MemoryEstimate:
     Attributes
     ----------
     parts : dict of str -> int
-        Bytes per part on the busiest rank (rank 0, which also holds the nature run, the history and the
+        Bytes per part on the busiest rank (rank 0, which also holds the history and the
         restart gather).
     ranks_on_node : int
         Ranks of the run sharing this node's memory.
