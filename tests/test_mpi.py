@@ -11,7 +11,7 @@ from _support import subprocess_env
 MPIRUN = Path(sys.executable).parent / "mpirun"
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
 
-pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")]
 
 
 def _env():
