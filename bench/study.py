@@ -40,7 +40,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _study_runs import ROOT, Record, Run, execute, plan_text, tree_id  # noqa: E402
-from _study_stats import (  # noqa: E402
+from _study_runs import ROOT, Record, Run, execute, plan_text, tree_id
+from _study_stats import (
     LAYERS,
     StudyError,
     ci,
@@ -490,7 +490,7 @@ def register(d: Design, root: Path) -> None:
                 f"{', '.join(diff) or 'its digest'}; a registered study is not changed"
             )
         return
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     _atomic_json(
         path,
         {
@@ -804,9 +804,9 @@ def _main(d: Design, a: argparse.Namespace) -> int:
         )
     record = Record(root)
     ncol = {g.name: _ncol(g) for g in d.grids}
-    keep = lambda r: (
-        (not worlds or r.world in worlds) and (r.phase != "tune" or not methods or r.methods[0] in methods)
-    )  # noqa: E731
+    def keep(r: Any) -> bool:
+        return (not worlds or r.world in worlds) and (r.phase != "tune" or not methods or r.methods[0] in methods)
+
     if a.dry_run:
         sel = selection(d, record, require=False)
         runs = [

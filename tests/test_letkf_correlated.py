@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from landimg.analysis import AnalysisContext, Geometry, ObsError, PointLETKF, point_letkf_increments
 from landimg.da.inflation import innovation_statistics
-from landimg.da.localization import EARTH_RADIUS_KM, Neighbourhoods, observed_neighbourhoods
+from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 from landimg.da.obs_covariance import ObsCovariance
 from landimg.da.point_letkf import LetkfBias
 from landimg.parallel import MemberLayout, SerialComm

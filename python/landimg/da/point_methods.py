@@ -16,7 +16,12 @@ from landimg.da.column_ops import (
     usable_observations,
 )
 from landimg.da.inflation import InflationSettings
-from landimg.da.localization import Neighbourhoods, observed_neighbourhoods, pad_neighbourhoods
+from landimg.da.localization import (
+    EARTH_RADIUS_KM,
+    Neighbourhoods,
+    observed_neighbourhoods,
+    pad_neighbourhoods,
+)
 from landimg.da.obs_covariance import ObsCovariance
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.point_enkf import point_enkf_increments
@@ -38,19 +43,33 @@ def _check(method: Any) -> None:
     method.check_vertical_localization()
 
 
+def _within(context: AnalysisContext, radius_km: float) -> np.ndarray:
+    """bool (nc,): the columns given that lie within ``radius_km`` of an owned column (owned ones included)."""
+    own = context.owned_mask(context.column_index().size)
+    if own.all():
+        return own
+    from scipy.spatial import cKDTree
+
+    xyz = context.geometry.xyz[context.column_index()]
+    chord = 2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0) * (1 + 1e-9)
+    near = cKDTree(xyz[own]).query(xyz, k=1, distance_upper_bound=chord)[0] <= chord
+    return own | near
+
+
 def _neighbourhoods(
-    method: Any, obs, obs_std, obs_mask, context: AnalysisContext, radius_km: float | None = None
+    method: Any, obs, obs_std, obs_mask, context: AnalysisContext, radius_km: float | None = None,
+    rows: np.ndarray | None = None,
 ) -> Neighbourhoods:
-    """The observed neighbourhoods of the owned columns for this observation pattern (radius
-    ``radius_km``, default the method's; from the host's cache when it repeats), as wide as the widest of
-    every column block's (a collective maximum).
+    """The observed neighbourhoods of the owned columns (or of ``rows``) for this observation pattern
+    (radius ``radius_km``, default the method's; from the host's cache when it repeats), as wide as the
+    widest of every column block's (a collective maximum).
 
     Ties in distance are broken by the global column index, so a block with its halo finds the whole
     domain's neighbourhoods of its columns, and every block has the width of the whole domain's.
     """
     g, cols = context.geometry, context.column_index()
     valid = usable_observations(obs, obs_std, obs_mask)
-    own = context.owned_mask(valid.size)
+    own = context.owned_mask(valid.size) if rows is None else np.asarray(rows, dtype=bool)
     radius = float(method.radius_km if radius_km is None else radius_km)
     key = (radius, method.max_obs, g.ncol, cols.tobytes(), own.tobytes(), valid.tobytes())
     nb = context.cache.get(
@@ -322,17 +341,21 @@ class PointLETKF(_ColumnFilter):
         if context is not None and obs_error is not None and obs_error.correlated:
             obs_cov = ObsCovariance.of(obs_error, context.geometry, context.columns)
         if context is not None and self.bias_correction:
-            nb_b = None
-            if self._bias_radius != float(self.radius_km):
-                nb_b = _neighbourhoods(self, obs, obs_std, obs_mask, context, self._bias_radius)
+            # stage 2 of an owned column uses the bias at its observations (within radius_km): analyse
+            # the bias of every column within that reach, halo columns included
+            reach = _within(context, float(self.radius_km))
+            nb_b = _neighbourhoods(self, obs, obs_std, obs_mask, context, self._bias_radius, rows=reach)
             bias = LetkfBias(_bias_forecast(context, np.shape(state)[0]), self.bias_gamma, nb_b)
         dtheta, diag = point_letkf_increments(
             state, h, obs, obs_std, lat=lat, lon=lon, radius_km=self.radius_km, max_obs=self.max_obs,
             obs_mask=obs_mask, update_mask=update_mask, layout=layout, neighbours=neighbours,
             obs_cov=obs_cov, bias=bias,
         )  # fmt: skip
-        if "bias" in diag:
-            diag.update(_store_bias(context, diag.pop("bias"), self.bias_memory, h))
+        b_a = diag.pop("bias", None)
+        if bias is not None:  # collective on column blocks: every block stores once any block analysed
+            if context.layout.column_max(float(b_a is not None)) > 0:
+                # a block without observations within reach keeps its forecast (as on one rank)
+                diag.update(_store_bias(context, bias.forecast if b_a is None else b_a, self.bias_memory, h))
         return dtheta, diag
 
     def update(
@@ -381,19 +404,23 @@ def _bias_forecast(context: AnalysisContext, nlev: int) -> np.ndarray:
 
 
 def _store_bias(context: AnalysisContext, b_a: np.ndarray, memory: float, h: np.ndarray) -> dict[str, float]:
-    """Store the next bias forecast ``memory * b_a`` of the owned columns in ``context.state`` (a new
-    array; the other columns keep theirs) and return the diagnostics ``bias_mean``/``bias_rms`` of the
-    observed layer over the owned columns."""
-    g, cols = context.geometry, context.column_index()
+    """Store the next bias forecast ``memory * b_a`` in ``context.state`` (a new array over every column:
+    the owned columns' values, gathered from every column block) and return the diagnostics
+    ``bias_mean``/``bias_rms`` of the observed layer over the domain (fixed column chunking)."""
+    g, cols, lay = context.geometry, context.column_index(), context.layout
     own = context.owned_mask(cols.size)
-    old = context.state.get(_BIAS_KEY)
-    full = np.zeros((b_a.shape[0], g.ncol))
-    if old is not None and np.shape(old) == full.shape:
-        full[:] = old
-    full[:, cols[own]] = memory * b_a[:, own]
+    part = memory * b_a[:, own]
+    if getattr(lay, "ncol", None) == g.ncol and not lay.whole:  # column blocks: every block's owned columns
+        if not np.array_equal(cols[own], lay.columns):
+            raise ValueError("PointLETKF bias: the owned columns are not the analysis layout's column block")
+        full = lay.allgather_columns(part)
+    else:
+        old = context.state.get(_BIAS_KEY)
+        full = np.zeros((b_a.shape[0], g.ncol))
+        if old is not None and np.shape(old) == full.shape:
+            full[:] = old
+        full[:, cols[own]] = part
     context.state[_BIAS_KEY] = full
-    top = h @ b_a[:, own]
-    return {
-        "bias_mean": float(np.mean(top)) if top.size else 0.0,
-        "bias_rms": float(np.sqrt(np.mean(top**2))) if top.size else 0.0,
-    }
+    top = np.einsum("l,lc->c", h, b_a[:, own])
+    n, s1, s2 = lay.column_sum(np.stack([np.ones_like(top), top, top**2]))
+    return {"bias_mean": float(s1 / n) if n else 0.0, "bias_rms": float(np.sqrt(s2 / n)) if n else 0.0}
