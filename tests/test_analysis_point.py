@@ -164,9 +164,9 @@ def test_debiased_inflation_ignores_a_bias_and_smoothing_is_a_weighted_mean():
 @pytest.mark.parametrize(
     "method",
     [
-        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8),
-        PointEnKF(inflation=1.3),
-        PointLETKF(inflation=1.3),
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_layers="all"),
+        PointEnKF(inflation=1.3, inflation_layers="all"),
+        PointLETKF(inflation=1.3, inflation_layers="all"),
     ],
     ids=["curvelet", "point_enkf", "point_letkf"],
 )
@@ -185,15 +185,16 @@ def test_every_filter_inflates_every_layer(method):
 @pytest.mark.parametrize(
     "method",
     [
-        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_layers="observed"),
-        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_layers="observed",
-                     inflation_mode="adaptive", inflation_per_scale=True),
-        PointEnKF(inflation=1.3, inflation_layers="observed"),
-        PointLETKF(inflation=1.3, inflation_layers="observed"),
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8),
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_mode="adaptive", inflation_per_scale=True),
+        PointEnKF(inflation=1.3),
+        PointLETKF(inflation=1.3),
     ],
     ids=["curvelet", "curvelet_per_scale", "point_enkf", "point_letkf"],
 )  # fmt: skip
 def test_inflation_of_the_observed_layers_only(method):
+    """The default of every filter: the prior inflation multiplies the observed layers' anomalies only."""
+    assert method.inflation_layers == "observed"
     g = _geometry(ny=12, nx=16)
     state = _ensemble(g, nlev=3, seed=4)
     ok = np.ones(state.shape, bool)

@@ -52,10 +52,12 @@ class InflationSettings:
     inflation_debias : bool
         Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
     inflation_layers : {"all", "observed"}
-        Which layers' anomalies the prior inflation multiplies: every layer (``"all"``), or only the layers
-        the observation operator weights (``"observed"``, ``h > 0``). The factor is estimated from the
-        observed layer's innovations; deeper layers, whose spread the analysis barely reduces, would be
-        inflated day after day (docs/validation.md, "Temporal skill of the filters").
+        Which layers' anomalies the prior inflation multiplies: only the layers the observation operator
+        weights (``"observed"``, ``h > 0``; default), or every layer (``"all"``, the behaviour before; old
+        restarts resume with it). The factor is estimated from the observed layer's innovations; deeper
+        layers, whose spread the analysis barely reduces, would be inflated day after day, over-dispersed,
+        and given increments too large for their errors (docs/validation.md, "Temporal skill of the
+        filters").
     """
 
     inflation: float = 1.0
@@ -63,7 +65,7 @@ class InflationSettings:
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True
-    inflation_layers: str = "all"
+    inflation_layers: str = "observed"
 
     def check_inflation_settings(self) -> None:
         """One-line ``ValueError`` naming the first invalid inflation setting."""
