@@ -2,6 +2,10 @@
 
 Everything here reads or builds inputs; nothing is stepped. Any input that cannot be used raises
 :class:`InputError` (one line naming the file and the problem) before the spin-up.
+
+The weather and the observer are made for this rank's world block (:class:`~landimg.experiment.world.World`):
+the generator and the synthetic observer on the block's columns only; files and products are read whole
+and cut to the block.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
 from landimg.experiment.forcing import FileForcing, WeatherGenerator
 from landimg.experiment.obs import FileObservations, FileStations, SatelliteObserver, Stations
+from landimg.experiment.world import World
 
 __all__ = ["InputError", "Observer", "Setup", "Weather", "build_methods", "perturbation", "setup"]
 
@@ -59,31 +64,47 @@ def perturbation(cfg: Config) -> Any:
     )
 
 
-class Weather:
-    """truth(t) / ensemble(t): the synthetic generator, or user files where configured."""
+class _OnColumns:
+    """A forcing source of every column cut to a block: ``source(t)``'s arrays at ``columns``."""
 
-    def __init__(self, cfg: Config, domain: Domain) -> None:
+    def __init__(self, source: Any, columns: slice) -> None:
+        self.source, self.columns = source, columns
+
+    def __call__(self, t: float) -> dict[str, np.ndarray]:
+        return {k: v[self.columns] for k, v in self.source(t).items()}
+
+
+class Weather:
+    """truth(t) / ensemble(t) of the columns ``columns`` (default all): the synthetic generator, or user
+    files where configured (read whole, checked, and cut to the columns)."""
+
+    def __init__(self, cfg: Config, domain: Domain, columns: slice | None = None) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
-        gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
+        gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start, columns=columns)
         truth, ensemble = gen.truth, gen.ensemble
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
 
             truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days)
-        self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
-        self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
-        for source in (self.truth, self.ensemble):
+        truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
+        ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
+        for source in (truth, ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+        block = gen.ncol != grid.ncol  # files and products give every column: cut to the block
+        self.truth = _OnColumns(truth, gen.columns) if block and truth != gen.truth else truth
+        self.ensemble = _OnColumns(ensemble, gen.columns) if block and ensemble != gen.ensemble else ensemble
 
 
 class Observer:
-    """Satellite retrievals (synthetic from the nature run, or a user file) for an analysis window."""
+    """Satellite retrievals (synthetic from the nature run, or a user file) of the columns ``columns``
+    (default all) for an analysis window."""
 
-    def __init__(self, cfg: Config, grid: Any) -> None:
-        self.cfg = cfg
-        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
+    def __init__(self, cfg: Config, grid: Any, columns: slice | None = None) -> None:
+        self.cfg, self.grid = cfg, grid
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, columns)
+        self.columns = self.synthetic.columns
         self.product = None  # a retrieval product as distributed: records taken once, by window
         if cfg.obs.product:
             from landimg.data.inputs import ProductObservations
@@ -100,17 +121,22 @@ class Observer:
             self.file.check_values(cfg.experiment.days)
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
-        """(observation image (ny, nx) NaN = missing, error std: float or image)."""
+        """(observations of the columns (ncol_block,), NaN = missing; error std: float or image (ny, nx)).
+
+        ``truth`` (m3/m3) and ``frozen`` (bool) are the nature run's observed layer and frozen flags at the
+        observer's columns; a file or product is read whole and cut to them.
+        """
+        if self.product is None and self.file is None:
+            y = self.synthetic.observe_columns(truth, t_days, frozen, window_days=window, index=index)
+            return y, self.cfg.obs.error_std
+        whole = np.zeros(self.grid.shape, dtype=bool)  # frozen cells are masked below, per column
         if self.product is not None:
-            return self._from_product(t_days, window, frozen)
-        if self.file is None:
-            y = self.synthetic.observe(truth, t_days, frozen, window_days=window, index=index)
-            return y, self.cfg.obs.error_std
-        y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
-        y = np.where(frozen, np.nan, y)
-        if err is None:
-            return y, self.cfg.obs.error_std
-        return y, np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+            y, err = self._from_product(t_days, window, whole)
+        else:
+            y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
+            err = self.cfg.obs.error_std if err is None else np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+        y = self.grid.to_columns(y)[self.columns]
+        return np.where(frozen, np.nan, y), err
 
     def _from_product(self, t_days: float, window: float, frozen: np.ndarray):
         """The product's records with times in [t_days, t_days + window) days, each used once; several
@@ -137,7 +163,8 @@ class Observer:
 
 @dataclass
 class Setup:
-    """Everything an experiment needs before its first step."""
+    """Everything an experiment needs before its first step (the weather and the observer of this rank's
+    world block ``world``)."""
 
     cfg: Config
     domain: Domain
@@ -149,6 +176,7 @@ class Setup:
     methods: dict[str, Any]
     reference: Any = None
     soil_members: Any = None
+    world: World | None = None
 
     @property
     def soil_ensemble(self) -> Any:
@@ -156,24 +184,32 @@ class Setup:
         return self.soil_est if self.soil_members is None else self.soil_members
 
 
-def setup(cfg: Config) -> Setup:
-    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable."""
+def setup(cfg: Config, comm: Any = None) -> Setup:
+    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable.
+
+    ``comm``: the run's ranks; the weather and the observer are made for this rank's world block
+    (default: one rank, every column).
+    """
     from landimg.model import soil
+    from landimg.parallel import SerialComm
 
     try:
         domain = build_domain(cfg)
         grid = domain.grid
+        world = World(grid, SerialComm() if comm is None else comm)
+        columns = None if world.whole else world.columns
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain),
-            observer=Observer(cfg, grid),
+            weather=Weather(cfg, domain, columns),
+            observer=Observer(cfg, grid, columns),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
             reference=_reference(cfg, grid),
             soil_members=_member_soil(cfg, domain),
+            world=world,
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
         raise InputError(str(exc)) from exc

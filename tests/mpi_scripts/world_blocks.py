@@ -1,0 +1,121 @@
+"""The world blocks under mpirun: moves to every G x K layout, gathers, and a cycle where no rank makes the
+weather, the nature run or the observations of every column.
+
+Usage: mpirun -n P python -m mpi4py world_blocks.py OUTDIR
+Prints "world blocks OK <P>" on rank 0.
+"""
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+from landimg.experiment import forcing as forcing_module
+from landimg.experiment import obs as obs_module
+from landimg.experiment import spinup as spinup_module
+from landimg.experiment.config import load_config
+from landimg.experiment.loop import run
+from landimg.experiment.world import World
+from landimg.layout import Layout
+from landimg.model import column as column_module
+from landimg.parallel import default_comm
+
+comm = default_comm()
+P, rank = comm.Get_size(), comm.Get_rank()
+
+
+def check(cond: bool, what: str) -> None:
+    if not cond:
+        raise AssertionError(f"rank {rank}: {what}")
+
+
+def same(a, b, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    check(a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"{what} differs")
+
+
+def moves() -> None:
+    """World blocks -> every G x K layout (and a layout of member groups only), bitwise the whole cut."""
+    for ncol in (29, 300):
+        world = World(types.SimpleNamespace(ncol=ncol), comm)
+        check(world.counts().sum() == ncol and (P == 1 or world.ncol < ncol), "world blocks")
+        full = np.random.default_rng(ncol).standard_normal((3, ncol)) * 10.0 ** np.arange(-1, 2)[:, None]
+        same(world.allgather(world.take(full)), full, "allgather")
+        got = world.gather(world.take(full))
+        check((got is None) == (rank != 0), "gather root")
+        if rank == 0:
+            same(got, full, "gather")
+        state = {"a": np.asfortranarray(full[:, :, None]), "b": np.asfortranarray(full[0, :, None])}
+        back = world.scatter_state(world.gather_state(world.take_state(state)))
+        for k in state:
+            same(back[k], world.take_state(state)[k], f"state {k}")
+        for nmem in (5, 2):
+            for k in [k for k in range(1, P + 1) if P % k == 0]:
+                target = Layout(nmem, comm, ncol=ncol, column_blocks=k)
+                mover = world.mover(target)
+                check(mover.identity == (k == P), f"identity of 1x{P} only (K={k})")
+                cols = slice(target.col_start, target.col_stop)
+                same(mover.move(world.take(full)), full[:, cols], f"move to {P // k}x{k}")
+                moved = mover.move_dict({"x": world.take(full[0]), "y": world.take(full[2])})
+                same(moved["x"], full[0, cols], "move_dict x")
+                same(moved["y"], full[2, cols], "move_dict y")
+                same(mover.move_state(world.take_state(state))["a"], np.asfortranarray(full[:, cols, None]), "move_state")
+            members_only = Layout(nmem, comm)  # every rank every column
+            same(world.mover(members_only).move(world.take(full)), full, "move to a layout of member groups")
+
+
+def cycle(out: Path) -> None:
+    """A small cycle; count the columns of every weather call, nature-run step and observation."""
+    seen: dict[str, int] = {"weather": 0, "nature": 0, "observations": 0}
+
+    def record(what, n):
+        seen[what] = max(seen[what], int(n))
+
+    forcing_call = forcing_module.WeatherGenerator._forcing
+    step = column_module.ColumnModel.step
+    observe = obs_module.SatelliteObserver.observe_columns
+
+    def counted_forcing(self, kind, t):
+        out = forcing_call(self, kind, t)
+        record("weather", out["tair"].size)
+        return out
+
+    def counted_step(self, forcing, nsteps=1):
+        if getattr(self, "world_block", False):  # the nature run and the spun-up ensemble column
+            record("nature", self.ncol)
+        return step(self, forcing, nsteps)
+
+    block_model = spinup_module._block_model
+
+    def tagged_block_model(*args):
+        model = block_model(*args)
+        model.world_block = True
+        return model
+
+    def counted_observe(self, truth, *args, **kwargs):
+        record("observations", np.asarray(truth).size)
+        return observe(self, truth, *args, **kwargs)
+
+    forcing_module.WeatherGenerator._forcing = counted_forcing
+    column_module.ColumnModel.step = counted_step
+    obs_module.SatelliteObserver.observe_columns = counted_observe
+    spinup_module._block_model = tagged_block_model
+    cfg = load_config(None, [
+        "domain.res=2.5", "experiment.days=2", "experiment.spinup_days=2", "ensemble.members=4",
+        "ensemble.spread_days=1", 'analysis.methods=["openloop", "point_letkf"]', "output.plots=false",
+    ])  # fmt: skip
+    result = run(cfg, out, comm=comm, progress=False)
+    everyone = comm.allgather(seen)
+    if rank == 0:
+        ncol = int(np.isfinite(result.history.truth[0, 0]).sum())  # land columns
+        for r, counts in enumerate(everyone):
+            for what, n in counts.items():
+                check(0 < n < ncol or P == 1, f"rank {r} made the {what} of {n} of {ncol} columns")
+        check(sum(c["weather"] for c in everyone) == ncol, "the world blocks cover the domain once")
+        check(sum(c["nature"] for c in everyone) == ncol, "the nature run's blocks cover the domain once")
+
+
+moves()
+cycle(Path(sys.argv[1]) / f"run{P}")
+if rank == 0:
+    print(f"world blocks OK {P}", flush=True)
