@@ -50,6 +50,8 @@ def test_key_changes_with_every_input(world):
     same = load_config(None, ["experiment.spinup_days=3", "experiment.days=7", "ensemble.members=5",
                               "ensemble.perturb_soil=false"])  # fmt: skip
     assert _key(same, dom, st, se) == base
+    # nor does the layout of the ranks (every layout spins up the same bits)
+    assert _key(load_config(None, ["experiment.spinup_days=3", "parallel.column_blocks=2"]), dom, st, se) == base
 
 
 def test_roundtrip_and_cached_spinup(tmp_path, world):

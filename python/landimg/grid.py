@@ -316,7 +316,7 @@ class Grid:
         image = np.asarray(image)
         if image.shape[-2:] != self.shape:
             raise ValueError(f"image must have trailing shape {self.shape}, got {image.shape}")
-        return image.reshape(image.shape[:-2] + (-1,))[..., self._index]
+        return image.reshape(image.shape[:-2] + (self.land.size,))[..., self._index]
 
     def column_rows(self, start: int, stop: int) -> tuple[int, int]:
         """The image rows ``(r0, r1)`` holding the columns ``start .. stop - 1`` (a band of latitudes: columns

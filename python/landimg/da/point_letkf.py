@@ -93,8 +93,17 @@ def point_letkf_increments(
     d = np.where(use, np.where(p.valid, p.obs, 0.0)[idx] - ybar[idx], 0.0)  # (ncol, m)
     if chunk is None:
         chunk = max(16, int(2e7 // (nmem * nmem)))
-    xa = _local_analyses(full, mean_x, yanom, idx, rinv, d, inflation, lay.start, p.state.shape[2], chunk)
-    dstate = xa - p.state
-    if inflation == 1.0:
-        dstate[:, ~use.any(axis=1)] = 0.0  # no local observation: exactly unchanged (not x_mean + X e_i)
+    nloc = p.state.shape[2]
+    if inflation != 1.0:  # every column changes (inflated)
+        xa = _local_analyses(full, mean_x, yanom, idx, rinv, d, inflation, lay.start, nloc, chunk)
+        return apply_update_mask(xa - p.state, update_mask), diag
+    # only the columns with a local observation change (no others: exactly unchanged, not x_mean + X e_i),
+    # e.g. not a column block's halo; each column's analysis is its own, whatever else is analysed with it
+    rows = np.flatnonzero(use.any(axis=1))
+    dstate = np.zeros_like(p.state)
+    part = np.asfortranarray(full[:, rows])  # the same memory order as ``full`` (the model's)
+    xa = _local_analyses(
+        part, mean_x[:, rows], yanom, idx[rows], rinv[rows], d[rows], 1.0, lay.start, nloc, chunk
+    )
+    dstate[:, rows] = xa - p.state[:, rows]
     return apply_update_mask(dstate, update_mask), diag

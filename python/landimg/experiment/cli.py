@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -49,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def changed_keys(old: Config, new: Config, asked: list[str] | None = None) -> list[str]:
-    """``section.key`` whose value differs between two configurations (only those in ``asked`` if given)."""
-    a, b = to_dict(old), to_dict(new)
+    """``section.key`` whose value differs between two configurations (only those in ``asked`` if given);
+    ``[parallel]`` (the layout of the ranks, not part of the experiment) is left out."""
+    a, b = ({s: v for s, v in to_dict(c).items() if s != "parallel"} for c in (old, new))
     keys = {f"{s}.{k}" for tree in (a, b) for s in tree for k in tree[s]}
     diff = sorted(
         k
@@ -61,23 +63,23 @@ def changed_keys(old: Config, new: Config, asked: list[str] | None = None) -> li
 
 
 def _resume_config(out: Path, cfg: Config, args: argparse.Namespace) -> Config:
-    """The stopped run's configuration; an error naming the keys the user changed if they differ."""
-    saved = saved_config(out)
+    """The stopped run's configuration with this run's ``[parallel]`` layout (any layout continues a run
+    bitwise); an error naming the keys the user changed if anything else differs."""
+    saved = dataclasses.replace(saved_config(out), parallel=cfg.parallel)
     changed = changed_inputs(recorded_inputs(load_for_resume(out)), file_hashes(input_files(saved)))
     if changed:
         raise ConfigError(
             f"--resume: input file(s) changed since the run stopped: {', '.join(changed)}; "
             "restore them, or start a new run"
         )
-    if (args.config or args.set) and saved != cfg:
-        asked = [t.split("=", 1)[0].strip() for t in args.set]
-        if args.config:
-            fresh = load_config(args.config)
-            asked += changed_keys(load_config(), fresh)
+    asked = [t.split("=", 1)[0].strip() for t in args.set]
+    if args.config:
+        asked += changed_keys(load_config(), load_config(args.config))
+    if [k for k in asked if not k.startswith("parallel.")] and saved != cfg:  # [parallel] may change
         changed = changed_keys(saved, cfg, asked) or changed_keys(saved, cfg)
         raise ConfigError(
             f"--resume: {', '.join(changed)} differ(s) from the stopped run's configuration "
-            "(omit --config/--set to continue it as it was)"
+            "(omit --config/--set to continue it as it was; [parallel] may change)"
         )
     return saved
 
@@ -161,10 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     err, cfg, created = _prepare(args, cfg, comm)
     if err:
         return fail(err)
-    if size > cfg.ensemble.members:
-        return fail(
-            f"{size} ranks for ensemble.members = {cfg.ensemble.members}: run on at most {cfg.ensemble.members} ranks"
-        )
     stop = StopRequest().install()
     try:
         result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop,

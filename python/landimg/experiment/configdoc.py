@@ -86,6 +86,8 @@ def _meaning(s: Spec) -> str:
         checks.append("one of " + ", ".join(f"`{c}`" for c in s.choices))
     words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     checks += [f"{words[op]} {b:g}" for op, b in s.bounds]
+    if s.words:
+        checks.append("or " + " or ".join(f'`"{w}"`' for w in s.words))
     return text + (f" ({'; '.join(checks)})" if checks else "")
 
 

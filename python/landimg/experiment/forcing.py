@@ -47,10 +47,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
-from landimg.data.common import check_record_span
+from landimg.data.common import attr, check_record_span, seconds_after
+from landimg.data.netcdf import NcFile
+from landimg.data.reading import ALMA_QUANTITIES, packing_slack
 from landimg.grid import Grid
 from landimg.experiment.config import ForcingConfig
-from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.experiment.storm_pairs import StormColumnPairs
 from landimg.random_fields import gaussian_random_field
 
@@ -412,11 +413,7 @@ _ALMA = {
 }
 
 
-_UNITS: dict[str, units.Quantity] = {
-    "Tair": units.TEMPERATURE, "Qair": units.SPECIFIC_HUMIDITY, "PSurf": units.PRESSURE, "Rainf": units.PRECIPITATION,
-    "Snowf": units.PRECIPITATION, "Wind": units.WIND, "Wind_E": units.WIND, "Wind_N": units.WIND,
-    "SWdown": units.SHORTWAVE, "LWdown": units.LONGWAVE,
-}  # fmt: skip
+_UNITS: dict[str, units.Quantity] = ALMA_QUANTITIES
 _HINTS = {
     "Tair": ': degrees Celsius without units = "degC"?',
     "Rainf": ": mm/h or mm/day without a units attribute?",
@@ -429,12 +426,13 @@ _HINTS = {
 class FileForcing:
     """Forcing read from a CF-netCDF file (ALMA names), held constant over each record.
 
-    The file has dimensions (time, lat, lon) with coordinate variables ``time`` (CF units such as
-    ``hours since 2021-05-01 00:00``), ``lat``, ``lon`` and variables ``Tair`` (K), ``Qair`` (kg/kg),
+    The file has a time coordinate (CF units such as ``hours since 2021-05-01 00:00``), latitude and
+    longitude coordinates, and variables on (time, lat, lon) in any order (dimensions are found by name;
+    latitudes ascending or descending, longitudes -180..180 or 0..360): ``Tair`` (K), ``Qair`` (kg/kg),
     ``PSurf`` (Pa), ``Rainf`` (kg/m2/s; ``Snowf`` is added when present), ``Wind`` (m/s) (or
     ``Wind_E``/``Wind_N``), ``SWdown`` and ``LWdown`` (W/m2). Grid cells are matched by nearest neighbour.
-    Each variable's ``units`` attribute is read and converted (:mod:`landimg.units`: e.g. degC, hPa,
-    g kg-1, mm h-1), or refused when unknown; without the attribute the units above are assumed.
+    Each variable's ``units`` attribute is read and converted with pint (:mod:`landimg.units`: e.g. degC,
+    hPa, g kg-1, mm h-1), or refused when not convertible; without the attribute the units above are assumed.
 
     Parameters
     ----------
@@ -447,42 +445,72 @@ class FileForcing:
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
         self.path = path
         self.grid = grid
-        self._ds = open_input_netcdf(path, ("time", "lat", "lon"), what="forcing file")
-        ds = self._ds
+        self._src = NcFile(path, what="forcing file")
+        try:
+            self._open(grid, start)
+        except Exception:
+            self._src.close()
+            raise
+
+    def _open(self, grid: Grid, start: _dt.date | str) -> None:
+        ds, layout, path = self._src.ds, self._src.layout(), self.path
         missing = [v for v in ("Tair", "Qair", "PSurf", "Rainf", "SWdown", "LWdown") if v not in ds.variables]
         if "Wind" not in ds.variables and not {"Wind_E", "Wind_N"} <= set(ds.variables):
             missing.append("Wind")
         if missing:
-            ds.close()
             raise ValueError(f"{path}: missing forcing variables {missing}")
-        self._conv = {name: _UNITS[name].conversion(getattr(ds[name], "units", None), f"{path}: {name}")
-                      for name in _UNITS if name in ds.variables}  # fmt: skip
-        self.times = seconds_since(ds["time"], start)
+        self._names = [name for name in _UNITS if name in ds.variables]
+        for name in self._names:
+            layout.dims(name, ("time", "lat", "lon"))
+        self._conv = {
+            name: _UNITS[name].conversion(attr(ds[name], "units"), f"{path}: {name}") for name in self._names
+        }
+        self._slack = {name: packing_slack(ds[name], self._conv[name]) for name in self._names}
+        tname = layout.coord("time")
+        self.times = seconds_after(ds[tname], start, str(path), tname)
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{path}: time must be non-empty and strictly increasing")
-        flat, flon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
-        row_index, col_index = grid.nearest_file_indices(flat, flon, source=str(path))
+        row_index, col_index = grid.nearest_file_indices(
+            layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
+        )
         rows, cols = np.unravel_index(grid.column_index, grid.shape)
-        self._iy, self._ix = row_index[rows], col_index[cols]
+        iy, ix = row_index[rows], col_index[cols]
+        # read only the file's rows and columns the grid uses
+        self._window = {
+            "lat": slice(int(iy.min()), int(iy.max()) + 1),
+            "lon": slice(int(ix.min()), int(ix.max()) + 1),
+        }
+        self._iy, self._ix = iy - iy.min(), ix - ix.min()
+        self._last: dict[
+            str, tuple[int, np.ndarray]
+        ] = {}  # name -> the record read last (steps share records)
 
-    def _read(self, name: str, rec: int) -> np.ndarray:
-        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
-        scale, offset = self._conv[name]
-        values = data[self._iy, self._ix]
-        return values * scale + offset if (scale, offset) != (1.0, 0.0) else values
+    def _read(self, name: str, rec: int, clip: bool = True) -> np.ndarray:
+        """Record ``rec`` of ``name`` at the grid's columns (ncol,) in landimg's unit; a CF-packed variable's
+        values (a decoded zero may lie a packing step outside the range) clipped to the range unless ``clip``
+        is False."""
+        last = self._last.get(name)
+        if last is not None and last[0] == rec:
+            values = last[1]
+        else:
+            data = self._src.layout().read(name, ("time", "lat", "lon"), {"time": rec, **self._window})
+            values = self._conv[name].apply(data[self._iy, self._ix])
+            self._last[name] = (rec, values)
+        if clip and self._slack[name]:
+            values = np.clip(values, _UNITS[name].low, _UNITS[name].high)
+        return values
 
     def check_values(self, t_first: float, t_last: float) -> None:
         """Read every record the run uses (``t_first .. t_last`` s) and refuse missing, infinite or
         implausible values (after unit conversion) with one line naming file, variable and record."""
         first = max(int(np.searchsorted(self.times, t_first, side="right")) - 1, 0)
         last = int(np.searchsorted(self.times, t_last, side="right"))
-        for name, q in _UNITS.items():
-            if name not in self._ds.variables:
-                continue
+        for name in self._names:
+            q, declared = _UNITS[name], attr(self._src.ds[name], "units")
             for rec in range(first, min(last, self.times.size)):
-                v = self._read(name, rec)
+                v = self._read(name, rec, clip=False)
                 where = f"{self.path}: {name} record {rec}"
-                units.check_values(v, q, where, hint=_HINTS.get(name, ""))
+                q.check(v, where, declared or q.default, hint=_HINTS.get(name, ""), slack=self._slack[name])
                 if np.isnan(v).any():
                     raise ValueError(f"{where}: missing values at {int(np.isnan(v).sum())} land cells")
 
@@ -491,11 +519,11 @@ class FileForcing:
         rec = int(np.searchsorted(self.times, t, side="right")) - 1
         if rec < 0 or t > self.times[-1] + (self.times[-1] - self.times[-2] if self.times.size > 1 else 0):
             raise ValueError(f"{self.path}: no record covers t = {t} s after the start")
-        out = {key: self._read(name, rec) for name, key in _ALMA.items() if name in self._ds.variables}
+        out = {key: self._read(name, rec) for name, key in _ALMA.items() if name in self._names}
         if "wind" not in out:
             out["wind"] = np.hypot(self._read("Wind_E", rec), self._read("Wind_N", rec))
         precip = self._read("Rainf", rec)
-        if "Snowf" in self._ds.variables:
+        if "Snowf" in self._names:
             precip = precip + self._read("Snowf", rec)
         out["precip"] = precip
         for key, v in out.items():
@@ -515,4 +543,4 @@ class FileForcing:
 
     def close(self) -> None:
         """Close the netCDF file."""
-        self._ds.close()
+        self._src.close()

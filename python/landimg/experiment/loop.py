@@ -6,10 +6,12 @@ One path of data through a day (every rank; rank 0 records):
     at each analysis time: nature's observed layer -> Observer -> y, sigma -> gathered -> Ensemble.assimilate(y, sigma, method)
     end of day: ensemble means/spreads vs nature (gathered on rank 0) -> History (rank 0) -> restart (rank 0 writes)
 
-The nature run, the weather and the observations live on the world blocks (:mod:`landimg.experiment.world`:
-the columns cut into one block per rank); the ensemble forcing is moved to the ensembles' layout, the
-observations to every rank, the reference and the nature state to rank 0. Ranks split the members; every
-reduction is in member order, so results do not depend on the ranks.
+The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
+each Ensemble steps its group's members on its block's columns. The nature run, the weather and the
+observations live on the world blocks (:mod:`landimg.experiment.world`: the columns cut into one block per
+rank, whatever the layout); the ensemble forcing is moved to the ensembles' blocks, the observations to
+every rank, the reference and the nature state to rank 0. Every reduction is in member order and every
+domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class _Run:
     comm: Any
     nature: Any
     ensembles: dict[str, Any]
+    column_blocks: int = 1
     history: History | None = None
     day0: int = 0
     wall_before: float = 0.0
@@ -78,13 +81,14 @@ class _Run:
         return self.mover.move_dict(self.s.weather.ensemble(t))
 
 
-def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
+def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
     from landimg.ensemble.ensemble import Ensemble
 
     e = cfg.experiment
     return {
         name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
-                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
+                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp},
+                       column_blocks=column_blocks)
         for name in s.methods
     }  # fmt: skip
 
@@ -98,9 +102,11 @@ def _start(
     prog: Progress,
     cache: Path | None,
     timings: Timings,
+    column_blocks: int = 1,
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
-    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
+    ens = _ensembles(cfg, s, comm, column_blocks)
+    r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
@@ -281,12 +287,25 @@ def _instrument(r: _Run) -> None:
             t.instrument(ens.perturber, "apply", "perturbations")
 
 
-def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
+def _column_blocks(cfg: Config, s: Setup, comm: Any) -> int:
+    """``K`` of ``[parallel] column_blocks`` on this run's ranks (InputError, one line, when the ranks are
+    not G x K, a group would hold no member, or the domain has fewer column chunks)."""
+    from landimg.layout import LayoutError, resolve_column_blocks
+
+    try:
+        return resolve_column_blocks(
+            cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, s.domain.grid.ncol
+        )
+    except LayoutError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_memory(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> None:
     """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
     from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
 
     grid = s.domain.grid
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
+    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm), column_blocks)
     found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
     if found:
         raise InputError(found[0])
@@ -350,9 +369,10 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
-    s = setup(cfg, comm)
+    s = setup(cfg, comm, progress=progress and rank == 0)
     grid = s.domain.grid
-    _check_memory(cfg, s, comm)
+    k = _column_blocks(cfg, s, comm)
+    _check_memory(cfg, s, comm, k)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
     if cache is not None:
         try:
@@ -364,11 +384,12 @@ def run(
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
         f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
-        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
+        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s) ({size // k} member groups"
+        f" x {k} column blocks), {e.days} days"
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
-    r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -388,6 +409,7 @@ def run(
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
+    summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
         write_outputs(cfg, grid, s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start

@@ -52,7 +52,7 @@ class MemoryEstimate:
 
 
 def estimate_memory(
-    cfg: Any, shape: tuple[int, int], ncol: int, nranks: int, ranks_on_node: int = 1
+    cfg: Any, shape: tuple[int, int], ncol: int, nranks: int, ranks_on_node: int = 1, column_blocks: int = 1
 ) -> MemoryEstimate:
     """Estimate the peak memory of the busiest rank of the experiment ``cfg``.
 
@@ -65,9 +65,11 @@ def estimate_memory(
     ncol : int
         Land columns.
     nranks : int
-        Ranks of the run (members are split between them).
+        Ranks of the run: ``nranks / column_blocks`` member groups x ``column_blocks`` column blocks.
     ranks_on_node : int
         Ranks sharing this node.
+    column_blocks : int
+        Column blocks of the layout (each rank steps its group's members on its block's columns).
 
     Returns
     -------
@@ -76,7 +78,11 @@ def estimate_memory(
     ny, nx = shape
     cells = ny * nx
     nmem = cfg.ensemble.members
-    nloc = -(-nmem // max(nranks, 1))  # the busiest rank's members
+    k = max(column_blocks, 1)
+    nloc = -(-nmem // max(nranks // k, 1))  # the busiest rank's members
+    nblock = -(-ncol // k)  # and columns (blocks are balanced to a chunk)
+    nmem_da = -(-nmem // max(nranks, 1))  # members of a rank in the whole-member analysis layout
+    ncol_da = min(ncol, 2 * -(-ncol // max(nranks, 1)))  # columns of a column-block analysis: block + halo
     methods = list(cfg.analysis.methods)
     nmeth = len(methods)
     days = cfg.experiment.days
@@ -84,23 +90,24 @@ def estimate_memory(
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
-        # nature run, spin-up column, and nloc members per method
-        "models": _COLUMN_MEMBER_BYTES * ncol * (2 + nmeth * nloc),
-        # forcing dicts (truth, ensemble, perturbed per method) and perturbation z/factors
-        "forcing": 8 * ncol * (_FORCING_KEYS * (2 + 2 * nloc) + 3 * nmeth * nloc * _PERTURBED_VARS),
-        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x)
+        # nature run and spin-up column (every column, for now), and nloc members per method on the block
+        "models": _COLUMN_MEMBER_BYTES * (2 * ncol + nmeth * nloc * nblock),
+        # forcing dicts (truth and ensemble of every column, perturbed of the block per method) and z/factors
+        "forcing": 8 * (_FORCING_KEYS * (2 * ncol + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS),
+        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x; drawn whole)
         "perturbation draw": int(1.3 * cells) * nloc * _PERTURBED_VARS * 40,
-        # gathered ensemble images and layer states used by every analysis
-        "analysis ensemble": 8 * nmem * (cells * 6 + ncol * _STATE_LAYERS * 3),
+        # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:
+        # whole members (nmem / P of them) or column blocks with their halo (every member)
+        "analysis ensemble": 8 * (nmem * cells * 6 + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
         # rank 0: history images (float32) for every day, method and layer
         "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 2 * nmeth) + 2 + nmeth),
         # rank 0: the restart gather (every member's model state per method)
         "restart gather": 400 * ncol * nmem * nmeth,
     }
     if "point_enkf" in methods or "point_letkf" in methods:  # (chunk, m, m) solves and (nlev, ncol, m) terms
-        parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol * m + 2 * nmem * ncol)
+        parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol_da * m + 2 * nmem * ncol_da)
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
-        parts["curvelet analysis"] = 16 * 8 * cells * (nmem + 4)
+        parts["curvelet analysis"] = 16 * 8 * cells * (nmem_da + 4)
     return MemoryEstimate(parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node))
 
 

@@ -27,10 +27,11 @@ import datetime as _dt
 import numpy as np
 
 from landimg import units
-from landimg.data.common import StationReadings
+from landimg.data.common import StationReadings, seconds_after
+from landimg.data.netcdf import NcFile
+from landimg.data.reading import to_unit
 from landimg.grid import Grid
 from landimg.experiment.config import ObsConfig
-from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
@@ -212,29 +213,42 @@ class Stations:
         return np.maximum(truth_columns[self.columns[here] - c0] + self.bias[here] + noise[here], 0.0)
 
 
+_PERCENT_HINT = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?"
+
+
 class FileObservations:
     """Gridded soil-moisture retrievals from a CF-netCDF file, one image per day.
 
-    The file has coordinate variables ``time`` (CF units, e.g. ``days since 2021-05-01``), ``lat``,
-    ``lon`` and a variable ``sm`` (time, lat, lon) in m3/m3 or percent (its ``units`` attribute; missing:
-    NaN or ``_FillValue``); optionally ``sm_error`` (same shape) in the same units, > 0 where ``sm`` is given. Values are sampled at the grid's cell centres
-    (nearest neighbour); the record of a day is the one whose time falls in that day.
+    The file has a time coordinate (CF units, e.g. ``days since 2021-05-01``), latitude and longitude
+    coordinates and a variable ``sm`` (time, lat, lon, in any order: dimensions are found by name;
+    latitudes ascending or descending, longitudes -180..180 or 0..360) in m3/m3 or percent (its ``units``
+    attribute; missing: NaN or ``_FillValue``); optionally ``sm_error`` (same dimensions) in the same
+    units, > 0 where ``sm`` is given. Values are sampled at the grid's cell centres (nearest neighbour);
+    the record of a day is the one whose time falls in that day.
     """
 
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
         self.path, self.grid = path, grid
-        self._ds = open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="observation file")
-        self.days = np.floor(seconds_since(self._ds["time"], start) / 86400.0).astype(int)
-        self._iy, self._ix = grid.nearest_file_indices(
-            np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float), source=str(path)
-        )
+        self._src = NcFile(path, what="observation file")
+        try:
+            layout = self._src.layout()
+            layout.dims("sm", ("time", "lat", "lon"))
+            tname = layout.coord("time")
+            seconds = seconds_after(self._src.ds[tname], start, str(path), tname)
+            self.days = np.floor(seconds / 86400.0).astype(int)
+            self._iy, self._ix = grid.nearest_file_indices(
+                layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
+            )
+        except Exception:
+            self._src.close()
+            raise
 
     def _sample(self, name: str, rec: int) -> np.ndarray:
-        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
+        data = self._src.layout().read(name, ("time", "lat", "lon"), {"time": rec})
         out = np.where(self.grid.land, data[np.ix_(self._iy, self._ix)], np.nan)
         q = units.SOIL_MOISTURE if name == "sm" else units.SOIL_MOISTURE_ERROR
-        hint = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?" if name == "sm" else ""
-        return units.to_canonical(out, getattr(self._ds[name], "units", None), q, f"{self.path}: {name} record {rec}", hint)
+        hint = _PERCENT_HINT if name == "sm" else ""
+        return to_unit(self._src.ds[name], out, q, f"{self.path}: {name} record {rec}", hint=hint)
 
     def observe(self, day: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(sm image (ny, nx) with NaN for missing, error-std image or None) of ``day``; all NaN if no record."""
@@ -243,7 +257,7 @@ class FileObservations:
             return np.full(self.grid.shape, np.nan), None
         rec = int(hit[0])
         sm = self._sample("sm", rec)
-        err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
+        err = self._sample("sm_error", rec) if "sm_error" in self._src.ds.variables else None
         if err is not None and np.any(np.isfinite(sm) & ~(err > 0.0)):
             raise ValueError(f"{self.path}: sm_error record {rec} must be given (positive) where sm is given")
         return sm, err
@@ -259,7 +273,7 @@ class FileObservations:
 
     def close(self) -> None:
         """Close the file."""
-        self._ds.close()
+        self._src.close()
 
 
 def read_stations_file(
@@ -267,9 +281,10 @@ def read_stations_file(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read station soil moisture from a netCDF file.
 
-    The file has dimensions (time, station), coordinate variables ``time`` (CF units), ``lat(station)``,
-    ``lon(station)`` (degrees) and ``sm(time, station)`` (m3/m3, 0-10 cm, NaN/_FillValue missing).
-    Daily means are formed for the experiment's ``ndays`` days.
+    The file has a time coordinate (CF units), a station dimension along which both latitude and
+    longitude coordinates lie (``lat(station)``, ``lon(station)``, degrees; found by name) and
+    ``sm`` on (time, station) in either order (m3/m3, 0-10 cm, NaN/_FillValue missing). Daily means are
+    formed for the experiment's ``ndays`` days.
 
     Returns
     -------
@@ -278,12 +293,14 @@ def read_stations_file(
     sm : ndarray (ndays, nstation)
         Daily mean readings, NaN where none.
     """
-    with open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="station file") as ds:
-        day = np.floor(seconds_since(ds["time"], start) / 86400.0).astype(int)
-        slat, slon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
-        sm = np.ma.filled(np.ma.asarray(ds["sm"][:], dtype=float), np.nan)
-        sm = units.to_canonical(sm, getattr(ds["sm"], "units", None), units.SOIL_MOISTURE, f"{path}: sm",
-                                ": percent without units = \"%\", or undeclared fill values (set _FillValue)?")  # fmt: skip
+    with NcFile(path, what="station file") as src:
+        layout = src.layout()
+        layout.dims("sm", ("time", "station"))
+        tname = layout.coord("time")
+        day = np.floor(seconds_after(src.ds[tname], start, str(path), tname) / 86400.0).astype(int)
+        slat, slon = layout.coord_values("lat"), layout.coord_values("lon")
+        sm = layout.read("sm", ("time", "station"))
+        sm = to_unit(src.ds["sm"], sm, units.SOIL_MOISTURE, f"{path}: sm", hint=_PERCENT_HINT)
     iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
     ix = np.floor(((slon - (grid.lon[0] - grid.res / 2)) % 360.0) / grid.res).astype(int)
     inside = (iy >= 0) & (iy < grid.shape[0]) & (ix >= 0) & (ix < grid.shape[1])

@@ -4,7 +4,8 @@ A configuration section is any dataclass. For each field, :func:`specs` derives 
 (the TOML key) from
 
 * the type annotation (``bool``, ``int``, ``float``, ``str``, ``tuple[str, ...]``,
-  ``tuple[float, ...]``, ``X | None``; ``typing.Literal[...]`` gives the choices),
+  ``tuple[float, ...]``, ``X | None``; ``typing.Literal[...]`` gives the choices; ``int | Literal["auto"]``
+  an integer or one of the words),
 * the default,
 * the field metadata written by :func:`setting` (``doc``, ``choices``, ``ge``/``gt``/``le``/``lt``),
   or, for classes that do not use :func:`setting` (the analysis methods of :mod:`landimg.da`), the
@@ -64,26 +65,41 @@ class Spec:
     item: Any = None
     choices: tuple[Any, ...] | None = None
     bounds: tuple[tuple[str, float], ...] = ()
+    words: tuple[str, ...] = ()
 
 
 _SCALARS = (bool, int, float, str)
 
 
-def _resolve(typ: Any) -> tuple[Any, bool, Any, tuple | None] | None:
-    """(kind, optional, item type, Literal choices) of an annotation, or None if not a TOML type."""
+def _words(typ: Any) -> tuple[str, ...] | None:
+    """The strings of a ``Literal`` of strings, else None."""
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) is typing.Literal and args and all(isinstance(a, str) for a in args):
+        return tuple(args)
+    return None
+
+
+def _resolve(typ: Any) -> tuple[Any, bool, Any, tuple | None, tuple[str, ...]] | None:
+    """(kind, optional, item type, Literal choices, words) of an annotation, or None if not a TOML type."""
     origin, args = typing.get_origin(typ), typing.get_args(typ)
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
+        if len(rest) == 2 and len(rest) == len(args):  # a number or one of some words: int | Literal["auto"]
+            words = [w for w in map(_words, rest) if w]
+            other = [a for a in rest if _words(a) is None]
+            if len(words) == 1 and len(other) == 1 and other[0] in (int, float):
+                return other[0], False, None, None, words[0]
+            return None
         if len(rest) != 1 or len(rest) == len(args):
             return None
         inner = _resolve(rest[0])
-        return None if inner is None else (inner[0], True, inner[2], inner[3])
+        return None if inner is None else (inner[0], True, inner[2], inner[3], inner[4])
     if origin is typing.Literal:
         kinds = {type(a) for a in args}
-        return (kinds.pop(), False, None, tuple(args)) if len(kinds) == 1 else None
+        return (kinds.pop(), False, None, tuple(args), ()) if len(kinds) == 1 else None
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (str, float, int):
-        return tuple, False, args[0], None
-    return (typ, False, None, None) if typ in _SCALARS else None
+        return tuple, False, args[0], None, ()
+    return (typ, False, None, None, ()) if typ in _SCALARS else None
 
 
 def _docstring_attributes(cls: type) -> dict[str, tuple[str, tuple[str, ...] | None]]:
@@ -122,14 +138,14 @@ def specs(cls: type, exclude: tuple[str, ...] = ()) -> dict[str, Spec]:
         resolved = _resolve(hints[f.name])
         if f.name in exclude or f.name.startswith("_") or resolved is None or not f.init:
             continue
-        kind, optional, item, literal = resolved
+        kind, optional, item, literal, words = resolved
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         meta = f.metadata
         doc_text, doc_choices = from_doc.get(f.name, ("", None))
         bounds = tuple((op, meta[op]) for op in ("ge", "gt", "le", "lt") if meta.get(op) is not None)
         out[f.name] = Spec(
             name=f.name, kind=kind, default=default, doc=meta.get("doc") or doc_text, optional=optional,
-            item=item, choices=meta.get("choices") or literal or doc_choices, bounds=bounds,
+            item=item, choices=meta.get("choices") or literal or doc_choices, bounds=bounds, words=words,
         )  # fmt: skip
     return out
 
@@ -171,6 +187,11 @@ def coerce(key: str, value: Any, spec: Spec) -> Any:
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
         value = tuple(_scalar(key, v, spec.item) for v in value)
         items = value
+    elif spec.words and isinstance(value, str):
+        if value not in spec.words:
+            words = " or ".join(f'"{w}"' for w in spec.words)
+            raise ConfigError(f"{key}: expected {_TYPE_WORDS[spec.kind]} or {words}, got {value!r}")
+        return value
     else:
         value = _scalar(key, value, spec.kind)
         items = (value,)

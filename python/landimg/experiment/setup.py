@@ -78,19 +78,22 @@ class Weather:
     """truth(t) / ensemble(t) of the columns ``columns`` (default all): the synthetic generator, or user
     files where configured (read whole, checked, and cut to the columns)."""
 
-    def __init__(self, cfg: Config, domain: Domain, columns: slice | None = None) -> None:
+    def __init__(self, cfg: Config, domain: Domain, columns: slice | None = None, progress: bool = False) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
         gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start, columns=columns)
         truth, ensemble = gen.truth, gen.ensemble
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
 
-            truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days)
+            truth = ensemble = ProductForcing(
+                f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
+            )
         truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
         ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
         for source in (truth, ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+            if hasattr(source, "check_values"):  # products' values are checked as they are read
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
         block = gen.ncol != grid.ncol  # files and products give every column: cut to the block
         self.truth = _OnColumns(truth, gen.columns) if block and truth != gen.truth else truth
@@ -101,7 +104,7 @@ class Observer:
     """Satellite retrievals (synthetic from the nature run, or a user file) of the columns ``columns``
     (default all) for an analysis window."""
 
-    def __init__(self, cfg: Config, grid: Any, columns: slice | None = None) -> None:
+    def __init__(self, cfg: Config, grid: Any, columns: slice | None = None, progress: bool = False) -> None:
         self.cfg, self.grid = cfg, grid
         self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, columns)
         self.columns = self.synthetic.columns
@@ -110,7 +113,9 @@ class Observer:
             from landimg.data.inputs import ProductObservations
 
             e = cfg.experiment
-            self.product = ProductObservations(cfg.obs.product, cfg.obs.files, grid, e.start, e.days)
+            self.product = ProductObservations(
+                cfg.obs.product, cfg.obs.files, grid, e.start, e.days, progress
+            )
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
         if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
             raise ValueError(
@@ -184,11 +189,12 @@ class Setup:
         return self.soil_est if self.soil_members is None else self.soil_members
 
 
-def setup(cfg: Config, comm: Any = None) -> Setup:
+def setup(cfg: Config, comm: Any = None, progress: bool = False) -> Setup:
     """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable.
 
     ``comm``: the run's ranks; the weather and the observer are made for this rank's world block
-    (default: one rank, every column).
+    (default: one rank, every column). ``progress``: show reading progress of long file sets on stderr
+    (rank 0).
     """
     from landimg.model import soil
     from landimg.parallel import SerialComm
@@ -201,13 +207,13 @@ def setup(cfg: Config, comm: Any = None) -> Setup:
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain, columns),
-            observer=Observer(cfg, grid, columns),
+            weather=Weather(cfg, domain, columns, progress),
+            observer=Observer(cfg, grid, columns, progress),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
-            reference=_reference(cfg, grid),
+            reference=_reference(cfg, grid, progress),
             soil_members=_member_soil(cfg, domain),
             world=world,
         )
@@ -254,11 +260,11 @@ def _stations(cfg: Config, grid: Any) -> Any:
     return Stations(grid, cfg.obs, e.seed)
 
 
-def _reference(cfg: Config, grid: Any) -> Any:
+def _reference(cfg: Config, grid: Any, progress: bool = False) -> Any:
     """The reference product of ``[reference]`` (daily layer means), or None (verify against the nature run)."""
     if not cfg.reference.product:
         return None
     from landimg.data.inputs import ProductReference
 
     e = cfg.experiment
-    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days)
+    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days, progress)

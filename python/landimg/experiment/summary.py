@@ -54,7 +54,7 @@ def summarize(cfg: Config, history: History, methods: list[str], wall: float, ra
             else ("obs.stations_file" if cfg.obs.stations_file else "synthetic")
         ),
     }
-    out["config"] = to_dict(cfg)
+    out["config"] = {k: v for k, v in to_dict(cfg).items() if k != "parallel"}  # the layout: not the identity
     return out
 
 
