@@ -16,7 +16,7 @@ from landimg.experiment import spinup as spinup_module
 from landimg.experiment.config import load_config
 from landimg.experiment.loop import run
 from landimg.experiment.world import World
-from landimg.layout import Layout
+from landimg.layout import Layout, LayoutError
 from landimg.model import column as column_module
 from landimg.parallel import default_comm
 
@@ -62,6 +62,13 @@ def moves() -> None:
                 same(mover.move_state(world.take_state(state))["a"], np.asfortranarray(full[:, cols, None]), "move_state")
             members_only = Layout(nmem, comm)  # every rank every column
             same(world.mover(members_only).move(world.take(full)), full, "move to a layout of member groups")
+    if P > 1:  # fewer column chunks than ranks: refused on every rank, in one line
+        try:
+            World(types.SimpleNamespace(ncol=P - 1), comm)
+        except LayoutError as exc:
+            check("one world block per rank" in str(exc) and "\n" not in str(exc), f"message {exc}")
+        else:
+            check(False, "a world of fewer columns than ranks was made")
 
 
 def cycle(out: Path) -> None:
