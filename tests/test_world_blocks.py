@@ -16,7 +16,7 @@ from landimg import Grid
 from landimg.ensemble.perturb import _LAST_DRAW, ForcingPerturbation, ForcingPerturber
 from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain
-from landimg.experiment.forcing import WeatherGenerator
+from landimg.experiment.forcing import FileForcing, WeatherGenerator
 from landimg.experiment.obs import SatelliteObserver, Stations
 from landimg.experiment.setup import Observer, Weather, setup
 from landimg.experiment.spinup import new_nature, spinup
@@ -24,6 +24,31 @@ from landimg.experiment.storm_pairs import StormColumnPairs
 from landimg.random_fields import GaussianFieldGenerator
 
 SCRIPT = Path(__file__).parent / "mpi_scripts" / "world_blocks.py"
+
+
+def forcing_file(path: Path, grid, hours: int, bad: tuple[int, int] | None = None) -> Path:
+    """An hourly ALMA forcing file on ``grid`` from 2021-04-30 00:00 (a smooth field per variable); ``bad =
+    (record, column)``: an implausible air temperature (500 K) there."""
+    import netCDF4
+
+    ny, nx = grid.shape
+    with netCDF4.Dataset(path, "w") as ds:
+        for name, size in (("time", hours), ("lat", ny), ("lon", nx)):
+            ds.createDimension(name, size)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units = "hours since 2021-04-30 00:00"
+        t[:] = np.arange(hours, dtype=float)
+        ds.createVariable("lat", "f8", ("lat",))[:] = grid.lat
+        ds.createVariable("lon", "f8", ("lon",))[:] = grid.lon
+        wave = np.sin(np.arange(hours) / 5.0)[:, None, None] + np.cos(np.radians(grid.lat))[None, :, None]
+        for name, val, amp in (("Tair", 290.0, 5.0), ("Qair", 0.01, 0.002), ("PSurf", 1e5, 500.0),
+                               ("Rainf", 1e-4, 1e-4), ("Wind", 3.0, 1.0), ("SWdown", 300.0, 100.0),
+                               ("LWdown", 350.0, 20.0)):  # fmt: skip
+            data = np.broadcast_to(val + amp * wave, (hours, ny, nx)).copy()
+            if name == "Tair" and bad is not None:
+                data.reshape(hours, -1)[bad[0], grid.column_index[bad[1]]] = 500.0
+            ds.createVariable(name, "f8", ("time", "lat", "lon"))[:] = data
+    return path
 
 
 def _blocks(n: int) -> list[tuple[int, int]]:
@@ -171,6 +196,26 @@ def test_observer_of_a_block_cuts_a_retrieval_file(tmp_path):
     a, b = 11, g.ncol - 5
     y, err_b = Observer(cfg, g, slice(a, b))(np.zeros(b - a), 1.0, frozen[a:b], 1.0, 1)
     assert _same(y, y_whole[a:b]) and _same(np.asarray(err_b), np.asarray(err))
+
+
+def test_forcing_file_of_a_block_reads_and_checks_the_block(tmp_path):
+    g = build_domain(load_config(None, ["domain.res=2.5"])).grid
+    n = g.ncol
+    path = forcing_file(tmp_path / "f.nc", g, 30, bad=(7, n - 1))
+    whole = FileForcing(str(path), g, "2021-05-01")
+    with pytest.raises(ValueError, match="Tair record 7"):
+        whole.check_values(-86400.0, 3600.0)
+    for a, b in ((0, n // 2), (n // 2, n), (3, 9)):
+        block = FileForcing(str(path), g, "2021-05-01", slice(a, b))
+        f, w = block(-3600.0 * 20), whole(-3600.0 * 20)
+        assert all(_same(f[k], w[k][a:b]) for k in w)
+        if b < n:
+            block.check_values(-86400.0, 3600.0)  # the bad value is another block's
+        else:
+            with pytest.raises(ValueError, match="Tair record 7"):
+                block.check_values(-86400.0, 3600.0)
+        block.close()
+    whole.close()
 
 
 def _block_setup(cfg, s, a, b):

@@ -71,6 +71,32 @@ def moves() -> None:
             check(False, "a world of fewer columns than ranks was made")
 
 
+def bad_file(out: Path) -> None:
+    """A forcing file with an implausible value in the last rank's block only: every rank refuses the run
+    with the same one line (each rank checks only its block's part)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from test_world_blocks import forcing_file
+
+    from landimg.experiment.domain import build_domain
+    from landimg.experiment.setup import InputError, setup
+
+    grid = build_domain(load_config(None, ["domain.res=2.5"])).grid
+    path = out / "bad_forcing.nc"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        forcing_file(path, grid, 50, bad=(9, grid.ncol - 1))
+    comm.Barrier()
+    cfg = load_config(None, ["domain.res=2.5", "experiment.days=1", "experiment.spinup_days=1",
+                             f"forcing.ensemble_file={path}"])  # fmt: skip
+    try:
+        setup(cfg, comm)
+    except InputError as exc:
+        lines = comm.allgather(str(exc))
+        check(len(set(lines)) == 1 and "Tair record 9" in lines[0], f"the refusals differ: {lines}")
+    else:
+        check(False, "a bad forcing value was not refused")
+
+
 def cycle(out: Path) -> None:
     """A small cycle; count the columns of every weather call, nature-run step and observation."""
     seen: dict[str, int] = {"weather": 0, "nature": 0, "observations": 0}
@@ -123,6 +149,7 @@ def cycle(out: Path) -> None:
 
 
 moves()
+bad_file(Path(sys.argv[1]))
 cycle(Path(sys.argv[1]) / f"run{P}")
 if rank == 0:
     print(f"world blocks OK {P}", flush=True)

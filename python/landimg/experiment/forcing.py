@@ -440,11 +440,15 @@ class FileForcing:
     grid : Grid
     start : date or str
         Experiment start (t = 0 s).
+    columns : slice, optional
+        The contiguous columns to read (a rank's world block; default all): only the file's rows and
+        columns they use are read, and :meth:`check_values` checks them.
     """
 
-    def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
+    def __init__(self, path: str, grid: Grid, start: _dt.date | str, columns: slice | None = None) -> None:
         self.path = path
         self.grid = grid
+        self.columns = slice(*(slice(None) if columns is None else columns).indices(grid.ncol)[:2])
         self._src = NcFile(path, what="forcing file")
         try:
             self._open(grid, start)
@@ -473,9 +477,9 @@ class FileForcing:
         row_index, col_index = grid.nearest_file_indices(
             layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
         )
-        rows, cols = np.unravel_index(grid.column_index, grid.shape)
+        rows, cols = np.unravel_index(grid.column_index[self.columns], grid.shape)
         iy, ix = row_index[rows], col_index[cols]
-        # read only the file's rows and columns the grid uses
+        # read only the file's rows and columns the grid (the block) uses
         self._window = {
             "lat": slice(int(iy.min()), int(iy.max()) + 1),
             "lon": slice(int(ix.min()), int(ix.max()) + 1),

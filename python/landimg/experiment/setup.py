@@ -76,7 +76,7 @@ class _OnColumns:
 
 class Weather:
     """truth(t) / ensemble(t) of the columns ``columns`` (default all): the synthetic generator, or user
-    files where configured (read whole, checked, and cut to the columns)."""
+    files where configured (read for the columns only, and checked there), or a product (read whole, cut)."""
 
     def __init__(self, cfg: Config, domain: Domain, columns: slice | None = None, progress: bool = False) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
@@ -88,16 +88,30 @@ class Weather:
             truth = ensemble = ProductForcing(
                 f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
             )
-        truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
-        ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
+        truth = FileForcing(f.true_file, grid, e.start, gen.columns) if f.true_file else truth
+        ensemble = FileForcing(f.ensemble_file, grid, e.start, gen.columns) if f.ensemble_file else ensemble
         for source in (truth, ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
             if hasattr(source, "check_values"):  # products' values are checked as they are read
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
-        block = gen.ncol != grid.ncol  # files and products give every column: cut to the block
-        self.truth = _OnColumns(truth, gen.columns) if block and truth != gen.truth else truth
-        self.ensemble = _OnColumns(ensemble, gen.columns) if block and ensemble != gen.ensemble else ensemble
+        block = gen.ncol != grid.ncol  # a product gives every column: cut to the block
+        self.truth = _OnColumns(truth, gen.columns) if block and f.product and not f.true_file else truth
+        self.ensemble = _OnColumns(ensemble, gen.columns) if block and f.product and not f.ensemble_file else ensemble
+
+
+def _on_every_rank(comm: Any, make: Any) -> Any:
+    """``make()``; a ValueError or OSError on any rank of ``comm`` is raised on every rank (the first such
+    rank's line): each rank reads and checks only its world block's part of a file, so a bad value may be
+    found on one rank only."""
+    try:
+        out, line = make(), None
+    except (ValueError, OSError) as exc:
+        out, line = None, str(exc)
+    found = [x for x in comm.allgather(line) if x]
+    if found:
+        raise ValueError(found[0])
+    return out
 
 
 class Observer:
@@ -207,7 +221,7 @@ def setup(cfg: Config, comm: Any = None, progress: bool = False) -> Setup:
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain, columns, progress),
+            weather=_on_every_rank(world.comm, lambda: Weather(cfg, domain, columns, progress)),
             observer=Observer(cfg, grid, columns, progress),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
