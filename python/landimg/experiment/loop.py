@@ -241,8 +241,10 @@ def _day(r: _Run, day: int) -> None:
     truth_cols = None
     for step in range(spd):
         k = day * spd + step
+        moving = r.mover.start_dict(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
-        fe = r.mover.move_dict(_read(r, day, s.weather.ensemble, k * e.dt))
+        with r.timings("forcing"):
+            fe = moving.wait()
         for ens in r.ensembles.values():
             ens.advance(fe, 1)
         last = step == spd - 1
@@ -278,6 +280,7 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
+    t.instrument(r.mover, "start_dict", "forcing")
     t.instrument(r.mover, "move_dict", "forcing")
     for ens in r.ensembles.values():
         t.instrument(ens.model, "step", "model")

@@ -9,8 +9,8 @@ the domain). Each value is made on one rank, bitwise what the whole-domain compu
 what other ranks need is moved, never recomputed:
 
 * the ensemble forcing of every step goes to the ensemble's layout (:class:`ColumnMover`: each member
-  group's block gets the values of its columns, one all-to-all; nothing moves when the ensemble's blocks
-  are the world blocks, ``1 x P``);
+  group's block gets the values of its columns, one non-blocking all-to-all that flies while the rank
+  steps the nature run; nothing moves when the ensemble's blocks are the world blocks, ``1 x P``);
 * the spun-up ensemble column goes the same way (then it seeds every member);
 * an analysis time's observations (one value per column) are gathered on every rank (the analyses take
   the whole observation image);
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.layout import Layout, LayoutError, Transposer, column_chunks
+from landimg.layout import Layout, LayoutError, column_chunks
 from landimg.parallel import SerialComm, default_comm
 
 __all__ = ["ColumnMover", "World"]
@@ -135,59 +135,98 @@ class World:
         return ColumnMover(self, target)
 
 
+class _Pending:
+    """A move in flight (:meth:`ColumnMover.start`): :meth:`wait` completes it and returns the moved values."""
+
+    def __init__(self, finish: Any) -> None:
+        self._finish = finish
+
+    def wait(self) -> Any:
+        """The moved values (blocks until the exchange is complete)."""
+        return self._finish()
+
+
 class ColumnMover:
     """Moves values per column from the world blocks to an ensemble layout's blocks (collective).
 
     Every rank of the ensemble layout ``target`` (``G`` member groups x ``K`` column blocks) gets the values
-    of its block's columns, which the world blocks hold: the forcing of a step, a spun-up column. Made with
-    a :class:`~landimg.layout.Transposer` between two layouts of ``G`` copies (one member group holding all
-    ``G`` on the ``P`` world blocks -> ``G`` groups of one copy on the ``K`` blocks), so each world rank
-    sends the overlap of its block with a target block to the ``G`` ranks holding that block: one
-    all-to-all per call, nothing moved (and no copy) when the partitions are the same (``1 x P``).
+    of its block's columns, which the world blocks hold: the forcing of a step, a spun-up column. Each
+    world rank sends the overlap of its block with a target block to every rank holding that block (the
+    ``G`` ranks of that block): one all-to-all per call (non-blocking with :meth:`start`, so a rank can
+    step the nature run while the ensemble forcing moves), nothing moved and no copy when every rank's
+    target block is its world block (``1 x P``, or one rank).
 
     Parameters
     ----------
     world : World
     target : Layout
-        The ensemble's layout, blocks balanced by column count (a layout without ``ncol`` holds every
-        column on every rank).
+        The ensemble's layout (a layout without ``ncol`` holds every column on every rank).
     """
 
     def __init__(self, world: World, target: Layout) -> None:
         lay = world.layout
         if target.size != lay.size:
             raise ValueError(f"the ensemble layout has {target.size} ranks, the world {lay.size}")
-        ncol, g = lay.ncol, target.member_groups
-        k = 1 if target.ncol is None else target.column_blocks
-        self.source = Layout(g, lay.comm, ncol=ncol, column_blocks=lay.size)
-        copies = Layout(g, lay.comm, ncol=ncol, column_blocks=k)
-        if target.ncol is not None and not np.array_equal(copies.column_bounds, target.column_bounds):
-            raise ValueError("ColumnMover: the ensemble layout's column blocks are not balanced by column count")
-        self.transposer = Transposer(self.source, copies)
-        self.copies = g
-        self.ncol_target = copies.ncol_local
+        ncol, size, me = lay.ncol, lay.size, lay.rank
+        self.comm = lay.comm
 
-    @property
-    def identity(self) -> bool:
-        """True when nothing moves (the target's blocks are the world blocks)."""
-        return self.transposer.identity
+        def target_of(r: int) -> tuple[int, int]:
+            return (0, ncol) if target.ncol is None else target.columns_of(r)
 
-    def move(self, values: np.ndarray) -> np.ndarray:
-        """World block values (..., ncol_world_local) -> this rank's target block (..., ncol_target), same dtype."""
+        self.identity = all(target_of(r) == lay.columns_of(r) for r in range(size))
+        (w0, w1), (t0, t1) = lay.columns_of(me), target_of(me)
+        # per peer: my world columns [a, b) it needs (relative to my block), its world columns I need
+        self._send = [(max(w0, target_of(r)[0]) - w0, min(w1, target_of(r)[1]) - w0) for r in range(size)]
+        self._recv = [(max(lay.columns_of(r)[0], t0) - t0, min(lay.columns_of(r)[1], t1) - t0) for r in range(size)]
+        self.ncol_target = t1 - t0
+
+    def start(self, values: np.ndarray) -> _Pending:
+        """Start moving world block values (..., ncol_world_local); ``.wait()`` gives this rank's target
+        block (..., ncol_target), same dtype."""
         values = np.asarray(values)
         if self.identity:
-            return values
-        a = np.broadcast_to(values[..., None], values.shape + (self.copies,))
-        return np.ascontiguousarray(self.transposer.forward(a)[..., 0])
+            return _Pending(lambda: values)
+        from mpi4py import MPI
+
+        lead, item = values.shape[:-1], values.dtype.itemsize * int(np.prod(values.shape[:-1], dtype=np.int64))
+        pieces = [np.ascontiguousarray(values[..., a:b]).reshape(-1).view(np.uint8) for a, b in
+                  ((a, max(a, b)) for a, b in self._send)]  # fmt: skip
+        scount = [int(p.size) for p in pieces]
+        rcount = [item * max(b - a, 0) for a, b in self._recv]
+        sdisp = np.concatenate([[0], np.cumsum(scount)[:-1]]).astype(np.int64).tolist()
+        rdisp = np.concatenate([[0], np.cumsum(rcount)[:-1]]).astype(np.int64).tolist()
+        sendbuf = np.concatenate(pieces) if sum(scount) else np.zeros(1, np.uint8)
+        recvbuf = np.empty(max(1, sum(rcount)), np.uint8)
+        req = self.comm.Ialltoallv([sendbuf, (scount, sdisp), MPI.BYTE], [recvbuf, (rcount, rdisp), MPI.BYTE])
+        buffers = (sendbuf, recvbuf)  # kept alive until the exchange is complete
+
+        def finish() -> np.ndarray:
+            req.Wait()
+            out = np.empty(lead + (self.ncol_target,), dtype=values.dtype)
+            for (a, b), d, c in zip(self._recv, rdisp, rcount, strict=True):
+                if c:
+                    out[..., a:b] = buffers[1][d : d + c].view(values.dtype).reshape(lead + (b - a,))
+            return out
+
+        return _Pending(finish)
+
+    def move(self, values: np.ndarray) -> np.ndarray:
+        """World block values (..., ncol_world_local) -> this rank's target block (..., ncol_target)."""
+        return self.start(values).wait()
+
+    def start_dict(self, values: Mapping[str, np.ndarray]) -> _Pending:
+        """:meth:`start` for a dict of (ncol_world_local,) arrays (a step's forcing), in one all-to-all;
+        ``.wait()`` gives a dict of contiguous (ncol_target,) arrays."""
+        if self.identity:
+            out = dict(values)
+            return _Pending(lambda: out)
+        keys = list(values)
+        pending = self.start(np.stack([np.asarray(values[k], dtype=np.float64) for k in keys]))
+        return _Pending(lambda: dict(zip(keys, pending.wait(), strict=True)))
 
     def move_dict(self, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`move` of every array of a dict of (ncol_world_local,) arrays (a step's forcing), in one
-        all-to-all; the arrays come out contiguous."""
-        if self.identity:
-            return dict(values)
-        keys = list(values)
-        moved = self.move(np.stack([np.asarray(values[k], dtype=np.float64) for k in keys]))
-        return {k: moved[i].copy() for i, k in enumerate(keys)}
+        """:meth:`start_dict`, completed."""
+        return self.start_dict(values).wait()
 
     def move_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A one-member state on the world blocks (arrays (..., ncol_world_local, 1)) -> the target block's
