@@ -7,8 +7,8 @@ import netCDF4
 import numpy as np
 import pytest
 from landimg import units
-from landimg.experiment.config import load_config
 from landimg.cycle import main
+from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain, build_grid
 from landimg.experiment.forcing import FileForcing
 from landimg.experiment.obs import FileObservations, read_stations_file

@@ -6,8 +6,8 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-from landimg.experiment import spinup as spinup_module
 from landimg.cycle import RESTART_NAME, main
+from landimg.experiment import spinup as spinup_module
 from landimg.experiment.restart import load_restart
 from landimg.experiment.timing import PARTS
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.inputs import CdfMatcher, ProductForcing, ProductObservations, ProductReference
-from landimg import Grid
 
 REGION = (34.0, 40.0, -101.0, -94.0)
 

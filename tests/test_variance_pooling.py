@@ -13,9 +13,9 @@ import textwrap
 import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
+from landimg.analysis import CurveletEnKF
 from landimg.da import curvelet_enkf as ce
 from landimg.da import curvelet_stats as cs
-from landimg.analysis import CurveletEnKF
 from landimg.random_fields import gaussian_filter_spectrum
 from landimg.transform.curvelet import Curvelet
 

@@ -155,7 +155,7 @@ class Ensemble:
         return self.layout.nmem
 
     # ------------------------------------------------------------------ forecast
-    def advance(self, forcing: Mapping[str, np.ndarray], nsteps: int = 1) -> None:
+    def advance(self, forcing: Mapping[str, np.ndarray], nsteps: int = 1, t: float | None = None) -> None:
         """Step every local member ``nsteps`` model steps under perturbed ``forcing``.
 
         Parameters
@@ -163,17 +163,22 @@ class Ensemble:
         forcing : dict of ndarray (ncol,)
             Unperturbed forcing (tair K, qair kg/kg, psurf Pa, precip kg/m2/s, wind m/s, swdown and
             lwdown W/m2), held for the ``nsteps`` steps: of every column of the grid (this rank takes its
-            block's) or of this rank's columns only (ncol_local,).
+            block's) or of this rank's columns only (ncol_local,); with ``rain_shift_km > 0`` the
+            precipitation of every column (the shift moves rain between blocks).
         nsteps : int
             Model steps. The perturbations evolve by one AR(1) step of ``nsteps * dt`` first, then the
             model takes all steps in one Fortran call.
+        t : float, optional
+            Time of the (first) step, s since the experiment start: needed when the perturbation shifts
+            each member's rain daily (``ForcingPerturbation.rain_shift_km > 0``).
         """
         if int(nsteps) < 1:
             raise ValueError(f"nsteps must be >= 1, got {nsteps}")
-        forcing = {k: self._local_columns(v) for k, v in forcing.items()}
-        if self.perturber is not None:
+        if self.perturber is not None:  # it cuts the forcing to this rank's columns (after the rain shift)
             self.perturber.advance(self.model.dt * int(nsteps))
-            forcing = self.perturber.apply(forcing)
+            forcing = self.perturber.apply(forcing, t)
+        else:
+            forcing = {k: self._local_columns(v) for k, v in forcing.items()}
         self.model.step(forcing, nsteps=int(nsteps))
 
     # ------------------------------------------------------------------ images

@@ -24,7 +24,8 @@ Weather (all per column, hourly or finer):
 
 The ensemble's forcing ("reanalysis") is the same weather with degraded rain systems: a fraction
 ``miss_fraction`` of storms is missed, every kept storm is displaced by a random vector of rms
-``displacement_km`` per component and shifted by up to +-3 h, smoothed (radius x ``smoothing`` with
+``displacement_km`` per component (or, with ``displacement_scope = "field"``, the whole field by one
+vector per day) and shifted by up to +-3 h, smoothed (radius x ``smoothing`` with
 the rain amount conserved), biased (x ``rain_bias``) and randomly scaled (lognormal ``amount_sigma``);
 spurious storms are added (``false_alarm_fraction``); regional rain biases multiply the rain by a smooth
 lognormal field (log-std ``bias_field_std``, correlation length ``bias_field_km``); clouds follow the degraded storms; air
@@ -50,9 +51,9 @@ from landimg import units
 from landimg.data.common import attr, check_record_span, seconds_after
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import ALMA_QUANTITIES, packing_slack
-from landimg.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.storm_pairs import StormColumnPairs
+from landimg.grid import Grid
 from landimg.random_fields import gaussian_random_field
 
 __all__ = [
@@ -82,6 +83,7 @@ _STREAM_DEGRADE = 202
 _STREAM_FALSE = 203
 _STREAM_WAVES = 204
 _STREAM_BIAS = 205
+_STREAM_FIELD_SHIFT = 206
 _CLOUD_WIDTH = 1.6  # cloud footprint radius / rain footprint radius
 _CLOUD_FLOOR = 0.02  # the cloud footprint is exp(-d^2/2rc^2) - floor (zero beyond rc sqrt(2 ln 50) = 2.8 rc)
 _CLOUD_REACH = 2.9  # pairs farther than this many rc apart are skipped (beyond both footprints)
@@ -243,6 +245,8 @@ class WeatherGenerator:
         n = truth.t0.size
         keep = rng.random(n) >= c.miss_fraction
         dx, dy = c.displacement_km * rng.standard_normal((2, n))
+        if c.displacement_scope == "field":  # displaced as a whole at evaluation time (_field_shift)
+            dx, dy = np.zeros(n), np.zeros(n)
         dt = rng.uniform(-3.0, 3.0, n)
         scale = rng.lognormal(-0.5 * c.amount_sigma**2, c.amount_sigma, n)
         lat = truth.lat + np.degrees(dy / _EARTH_RADIUS_KM)
@@ -293,15 +297,26 @@ class WeatherGenerator:
         st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
         return st, age[on]
 
+    def _field_shift(self, kind: str, t_h: float) -> tuple[float, float]:
+        """(east, north) km of the whole ensemble rain field at hour ``t_h`` with ``displacement_scope =
+        "field"``: one vector of rms ``displacement_km`` per direction per day (keyed by the day); else 0."""
+        if kind == "truth" or self.cfg.displacement_scope != "field":
+            return 0.0, 0.0
+        day = int(np.floor(t_h / 24.0))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_FIELD_SHIFT, day + 1_000_000]))
+        dx, dy = self.cfg.displacement_km * rng.standard_normal(2)
+        return float(dx), float(dy)
+
     def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
         st, age = self._active(kind, t_h)
         ncol = self.ncol
         if st.t0.size == 0:
             return np.zeros(ncol), np.zeros(ncol)
-        # storm centre now: moved by (u, v) km/h during `age` hours
-        clat = st.lat + np.degrees(st.v * age / _EARTH_RADIUS_KM)
-        clon = st.lon + np.degrees(st.u * age / _EARTH_RADIUS_KM) / np.maximum(
+        # storm centre now: moved by (u, v) km/h during `age` hours (and the day's field shift)
+        sx, sy = self._field_shift(kind, t_h)
+        clat = st.lat + np.degrees((st.v * age + sy) / _EARTH_RADIUS_KM)
+        clon = st.lon + np.degrees((st.u * age + sx) / _EARTH_RADIUS_KM) / np.maximum(
             np.cos(np.radians(st.lat)), 0.2
         )
         # storm-column pairs within reach: a storm-major superset from the image, then the exact test

@@ -3,7 +3,7 @@
 One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> moved -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, sigma -> gathered -> Ensemble.assimilate(y, sigma, method)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> gathered -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature (gathered on rank 0) -> History (rank 0) -> restart (rank 0 writes)
 
 The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
@@ -76,9 +76,36 @@ class _Run:
     def rank(self) -> int:
         return self.comm.Get_rank()
 
+    def start_forcing(self, block: dict[str, np.ndarray]) -> Any:
+        """Start moving the world block's ensemble forcing to the ensembles' columns; ``.wait()`` gives it.
+        With a rain shift (``ensemble.rain_shift_km > 0``) on column blocks the precipitation of every column
+        goes to every rank (the shift moves rain across blocks)."""
+        moving = self.mover.start_dict(block)
+        if not self.rain_whole:
+            return moving
+        precip = self.s.world.allgather(block["precip"])
+        return _Finish(lambda: {**moving.wait(), "precip": precip})
+
     def forcing(self, t: float) -> dict[str, np.ndarray]:
         """The ensemble forcing at ``t`` s on the ensembles' columns: made on the world blocks, then moved."""
-        return self.mover.move_dict(self.s.weather.ensemble(t))
+        return self.start_forcing(self.s.weather.ensemble(t)).wait()
+
+    @property
+    def rain_whole(self) -> bool:
+        """The ensembles need the precipitation of every column (a rain shift on column blocks)."""
+        first = next(iter(self.ensembles.values()))
+        shift = getattr(first.perturber, "rain_shift", None) if first.perturber is not None else None
+        return shift is not None and not first.layout.whole
+
+
+@dataclass
+class _Finish:
+    """A computation to complete later (``wait()``)."""
+
+    finish: Any
+
+    def wait(self) -> Any:
+        return self.finish()
 
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
@@ -115,6 +142,8 @@ def _start(
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.nature.set_state(s.world.scatter_state(tree["nature"] if r.rank == 0 else None))
+        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
+        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
@@ -186,6 +215,7 @@ def _background(r: _Run, day: int, truth_cols: np.ndarray | None) -> dict[str, n
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
             r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+            r.history[name].mean_background[day] = np.stack(means)
     return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
 
 
@@ -241,12 +271,12 @@ def _day(r: _Run, day: int) -> None:
     truth_cols = None
     for step in range(spd):
         k = day * spd + step
-        moving = r.mover.start_dict(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
+        moving = r.start_forcing(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
         with r.timings("forcing"):
             fe = moving.wait()
         for ens in r.ensembles.values():
-            ens.advance(fe, 1)
+            ens.advance(fe, 1, t=k * e.dt)
         last = step == spd - 1
         if last:  # the day's reference, on rank 0 (the nature run does not change in the analyses)
             truth_cols = _truth_layers(r)
@@ -256,14 +286,15 @@ def _day(r: _Run, day: int) -> None:
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = r.nature.layer_mean([obs_depth])[0, :, 0]
         frozen = r.nature.frozen()[:, 0].astype(bool)
-        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
         y = grid.to_image(s.world.allgather(y))
+        ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         if last:
             bg_obs = _background(r, day, truth_cols)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
-            diag = ens.assimilate(y, ystd, s.methods[name])
+            diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
             if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
                 diag["obs_space"] = obs_space_stats(
@@ -282,9 +313,9 @@ def _instrument(r: _Run) -> None:
     t.instrument(r.nature, "step", "model")
     t.instrument(r.mover, "start_dict", "forcing")
     t.instrument(r.mover, "move_dict", "forcing")
-    for ens in r.ensembles.values():
+    for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
-        t.instrument(ens, "assimilate", "analysis")
+        t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
         if ens.perturber is not None:
             t.instrument(ens.perturber, "advance", "perturbations")
             t.instrument(ens.perturber, "apply", "perturbations")
@@ -320,7 +351,8 @@ def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     nature = r.s.world.gather_state(r.nature.get_state())
     if r.rank == 0:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, nature, states, r.history, wall, to_toml(r.cfg), r.inputs)
+        write_checkpoint(out, day, nature, states, r.history, wall, to_toml(r.cfg), r.inputs,
+                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
 
 def run(
@@ -407,6 +439,7 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
+    per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     if r.history is None:
         return None
     summary = summarize(
@@ -418,6 +451,9 @@ def run(
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
+    summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
+        name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
+    }
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)

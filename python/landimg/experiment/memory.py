@@ -104,8 +104,8 @@ def estimate_memory(
         # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:
         # whole members (nmem / P of them) or column blocks with their halo (every member)
         "analysis ensemble": 8 * (nmem * cells * 6 + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
-        # rank 0: history images (float32) for every day, method and layer
-        "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 2 * nmeth) + 2 + nmeth),
+        # rank 0: history images (float32) for every day, method and layer (mean, background mean, spread)
+        "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 3 * nmeth) + 2 + nmeth),
         # rank 0: the restart gather (every member's model state per method)
         "restart gather": 400 * ncol * nmem * nmeth,
     }

@@ -6,7 +6,8 @@ Satellite (SMAP/SMOS-like), once per analysis time:
 * value = nature run's soil moisture of the observed layer (0 - ``analysis.obs_depth`` m) + error;
   the error has standard deviation ``obs.error_std``, a fraction ``obs.white_fraction`` of its variance
   white and the rest a Gaussian random field of correlation length ``obs.corr_length_km``
-  (retrieval errors are spatially correlated through the ancillary data); values are clipped at 0;
+  (retrieval errors are spatially correlated through the ancillary data), AR(1) between analyses with
+  e-folding time ``obs.memory_days`` (0: redrawn at each analysis); values are clipped at 0;
 * gaps: descending swaths are stripes tilted 12 degrees from north, ``obs.swath_period_deg`` apart; the
   pattern shifts each day so that each cell is seen once every ``obs.revisit_days`` days (2 or 3 days
   for the default 2.5); no retrieval over frozen or snow-covered ground; NaN marks missing.
@@ -30,9 +31,9 @@ from landimg import units
 from landimg.data.common import StationReadings, seconds_after
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import to_unit
-from landimg.grid import Grid
 from landimg.experiment.config import ObsConfig
-from landimg.random_fields import gaussian_random_field
+from landimg.grid import Grid
+from landimg.random_fields import GaussianFieldGenerator
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
 
@@ -44,21 +45,46 @@ _SWATH_TILT_DEG = 12.0
 class SatelliteObserver:
     """Synthetic satellite soil-moisture retrievals of a truth field.
 
+    The retrieval error of analysis ``k`` is ``error_std (sqrt(w) z_white,k + sqrt(1 - w) z_corr,k)`` (``w =
+    obs.white_fraction``) with unit-variance white noise and a unit-variance Gaussian random field of
+    correlation length ``obs.corr_length_km`` (:class:`landimg.random_fields.GaussianFieldGenerator`,
+    spectral: exact unit variance at every cell, never re-standardised over the image). The correlated
+    part is AR(1) between analyses with e-folding time ``obs.memory_days``:
+    ``z_corr,k = a z_corr,k-1 + sqrt(1 - a^2) eta_k``, ``a = exp(-interval_days / memory_days)``,
+    ``z_corr,0 = eta_0`` (stationary from the first analysis); ``memory_days = 0`` redraws it at each
+    analysis (``a = 0``). The draws ``z_white,k`` and ``eta_k`` come from a stream keyed by (seed,
+    analysis index ``k``) only, never by rank; the AR state (the last correlated field and its index) is
+    :meth:`get_state` / :meth:`set_state` for the restart.
+
     Parameters
     ----------
     grid : Grid
     cfg : ObsConfig
     seed : int
+    interval_days : float
+        Time between two analyses (two error draws), days.
     columns : slice, optional
         The contiguous columns observed by :meth:`observe_columns` (default all).
     """
 
-    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int, columns: slice | None = None) -> None:
+    def __init__(
+        self, grid: Grid, cfg: ObsConfig, seed: int, interval_days: float = 1.0, columns: slice | None = None
+    ) -> None:
         self.grid = grid
         self.cfg = cfg
         self.seed = int(seed)
+        self.interval_days = float(interval_days)
         self.columns = slice(*(slice(None) if columns is None else columns).indices(grid.ncol)[:2])
         self._track_columns = self._along_track(grid.column_index[self.columns])
+        self._fields = GaussianFieldGenerator(grid.shape, grid.cell_size_km(), cfg.corr_length_km,
+                                              grid.periodic_lon)  # fmt: skip
+        self._ar: tuple[int, np.ndarray] | None = None  # (index, z_corr) of the last correlated field
+
+    @property
+    def ar_coefficient(self) -> float:
+        """``a = exp(-interval_days / memory_days)`` of the correlated part (0 with ``memory_days = 0``)."""
+        m = self.cfg.memory_days
+        return float(np.exp(-self.interval_days / m)) if m > 0 else 0.0
 
     def _along_track(self, flat: np.ndarray) -> np.ndarray:
         """Along-track coordinate (deg) of the cells of flat image indices ``flat``."""
@@ -78,13 +104,56 @@ class SatelliteObserver:
         track = self._along_track(np.arange(self.grid.shape[0] * self.grid.shape[1])).reshape(self.grid.shape)
         return self._seen(track, day, window_days)
 
+    def _draws(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(white noise, correlated innovation eta) of analysis ``index``, unit variance, (ny, nx) each."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_OBS, int(index) + 1_000_000]))
+        white = rng.standard_normal(self.grid.shape)
+        return white, self._fields.draw([rng], 1)[0, 0]
+
+    def correlated_part(self, index: int) -> np.ndarray:
+        """The unit-variance correlated field ``z_corr`` of analysis ``index`` (ny, nx).
+
+        The next index steps the AR(1) from the kept state; the same index returns the kept field; any other
+        index (a first call, a jump) runs the chain from index 0, so the field depends only on (seed, index).
+        """
+        index = int(index)
+        if index < 0:
+            raise ValueError(f"observation index must be >= 0, got {index}")
+        a = self.ar_coefficient
+        if self._ar is not None and self._ar[0] == index:
+            return self._ar[1]
+        if a == 0.0:
+            z = self._draws(index)[1]
+        else:
+            k, z = (self._ar[0], self._ar[1]) if self._ar is not None and self._ar[0] == index - 1 else (-1, None)
+            for j in range(k + 1, index + 1):
+                eta = self._draws(j)[1]
+                z = eta if z is None else a * z + np.sqrt(1.0 - a * a) * eta
+        self._ar = (index, z)
+        return z
+
     def error(self, index: int) -> np.ndarray:
         """Retrieval error image (ny, nx), m3/m3, of observation time ``index``: white + correlated parts."""
         c = self.cfg
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_OBS, int(index) + 1_000_000]))
-        white = rng.standard_normal(self.grid.shape)
-        corr = gaussian_random_field(self.grid, c.corr_length_km, rng)
+        white = self._draws(index)[0]
+        corr = self.correlated_part(index)
         return c.error_std * (np.sqrt(c.white_fraction) * white + np.sqrt(1.0 - c.white_fraction) * corr)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The AR(1) state for a restart: ``{"index": int, "field": (ny, nx)}``, or ``{}`` before any draw."""
+        if self._ar is None:
+            return {}
+        return {"index": np.asarray(self._ar[0], dtype=np.int64), "field": self._ar[1].copy()}
+
+    def set_state(self, state: dict[str, np.ndarray] | None) -> None:
+        """Restore :meth:`get_state` (``{}`` or None: no state; the chain is then rerun from index 0)."""
+        if not state:
+            self._ar = None
+            return
+        field = np.asarray(state["field"], dtype=np.float64)
+        if field.shape != self.grid.shape:
+            raise ValueError(f"observation-error state has shape {field.shape}, expected {self.grid.shape}")
+        self._ar = (int(state["index"]), field.copy())
 
     def observe(
         self,

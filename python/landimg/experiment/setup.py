@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.obs_error import ObsError
 from landimg.ensemble.perturb import TexturePerturbation
 from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
@@ -61,6 +62,7 @@ def perturbation(cfg: Config) -> Any:
         rain_error_std=e.rain_error_std,
         rain_error_tau_days=e.rain_error_tau_days,
         rain_error_km=e.rain_error_km,
+        rain_shift_km=e.rain_shift_km,
     )
 
 
@@ -120,7 +122,8 @@ class Observer:
 
     def __init__(self, cfg: Config, grid: Any, columns: slice | None = None, progress: bool = False) -> None:
         self.cfg, self.grid = cfg, grid
-        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, columns)
+        interval_days = cfg.analysis.interval_hours / 24.0
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, interval_days, columns)
         self.columns = self.synthetic.columns
         self.product = None  # a retrieval product as distributed: records taken once, by window
         if cfg.obs.product:
@@ -140,22 +143,37 @@ class Observer:
             self.file.check_values(cfg.experiment.days)
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
-        """(observations of the columns (ncol_block,), NaN = missing; error std: float or image (ny, nx)).
+        """(observations of the columns (ncol_block,), NaN = missing; the declared error: an ObsError per land
+        column of the grid).
 
         ``truth`` (m3/m3) and ``frozen`` (bool) are the nature run's observed layer and frozen flags at the
         observer's columns; a file or product is read whole and cut to them.
         """
         if self.product is None and self.file is None:
             y = self.synthetic.observe_columns(truth, t_days, frozen, window_days=window, index=index)
-            return y, self.cfg.obs.error_std
+            return y, self.error()
         whole = np.zeros(self.grid.shape, dtype=bool)  # frozen cells are masked below, per column
         if self.product is not None:
-            y, err = self._from_product(t_days, window, whole)
+            y, white = self._from_product(t_days, window, whole)
         else:
-            y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
-            err = self.cfg.obs.error_std if err is None else np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+            y, white = self.file.observe(int(np.floor(t_days + window - 1e-9)))
         y = self.grid.to_columns(y)[self.columns]
-        return np.where(frozen, np.nan, y), err
+        return np.where(frozen, np.nan, y), self.error(white)
+
+    def error(self, white: np.ndarray | None = None) -> ObsError:
+        """The declared observation error of ``[obs]`` (:class:`landimg.da.obs_error.ObsError`, per land column).
+
+        ``error_std`` split by ``white_fraction`` into a white and a correlated part (``corr_length_km``,
+        ``memory_days``); a retrieval file's or product's ``sm_error`` image ``white`` (m3/m3, NaN = not
+        given) replaces the white part's std where it is given.
+        """
+        c = self.cfg.obs
+        declared = ObsError.from_fraction(c.error_std, c.white_fraction, c.corr_length_km, c.memory_days)
+        if white is None:
+            return declared
+        cols = self.grid.to_columns(np.asarray(white, dtype=np.float64))
+        white_std = np.where(np.isfinite(cols) & (cols > 0), cols, declared.white_std)
+        return ObsError(white_std, declared.corr_std, declared.corr_length_km, declared.memory_days)
 
     def _from_product(self, t_days: float, window: float, frozen: np.ndarray):
         """The product's records with times in [t_days, t_days + window) days, each used once; several
@@ -163,14 +181,16 @@ class Observer:
         recs = self.product.take(t_days * 86400.0, (t_days + window) * 86400.0)
         shape = frozen.shape
         if not recs:
-            return np.full(shape, np.nan), self.cfg.obs.error_std
+            return np.full(shape, np.nan), None
         sm = np.stack([r[1] for r in recs])
-        err = np.stack([r[2] if r[2] is not None else np.full(shape, self.cfg.obs.error_std) for r in recs])
+        err = np.stack([r[2] if r[2] is not None else np.full(shape, np.nan) for r in recs])
         n = np.isfinite(sm).sum(0)
         y = np.where(n > 0, np.nansum(sm, 0) / np.maximum(n, 1), np.nan)
-        e = np.where(n > 0, np.nansum(np.where(np.isfinite(sm), err, 0.0), 0) / np.maximum(n, 1), np.nan)
+        used = np.isfinite(sm) & np.isfinite(err)
+        ne = used.sum(0)
+        e = np.where(ne > 0, np.nansum(np.where(used, err, 0.0), 0) / np.maximum(ne, 1), np.nan)
         y = np.where(frozen, np.nan, y)
-        return y, np.where(np.isfinite(e) & (e > 0), e, self.cfg.obs.error_std)
+        return y, np.where(np.isfinite(e) & (e > 0), e, np.nan)
 
     def fit_cdf(self, model_samples: np.ndarray) -> None:
         """CDF-match the product's retrievals to ``model_samples`` (the open loop's observed layer)."""

@@ -130,7 +130,7 @@ def spread_members(
         return
     first, *others = ensembles.values()
     for k in range(-nspread, 0):
-        first.advance(forcing(k * cfg.experiment.dt), 1)
+        first.advance(forcing(k * cfg.experiment.dt), 1, t=k * cfg.experiment.dt)
     first.model.reset_fluxes()
     for ens in others:
         ens.model.set_state(first.model.get_state())
