@@ -9,7 +9,9 @@ Without ``--compare``: runs ``python -m landimg.cycle`` (arguments after ``--``)
 launch and prints one line per rank: its process CPU seconds (user + system, ``getrusage``; includes MPI's
 busy polling while it waits), its peak resident memory (``VmHWM`` of ``/proc/self/status``), and ``VmHWM``
 / ``VmRSS`` after the set-up, the spin-up, each day's forecast and analyses, each checkpoint and the final
-outputs (where the memory goes); ``--json FILE`` writes the same per rank (rank 0 writes every rank's).
+outputs (where the memory goes); ``--json FILE`` writes the same per rank (rank 0 writes every rank's). ``--trace``: tracemalloc too (slower):
+at each point the live Python/numpy memory by the landimg file (and line) that allocated it (the innermost
+landimg frame of each allocation), and the traced peak since the previous point.
 
 ``--compare R:K ...``: the driver. Runs the experiment on one rank without mpirun, then on ``R`` ranks
 with ``parallel.column_blocks = K`` (``mpirun -n R``, one thread per rank), one after the other, each
@@ -48,15 +50,42 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _by_landimg_line(top: int = 6) -> list[tuple[str, float]]:
+    """Live traced memory (MB) by the innermost landimg frame (file:line) of each allocation, the largest."""
+    import tracemalloc
+
+    sizes: dict[str, float] = {}
+    for trace in tracemalloc.take_snapshot().traces:
+        where = "other"
+        for frame in reversed(trace.traceback):  # the innermost (most recent) frame first
+            if "/landimg/" in frame.filename:
+                where = f"{frame.filename.split('/landimg/')[-1]}:{frame.lineno}"
+                break
+        sizes[where] = sizes.get(where, 0.0) + trace.size / _KB / _KB
+    return sorted(((k, round(v, 1)) for k, v in sizes.items()), key=lambda kv: -kv[1])[:top]
+
+
 class _Points:
     """The memory (and CPU) of this rank after named points of the run."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: bool = False) -> None:
         self.rows: list[tuple[str, float, float, float]] = []
+        self.traced: list[tuple[str, float, float, list[tuple[str, float]]]] = []
+        self.trace = trace
+        if trace:
+            import tracemalloc
+
+            tracemalloc.start(25)
 
     def mark(self, name: str) -> None:
         s = _status()
         self.rows.append((name, round(_cpu(), 2), round(s.get("VmHWM", 0.0), 1), round(s.get("VmRSS", 0.0), 1)))
+        if self.trace:
+            import tracemalloc
+
+            current, peak = tracemalloc.get_traced_memory()
+            self.traced.append((name, round(current / _KB / _KB, 1), round(peak / _KB / _KB, 1), _by_landimg_line()))
+            tracemalloc.reset_peak()
 
     def wrap(self, module, name: str, label) -> None:
         """Mark after every call of ``module.name`` (``label(args)`` names the point)."""
@@ -70,10 +99,10 @@ class _Points:
         setattr(module, name, wrapped)
 
 
-def _instrumented_main(cycle_args: list[str]) -> tuple[int, _Points]:
+def _instrumented_main(cycle_args: list[str], trace: bool = False) -> tuple[int, _Points]:
     from landimg.experiment import cli, loop
 
-    points = _Points()
+    points = _Points(trace)
     points.mark("start")
     points.wrap(loop, "setup", lambda a: "set-up")
     points.wrap(loop, "_start", lambda a: "spin-up")
@@ -90,16 +119,20 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
 
     comm = default_comm()
     t0 = time.perf_counter()
-    status, points = _instrumented_main(cycle_args)
+    status, points = _instrumented_main(cycle_args, args.trace)
     wall = time.perf_counter() - t0
     mine = {"rank": comm.Get_rank(), "cpu_seconds": round(_cpu(), 2), "vmhwm_mb": _status()["VmHWM"],
-            "wall_seconds": round(wall, 2), "points": points.rows}  # fmt: skip
+            "wall_seconds": round(wall, 2), "points": points.rows, "traced": points.traced}  # fmt: skip
     every = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
         for r in every:
             where = "; ".join(f"{n} {hwm:.0f}/{rss:.0f}" for n, _, hwm, rss in r["points"])
             print(f"[usage] rank {r['rank']}: CPU {r['cpu_seconds']:.1f} s, VmHWM {r['vmhwm_mb']:.0f} MB, "
                   f"wall {r['wall_seconds']:.1f} s; VmHWM/VmRSS MB after: {where}", flush=True)  # fmt: skip
+            for name, current, peak, top in r["traced"]:
+                where = ", ".join(f"{k} {v:.0f}" for k, v in top)
+                print(f"[trace] rank {r['rank']} {name}: traced {current:.0f} MB live, peak {peak:.0f} MB since "
+                      f"the previous point; live by allocating line (MB): {where}", flush=True)  # fmt: skip
         if args.json:
             Path(args.json).write_text(json.dumps(every))
     return status
@@ -147,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", help="write every rank's figures to this file (rank 0)")
     p.add_argument("--compare", nargs="+", metavar="R:K", help="driver: one rank, then R ranks with K column blocks")
+    p.add_argument("--trace", action="store_true", help="tracemalloc: live memory by allocating landimg line")
     args = p.parse_args(argv[:cut])
     cycle_args = argv[cut + 1 :]
     if args.compare:
