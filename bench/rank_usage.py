@@ -126,9 +126,9 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
     every = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
         for r in every:
-            where = "; ".join(f"{n} {hwm:.0f}/{rss:.0f}" for n, _, hwm, rss in r["points"])
+            where = "; ".join(f"{n} {cpu:.1f} s {hwm:.0f}/{rss:.0f}" for n, cpu, hwm, rss in r["points"])
             print(f"[usage] rank {r['rank']}: CPU {r['cpu_seconds']:.1f} s, VmHWM {r['vmhwm_mb']:.0f} MB, "
-                  f"wall {r['wall_seconds']:.1f} s; VmHWM/VmRSS MB after: {where}", flush=True)  # fmt: skip
+                  f"wall {r['wall_seconds']:.1f} s; CPU s and VmHWM/VmRSS MB after: {where}", flush=True)  # fmt: skip
             for name, current, peak, top in r["traced"]:
                 where = ", ".join(f"{k} {v:.0f}" for k, v in top)
                 print(f"[trace] rank {r['rank']} {name}: traced {current:.0f} MB live, peak {peak:.0f} MB since "
