@@ -79,12 +79,16 @@ class _Points:
 
     def mark(self, name: str) -> None:
         s = _status()
-        self.rows.append((name, round(_cpu(), 2), round(s.get("VmHWM", 0.0), 1), round(s.get("VmRSS", 0.0), 1)))
+        self.rows.append(
+            (name, round(_cpu(), 2), round(s.get("VmHWM", 0.0), 1), round(s.get("VmRSS", 0.0), 1))
+        )
         if self.trace:
             import tracemalloc
 
             current, peak = tracemalloc.get_traced_memory()
-            self.traced.append((name, round(current / _KB / _KB, 1), round(peak / _KB / _KB, 1), _by_landimg_line()))
+            self.traced.append(
+                (name, round(current / _KB / _KB, 1), round(peak / _KB / _KB, 1), _by_landimg_line())
+            )
             tracemalloc.reset_peak()
 
     def wrap(self, module, name: str, label) -> None:
@@ -179,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", help="write every rank's figures to this file (rank 0)")
-    p.add_argument("--compare", nargs="+", metavar="R:K", help="driver: one rank, then R ranks with K column blocks")
+    p.add_argument(
+        "--compare", nargs="+", metavar="R:K", help="driver: one rank, then R ranks with K column blocks"
+    )
     p.add_argument("--trace", action="store_true", help="tracemalloc: live memory by allocating landimg line")
     args = p.parse_args(argv[:cut])
     cycle_args = argv[cut + 1 :]

@@ -61,7 +61,9 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-@pytest.fixture(scope="module", params=["domain.res=2.5", "domain.preset=global1deg"], ids=["conus", "global"])
+@pytest.fixture(
+    scope="module", params=["domain.res=2.5", "domain.preset=global1deg"], ids=["conus", "global"]
+)
 def world(request):
     cfg = load_config(None, [request.param, "experiment.spinup_days=2", "ensemble.spread_days=1"])
     return cfg, build_domain(cfg)
@@ -119,7 +121,10 @@ def test_a_band_of_rows_is_the_whole_draw_cut(dtype, length_km):
 def test_image_filtered_band_is_the_whole_draw_cut():
     g = Grid.regular((20, 50), (-125, -65), 1.0, land_mask="all")
     gen = GaussianFieldGenerator(g.shape, g.cell_size_km(), 300.0, edges="image")
-    assert _same(gen.draw([np.random.default_rng(1)], 2, rows=(4, 9)), gen.draw([np.random.default_rng(1)], 2)[..., 4:9, :])
+    assert _same(
+        gen.draw([np.random.default_rng(1)], 2, rows=(4, 9)),
+        gen.draw([np.random.default_rng(1)], 2)[..., 4:9, :],
+    )
 
 
 def test_forcing_perturbations_of_a_block_are_the_whole_ones_cut(world):
@@ -133,7 +138,10 @@ def test_forcing_perturbations_of_a_block_are_the_whole_ones_cut(world):
     for _ in range(3):
         whole.advance(3600.0)
         zs.append(whole.z.copy())
-    forcing = {k: np.full(g.ncol, v) for k, v in (("precip", 1e-4), ("swdown", 300.0), ("lwdown", 350.0), ("tair", 290.0))}
+    forcing = {
+        k: np.full(g.ncol, v)
+        for k, v in (("precip", 1e-4), ("swdown", 300.0), ("lwdown", 350.0), ("tair", 290.0))
+    }
     facs = whole.apply(forcing)
     for a, b in _blocks(g.ncol):
         _LAST_DRAW.clear()  # the block draws itself (another block's draw is never shared)
@@ -187,7 +195,9 @@ def test_observer_of_a_block_cuts_a_retrieval_file(tmp_path):
         ds.createVariable("lat", "f8", ("lat",))[:] = g.lat
         ds.createVariable("lon", "f8", ("lon",))[:] = g.lon
         ds.createVariable("sm", "f4", ("time", "lat", "lon"))[:] = rng.uniform(0.05, 0.4, (2, *g.shape))
-        ds.createVariable("sm_error", "f4", ("time", "lat", "lon"))[:] = rng.uniform(0.02, 0.05, (2, *g.shape))
+        ds.createVariable("sm_error", "f4", ("time", "lat", "lon"))[:] = rng.uniform(
+            0.02, 0.05, (2, *g.shape)
+        )
     cfg = load_config(None, ["domain.res=2.5", f"obs.file={path}"])
     frozen = np.zeros(g.ncol, dtype=bool)
     frozen[::7] = True

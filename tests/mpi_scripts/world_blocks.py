@@ -59,7 +59,11 @@ def moves() -> None:
                 moved = mover.move_dict({"x": world.take(full[0]), "y": world.take(full[2])})
                 same(moved["x"], full[0, cols], "move_dict x")
                 same(moved["y"], full[2, cols], "move_dict y")
-                same(mover.move_state(world.take_state(state))["a"], np.asfortranarray(full[:, cols, None]), "move_state")
+                same(
+                    mover.move_state(world.take_state(state))["a"],
+                    np.asfortranarray(full[:, cols, None]),
+                    "move_state",
+                )
             members_only = Layout(nmem, comm)  # every rank every column
             same(world.mover(members_only).move(world.take(full)), full, "move to a layout of member groups")
     if P > 1:  # fewer column chunks than ranks: refused on every rank, in one line
@@ -75,10 +79,9 @@ def bad_file(out: Path) -> None:
     """A forcing file with an implausible value in the last rank's block only: every rank refuses the run
     with the same one line (each rank checks only its block's part)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from test_world_blocks import forcing_file
-
     from landimg.experiment.domain import build_domain
     from landimg.experiment.setup import InputError, setup
+    from test_world_blocks import forcing_file
 
     grid = build_domain(load_config(None, ["domain.res=2.5"])).grid
     path = out / "bad_forcing.nc"

@@ -27,9 +27,9 @@ from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.obs import Stations
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
-from landimg.experiment.obs import Stations
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members, spun_up
 from landimg.experiment.spinup_cache import check_cache_dir, spinup_key

@@ -97,8 +97,9 @@ def estimate_memory(
         "models": _COLUMN_MEMBER_BYTES * (2 * nworld + nmeth * nloc * nblock),
         # forcing dicts (truth and ensemble of the world block, moved to the model block, perturbed there per
         # method) and z/factors
-        "forcing": 8 * (_FORCING_KEYS * (2 * nworld + nblock + 2 * nloc * nblock)
-                        + 3 * nmeth * nloc * nblock * _PERTURBED_VARS),  # fmt: skip
+        "forcing": 8 * (
+            _FORCING_KEYS * (2 * nworld + nblock + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS
+        ),
         # the spectrum (whole) and the filtered rows (the block's band) of one draw (padded image, ~1.3x)
         "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * nloc * _PERTURBED_VARS * 40,
         # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:

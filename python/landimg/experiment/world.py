@@ -124,7 +124,10 @@ class World:
         if self.whole:
             return dict(state)
         keys = self.comm.bcast(None if self.rank != root else sorted(state), root=root)
-        return {k: self.layout.scatter(None if self.rank != root else np.asarray(state[k]), root=root) for k in keys}
+        return {
+            k: self.layout.scatter(None if self.rank != root else np.asarray(state[k]), root=root)
+            for k in keys
+        }
 
     def take_state(self, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """This block's part of a one-member state of every column that every rank holds."""
@@ -177,7 +180,9 @@ class ColumnMover:
         (w0, w1), (t0, t1) = lay.columns_of(me), target_of(me)
         # per peer: my world columns [a, b) it needs (relative to my block), its world columns I need
         self._send = [(max(w0, target_of(r)[0]) - w0, min(w1, target_of(r)[1]) - w0) for r in range(size)]
-        self._recv = [(max(lay.columns_of(r)[0], t0) - t0, min(lay.columns_of(r)[1], t1) - t0) for r in range(size)]
+        self._recv = [
+            (max(lay.columns_of(r)[0], t0) - t0, min(lay.columns_of(r)[1], t1) - t0) for r in range(size)
+        ]
         self.ncol_target = t1 - t0
 
     def start(self, values: np.ndarray) -> _Pending:
@@ -188,7 +193,10 @@ class ColumnMover:
             return _Pending(lambda: values)
         from mpi4py import MPI
 
-        lead, item = values.shape[:-1], values.dtype.itemsize * int(np.prod(values.shape[:-1], dtype=np.int64))
+        lead, item = (
+            values.shape[:-1],
+            values.dtype.itemsize * int(np.prod(values.shape[:-1], dtype=np.int64)),
+        )
         pieces = [np.ascontiguousarray(values[..., a:b]).reshape(-1).view(np.uint8) for a, b in
                   ((a, max(a, b)) for a, b in self._send)]  # fmt: skip
         scount = [int(p.size) for p in pieces]
