@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import interleaved, python_tree  # noqa: E402
+from _trees import interleaved, python_tree
 
 
 def _cpu_per_call(fn: Callable[[], object], n: int) -> float:

@@ -245,6 +245,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_bitwise_identical_on_1_and_2_ranks(tmp_path):
     script = tmp_path / "adaptive.py"

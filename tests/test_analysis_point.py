@@ -91,6 +91,7 @@ def test_cached_and_uncached_analyses_are_identical():
 
 
 # ---------------------------------------------------------------------- LETKF == Kalman
+@pytest.mark.slow
 def test_letkf_matches_the_exact_kalman_update_at_large_n():
     """Linear-Gaussian toy: 3-layer columns, own-cell observations of a layer mean, N = 1000 members drawn
     from the true B: the LETKF mean and covariance equal the exact Kalman update within sampling error."""
@@ -235,6 +236,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 def test_new_paths_bitwise_on_1_2_3_ranks(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(_SCRIPT)

@@ -14,6 +14,8 @@ from _support import subprocess_env
 from landimg.cycle import RESTART_NAME, main
 from landimg.experiment.restart import load_restart
 
+pytestmark = pytest.mark.slow  # the cycle, run several times
+
 SHORT = [
     "experiment.days=5",
     "experiment.spinup_days=40",
@@ -162,6 +164,7 @@ def test_resume_after_kill_is_bitwise(reference, tmp_path):
     assert a == b
 
 
+@pytest.mark.mpi
 def test_two_ranks_match_one_rank_bitwise(reference, tmp_path):
     mpirun = Path(sys.executable).parent / "mpirun"
     if not mpirun.exists():

@@ -17,7 +17,13 @@ from landimg.experiment.restart import PREVIOUS_NAME, load_restart
 from test_cycle_ranks import SMALL, assert_bitwise
 
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
-needs_mpi = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = pytest.mark.slow  # every test runs the cycle
+_no_mpirun = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+
+
+def needs_mpi(test):
+    """The test starts mpirun: marked ``mpi``, skipped without an mpirun."""
+    return pytest.mark.mpi(_no_mpirun(test))
 
 
 def _args(out, extra=()):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
 
-pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")]
 STOP_AFTER = Path(__file__).parent / "mpi_scripts" / "stop_after.py"
 
 # a small grid, few members (5: uneven blocks on 2 and 3 ranks), all four methods, 3 days, two analyses a day

@@ -131,6 +131,7 @@ def test_member_layout_is_the_layout():
     assert MemberLayout is Layout
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 @pytest.mark.parametrize("ranks", [1, 2, 3, 4, 5, 6])
 def test_layout_operations_under_mpi(ranks):

@@ -45,6 +45,7 @@ def _weights(lat, lon, valid, radius, max_obs, chunk=100):
 
 
 @pytest.mark.parametrize("radius, max_obs", [(900.0, 64), (1200.0, 16), (600.0, None)])
+@pytest.mark.slow
 def test_pair_weights_are_gaspari_cohn_of_the_great_circle_distance(monkeypatch, radius, max_obs):
     lat, lon, valid = _global_case()
     nb, table = _weights(lat, lon, valid, radius, max_obs)

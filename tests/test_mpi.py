@@ -11,7 +11,7 @@ from _support import subprocess_env
 MPIRUN = Path(sys.executable).parent / "mpirun"
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
 
-pytestmark = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")]
 
 
 def _env():
@@ -47,3 +47,19 @@ def test_rank_raising_aborts_all_ranks():
     assert proc.returncode != 0
     assert "deliberate failure on rank 1" in proc.stderr
     assert "UNREACHABLE" not in proc.stdout
+
+
+@pytest.mark.parametrize("mode, error", [("fixed", "white"), ("adaptive", "corr")])
+def test_letkf_bias_stage_is_bitwise_on_column_blocks(tmp_path, mode, error):
+    """The bias of the halo columns (within the radius of a block) is analysed too, and every block's owned
+    bias is gathered for the next analysis: 1, 2 and 3 column blocks give the same state and bias."""
+    res = {}
+    for n in (1, 2, 3):
+        out = tmp_path / f"b{n}.npz"
+        proc = _run(n, [str(SCRIPTS / "letkf_bias_blocks.py"), str(out), mode, error])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        res[n] = dict(np.load(out))
+    assert np.abs(res[1]["bias1"]).max() > 0
+    for n in (2, 3):
+        for key, val in res[1].items():
+            assert res[n][key].tobytes() == val.tobytes(), f"{key} differs on {n} column blocks"

@@ -112,10 +112,11 @@ def test_each_method_declares_its_layout():
 
 def test_methods_assume_the_declared_total_std():
     err = ObsError.from_fraction(np.full(4, 0.04), 0.5, corr_length_km=200.0)
-    for m in (PointEnKF(), PointLETKF(), CurveletEnKF()):  # today's assumption: uncorrelated
+    for m in (PointEnKF(), CurveletEnKF(), PointLETKF(obs_white_fraction=1.0)):  # uncorrelated
         assumed = m.assumed_obs_error(err)
         np.testing.assert_allclose(assumed.std, err.std, rtol=1e-15)
         assert not assumed.correlated
+    assert PointLETKF().assumed_obs_error(err) is err  # issue 18: the LETKF takes R as declared
     corr = CurveletEnKF(obs_corr_km=300.0, obs_white_fraction=0.25).assumed_obs_error(err)
     assert corr.corr_length_km == 300.0 and corr.white_fraction == pytest.approx(0.25)
 

@@ -139,11 +139,14 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     assert diag.inflation_per_scale == [2.0, 1.0, 1.0]
     T, off = m.transform_for(g.shape)
     sc = coefficient_scales(T)
+
+    def pad(a):
+        return np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),
+                          (off[1], T.shape[1] - a.shape[2] - off[1])])  # fmt: skip
+
     for lev in range(3):
         a0 = g.to_image((theta[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
         a1 = g.to_image((theta[lev] + d[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
-        pad = lambda a: np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),
-                                   (off[1], T.shape[1] - a.shape[2] - off[1])])  # fmt: skip
         e0 = np.bincount(sc, weights=np.sum(T.forward(pad(a0)) ** 2, axis=0))
         e1 = np.bincount(sc, weights=np.sum(T.forward(pad(a1)) ** 2, axis=0))
         assert e1[0] / e0[0] > 3.0 and abs(e1[2] / e0[2] - 1.0) < 0.05, (lev, e1 / e0)  # land mask: ~4, ~1

@@ -76,6 +76,7 @@ def _per_scale_ratios(setup, length_km, nugget, seed):
     ("length_km", "nugget", "seed"),
     [(400.0, 0.05, 1), (150.0, 0.01, 2)],  # smooth fields + a little white noise
 )
+@pytest.mark.slow
 def test_interior_support_recovers_full_field_variance(setup, length_km, nugget, seed):
     r = _per_scale_ratios(setup, length_km, nugget, seed)
     old, new = r["land_fraction"], r["interior"]
@@ -129,6 +130,7 @@ def test_interior_pool_selection_rules():
     assert np.all(pooled[gid == 0] == pooled[0]) and np.all(pooled[gid == 1] == pooled[100])
 
 
+@pytest.mark.slow
 def test_default_is_land_fraction_normalisation(setup):
     """Default unchanged: wedge mean of the masked-anomaly energy / land fraction, bitwise."""
     transform, (oy, ox), land = setup
@@ -193,6 +195,7 @@ _MPI_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_interior_bitwise_identical_on_1_2_3_ranks(tmp_path):
     script = tmp_path / "interior.py"

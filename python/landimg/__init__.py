@@ -26,7 +26,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "config": ("landimg.experiment.config", None),
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = ["__version__", *sorted(_LAZY)]  # noqa: PLE0604 - strings, built from the table
 
 
 def __getattr__(name: str) -> Any:

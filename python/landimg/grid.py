@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from landimg.atomic import DiskError, atomic_path, make_dirs
 
 __all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir", "unit_xyz"]
 
@@ -97,18 +98,21 @@ def _sample_mask_file(path: Path, lat: np.ndarray, lon_wrapped: np.ndarray) -> n
     return ~is_sea
 
 
-def _write_atomic(target: Path, array: np.ndarray) -> None:
-    """Save ``array`` to ``target`` (.npy) via a temporary file and a rename; failures only cost time."""
-    tmp_name = None
-    try:  # concurrent ranks may write the same file: each renames its own complete copy
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
-            tmp_name = tmp.name
-            np.save(tmp, array)
-        os.replace(tmp_name, target)
-    except OSError:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+def _store_mask(target: Path, land: np.ndarray) -> None:
+    """Save the mask to the cache file ``target`` (.npy) atomically (concurrent ranks may write the same
+    file: each renames its own complete copy).
+
+    Raises
+    ------
+    DiskError
+        The cache cannot be written (one line naming the file, with how to run without the cache).
+    """
+    try:
+        make_dirs(target.parent)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, land)
+    except DiskError as exc:
+        raise exc.with_hint("set LANDIMG_CACHE_DIR to a writable directory, or to none (no cache)") from None
 
 
 def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -144,11 +148,11 @@ def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
             cached = np.load(target)
             if cached.shape == (lat.size, lon_wrapped.size) and cached.dtype == bool:
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # absent or damaged: recomputed and rewritten
             pass
     land = _sample_mask_file(data, lat, lon_wrapped)
     if target is not None:
-        _write_atomic(target, land)
+        _store_mask(target, land)
     return land
 
 

@@ -138,6 +138,10 @@ def _abort_hook(comm: Any):
         sys.stderr.write(f"[landimg rank {rank}] uncaught exception, aborting all ranks:\n")
         traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         sys.stderr.flush()
+        if comm.Get_size() > 1:
+            import time
+
+            time.sleep(0.2)  # let mpirun forward the traceback before the abort tears the job down
         comm.Abort(1)
 
     return hook

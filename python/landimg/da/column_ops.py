@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from landimg.da.inflation import smoothed_inflation
+from landimg.da.obs_covariance import ObsCovariance
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext
 from landimg.layout import Layout
 
@@ -89,11 +91,25 @@ def usable_observations(
     return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
 
 
+def _summed_covariance(err: ObsError, valid: np.ndarray, own: np.ndarray, context: AnalysisContext) -> float:
+    """``1^T R 1`` over the usable observations of the whole domain: every block's owned columns (global
+    index, usable, white and correlated std) gathered over the column blocks (``Layout.allgather_columns``),
+    then :meth:`ObsCovariance.summed` of the whole set on every rank (exactly rounded: the same bits on
+    every layout)."""
+    lay, cols = context.layout, context.column_index()
+    n = cols.size
+    white = np.broadcast_to(np.asarray(err.white_std, dtype=np.float64), (n,))[own]
+    corr = np.broadcast_to(np.asarray(err.corr_std, dtype=np.float64), (n,))[own]
+    every = [lay.allgather_columns(np.ascontiguousarray(a)) for a in (cols[own], valid[own], white, corr)]
+    whole = ObsError(every[2], every[3], err.corr_length_km)
+    return ObsCovariance.of(whole, context.geometry, every[0]).summed(every[1].astype(bool))
+
+
 def inflate_columns(
     method: Any,
     theta: np.ndarray,
     obs: np.ndarray,
-    obs_std: float | np.ndarray,
+    obs_error: ObsError | float | np.ndarray,
     obs_mask: np.ndarray | None,
     ok: np.ndarray,
     context: AnalysisContext,
@@ -106,7 +122,11 @@ def inflate_columns(
     ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
     The statistics count the owned columns (``context.owned``) and are reduced over the column blocks
-    of ``context.layout`` with the fixed chunking: the same factor on every rank and layout.
+    of ``context.layout`` with the fixed chunking: the same factor on every rank and layout. This is the
+    one estimator of every filter (the curvelet EnKF's per-scale option feeds the same
+    :func:`~landimg.da.inflation.smoothed_lambda` per scale). ``obs_error`` is the error the method
+    assumes (an :class:`ObsError`, or a white std): with a correlated error the de-biased ``tr R`` is
+    ``tr R - 1^T R 1 / p`` (:func:`_summed_covariance`: the same bits on every layout).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
     factor, fields = float(method.inflation), {}
@@ -114,13 +134,18 @@ def inflate_columns(
         key = f"{type(method).__name__}.inflation_lambda"
         own = context.owned_mask(np.shape(obs)[0])
         hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)[:, own]).T  # (nown, N)
-        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), np.shape(obs))
-        usable = usable_observations(obs, std, obs_mask)[own]
+        err = as_obs_error(obs_error, np.shape(obs)[0])
+        std = err.columns_std(np.shape(obs)[0])
+        valid = usable_observations(obs, std, obs_mask)
+        usable = valid[own]
+        r_total = None
+        if err.correlated and method.inflation_debias:
+            r_total = _summed_covariance(err, valid, own, context)
         lam_o, lam, factor = smoothed_inflation(
             hx_all, np.asarray(obs, dtype=np.float64)[own], std[own], usable,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
             debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
-            column_sum=lay.column_sum,
+            column_sum=lay.column_sum, r_total=r_total,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}

@@ -268,7 +268,8 @@ class CurveletEnKF(InflationSettings):
         if context.columns is not None and not np.array_equal(context.columns, np.arange(g.ncol)):
             raise ValueError("CurveletEnKF analyses whole-member images: every column of the geometry, in order")
         theta = np.asarray(background, dtype=np.float64)
-        obs_std = self.assumed_obs_error(as_obs_error(obs_error, g.ncol)).std
+        assumed = self.assumed_obs_error(as_obs_error(obs_error, g.ncol))
+        obs_std = assumed.std
         pert = context.perturbations
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
@@ -279,7 +280,7 @@ class CurveletEnKF(InflationSettings):
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
             infl, fields = self._scale_inflated(theta, obs, obs_std, obs_mask, ok, context, transform, offset)
         else:
-            infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
+            infl, fields = inflate_columns(self, theta, obs, assumed, obs_mask, ok, context)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
         std = np.asarray(obs_std, dtype=np.float64)
         core = replace(self, inflation=1.0, inflation_mode="fixed")  # inflated above, every layer

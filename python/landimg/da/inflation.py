@@ -108,13 +108,17 @@ def innovation_statistics(
     *,
     debias: bool = True,
     column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
+    r_total: float | None = None,
 ) -> tuple[float, float, float, float]:
     """The sums the inflation estimate is made of, over the usable observations.
 
     With innovations ``d = y - mean(Hx)`` and predicted-observation anomalies ``a_i = H x_i - mean(Hx)``
     over the ``p`` usable observations; with ``debias`` the spatial mean over the observations is removed
     from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could fix) and
-    ``tr R`` becomes ``(1 - 1/p) tr R`` (exact for uncorrelated errors).
+    ``tr R`` becomes ``tr (P R P) = tr R - 1^T R 1 / p`` (``P = I - 1 1^T / p``): ``(1 - 1/p) tr R`` for
+    uncorrelated errors, ``tr R - r_total / p`` when the sum of all entries of a correlated ``R`` is given
+    (``r_total``, :meth:`landimg.da.obs_covariance.ObsCovariance.summed`: a correlated error's spatial mean
+    is part of what de-biasing removes).
 
     Every sum over the observations is a domain sum over their columns with the fixed chunking
     (``column_sum``; each column's terms summed over the members in member order first), so the result is
@@ -132,6 +136,8 @@ def innovation_statistics(
         Domain sum of per-column values (..., ncol) -> (...,) (``Layout.column_sum`` when the columns
         are this rank's block of a larger domain); default: the fixed chunking of the columns given
         (:func:`landimg.layout.chunked_sum`, the whole domain on one rank).
+    r_total : float, optional
+        ``1^T R 1`` over the usable observations of a correlated ``R`` (None: ``R`` diagonal).
 
     Returns
     -------
@@ -155,7 +161,7 @@ def innovation_statistics(
         mean = total(np.concatenate([d[None], a.T])) / p  # (1 + N,): the means of d and of every a_i
         d = np.where(valid, d - mean[0], 0.0)
         a = np.where(valid[:, None], a - mean[1:], 0.0)
-        r_tr *= 1.0 - 1.0 / p
+        r_tr = r_tr * (1.0 - 1.0 / p) if r_total is None else r_tr - float(r_total) / p
     d2, a2 = total(np.stack([d * d, _member_sum(a * a)]))
     return float(d2), r_tr, float(a2) / (nmem - 1), p
 
@@ -230,6 +236,7 @@ def smoothed_inflation(
     lower: float = 1.0,
     upper: float = 2.0,
     column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
+    r_total: float | None = None,
 ) -> tuple[float, float, float]:
     """Variance inflation from (de-biased) innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
 
@@ -251,6 +258,8 @@ def smoothed_inflation(
         Bounds of the anomaly factor.
     column_sum : callable, optional
         Domain sum over the columns (see :func:`innovation_statistics`).
+    r_total : float, optional
+        ``1^T R 1`` of a correlated ``R`` over the usable observations (:func:`innovation_statistics`).
 
     Returns
     -------
@@ -261,7 +270,9 @@ def smoothed_inflation(
     factor : float
         Anomaly factor ``sqrt(lam)``.
     """
-    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias, column_sum=column_sum)
+    d2, r_tr, hbh, dof = innovation_statistics(
+        hx_all, obs, std, valid, debias=debias, column_sum=column_sum, r_total=r_total
+    )
     lam_o, lam = smoothed_lambda(
         d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
     )

@@ -113,9 +113,18 @@ class ExperimentConfig:
             f"must divide one day, got {self.dt}",
         )
         try:
-            _dt.date.fromisoformat(self.start)
+            start = _dt.date.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start must be a date YYYY-MM-DD, got {self.start!r}") from None
+        for key, days, sign, limit in (("spinup_days", self.spinup_days, -1, "before year 1"),
+                                       ("days", self.days, 1, "after year 9999")):  # fmt: skip
+            try:
+                start + sign * _dt.timedelta(days=days + (sign > 0))
+            except OverflowError:
+                where = "before" if sign < 0 else "after"
+                raise ValueError(
+                    f"{key}: {days} days {where} experiment.start {self.start} is {limit} (the calendar's range)"
+                ) from None
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ class DomainConfig:
         else:
             (s, n), (w, e), _ = PRESETS[self.preset]
         for span, name in ((n - s, "latitude"), (e - w, "longitude")):
+            _must(span / self.res < 1e9, "res", f"= {self.res} gives {span / self.res:.3g} cells along {name}, too many")
             where = "bbox" if self.bbox else self.preset
             _must(abs(span / self.res - round(span / self.res)) <= 1e-6, "res",
                   f"{self.res} does not divide the {where} {name} span of {span} degrees")  # fmt: skip

@@ -17,12 +17,14 @@ domain sum uses the fixed chunking of the columns, so results do not depend on t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
@@ -70,6 +72,7 @@ class _Run:
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
+    saved_day: int | None = None  # the day of the restart on disk (None: none yet)
     mover: Any = None  # world blocks -> the ensembles' columns (ColumnMover)
 
     @property
@@ -141,6 +144,7 @@ def _start(
     if resume:
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
+        r.saved_day = r.day0
         r.nature.set_state(s.world.scatter_state(tree["nature"] if r.rank == 0 else None))
         # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
         s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
@@ -158,6 +162,7 @@ def _start(
         nature, member, status = spun_up(
             cfg, s, comm, cache, timings,
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
+            prog.phase(cfg.experiment.spinup_days, "spin-up day"),
         )  # fmt: skip
     r.nature.set_state(nature)
     seed_members(r.ensembles, r.mover.move_state(member))
@@ -170,7 +175,7 @@ def _start(
         r.history = History.empty(
             cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
         )
-        (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
+    _on_rank0(comm, lambda: make_dirs(out / "restart"), "nothing was kept")  # only now: set-up errors leave nothing
     return r
 
 
@@ -334,25 +339,71 @@ def _column_blocks(cfg: Config, s: Setup, comm: Any) -> int:
         raise InputError(str(exc)) from None
 
 
-def _check_memory(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> None:
-    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
-    from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
+def _check_memory(cfg: Config, s: Setup | None, comm: Any, column_blocks: int | None = None) -> None:
+    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has.
 
-    grid = s.domain.grid
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm), column_blocks)
-    found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
+    Without a set-up (``s`` None), the grid's size and land columns come from the configuration
+    (:func:`~landimg.experiment.memory.config_grid`): the check runs before any array of the grid's size
+    is made (the layout's column blocks from those columns too; a layout that cannot be made is left to
+    the check on the built grid); with it, from the grid built.
+    """
+    from landimg.experiment import memory
+    from landimg.layout import LayoutError, resolve_column_blocks
+
+    if s is None:
+        shape, ncol = memory.config_grid(cfg)
+        try:
+            column_blocks = resolve_column_blocks(
+                cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, ncol
+            )
+        except LayoutError:
+            column_blocks = 1
+    else:
+        shape, ncol = s.domain.grid.shape, s.domain.grid.ncol
+    est = memory.estimate_memory(
+        cfg, shape, ncol, comm.Get_size(), memory.ranks_on_node(comm), column_blocks or 1
+    )
+    found = [m for m in comm.allgather(memory.memory_error(est, memory.available_bytes())) if m]
     if found:
         raise InputError(found[0])
+
+
+def _on_rank0(comm: Any, work: Callable[[], Any], kept: str) -> Any:
+    """``work()`` on rank 0 (its result there, None elsewhere); a disk refusing a write there
+    (:class:`~landimg.atomic.DiskError`) is raised on every rank, its message ending with ``kept``
+    (what is on disk and how to go on), so all ranks end with the same one line."""
+    result, failed = None, None
+    if comm.Get_rank() == 0:
+        try:
+            result = work()
+        except DiskError as exc:
+            failed = exc.with_hint(kept)
+    failed = comm.bcast(failed, root=0)
+    if failed is not None:
+        raise failed
+    return result
+
+
+def _kept(r: _Run, outputs: bool = False) -> str:
+    """What a run stopped by a disk error keeps, and how to go on."""
+    if r.saved_day is None:
+        return "nothing was kept"
+    then = "--resume writes the outputs" if outputs else "continue with --resume"
+    return f"the restart after day {r.saved_day} is kept: free space or fix the permissions, then {then}"
 
 
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
     nature = r.s.world.gather_state(r.nature.get_state())
-    if r.rank == 0:
+
+    def write() -> None:
         wall = r.wall_before + time.perf_counter() - t_start
         write_checkpoint(out, day, nature, states, r.history, wall, to_toml(r.cfg), r.inputs,
                          observer=r.s.observer.synthetic.get_state())  # fmt: skip
+
+    _on_rank0(r.comm, write, _kept(r))
+    r.saved_day = day
 
 
 def run(
@@ -365,6 +416,7 @@ def run(
     stop_after_days: int | None = None,
     stop: Any = None,
     spinup_cache: str | Path | None = None,
+    notices: Any = None,
 ) -> RunResult | None:
     """Run (or resume) the experiment of ``cfg`` writing into ``out``.
 
@@ -387,6 +439,8 @@ def run(
     spinup_cache : str or Path, optional
         Directory of spun-up states (:mod:`landimg.experiment.spinup_cache`): a spin-up found there is
         read instead of run (bitwise the same states), one not found is run and stored.
+    notices : landimg.notices.WarningLog, optional
+        Flushed after the set-up and after the spin-up, so that warnings about the inputs appear then.
 
     Returns
     -------
@@ -404,6 +458,10 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
+    try:
+        _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
+    except OSError as exc:  # the land-mask cache
+        raise InputError(str(exc)) from exc
     s = setup(cfg, comm, progress=progress and rank == 0)
     grid = s.domain.grid
     k = _column_blocks(cfg, s, comm)
@@ -424,7 +482,10 @@ def run(
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
+    flush = notices.flush if notices is not None else (lambda: None)
+    flush()
     r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
+    flush()
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -440,25 +501,33 @@ def run(
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
-    if r.history is None:
-        return None
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k), _kept(r, outputs=True))
+    return None if r.history is None else RunResult(summary=summary, history=r.history)
+
+
+def _finish(
+    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int
+) -> dict[str, Any]:
+    """Rank 0 after the last day: summary.json, the output files, the previous restart removed
+    (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column blocks)."""
+    from landimg.experiment.output import write_json
+
+    cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
     summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_outputs(cfg, grid, s.stations, out, r.history, timings)
+        write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
     summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
         name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
     }
-    from landimg.experiment.output import write_json
-
     write_json(out / "summary.json", summary)
     finish(out)
-    return RunResult(summary=summary, history=r.history)
+    return summary
 
 
 def saved_config(out: Path) -> Config:

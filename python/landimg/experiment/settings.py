@@ -7,7 +7,8 @@ A configuration section is any dataclass. For each field, :func:`specs` derives 
   ``tuple[float, ...]``, ``X | None``; ``typing.Literal[...]`` gives the choices; ``int | Literal["auto"]``
   an integer or one of the words),
 * the default,
-* the field metadata written by :func:`setting` (``doc``, ``choices``, ``ge``/``gt``/``le``/``lt``),
+* the field metadata written by :func:`setting` (``doc``, ``choices``, ``ge``/``gt``/``le``/``lt``,
+  ``finite``),
   or, for classes that do not use :func:`setting` (the analysis methods of :mod:`landimg.da`), the
   numpy docstring ``Attributes`` section of the class (``name : {"a", "b"}`` gives the choices, the
   description the doc).
@@ -15,7 +16,9 @@ A configuration section is any dataclass. For each field, :func:`specs` derives 
 :func:`build_section` turns a TOML table into the dataclass: unknown keys (with "did you mean"),
 types, choices and bounds are checked here, then the class's own ``__post_init__`` runs and its
 ``ValueError`` becomes a one-line :class:`ConfigError` naming the key. Optional fields have no TOML
-value for None: the key is omitted.
+value for None: the key is omitted. Numbers are refused generically when no setting can mean them:
+``inf`` and ``nan`` (TOML has both) unless the field is declared ``finite=False``, and integers that do not
+fit in 64 bits.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import re
 import types
 import typing
@@ -45,9 +49,11 @@ def setting(
     gt: float | None = None,
     le: float | None = None,
     lt: float | None = None,
+    finite: bool = True,
 ) -> Any:
-    """A dataclass field with its one-line ``doc``, allowed ``choices`` and numeric bounds."""
-    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt}
+    """A dataclass field with its one-line ``doc``, allowed ``choices`` and numeric bounds (``finite=False``:
+    a float key that may be ``inf`` or ``nan``)."""
+    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "lt": lt, "finite": finite}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -65,6 +71,7 @@ class Spec:
     item: Any = None
     choices: tuple[Any, ...] | None = None
     bounds: tuple[tuple[str, float], ...] = ()
+    finite: bool = True
     words: tuple[str, ...] = ()
 
 
@@ -146,6 +153,7 @@ def specs(cls: type, exclude: tuple[str, ...] = ()) -> dict[str, Spec]:
         out[f.name] = Spec(
             name=f.name, kind=kind, default=default, doc=meta.get("doc") or doc_text, optional=optional,
             item=item, choices=meta.get("choices") or literal or doc_choices, bounds=bounds, words=words,
+            finite=meta.get("finite", True),
         )  # fmt: skip
     return out
 
@@ -157,9 +165,10 @@ def suggest(name: str, choices: typing.Iterable[str]) -> str:
 
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_INT64 = 2**63 - 1
 
 
-def _scalar(key: str, value: Any, kind: Any) -> Any:
+def _scalar(key: str, value: Any, kind: Any, finite: bool = True) -> Any:
     ok = (
         isinstance(value, bool)
         if kind is bool
@@ -167,7 +176,16 @@ def _scalar(key: str, value: Any, kind: Any) -> Any:
     )
     if not ok:
         raise ConfigError(f"{key}: expected {_TYPE_WORDS[kind]}, got {type(value).__name__} {value!r}")
-    return float(value) if kind is float else value
+    if kind is int and abs(value) > _INT64:
+        raise ConfigError(f"{key} = {value} is out of range (a 64-bit integer: at most {_INT64})")
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{key} = {value} is out of range (a finite number)") from None
+        if finite and not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    return value
 
 
 _OPS = {
@@ -185,7 +203,7 @@ def coerce(key: str, value: Any, spec: Spec) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
-        value = tuple(_scalar(key, v, spec.item) for v in value)
+        value = tuple(_scalar(key, v, spec.item, spec.finite) for v in value)
         items = value
     elif spec.words and isinstance(value, str):
         if value not in spec.words:
@@ -193,7 +211,7 @@ def coerce(key: str, value: Any, spec: Spec) -> Any:
             raise ConfigError(f"{key}: expected {_TYPE_WORDS[spec.kind]} or {words}, got {value!r}")
         return value
     else:
-        value = _scalar(key, value, spec.kind)
+        value = _scalar(key, value, spec.kind, spec.finite)
         items = (value,)
     for v in items:
         if spec.choices is not None and v not in spec.choices:
@@ -238,5 +256,5 @@ def build_section(
         kwargs[key] = coerce(f"{section}.{key}", value, keys[key])
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ArithmeticError) as exc:
         raise _post_init_error(section, keys, exc) from None

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from landimg.experiment.config import Config
+from landimg.experiment.progress import Progress
 from landimg.experiment.setup import Setup
 from landimg.experiment.timing import Timings
 
@@ -49,11 +50,14 @@ def new_nature(cfg: Config, s: Setup) -> Any:
     return _block_model(cfg, s, s.soil_true)
 
 
-def spinup(cfg: Config, s: Setup, comm: Any, timings: Timings | None = None) -> tuple[State, State]:
+def spinup(
+    cfg: Config, s: Setup, comm: Any, timings: Timings | None = None, progress: Progress | None = None
+) -> tuple[State, State]:
     """(nature state, ensemble-column state) of this rank's world block after ``experiment.spinup_days``
     (``get_state()`` dicts, arrays (..., ncol_block, 1)); collective.
 
-    The model steps count to the ``"model"`` part of ``timings`` when given.
+    The model steps count to the ``"model"`` part of ``timings`` when given; ``progress`` is updated
+    after every spin-up day (it prints on rank 0 only).
     """
     e = cfg.experiment
     nsteps = e.spinup_days * cfg.steps_per_day
@@ -70,6 +74,8 @@ def spinup(cfg: Config, s: Setup, comm: Any, timings: Timings | None = None) -> 
             column.step(s.weather.ensemble(k * e.dt))
             if (k + 1) % cfg.steps_per_day == 0:
                 climatology.append(column.layer_mean(obs_layer)[0, :, 0].copy())
+        if progress is not None and (k + 1) % cfg.steps_per_day == 0:
+            progress.update((k + 1 + nsteps) // cfg.steps_per_day, "")
     states = []
     for m in (nature, column):
         m.reset_fluxes()
@@ -84,8 +90,9 @@ def spinup(cfg: Config, s: Setup, comm: Any, timings: Timings | None = None) -> 
 
 
 def spun_up(
-    cfg: Config, s: Setup, comm: Any, cache: Path | None, timings: Timings | None, key: Callable[[], str]
-) -> tuple[State, State, str]:
+    cfg: Config, s: Setup, comm: Any, cache: Path | None, timings: Timings | None, key: Callable[[], str],
+    progress: Progress | None = None,
+) -> tuple[State, State, str]:  # fmt: skip
     """:func:`spinup` of this rank's world block, or its part of the states in the spin-up cache ``cache``.
 
     The cache holds the states of every column (:func:`landimg.experiment.spinup_cache.cached_spinup`,
@@ -95,11 +102,11 @@ def spun_up(
     from landimg.experiment.spinup_cache import cached_spinup
 
     if cache is None:
-        return (*spinup(cfg, s, comm, timings), "off")
+        return (*spinup(cfg, s, comm, timings, progress), "off")
     world, held = s.world, {}
 
     def spin() -> tuple[State | None, State | None]:  # every column on rank 0 (stored there), None elsewhere
-        held["block"] = spinup(cfg, s, comm, timings)
+        held["block"] = spinup(cfg, s, comm, timings, progress)
         return world.gather_state(held["block"][0]), world.gather_state(held["block"][1])
 
     nature, member, status = cached_spinup(spin, key, cache, comm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,9 @@ def write_outputs(
         if plot.available():
             with nullcontext() if timings is None else timings("plots"):
                 plot.experiment_plots(cfg, grid, out, history)
+        else:
+            warnings.warn(
+                "output.plots = true but matplotlib is not installed: no plots written "
+                "(pip install matplotlib, or set output.plots = false)",
+                stacklevel=2,
+            )
