@@ -1,5 +1,5 @@
-"""The world blocks under mpirun: moves to every G x K layout, gathers, and a cycle where no rank makes the
-weather, the nature run or the observations of every column.
+"""The world blocks under mpirun: moves to every G x K layout, gathers, the spin-up cache, and a cycle where no
+rank makes the weather, the nature run or the observations of every column.
 
 Usage: mpirun -n P python -m mpi4py world_blocks.py OUTDIR
 Prints "world blocks OK <P>" on rank 0.
@@ -100,6 +100,24 @@ def bad_file(out: Path) -> None:
         check(False, "a bad forcing value was not refused")
 
 
+def cached_spinup(out: Path) -> None:
+    """The spin-up cache on P ranks: stored from the blocks gathered on rank 0, read back and cut to the
+    blocks, bitwise the blocks' own spin-up."""
+    from landimg.experiment.setup import setup
+    from landimg.experiment.spinup import spun_up
+
+    cfg = load_config(None, ["domain.res=2.5", "experiment.spinup_days=2", "ensemble.spread_days=1"])
+    s = setup(cfg, comm)
+    cache = out / "spinup-cache"
+    runs = [spun_up(cfg, s, comm, None if c is None else cache, None, lambda: "k") for c in (None, 1, 1)]
+    check([r[2] for r in runs] == ["off", "stored", "hit"], f"statuses {[r[2] for r in runs]}")
+    for i in (0, 1):  # nature, ensemble column
+        for key, value in runs[0][i].items():
+            for other in runs[1:]:
+                same(other[i][key], value, f"cached state {i} {key}")
+    check(runs[0][0]["wliq"].shape[-2] == s.world.ncol, "block states")
+
+
 def cycle(out: Path) -> None:
     """A small cycle; count the columns of every weather call, nature-run step and observation."""
     seen: dict[str, int] = {"weather": 0, "nature": 0, "observations": 0}
@@ -153,6 +171,7 @@ def cycle(out: Path) -> None:
 
 moves()
 bad_file(Path(sys.argv[1]))
+cached_spinup(Path(sys.argv[1]) / f"cache{P}")
 cycle(Path(sys.argv[1]) / f"run{P}")
 if rank == 0:
     print(f"world blocks OK {P}", flush=True)
