@@ -4,7 +4,8 @@ One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
     at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
-    end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
+    end of day: block means/spreads (member order) -> score sums (block) and, gathered, the day's images and
+                scores (rank 0) -> appended to analysis.nc / metrics.nc -> sharded restart (every rank)
 
 The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
 each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
@@ -27,14 +28,16 @@ from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
-from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
+from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.progress import Progress
-from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
+from landimg.experiment.restart import RestartError, file_hashes, finish, load_for_resume, write_checkpoint
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
 from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
-from landimg.experiment.summary import summarize, write_outputs
+from landimg.experiment.summary import summarize, write_plots
 from landimg.experiment.timing import Timings
+from landimg.shards import ShardStore, ShardWriter, StoreError
 
 __all__ = ["RunResult", "RunStopped", "run"]
 
@@ -49,7 +52,8 @@ class RunStopped(Exception):
 
 @dataclass
 class RunResult:
-    """What :func:`run` returns on rank 0 (None elsewhere)."""
+    """What :func:`run` returns on rank 0 (None elsewhere): the summary and the small daily record (the
+    images are in ``analysis.nc``)."""
 
     summary: dict[str, Any]
     history: History = field(repr=False)
@@ -57,7 +61,8 @@ class RunResult:
 
 @dataclass
 class _Run:
-    """The running experiment on this rank (``history`` only on rank 0)."""
+    """The running experiment on this rank: the record lives where it is made -- ``history``, ``files``
+    and ``last`` on rank 0, ``sums`` on the ranks of member group 0 (their column blocks)."""
 
     cfg: Config
     s: Setup
@@ -66,6 +71,9 @@ class _Run:
     ensembles: dict[str, Any]
     column_blocks: int = 1
     history: History | None = None
+    sums: ScoreSums | None = None
+    files: ExperimentFiles | None = None
+    last: DayImages | None = None  # the last day's images, for the plots
     day0: int = 0
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
@@ -75,6 +83,16 @@ class _Run:
     @property
     def rank(self) -> int:
         return self.comm.Get_rank()
+
+    @property
+    def layout(self) -> Any:
+        """The ensembles' layout (every method's ensemble has the same)."""
+        return next(iter(self.ensembles.values())).layout
+
+    @property
+    def scored(self) -> int:
+        """The first scored day (0-based): the temporal scores' sums start there."""
+        return self.cfg.experiment.score_from_day - 1
 
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
@@ -104,20 +122,11 @@ def _start(
     ens = _ensembles(cfg, s, comm, column_blocks)
     r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
+    _new_record(r, out)
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
-        tree = load_for_resume(out) if r.rank == 0 else None
-        r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
-        r.saved_day = r.day0
-        r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
-        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
-        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
-        for name, ens in r.ensembles.items():
-            ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
-        if r.rank == 0:
-            r.history = History.from_tree(tree["history"], list(s.methods), cfg.ensemble.members)
-            r.wall_before = float(tree["wall_seconds"])
+        _resume(r, out)
         prog.log(f"resuming after day {r.day0}")
         if cfg.obs.cdf_match and s.observer.product is not None:
             spinup(cfg, s, comm)  # recomputes the open loop's climatology for the CDF matching
@@ -137,25 +146,81 @@ def _start(
         status
     ]
     prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s{how}")
-    if r.rank == 0:
-        r.history = History.empty(
-            cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
-        )
-    _on_rank0(comm, lambda: make_dirs(out / "restart"), "nothing was kept")  # only now: set-up errors leave nothing
+
+    def begin() -> None:  # only now: set-up errors leave nothing
+        make_dirs(out / "restart")
+        if r.files is not None:
+            r.files.create()
+
+    _on_rank0(comm, begin, "nothing was kept")
     return r
 
 
-def _truth_layers(r: _Run) -> np.ndarray:
-    """Nature run's verification-layer means, (nl, ncol)."""
-    return r.nature.layer_mean(list(LAYERS))[:, :, 0]
+def _new_record(r: _Run, out: Path) -> None:
+    """The (empty) record of the run: history and files on rank 0, score sums on member group 0."""
+    cfg, s = r.cfg, r.s
+    methods = list(s.methods)
+    if r.rank == 0:
+        r.history = History.empty(cfg.experiment.days, s.stations.n, methods, cfg.ensemble.members)
+        if cfg.output.netcdf:
+            r.files = ExperimentFiles(out, cfg, s.domain.grid, s.stations, methods, cfg.ensemble.members)
+    if r.layout.group == 0:
+        r.sums = ScoreSums(methods, r.layout.ncol_local)
 
 
-def _verification(r: _Run, day: int) -> np.ndarray:
-    """The spatial metrics' reference of ``day``, (nl, ny, nx): the reference product's daily layer means
-    when ``[reference]`` is given, else the nature run."""
+def _agreed(comm: Any, work: Callable[[], Any], errors: tuple[type[BaseException], ...]) -> Any:
+    """``work()`` on every rank; one of ``errors`` on any rank is an InputError on every rank (the first
+    rank's one line), so that no rank is left waiting."""
+    result, failed = None, None
+    try:
+        result = work()
+    except errors as exc:
+        failed = str(exc)
+    if comm.Get_size() > 1:
+        failed = next((f for f in comm.allgather(failed) if f is not None), None)
+    if failed is not None:
+        raise InputError(failed)
+    return result
+
+
+def _resume(r: _Run, out: Path) -> None:
+    """Continue from the newest restart of ``out``, written on any layout (each rank reads its parts)."""
+    comm = r.comm
+    manifest = _agreed(comm, lambda: load_for_resume(out) if r.rank == 0 else None, (RestartError,))
+    manifest = comm.bcast(manifest, root=0)
+    store = ShardStore(manifest["path"], None if comm.Get_size() == 1 else comm, manifest)
+    _agreed(comm, store.verify, (StoreError,))
+    r.day0 = r.saved_day = int(manifest["day"])
+    r.wall_before = float(manifest["wall_seconds"])
+    _agreed(comm, lambda: _read_state(r, store), (StoreError, KeyError, ValueError))
+    days = int(manifest["outputs_days"])
+    _agreed(comm, lambda: None if r.files is None else r.files.resume(days), (ValueError,))
+
+
+def _read_state(r: _Run, store: ShardStore) -> None:
+    """This rank's state from the restart ``store``: its members on its columns, the nature run, the
+    observation-error state; the small record on rank 0, its columns' score sums on member group 0."""
+    ncol, lay = r.s.domain.grid.ncol, r.layout
+    r.nature.set_state({k: store.block("nature", k, (0, 1), (0, ncol)) for k in store.keys("nature")})
+    r.s.observer.synthetic.set_state({k: store.whole("whole", f"observer::{k}") for k in store.keys("whole", "observer::")})
+    for name, ens in r.ensembles.items():
+        ens.read_from(store, f"ens::{name}::")
+    if r.sums is not None:
+        r.sums.load(lambda key: store.columns("columns", f"sums::{key}", (lay.col_start, lay.col_stop)))
+    if r.rank == 0:
+        methods = list(r.s.methods)
+        r.history = History.from_tree({k: store.whole("whole", f"record::{k}") for k in store.keys("whole", "record::")}, methods)
+        last = store.keys("whole", "last::")
+        if last:
+            r.last = DayImages.from_tree({k: store.whole("whole", f"last::{k}") for k in last}, methods)
+
+
+def _truth_columns(r: _Run, day: int) -> np.ndarray:
+    """The spatial metrics' reference of ``day`` at every column, (nl, ncol): the reference product's daily
+    layer means when ``[reference]`` is given, else the nature run's."""
     if r.s.reference is not None:
-        return r.s.reference.daily[day]
-    return r.s.domain.grid.to_image(_truth_layers(r))
+        return r.s.domain.grid.to_columns(r.s.reference.daily[day])
+    return r.nature.layer_mean(list(LAYERS))[:, :, 0]
 
 
 def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.ndarray) -> np.ndarray:
@@ -164,46 +229,64 @@ def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.nd
     )
 
 
-def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
-    """Background scores of ``day`` (recorded on rank 0); returns each method's observed-layer mean image."""
-    grid, obs_depth = r.s.domain.grid, (0.0, r.cfg.analysis.obs_depth)
-    truth = _verification(r, day)
+def _block(r: _Run, values: np.ndarray) -> np.ndarray:
+    """This rank's columns of values of every column (..., ncol)."""
+    return values[..., r.layout.col_start : r.layout.col_stop]
+
+
+def _background(r: _Run, day: int, images: DayImages | None) -> dict[str, np.ndarray]:
+    """The background of ``day`` (just before its last analysis): each method's block means (score sums),
+    gathered on rank 0 for its scores and images. Returns (rank 0) each method's observed-layer mean at
+    every column, for the increments."""
+    grid, nl = r.s.domain.grid, len(LAYERS)
+    truth = _truth_columns(r, day)
+    bg_obs = {}
     for name, ens in r.ensembles.items():
-        means = [ens.mean_image(layer) for layer in LAYERS]
+        mean = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)])  # (nl + 1, ncol_local)
+        if r.sums is not None and day >= r.scored:
+            r.sums.add(name, "background", mean[:nl], _block(r, truth))
+        full = ens.layout.gather_columns(mean, root=0)
         if r.history is not None:
-            r.history[name].scores_background[day] = _scores(means, truth, grid.land)
-            r.history[name].mean_background[day] = np.stack(means)
-    return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
+            means = grid.to_image(full[:nl])
+            r.history[name].scores_background[day] = _scores(means, grid.to_image(truth), grid.land)
+            images.mean_background[name] = means.astype(np.float32)
+            bg_obs[name] = full[nl]
+    return bg_obs
 
 
 def _record(
-    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float],
-    diags: dict[str, dict[str, Any]],
-) -> None:
-    """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
-    grid, s = r.s.domain.grid, r.s
-    truth_cols = _truth_layers(r)
-    truth = _verification(r, day)
-    obs_depth = (0.0, r.cfg.analysis.obs_depth)
-    per_method = {}
+    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], images: DayImages | None,
+    clipped: dict[str, float], diags: dict[str, dict[str, Any]],
+) -> None:  # fmt: skip
+    """The record of day ``day``: score sums on the blocks; on rank 0 the scores, station series and the
+    day's images, appended to the files (collective: block means gathered on rank 0)."""
+    grid, s, nl = r.s.domain.grid, r.s, len(LAYERS)
+    truth_cols = _truth_columns(r, day)
+    gathered = {}
     for name, ens in r.ensembles.items():
-        means = np.stack([ens.mean_image(layer) for layer in LAYERS])
-        spreads = np.stack([ens.spread_image(layer) for layer in LAYERS])
-        per_method[name] = (means, spreads, ens.mean_image(obs_depth))
+        mean, spread = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)], spread=True)
+        if r.sums is not None and day >= r.scored:
+            r.sums.add(name, "analysis", mean[:nl], _block(r, truth_cols))
+        gathered[name] = ens.layout.gather_columns(np.concatenate([mean, spread[:nl]]), root=0)
     h = r.history
     if h is None:
         return
-    h.truth[day], h.obs[day] = truth, obs_img
+    truth = grid.to_image(truth_cols)
+    images.truth, images.obs = truth.astype(np.float32), obs_img.astype(np.float32)
     h.n_obs[day] = int(np.isfinite(obs_img).sum())
     h.station_obs[day] = s.stations.observe(truth_cols[0], day)
-    for name, (means, spreads, an_obs) in per_method.items():
-        m = h[name]
-        m.mean[day], m.spread[day] = means, spreads
-        m.increment[day] = an_obs - bg_obs[name]
+    for name, full in gathered.items():
+        means, m = grid.to_image(full[:nl]), h[name]
+        images.mean[name] = means.astype(np.float32)
+        images.spread[name] = grid.to_image(full[nl + 1 :]).astype(np.float32)
+        images.increment[name] = grid.to_image(full[nl] - bg_obs[name]).astype(np.float32)
         m.scores[day] = _scores(means, truth, grid.land)
-        m.station[day] = grid.to_columns(means[0])[s.stations.columns]
+        m.station[day] = full[0][s.stations.columns]
         m.clipped_water[day] = clipped[name]
         m.record_analysis(day, diags.get(name, {}))
+    if r.files is not None:
+        r.files.append(day, images, h)
+    r.last = images if r.cfg.output.plots else None
 
 
 def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
@@ -216,15 +299,16 @@ def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
         raise InputError(f"{exc} (found during day {day + 1}; {what})") from exc
 
 
-def _day(r: _Run, day: int) -> None:
-    """Forecast steps, analyses and the record of one day."""
+def _day(r: _Run, day: int, out: Path) -> None:
+    """Forecast steps, analyses and the record of one day (appended to the files on rank 0)."""
     cfg, s, e = r.cfg, r.s, r.cfg.experiment
     grid, spd, spa = s.domain.grid, cfg.steps_per_day, cfg.steps_per_analysis
     obs_depth, window = (0.0, cfg.analysis.obs_depth), cfg.analysis.interval_hours / 24.0
     clipped = dict.fromkeys(r.ensembles, 0.0)
     diags: dict[str, dict[str, Any]] = {}
     obs_img = np.full(grid.shape, np.nan)
-    bg_obs: dict[str, np.ndarray] = {}
+    images = DayImages(truth=np.empty(0), obs=np.empty(0)) if r.rank == 0 else None
+    bg_obs: dict[str, np.ndarray] | None = None
     for step in range(spd):
         k = day * spd + step
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
@@ -242,20 +326,34 @@ def _day(r: _Run, day: int) -> None:
         obs_img = np.where(np.isfinite(y), y, obs_img)
         last = step == spd - 1
         if last:
-            bg_obs = _background(r, day)
+            bg_obs = _background(r, day, images)
         for name, ens in r.ensembles.items():
-            members_b = ens.images(obs_depth, gather=True) if last else None
+            members_b = ens.images(obs_depth, root=0) if last else None  # every member: on rank 0 only
             diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
-            if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
-                diag["obs_space"] = obs_space_stats(
-                    members_b, ens.images(obs_depth, gather=True), y, ystd,
-                    rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
-                )  # fmt: skip
+            if last:  # observation-space diagnostics of the day's last analysis (rank 0)
+                members_a = ens.images(obs_depth, root=0)
+                if r.rank == 0:
+                    diag["obs_space"] = obs_space_stats(
+                        members_b, members_a, y, ystd, rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
+                    )  # fmt: skip
                 diags[name] = diag
-    if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
-        bg_obs = _background(r, day)
-    _record(r, day, obs_img, bg_obs, clipped, diags)
+    if bg_obs is None:  # no analysis at the end of this day (interval > 24 h)
+        bg_obs = _background(r, day, images)
+    _record_agreed(r, day, obs_img, bg_obs, images, clipped, diags)
+
+
+def _record_agreed(r: _Run, day: int, *args: Any) -> None:
+    """:func:`_record`, with a disk refusing the append on rank 0 raised on every rank (one line)."""
+    failed = None
+    try:
+        _record(r, day, *args)
+    except DiskError as exc:
+        failed = exc.with_hint(_kept(r))
+    if r.comm.Get_size() > 1:
+        failed = r.comm.bcast(failed, root=0)
+    if failed is not None:
+        raise failed
 
 
 def _instrument(r: _Run) -> None:
@@ -337,15 +435,43 @@ def _kept(r: _Run, outputs: bool = False) -> str:
 
 
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
-    """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
-    states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
+    """The restart after ``day`` complete days (collective, :mod:`landimg.experiment.restart`): every rank
+    writes its shard -- its members on its columns, its streams, its columns of the nature run and of the
+    score sums (member group 0) -- and rank 0 what is kept once and the manifest. No gather."""
+    lay, w = r.layout, ShardWriter()
+    for name, ens in r.ensembles.items():
+        ens.add_to_shard(w, f"ens::{name}::")
+    if lay.group == 0:
+        cols = (lay.col_start, lay.col_stop)
+        w.part("nature", members=(0, 1), columns=cols)
+        for k, v in r.nature.get_state(copy=False).items():
+            w.add("nature", k, v[..., cols[0] : cols[1], :])
+        w.part("columns", columns=cols)
+        for k, v in r.sums.to_tree().items():
+            w.add("columns", f"sums::{k}", v)
+    fields = None
+    if r.rank == 0:
+        w.part("whole")
+        for k, v in r.s.observer.synthetic.get_state().items():
+            w.add("whole", f"observer::{k}", v)
+        for k, v in r.history.to_tree().items():
+            w.add("whole", f"record::{k}", v)
+        if r.last is not None:
+            for k, v in r.last.to_tree().items():
+                w.add("whole", f"last::{k}", v)
+        from landimg import __version__
 
-    def write() -> None:
-        wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
-                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
-
-    _on_rank0(r.comm, write, _kept(r))
+        fields = {
+            "day": day, "landimg_version": __version__, "methods": list(r.ensembles), "nmem": lay.nmem,
+            "ncol": r.s.domain.grid.ncol, "layout": {"ranks": lay.size, "member_groups": lay.member_groups,
+                                                     "column_blocks": lay.column_blocks},
+            "outputs_days": day if r.files is not None else 0, "inputs": r.inputs, "config_toml": to_toml(r.cfg),
+            "wall_seconds": r.wall_before + time.perf_counter() - t_start,
+        }  # fmt: skip
+    try:
+        write_checkpoint(out, day, w, None if r.comm.Get_size() == 1 else r.comm, fields)
+    except DiskError as exc:
+        raise exc.with_hint(_kept(r)) from None
     r.saved_day = day
 
 
@@ -369,7 +495,7 @@ def run(
     out : str or Path
         Output directory; created after the set-up and spin-up (rank 0) unless resuming.
     resume : bool
-        Continue from ``out/restart/restart.npz``.
+        Continue from the newest restart in ``out/restart`` (written on any layout).
     comm : communicator, optional
         Default: MPI.COMM_WORLD (or serial).
     progress : bool
@@ -430,7 +556,7 @@ def run(
     r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
     flush()
     for day in range(r.day0, e.days):
-        _day(r, day)
+        _day(r, day, out)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
             with timings("output"):
                 _checkpoint(r, out, day + 1, t_start)
@@ -444,24 +570,27 @@ def run(
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
-    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k), _kept(r, outputs=True))
+    pixels = None if r.sums is None else r.layout.gather_columns(r.sums.per_pixel(), root=0)
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), _kept(r, outputs=True))
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
 def _finish(
-    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int
+    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
 ) -> dict[str, Any]:
-    """Rank 0 after the last day: summary.json, the output files, the previous restart removed
-    (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column blocks)."""
+    """Rank 0 after the last day: summary.json, the plots, the files' twins and the previous restart
+    removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column
+    blocks; ``pixels``: the temporal scores per pixel of every column, :meth:`ScoreSums.per_pixel`)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
+    temporal = period_time_scores(pixels, list(r.ensembles))
     summary = summarize(
-        cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
+        cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size, temporal
     )
     summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
+        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
@@ -469,6 +598,8 @@ def _finish(
         name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
     }
     write_json(out / "summary.json", summary)
+    if r.files is not None:
+        r.files.finish()
     finish(out)
     return summary
 

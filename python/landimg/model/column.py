@@ -264,13 +264,18 @@ class ColumnModel:
         s["dsnow"][...] = 0.0
         self.reset_fluxes()
 
-    def get_state(self) -> dict[str, np.ndarray]:
+    def get_state(self, copy: bool = True) -> dict[str, np.ndarray]:
         """Copy of everything the next step depends on, plus the flux accumulators ("fluxes",
         (nflux, ncol, nmem) in the order of :data:`FLUX_NAMES`). Restoring it with :meth:`set_state`
-        reproduces the run bitwise."""
-        out = {k: v.copy(order="F") for k, v in self._state.items()}
-        out["fluxes"] = self._fluxes.copy(order="F")
-        return out
+        reproduces the run bitwise. ``copy=False``: read-only views of the buffers instead (valid until
+        the next step; for writing them out without a copy)."""
+        arrays = {**self._state, "fluxes": self._fluxes}
+        if copy:
+            return {k: v.copy(order="F") for k, v in arrays.items()}
+        views = {k: v.view() for k, v in arrays.items()}
+        for v in views.values():
+            v.flags.writeable = False
+        return views
 
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Copy a snapshot from :meth:`get_state` into the state buffers (in place).
