@@ -46,7 +46,7 @@ __all__ = ["MANIFEST", "ShardStore", "ShardWriter", "StoreError", "read_manifest
 MANIFEST = "manifest.json"
 _SEP = "::"
 _JSON = "#json"
-_CHUNK = 1 << 22
+_CHUNK = 1 << 20  # bytes read at a time when hashing a shard
 
 Range = tuple[int, int]
 
@@ -443,6 +443,26 @@ class ShardStore:
                     if name in z.files:
                         return z[name]
         raise StoreError(f"the store {self.directory} does not hold {part} {key}")
+
+    def assembled(self) -> dict[str, Any]:
+        """Every entry of the store put together whole, ``"<part>::<key>"`` -> array (members x columns,
+        columns) or list (members) or the entry (whole). For inspecting small stores and tests: this
+        holds everything in memory at once."""
+        out: dict[str, Any] = {}
+        for part, keys in self.manifest.get("keys", {}).items():
+            ranges = [r for _, r in self._holding(part)]
+            nm = max((int(r[1]) for r in ranges if r[1] is not None), default=None)
+            nc = max((int(r[3]) for r in ranges if r[3] is not None), default=None)
+            for key in keys:
+                if nm is not None and nc is not None:
+                    out[f"{part}{_SEP}{key}"] = self.block(part, key, (0, nm), (0, nc))
+                elif nc is not None:
+                    out[f"{part}{_SEP}{key}"] = self.columns(part, key, (0, nc))
+                elif nm is not None:
+                    out[f"{part}{_SEP}{key}"] = self.members(part, key, (0, nm))
+                else:
+                    out[f"{part}{_SEP}{key}"] = self.whole(part, key)
+        return out
 
     def _json(self, shard: Mapping[str, Any], name: str) -> Any:
         try:

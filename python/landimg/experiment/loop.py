@@ -31,7 +31,9 @@ from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.progress import Progress
-from landimg.experiment.restart import RestartError, file_hashes, finish, load_for_resume, write_checkpoint
+from landimg.experiment.restart import (
+    RestartError, file_hashes, finish, load_for_resume, previous_good, write_checkpoint,
+)  # fmt: skip
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
 from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
@@ -189,7 +191,10 @@ def _resume(r: _Run, out: Path) -> None:
     manifest = _agreed(comm, lambda: load_for_resume(out) if r.rank == 0 else None, (RestartError,))
     manifest = comm.bcast(manifest, root=0)
     store = ShardStore(manifest["path"], None if comm.Get_size() == 1 else comm, manifest)
-    _agreed(comm, store.verify, (StoreError,))
+    try:
+        store.verify()  # collective: every shard's SHA-256, each on one rank
+    except StoreError as exc:
+        raise InputError(f"{exc}{previous_good(out, store.directory)}") from None
     r.day0 = r.saved_day = int(manifest["day"])
     r.wall_before = float(manifest["wall_seconds"])
     _agreed(comm, lambda: _read_state(r, store), (StoreError, KeyError, ValueError))

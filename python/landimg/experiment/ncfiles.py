@@ -27,7 +27,6 @@ its append and its restart -- is rewritten with the same bits).
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.atomic import atomic_path, diagnose
+from landimg.atomic import atomic_path, diagnose, replace_keeping
 from landimg.experiment.history import LAYERS, MAX_SCALES, OBS_SPACE, SCORES, DayImages, History
 
 __all__ = ["FILES", "ExperimentFiles", "verification"]
@@ -48,7 +47,7 @@ _UNITS = {"spatial_corr": "1", "ubrmse_spatial": "m3 m-3", "bias": "m3 m-3"}
 _DOC = {"spatial_corr": "spatial correlation", "ubrmse_spatial": "spatial ubRMSE (standard deviation of the error field)", "bias": "bias"}
 _IMG3, _IMG4 = ("time", "lat", "lon"), ("time", "depth", "lat", "lon")
 _F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
-_CHUNK_BYTES = 1 << 16  # daily variables smaller than this share a chunk over several days
+_CHUNK_BYTES = 4096  # daily variables smaller than this share a chunk of this size over several days (as netCDF's default)
 
 #: A static variable: (dimensions, data, attributes).
 Static = tuple[tuple[str, ...], np.ndarray, dict[str, Any]]
@@ -214,7 +213,7 @@ class _Layout:
             var[...] = data
         for name, (vdims, dtype, vattrs, _) in self.daily.items():
             rest = [int(self.dims[d]) for d in vdims[1:]]
-            kw: dict[str, Any] = {"zlib": True, "complevel": 1} if len(vdims) >= 2 else {}
+            kw: dict[str, Any] = {"zlib": True, "complevel": 1}  # chunks of many days, or one day's image
             if all(rest):
                 per_day = dtype.itemsize * int(np.prod(rest, dtype=np.int64))
                 kw["chunksizes"] = (max(1, min(1024, _CHUNK_BYTES // max(per_day, 1))), *rest)
@@ -278,15 +277,8 @@ class _Appended:
                         for d in range(self.twin_days, day):
                             self.layout.copy_day(src, dst, d)
                 self.layout.write_day(dst, day, images, history)
-            fd = os.open(self.twin, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self.spare.unlink(missing_ok=True)
-            os.link(self.path, self.spare)  # keep the file (one day behind) as the next twin
-            os.replace(self.twin, self.path)
-            os.replace(self.spare, self.twin)
+            replace_keeping(self.twin, self.path, self.spare)  # the file, one day behind, kept as spare
+            self.twin, self.spare = self.spare, self.twin  # ... which is the next twin
             self.twin_days = day
         except BaseException as exc:
             self.twin_days = None  # the twin may be broken: rebuilt from the file at the next append

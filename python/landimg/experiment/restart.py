@@ -34,8 +34,8 @@ from landimg.shards import MANIFEST, ShardWriter, StoreError, read_manifest, rem
 
 __all__ = [
     "RESTART_DIR", "RESTART_SCHEMA", "RestartError", "changed_inputs", "clean_stale", "day_dir", "file_hashes",
-    "finish", "has_restart", "latest", "load_for_resume", "load_restart", "recorded_inputs", "restart_days",
-    "save_restart", "write_checkpoint",
+    "finish", "has_restart", "latest", "load_for_resume", "load_restart", "previous_good", "recorded_inputs",
+    "restart_days", "save_restart", "write_checkpoint",
 ]  # fmt: skip
 
 #: The schema of the restarts this landimg writes and reads (bumped when their content changes).
@@ -103,7 +103,7 @@ def latest(out: Path) -> Path:
     raise RestartError(f"--resume: no restart in {root}")
 
 
-def _previous_good(out: Path, bad: Path) -> str:
+def previous_good(out: Path, bad: Path) -> str:
     """``; last good day N is in DIR: remove BAD to continue from there`` when an older restart is whole."""
     for day in reversed(restart_days(out)):
         path = day_dir(out, day)
@@ -144,7 +144,7 @@ def load_for_resume(out: Path) -> dict[str, Any]:
 
         ShardStore(path, manifest=manifest).check_files()
     except (StoreError, RestartError) as exc:
-        raise RestartError(f"{exc}{_previous_good(out, path)}") from None
+        raise RestartError(f"{exc}{previous_good(out, path)}") from None
     return {**manifest, "path": str(path)}
 
 
