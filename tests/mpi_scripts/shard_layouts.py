@@ -13,9 +13,8 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
-
 import landimg
+import numpy as np
 from landimg.parallel import default_comm
 from landimg.shards import ShardStore
 

@@ -14,8 +14,8 @@ from typing import Any
 from landimg.atomic import DiskError
 from landimg.experiment.config import Config, ConfigError, input_files, load_config, to_dict, to_toml
 from landimg.experiment.loop import RunStopped, run, saved_config
-from landimg.experiment.output import OutputDirError, prepare_out_dir
 from landimg.experiment.ncfiles import FILES
+from landimg.experiment.output import OutputDirError, prepare_out_dir
 from landimg.experiment.restart import (
     changed_inputs,
     clean_stale,

@@ -32,7 +32,12 @@ from landimg.experiment.history import LAYERS, SCORES, DayImages, History, Score
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (
-    RestartError, file_hashes, finish, load_for_resume, previous_good, write_checkpoint,
+    RestartError,
+    file_hashes,
+    finish,
+    load_for_resume,
+    previous_good,
+    write_checkpoint,
 )  # fmt: skip
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
@@ -610,12 +615,13 @@ def _finish(
 
 
 def saved_config(out: Path) -> Config:
-    """The configuration stored in ``out``'s restart (an earlier version's keys translated).
+    """The configuration stored in ``out``'s restart. The restart's schema (:data:`~landimg.experiment.restart.
+    RESTART_SCHEMA`) fixes its keys: a restart of another schema is refused before this is read, so no key
+    is guessed or translated here (:mod:`landimg.experiment.legacy` translates configuration files of
+    earlier versions only when asked, ``from_dict(legacy=True)``).
 
-    Raises RestartError (missing or corrupt restart) or ConfigError.
+    Raises RestartError (missing, corrupt or of another schema) or ConfigError.
     """
     import tomllib
 
-    return from_dict(
-        tomllib.loads(str(load_for_resume(out)["config_toml"])), source=f"{out}/restart", legacy=True
-    )
+    return from_dict(tomllib.loads(str(load_for_resume(out)["config_toml"])), source=f"{out}/restart")
