@@ -5,6 +5,7 @@ the study record (``study.json``, rewritten atomically after every run) and a sc
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -18,6 +19,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _landimg_parent() -> str:
+    """The directory whose ``landimg`` the runs use: this source tree where its Fortran extension is built
+    (``ci/dev-build.sh``), otherwise the package this interpreter imports (an install, as in CI)."""
+    if any((ROOT / "python" / "landimg" / "model").glob("_colm*.so")):
+        return str(ROOT / "python")
+    spec = importlib.util.find_spec("landimg")
+    if spec is None or spec.origin is None:
+        raise SystemExit("study: landimg is neither built in this tree (bash ci/dev-build.sh) nor installed")
+    return str(Path(spec.origin).resolve().parents[1])
 
 #: cost model of one run on one rank (seconds): ncol / 1073 x (SPIN x spin-up days + days x sum over the
 #: methods of their per-day weight x members / 16); from the LETKF tuning runs on the shared 2-core machine
@@ -218,7 +230,7 @@ def execute(
         log = open(logs / (r.key.replace("/", "__") + ".log"), "w")
         env = dict(
             os.environ,
-            PYTHONPATH=str(ROOT / "python"),
+            PYTHONPATH=_landimg_parent(),
             OMP_NUM_THREADS="1",
             OPENBLAS_NUM_THREADS="1",
             MKL_NUM_THREADS="1",
@@ -272,6 +284,9 @@ def execute(
             f"elapsed {_hms(time.monotonic() - t_start)}, left ~{_hms(left / max(1, slots))}",
             flush=True,
         )
+        if entry["status"] != "ok":
+            last = (entry.get("error") or "").strip().splitlines()[-1:] or ["(no output)"]
+            print(f"[study]         {key}: {last[0]} (log {logs / (r.key.replace('/', '__') + '.log')})", flush=True)
 
     def next_run() -> Run:
         busy = {x.group for x, *_ in running.values()}

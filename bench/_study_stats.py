@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,14 @@ def members_for_cpu(points: dict[int, float], target: float, lo: int, hi: int) -
     ln, lc, lt = np.log(n), np.log(c), math.log(target)
     k = int(np.clip(np.searchsorted(lc, lt), 1, n.size - 1))  # the segment (k - 1, k)
     slope = (lc[k] - lc[k - 1]) / (ln[k] - ln[k - 1])
-    if not slope > 0:
-        raise StudyError(f"study: analysis CPU does not grow with the ensemble size: {points}")
+    if not slope > 0:  # timing noise (short runs on a busy machine): the fit over every size, else ~ N
+        fit = float(np.polyfit(ln, lc, 1)[0]) if n.size > 2 else slope
+        slope = fit if fit > 0 else 1.0
+        print(
+            f"study: warning: analysis CPU does not grow with the ensemble size between the calibration runs "
+            f"{points} (timing noise?); sizing with CPU ~ N^{slope:.2f}",
+            file=sys.stderr,
+        )
     return int(np.clip(round(math.exp(ln[k - 1] + (lt - lc[k - 1]) / slope)), lo, hi))
 
 

@@ -21,6 +21,7 @@ check prints: ``python docs/examples.py --run NAME``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -39,9 +40,23 @@ PY = sys.executable
 MPIRUN = str(Path(sys.executable).parent / "mpirun")
 
 
+def _landimg_parent() -> str:
+    """The directory whose ``landimg`` the examples run: this source tree where its Fortran extension is built
+    (``ci/dev-build.sh``), otherwise the package this interpreter imports (an install, as in CI)."""
+    if any((ROOT / "python" / "landimg" / "model").glob("_colm*.so")):
+        return str(ROOT / "python")
+    spec = importlib.util.find_spec("landimg")
+    if spec is None or spec.origin is None:
+        raise SystemExit("examples: landimg is neither built in this tree (bash ci/dev-build.sh) nor installed")
+    return str(Path(spec.origin).resolve().parents[1])
+
+
+LANDIMG = _landimg_parent()
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = LANDIMG + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
@@ -65,7 +80,7 @@ def table(text: str, wall: bool = True) -> str:
 
 def _config(args: list[str]) -> str:
     """The resolved configuration (TOML) of ``--config``/``--set`` arguments, as the cycle would run it."""
-    sys.path.insert(0, str(ROOT / "python"))
+    sys.path.insert(0, LANDIMG)
     from landimg.experiment.config import load_config, to_toml
 
     config = args[args.index("--config") + 1] if "--config" in args else None
@@ -188,7 +203,7 @@ def _demo_probe(work: Path) -> str:
 
 def _demo_config_args() -> list[str]:
     """The demo's configuration, with its files where a fresh ``demo`` writes them (paths do not matter)."""
-    sys.path.insert(0, str(ROOT / "python"))
+    sys.path.insert(0, LANDIMG)
     from landimg.data.demo import demo_config
 
     text = demo_config("D", dirs={k: f"D/{k}" for k in ("smap", "gldas", "ismn")})

@@ -46,6 +46,10 @@ def test_selection_and_equal_cpu_size():
     assert st.members_for_cpu(pts, 0.01 * 24**1.5, 4, 128) == 24
     assert st.members_for_cpu(pts, 0.01 * 100**1.5, 4, 128) == 100
     assert st.members_for_cpu(pts, 0.01 * 500**1.5, 4, 128) == 128  # clipped
+    # timing noise (CPU falling between two sizes): the fit over every size; two sizes: CPU ~ N
+    noisy = {4: 0.06, 8: 0.042}
+    assert st.members_for_cpu(noisy, 0.084, 2, 64) == 6  # from the segment start: 4 x 0.084 / 0.06
+    assert st.members_for_cpu({8: 0.08, 16: 0.07, 32: 0.32}, 0.32, 4, 128) > 16
 
 
 def test_design_is_checked():
