@@ -2,16 +2,18 @@
 
 One path of data through a day (every rank; rank 0 records):
 
-    weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
-    end of day: block means/spreads (member order) -> score sums (block) and, gathered, the day's images and
-                scores (rank 0) -> appended to analysis.nc / metrics.nc -> sharded restart (every rank)
+    weather.truth(t) -> nature.step          weather.ensemble(t) -> moved -> Ensemble.advance (members perturbed)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> gathered -> Ensemble.assimilate(y, err, method)
+    end of day: block means/spreads (member order) -> score sums (block; the reference moved there) and,
+                gathered, the day's images and scores (rank 0) -> appended to analysis.nc / metrics.nc
+                -> sharded restart (every rank its block of the ensembles and of the world)
 
 The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
-each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
-observations are still made for the whole domain on every rank, and cut to the block). Every reduction is
-in member order and every domain sum uses the fixed chunking of the columns, so results do not depend on
-the layout.
+each Ensemble steps its group's members on its block's columns. The nature run, the weather and the
+observations live on the world blocks (:mod:`landimg.experiment.world`: the columns cut into one block per
+rank, whatever the layout); the ensemble forcing is moved to the ensembles' blocks, the observations to
+every rank, the reference to rank 0 and to the score sums' blocks. Every reduction is in member order and
+every domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
+from landimg.experiment.obs import Stations
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (
     RestartError,
@@ -40,8 +43,8 @@ from landimg.experiment.restart import (
     write_checkpoint,
 )  # fmt: skip
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
-from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
-from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
+from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members, spun_up
+from landimg.experiment.spinup_cache import check_cache_dir, spinup_key
 from landimg.experiment.summary import summarize, write_plots
 from landimg.experiment.timing import Timings
 from landimg.shards import ShardStore, ShardWriter, StoreError
@@ -69,7 +72,8 @@ class RunResult:
 @dataclass
 class _Run:
     """The running experiment on this rank: the record lives where it is made -- ``history``, ``files``
-    and ``last`` on rank 0, ``sums`` on the ranks of member group 0 (their column blocks)."""
+    and ``last`` on rank 0, ``sums`` on the ranks of member group 0 (their column blocks); ``nature`` of
+    the world block."""
 
     cfg: Config
     s: Setup
@@ -86,10 +90,32 @@ class _Run:
     inputs: dict[str, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
     saved_day: int | None = None  # the day of the restart on disk (None: none yet)
+    mover: Any = None  # world blocks -> the ensembles' columns (ColumnMover)
 
     @property
     def rank(self) -> int:
         return self.comm.Get_rank()
+
+    def start_forcing(self, block: dict[str, np.ndarray]) -> Any:
+        """Start moving the world block's ensemble forcing to the ensembles' columns; ``.wait()`` gives it.
+        With a rain shift (``ensemble.rain_shift_km > 0``) on column blocks the precipitation of every column
+        goes to every rank (the shift moves rain across blocks)."""
+        moving = self.mover.start_dict(block)
+        if not self.rain_whole:
+            return moving
+        precip = self.s.world.allgather(block["precip"])
+        return _Finish(lambda: {**moving.wait(), "precip": precip})
+
+    def forcing(self, t: float) -> dict[str, np.ndarray]:
+        """The ensemble forcing at ``t`` s on the ensembles' columns: made on the world blocks, then moved."""
+        return self.start_forcing(self.s.weather.ensemble(t)).wait()
+
+    @property
+    def rain_whole(self) -> bool:
+        """The ensembles need the precipitation of every column (a rain shift on column blocks)."""
+        first = next(iter(self.ensembles.values()))
+        shift = getattr(first.perturber, "rain_shift", None) if first.perturber is not None else None
+        return shift is not None and not first.layout.whole
 
     @property
     def layout(self) -> Any:
@@ -100,6 +126,16 @@ class _Run:
     def scored(self) -> int:
         """The first scored day (0-based): the temporal scores' sums start there."""
         return self.cfg.experiment.score_from_day - 1
+
+
+@dataclass
+class _Finish:
+    """A computation to complete later (``wait()``)."""
+
+    finish: Any
+
+    def wait(self) -> Any:
+        return self.finish()
 
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
@@ -128,6 +164,7 @@ def _start(
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
     ens = _ensembles(cfg, s, comm, column_blocks)
     r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
+    r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     _new_record(r, out)
     if r.rank == 0:
@@ -140,15 +177,14 @@ def _start(
         return r
     t0 = time.perf_counter()
     with timings("spinup"):
-        nature, member, status = cached_spinup(
-            lambda: spinup(cfg, s, comm, timings, prog.phase(cfg.experiment.spinup_days, "spin-up day")),
+        nature, member, status = spun_up(
+            cfg, s, comm, cache, timings,
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
-            cache,
-            comm,
-        )
+            prog.phase(cfg.experiment.spinup_days, "spin-up day"),
+        )  # fmt: skip
     r.nature.set_state(nature)
-    seed_members(r.ensembles, member)
-    spread_members(cfg, s, r.ensembles)
+    seed_members(r.ensembles, r.mover.move_state(member))
+    spread_members(cfg, s, r.ensembles, r.forcing)
     how = {"off": "", "hit": " (read from the spin-up cache)", "stored": " (stored in the spin-up cache)"}[
         status
     ]
@@ -207,12 +243,20 @@ def _resume(r: _Run, out: Path) -> None:
     _agreed(comm, lambda: None if r.files is None else r.files.resume(days), (ValueError,))
 
 
+def _pixels(r: _Run) -> tuple[int, int]:
+    """This rank's share of the image's pixels (flat, row-major) in the restart: P contiguous ranges."""
+    npix, rank, size = int(np.prod(r.s.domain.grid.shape)), r.rank, r.comm.Get_size()
+    return npix * rank // size, npix * (rank + 1) // size
+
+
 def _read_state(r: _Run, store: ShardStore) -> None:
-    """This rank's state from the restart ``store``: its members on its columns, the nature run, the
-    observation-error state; the small record on rank 0, its columns' score sums on member group 0."""
-    ncol, lay = r.s.domain.grid.ncol, r.layout
-    r.nature.set_state({k: store.block("nature", k, (0, 1), (0, ncol)) for k in store.keys("nature")})
-    r.s.observer.synthetic.set_state({k: store.whole("whole", f"observer::{k}") for k in store.keys("whole", "observer::")})
+    """This rank's state from the restart ``store``: its members on its columns, its world block of the
+    nature run, the observation-error state (every rank holds it whole); the small record on rank 0, its
+    columns' score sums on member group 0."""
+    lay, world = r.layout, r.s.world.layout
+    world_cols = (world.col_start, world.col_stop)
+    r.nature.set_state({k: store.block("nature", k, (0, 1), world_cols) for k in store.keys("nature")})
+    r.s.observer.synthetic.set_state(_observer_state(r, store))
     for name, ens in r.ensembles.items():
         ens.read_from(store, f"ens::{name}::")
     if r.sums is not None:
@@ -225,12 +269,50 @@ def _read_state(r: _Run, store: ShardStore) -> None:
             r.last = DayImages.from_tree({k: store.whole("whole", f"last::{k}") for k in last}, methods)
 
 
-def _truth_columns(r: _Run, day: int) -> np.ndarray:
-    """The spatial metrics' reference of ``day`` at every column, (nl, ncol): the reference product's daily
-    layer means when ``[reference]`` is given, else the nature run's."""
-    if r.s.reference is not None:
-        return r.s.domain.grid.to_columns(r.s.reference.daily[day])
-    return r.nature.layer_mean(list(LAYERS))[:, :, 0]
+def _observer_state(r: _Run, store: ShardStore) -> dict[str, np.ndarray]:
+    """The observation error's AR(1) state of the restart (``{}``: none yet): the index (rank 0's) and the
+    field assembled from every rank's share of its pixels."""
+    if not store.has("whole", "observer::index"):
+        return {}
+    npix = int(np.prod(r.s.domain.grid.shape))
+    field = store.columns("observer", "field", (0, npix)).reshape(r.s.domain.grid.shape)
+    return {"index": store.whole("whole", "observer::index"), "field": field}
+
+
+@dataclass
+class _Truth:
+    """The nature run's verification layers of a day where they are needed: ``nature`` and ``reference``
+    (the spatial metrics' reference: the reference product's daily layer means when ``[reference]`` is
+    given, else the nature run's) at every column (nl, ncol) on rank 0, ``block`` the reference at this
+    rank's model block (nl, ncol_local) on member group 0 (the score sums); None elsewhere."""
+
+    nature: np.ndarray | None
+    reference: np.ndarray | None
+    block: np.ndarray | None
+
+
+def _truth(r: _Run, day: int) -> _Truth:
+    """:class:`_Truth` of ``day`` (collective): the nature run's layers made on the world blocks, gathered on
+    rank 0 and moved to the model blocks."""
+    local = r.nature.layer_mean(list(LAYERS))[:, :, 0]
+    nature = r.s.world.gather(local)
+    nature = nature if r.rank == 0 else None
+    if r.s.reference is None:
+        moved = r.mover.move(local)
+        return _Truth(nature, nature, moved if r.sums is not None else None)
+    full = r.s.domain.grid.to_columns(r.s.reference.daily[day])
+    return _Truth(nature, full if r.rank == 0 else None, _block(r, full) if r.sums is not None else None)
+
+
+def _station_obs(r: _Run, truth_cols: np.ndarray | None, day: int) -> np.ndarray | None:
+    """The stations' readings of ``day`` on rank 0 (collective): synthetic stations read the nature run on
+    each world block (gathered in station order: blocks are in column order); others are read there."""
+    st, world = r.s.stations, r.s.world
+    if not isinstance(st, Stations):
+        return None if r.history is None else st.observe(truth_cols[0], day)
+    top = r.nature.layer_mean([LAYERS[0]])[0, :, 0]
+    parts = world.comm.gather(st.observe(top, day, None if world.whole else world.columns), root=0)
+    return None if r.history is None else np.concatenate(parts)
 
 
 def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.ndarray) -> np.ndarray:
@@ -244,21 +326,20 @@ def _block(r: _Run, values: np.ndarray) -> np.ndarray:
     return values[..., r.layout.col_start : r.layout.col_stop]
 
 
-def _background(r: _Run, day: int, images: DayImages | None) -> dict[str, np.ndarray]:
+def _background(r: _Run, day: int, images: DayImages | None, truth: _Truth) -> dict[str, np.ndarray]:
     """The background of ``day`` (just before its last analysis): each method's block means (score sums),
     gathered on rank 0 for its scores and images. Returns (rank 0) each method's observed-layer mean at
     every column, for the increments."""
     grid, nl = r.s.domain.grid, len(LAYERS)
-    truth = _truth_columns(r, day)
     bg_obs = {}
     for name, ens in r.ensembles.items():
         mean = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)])  # (nl + 1, ncol_local)
         if r.sums is not None and day >= r.scored:
-            r.sums.add(name, "background", mean[:nl], _block(r, truth))
+            r.sums.add(name, "background", mean[:nl], truth.block)
         full = ens.layout.gather_columns(mean, root=0)
         if r.history is not None:
             means = grid.to_image(full[:nl])
-            r.history[name].scores_background[day] = _scores(means, grid.to_image(truth), grid.land)
+            r.history[name].scores_background[day] = _scores(means, grid.to_image(truth.reference), grid.land)
             images.mean_background[name] = means.astype(np.float32)
             bg_obs[name] = full[nl]
     return bg_obs
@@ -266,31 +347,31 @@ def _background(r: _Run, day: int, images: DayImages | None) -> dict[str, np.nda
 
 def _record(
     r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], images: DayImages | None,
-    clipped: dict[str, float], diags: dict[str, dict[str, Any]],
+    clipped: dict[str, float], diags: dict[str, dict[str, Any]], truth: _Truth,
 ) -> None:  # fmt: skip
     """The record of day ``day``: score sums on the blocks; on rank 0 the scores, station series and the
     day's images, appended to the files (collective: block means gathered on rank 0)."""
     grid, s, nl = r.s.domain.grid, r.s, len(LAYERS)
-    truth_cols = _truth_columns(r, day)
+    station_obs = _station_obs(r, truth.nature, day)
     gathered = {}
     for name, ens in r.ensembles.items():
         mean, spread = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)], spread=True)
         if r.sums is not None and day >= r.scored:
-            r.sums.add(name, "analysis", mean[:nl], _block(r, truth_cols))
+            r.sums.add(name, "analysis", mean[:nl], truth.block)
         gathered[name] = ens.layout.gather_columns(np.concatenate([mean, spread[:nl]]), root=0)
     h = r.history
     if h is None:
         return
-    truth = grid.to_image(truth_cols)
-    images.truth, images.obs = truth.astype(np.float32), obs_img.astype(np.float32)
+    reference = grid.to_image(truth.reference)
+    images.truth, images.obs = reference.astype(np.float32), obs_img.astype(np.float32)
     h.n_obs[day] = int(np.isfinite(obs_img).sum())
-    h.station_obs[day] = s.stations.observe(truth_cols[0], day)
+    h.station_obs[day] = station_obs
     for name, full in gathered.items():
         means, m = grid.to_image(full[:nl]), h[name]
         images.mean[name] = means.astype(np.float32)
         images.spread[name] = grid.to_image(full[nl + 1 :]).astype(np.float32)
         images.increment[name] = grid.to_image(full[nl] - bg_obs[name]).astype(np.float32)
-        m.scores[day] = _scores(means, truth, grid.land)
+        m.scores[day] = _scores(means, reference, grid.land)
         m.station[day] = full[0][s.stations.columns]
         m.clipped_water[day] = clipped[name]
         m.record_analysis(day, diags.get(name, {}))
@@ -319,24 +400,30 @@ def _day(r: _Run, day: int, out: Path) -> None:
     obs_img = np.full(grid.shape, np.nan)
     images = DayImages(truth=np.empty(0), obs=np.empty(0)) if r.rank == 0 else None
     bg_obs: dict[str, np.ndarray] | None = None
+    truth: _Truth | None = None
     for step in range(spd):
         k = day * spd + step
+        moving = r.start_forcing(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
-        fe = _read(r, day, s.weather.ensemble, k * e.dt)
+        with r.timings("forcing"):
+            fe = moving.wait()
         for ens in r.ensembles.values():
             ens.advance(fe, 1, t=k * e.dt)
+        last = step == spd - 1
+        if last:  # the day's reference (the nature run does not change in the analyses)
+            truth = _truth(r, day)
         if (k + 1) % spa != 0:
             continue
-        # analysis time (end of the step)
+        # analysis time (end of the step): the world blocks' observations, then every column on every rank
         t_days = (k + 1) * e.dt / 86400.0 - window
-        truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
-        frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
+        truth_obs = r.nature.layer_mean([obs_depth])[0, :, 0]
+        frozen = r.nature.frozen()[:, 0].astype(bool)
         y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y = grid.to_image(s.world.allgather(y))
         ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
-        last = step == spd - 1
         if last:
-            bg_obs = _background(r, day, images)
+            bg_obs = _background(r, day, images, truth)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, root=0) if last else None  # every member: on rank 0 only
             diag = ens.assimilate(y, err, s.methods[name])
@@ -349,8 +436,8 @@ def _day(r: _Run, day: int, out: Path) -> None:
                     )  # fmt: skip
                 diags[name] = diag
     if bg_obs is None:  # no analysis at the end of this day (interval > 24 h)
-        bg_obs = _background(r, day, images)
-    _record_agreed(r, day, obs_img, bg_obs, images, clipped, diags)
+        bg_obs = _background(r, day, images, truth)
+    _record_agreed(r, day, obs_img, bg_obs, images, clipped, diags, truth)
 
 
 def _record_agreed(r: _Run, day: int, *args: Any) -> None:
@@ -370,6 +457,8 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
+    t.instrument(r.mover, "start_dict", "forcing")
+    t.instrument(r.mover, "move_dict", "forcing")
     for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
         t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
@@ -446,24 +535,29 @@ def _kept(r: _Run, outputs: bool = False) -> str:
 
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective, :mod:`landimg.experiment.restart`): every rank
-    writes its shard -- its members on its columns, its streams, its columns of the nature run and of the
-    score sums (member group 0) -- and rank 0 what is kept once and the manifest. No gather."""
-    lay, w = r.layout, ShardWriter()
+    writes its shard -- its members on its columns, its streams, its world block of the nature run, its
+    share of the observation error's AR(1) field, its columns of the score sums (member group 0) -- and
+    rank 0 what is kept once and the manifest. No gather."""
+    lay, world, w = r.layout, r.s.world.layout, ShardWriter()
     for name, ens in r.ensembles.items():
         ens.add_to_shard(w, f"ens::{name}::")
+    w.part("nature", members=(0, 1), columns=(world.col_start, world.col_stop))
+    for k, v in r.nature.get_state(copy=False).items():  # (..., ncol_world_local, 1)
+        w.add("nature", k, v)
+    observer = r.s.observer.synthetic.get_state()
+    if observer:
+        p0, p1 = _pixels(r)
+        w.part("observer", columns=(p0, p1))
+        w.add("observer", "field", observer["field"].reshape(-1)[p0:p1])
     if lay.group == 0:
-        cols = (lay.col_start, lay.col_stop)
-        w.part("nature", members=(0, 1), columns=cols)
-        for k, v in r.nature.get_state(copy=False).items():
-            w.add("nature", k, v[..., cols[0] : cols[1], :])
-        w.part("columns", columns=cols)
+        w.part("columns", columns=(lay.col_start, lay.col_stop))
         for k, v in r.sums.to_tree().items():
             w.add("columns", f"sums::{k}", v)
     fields = None
     if r.rank == 0:
         w.part("whole")
-        for k, v in r.s.observer.synthetic.get_state().items():
-            w.add("whole", f"observer::{k}", v)
+        if observer:
+            w.add("whole", "observer::index", observer["index"])
         for k, v in r.history.to_tree().items():
             w.add("whole", f"record::{k}", v)
         if r.last is not None:
@@ -541,7 +635,7 @@ def run(
         _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
     except OSError as exc:  # the land-mask cache
         raise InputError(str(exc)) from exc
-    s = setup(cfg, progress=progress and rank == 0)
+    s = setup(cfg, comm, progress=progress and rank == 0)
     grid = s.domain.grid
     k = _column_blocks(cfg, s, comm)
     _check_memory(cfg, s, comm, k)

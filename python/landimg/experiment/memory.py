@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landimg.layout import column_chunk_size
+
 __all__ = [
     "MemoryEstimate", "available_bytes", "config_grid", "estimate_memory", "estimated_land_columns",
     "memory_error", "ranks_on_node",
@@ -36,7 +38,7 @@ _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _LAYERS = 3
 _RECORD_PER_DAY = 45  # numbers per day and method of the small record besides stations and rank counts
-_RANK0_ONLY = ("record", "day images")  # (the nature run is on every rank since the layouts)
+_RANK0_ONLY = ("record", "day images")  # (the nature run is on the world blocks: every rank its share)
 #: Parts alive at different times: only the larger group counts (the day's images are made after the analyses).
 _PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("day images",))
 
@@ -121,6 +123,7 @@ def estimate_memory(
     k = max(column_blocks, 1)
     nloc = -(-nmem // max(nranks // k, 1))  # the busiest rank's members
     nblock = -(-ncol // k)  # and columns (blocks are balanced to a chunk)
+    nworld = min(ncol, -(-ncol // max(nranks, 1)) + column_chunk_size(ncol))  # a world block's columns
     nmem_da = -(-nmem // max(nranks, 1))  # members of a rank in the whole-member analysis layout
     ncol_da = min(ncol, 2 * -(-ncol // max(nranks, 1)))  # columns of a column-block analysis: block + halo
     methods = list(cfg.analysis.methods)
@@ -131,12 +134,15 @@ def estimate_memory(
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
-        # nature run and spin-up column (every column, for now), and nloc members per method on the block
-        "models": _COLUMN_MEMBER_BYTES * (2 * ncol + nmeth * nloc * nblock),
-        # forcing dicts (truth and ensemble of every column, perturbed of the block per method) and z/factors
-        "forcing": 8 * (_FORCING_KEYS * (2 * ncol + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS),
-        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x; drawn whole)
-        "perturbation draw": int(1.3 * cells) * nloc * _PERTURBED_VARS * 40,
+        # nature run and spin-up column of the world block, and nloc members per method on the model block
+        "models": _COLUMN_MEMBER_BYTES * (2 * nworld + nmeth * nloc * nblock),
+        # forcing dicts (truth and ensemble of the world block, moved to the model block, perturbed there per
+        # method) and z/factors
+        "forcing": 8 * (
+            _FORCING_KEYS * (2 * nworld + nblock + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS
+        ),
+        # the spectrum (whole) and the filtered rows (the block's band) of one draw (padded image, ~1.3x)
+        "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * nloc * _PERTURBED_VARS * 40,
         # the analysis layouts' arrays: whole members (nmem / P of them) or column blocks with their halo
         # (every member), and images of the observed layer (conservatively: of every member)
         "analysis ensemble": 8 * (2 * nmem * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
