@@ -5,9 +5,10 @@ After day ``N`` every rank writes its block of the run's state and rank 0 a smal
 
     manifest.json     schema, day, layout of the ranks that wrote it, configuration, input-file hashes,
                       days the output files hold, wall seconds so far; per shard its size, SHA-256 and ranges
-    shard-00000.npz   rank 0: its members on its columns (every method), their random streams, its columns
-                      of the nature run and of the running score sums, and what is kept once (the small
-                      daily record, the observation-error state, the analyses' scalars)
+    shard-00000.npz   rank 0: its members on its columns (every method), their random streams, its world
+                      block of the nature run, its share of the observation error's AR(1) field, its
+                      columns of the running score sums, and what is kept once (the small daily record,
+                      the AR(1) field's index, the analyses' scalars)
     shard-00001.npz   rank 1 ...
 
 A restart is complete once its manifest exists (written last, atomically); the previous day's restart is
