@@ -75,7 +75,8 @@ def test_an_old_runs_configuration_still_reads():
             "ensemble.rain_error_std=0", "ensemble.spread_days=0", "ensemble.perturb_soil=false",
             'analysis.methods=["openloop", "point_enkf", "curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false",
             "point_letkf.radius_km=500", "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false",
-            "curvelet_enkf.layer_increments=full"]  # the stored analysis.localization_km moves to both point filters  # fmt: skip
+            "curvelet_enkf.layer_increments=full", "curvelet_enkf.inflation_layers=all",
+            "point_enkf.inflation_layers=all", "point_letkf.inflation_layers=all"]  # the stored analysis.localization_km moves to both point filters  # fmt: skip
     assert from_dict(old, legacy=True) == load_config(None, then)
     old["analysis"]["localization_km"] = 250.0
     old["ensemble"]["inflation"] = 1.1
@@ -87,6 +88,16 @@ def test_an_old_runs_configuration_still_reads():
     assert cfg.method["curvelet_enkf"].obs_white_fraction == 0.3
     with pytest.raises(ConfigError, match="moved to"):
         from_dict(old)
+
+
+def test_a_restart_written_before_inflation_layers_inflates_every_layer():
+    """Restarts written before ``inflation_layers`` (default now "observed") resume with every layer inflated."""
+    tree = to_dict(load_config(None, []))
+    for sec in ("curvelet_enkf", "point_enkf", "point_letkf"):
+        del tree[sec]["inflation_layers"]
+    old, today = from_dict(tree, legacy=True), from_dict(to_dict(load_config(None, [])), legacy=True)
+    for sec in ("curvelet_enkf", "point_enkf", "point_letkf"):
+        assert old.method[sec].inflation_layers == "all" and today.method[sec].inflation_layers == "observed"
 
 
 def test_print_config_roundtrip_with_optional_keys():

@@ -121,7 +121,7 @@ def _ctx(g, state=None):
 
 def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True)
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all")
     theta = _state(g)
     nan = np.full(g.ncol, np.nan)
     key = "CurveletEnKF.inflation_lambda"

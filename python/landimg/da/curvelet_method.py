@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from landimg.da.column_ops import (
+    VerticalLocalization,
     increment_stats,
     inflate_columns,
+    inflated_layers,
     regression_coefficients,
     regression_increments,
     usable_observations,
@@ -29,7 +31,7 @@ __all__ = ["CurveletEnKF"]
 
 
 @dataclass(frozen=True)
-class CurveletEnKF(InflationSettings):
+class CurveletEnKF(VerticalLocalization, InflationSettings):
     """Curvelet-space EnKF of the observed layer (docs/method.md).
 
     Attributes
@@ -162,6 +164,7 @@ class CurveletEnKF(InflationSettings):
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         self.check_inflation_settings()
+        self.check_vertical_localization()
         if self.layer_increments not in ("regression", "full"):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
@@ -278,7 +281,9 @@ class CurveletEnKF(InflationSettings):
             lambda: self.transform_for(g.shape, g.periodic_lon),
         )  # fmt: skip
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
-            infl, fields = self._scale_inflated(theta, obs, obs_std, obs_mask, ok, context, transform, offset)
+            infl, fields = self._scale_inflated(
+                theta, obs, obs_std, obs_mask, inflated_layers(self, ok, h), context, transform, offset
+            )
         else:
             infl, fields = inflate_columns(self, theta, obs, assumed, obs_mask, ok, context)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)

@@ -59,6 +59,9 @@ ADDED: dict[str, Any] = {
     "curvelet_enkf.bias_correction": False,
     "curvelet_enkf.denkf": False,
     "curvelet_enkf.layer_increments": "full",
+    "curvelet_enkf.inflation_layers": "all",
+    "point_enkf.inflation_layers": "all",
+    "point_letkf.inflation_layers": "all",
 }
 
 
