@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 _KB = 1024.0
 
 
@@ -149,11 +151,43 @@ def _capture_grid(loop) -> dict:
     return grid
 
 
+def _count_traffic(layout_mod) -> dict:
+    """Bytes this rank sends to other ranks, by kind: the transpositions between the model's layout and the
+    analyses' (``Transposer``: one all-to-all per array) and the whole-array gathers of ``Layout`` (images,
+    the day's diagnostics); with the number of calls of each."""
+    traffic = {"transposition": [0, 0], "gather": [0, 0]}
+    exchange = layout_mod._exchange
+
+    def counted_exchange(comm, pieces, recv_bytes):
+        me = comm.Get_rank() if hasattr(comm, "Get_rank") else 0
+        sent = sum(0 if p is None or r == me else int(np.asarray(p).nbytes) for r, p in enumerate(pieces))
+        traffic["transposition"][0] += sent
+        traffic["transposition"][1] += 1
+        return exchange(comm, pieces, recv_bytes)
+
+    layout_mod._exchange = counted_exchange
+    cls = layout_mod.Layout
+    for name in ("gather", "allgather", "gather_columns", "allgather_columns", "gather_members",
+                 "allgather_members"):  # fmt: skip
+        inner = getattr(cls, name)
+
+        def counted(self, local, *args, _inner=inner, **kwargs):
+            if self.size > 1:
+                traffic["gather"][0] += int(np.asarray(local).nbytes)
+                traffic["gather"][1] += 1
+            return _inner(self, local, *args, **kwargs)
+
+        setattr(cls, name, counted)
+    return traffic
+
+
 def _instrumented_main(cycle_args: list[str], trace: bool = False) -> tuple[int, _Points, list, dict]:
+    from landimg import layout
     from landimg.experiment import cli, loop
 
     timings = _capture_timings(loop)
     grid = _capture_grid(loop)
+    grid["traffic"] = _count_traffic(layout)
     points = _Points(trace)
     points.mark("start")
     points.wrap(loop, "setup", lambda a: "set-up")
@@ -174,9 +208,11 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
     status, points, timings, grid = _instrumented_main(cycle_args, args.trace)
     wall = time.perf_counter() - t0
     parts = timings[-1].report(cpu=True) if timings else {}
+    traffic = grid.pop("traffic")
     mine = {"rank": comm.Get_rank(), "cpu_seconds": round(_cpu(), 2), "vmhwm_mb": _status()["VmHWM"],
             "wall_seconds": round(wall, 2), "points": points.rows, "traced": points.traced,
-            "cpu_parts": parts}  # fmt: skip
+            "cpu_parts": parts, "sent_mb": {k: round(v[0] / _KB / _KB, 3) for k, v in traffic.items()},
+            "calls": {k: v[1] for k, v in traffic.items()}}  # fmt: skip
     every = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
         out = Path(cycle_args[cycle_args.index("--out") + 1]) if "--out" in cycle_args else None
@@ -186,7 +222,10 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
             print(f"[usage] rank {r['rank']}: CPU {r['cpu_seconds']:.1f} s, VmHWM {r['vmhwm_mb']:.0f} MB, "
                   f"wall {r['wall_seconds']:.1f} s; CPU s and VmHWM/VmRSS MB after: {where}", flush=True)  # fmt: skip
             shares = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_parts"].items() if k != "total")
-            print(f"[usage] rank {r['rank']} CPU s by part: {shares}", flush=True)
+            sent = ", ".join(f"{k} {v:.1f} MB in {r['calls'][k]} calls" for k, v in r["sent_mb"].items())
+            print(
+                f"[usage] rank {r['rank']} CPU s by part: {shares}; sent to other ranks: {sent}", flush=True
+            )
             for name, current, peak, top in r["traced"]:
                 where = ", ".join(f"{k} {v:.0f}" for k, v in top)
                 print(f"[trace] rank {r['rank']} {name}: traced {current:.0f} MB live, peak {peak:.0f} MB since "
