@@ -9,9 +9,12 @@ Without ``--compare``: runs ``python -m landimg.cycle`` (arguments after ``--``)
 launch and prints one line per rank: its process CPU seconds (user + system, ``getrusage``; includes MPI's
 busy polling while it waits), its peak resident memory (``VmHWM`` of ``/proc/self/status``), and ``VmHWM``
 / ``VmRSS`` after the set-up, the spin-up, each day's forecast and analyses, each checkpoint and the final
-outputs (where the memory goes); ``--json FILE`` writes the same per rank (rank 0 writes every rank's). ``--trace``: tracemalloc too (slower):
-at each point the live Python/numpy memory by the landimg file (and line) that allocated it (the innermost
-landimg frame of each allocation), and the traced peak since the previous point.
+outputs (where the memory goes); ``--json FILE`` writes the same per rank (rank 0 writes every rank's).
+``--phases``: the resident memory by timed part (each method's analyses apart), sampled every 10 ms: its
+peak and the largest rise within one call (cheap; memory the allocator kept from an earlier part is
+reused without a rise). ``--trace``: tracemalloc too (slower): at each point the live Python/numpy memory
+by the landimg file (and line) that allocated it (the innermost landimg frame of each allocation), and
+the traced peak since the previous point.
 
 Each rank also reports its run's own CPU seconds per part (``experiment/timing.py``: model, forcing,
 perturbations, analysis, output, ...; ``summary.json`` has rank 0's only), and rank 0 the size of the
@@ -123,15 +126,92 @@ class _Points:
         setattr(module, name, wrapped)
 
 
-def _capture_timings(loop) -> list:
-    """Keep every ``Timings`` the run makes (one per rank: its CPU and wall seconds per part)."""
+class _PhaseMemory:
+    """Resident memory by part of the run (``--phases``): a thread samples ``VmRSS`` every 10 ms and books
+    it to the innermost timed part running (each method's analyses apart: ``analysis <method>``); per part,
+    the highest RSS seen and the largest rise above the RSS at the start of one call (its transient work
+    memory)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.stack: list[list] = []  # [name, rss at entry]
+        self.peak: dict[str, float] = {}
+        self.rise: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def rss() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / _KB / _KB
+
+    def _book(self) -> None:
+        if self.stack:
+            name, entry = self.stack[-1]
+            now = self.rss()
+            self.peak[name] = max(self.peak.get(name, 0.0), now)
+            self.rise[name] = max(self.rise.get(name, 0.0), now - entry)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self._book()
+
+    def enter(self, name: str) -> None:
+        self.stack.append([name, self.rss()])
+
+    def leave(self) -> None:
+        self._book()
+        self.stack.pop()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {k: [round(self.peak[k], 1), round(self.rise[k], 1)] for k in self.peak}
+
+
+def _capture_timings(loop, phases: _PhaseMemory | None = None) -> list:
+    """Keep every ``Timings`` the run makes (one per rank: its CPU and wall seconds per part); with
+    ``phases``, book the resident memory to the part running."""
+    from contextlib import contextmanager
+
     made: list = []
     base = loop.Timings
 
     class _Kept(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             super().__init__()
+            self._label: str | None = None
             made.append(self)
+
+        @contextmanager
+        def __call__(self, part: str):
+            if phases is None:
+                with super().__call__(part):
+                    yield
+                return
+            phases.enter(part if self._label is None else f"{part} {self._label}")
+            try:
+                with super().__call__(part):
+                    yield
+            finally:
+                phases.leave()
+
+        def instrument(self, obj, method: str, part: str, label: str | None = None) -> None:
+            super().instrument(obj, method, part, label)
+            if label is None or phases is None:
+                return
+            timed = getattr(obj, method)
+
+            def labelled(*args, **kwargs):
+                self._label = label
+                try:
+                    return timed(*args, **kwargs)
+                finally:
+                    self._label = None
+
+            setattr(obj, method, labelled)
 
     loop.Timings = _Kept
     return made
@@ -181,11 +261,14 @@ def _count_traffic(layout_mod) -> dict:
     return traffic
 
 
-def _instrumented_main(cycle_args: list[str], trace: bool = False) -> tuple[int, _Points, list, dict]:
+def _instrumented_main(
+    cycle_args: list[str], trace: bool = False, phases: bool = False
+) -> tuple[int, _Points, list, dict]:
     from landimg import layout
     from landimg.experiment import cli, loop
 
-    timings = _capture_timings(loop)
+    memory = _PhaseMemory() if phases else None
+    timings = _capture_timings(loop, memory)
     grid = _capture_grid(loop)
     grid["traffic"] = _count_traffic(layout)
     points = _Points(trace)
@@ -197,6 +280,7 @@ def _instrumented_main(cycle_args: list[str], trace: bool = False) -> tuple[int,
     points.wrap(loop, "_finish", lambda a: "outputs")  # summary.json and plots (the files grow each day)
     status = cli.main(cycle_args)
     points.mark("end")
+    grid["phases"] = memory.stop() if memory is not None else {}
     return status, points, timings, grid
 
 
@@ -205,14 +289,14 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
 
     comm = default_comm()
     t0 = time.perf_counter()
-    status, points, timings, grid = _instrumented_main(cycle_args, args.trace)
+    status, points, timings, grid = _instrumented_main(cycle_args, args.trace, args.phases)
     wall = time.perf_counter() - t0
     parts = timings[-1].report(cpu=True) if timings else {}
-    traffic = grid.pop("traffic")
+    traffic, phases = grid.pop("traffic"), grid.pop("phases")
     mine = {"rank": comm.Get_rank(), "cpu_seconds": round(_cpu(), 2), "vmhwm_mb": _status()["VmHWM"],
             "wall_seconds": round(wall, 2), "points": points.rows, "traced": points.traced,
             "cpu_parts": parts, "sent_mb": {k: round(v[0] / _KB / _KB, 3) for k, v in traffic.items()},
-            "calls": {k: v[1] for k, v in traffic.items()}}  # fmt: skip
+            "calls": {k: v[1] for k, v in traffic.items()}, "phases_mb": phases}  # fmt: skip
     every = comm.gather(mine, root=0)
     if comm.Get_rank() == 0:
         out = Path(cycle_args[cycle_args.index("--out") + 1]) if "--out" in cycle_args else None
@@ -226,6 +310,11 @@ def _worker(args: argparse.Namespace, cycle_args: list[str]) -> int:
             print(
                 f"[usage] rank {r['rank']} CPU s by part: {shares}; sent to other ranks: {sent}", flush=True
             )
+            if r["phases_mb"]:
+                booked = "; ".join(f"{k} {v[0]:.0f} (+{v[1]:.0f})" for k, v in r["phases_mb"].items())
+                print(
+                    f"[phases] rank {r['rank']} RSS peak (largest rise in one call) MB: {booked}", flush=True
+                )
             for name, current, peak, top in r["traced"]:
                 where = ", ".join(f"{k} {v:.0f}" for k, v in top)
                 print(f"[trace] rank {r['rank']} {name}: traced {current:.0f} MB live, peak {peak:.0f} MB since "
@@ -341,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "--compare", nargs="+", metavar="R:K", help="driver: one rank, then R ranks with K column blocks"
     )
     p.add_argument("--trace", action="store_true", help="tracemalloc: live memory by allocating landimg line")
+    p.add_argument("--phases", action="store_true", help="resident memory by part of the run (10 ms samples)")
     p.add_argument("--busy-wait", action="store_true", help="--compare: keep MPICH's polling waits")
     p.add_argument("--only-ranks", action="store_true", help="--compare: skip the one-rank run")
     p.add_argument("--report", nargs="+", metavar="JSON", help="the growth table of --json files")
