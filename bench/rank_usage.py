@@ -367,7 +367,9 @@ def _run(cmd: list[str], json_path: str, busy_wait: bool = False) -> list[dict]:
     return json.loads(Path(json_path).read_text())["ranks"]
 
 
-def _compare(layouts: list[str], cycle_args: list[str], busy_wait: bool = False, one: bool = True) -> int:
+def _compare(
+    layouts: list[str], cycle_args: list[str], busy_wait: bool = False, one: bool = True, phases: bool = False
+) -> int:
     out = cycle_args[cycle_args.index("--out") + 1] if "--out" in cycle_args else None
     if out is None:
         raise SystemExit("--compare needs --out DIR among the experiment's arguments")
@@ -384,7 +386,17 @@ def _compare(layouts: list[str], cycle_args: list[str], busy_wait: bool = False,
             js = str(Path(tmp) / f"{name}.json")
             extra = [] if name == "1" else ["--set", f"parallel.column_blocks={name.split('x')[1]}"]
             print(f"[usage] {name}: running", flush=True)
-            cmd = [*launcher, "--json", js, "--", *base, *extra, "--out", f"{out}-{name}"]
+            cmd = [
+                *launcher,
+                *(["--phases"] if phases else []),
+                "--json",
+                js,
+                "--",
+                *base,
+                *extra,
+                "--out",
+                f"{out}-{name}",
+            ]
             results[name] = _run(cmd, js, busy_wait)
     ref = results["1"][0] if one else None
     for name, ranks in results.items():
@@ -439,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         return _report(args.report)
     if args.compare:
-        return _compare(args.compare, cycle_args, args.busy_wait, not args.only_ranks)
+        return _compare(args.compare, cycle_args, args.busy_wait, not args.only_ranks, args.phases)
     return _worker(args, cycle_args)
 
 
