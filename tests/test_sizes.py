@@ -146,6 +146,8 @@ _MEASURED = (
     (0.25, ["openloop", "curvelet_enkf", "point_letkf"], 4, 4, 247292, 2755, 2620),
     (1.0, ["openloop", "point_enkf", "point_letkf", "curvelet_enkf"], 1, 1, 15483, 784, None),
     (1.0, ["openloop", "point_enkf", "point_letkf", "curvelet_enkf"], 4, 4, 15483, 357, 336),
+    (0.5, ["openloop", "point_enkf", "point_letkf", "curvelet_enkf"], 1, 1, 61848, 2919, None),
+    (0.5, ["openloop", "point_enkf", "point_letkf", "curvelet_enkf"], 4, 4, 61848, 1006, 1002),
 )
 
 

@@ -156,8 +156,9 @@ def estimate_memory(
         # the spectrum (whole) and the filtered rows (the block's band) of one member's draw (padded image, ~1.3x)
         "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * _PERTURBED_VARS * 40,
         # the analysis layouts' arrays: whole members (nmem / P of them) or column blocks with their halo
-        # (every member), and images of the observed layer (conservatively: of every member)
-        "analysis ensemble": 8 * (2 * nmem * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
+        # (every member), and the images of the observed layer of the members held whole (every member's
+        # images are rank 0's "day images")
+        "analysis ensemble": 8 * (2 * nmem_da * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
         # the running sums of the temporal scores on the block (member group 0): 7 arrays per method,
         # estimate and layer
         "score sums": 8 * 7 * nmeth * 2 * _LAYERS * nblock,
@@ -169,11 +170,12 @@ def estimate_memory(
         "day images": 8 * cells * (2 * nmem + 2 * _LAYERS + 2) + 4 * cells * nmeth * (3 * _LAYERS + 1) * 2,
     }
     if "point_enkf" in methods or "point_letkf" in methods:
-        # the local observation-space anomalies (ncol, m, N) twice, all members' state, its anomalies and the
-        # analysis (nlev, ncol, N), the neighbourhoods (ncol, m: index, weight, flag) and the correlated
-        # path's (batch, m, m) blocks
+        # the local observation-space anomalies (ncol, m, N) twice (three times with the EnKF's perturbed
+        # observations), all members' state, its anomalies and the analysis (nlev, ncol, N), the
+        # neighbourhoods (ncol, m: index, weight, flag) and the correlated path's (batch, m, m) blocks
+        local = 3 if "point_enkf" in methods else 2
         parts["point analysis"] = (
-            8 * (2 * ncol_da * m * nmem + 4 * _STATE_LAYERS * ncol_da * nmem) + 17 * ncol_da * m + 8 * 4 * (1 << 19)
+            8 * (local * ncol_da * m * nmem + 4 * _STATE_LAYERS * ncol_da * nmem) + 17 * ncol_da * m + 8 * 4 * (1 << 19)
         )
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
         parts["curvelet analysis"] = 16 * 8 * cells * (nmem_da + 4)
