@@ -9,7 +9,7 @@ the model's buffers by every rank (no gather) and the outputs are appended day b
 with the image size times the days.
 It is calibrated on measured peak resident sizes (``docs/scaling.md``, ``bench/rank_usage.py --phases``:
 global 1, 0.5 and 0.25 deg runs with 8 members on one rank and on 1 x 2 and 1 x 4 layouts; estimate /
-measured 1.07-1.25) and errs high; a run is refused only when the estimate for the ranks on this node
+measured 1.01-1.25) and errs high; a run is refused only when the estimate for the ranks on this node
 exceeds what the node (or the cgroup the job runs in) has available.
 """
 
