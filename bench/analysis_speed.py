@@ -74,7 +74,7 @@ def bench_analysis(grid_names, member_counts, repeat: int = 1, max_loc_ncol: int
             timings: dict[str, float] = {}
             t0 = time.perf_counter()
             for _ in range(repeat):
-                curvelet_analysis(xb, obs, 0.04, transform, pooling=method.pooling, land=grid.land,
+                curvelet_analysis(xb, obs, 0.04, transform, method, land=grid.land,
                                   pad_offset=offset, periodic_x=True, timings=timings, seed=1)  # fmt: skip
             t_curv = (time.perf_counter() - t0) / repeat
             timings = {k: v / repeat for k, v in timings.items()}

@@ -23,3 +23,13 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+#: The settings the functional-core tests were written for: the defaults ``curvelet_analysis`` had before
+#: the settings moved into ``CurveletEnKF`` (issue 18: one place for settings and defaults): per-coefficient
+#: variances, perturbed observations, fixed inflation (a single analysis' estimate when asked for
+#: ``"adaptive"``: no smoothing, no de-biasing), no bias stage.
+CORE_SETTINGS = dict(
+    pooling="coefficient", denkf=False, inflation_mode="fixed", bias_correction=False,
+    inflation_prior_var=float("inf"), inflation_debias=False,
+)  # fmt: skip

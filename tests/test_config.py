@@ -135,6 +135,14 @@ def test_file_then_set_overrides(tmp_path):
         ("point_enkf.inflation_mode=adaptve", ["point_enkf.inflation_mode", "'adaptive'"]),
         ("point_enkf.obs_depth=0.1", ["point_enkf.obs_depth", "valid in [point_enkf]"]),
         ("curvelet_enkf.nscales=2.5", ["curvelet_enkf.nscales", "integer"]),
+        ('curvelet_enkf.finest="bogus"', ["curvelet_enkf.finest", "'bogus' is not one of wavelets, curvelets"]),
+        ("curvelet_enkf.nscales=40", ["curvelet_enkf.nscales", "does not fit the padded grid (36, 80)", "at most 4"]),
+        ("curvelet_enkf.nscales=5", ["curvelet_enkf.nscales", "at most 4"]),
+        ("curvelet_enkf.nscales=1", ["curvelet_enkf.nscales", "at least 2"]),
+        ("curvelet_enkf.nangles_coarse=10", ["curvelet_enkf.nangles_coarse", "multiple of 4"]),
+        ("curvelet_enkf.pad=-1", ["curvelet_enkf.pad", ">= 0"]),
+        ("curvelet_enkf.pad=40", ["curvelet_enkf.pad", "exceeds the axis length"]),
+        ("curvelet_enkf.obs_var_samples=0", ["curvelet_enkf.obs_var_samples", ">= 1"]),
     ],
 )
 def test_errors_are_one_line_naming_the_key(override, words):
@@ -144,6 +152,19 @@ def test_errors_are_one_line_naming_the_key(override, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg, msg
+
+
+def test_curvelet_transform_settings_are_checked_against_the_grid_of_the_run():
+    """The number of scales and the padding depend on the grid: checked when the configuration is read
+    (before any spin-up), for the methods that run."""
+    assert load_config(None, ["curvelet_enkf.nscales=4"]).method["curvelet_enkf"].nscales == 4
+    assert load_config(None, ["domain.preset=global1deg", "curvelet_enkf.nscales=7"]).method["curvelet_enkf"].nscales == 7
+    with pytest.raises(ConfigError, match=r"^curvelet_enkf.pad: pad along longitude must be 0"):
+        load_config(None, ["domain.preset=global1deg", "curvelet_enkf.pad=2"])
+    with pytest.raises(ConfigError, match=r"^curvelet_enkf.nscales = 8 does not fit"):
+        load_config(None, ["domain.preset=global1deg", "curvelet_enkf.nscales=8"])
+    cfg = load_config(None, ['analysis.methods=["point_letkf"]', "curvelet_enkf.nscales=40"])  # not run
+    assert cfg.method["curvelet_enkf"].nscales == 40
 
 
 def test_post_init_checks_of_any_dataclass_name_the_key():

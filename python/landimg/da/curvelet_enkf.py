@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from landimg.da.curvelet_hybrid import BiasAware, HybridB
 from landimg.da.curvelet_stats import (
-    VARIANCE_SUPPORTS,
     CoefficientStats,
     Transform,
     coefficient_groups,
@@ -44,14 +43,15 @@ from landimg.da.curvelet_stats import (
     pool_interior,
     transform_shape,
 )
-from landimg.da.curvelet_var import SOLVERS, b_weights, gap_aware_increments
-from landimg.da.inflation import check_inflation, smoothed_inflation
+from landimg.da.curvelet_var import b_weights, gap_aware_increments
+from landimg.da.inflation import smoothed_inflation
 from landimg.da.obs_error import ObsErrorModel, resolve_white_fraction
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
-__all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage"]
+__all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage", "method_settings"]
 
 _log = logging.getLogger("landimg.analysis")
+_KEY = "CurveletEnKF"  # prefix of the method's entries in the host's state
 
 
 class _Clock:
@@ -162,19 +162,29 @@ def _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, l
     return prob, {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
 
 
-def _inflated_anomalies(p: _Problem, inflation, inflation_mode, inflation_max, diag):
-    """Member mean (ny, nx), inflated anomalies (zero off land) and the inflated members (zero off land)."""
+def _inflated_anomalies(p: _Problem, s: Any, state: MutableMapping[str, Any] | None, diag: dict[str, Any]):
+    """Member mean (ny, nx), inflated anomalies (zero off land) and the inflated members (zero off land).
+
+    Adaptive inflation (``s.inflation_mode``): :func:`landimg.da.inflation.smoothed_inflation` over the
+    usable observations with the settings' smoothing and de-biasing, its prior from (and its estimate
+    into) ``state`` when given.
+    """
+    inflation = s.inflation
     xb = np.where(p.land, p.background, 0.0)
     mean = p.layout.mean(xb)  # (ny, nx), member order
     anom = (xb - mean) * p.land
-    if inflation_mode == "adaptive":  # one analysis, no time smoothing, no de-biasing (as point_enkf)
+    if s.inflation_mode == "adaptive":
+        key = f"{_KEY}.inflation_lambda"
         hx_all = p.layout.allgather_members(xb[:, p.valid]).T  # (nobs, N), every rank
-        lam, _, inflation = smoothed_inflation(
-            hx_all, p.obs[p.valid], p.std[p.valid], np.ones(hx_all.shape[0], dtype=bool), debias=False,
-            lower=inflation, upper=inflation_max,
+        lam_o, lam, inflation = smoothed_inflation(
+            hx_all, p.obs[p.valid], p.std[p.valid], np.ones(hx_all.shape[0], dtype=bool),
+            prior=1.0 if state is None else float(state.get(key, 1.0)), prior_var=s.inflation_prior_var,
+            debias=s.inflation_debias, lower=s.inflation, upper=s.inflation_max,
         )  # fmt: skip
-        diag.update(inflation=inflation, inflation_lambda=lam)
-        _log.info("curvelet_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam, inflation)
+        if state is not None:
+            state[key] = lam
+        diag.update(inflation=inflation, inflation_lambda=lam_o)
+        _log.info("curvelet_enkf: adaptive inflation lambda_hat=%.4f factor=%.4f", lam_o, inflation)
     if inflation != 1.0:
         anom *= inflation
         xb = np.where(p.land, mean + anom, 0.0)
@@ -296,27 +306,6 @@ def _relax_to_prior_spread(p: _Problem, xb: np.ndarray, analysis: np.ndarray, rt
     return np.where(p.upd, mu_a + fac * (analysis - mu_a), analysis)
 
 
-def _check_options(inflation, inflation_mode, inflation_max, rtps, variance_support, white, corr_km) -> float:
-    check_inflation(inflation, inflation_mode, inflation_max)
-    if not 0.0 <= rtps <= 1.0:
-        raise ValueError(f"rtps must be in [0, 1], got {rtps}")
-    if variance_support not in VARIANCE_SUPPORTS:
-        raise ValueError(f"variance_support must be one of {VARIANCE_SUPPORTS}, got {variance_support!r}")
-    return resolve_white_fraction(white, corr_km)
-
-
-def _check_solver(
-    solver: str, scale_weights: Sequence[float] | None, hybrid: Any = None, bias: Any = None
-) -> None:
-    """Reject an unknown ``solver``, ``scale_weights`` with ``"cg"``, hybrid/bias without (one-line ValueError)."""
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {solver!r}")
-    if solver != "cg" and ((hybrid is not None and hybrid.beta > 0) or bias is not None):
-        raise ValueError("hybrid_beta > 0 and bias_correction need solver='cg'")
-    if solver == "cg" and scale_weights is not None:
-        raise ValueError("scale_weights apply to solver='diagonal' only")
-
-
 def _inflated_background(p: _Problem, inflation: float) -> np.ndarray:
     """Analysis (nloc, ny, nx) without usable observations: the background, inflated on updated cells."""
     analysis = p.background.copy()
@@ -337,41 +326,40 @@ def _obs_error_model(
     return ObsErrorModel(sigma, obs_corr_km, cell_km, periodic_x, white_fraction)
 
 
+def method_settings(settings: Any = None, options: dict[str, Any] | None = None) -> Any:
+    """The :class:`~landimg.da.curvelet_method.CurveletEnKF` settings of an analysis: ``settings`` (default
+    ``CurveletEnKF()``) with the fields named in ``options`` replaced (checked by the dataclass: an unknown
+    name is a TypeError, an invalid value a one-line ValueError). The one place the defaults live."""
+    from landimg.da.curvelet_method import CurveletEnKF
+
+    base = CurveletEnKF() if settings is None else settings
+    if not isinstance(base, CurveletEnKF):
+        raise TypeError(f"settings must be a CurveletEnKF, got {type(base).__name__}")
+    return replace(base, **options) if options else base
+
+
 def curvelet_analysis(
     background: np.ndarray,
     obs: np.ndarray,
     obs_std: float | np.ndarray,
     transform: Any,
+    settings: Any = None,
     *,
     obs_mask: np.ndarray | None = None,
     seed: int = 0,
     rngs: Sequence[np.random.Generator] | None = None,
-    perturb_obs: bool = True,
-    denkf: bool = False,
-    inflation: float = 1.0,
-    inflation_mode: str = "fixed",
-    inflation_max: float = 2.0,
-    rtps: float = 0.0,
-    pooling: str = "coefficient",
-    variance_support: str = "land_fraction",
-    scale_weights: Sequence[float] | None = None,
-    obs_corr_km: float = 0.0,
-    obs_white_fraction: float | None = None,
     cell_km: tuple[float, float] = (1.0, 1.0),
     periodic_x: bool = False,
-    obs_var_samples: int = 32,
     land: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
     layout: MemberLayout | None = None,
     pad_offset: tuple[int, int] | None = None,
     batch: int = 8,
     timings: dict[str, float] | None = None,
-    solver: str = "cg",
-    cg_tol: float = 1e-4,
-    cg_maxiter: int = 300,
-    hybrid: HybridB | None = None,
-    bias: BiasAware | None = None,
+    state: MutableMapping[str, Any] | None = None,
+    xyz_km: np.ndarray | None = None,
     perturbations: np.ndarray | None = None,
+    **options: Any,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
 
@@ -383,26 +371,35 @@ def curvelet_analysis(
         information); False in the optional bool (ny, nx) ``obs_mask`` = not used.
     transform : Transform
         Tight frame on the image shape or a larger padded shape (padding is unobserved, zero anomaly).
+    settings : CurveletEnKF, optional
+        The method's settings (:class:`landimg.da.curvelet_method.CurveletEnKF`, the one place where they,
+        their defaults and their checks live; default ``CurveletEnKF()``). ``options``: fields of it to
+        replace, by name (``pooling="scale"``, ``denkf=False`` ...). The transform parameters
+        (``nscales`` ...) and ``obs_depth`` are not used here: ``transform`` is given.
     seed, rngs, perturbations : observation perturbations of the local members (``perturb_obs`` without
         ``denkf``): the given images (nloc, ny, nx) (e.g. drawn by the host), else drawn here from one
         generator per local member (advanced in place), else from ``member_rng(seed, i, OBS)``.
-    perturb_obs, denkf, inflation, inflation_mode, inflation_max, rtps, pooling, variance_support, scale_weights, \
-    obs_corr_km, obs_white_fraction, obs_var_samples, solver, cg_tol, cg_maxiter :
-        As the attributes of :class:`landimg.da.curvelet_method.CurveletEnKF`; ``inflation`` applies on every
-        call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space innovations
-        over the usable observed land pixels, :func:`landimg.da.inflation.smoothed_inflation` without smoothing); RTPS per
-        pixel; ``pooling`` defaults to ``"coefficient"`` here. ``"cg"``: the gap-aware solve
-        (:mod:`landimg.da.curvelet_var`; observations reach into swath gaps); ``"diagonal"``: the paper's
-        per-coefficient update ``x + C^T (k * C d)`` (zero innovation in gaps; gains clipped to [0, 1] and
-        weighted by ``scale_weights`` per scale, coarsest first, which need ``"diagonal"``).
-    cell_km, periodic_x : cell size (dy, dx) km of the correlated observation error; periodic in x (global).
+    cell_km, periodic_x : cell size (dy, dx) km of the correlated observation error and of the hybrid
+        localization on a flat grid; periodic in x (global).
     land, update_mask : bool (ny, nx): cells with model values (default: finite in every member); cells
         updated (or per member, (nloc, ny, nx)).
     layout, pad_offset : MPI member layout (default serial); the image offset in a padded transform.
     batch, timings : members transformed per call; a dict accumulating wall seconds per phase.
-    hybrid, bias : ``"cg"`` only (:mod:`landimg.da.curvelet_hybrid`): the hybrid covariance (curvelet
-        diagonal plus localized ensemble covariance; None or ``beta == 0``: the curvelet diagonal alone,
-        exactly); the two-stage bias analysis on the coarsest scales (its state in ``bias.state``).
+    state : mutable mapping, optional
+        Where the method's state lives between calls (the bias of ``bias_correction`` under
+        ``"CurveletEnKF.bias"``, the adaptive inflation under ``"CurveletEnKF.inflation_lambda"``); None:
+        nothing is carried (the bias forecast is 0, the inflation's prior 1).
+    xyz_km : ndarray (nland, 3), optional
+        Land pixel positions, km, for the hybrid localization (None: a flat grid of ``cell_km``).
+
+    The update: ``"cg"``, the gap-aware solve (:mod:`landimg.da.curvelet_var`; observations reach into
+    swath gaps); ``"diagonal"``, the paper's per-coefficient update ``x + C^T (k * C d)`` (zero innovation
+    in gaps; gains clipped to [0, 1] and weighted by ``scale_weights`` per scale). ``inflation`` applies on
+    every call (the lower bound with ``inflation_mode="adaptive"``, estimated from the image-space
+    innovations over the usable observed land pixels, :func:`landimg.da.inflation.smoothed_inflation` with
+    the settings' smoothing and de-biasing and the prior from ``state``); RTPS per pixel. ``hybrid_beta > 0``
+    adds the localized ensemble covariance, ``bias_correction`` the two-stage bias analysis on the coarsest
+    scales (:mod:`landimg.da.curvelet_hybrid`).
 
     Returns
     -------
@@ -413,31 +410,38 @@ def curvelet_analysis(
         undefined); ``"cg"``: ``cg_iterations`` (member mean), ``cg_unconverged`` (members at ``cg_maxiter``);
         ``bias``: ``bias_mean``, ``bias_rms`` (over land), ``bias_iterations``.
     """
-    white_fraction = _check_options(
-        inflation, inflation_mode, inflation_max, rtps, variance_support, obs_white_fraction, obs_corr_km
-    )
-    _check_solver(solver, scale_weights, hybrid, bias)
+    s = method_settings(settings, options)
+    white_fraction = resolve_white_fraction(s.obs_white_fraction, s.obs_corr_km)
+    hybrid = HybridB(s.hybrid_beta, s.hybrid_radius_km, xyz_km) if s.hybrid_beta > 0 else None
+    bias = None
+    if s.bias_correction and s.solver == "cg":  # the diagonal form has no bias stage
+        bias = BiasAware(s.bias_gamma, s.bias_memory, s.bias_nscales, {} if state is None else state,
+                         f"{_KEY}.bias")  # fmt: skip
     p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset)
-    if inflation_mode == "adaptive":
-        diag.update(inflation=float(inflation), inflation_lambda=float("nan"))
+    if s.inflation_mode == "adaptive":
+        diag.update(inflation=float(s.inflation), inflation_lambda=float("nan"))
     if not p.valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
-        return _inflated_background(p, inflation), {**diag, "stats": None}
+        factor = s.inflation
+        if s.inflation_mode == "adaptive" and state is not None:  # the smoothed prior, clipped
+            factor = float(np.sqrt(np.clip(float(state.get(f"{_KEY}.inflation_lambda", 1.0)),
+                                           s.inflation**2, s.inflation_max**2)))  # fmt: skip
+        return _inflated_background(p, factor), {**diag, "stats": None}
 
     clock = _Clock(timings)
-    mean, anom, xb = _inflated_anomalies(p, inflation, inflation_mode, inflation_max, diag)
+    mean, anom, xb = _inflated_anomalies(p, s, state, diag)
     op_kw = _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock)
-    s_b = _background_variance(p, transform, anom, pooling, variance_support, batch, clock)
+    s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock)
     anom = None  # free the memory
-    err = _obs_error_model(p, obs_corr_km, cell_km, periodic_x, white_fraction)
-    stats = _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
+    err = _obs_error_model(p, s.obs_corr_km, cell_km, periodic_x, white_fraction)
+    stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed)
     clock.stop("statistics")
-    cg = (cg_tol, cg_maxiter) if solver == "cg" else None
+    cg = (s.cg_tol, s.cg_maxiter) if s.solver == "cg" else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
-    mode = "denkf" if denkf else "perturbed" if perturb_obs else "plain"
+    mode = "denkf" if s.denkf else "perturbed" if s.perturb_obs else "plain"
     analysis = _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, perturbations)
-    if rtps > 0:
-        analysis = _relax_to_prior_spread(p, xb, analysis, rtps)
+    if s.rtps > 0:
+        analysis = _relax_to_prior_spread(p, xb, analysis, s.rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
     return analysis, diag
 
@@ -468,30 +472,15 @@ def curvelet_enkf(
     obs: np.ndarray,
     obs_std: float | np.ndarray,
     transform: Any,
-    *,
-    obs_mask: np.ndarray | None = None,
-    seed: int = 0,
-    perturb_obs: bool = True,
-    inflation: float = 1.0,
-    pooling: str = "coefficient",
+    settings: Any = None,
     **options: Any,
 ) -> np.ndarray:
     """Curvelet-space EnKF: (N, ny, nx) background images -> (N, ny, nx) analysis images.
 
-    The functional core for tests and embedding; see :func:`curvelet_analysis` for every option
-    (``rtps``, ``scale_weights``, ``obs_corr_km``, ``land``, ``update_mask``, ``layout``, ``rngs`` ...) and
-    the diagnostics.
+    The functional core for tests and embedding: :func:`curvelet_analysis` without the diagnostics.
+    ``settings`` (a :class:`~landimg.da.curvelet_method.CurveletEnKF`, default ``CurveletEnKF()``) and its
+    fields by name in ``options`` (``pooling="wedge"``, ``solver="diagonal"`` ...), besides the run-time
+    arguments of :func:`curvelet_analysis` (``obs_mask``, ``seed``, ``land``, ``layout``, ``rngs`` ...).
     """
-    analysis, _ = curvelet_analysis(
-        background,
-        obs,
-        obs_std,
-        transform,
-        obs_mask=obs_mask,
-        seed=seed,
-        perturb_obs=perturb_obs,
-        inflation=inflation,
-        pooling=pooling,
-        **options,
-    )
+    analysis, _ = curvelet_analysis(background, obs, obs_std, transform, settings, **options)
     return analysis

@@ -25,7 +25,10 @@ from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
-__all__ = ["CurveletEnKF"]
+__all__ = ["FINEST", "CurveletEnKF"]
+
+#: The finest curvelet scale: one non-directional band, or curvelets.
+FINEST = ("wavelets", "curvelets")
 
 
 @dataclass(frozen=True)
@@ -66,12 +69,19 @@ class CurveletEnKF(InflationSettings):
         Fraction of the observation-error variance that is white, the rest correlated with length
         ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). None (default): white if ``obs_corr_km == 0``,
         else entirely correlated (the historical meaning).
-    nscales, nangles_coarse, finest :
-        Curvelet parameters (``nscales=None``: with ``solver="cg"`` the largest number of scales the padded
-        domain allows (:func:`landimg.da.curvelet_var.max_nscales`: finer bands of ``B`` at the large
-        scales that carry observations into gaps); with ``"diagonal"`` the transform's default).
+    nscales : int or None
+        Number of curvelet scales (>= 2; checked against the padded grid when the configuration is read).
+        None: with ``solver="cg"`` the largest number the padded domain allows
+        (:func:`landimg.da.curvelet_var.max_nscales`: finer bands of ``B`` at the large scales that carry
+        observations into gaps); with ``"diagonal"`` the transform's default.
+    nangles_coarse : int
+        Curvelet angles at the second-coarsest scale (a multiple of 4, at least 8; doubling every other
+        scale going finer).
+    finest : {"wavelets", "curvelets"}
+        Finest curvelet scale as one non-directional highpass band or as directional curvelets.
     pad : int or None
-        Edge padding of regional grids (None: ``imageprep`` default; global grids are not padded in lon).
+        Edge padding of regional grids, pixels on each side (None: ``imageprep`` default; global grids are
+        not padded in longitude, so a ``pad`` there must be 0).
     obs_depth : (float, float)
         Observed layer, m.
     deep_regression : bool
@@ -167,6 +177,49 @@ class CurveletEnKF(InflationSettings):
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
+        self._check_transform_settings()
+        if not self.obs_var_samples >= 1:
+            raise ValueError(f"obs_var_samples must be >= 1, got {self.obs_var_samples}")
+        if not (np.isfinite(self.snow_threshold) and self.snow_threshold >= 0):
+            raise ValueError(f"snow_threshold must be finite and >= 0, got {self.snow_threshold}")
+        top, bottom = self.obs_depth
+        if not 0.0 <= top < bottom:
+            raise ValueError(f"obs_depth must be (top, bottom) with 0 <= top < bottom, m, got {self.obs_depth}")
+        if self.scale_weights is not None and not all(np.isfinite(w) and w >= 0 for w in self.scale_weights):
+            raise ValueError(f"scale_weights must be finite and >= 0, got {self.scale_weights}")
+
+    def _check_transform_settings(self) -> None:
+        """The transform parameters that do not depend on the grid (one-line ValueError)."""
+        if self.finest not in FINEST:
+            raise ValueError(f"finest must be one of {'|'.join(FINEST)}, got {self.finest!r}")
+        if self.nangles_coarse < 8 or self.nangles_coarse % 4:
+            raise ValueError(f"nangles_coarse must be a multiple of 4 and at least 8, got {self.nangles_coarse}")
+        if self.nscales is not None and self.nscales < 2:
+            raise ValueError(f"nscales must be at least 2 (or None), got {self.nscales}")
+        if self.pad is not None and self.pad < 0:
+            raise ValueError(f"pad must be >= 0 (or None), got {self.pad}")
+
+    def check_grid(self, shape: tuple[int, int], periodic_lon: bool = False) -> None:
+        """Raise a one-line ValueError naming the setting when the transform does not fit a grid of
+        ``shape`` (ny, nx) (padding, number of scales); the experiment calls it when it reads its
+        configuration, before any spin-up."""
+        from landimg.transform._windows import check_parameters
+        from landimg.transform.imageprep import EdgePadding
+
+        try:
+            padded = EdgePadding(shape, pad=self.pad, periodic_lon=periodic_lon).padded_shape
+        except ValueError as exc:
+            raise ValueError(f"pad: {exc}") from None
+        if self.nscales is None:
+            return  # chosen from the padded grid
+        try:
+            check_parameters(padded, int(self.nscales), int(self.nangles_coarse), self.finest)
+        except ValueError:
+            most = max_nscales(padded) if min(padded) >= 6 else 1
+            raise ValueError(
+                f"nscales = {self.nscales} does not fit the padded grid {padded} of this domain "
+                f"(at most {most})"
+            ) from None
 
     @property
     def need(self) -> Need:
@@ -220,32 +273,23 @@ class CurveletEnKF(InflationSettings):
         state: MutableMapping[str, Any] | None = None,
         xyz_km: np.ndarray | None = None,
         perturbations: np.ndarray | None = None,
+        timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Analysis images (nloc, ny, nx) and diagnostics; see :func:`curvelet_analysis`.
+        """Analysis images (nloc, ny, nx) and diagnostics: :func:`landimg.da.curvelet_enkf.curvelet_analysis`
+        with these settings.
 
         ``transform`` defaults to :meth:`transform_for` the image shape (padded). ``state``: where the
-        bias of ``bias_correction`` is carried between calls (None: the bias forecast is 0 at every call,
-        nothing is carried). ``xyz_km`` (nland, 3): the land pixels' positions in km for the hybrid
-        localization (None: a flat grid of ``cell_km``).
+        bias of ``bias_correction`` (and the adaptive inflation) is carried between calls (None: nothing is
+        carried). ``xyz_km`` (nland, 3): the land pixels' positions in km for the hybrid localization (None:
+        a flat grid of ``cell_km``).
         """
-        hybrid = HybridB(self.hybrid_beta, self.hybrid_radius_km, xyz_km) if self.hybrid_beta > 0 else None
-        bias = None
-        if self.bias_correction and self.solver == "cg":  # the diagonal form has no bias stage
-            state = {} if state is None else state
-            bias = BiasAware(self.bias_gamma, self.bias_memory, self.bias_nscales, state, "CurveletEnKF.bias")
         if transform is None:
             transform, pad_offset = self.transform_for(np.shape(background)[1:], periodic_lon)
         return curvelet_analysis(
-            background, obs, obs_std, transform,
-            obs_mask=obs_mask, seed=seed, rngs=rngs, perturb_obs=self.perturb_obs, denkf=self.denkf,
-            inflation=self.inflation, inflation_mode=self.inflation_mode, inflation_max=self.inflation_max,
-            rtps=self.rtps, pooling=self.pooling, variance_support=self.variance_support,
-            scale_weights=self.scale_weights, obs_corr_km=self.obs_corr_km,
-            obs_white_fraction=self.obs_white_fraction, cell_km=cell_km,
-            periodic_x=periodic_lon, obs_var_samples=self.obs_var_samples, land=land,
-            update_mask=update_mask, layout=layout, pad_offset=pad_offset, solver=self.solver,
-            cg_tol=self.cg_tol, cg_maxiter=self.cg_maxiter, hybrid=hybrid, bias=bias,
-            perturbations=perturbations,
+            background, obs, obs_std, transform, self,
+            obs_mask=obs_mask, seed=seed, rngs=rngs, cell_km=cell_km, periodic_x=periodic_lon, land=land,
+            update_mask=update_mask, layout=layout, pad_offset=pad_offset, state=state, xyz_km=xyz_km,
+            perturbations=perturbations, timings=timings,
         )  # fmt: skip
 
     def analyze(
