@@ -91,13 +91,16 @@ def inflate_columns(
     obs_mask: np.ndarray | None,
     ok: np.ndarray,
     context: AnalysisContext,
+    *,
+    r_total: float | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The background every filter analyses: all layers' anomalies inflated by one factor.
 
     ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
     estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
-    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
+    ``[inflation, inflation_max]`` (``r_total``: ``1^T R 1`` over the usable observations of a correlated
+    error, for the de-biasing). Layers where ``ok`` is False are not inflated. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
@@ -109,7 +112,7 @@ def inflate_columns(
         lam_o, lam, factor = smoothed_inflation(
             hx_all, np.asarray(obs, dtype=np.float64), std, usable_observations(obs, std, obs_mask),
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
-            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
+            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max, r_total=r_total,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}

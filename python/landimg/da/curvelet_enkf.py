@@ -45,7 +45,8 @@ from landimg.da.curvelet_stats import (
 )
 from landimg.da.curvelet_var import b_weights, gap_aware_increments
 from landimg.da.inflation import smoothed_inflation
-from landimg.da.obs_error import ObsErrorModel, resolve_white_fraction
+from landimg.da.obs_covariance import DiagonalCovariance, observation_covariance
+from landimg.da.obs_error import ObsError, ObsErrorModel
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
 __all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage", "method_settings"]
@@ -129,12 +130,47 @@ class _Problem:
     layout: MemberLayout
     tshape: tuple[int, int]
     offset: tuple[int, int]
+    error: ObsError  # the assumed observation error, pixel layout (scalar or (ny * nx,) stds)
 
 
-def _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset):
-    """Validated :class:`_Problem` and the diagnostics ``n_obs`` / ``n_nan_masked``."""
+def declared_image_error(obs_std: Any, shape: tuple[int, int]) -> ObsError:
+    """The declared observation error of an image analysis as an :class:`ObsError` in pixel layout.
+
+    ``obs_std``: an :class:`ObsError` whose stds are scalars or one value per pixel (ny * nx,) in
+    row-major order, or a white error std (scalar or (ny, nx) image, >= 0, not NaN; ``inf`` = no
+    information).
+    """
+    if isinstance(obs_std, ObsError):
+        npix = int(shape[0]) * int(shape[1])
+        for name in ("white_std", "corr_std"):
+            arr = getattr(obs_std, name)
+            if arr.ndim and arr.shape != (npix,):
+                raise ValueError(f"obs_std (an ObsError) must hold scalars or one value per pixel ({npix},), "
+                                 f"got {name} of shape {arr.shape}")  # fmt: skip
+        return obs_std
+    std = np.asarray(obs_std, dtype=np.float64)
+    if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != tuple(shape)):
+        raise ValueError(f"obs_std must be a scalar or an image of shape {tuple(shape)}, got shape {std.shape}")
+    if np.any(std < 0):
+        raise ValueError("obs_std must be >= 0 (got negative values)")
+    if np.any(np.isnan(std)):
+        raise ValueError("obs_std must not be NaN")
+    return ObsError.white(std if std.ndim == 0 else std.ravel())
+
+
+def _pixel_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A scalar or (ny * nx,) per-pixel value as an image (ny, nx)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.broadcast_to(values, shape) if values.ndim == 0 else values.reshape(shape)
+
+
+def _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset, settings):
+    """Validated :class:`_Problem` (with the error ``settings`` assume) and the diagnostics ``n_obs`` /
+    ``n_nan_masked``."""
+    shape = np.shape(background)[1:]
+    error = settings.assumed_obs_error(declared_image_error(obs_std, shape)) if len(shape) == 2 else None
     background, obs, std, obs_mask, update_mask = _check_inputs(
-        background, obs, obs_std, obs_mask, update_mask
+        background, obs, obs_std if error is None else _pixel_image(error.std, shape), obs_mask, update_mask
     )
     nloc, ny, nx = background.shape
     if layout is None:
@@ -158,7 +194,7 @@ def _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, l
     if n_nan:
         _log.info("curvelet_enkf: %d NaN observations on land masked", n_nan)
     upd = land if update_mask is None else land & update_mask
-    prob = _Problem(background, obs, std, valid, land, upd, layout, tshape, off)
+    prob = _Problem(background, obs, std, valid, land, upd, layout, tshape, off, error)
     return prob, {"n_obs": int(valid.sum()), "n_nan_masked": n_nan}
 
 
@@ -237,7 +273,7 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
 
 
 def _update(
-    p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, perturbations=None
+    p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations=None
 ) -> np.ndarray:
     """Analysis members (nloc, ny, nx) from the masked innovations ``d``: ``mode`` "perturbed" (observations
     perturbed per member), "plain" (the same observations for every member) or "denkf" (``y - (x_i + mean)
@@ -245,7 +281,8 @@ def _update(
 
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
-    hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given.
+    hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given,
+    and ``R`` the operator ``r_cov`` (:mod:`landimg.da.obs_covariance`: white or correlated).
     """
     nloc = p.background.shape[0]
     if mode == "denkf":  # increments are linear in d: the mean's full increment minus half of each anomaly's
@@ -271,8 +308,7 @@ def _update(
         with clock("update"):
             v = b_weights(stats.s_b, frame_norms2(transform))
             inc, info = gap_aware_increments(
-                innov, p.valid, np.where(p.valid, p.std, 0.0) ** 2, v, transform, offset=p.offset,
-                tol=cg[0], maxiter=cg[1], **op_kw,
+                innov, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], **op_kw,
             )  # fmt: skip
         diag["cg_iterations"] = (
             float(p.layout.ordered_sum(info.iterations.astype(np.float64))) / p.layout.nmem
@@ -315,15 +351,30 @@ def _inflated_background(p: _Problem, inflation: float) -> np.ndarray:
     return analysis
 
 
-def _obs_error_model(
-    p: _Problem, obs_corr_km: float, cell_km: tuple[float, float], periodic_x: bool, white_fraction: float
-) -> ObsErrorModel:
-    """Observation-error model on the image; unobserved pixels take the rms observation-error std."""
+def _obs_error_model(p: _Problem, cell_km: tuple[float, float], periodic_x: bool) -> ObsErrorModel:
+    """The assumed observation error as an image model (for the coefficient variances ``s_o`` and the
+    perturbations drawn here); unobserved pixels take the rms observation-error std. The split of the
+    variance into its white and correlated parts is the error's overall white fraction (exact when it is
+    the same at every pixel, as for errors declared by a fraction)."""
     vals = p.std[p.valid]
     # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
     fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
     sigma = np.where(p.valid, p.std, fill_sigma)
-    return ObsErrorModel(sigma, obs_corr_km, cell_km, periodic_x, white_fraction)
+    if not p.error.correlated:
+        return ObsErrorModel(sigma, 0.0, cell_km, periodic_x, 1.0)
+    return ObsErrorModel(sigma, p.error.corr_length_km, cell_km, periodic_x, p.error.white_fraction)
+
+
+def _obs_covariance(p: _Problem, cell_km: tuple[float, float], periodic_x: bool) -> Any:
+    """``R`` of the assumed error on the usable observations, as an operator (never inverted): diagonal
+    for a white error, ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.obs_covariance`)."""
+    if not p.error.correlated:
+        return DiagonalCovariance(p.std[p.valid] ** 2)
+    shape = p.obs.shape
+    return observation_covariance(
+        _pixel_image(p.error.white_std, shape), _pixel_image(p.error.corr_std, shape),
+        p.error.corr_length_km, p.valid, cell_km, periodic_x,
+    )  # fmt: skip
 
 
 def method_settings(settings: Any = None, options: dict[str, Any] | None = None) -> Any:
@@ -411,13 +462,12 @@ def curvelet_analysis(
         ``bias``: ``bias_mean``, ``bias_rms`` (over land), ``bias_iterations``.
     """
     s = method_settings(settings, options)
-    white_fraction = resolve_white_fraction(s.obs_white_fraction, s.obs_corr_km)
     hybrid = HybridB(s.hybrid_beta, s.hybrid_radius_km, xyz_km) if s.hybrid_beta > 0 else None
     bias = None
     if s.bias_correction and s.solver == "cg":  # the diagonal form has no bias stage
         bias = BiasAware(s.bias_gamma, s.bias_memory, s.bias_nscales, {} if state is None else state,
                          f"{_KEY}.bias")  # fmt: skip
-    p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset)
+    p, diag = _problem(background, obs, obs_std, transform, obs_mask, update_mask, land, layout, pad_offset, s)
     if s.inflation_mode == "adaptive":
         diag.update(inflation=float(s.inflation), inflation_lambda=float("nan"))
     if not p.valid.any():  # nothing to assimilate; the inflation still applies, as in every analysis
@@ -432,14 +482,17 @@ def curvelet_analysis(
     op_kw = _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock)
     s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock)
     anom = None  # free the memory
-    err = _obs_error_model(p, s.obs_corr_km, cell_km, periodic_x, white_fraction)
+    err = _obs_error_model(p, cell_km, periodic_x)
     stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed)
     clock.stop("statistics")
     cg = (s.cg_tol, s.cg_maxiter) if s.solver == "cg" else None
+    r_cov = _obs_covariance(p, cell_km, periodic_x) if cg is not None else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
-        xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag)
+        xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov)
     mode = "denkf" if s.denkf else "perturbed" if s.perturb_obs else "plain"
-    analysis = _update(p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, perturbations)
+    analysis = _update(
+        p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations
+    )
     if s.rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, s.rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
@@ -455,12 +508,12 @@ def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock) -> dict[str, A
     return {"ensemble": ens, "beta": hybrid.beta, "land": p.land}
 
 
-def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag) -> np.ndarray:
+def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov) -> np.ndarray:
     """Stage 1 of the two-stage analysis: the background ``xb`` minus the bias estimate (its diagnostics
     into ``diag``); ``cg`` = (tol, maxiter) of the gap-aware solve."""
     with clock("update"):
         b_a, bdiag = bias.analyse(
-            transform, mean, p.obs, p.valid, p.land, p.std[p.valid] ** 2,
+            transform, mean, p.obs, p.valid, p.land, r_cov,
             b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg,
         )  # fmt: skip
     diag.update(bdiag)

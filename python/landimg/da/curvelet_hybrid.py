@@ -259,13 +259,14 @@ class BiasAware:
 
     def analyse(
         self, transform: Any, mean_b: np.ndarray, obs: np.ndarray, valid: np.ndarray, land: np.ndarray,
-        r_var: np.ndarray, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
+        r_cov: Any, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
         maxiter: int,
     ) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """Stage 1: the bias analysis ``b_a`` (ny, nx) from the background mean ``mean_b`` (ny, nx).
 
         ``valid``, ``land`` (ny, nx) bool: usable observations, land pixels (where the diagnostics are
-        taken); ``r_var`` (nobs,) the observation error variances at the ``valid`` pixels; ``v`` the curvelet-diagonal
+        taken); ``r_cov`` the observation-error covariance at the ``valid`` pixels (an operator of
+        :mod:`landimg.da.obs_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
         ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``). Stores the
         next forecast ``memory * b_a`` in the state.
         """
@@ -276,7 +277,7 @@ class BiasAware:
         d = (obs - (mean_b - b_f))[valid][None]
         vb = np.where(mask, self.gamma * v, 0.0)
         op = CovarianceOperator(transform, v, valid, offset, extra_v=vb, **op_kw)
-        z, info = pcg_solve(op, d, r_var, jacobi_preconditioner(op, r_var), tol, maxiter)
+        z, info = pcg_solve(op, d, r_cov, jacobi_preconditioner(op, r_cov), tol, maxiter)
         img = np.zeros((1,) + tuple(int(s) for s in transform.shape))
         img[:, op.valid_t] = z
         beta_a = beta_f - (vb * transform.forward(img)[0])[mask]

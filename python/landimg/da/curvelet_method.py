@@ -20,9 +20,10 @@ from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
-from landimg.da.obs_error import ObsError, as_obs_error, resolve_white_fraction
+from landimg.da.obs_covariance import observation_covariance
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
-from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
+from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
 __all__ = ["FINEST", "CurveletEnKF"]
@@ -62,13 +63,15 @@ class CurveletEnKF(InflationSettings):
         (no sampling noise from perturbed observations; the square-root update to first order in ``K H``).
     scale_weights : tuple of float or None
         Gain multiplier per scale, coarsest first.
-    obs_corr_km : float
-        Correlation length L of the observation error, km: correlation ``exp(-r^2 / L^2)``, e^-1 at L, the
-        convention of :mod:`landimg.random_fields` and of the synthetic errors (0 = white).
+    obs_corr_km : float or None
+        The observation error this filter assumes (:meth:`assumed_obs_error`; None: the declared error):
+        its correlation length L, km, correlation ``exp(-r^2 / L^2)``, e^-1 at L (the convention of
+        :mod:`landimg.random_fields` and of the synthetic errors); 0 (default for now) = white with the
+        declared total std.
     obs_white_fraction : float in [0, 1] or None
-        Fraction of the observation-error variance that is white, the rest correlated with length
-        ``obs_corr_km`` (``< 1`` needs ``obs_corr_km > 0``). None (default): white if ``obs_corr_km == 0``,
-        else entirely correlated (the historical meaning).
+        The white fraction of the assumed error variance, the rest correlated with length ``obs_corr_km``
+        (``< 1`` needs ``obs_corr_km > 0``). None (default): with ``obs_corr_km`` unset the declared error;
+        with ``obs_corr_km > 0`` the declared fraction (entirely correlated when the declared error is white).
     nscales : int or None
         Number of curvelet scales (>= 2; checked against the padded grid when the configuration is read).
         None: with ``solver="cg"`` the largest number the padded domain allows
@@ -133,7 +136,7 @@ class CurveletEnKF(InflationSettings):
     perturb_obs: bool = True
     denkf: bool = True
     scale_weights: tuple[float, ...] | None = None
-    obs_corr_km: float = 0.0
+    obs_corr_km: float | None = 0.0
     obs_white_fraction: float | None = None
     nscales: int | None = None
     nangles_coarse: int = 16
@@ -176,7 +179,7 @@ class CurveletEnKF(InflationSettings):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
-        resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
+        self._check_assumed_error()
         self._check_transform_settings()
         if not self.obs_var_samples >= 1:
             raise ValueError(f"obs_var_samples must be >= 1, got {self.obs_var_samples}")
@@ -187,6 +190,16 @@ class CurveletEnKF(InflationSettings):
             raise ValueError(f"obs_depth must be (top, bottom) with 0 <= top < bottom, m, got {self.obs_depth}")
         if self.scale_weights is not None and not all(np.isfinite(w) and w >= 0 for w in self.scale_weights):
             raise ValueError(f"scale_weights must be finite and >= 0, got {self.scale_weights}")
+
+    def _check_assumed_error(self) -> None:
+        """``obs_corr_km`` and ``obs_white_fraction`` (one-line ValueError)."""
+        corr, w = self.obs_corr_km, self.obs_white_fraction
+        if corr is not None and not (np.isfinite(corr) and corr >= 0):
+            raise ValueError(f"obs_corr_km must be finite and >= 0 (or unset), got {corr!r}")
+        if w is not None and not 0.0 <= w <= 1.0:  # also rejects NaN
+            raise ValueError(f"obs_white_fraction must be in [0, 1] (or unset), got {w!r}")
+        if w is not None and w < 1.0 and not (corr is not None and corr > 0):
+            raise ValueError(f"obs_white_fraction={w} < 1 needs a correlation length obs_corr_km > 0, got {corr!r}")
 
     def _check_transform_settings(self) -> None:
         """The transform parameters that do not depend on the grid (one-line ValueError)."""
@@ -228,10 +241,17 @@ class CurveletEnKF(InflationSettings):
         return Need(Distribution.MEMBERS, perturbations=self.perturb_obs and not self.denkf)
 
     def assumed_obs_error(self, declared: ObsError) -> ObsError:
-        """The error this filter assumes: the declared total std per column, its variance split by
-        ``obs_white_fraction`` / ``obs_corr_km`` (white when ``obs_corr_km == 0``)."""
-        w = resolve_white_fraction(self.obs_white_fraction, self.obs_corr_km)
-        return declared.assume(white_fraction=w, corr_length_km=self.obs_corr_km if w < 1.0 else None)
+        """The observation error this filter assumes: the declared one (default), or, for mis-specification
+        experiments, the declared total std per column with the variance split given by ``obs_corr_km`` /
+        ``obs_white_fraction`` (``obs_corr_km = 0``: white)."""
+        corr, w = self.obs_corr_km, self.obs_white_fraction
+        if corr is None and w is None:
+            return declared
+        if corr is None or corr <= 0 or w == 1.0:
+            return declared.assume(white_fraction=1.0)
+        if w is None:
+            w = declared.white_fraction if declared.correlated else 0.0
+        return declared.assume(white_fraction=w, corr_length_km=corr)
 
     @property
     def transform_key(self) -> tuple:
@@ -312,7 +332,9 @@ class CurveletEnKF(InflationSettings):
         if context.columns is not None and not np.array_equal(context.columns, np.arange(g.ncol)):
             raise ValueError("CurveletEnKF analyses whole-member images: every column of the geometry, in order")
         theta = np.asarray(background, dtype=np.float64)
-        obs_std = self.assumed_obs_error(as_obs_error(obs_error, g.ncol)).std
+        declared = as_obs_error(obs_error, g.ncol)
+        assumed = self.assumed_obs_error(declared)
+        obs_std = assumed.std
         pert = context.perturbations
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
@@ -321,15 +343,14 @@ class CurveletEnKF(InflationSettings):
             lambda: self.transform_for(g.shape, g.periodic_lon),
         )  # fmt: skip
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
-            infl, fields = self._scale_inflated(theta, obs, obs_std, obs_mask, ok, context, transform, offset)
+            infl, fields = self._scale_inflated(theta, obs, assumed, obs_mask, ok, context, transform, offset)
         else:
-            infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context)
+            r_total = _correlated_total(assumed, obs, obs_mask, g) if self.inflation_debias else None
+            infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context, r_total=r_total)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
-        std = np.asarray(obs_std, dtype=np.float64)
         core = replace(self, inflation=1.0, inflation_mode="fixed")  # inflated above, every layer
         xa, diag = core.update(
-            g.to_image(xcol), g.to_image(np.asarray(obs, dtype=np.float64)),
-            std if std.ndim == 0 else g.to_image(std, fill=0.0),
+            g.to_image(xcol), g.to_image(np.asarray(obs, dtype=np.float64)), _pixel_error(declared, g),
             transform=transform, pad_offset=offset, periodic_lon=g.periodic_lon, cell_km=g.cell_km,
             obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
             land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
@@ -351,7 +372,7 @@ class CurveletEnKF(InflationSettings):
         )  # fmt: skip
 
     def _scale_inflated(
-        self, theta, obs, obs_std, obs_mask, ok, context, transform, offset
+        self, theta, obs, error, obs_mask, ok, context, transform, offset
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Every layer's anomalies (nlev, ncol, nloc) inflated per curvelet scale, and the diagnostics.
 
@@ -361,15 +382,20 @@ class CurveletEnKF(InflationSettings):
         ``"<Method>.inflation_lambda"`` of earlier restarts, else 1). ``inflation`` reports the effective
         factor ``sqrt(sum_s lambda_s A_s / sum_s A_s)`` (kept as the single-scale state too) and
         ``inflation_lambda`` this analysis' single-scale estimate. Layers where ``ok`` is False keep theirs.
+        ``error`` (the assumed :class:`ObsError`): ``R_s`` holds the energy of its correlated part too.
         """
         g, lay, h = context.geometry, context.layout, np.asarray(context.h, dtype=np.float64)
         obs = np.asarray(obs, dtype=np.float64)
-        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), obs.shape)
+        std = np.broadcast_to(np.asarray(error.std, dtype=np.float64), obs.shape)
         valid = usable_observations(obs, std, obs_mask)
+        corr = None
+        if error.correlated:
+            cstd = g.to_image(np.broadcast_to(error.corr_std, obs.shape), fill=0.0)
+            corr = CorrelatedPart(cstd, error.corr_length_km, g.cell_km, g.periodic_lon, self.obs_var_samples)
         st = scale_statistics(
             g.to_image(np.einsum("l,lcm->mc", h, theta), fill=0.0), g.to_image(obs, fill=0.0),
             g.to_image(std, fill=0.0), g.to_image(valid, fill=False).astype(bool), transform, offset, lay,
-            debias=self.inflation_debias,
+            debias=self.inflation_debias, correlated=corr,
         )  # fmt: skip
         key = f"{type(self).__name__}.inflation_lambda"
         single = float(context.state.get(key, 1.0))
@@ -411,3 +437,26 @@ class CurveletEnKF(InflationSettings):
         if not self.deep_regression:
             beta[~over] = 0.0
         return beta[:, :, None] * dobs.T[None]
+
+
+def _pixel_error(error: ObsError, g: Any) -> ObsError:
+    """A per-column error (scalars or (ncol,)) in the pixel layout of the image analysis (scalars or
+    (ny * nx,), zero off land)."""
+    if error.white_std.ndim == 0 and error.corr_std.ndim == 0:
+        return error
+
+    def image(a: np.ndarray) -> np.ndarray:
+        return g.to_image(np.broadcast_to(a, (g.ncol,)), fill=0.0).ravel()
+
+    return ObsError(image(error.white_std), image(error.corr_std), error.corr_length_km, error.memory_days)
+
+
+def _correlated_total(error: ObsError, obs: np.ndarray, obs_mask: np.ndarray | None, g: Any) -> float | None:
+    """``1^T R 1`` over the usable observations of a correlated error (None for a white one)."""
+    if not error.correlated:
+        return None
+    valid = g.to_image(usable_observations(obs, np.broadcast_to(error.std, np.shape(obs)), obs_mask), fill=False)
+    image = lambda a: g.to_image(np.broadcast_to(a, (g.ncol,)), fill=0.0)  # noqa: E731
+    cov = observation_covariance(image(error.white_std), image(error.corr_std), error.corr_length_km,
+                                 valid.astype(bool), g.cell_km, g.periodic_lon)  # fmt: skip
+    return cov.total()

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import frame_norms2
+from landimg.da.obs_covariance import DiagonalCovariance
 
 __all__ = [
-    "SOLVERS", "CovarianceOperator", "SolveInfo", "b_weights", "gap_aware_increments", "jacobi_preconditioner",
+    "SOLVERS", "CovarianceOperator", "SolveInfo", "as_covariance", "b_weights", "gap_aware_increments", "jacobi_preconditioner",
     "max_nscales", "pcg_solve",
 ]  # fmt: skip
 
@@ -154,9 +155,16 @@ class CovarianceOperator:
         return b0 + self.beta * self.ensemble.variance_obs()
 
 
-def jacobi_preconditioner(op: CovarianceOperator, r_var: np.ndarray) -> np.ndarray:
-    """``1 / (diag(H B H^T) + sigma^2)`` at the observations (1 where that is 0), (nobs,)."""
-    den = op.mean_diagonal() + r_var
+def as_covariance(r: Any) -> Any:
+    """The observation-error covariance as an operator: ``r`` itself when it has ``apply``/``diagonal``
+    (:mod:`landimg.da.obs_covariance`), else the diagonal ``diag(r)`` of the variances ``r`` (nobs,)."""
+    return r if hasattr(r, "apply") else DiagonalCovariance(r)
+
+
+def jacobi_preconditioner(op: CovarianceOperator, r: Any) -> np.ndarray:
+    """``1 / (diag(H B H^T) + diag(R))`` at the observations (1 where that is 0), (nobs,); ``r`` the
+    covariance operator or the variances (nobs,)."""
+    den = op.mean_diagonal() + as_covariance(r).diagonal()
     return np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 1.0)
 
 
@@ -165,12 +173,14 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([float(np.sum(a[i] * b[i])) for i in range(a.shape[0])])
 
 
-def pcg_solve(op: CovarianceOperator, d: np.ndarray, r_var: np.ndarray, precond: np.ndarray,
+def pcg_solve(op: CovarianceOperator, d: np.ndarray, r: Any, precond: np.ndarray,
          tol: float, maxiter: int) -> tuple[np.ndarray, SolveInfo]:  # fmt: skip
     """Solve ``(H B H^T + R) z = d`` (k, nobs) row by row; every row stops at its own convergence.
 
-    ``r_var`` (nobs,) the diagonal of ``R``, ``precond`` (nobs,) the diagonal preconditioner.
+    ``r``: ``R`` as an operator (:mod:`landimg.da.obs_covariance`: products only, never inverted) or its
+    diagonal (nobs,); ``precond`` (nobs,) the diagonal preconditioner.
     """
+    r_cov = as_covariance(r)
     k = d.shape[0]
     z = np.zeros_like(d)
     r = d.copy()
@@ -185,7 +195,7 @@ def pcg_solve(op: CovarianceOperator, d: np.ndarray, r_var: np.ndarray, precond:
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        q = op.obs(p[idx]) + r_var * p[idx]
+        q = op.obs(p[idx]) + r_cov.apply(p[idx])
         pq = _dot(p[idx], q)
         ok = pq > 0
         alpha = np.where(ok, rs[idx] / np.where(ok, pq, 1.0), 0.0)
@@ -226,9 +236,10 @@ def gap_aware_increments(
         Innovation images ``d_i`` (units of the state, e.g. m3/m3); only the ``valid`` pixels are read.
     valid : ndarray of bool (ny, nx)
         Usable observations (``H`` selects them).
-    obs_var : float or ndarray (ny, nx)
+    obs_var : float, ndarray (ny, nx) or covariance operator
         Observation error variance ``sigma^2`` (units^2) at the valid pixels (``R`` diagonal); finite,
-        >= 0 (0 interpolates the observations exactly where ``B`` allows it).
+        >= 0 (0 interpolates the observations exactly where ``B`` allows it). Or ``R`` on the valid pixels
+        as an operator (:func:`landimg.da.obs_covariance.observation_covariance`: correlated errors).
     v : ndarray (ncoef,)
         Diagonal of ``B`` in coefficient space (:func:`b_weights`), units^2.
     transform : Transform
@@ -257,8 +268,14 @@ def gap_aware_increments(
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != shape:
         raise ValueError(f"valid has shape {valid.shape}, expected the image shape {shape}")
-    r_all = np.broadcast_to(np.asarray(obs_var, dtype=np.float64), shape)
-    r_var = r_all[valid]
+    if hasattr(obs_var, "apply"):
+        r_cov = obs_var
+        r_var = r_cov.diagonal()
+    else:
+        r_var = np.broadcast_to(np.asarray(obs_var, dtype=np.float64), shape)[valid]
+        r_cov = DiagonalCovariance(r_var)
+    if r_var.shape != (int(np.count_nonzero(valid)),):
+        raise ValueError(f"obs_var holds {r_var.size} observations, valid marks {int(np.count_nonzero(valid))}")
     if np.any(~np.isfinite(r_var)) or np.any(r_var < 0):
         raise ValueError("obs_var must be finite and >= 0 at the valid pixels")
     v = np.asarray(v, dtype=np.float64)
@@ -271,7 +288,7 @@ def gap_aware_increments(
     d = innovation[:, valid]
     if not np.all(np.isfinite(d)):
         raise ValueError("innovation must be finite at the valid pixels")
-    z, info = pcg_solve(op, d, r_var, jacobi_preconditioner(op, r_var), tol, maxiter)
+    z, info = pcg_solve(op, d, r_cov, jacobi_preconditioner(op, r_cov), tol, maxiter)
     if not np.all(info.converged):
         bad = np.flatnonzero(~info.converged)
         _log.warning(

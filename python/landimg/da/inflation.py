@@ -92,14 +92,16 @@ def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> n
 
 
 def innovation_statistics(
-    hx_all: np.ndarray, obs: np.ndarray, std: np.ndarray, valid: np.ndarray, *, debias: bool = True
+    hx_all: np.ndarray, obs: np.ndarray, std: np.ndarray, valid: np.ndarray, *, debias: bool = True,
+    r_total: float | None = None,
 ) -> tuple[float, float, float, float]:
     """The sums the inflation estimate is made of, over the usable observations.
 
     With innovations ``d = y - mean(Hx)`` and predicted-observation anomalies ``a_i = H x_i - mean(Hx)``
     over the ``p`` usable observations; with ``debias`` the spatial mean over the observations is removed
     from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could fix) and
-    ``tr R`` becomes ``(1 - 1/p) tr R`` (exact for uncorrelated errors).
+    ``tr R`` becomes ``tr R - 1^T R 1 / p``: ``(1 - 1/p) tr R`` for uncorrelated errors, ``r_total`` (the
+    sum of all elements of ``R`` over the usable observations) for correlated ones.
 
     Parameters
     ----------
@@ -109,6 +111,9 @@ def innovation_statistics(
         Observations and error std; ``valid`` (ncol,) bool marks the usable ones.
     debias : bool
         Remove the spatial mean (bias) part of the innovations and anomalies.
+    r_total : float, optional
+        ``1^T R 1`` over the usable observations (obs units squared) when the errors are correlated
+        (None: ``tr R``, uncorrelated).
 
     Returns
     -------
@@ -125,7 +130,8 @@ def innovation_statistics(
     d, a = obs[valid] - hbar, hb - hbar[:, None]
     r_tr = float(np.sum(std[valid] ** 2))
     if debias:
-        d, a, r_tr = d - d.mean(), a - a.mean(axis=0), r_tr * (1.0 - 1.0 / p)
+        d, a = d - d.mean(), a - a.mean(axis=0)
+        r_tr = r_tr * (1.0 - 1.0 / p) if r_total is None else r_tr - float(r_total) / p
     return float(np.sum(d * d)), r_tr, float(np.sum(a * a)) / (nmem - 1), float(p)
 
 
@@ -198,6 +204,7 @@ def smoothed_inflation(
     debias: bool = True,
     lower: float = 1.0,
     upper: float = 2.0,
+    r_total: float | None = None,
 ) -> tuple[float, float, float]:
     """Variance inflation from (de-biased) innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
 
@@ -217,6 +224,8 @@ def smoothed_inflation(
         Remove the spatial mean (bias) part of the innovations and anomalies.
     lower, upper : float
         Bounds of the anomaly factor.
+    r_total : float, optional
+        ``1^T R 1`` over the usable observations for correlated errors (:func:`innovation_statistics`).
 
     Returns
     -------
@@ -227,7 +236,7 @@ def smoothed_inflation(
     factor : float
         Anomaly factor ``sqrt(lam)``.
     """
-    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias)
+    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias, r_total=r_total)
     lam_o, lam = smoothed_lambda(
         d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
     )
