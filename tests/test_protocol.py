@@ -101,7 +101,7 @@ def test_methods_assume_the_declared_total_std():
         assumed = m.assumed_obs_error(err)
         np.testing.assert_allclose(assumed.std, err.std, rtol=1e-15)
         assert not assumed.correlated
-    assert CurveletEnKF(obs_corr_km=None).assumed_obs_error(err) is err  # unset: R as declared
+    assert CurveletEnKF().assumed_obs_error(err) is err  # issue 18: R as declared by default
     corr = CurveletEnKF(obs_corr_km=300.0, obs_white_fraction=0.25).assumed_obs_error(err)
     assert corr.corr_length_km == 300.0 and corr.white_fraction == pytest.approx(0.25)
     same_split = CurveletEnKF(obs_corr_km=300.0).assumed_obs_error(err)  # the declared fraction, another length

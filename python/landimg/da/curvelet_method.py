@@ -64,10 +64,10 @@ class CurveletEnKF(InflationSettings):
     scale_weights : tuple of float or None
         Gain multiplier per scale, coarsest first.
     obs_corr_km : float or None
-        The observation error this filter assumes (:meth:`assumed_obs_error`; None: the declared error):
-        its correlation length L, km, correlation ``exp(-r^2 / L^2)``, e^-1 at L (the convention of
-        :mod:`landimg.random_fields` and of the synthetic errors); 0 (default for now) = white with the
-        declared total std.
+        The observation error this filter assumes, for mis-specification experiments (default None: the
+        declared error, :meth:`assumed_obs_error`): its correlation length L, km, correlation
+        ``exp(-r^2 / L^2)``, e^-1 at L (the convention of :mod:`landimg.random_fields` and of the synthetic
+        errors); 0 = white with the declared total std.
     obs_white_fraction : float in [0, 1] or None
         The white fraction of the assumed error variance, the rest correlated with length ``obs_corr_km``
         (``< 1`` needs ``obs_corr_km > 0``). None (default): with ``obs_corr_km`` unset the declared error;
@@ -136,7 +136,7 @@ class CurveletEnKF(InflationSettings):
     perturb_obs: bool = True
     denkf: bool = True
     scale_weights: tuple[float, ...] | None = None
-    obs_corr_km: float | None = 0.0
+    obs_corr_km: float | None = None
     obs_white_fraction: float | None = None
     nscales: int | None = None
     nangles_coarse: int = 16
