@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_hybrid import BiasAware, HybridB
+from landimg.da.curvelet_spectral import spectral_frame
 from landimg.da.curvelet_stats import (
     CoefficientStats,
     Transform,
@@ -227,9 +228,26 @@ def _inflated_anomalies(p: _Problem, s: Any, state: MutableMapping[str, Any] | N
     return mean, anom, xb
 
 
-def _background_variance(p, transform, anom, pooling, variance_support, batch, clock) -> np.ndarray:
-    """Pooled background error variance per coefficient ``s_b`` (ncoef,), member-ordered."""
+def _background_variance(p, transform, anom, pooling, variance_support, batch, clock, frame=None) -> np.ndarray:
+    """Pooled background error variance per coefficient ``s_b`` (ncoef,), member-ordered.
+
+    Pooled on land-fraction support with a :class:`~landimg.da.curvelet_spectral.SpectralFrame`, the
+    energies per direction come from one FFT per member (the same sums as the transform's, to round-off).
+    """
     nloc, layout = p.background.shape[0], p.layout
+    gid = coefficient_groups(transform, pooling)
+    land_frac = p.land.sum() / float(p.tshape[0] * p.tshape[1])
+    if frame is not None and pooling != "coefficient" and variance_support == "land_fraction":
+
+        def direction_energies():  # member by member, in batches (each image on its own: batch-invariant)
+            for b0 in range(0, nloc, batch):
+                yield from frame.energies(embed(anom[b0 : b0 + batch], p.tshape, p.offset))
+
+        with clock("statistics"):
+            var_d = layout.ordered_sum_terms(direction_energies(), (frame.ndir,)) / (layout.nmem - 1)
+            group_of_direction = gid[frame._first]
+            num = np.bincount(group_of_direction, weights=var_d, minlength=int(gid.max()) + 1)
+            return (num / np.bincount(gid))[gid] / land_frac
 
     def squared_coefficients():  # member by member, transformed in batches
         for b0 in range(0, nloc, batch):
@@ -242,8 +260,6 @@ def _background_variance(p, transform, anom, pooling, variance_support, batch, c
         var_c = layout.ordered_sum_terms(squared_coefficients(), (int(transform.ncoef),)) / (layout.nmem - 1)
     clock.subtract("statistics", "transform")
     clock.start("statistics")
-    gid = coefficient_groups(transform, pooling)
-    land_frac = p.land.sum() / float(p.tshape[0] * p.tshape[1])
     if pooling != "coefficient" and variance_support == "interior":
         cov = land_coverage(transform, embed(p.land, p.tshape, p.offset).astype(bool))
         return pool_interior(var_c, gid, cov)
@@ -273,7 +289,8 @@ def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed)
 
 
 def _update(
-    p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations=None
+    p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations=None,
+    settings=None, frame=None,
 ) -> np.ndarray:
     """Analysis members (nloc, ny, nx) from the masked innovations ``d``: ``mode`` "perturbed" (observations
     perturbed per member), "plain" (the same observations for every member) or "denkf" (``y - (x_i + mean)
@@ -282,9 +299,13 @@ def _update(
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
     hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given,
-    and ``R`` the operator ``r_cov`` (:mod:`landimg.da.obs_covariance`: white or correlated).
+    and ``R`` the operator ``r_cov`` (:mod:`landimg.da.obs_covariance`: white or correlated). DEnKF with
+    ``settings.anomaly_update`` other than ``"joint"``: the mean by one solve, the anomalies cheaper
+    (:func:`_denkf_split`).
     """
     nloc = p.background.shape[0]
+    if mode == "denkf" and cg is not None and settings is not None and settings.anomaly_update != "joint":
+        return _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, settings, frame)
     if mode == "denkf":  # increments are linear in d: the mean's full increment minus half of each anomaly's
         yi = p.obs + 0.5 * (xb - p.layout.mean(xb))
     elif mode == "perturbed" and perturbations is not None:
@@ -310,26 +331,72 @@ def _update(
             inc, info = gap_aware_increments(
                 innov, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], **op_kw,
             )  # fmt: skip
-        diag["cg_iterations"] = (
-            float(p.layout.ordered_sum(info.iterations.astype(np.float64))) / p.layout.nmem
-        )
-        diag["cg_unconverged"] = int(p.layout.ordered_sum((~info.converged).astype(np.float64)))
+        _solve_diagnostics(diag, p.layout, info)
         with clock("update"):
             np.add(xb, inc, out=inc)
             return np.where(p.upd, inc, p.background)
-    gain = stats.gain
-    inc = innov  # each batch's increment overwrites its (already transformed) innovation
-    for b0 in range(0, nloc, batch):
-        sl = slice(b0, b0 + batch)
-        with clock("transform"):
-            cd = transform.forward(embed(innov[sl], p.tshape, p.offset))
-        with clock("update"):
-            cd *= gain
-        with clock("transform"):
-            inc[sl] = extract(transform.inverse(cd), p.obs.shape, p.offset)
+    with clock("transform"):
+        inc = _diagonal_gain(p, transform, frame, stats.gain, innov, batch)
     with clock("update"):
         np.add(xb, inc, out=inc)
         return np.where(p.upd, inc, p.background)  # not updated: background as given
+
+
+def _solve_diagnostics(diag: dict[str, Any], layout: MemberLayout, info: Any, prefix: str = "cg") -> None:
+    """Mean CG iterations over the members and the number of unconverged ones (member-ordered sums)."""
+    n = info.iterations.size
+    nmem = layout.nmem if n == layout.nloc else 1  # per-member solves, or one (the mean's) on every rank
+    total = layout.ordered_sum(info.iterations.astype(np.float64)) if nmem > 1 else float(info.iterations.sum())
+    bad = layout.ordered_sum((~info.converged).astype(np.float64)) if nmem > 1 else float((~info.converged).sum())
+    diag[f"{prefix}_iterations"] = float(total) / nmem
+    diag[f"{prefix}_unconverged"] = int(bad)
+
+
+def _diagonal_gain(p, transform, frame, gain, images, batch) -> np.ndarray:
+    """``C^T (k * C x)`` of every image (k, ny, nx) on the transform domain, cropped to the image: one FFT pair
+    per image when ``k`` is constant per direction (:mod:`landimg.da.curvelet_spectral`), else a transform
+    pair."""
+    per = frame.per_direction(gain) if frame is not None else None
+    if per is not None:
+        return extract(frame.apply(embed(images, p.tshape, p.offset), frame.multiplier(per)), p.obs.shape, p.offset)
+    out = np.empty_like(images)
+    for b0 in range(0, images.shape[0], batch):
+        sl = slice(b0, b0 + batch)
+        cd = transform.forward(embed(images[sl], p.tshape, p.offset))
+        cd *= gain
+        out[sl] = extract(transform.inverse(cd), p.obs.shape, p.offset)
+    return out
+
+
+def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, s, frame) -> np.ndarray:
+    """DEnKF with the mean and the anomalies updated apart (issue 18 item 6: cost).
+
+    The mean gets the full gap-aware increment ``K (y - H mean)`` from one solve (the same on every rank);
+    each anomaly half of its own, ``-K H a_i / 2``, with ``K`` the diagonal-form gain
+    ``C^T diag(k) C`` on the observed pixels (``anomaly_update="diagonal"``: one FFT pair per member) or
+    the gap-aware gain from at most ``anomaly_cg_iterations`` CG iterations (``"cg"``; a truncated CG is
+    not linear in its right-hand side, so these increments are re-centred on zero over the members).
+    """
+    with clock("update"):
+        mean = p.layout.mean(xb)  # (ny, nx), member order, zero off land
+        v = b_weights(stats.s_b, frame_norms2(transform))
+        d = np.where(p.valid, p.obs - mean, 0.0)[None]
+        inc_m, info = gap_aware_increments(
+            d, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], **op_kw
+        )  # fmt: skip
+        _solve_diagnostics(diag, p.layout, info)
+        masked = np.where(p.valid, xb - mean, 0.0)
+        if s.anomaly_update == "diagonal":
+            inc_a = _diagonal_gain(p, transform, frame, stats.gain, masked, batch)
+        else:
+            inc_a, info_a = gap_aware_increments(
+                masked, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0],
+                maxiter=s.anomaly_cg_iterations, warn=False, **op_kw,
+            )  # fmt: skip
+            _solve_diagnostics(diag, p.layout, info_a, "cg_anomaly")
+            inc_a -= p.layout.mean(inc_a)  # a truncated CG is not linear: keep the mean's increment exact
+        analysis = xb + inc_m - 0.5 * inc_a
+        return np.where(p.upd, analysis, p.background)
 
 
 def _relax_to_prior_spread(p: _Problem, xb: np.ndarray, analysis: np.ndarray, rtps: float) -> np.ndarray:
@@ -478,9 +545,10 @@ def curvelet_analysis(
         return _inflated_background(p, factor), {**diag, "stats": None}
 
     clock = _Clock(timings)
+    frame = spectral_frame(transform)
     mean, anom, xb = _inflated_anomalies(p, s, state, diag)
-    op_kw = _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock)
-    s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock)
+    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock), "spectral": frame}
+    s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock, frame)
     anom = None  # free the memory
     err = _obs_error_model(p, cell_km, periodic_x)
     stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed)
@@ -491,8 +559,9 @@ def curvelet_analysis(
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov)
     mode = "denkf" if s.denkf else "perturbed" if s.perturb_obs else "plain"
     analysis = _update(
-        p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations
-    )
+        p, transform, xb, stats, err, mode, rngs, seed, batch, clock, cg, diag, op_kw, r_cov, perturbations,
+        settings=s, frame=frame,
+    )  # fmt: skip
     if s.rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, s.rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])

@@ -26,7 +26,10 @@ from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
-__all__ = ["FINEST", "CurveletEnKF"]
+__all__ = ["ANOMALY_UPDATES", "FINEST", "CurveletEnKF"]
+
+#: How the DEnKF updates the anomalies with the gap-aware solve (see ``CurveletEnKF.anomaly_update``).
+ANOMALY_UPDATES = ("joint", "diagonal", "cg")
 
 #: The finest curvelet scale: one non-directional band, or curvelets.
 FINEST = ("wavelets", "curvelets")
@@ -110,6 +113,14 @@ class CurveletEnKF(InflationSettings):
         Relative residual at which a member's conjugate-gradient solve stops.
     cg_maxiter : int
         Iteration cap of the solve (a warning names members that hit it).
+    anomaly_update : {"joint", "diagonal", "cg"}
+        DEnKF with ``solver="cg"``: ``"joint"``, every member solved with its own innovation
+        ``y - H (x_i + mean) / 2`` (the exact DEnKF, one solve per member); ``"diagonal"``, the mean by one
+        solve and each anomaly by half the diagonal-form gain ``C^T diag(k) C`` on the observed pixels (one
+        FFT pair per member); ``"cg"``, the mean by one solve and each anomaly by at most
+        ``anomaly_cg_iterations`` CG iterations of the gap-aware gain (issue 18 item 6: cost).
+    anomaly_cg_iterations : int
+        CG iterations of each anomaly's solve with ``anomaly_update="cg"``.
     hybrid_beta : float in [0, 1]
         Weight of the localized ensemble covariance in a hybrid ``B = (1 - beta) C^T diag(v) C +
         beta (X X^T / (N - 1)) o L`` (``solver="cg"``; :mod:`landimg.da.curvelet_hybrid`); 0 (default) = the
@@ -150,6 +161,8 @@ class CurveletEnKF(InflationSettings):
     solver: str = "cg"
     cg_tol: float = 1e-4
     cg_maxiter: int = 300
+    anomaly_update: str = "joint"
+    anomaly_cg_iterations: int = 5
     hybrid_beta: float = 0.0
     hybrid_radius_km: float = 1000.0
     bias_correction: bool = True
@@ -175,6 +188,10 @@ class CurveletEnKF(InflationSettings):
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         self.check_inflation_settings()
+        if self.anomaly_update not in ANOMALY_UPDATES:
+            raise ValueError(f"anomaly_update must be one of {'|'.join(ANOMALY_UPDATES)}, got {self.anomaly_update!r}")
+        if self.anomaly_cg_iterations < 1:
+            raise ValueError(f"anomaly_cg_iterations must be >= 1, got {self.anomaly_cg_iterations}")
         if self.layer_increments not in ("regression", "full"):
             raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
         if not 0 <= self.rtps <= 1:

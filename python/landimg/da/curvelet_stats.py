@@ -65,8 +65,31 @@ def transform_shape(transform: Any) -> tuple[int, int]:
     return tuple(int(s) for s in transform.shape)
 
 
+def _direction_ids(transform: Any) -> list[int]:
+    """Direction index of every wedge: the two real halves (``sqrt(2) Re``, ``sqrt(2) Im``) of one complex
+    curvelet wedge share one (a real wedge ``a`` of a scale with ``n > 1`` angles is direction ``a mod n/2``
+    of its scale); transforms without angles: one per wedge."""
+    nangles = getattr(transform, "nangles", None)
+    keys: dict[tuple[int, int], int] = {}
+    out = []
+    for w, wedge in enumerate(transform.wedges):
+        angle = getattr(wedge, "angle", None)
+        if nangles is None or angle is None:
+            key = (-1, w)
+        else:
+            n = int(nangles[int(wedge.scale)])
+            key = (int(wedge.scale), 0 if n == 1 else int(angle) % (n // 2))
+        out.append(keys.setdefault(key, len(keys)))
+    return out
+
+
 def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
-    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global)."""
+    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global).
+
+    ``"wedge"``: one group per direction of a scale, i.e. both real halves of a complex curvelet wedge
+    (issue 18: they sample the same frequencies; pooled together, ``C^T diag(v) C`` is a Fourier
+    multiplier, :meth:`landimg.transform.curvelet.Curvelet.direction_spectra`).
+    """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     n = int(transform.ncoef)
@@ -75,8 +98,9 @@ def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
     if pooling == "global":
         return np.zeros(n, dtype=np.int64)
     gid = np.full(n, -1, dtype=np.int64)
+    ids = _direction_ids(transform) if pooling == "wedge" else None
     for w, wedge in enumerate(transform.wedges):
-        gid[wedge.slice] = w if pooling == "wedge" else int(wedge.scale)
+        gid[wedge.slice] = ids[w] if ids is not None else int(wedge.scale)
     if (gid < 0).any():
         raise ValueError("transform.wedges do not cover every coefficient")
     return gid

@@ -107,13 +107,19 @@ class CovarianceOperator:
     def __init__(
         self, transform: Any, v: np.ndarray, valid: np.ndarray, offset: tuple[int, int],
         ensemble: Any = None, beta: float = 0.0, extra_v: np.ndarray | None = None,
-        land: np.ndarray | None = None,
+        land: np.ndarray | None = None, spectral: Any = None,
     ) -> None:  # fmt: skip
         self.transform, self.v, self.ensemble, self.beta = transform, v, ensemble, float(beta)
         if ensemble is not None:
             self.v = (1.0 - self.beta) * v
         if extra_v is not None:
             self.v = self.v + extra_v
+        # weights constant per direction: C^T diag(v) C is a Fourier multiplier (one FFT pair per product)
+        self.spectral, self.multiplier = spectral, None
+        if spectral is not None:
+            per = spectral.per_direction(self.v)
+            if per is not None:
+                self.multiplier = spectral.multiplier(per)
         self.tshape = tuple(int(s) for s in transform.shape)
         ny, nx = valid.shape
         oy, ox = offset
@@ -127,6 +133,8 @@ class CovarianceOperator:
     def _curvelet_field(self, z: np.ndarray) -> np.ndarray:
         img = np.zeros((z.shape[0],) + self.tshape)
         img[:, self.valid_t] = z
+        if self.multiplier is not None:
+            return self.spectral.apply(img, self.multiplier)
         c = self.transform.forward(img)
         c *= self.v
         return self.transform.inverse(c)
@@ -227,6 +235,8 @@ def gap_aware_increments(
     ensemble: Any = None,
     beta: float = 0.0,
     land: np.ndarray | None = None,
+    spectral: Any = None,
+    warn: bool = True,
 ) -> tuple[np.ndarray, SolveInfo]:
     """Analysis increments ``B H^T (H B H^T + R)^-1 d_i`` of every member, (nloc, ny, nx).
 
@@ -254,6 +264,11 @@ def gap_aware_increments(
         Hybrid ``B = (1 - beta) C^T diag(v) C + beta (X X^T / (N - 1)) o L``: a
         :class:`landimg.da.curvelet_hybrid.LocalizedEnsembleCovariance` built for these ``valid``
         pixels, its weight in [0, 1], and the land mask (ny, nx) it lives on (None: ``C^T diag(v) C``).
+    spectral : SpectralFrame, optional
+        :func:`landimg.da.curvelet_spectral.spectral_frame` of ``transform``: with ``v`` constant per
+        direction, products with ``C^T diag(v) C`` are FFT pairs (the same to round-off).
+    warn : bool
+        Log a warning for members that reach ``maxiter`` (False for deliberately short solves).
 
     Returns
     -------
@@ -283,13 +298,13 @@ def gap_aware_increments(
         raise ValueError(f"v must have shape ({int(transform.ncoef)},), got {v.shape}")
     if not tol > 0 or maxiter < 1:
         raise ValueError(f"need tol > 0 and maxiter >= 1, got tol={tol}, maxiter={maxiter}")
-    op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land)
+    op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land, spectral=spectral)
     nloc = innovation.shape[0]
     d = innovation[:, valid]
     if not np.all(np.isfinite(d)):
         raise ValueError("innovation must be finite at the valid pixels")
     z, info = pcg_solve(op, d, r_cov, jacobi_preconditioner(op, r_cov), tol, maxiter)
-    if not np.all(info.converged):
+    if warn and not np.all(info.converged):
         bad = np.flatnonzero(~info.converged)
         _log.warning(
             "gap-aware curvelet solve: %d member(s) not converged in %d iterations (worst rel. residual %.2e)",
