@@ -269,12 +269,12 @@ def _background_variance(p, transform, anom, pooling, variance_support, batch, c
     return s_b
 
 
-def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed) -> CoefficientStats:
+def _gain(p, transform, s_b, err, pooling, scale_weights, obs_var_samples, seed, frame=None) -> CoefficientStats:
     """Observation-error variance per coefficient ``s_o`` and the gain ``w s_b / (s_b + s_o)``."""
     gid = coefficient_groups(transform, pooling)
     scale = coefficient_scales(transform)
     s_o = err.coefficient_variance(
-        transform, obs_var_samples, seed, pooled=pooling != "coefficient", offset=p.offset
+        transform, obs_var_samples, seed, pooled=pooling != "coefficient", offset=p.offset, frame=frame
     )
     s_o = pool(s_o, gid)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -296,7 +296,7 @@ def _update(
     perturbed per member), "plain" (the same observations for every member) or "denkf" (``y - (x_i + mean)
     / 2``, the deterministic EnKF of Sakov & Oke 2008).
 
-    ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter)`` of the gap-aware solve
+    ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter, preconditioner)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
     hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given,
     and ``R`` the operator ``r_cov`` (:mod:`landimg.da.obs_covariance`: white or correlated). DEnKF with
@@ -329,7 +329,8 @@ def _update(
         with clock("update"):
             v = b_weights(stats.s_b, frame_norms2(transform))
             inc, info = gap_aware_increments(
-                innov, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], **op_kw,
+                innov, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], precond=cg[2],
+                **op_kw,
             )  # fmt: skip
         _solve_diagnostics(diag, p.layout, info)
         with clock("update"):
@@ -382,7 +383,7 @@ def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, 
         v = b_weights(stats.s_b, frame_norms2(transform))
         d = np.where(p.valid, p.obs - mean, 0.0)[None]
         inc_m, info = gap_aware_increments(
-            d, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], **op_kw
+            d, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], precond=cg[2], **op_kw
         )  # fmt: skip
         _solve_diagnostics(diag, p.layout, info)
         masked = np.where(p.valid, xb - mean, 0.0)
@@ -391,7 +392,7 @@ def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, 
         else:
             inc_a, info_a = gap_aware_increments(
                 masked, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0],
-                maxiter=s.anomaly_cg_iterations, warn=False, **op_kw,
+                maxiter=s.anomaly_cg_iterations, warn=False, precond=cg[2], **op_kw,
             )  # fmt: skip
             _solve_diagnostics(diag, p.layout, info_a, "cg_anomaly")
             inc_a -= p.layout.mean(inc_a)  # a truncated CG is not linear: keep the mean's increment exact
@@ -551,9 +552,9 @@ def curvelet_analysis(
     s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock, frame)
     anom = None  # free the memory
     err = _obs_error_model(p, cell_km, periodic_x)
-    stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed)
+    stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed, frame)
     clock.stop("statistics")
-    cg = (s.cg_tol, s.cg_maxiter) if s.solver == "cg" else None
+    cg = (s.cg_tol, s.cg_maxiter, s.cg_preconditioner) if s.solver == "cg" else None
     r_cov = _obs_covariance(p, cell_km, periodic_x) if cg is not None else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov)
@@ -579,7 +580,7 @@ def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock) -> dict[str, A
 
 def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov) -> np.ndarray:
     """Stage 1 of the two-stage analysis: the background ``xb`` minus the bias estimate (its diagnostics
-    into ``diag``); ``cg`` = (tol, maxiter) of the gap-aware solve."""
+    into ``diag``); ``cg`` = (tol, maxiter, preconditioner) of the gap-aware solve."""
     with clock("update"):
         b_a, bdiag = bias.analyse(
             transform, mean, p.obs, p.valid, p.land, r_cov,

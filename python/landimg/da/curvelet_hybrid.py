@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import coefficient_scales, extract
-from landimg.da.curvelet_var import CovarianceOperator, jacobi_preconditioner, pcg_solve
+from landimg.da.curvelet_var import CovarianceOperator, pcg_solve, preconditioner
 from landimg.da.localization import EARTH_RADIUS_KM, gaspari_cohn
 
 __all__ = ["BiasAware", "HybridB", "LocalizedEnsembleCovariance", "localization_matrices", "planar_xyz_km"]
@@ -260,14 +260,15 @@ class BiasAware:
     def analyse(
         self, transform: Any, mean_b: np.ndarray, obs: np.ndarray, valid: np.ndarray, land: np.ndarray,
         r_cov: Any, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
-        maxiter: int,
+        maxiter: int, precond: str = "jacobi",
     ) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """Stage 1: the bias analysis ``b_a`` (ny, nx) from the background mean ``mean_b`` (ny, nx).
 
         ``valid``, ``land`` (ny, nx) bool: usable observations, land pixels (where the diagnostics are
         taken); ``r_cov`` the observation-error covariance at the ``valid`` pixels (an operator of
         :mod:`landimg.da.obs_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
-        ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``). Stores the
+        ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``) and the
+        spectral frame; ``precond`` the CG preconditioner (:func:`landimg.da.curvelet_var.preconditioner`). Stores the
         next forecast ``memory * b_a`` in the state.
         """
         shape = mean_b.shape
@@ -277,7 +278,7 @@ class BiasAware:
         d = (obs - (mean_b - b_f))[valid][None]
         vb = np.where(mask, self.gamma * v, 0.0)
         op = CovarianceOperator(transform, v, valid, offset, extra_v=vb, **op_kw)
-        z, info = pcg_solve(op, d, r_cov, jacobi_preconditioner(op, r_cov), tol, maxiter)
+        z, info = pcg_solve(op, d, r_cov, preconditioner(op, r_cov, precond), tol, maxiter)
         img = np.zeros((1,) + tuple(int(s) for s in transform.shape))
         img[:, op.valid_t] = z
         beta_a = beta_f - (vb * transform.forward(img)[0])[mask]

@@ -18,7 +18,7 @@ from landimg.da.column_ops import (
 from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
-from landimg.da.curvelet_var import SOLVERS, max_nscales
+from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.obs_covariance import observation_covariance
 from landimg.da.obs_error import ObsError, as_obs_error
@@ -113,6 +113,11 @@ class CurveletEnKF(InflationSettings):
         Relative residual at which a member's conjugate-gradient solve stops.
     cg_maxiter : int
         Iteration cap of the solve (a warning names members that hit it).
+    cg_preconditioner : {"fourier", "jacobi"}
+        Preconditioner of the CG solves: ``"fourier"`` (default), ``(B + R)^-1`` of a fully observed periodic
+        domain as a Fourier multiplier, restricted to the observations (where ``B`` is one: pooled variances,
+        wavelets at the finest scale; else Jacobi), 2.5-3.5x fewer iterations than ``"jacobi"``,
+        ``1 / (mean diag B + diag R)``.
     anomaly_update : {"joint", "diagonal", "cg"}
         DEnKF with ``solver="cg"``: ``"joint"``, every member solved with its own innovation
         ``y - H (x_i + mean) / 2`` (the exact DEnKF, one solve per member); ``"diagonal"``, the mean by one
@@ -161,6 +166,7 @@ class CurveletEnKF(InflationSettings):
     solver: str = "cg"
     cg_tol: float = 1e-4
     cg_maxiter: int = 300
+    cg_preconditioner: str = "fourier"
     anomaly_update: str = "joint"
     anomaly_cg_iterations: int = 5
     hybrid_beta: float = 0.0
@@ -188,6 +194,8 @@ class CurveletEnKF(InflationSettings):
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         self.check_inflation_settings()
+        if self.cg_preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"cg_preconditioner must be one of {'|'.join(PRECONDITIONERS)}, got {self.cg_preconditioner!r}")
         if self.anomaly_update not in ANOMALY_UPDATES:
             raise ValueError(f"anomaly_update must be one of {'|'.join(ANOMALY_UPDATES)}, got {self.anomaly_update!r}")
         if self.anomaly_cg_iterations < 1:

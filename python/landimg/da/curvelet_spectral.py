@@ -39,6 +39,7 @@ class SpectralFrame:
         self._first[self.direction[idx]] = idx
         # sum_k |row_k|^2 over each direction: the energy of unit white noise
         self.white_energy = self.spectra.table @ self.spectra.counts.ravel()
+        self.ncoef_per_direction = np.bincount(self.direction, minlength=self.ndir).astype(np.float64)
 
     def per_direction(self, values: np.ndarray, rtol: float = 1e-12) -> np.ndarray | None:
         """The per-coefficient ``values`` (ncoef,) as one value per direction (ndir,), or None when they
@@ -59,6 +60,11 @@ class SpectralFrame:
         f = scipy.fft.rfft2(images, axes=(-2, -1))
         f *= multiplier
         return scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1))
+
+    def stationary_energy(self, spectrum: np.ndarray) -> np.ndarray:
+        """Expected energy per direction of a stationary unit-variance field of power spectrum ``spectrum``
+        (M, N // 2 + 1) (the DFT of its periodic covariance; 1 everywhere for white noise), (ndir,)."""
+        return self.spectra.table @ (self.spectra.counts * spectrum).ravel()
 
     def energies(self, images: np.ndarray) -> np.ndarray:
         """Energy of every image on every direction, ``sum_{k in d} (C x)_k^2``, (k, ndir)."""

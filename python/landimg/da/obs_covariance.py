@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["DiagonalCovariance", "GaussianCorrelation", "ObservationCovariance", "observation_covariance"]
+__all__ = [
+    "DiagonalCovariance", "GaussianCorrelation", "ObservationCovariance", "observation_covariance", "periodic_spectrum",
+]  # fmt: skip
 
 _TRUNCATE = 6.0  # kernel support in units of L: exp(-36) = 2.3e-16
 
@@ -60,6 +62,18 @@ def _spectrum(shape: tuple[int, int], cell_km: tuple[float, float], length_km: f
     spec = np.outer(scipy.fft.fft(ky).real, scipy.fft.rfft(kx).real)
     spec.setflags(write=False)
     return spec, (ky.size, kx.size)
+
+
+@functools.lru_cache(maxsize=8)
+def periodic_spectrum(shape: tuple[int, int], cell_km: tuple[float, float], length_km: float) -> np.ndarray:
+    """The rfft2 spectrum (M, N // 2 + 1) of ``exp(-r^2 / L^2)`` periodized on an ``M x N`` grid of cells
+    ``cell_km``: the correlation as a Fourier multiplier of a periodic domain (1 at r = 0 in physical space;
+    used to precondition the solve, where an approximation suffices)."""
+    ky = _axis_kernel(int(shape[0]), float(cell_km[0]), float(length_km), True)
+    kx = _axis_kernel(int(shape[1]), float(cell_km[1]), float(length_km), True)
+    spec = np.outer(scipy.fft.fft(ky).real, scipy.fft.rfft(kx).real)
+    spec.setflags(write=False)
+    return spec
 
 
 class GaussianCorrelation:
@@ -114,6 +128,11 @@ class DiagonalCovariance:
         """``1^T R 1``: the variance of the sum of the observation errors."""
         return float(np.sum(self.var))
 
+    def mean_spectrum(self, shape: tuple[int, int]) -> float:
+        """``R`` as a Fourier multiplier of a fully observed periodic ``shape`` domain, on average: the mean
+        variance (a preconditioner's approximation)."""
+        return float(np.mean(self.var)) if self.var.size else 0.0
+
 
 class ObservationCovariance:
     """``R = D_w^2 + D_c G D_c`` on the usable observations (module docstring).
@@ -159,6 +178,14 @@ class ObservationCovariance:
     def total(self) -> float:
         """``1^T R 1``: the variance of the sum of the observation errors."""
         return float(np.sum(self.white_var) + np.sum(self.correlated(np.ones((1, self.white_var.size)))))
+
+    def mean_spectrum(self, shape: tuple[int, int]) -> np.ndarray:
+        """``R`` as a Fourier multiplier of a fully observed periodic ``shape`` domain with the mean white
+        and correlated variances (a preconditioner's approximation), (M, N // 2 + 1)."""
+        g = self.correlation
+        return float(np.mean(self.white_var)) + float(np.mean(self.corr_std**2)) * periodic_spectrum(
+            tuple(shape), g.cell_km, g.length_km
+        )
 
 
 def observation_covariance(
