@@ -46,7 +46,7 @@ from landimg.da.curvelet_stats import (
 )
 from landimg.da.curvelet_var import b_weights, gap_aware_increments
 from landimg.da.inflation import smoothed_inflation
-from landimg.da.obs_covariance import DiagonalCovariance, observation_covariance
+from landimg.da.obs_covariance import DiagonalCovariance, GaussianCorrelation, observation_covariance
 from landimg.da.obs_error import ObsError, ObsErrorModel
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
@@ -337,7 +337,7 @@ def _update(
             np.add(xb, inc, out=inc)
             return np.where(p.upd, inc, p.background)
     with clock("transform"):
-        inc = _diagonal_gain(p, transform, frame, stats.gain, innov, batch)
+        inc = _diagonal_gain(p, transform, frame, stats.gain, innov, batch, op_kw.get("scale"))
     with clock("update"):
         np.add(xb, inc, out=inc)
         return np.where(p.upd, inc, p.background)  # not updated: background as given
@@ -353,20 +353,24 @@ def _solve_diagnostics(diag: dict[str, Any], layout: MemberLayout, info: Any, pr
     diag[f"{prefix}_unconverged"] = int(bad)
 
 
-def _diagonal_gain(p, transform, frame, gain, images, batch) -> np.ndarray:
+def _diagonal_gain(p, transform, frame, gain, images, batch, scale=None) -> np.ndarray:
     """``C^T (k * C x)`` of every image (k, ny, nx) on the transform domain, cropped to the image: one FFT pair
     per image when ``k`` is constant per direction (:mod:`landimg.da.curvelet_spectral`), else a transform
-    pair."""
+    pair. With variance filtering (``scale`` = S): ``S C^T (k * C (x / S))`` (the gain of the normalised
+    problem)."""
+    if scale is not None:
+        images = np.where(scale > 0, images / np.where(scale > 0, scale, 1.0), 0.0)
     per = frame.per_direction(gain) if frame is not None else None
     if per is not None:
-        return extract(frame.apply(embed(images, p.tshape, p.offset), frame.multiplier(per)), p.obs.shape, p.offset)
-    out = np.empty_like(images)
-    for b0 in range(0, images.shape[0], batch):
-        sl = slice(b0, b0 + batch)
-        cd = transform.forward(embed(images[sl], p.tshape, p.offset))
-        cd *= gain
-        out[sl] = extract(transform.inverse(cd), p.obs.shape, p.offset)
-    return out
+        out = extract(frame.apply(embed(images, p.tshape, p.offset), frame.multiplier(per)), p.obs.shape, p.offset)
+    else:
+        out = np.empty_like(images)
+        for b0 in range(0, images.shape[0], batch):
+            sl = slice(b0, b0 + batch)
+            cd = transform.forward(embed(images[sl], p.tshape, p.offset))
+            cd *= gain
+            out[sl] = extract(transform.inverse(cd), p.obs.shape, p.offset)
+    return out if scale is None else out * scale
 
 
 def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, s, frame) -> np.ndarray:
@@ -388,7 +392,7 @@ def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, 
         _solve_diagnostics(diag, p.layout, info)
         masked = np.where(p.valid, xb - mean, 0.0)
         if s.anomaly_update == "diagonal":
-            inc_a = _diagonal_gain(p, transform, frame, stats.gain, masked, batch)
+            inc_a = _diagonal_gain(p, transform, frame, stats.gain, masked, batch, op_kw.get("scale"))
         else:
             inc_a, info_a = gap_aware_increments(
                 masked, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0],
@@ -419,12 +423,45 @@ def _inflated_background(p: _Problem, inflation: float) -> np.ndarray:
     return analysis
 
 
-def _obs_error_model(p: _Problem, cell_km: tuple[float, float], periodic_x: bool) -> ObsErrorModel:
+def _variance_scale(p: _Problem, anom: np.ndarray, length_km: float, cell_km: tuple[float, float],
+                    periodic_x: bool) -> np.ndarray:  # fmt: skip
+    """``S`` (ny, nx): the smoothed ensemble standard deviation on land (0 elsewhere), for the variance
+    filtering ``B = S C^T diag(v) C S`` (Raynaud, Berre & Desroziers 2009; Bonavita et al. 2012).
+
+    The per-pixel ensemble variance of the (inflated) anomalies ``anom`` (member-ordered sums) is averaged
+    over land by a normalised Gaussian filter of length ``length_km`` (weights ``exp(-r^2 / L^2)``,
+    :class:`~landimg.da.obs_covariance.GaussianCorrelation`; 0 = no smoothing): sampling noise of the
+    ``N``-member variance (relative std ``sqrt(2 / (N - 1))``) averages out over the filter's land area."""
+    var = p.layout.ordered_sum(anom * anom) / (p.layout.nmem - 1)
+    land = p.land.astype(np.float64)
+    if length_km > 0:
+        g = GaussianCorrelation(p.land.shape, cell_km, length_km, periodic_x)
+        num, den = g.apply(np.stack([var * land, land]))
+        var = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), 0.0)
+    return np.where(p.land, np.sqrt(np.maximum(var, 0.0)), 0.0)
+
+
+def _obs_error_model(
+    p: _Problem, cell_km: tuple[float, float], periodic_x: bool, scale: np.ndarray | None = None
+) -> ObsErrorModel:
     """The assumed observation error as an image model (for the coefficient variances ``s_o`` and the
     perturbations drawn here); unobserved pixels take the rms observation-error std. The split of the
     variance into its white and correlated parts is the error's overall white fraction (exact when it is
-    the same at every pixel, as for errors declared by a fraction)."""
+    the same at every pixel, as for errors declared by a fraction). With ``scale`` (variance filtering) the
+    error of the normalised problem, ``sigma / S`` (for the gains; observations where ``S = 0`` take the
+    rms)."""
     vals = p.std[p.valid]
+    if scale is not None:
+        sv = scale[p.valid]
+        ok = sv > 0
+        vals = np.where(ok, vals / np.where(ok, sv, 1.0), np.sqrt(np.mean((vals[ok] / sv[ok]) ** 2)) if ok.any() else 1.0)
+        norm = np.zeros(p.std.shape)
+        norm[p.valid] = vals
+        fill_sigma = float(np.sqrt(np.mean(vals**2)))
+        sigma = np.where(p.valid, norm, fill_sigma)
+        if not p.error.correlated:
+            return ObsErrorModel(sigma, 0.0, cell_km, periodic_x, 1.0)
+        return ObsErrorModel(sigma, p.error.corr_length_km, cell_km, periodic_x, p.error.white_fraction)
     # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
     fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
     sigma = np.where(p.valid, p.std, fill_sigma)
@@ -527,7 +564,8 @@ def curvelet_analysis(
         ``n_obs``, ``n_nan_masked``, ``stats`` (:class:`CoefficientStats`), ``gain_per_scale`` (diagonal-form
         gain, also for ``"cg"``); adaptive: ``inflation`` (applied), ``inflation_lambda`` (unclipped, NaN if
         undefined); ``"cg"``: ``cg_iterations`` (member mean), ``cg_unconverged`` (members at ``cg_maxiter``);
-        ``bias``: ``bias_mean``, ``bias_rms`` (over land), ``bias_iterations``.
+        ``bias``: ``bias_mean``, ``bias_rms`` (over land), ``bias_iterations``; ``variance_filtering``:
+        ``variance_scale`` (the image ``S``, (ny, nx)).
     """
     s = method_settings(settings, options)
     hybrid = HybridB(s.hybrid_beta, s.hybrid_radius_km, xyz_km) if s.hybrid_beta > 0 else None
@@ -549,10 +587,15 @@ def curvelet_analysis(
     frame = spectral_frame(transform)
     mean, anom, xb = _inflated_anomalies(p, s, state, diag)
     op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock), "spectral": frame}
+    scale = _variance_scale(p, anom, s.variance_smoothing_km, cell_km, periodic_x) if s.variance_filtering else None
+    if scale is not None:  # B = S C^T diag(v) C S: v from the normalised anomalies
+        anom = np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
+        op_kw["scale"] = diag["variance_scale"] = scale
     s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock, frame)
     anom = None  # free the memory
     err = _obs_error_model(p, cell_km, periodic_x)
-    stats = _gain(p, transform, s_b, err, s.pooling, s.scale_weights, s.obs_var_samples, seed, frame)
+    gain_err = err if scale is None else _obs_error_model(p, cell_km, periodic_x, scale)
+    stats = _gain(p, transform, s_b, gain_err, s.pooling, s.scale_weights, s.obs_var_samples, seed, frame)
     clock.stop("statistics")
     cg = (s.cg_tol, s.cg_maxiter, s.cg_preconditioner) if s.solver == "cg" else None
     r_cov = _obs_covariance(p, cell_km, periodic_x) if cg is not None else None
@@ -584,7 +627,7 @@ def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag,
     with clock("update"):
         b_a, bdiag = bias.analyse(
             transform, mean, p.obs, p.valid, p.land, r_cov,
-            b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg,
+            b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg, scale2=_mean_square(op_kw.get("scale"), p.land),
         )  # fmt: skip
     diag.update(bdiag)
     return np.where(p.land, xb - b_a, 0.0)
@@ -607,3 +650,11 @@ def curvelet_enkf(
     """
     analysis, _ = curvelet_analysis(background, obs, obs_std, transform, settings, **options)
     return analysis
+
+
+def _mean_square(scale: np.ndarray | None, land: np.ndarray) -> float:
+    """Mean of ``S^2`` over land (1 without variance filtering)."""
+    if scale is None:
+        return 1.0
+    vals = scale[land]
+    return float(np.mean(vals**2)) if vals.size else 1.0

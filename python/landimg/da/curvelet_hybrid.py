@@ -260,7 +260,7 @@ class BiasAware:
     def analyse(
         self, transform: Any, mean_b: np.ndarray, obs: np.ndarray, valid: np.ndarray, land: np.ndarray,
         r_cov: Any, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
-        maxiter: int, precond: str = "jacobi",
+        maxiter: int, precond: str = "jacobi", scale2: float = 1.0,
     ) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """Stage 1: the bias analysis ``b_a`` (ny, nx) from the background mean ``mean_b`` (ny, nx).
 
@@ -268,7 +268,9 @@ class BiasAware:
         taken); ``r_cov`` the observation-error covariance at the ``valid`` pixels (an operator of
         :mod:`landimg.da.obs_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
         ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``) and the
-        spectral frame; ``precond`` the CG preconditioner (:func:`landimg.da.curvelet_var.preconditioner`). Stores the
+        spectral frame (and the variance filter ``scale``, which ``P_b`` does not take: with it ``v`` is in
+        normalised units and ``P_b = bias_gamma * scale2 * C^T diag(m o v) C``, ``scale2`` the mean ``S^2``);
+        ``precond`` the CG preconditioner (:func:`landimg.da.curvelet_var.preconditioner`). Stores the
         next forecast ``memory * b_a`` in the state.
         """
         shape = mean_b.shape
@@ -276,7 +278,7 @@ class BiasAware:
         beta_f = self.forecast(transform)
         b_f = self.image(transform, beta_f, shape, offset)
         d = (obs - (mean_b - b_f))[valid][None]
-        vb = np.where(mask, self.gamma * v, 0.0)
+        vb = np.where(mask, self.gamma * scale2 * v, 0.0)
         op = CovarianceOperator(transform, v, valid, offset, extra_v=vb, **op_kw)
         z, info = pcg_solve(op, d, r_cov, preconditioner(op, r_cov, precond), tol, maxiter)
         img = np.zeros((1,) + tuple(int(s) for s in transform.shape))

@@ -47,6 +47,13 @@ class CurveletEnKF(InflationSettings):
         How pooled background variances are brought to their land value: divided by the land fraction
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
         land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
+    variance_filtering : bool
+        A ``B`` that varies in space: ``B = S C^T diag(v) C S`` with ``S`` the ensemble standard deviation per
+        pixel smoothed over land (``variance_smoothing_km``) and ``v`` the pooled variances of the normalised
+        anomalies ``a_i / S`` (Raynaud, Berre & Desroziers 2009; Bonavita et al. 2012); False: ``S = 1``.
+    variance_smoothing_km : float
+        Length L of the normalised Gaussian filter (``exp(-r^2 / L^2)``) that smooths the ensemble variance
+        of ``variance_filtering``, km (0: per pixel).
     inflation_per_scale : bool
         Adaptive mode: one time-smoothed inflation per curvelet scale, estimated from the innovations and
         ensemble anomalies projected on each scale and applied to every layer's anomalies in curvelet space
@@ -147,6 +154,8 @@ class CurveletEnKF(InflationSettings):
 
     pooling: str = "wedge"
     variance_support: str = "land_fraction"
+    variance_filtering: bool = False
+    variance_smoothing_km: float = 300.0
     inflation_per_scale: bool = False
     rtps: float = 0.0
     perturb_obs: bool = True
@@ -196,6 +205,8 @@ class CurveletEnKF(InflationSettings):
         self.check_inflation_settings()
         if self.cg_preconditioner not in PRECONDITIONERS:
             raise ValueError(f"cg_preconditioner must be one of {'|'.join(PRECONDITIONERS)}, got {self.cg_preconditioner!r}")
+        if not (np.isfinite(self.variance_smoothing_km) and self.variance_smoothing_km >= 0):
+            raise ValueError(f"variance_smoothing_km must be finite and >= 0, got {self.variance_smoothing_km}")
         if self.anomaly_update not in ANOMALY_UPDATES:
             raise ValueError(f"anomaly_update must be one of {'|'.join(ANOMALY_UPDATES)}, got {self.anomaly_update!r}")
         if self.anomaly_cg_iterations < 1:

@@ -102,26 +102,28 @@ class CovarianceOperator:
 
     With a localized ensemble covariance ``ensemble`` (:mod:`landimg.da.curvelet_hybrid`) the hybrid
     ``(1 - beta) C^T diag(v) C + beta (X X^T / (N - 1)) o L`` (on the ``land`` pixels); ``extra_v`` (ncoef,) adds
-    ``C^T diag(extra_v) C`` (the bias covariance of the two-stage analysis). Without either, exactly
-    ``C^T diag(v) C``.
+    ``C^T diag(extra_v) C`` (the bias covariance of the two-stage analysis). With ``scale`` (variance
+    filtering) the curvelet part is ``S C^T diag(v) C S``, ``S`` the image ``scale`` (the extra part is not
+    scaled). Without any of them, exactly ``C^T diag(v) C``. Weights constant per direction make a curvelet
+    part a Fourier multiplier (``spectral``: one FFT pair per product instead of a transform pair).
     """
 
     def __init__(
         self, transform: Any, v: np.ndarray, valid: np.ndarray, offset: tuple[int, int],
         ensemble: Any = None, beta: float = 0.0, extra_v: np.ndarray | None = None,
-        land: np.ndarray | None = None, spectral: Any = None,
+        land: np.ndarray | None = None, spectral: Any = None, scale: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         self.transform, self.v, self.ensemble, self.beta = transform, v, ensemble, float(beta)
         if ensemble is not None:
             self.v = (1.0 - self.beta) * v
-        if extra_v is not None:
+        self.extra_v = None
+        if extra_v is not None and scale is None:
             self.v = self.v + extra_v
-        # weights constant per direction: C^T diag(v) C is a Fourier multiplier (one FFT pair per product)
-        self.spectral, self.multiplier = spectral, None
-        if spectral is not None:
-            per = spectral.per_direction(self.v)
-            if per is not None:
-                self.multiplier = spectral.multiplier(per)
+        elif extra_v is not None:
+            self.extra_v = extra_v
+        self.spectral = spectral
+        self.multiplier = self._multiplier(self.v)
+        self.extra_multiplier = None if self.extra_v is None else self._multiplier(self.extra_v)
         self.tshape = tuple(int(s) for s in transform.shape)
         ny, nx = valid.shape
         oy, ox = offset
@@ -131,15 +133,38 @@ class CovarianceOperator:
         self.land = land  # land pixels of the image (ny, nx): where the ensemble part lives
         if ensemble is not None and land is None:
             raise ValueError("CovarianceOperator: an ensemble part needs the land mask")
+        # variance filtering: B = S C^T diag(v) C S with S (ny, nx) the smoothed ensemble std
+        self.scale_t = self.scale_obs = None
+        if scale is not None:
+            self.scale_t = np.zeros(self.tshape)
+            self.scale_t[self.window] = np.asarray(scale, dtype=np.float64)
+            self.scale_obs = self.scale_t[self.valid_t]
+
+    def _multiplier(self, v: np.ndarray) -> np.ndarray | None:
+        """The Fourier multiplier of ``C^T diag(v) C`` when ``v`` is constant per direction, else None."""
+        if self.spectral is None:
+            return None
+        per = self.spectral.per_direction(v)
+        return None if per is None else self.spectral.multiplier(per)
+
+    def _weighted(self, img: np.ndarray, v: np.ndarray, multiplier: np.ndarray | None) -> np.ndarray:
+        """``C^T diag(v) C img`` of images (k, Ty, Tx): an FFT pair, or a transform pair."""
+        if multiplier is not None:
+            return self.spectral.apply(img, multiplier)
+        c = self.transform.forward(img)
+        c *= v
+        return self.transform.inverse(c)
 
     def _curvelet_field(self, z: np.ndarray) -> np.ndarray:
         img = np.zeros((z.shape[0],) + self.tshape)
-        img[:, self.valid_t] = z
-        if self.multiplier is not None:
-            return self.spectral.apply(img, self.multiplier)
-        c = self.transform.forward(img)
-        c *= self.v
-        return self.transform.inverse(c)
+        img[:, self.valid_t] = z if self.scale_t is None else z * self.scale_obs
+        out = self._weighted(img, self.v, self.multiplier)
+        if self.scale_t is not None:
+            out *= self.scale_t
+        if self.extra_v is not None:
+            img[:, self.valid_t] = z
+            out += self._weighted(img, self.extra_v, self.extra_multiplier)
+        return out
 
     def field(self, z: np.ndarray) -> np.ndarray:
         """``B H^T z`` on the transform domain: (k, nobs) -> (k, Ty, Tx)."""
@@ -158,8 +183,15 @@ class CovarianceOperator:
 
     def mean_diagonal(self) -> np.ndarray | float:
         """Diagonal of ``H B H^T`` for the Jacobi preconditioner: the curvelet part's mean diagonal over the
-        transform domain (exact per pooled wedge), plus the ensemble variance at each observation (nobs,)."""
-        b0 = float(np.sum(self.v * frame_norms2(self.transform))) / float(np.prod(self.tshape))
+        transform domain (exact per pooled wedge; times ``S^2`` at each observation with variance
+        filtering), plus the ensemble variance at each observation (nobs,)."""
+        norms2 = frame_norms2(self.transform)
+        npix = float(np.prod(self.tshape))
+        b0 = float(np.sum(self.v * norms2)) / npix
+        if self.scale_t is not None:
+            b0 = b0 * self.scale_obs**2
+        if self.extra_v is not None:
+            b0 = b0 + float(np.sum(self.extra_v * norms2)) / npix
         if self.ensemble is None:
             return b0
         return b0 + self.beta * self.ensemble.variance_obs()
@@ -184,16 +216,27 @@ def fourier_preconditioner(op: CovarianceOperator, r: Any) -> Any:
     r_cov = as_covariance(r)
     spec = getattr(r_cov, "mean_spectrum", None)
     r_hat = spec(op.tshape) if spec is not None else float(np.mean(r_cov.diagonal()))
+    d = None  # variance filtering: D^-1 (H (K + (K_extra + R) / s2) H^T)^-1 D^-1 with D = S at the observations
+    if op.scale_t is not None:
+        s2 = float(np.mean(op.scale_obs**2)) if op.scale_obs.size else 1.0
+        s2 = s2 if s2 > 0 else 1.0
+        d = np.where(op.scale_obs > 0, op.scale_obs, np.sqrt(s2))
+        r_hat = r_hat / s2
+        if op.extra_v is not None:
+            if op.extra_multiplier is None:
+                return None
+            r_hat = r_hat + op.extra_multiplier / s2
     den = op.multiplier + r_hat
     if op.ensemble is not None:
-        den = den + op.beta * float(np.mean(op.ensemble.variance_obs()))
+        den = den + op.beta * float(np.mean(op.ensemble.variance_obs())) / (1.0 if d is None else s2)
     inv = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 0.0)
     frame, valid_t, tshape = op.spectral, op.valid_t, op.tshape
 
     def apply(z: np.ndarray) -> np.ndarray:
         img = np.zeros((z.shape[0],) + tshape)
-        img[:, valid_t] = z
-        return frame.apply(img, inv)[:, valid_t]
+        img[:, valid_t] = z if d is None else z / d
+        out = frame.apply(img, inv)[:, valid_t]
+        return out if d is None else out / d
 
     return apply
 
@@ -282,6 +325,7 @@ def gap_aware_increments(
     spectral: Any = None,
     warn: bool = True,
     precond: str = "jacobi",
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SolveInfo]:
     """Analysis increments ``B H^T (H B H^T + R)^-1 d_i`` of every member, (nloc, ny, nx).
 
@@ -316,6 +360,8 @@ def gap_aware_increments(
         Log a warning for members that reach ``maxiter`` (False for deliberately short solves).
     precond : {"jacobi", "fourier"}
         The CG preconditioner (:func:`preconditioner`).
+    scale : ndarray (ny, nx), optional
+        Variance filtering: ``B = S C^T diag(v) C S`` with ``S`` this image (the smoothed ensemble std).
 
     Returns
     -------
@@ -345,7 +391,8 @@ def gap_aware_increments(
         raise ValueError(f"v must have shape ({int(transform.ncoef)},), got {v.shape}")
     if not tol > 0 or maxiter < 1:
         raise ValueError(f"need tol > 0 and maxiter >= 1, got tol={tol}, maxiter={maxiter}")
-    op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land, spectral=spectral)
+    op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land, spectral=spectral,
+                            scale=scale)  # fmt: skip
     nloc = innovation.shape[0]
     d = innovation[:, valid]
     if not np.all(np.isfinite(d)):
