@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.curvelet_hybrid import BiasAware, HybridB
+from landimg.da.curvelet_hybrid import BiasAware, FineBand, HybridB
 from landimg.da.curvelet_spectral import spectral_frame
 from landimg.da.curvelet_stats import (
     CoefficientStats,
@@ -586,7 +586,8 @@ def curvelet_analysis(
     clock = _Clock(timings)
     frame = spectral_frame(transform)
     mean, anom, xb = _inflated_anomalies(p, s, state, diag)
-    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock), "spectral": frame}
+    band = FineBand(s.fine_band_scales, s.fine_band_radius_km, xyz_km) if s.fine_band_scales > 0 else None
+    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band, transform, frame), "spectral": frame}
     scale = _variance_scale(p, anom, s.variance_smoothing_km, cell_km, periodic_x) if s.variance_filtering else None
     if scale is not None:  # B = S C^T diag(v) C S: v from the normalised anomalies
         anom = np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
@@ -612,8 +613,14 @@ def curvelet_analysis(
     return analysis, diag
 
 
-def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock) -> dict[str, Any]:
-    """Keyword arguments of the CG operator for the hybrid covariance ({} without an ensemble part)."""
+def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band=None, transform=None,
+                     frame=None) -> dict[str, Any]:  # fmt: skip
+    """Keyword arguments of the CG operator for the hybrid covariance, or for the scale-dependent one
+    (``band``: :class:`~landimg.da.curvelet_hybrid.FineBand`); {} without an ensemble part."""
+    if band is not None:
+        with clock("update"):
+            ens = band.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x, transform, p.offset, frame)
+        return {"ensemble": ens, "ensemble_weight": 1.0, "land": p.land, "v_mask": 1.0 - band.fine_mask(transform)}
     if hybrid is None or not hybrid.beta > 0:
         return {}
     with clock("update"):

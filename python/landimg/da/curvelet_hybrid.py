@@ -44,7 +44,9 @@ from landimg.da.curvelet_stats import coefficient_scales, extract
 from landimg.da.curvelet_var import CovarianceOperator, pcg_solve, preconditioner
 from landimg.da.localization import EARTH_RADIUS_KM, gaspari_cohn
 
-__all__ = ["BiasAware", "HybridB", "LocalizedEnsembleCovariance", "localization_matrices", "planar_xyz_km"]
+__all__ = [
+    "BiasAware", "FineBand", "HybridB", "LocalizedEnsembleCovariance", "localization_matrices", "planar_xyz_km",
+]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
 
@@ -193,6 +195,63 @@ class HybridB:
         obs_idx = np.flatnonzero(valid[land])
         l_oo, l_lo = localization_matrices(xyz, obs_idx, self.radius_km)
         return LocalizedEnsembleCovariance(layout.allgather_members(anom[:, land]), obs_idx, l_oo, l_lo)
+
+
+@dataclass(frozen=True)
+class FineBand:
+    """Scale-dependent covariances (Buehner & Shlyaeva 2015; Caron & Buehner 2018): the curvelet-diagonal
+    ``B`` on the coarse scales, the localized covariance of band-passed ensemble anomalies on the fine ones,
+
+        B = C^T diag(v o m_c) C + (X_f X_f^T / (N - 1)) o L_f,      X_f = C^T (m_f o C X),
+
+    with ``m_f`` the mask of the ``nscales`` finest curvelet scales, ``m_c = 1 - m_f`` (``X_c + X_f = X``: the
+    frame is tight) and ``L_f`` Gaspari-Cohn of support ``radius_km`` (the fine band's own, shorter radius).
+    Cross-band covariances are neglected. ``xyz_km`` (nland, 3): land pixel positions (None: a flat grid).
+    """
+
+    nscales: int
+    radius_km: float
+    xyz_km: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.nscales < 1:
+            raise ValueError(f"fine_band_scales must be >= 1 to use the fine band, got {self.nscales}")
+        if not self.radius_km > 0:
+            raise ValueError(f"fine_band_radius_km must be > 0, got {self.radius_km}")
+
+    def fine_mask(self, transform: Any) -> np.ndarray:
+        """1.0 on the coefficients of the ``nscales`` finest scales, else 0.0, (ncoef,)."""
+        scale = coefficient_scales(transform)
+        return (scale >= scale.max() + 1 - self.nscales).astype(np.float64)
+
+    def band_passed(self, anom: np.ndarray, transform: Any, offset: tuple[int, int], frame: Any = None,
+                    batch: int = 8) -> np.ndarray:  # fmt: skip
+        """``C^T (m_f o C a)`` of every anomaly image (k, ny, nx) (an FFT pair each with a spectral frame)."""
+        from landimg.da.curvelet_stats import embed, transform_shape
+
+        mask = self.fine_mask(transform)
+        tshape = transform_shape(transform)
+        per = frame.per_direction(mask) if frame is not None else None
+        if per is not None:
+            return extract(frame.apply(embed(anom, tshape, offset), frame.multiplier(per)), anom.shape[1:], offset)
+        out = np.empty_like(anom)
+        for b0 in range(0, anom.shape[0], batch):
+            c = transform.forward(embed(anom[b0 : b0 + batch], tshape, offset))
+            c *= mask
+            out[b0 : b0 + batch] = extract(transform.inverse(c), anom.shape[1:], offset)
+        return out
+
+    def covariance(
+        self, anom: np.ndarray, land: np.ndarray, valid: np.ndarray, layout: Any, cell_km: tuple[float, float],
+        periodic_x: bool, transform: Any, offset: tuple[int, int], frame: Any = None,
+    ) -> LocalizedEnsembleCovariance:  # fmt: skip
+        """The localized covariance of this rank's band-passed anomaly images (all members gathered, member
+        order); ``anom`` (nloc, ny, nx) zero off land."""
+        xyz = self.xyz_km if self.xyz_km is not None else planar_xyz_km(land, cell_km, periodic_x)
+        fine = self.band_passed(anom, transform, offset, frame)
+        obs_idx = np.flatnonzero(valid[land])
+        l_oo, l_lo = localization_matrices(xyz, obs_idx, self.radius_km)
+        return LocalizedEnsembleCovariance(layout.allgather_members(fine[:, land]), obs_idx, l_oo, l_lo)
 
 
 def sphere_xyz_km(xyz_unit: np.ndarray) -> np.ndarray:

@@ -139,6 +139,13 @@ class CurveletEnKF(InflationSettings):
         curvelet-diagonal ``B`` alone, exactly.
     hybrid_radius_km : float
         Support of the Gaspari-Cohn localization ``L`` of the ensemble part, km (weight 0 beyond).
+    fine_band_scales : int
+        Scale-dependent covariances (Buehner & Shlyaeva 2015): the ``fine_band_scales`` finest curvelet scales
+        take the localized covariance of band-passed ensemble anomalies, ``(X_f X_f^T / (N - 1)) o L_f`` with
+        ``X_f = C^T (m_f o C X)``, the coarser ones keep the curvelet-diagonal ``B`` (and the bias stage);
+        0 (default): the curvelet ``B`` at every scale (``solver="cg"``; not with ``hybrid_beta``).
+    fine_band_radius_km : float
+        Support of the Gaspari-Cohn localization ``L_f`` of the fine band, km.
     bias_correction : bool
         Bias-aware two-stage analysis (Dee & da Silva 1998): a forecast bias on the ``bias_nscales``
         coarsest curvelet scales, carried by the host between analyses, is estimated from the innovations
@@ -180,6 +187,8 @@ class CurveletEnKF(InflationSettings):
     anomaly_cg_iterations: int = 5
     hybrid_beta: float = 0.0
     hybrid_radius_km: float = 1000.0
+    fine_band_scales: int = 0
+    fine_band_radius_km: float = 300.0
     bias_correction: bool = True
     bias_gamma: float = 0.1
     bias_memory: float = 1.0
@@ -190,6 +199,11 @@ class CurveletEnKF(InflationSettings):
         BiasAware(self.bias_gamma, self.bias_memory, self.bias_nscales, {})
         if self.solver != "cg" and self.hybrid_beta > 0:
             raise ValueError("hybrid_beta > 0 needs solver='cg'")
+        if self.fine_band_scales < 0 or not self.fine_band_radius_km > 0:
+            raise ValueError(f"fine_band_scales must be >= 0 and fine_band_radius_km > 0, got "
+                             f"{self.fine_band_scales}, {self.fine_band_radius_km}")  # fmt: skip
+        if self.fine_band_scales > 0 and (self.solver != "cg" or self.hybrid_beta > 0):
+            raise ValueError("fine_band_scales > 0 needs solver='cg' and hybrid_beta = 0")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {'|'.join(SOLVERS)}, got {self.solver!r}")
         if not self.cg_tol > 0 or self.cg_maxiter < 1:
@@ -259,16 +273,18 @@ class CurveletEnKF(InflationSettings):
             padded = EdgePadding(shape, pad=self.pad, periodic_lon=periodic_lon).padded_shape
         except ValueError as exc:
             raise ValueError(f"pad: {exc}") from None
-        if self.nscales is None:
-            return  # chosen from the padded grid
-        try:
-            check_parameters(padded, int(self.nscales), int(self.nangles_coarse), self.finest)
-        except ValueError:
-            most = max_nscales(padded) if min(padded) >= 6 else 1
-            raise ValueError(
-                f"nscales = {self.nscales} does not fit the padded grid {padded} of this domain "
-                f"(at most {most})"
-            ) from None
+        most = max_nscales(padded) if min(padded) >= 6 else 1
+        if self.nscales is not None:
+            try:
+                check_parameters(padded, int(self.nscales), int(self.nangles_coarse), self.finest)
+            except ValueError:
+                raise ValueError(
+                    f"nscales = {self.nscales} does not fit the padded grid {padded} of this domain (at most {most})"
+                ) from None
+        total = self.nscales if self.nscales is not None else most
+        if self.fine_band_scales >= total:
+            raise ValueError(f"fine_band_scales = {self.fine_band_scales} leaves no coarse scale of the {total} "
+                             f"of this domain's transform")  # fmt: skip
 
     @property
     def need(self) -> Need:
@@ -391,7 +407,7 @@ class CurveletEnKF(InflationSettings):
             obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
             land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
             layout=lay, rngs=context.rngs, seed=context.seed, state=context.state,
-            xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 else None,
+            xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 or self.fine_band_scales > 0 else None,
             perturbations=None if pert is None else g.to_image(np.asarray(pert, dtype=np.float64).T, fill=0.0),
         )  # fmt: skip
         dtheta = self._layer_increments(infl, xcol, g.to_columns(xa) - xcol, h > 0, lay)

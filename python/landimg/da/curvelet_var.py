@@ -112,9 +112,14 @@ class CovarianceOperator:
         self, transform: Any, v: np.ndarray, valid: np.ndarray, offset: tuple[int, int],
         ensemble: Any = None, beta: float = 0.0, extra_v: np.ndarray | None = None,
         land: np.ndarray | None = None, spectral: Any = None, scale: np.ndarray | None = None,
+        v_mask: np.ndarray | None = None, ensemble_weight: float | None = None,
     ) -> None:  # fmt: skip
         self.transform, self.v, self.ensemble, self.beta = transform, v, ensemble, float(beta)
-        if ensemble is not None:
+        if v_mask is not None:  # scale-dependent B: the curvelet part on the coarse directions only
+            self.v = v = v * v_mask
+        if ensemble is not None and ensemble_weight is not None:  # B_c + w (X_f X_f^T) o L_f
+            self.beta = float(ensemble_weight)
+        elif ensemble is not None:  # hybrid (1 - beta) B_c + beta (X X^T) o L
             self.v = (1.0 - self.beta) * v
         self.extra_v = None
         if extra_v is not None and scale is None:
@@ -326,6 +331,8 @@ def gap_aware_increments(
     warn: bool = True,
     precond: str = "jacobi",
     scale: np.ndarray | None = None,
+    v_mask: np.ndarray | None = None,
+    ensemble_weight: float | None = None,
 ) -> tuple[np.ndarray, SolveInfo]:
     """Analysis increments ``B H^T (H B H^T + R)^-1 d_i`` of every member, (nloc, ny, nx).
 
@@ -362,6 +369,9 @@ def gap_aware_increments(
         The CG preconditioner (:func:`preconditioner`).
     scale : ndarray (ny, nx), optional
         Variance filtering: ``B = S C^T diag(v) C S`` with ``S`` this image (the smoothed ensemble std).
+    v_mask, ensemble_weight :
+        Scale-dependent covariances: the curvelet part on the directions where ``v_mask`` (ncoef,) is 1,
+        plus ``ensemble_weight`` times the localized ensemble part (of band-passed anomalies).
 
     Returns
     -------
@@ -392,7 +402,7 @@ def gap_aware_increments(
     if not tol > 0 or maxiter < 1:
         raise ValueError(f"need tol > 0 and maxiter >= 1, got tol={tol}, maxiter={maxiter}")
     op = CovarianceOperator(transform, v, valid, offset, ensemble=ensemble, beta=beta, land=land, spectral=spectral,
-                            scale=scale)  # fmt: skip
+                            scale=scale, v_mask=v_mask, ensemble_weight=ensemble_weight)  # fmt: skip
     nloc = innovation.shape[0]
     d = innovation[:, valid]
     if not np.all(np.isfinite(d)):
