@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_hybrid import BiasAware, FineBand, HybridB
+from landimg.da.curvelet_layers import AnalysisSolution
 from landimg.da.curvelet_spectral import spectral_frame
 from landimg.da.curvelet_stats import (
     CoefficientStats,
@@ -50,7 +51,10 @@ from landimg.da.obs_covariance import DiagonalCovariance, GaussianCorrelation, o
 from landimg.da.obs_error import ObsError, ObsErrorModel
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
-__all__ = ["CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage", "method_settings"]
+__all__ = [
+    "CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage", "method_settings",
+    "variance_scale",
+]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
 _KEY = "CurveletEnKF"  # prefix of the method's entries in the host's state
@@ -333,6 +337,7 @@ def _update(
                 **op_kw,
             )  # fmt: skip
         _solve_diagnostics(diag, p.layout, info)
+        diag["_solution"] = p.layout.mean(info.solution)  # the mean's (the solves are linear in d)
         with clock("update"):
             np.add(xb, inc, out=inc)
             return np.where(p.upd, inc, p.background)
@@ -390,6 +395,7 @@ def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, 
             d, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], precond=cg[2], **op_kw
         )  # fmt: skip
         _solve_diagnostics(diag, p.layout, info)
+        diag["_solution"] = info.solution[0]
         masked = np.where(p.valid, xb - mean, 0.0)
         if s.anomaly_update == "diagonal":
             inc_a = _diagonal_gain(p, transform, frame, stats.gain, masked, batch, op_kw.get("scale"))
@@ -425,6 +431,12 @@ def _inflated_background(p: _Problem, inflation: float) -> np.ndarray:
 
 def _variance_scale(p: _Problem, anom: np.ndarray, length_km: float, cell_km: tuple[float, float],
                     periodic_x: bool) -> np.ndarray:  # fmt: skip
+    """:func:`variance_scale` of the problem's anomalies."""
+    return variance_scale(anom, p.land, p.layout, length_km, cell_km, periodic_x)
+
+
+def variance_scale(anom: np.ndarray, land: np.ndarray, layout: MemberLayout, length_km: float,
+                   cell_km: tuple[float, float], periodic_x: bool) -> np.ndarray:  # fmt: skip
     """``S`` (ny, nx): the smoothed ensemble standard deviation on land (0 elsewhere), for the variance
     filtering ``B = S C^T diag(v) C S`` (Raynaud, Berre & Desroziers 2009; Bonavita et al. 2012).
 
@@ -432,13 +444,13 @@ def _variance_scale(p: _Problem, anom: np.ndarray, length_km: float, cell_km: tu
     over land by a normalised Gaussian filter of length ``length_km`` (weights ``exp(-r^2 / L^2)``,
     :class:`~landimg.da.obs_covariance.GaussianCorrelation`; 0 = no smoothing): sampling noise of the
     ``N``-member variance (relative std ``sqrt(2 / (N - 1))``) averages out over the filter's land area."""
-    var = p.layout.ordered_sum(anom * anom) / (p.layout.nmem - 1)
-    land = p.land.astype(np.float64)
+    var = layout.ordered_sum(anom * anom) / (layout.nmem - 1)
+    weight = land.astype(np.float64)
     if length_km > 0:
-        g = GaussianCorrelation(p.land.shape, cell_km, length_km, periodic_x)
-        num, den = g.apply(np.stack([var * land, land]))
+        g = GaussianCorrelation(land.shape, cell_km, length_km, periodic_x)
+        num, den = g.apply(np.stack([var * weight, weight]))
         var = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), 0.0)
-    return np.where(p.land, np.sqrt(np.maximum(var, 0.0)), 0.0)
+    return np.where(land, np.sqrt(np.maximum(var, 0.0)), 0.0)
 
 
 def _obs_error_model(
@@ -610,6 +622,14 @@ def curvelet_analysis(
     if s.rtps > 0:
         analysis = _relax_to_prior_spread(p, xb, analysis, s.rtps)
     diag.update(stats=stats, gain_per_scale=stats.per_scale()["gain"])
+    if "_solution" in diag:  # what the layer increments need (landimg.da.curvelet_layers)
+        diag["solution"] = AnalysisSolution(
+            z=diag.pop("_solution"), valid=p.valid, land=p.land, v=b_weights(stats.s_b, frame_norms2(transform)),
+            transform=transform, offset=p.offset, frame=frame, scale=op_kw.get("scale"),
+            v_mask=op_kw.get("v_mask"), bias_image=diag.pop("_bias_image", None), band=band,
+            ensemble=op_kw.get("ensemble") if band is not None else None,
+        )  # fmt: skip
+    diag.pop("_bias_image", None)
     return analysis, diag
 
 
@@ -636,6 +656,7 @@ def _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag,
             transform, mean, p.obs, p.valid, p.land, r_cov,
             b_weights(stats.s_b, frame_norms2(transform)), p.offset, op_kw, *cg, scale2=_mean_square(op_kw.get("scale"), p.land),
         )  # fmt: skip
+    diag["_bias_image"], _ = bdiag.pop("image"), bdiag.pop("solution")
     diag.update(bdiag)
     return np.where(p.land, xb - b_a, 0.0)
 

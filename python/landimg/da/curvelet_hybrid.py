@@ -146,6 +146,7 @@ class LocalizedEnsembleCovariance:
         xo = np.ascontiguousarray(xl[:, obs_idx])  # (N, nobs)
         self.m_oo = _schur(l_oo, xo, xo)  # (nobs, nobs)
         self.m_lo = _schur(l_lo, xl, xo)  # (nland, nobs)
+        self.l_lo, self.xo = l_lo, xo
         self.var_o = np.einsum("ki,ki->i", xo, xo)
 
     def variance_obs(self) -> np.ndarray:
@@ -155,6 +156,12 @@ class LocalizedEnsembleCovariance:
     def obs(self, z: np.ndarray) -> np.ndarray:
         """``H ((X X^T / (N - 1)) o L) H^T z``: (k, nobs) -> (k, nobs)."""
         return np.stack([self.m_oo @ row for row in z]) if z.shape[0] else np.zeros_like(z)
+
+    def cross_field(self, anomalies: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``((Y X^T / (N - 1)) o L) H^T z`` on the land pixels for another variable's anomalies ``Y``
+        (N, nland) (e.g. another soil layer): its localized cross-covariance with the observed one, (nland,)."""
+        yl = np.ascontiguousarray(anomalies, dtype=np.float64) / np.sqrt(self.xo.shape[0] - 1.0)
+        return _schur(self.l_lo, yl, self.xo) @ np.asarray(z, dtype=np.float64)
 
     def field(self, z: np.ndarray) -> np.ndarray:
         """``((X X^T / (N - 1)) o L) H^T z`` on the land pixels: (k, nobs) -> (k, nland)."""
@@ -347,6 +354,7 @@ class BiasAware:
         self.state[self.key] = self.memory * beta_a
         bias_land = b_a[land]
         out = {
+            "solution": z[0], "image": b_a,
             "bias_iterations": float(info.iterations[0]),
             "bias_mean": float(np.mean(bias_land)) if bias_land.size else 0.0,
             "bias_rms": float(np.sqrt(np.mean(bias_land**2))) if bias_land.size else 0.0,

@@ -15,7 +15,8 @@ from landimg.da.column_ops import (
     regression_increments,
     usable_observations,
 )
-from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.curvelet_enkf import curvelet_analysis, variance_scale
+from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
@@ -26,8 +27,10 @@ from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
 from landimg.parallel import MemberLayout
 
-__all__ = ["ANOMALY_UPDATES", "FINEST", "CurveletEnKF"]
+__all__ = ["ANOMALY_UPDATES", "FINEST", "LAYER_INCREMENTS", "CurveletEnKF"]
 
+#: How the observed layer's increment reaches the model layers (see ``CurveletEnKF.layer_increments``).
+LAYER_INCREMENTS = ("regression", "full", "analysis")
 #: How the DEnKF updates the anomalies with the gap-aware solve (see ``CurveletEnKF.anomaly_update``).
 ANOMALY_UPDATES = ("joint", "diagonal", "cg")
 
@@ -100,13 +103,17 @@ class CurveletEnKF(InflationSettings):
     deep_regression : bool
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
-    layer_increments : {"full", "regression"}
+    layer_increments : {"regression", "full", "analysis"}
         How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``
         (default): ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its
         share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the full
         ``dx``); ``"full"`` (the first version's rule): every overlapping layer gets the whole ``dx`` (layer
         3, with 0.49 cm inside 0-5 cm, moves as much as the top layer). The study found no difference in
         the scores (docs/validation.md), so the default is the rule consistent with the operator.
+        ``"analysis"`` (issue 18): every layer's *mean* increment from the observed layer's solution through
+        its cross-covariance with it (per-direction vertical regression of the curvelet ``B``, localized
+        ensemble cross-covariances of the fine band; :mod:`landimg.da.curvelet_layers`), the anomalies by
+        the column regression; needs ``solver="cg"``, pooled variances and wavelets at the finest scale.
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -225,8 +232,12 @@ class CurveletEnKF(InflationSettings):
             raise ValueError(f"anomaly_update must be one of {'|'.join(ANOMALY_UPDATES)}, got {self.anomaly_update!r}")
         if self.anomaly_cg_iterations < 1:
             raise ValueError(f"anomaly_cg_iterations must be >= 1, got {self.anomaly_cg_iterations}")
-        if self.layer_increments not in ("regression", "full"):
-            raise ValueError(f"layer_increments must be regression|full, got {self.layer_increments!r}")
+        if self.layer_increments not in LAYER_INCREMENTS:
+            raise ValueError(f"layer_increments must be one of {'|'.join(LAYER_INCREMENTS)}, got {self.layer_increments!r}")
+        if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling == "coefficient"
+                                                    or self.finest != "wavelets" or self.hybrid_beta > 0):
+            raise ValueError("layer_increments='analysis' needs solver='cg', pooled variances, finest='wavelets' "
+                             "and hybrid_beta = 0")  # fmt: skip
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         self._check_assumed_error()
@@ -410,7 +421,11 @@ class CurveletEnKF(InflationSettings):
             xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 or self.fine_band_scales > 0 else None,
             perturbations=None if pert is None else g.to_image(np.asarray(pert, dtype=np.float64).T, fill=0.0),
         )  # fmt: skip
-        dtheta = self._layer_increments(infl, xcol, g.to_columns(xa) - xcol, h > 0, lay)
+        dobs = g.to_columns(xa) - xcol
+        if self.layer_increments == "analysis" and diag.get("solution") is not None:
+            dtheta = self._analysis_layer_increments(infl, xcol, dobs, h, lay, g, diag["solution"])
+        else:
+            dtheta = self._layer_increments(infl, xcol, dobs, h > 0, lay)
         if infl is not theta:
             dtheta += infl - theta
         dtheta *= ok
@@ -476,6 +491,30 @@ class CurveletEnKF(InflationSettings):
             inflated = g.to_columns(apply_scale_inflation(anom, factors, transform, offset, g.land)).T
             out[lev] = np.where(ok[lev], mean[lev][:, None] + inflated, theta[lev])
         return out, fields
+
+    def _analysis_layer_increments(self, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
+        """Layer increments (nlev, ncol, nloc) from the same analysis (``layer_increments="analysis"``): every
+        layer's mean increment from the observed layer's solution through its cross-covariance
+        (:func:`landimg.da.curvelet_layers.layer_mean_increments`), each member's anomaly increment by the
+        column's ensemble regression on the observed layer's (as the ``"regression"`` rule does)."""
+        mu = layout.mean(theta, axis=2)  # (nlev, ncol)
+        anom = g.to_image(np.moveaxis(theta - mu[:, :, None], 2, 1), fill=0.0)  # (nlev, nloc, ny, nx)
+
+        def layer_scale(a: np.ndarray) -> np.ndarray:
+            return variance_scale(a, g.land, layout, self.variance_smoothing_km, g.cell_km, g.periodic_lon)
+
+        mean_inc = g.to_columns(layer_mean_increments(anom, h, sol, layout, layer_scale))  # (nlev, ncol)
+        beta, spread = regression_coefficients(theta, xcol, layout)
+        over = h > 0
+        beta = np.where(spread[None, :], beta, over[:, None].astype(float))
+        if not self.deep_regression:
+            beta[~over] = 0.0
+            mean_inc[~over] = 0.0
+        dmean = layout.mean(dobs, axis=0)  # (ncol,) the observed layer's mean increment
+        # what the cross-covariances leave of it (round-off; with variance filtering the layers' own S_l do not
+        # commute with the directions): by the column regression, so that h . dtheta = dobs exactly
+        mean_inc += beta * (dmean - h @ mean_inc)[None, :]
+        return mean_inc[:, :, None] + beta[:, :, None] * (dobs - dmean).T[None]
 
     def _layer_increments(self, theta, xcol, dobs, over, layout) -> np.ndarray:
         """Layer increments (nlev, ncol, nloc) of an observed-layer increment ``dobs`` (nloc, ncol)."""

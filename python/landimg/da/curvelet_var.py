@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -70,11 +70,14 @@ class SolveInfo:
         Final preconditioned residual norm relative to that of the innovation (0 for a zero innovation).
     converged : ndarray of bool, (nloc,)
         ``rel_residual <= tol`` reached within ``maxiter``.
+    solution : ndarray (nloc, nobs) or None
+        The observation-space solutions ``z`` (``increment = B H^T z``), set by :func:`gap_aware_increments`.
     """
 
     iterations: np.ndarray
     rel_residual: np.ndarray
     converged: np.ndarray
+    solution: np.ndarray | None = None
 
 
 def b_weights(s_b: np.ndarray, norms2: np.ndarray) -> np.ndarray:
@@ -418,4 +421,4 @@ def gap_aware_increments(
     moved = np.flatnonzero(info.iterations > 0)
     if moved.size:
         inc[moved] = op.field(z[moved])[(slice(None),) + op.window]
-    return inc, info
+    return inc, replace(info, solution=z)
