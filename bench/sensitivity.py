@@ -264,13 +264,13 @@ def tables(outcomes: list[Outcome]) -> str:
     lines = [
         "### 0-10 cm (period mean of daily scores; analysis ensemble mean vs nature run)",
         "",
-        "| variant | change | method | spatial corr | ubRMSE | bias | station r |",
+        "| variant | change | method | spatial corr | spatial ubRMSE | bias | station r |",
         "|---|---|---|---|---|---|---|",
     ]
     deep = [
         "### 10-40 cm and 40-100 cm",
         "",
-        "| variant | method | corr 10-40 | ubRMSE 10-40 | corr 40-100 | ubRMSE 40-100 |",
+        "| variant | method | corr 10-40 | spatial ubRMSE 10-40 | corr 40-100 | spatial ubRMSE 40-100 |",
         "|---|---|---|---|---|---|",
     ]
     for o in outcomes:
@@ -281,13 +281,13 @@ def tables(outcomes: list[Outcome]) -> str:
             first = i == 0
             lines.append(
                 f"| {o.name if first else ''} | {o.note if first else ''} | {short.get(m, m)} "
-                f"| {_f(_score(o, m, LAYERS[0], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[0], 'ubrmse'), '.4f')} "
+                f"| {_f(_score(o, m, LAYERS[0], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[0], 'ubrmse_spatial'), '.4f')} "
                 f"| {_f(_score(o, m, LAYERS[0], 'bias'), '.4f')} | {_f(_station(o, m), '.2f')} |"
             )
             deep.append(
                 f"| {o.name if first else ''} | {short.get(m, m)} "
-                f"| {_f(_score(o, m, LAYERS[1], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[1], 'ubrmse'), '.4f')} "
-                f"| {_f(_score(o, m, LAYERS[2], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[2], 'ubrmse'), '.4f')} |"
+                f"| {_f(_score(o, m, LAYERS[1], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[1], 'ubrmse_spatial'), '.4f')} "
+                f"| {_f(_score(o, m, LAYERS[2], 'spatial_corr'), '.3f')} | {_f(_score(o, m, LAYERS[2], 'ubrmse_spatial'), '.4f')} |"
             )
     runs = [
         "### Runs",

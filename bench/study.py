@@ -9,8 +9,10 @@ diagonal form, over several seeds, scored after a spin-in period, with paired 95
 
 Every run is ``mpirun -n 2 python -m mpi4py -m landimg.cycle --out ROOT/<config>-s<seed> --set ...``
 (a subprocess with a timeout), run one at a time; ``BASE`` settings first, then the config's own. A run's
-scores are the means over days ``score_from``..``days`` (1-based) of its daily metrics (``metrics.nc``)
-and of the ensemble spread / error of the analysis mean against the nature run (``analysis.nc``). The
+scores are its ``summary.json`` period scores over days ``score_from``..``days`` (1-based; the runs are
+given ``experiment.score_from_day``), the primary score (background ``ubrmse_time`` at 0-10 cm, lower is
+better) first, and the ensemble spread / error of the analysis mean against the nature run over the same
+days (``analysis.nc``). The
 runs of one seed share the nature run, the observations and the forcing, so differences between methods
 are *paired* by seed: mean difference +- t(0.975, n-1) sd / sqrt(n) over seeds.
 """
@@ -146,7 +148,9 @@ PAIRS = (
 
 def _command(cfg: Config, seed: int, out: Path, quick: bool) -> list[str]:
     venv = Path(os.environ.get("LANDIMG_VENV", ROOT / ".venv"))
-    sets = [*BASE, *cfg.sets, f"experiment.seed={seed}", *(QUICK if quick else ())]
+    score_from = 2 if quick else SCORE_FROM
+    sets = [*BASE, *cfg.sets, f"experiment.seed={seed}", *(QUICK if quick else ()),
+            f"experiment.score_from_day={score_from}"]  # fmt: skip
     cmd = [str(venv / "bin" / "mpirun"), "-n", "2", str(venv / "bin" / "python"), "-m", "mpi4py", "-m",
            "landimg.cycle", "--out", str(out), "--spinup-cache", str(out.parent / "spinup-cache")]  # fmt: skip
     for s in sets:
@@ -155,32 +159,36 @@ def _command(cfg: Config, seed: int, out: Path, quick: bool) -> list[str]:
 
 
 def run_scores(run: Path, score_from: int) -> dict[str, Any]:
-    """Scores of one finished run: per method, per layer, means over days ``score_from``.. of the run.
+    """Scores of one finished run: per method, per layer, the period scores of its ``summary.json``
+    (the run was told ``experiment.score_from_day = score_from``), and the spread / error of the analysis
+    mean against the nature run over the same days (``analysis.nc``).
 
-    Returns ``{method: {layer: {spatial_corr, ubrmse, bias}, "spread_error_0-10cm": ratio,
-    "consistency": mean O-B / sqrt(spread^2 + sigma^2)}}`` plus ``wall_seconds``.
+    Returns ``{method: {layer: {spatial_corr, ubrmse_spatial, bias, ubrmse_time, time_corr, background:
+    {...the same of the background}}, "primary": background ubrmse_time at 0-10 cm, "spread_error_0-10cm":
+    ratio, "consistency": mean O-B / sqrt(spread^2 + sigma^2)}}`` plus ``wall_seconds``.
     """
     import xarray as xr
 
     summary = json.loads((run / "summary.json").read_text())
+    if summary.get("scored_days", [1])[0] != score_from:
+        raise SystemExit(f"study: {run} scored from day {summary.get('scored_days')}, expected {score_from}")
     out: dict[str, Any] = {"wall_seconds": summary.get("wall_seconds")}
     i0 = score_from - 1
-    with xr.open_dataset(run / "metrics.nc") as mt, xr.open_dataset(run / "analysis.nc") as an:
+    keys = ("spatial_corr", "ubrmse_spatial", "bias", "ubrmse_time", "time_corr")
+    with xr.open_dataset(run / "analysis.nc") as an:
         truth = an["sm_truth"].values[i0:, 0]
         land = an["land"].values.astype(bool)
-        for m in summary["methods"]:
+        for m, s in summary["methods"].items():
             entry: dict[str, Any] = {}
-            for j, ln in enumerate(LAYERS):
-                entry[ln] = {
-                    k: float(np.nanmean(mt[f"{k}_{m}"].values[i0:, j]))
-                    for k in ("spatial_corr", "ubrmse", "bias")
-                }
+            for ln in LAYERS:
+                entry[ln] = {k: float(s[ln][k]) for k in keys}
+                entry[ln]["background"] = {k: float(s[ln]["background"][k]) for k in keys}
+            entry["primary"] = float(summary["primary_score"]["values"][m])
             mean = an[f"sm_mean_{m}"].values[i0:, 0]
             spread = an[f"sm_spread_{m}"].values[i0:, 0]
             err2 = float(np.mean(((mean - truth)[:, land]) ** 2))
             entry["spread_error_0-10cm"] = float(np.sqrt(np.mean(spread[:, land] ** 2) / err2))
-            key = f"consistency_{m}"
-            entry["consistency"] = float(np.nanmean(mt[key].values[i0:])) if key in mt else float("nan")
+            entry["consistency"] = float(s["obs_space"]["consistency"])
             out[m] = entry
     return out
 
@@ -212,8 +220,9 @@ def _get(scores: dict, cfg: str, seed: int, method: str, metric: tuple[str, ...]
 
 
 METRICS = (
+    (("primary",), "primary: bg ubRMSE_t 0-10", 4),
     (("0-10cm", "spatial_corr"), "0-10 cm corr", 3),
-    (("0-10cm", "ubrmse"), "0-10 cm ubRMSE", 4),
+    (("0-10cm", "ubrmse_spatial"), "0-10 cm ubRMSE_sp", 4),
     (("10-40cm", "spatial_corr"), "10-40 cm corr", 3),
     (("40-100cm", "spatial_corr"), "40-100 cm corr", 3),
     (("spread_error_0-10cm",), "spread/error 0-10", 2),
@@ -246,10 +255,10 @@ def report(
         for v in VARIANTS
     ]
     for label, (c1, m1), (c2, m2) in [*PAIRS, *variant_pairs]:
-        if not any(np.isfinite(_get(scores, c2, s, m2, METRICS[0][0])) for s in seeds):
+        if not any(np.isfinite(_get(scores, c2, s, m2, METRICS[1][0])) for s in seeds):
             continue  # a variant not run
         cells, n = [], 0
-        for metric, _, nd in METRICS[:4]:
+        for metric, _, nd in METRICS[:5]:
             d = [_get(scores, c1, s, m1, metric) - _get(scores, c2, s, m2, metric) for s in seeds]
             mu, hw, n = _ci(d)
             star = "*" if np.isfinite(hw) and abs(mu) > hw else ""
@@ -286,7 +295,7 @@ def goals(scores: dict[str, Any], seeds: list[int]) -> str:
     diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]
     rows = [
         ("curvelet 0-10 cm spatial correlation", ">= 0.90", ci(gc("0-10cm", "spatial_corr"))),
-        ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(gc("0-10cm", "ubrmse"), g(ol, "0-10cm", "ubrmse"), strict=True)])),
+        ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(gc("0-10cm", "ubrmse_spatial"), g(ol, "0-10cm", "ubrmse_spatial"), strict=True)])),
         ("curvelet - open loop, 10-40 cm correlation", ">= +0.20", ci(diff(gc("10-40cm", "spatial_corr"), g(ol, "10-40cm", "spatial_corr")))),
         ("curvelet - open loop, 40-100 cm correlation", ">= +0.12", ci(diff(gc("40-100cm", "spatial_corr"), g(ol, "40-100cm", "spatial_corr")))),
         ("curvelet analysis spread / error, 0-10 cm", "0.6 - 1.5", ci(gc("spread_error_0-10cm"), 2)),
@@ -346,12 +355,12 @@ def tuning_report(scores: dict[str, Any], seeds: list[int]) -> str:
     """Markdown table of the LETKF radius tuning (mean 0-10 cm correlation and ubRMSE over ``seeds``)."""
     radius, _ = best_radius(scores, seeds)
     out = [f"LETKF radius tuning (seeds {', '.join(map(str, seeds))}, point_letkf alone, same scoring):", "",
-           "| radius (km) | 0-10 cm corr | 0-10 cm ubRMSE | 10-40 cm corr |", "|---|---|---|---|"]  # fmt: skip
+           "| radius (km) | 0-10 cm corr | 0-10 cm ubRMSE_sp | 10-40 cm corr |", "|---|---|---|---|"]  # fmt: skip
     for r in TUNE_RADII:
         cells = []
         for metric, nd in (
             (("0-10cm", "spatial_corr"), 3),
-            (("0-10cm", "ubrmse"), 4),
+            (("0-10cm", "ubrmse_spatial"), 4),
             (("10-40cm", "spatial_corr"), 3),
         ):
             mu, hw, _ = _ci([_get(scores, f"letkf-r{r}", s, "point_letkf", metric) for s in seeds])

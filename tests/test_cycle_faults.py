@@ -250,6 +250,7 @@ def test_history_restart_layout_is_stable(reference):
     assert set(h["point_enkf"]) == {
         "mean",
         "spread",
+        "mean_background",
         "increment",
         "scores",
         "scores_background",

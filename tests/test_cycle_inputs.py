@@ -90,9 +90,9 @@ def _bad_cases(tmp):
         "infinite observations": ("obs.file", _grid_file(tmp / "inf.nc", {"sm": (inf_obs, None)}, [6.0, 30.0]),
                                   "infinite value"),
         "observations in percent": ("obs.file", _obs(tmp / "pc.nc", 25.0, None), "percent without units"),
-        "zero observation error": ("obs.file", _obs(tmp / "e0.nc", error=0.0), "sm_error record 0: "),
+        "zero observation error": ("obs.file", _obs(tmp / "e0.nc", error=0.0), "sm_error record 0 (units 'm3 m-3'): "),
         "absurd rain": ("forcing.true_file", _forcing(tmp / "rain.nc", Rainf=(1.0, "kg m-2 s-1")),
-                        "Rainf record 0: "),
+                        "Rainf record 0 (units 'kg m-2 s-1'): "),
         "celsius without units": ("forcing.ensemble_file", _forcing(tmp / "tc.nc", Tair=(20.0, None)), "degC"),
         "rain in unknown units": ("forcing.true_file", _forcing(tmp / "ru.nc", Rainf=(1.0, "inch")), "units 'inch'"),
         "a garbage file named .nc": ("obs.file", _garbage(tmp / "garbage.nc"), "not a readable netCDF file"),
@@ -139,10 +139,14 @@ def test_convertible_units_are_converted(tmp_path):
     assert np.allclose(d.sand_true, 40.0) and np.allclose(d.clay_true, 20.0)
 
 
-def test_units_table():
+def test_units_through_pint():
     assert units.TEMPERATURE.conversion("degC", "x") == (1.0, 273.15)
+    assert units.PRECIPITATION.conversion("mm/h", "x") == (1.0 / 3600.0, 0.0)
+    assert units.TEXTURE.conversion("g kg-1", "x") == (0.1, 0.0)
     with pytest.raises(units.UnitsError, match="x: no units attribute"):
-        units.Quantity("q", "m", {"m": (1.0, 0.0)}, 0, 1).conversion(None, "x")
+        units.Quantity("q", "m", 0, 1).conversion(None, "x")
+    with pytest.raises(units.UnitsError, match="x: no units attribute"):
+        units.SOIL_MOISTURE.conversion(None, "x", assume_default=False)
     with pytest.raises(units.UnitsError, match="2 infinite"):
         units.check_values(np.array([np.inf, -np.inf, np.nan]), units.WIND, "w")
     units.check_values(np.array([np.nan, 0.3]), units.SOIL_MOISTURE, "ok")  # NaN is missing, not an error

@@ -44,7 +44,8 @@ def float_leaves(run: Path) -> dict[str, np.ndarray]:
     def walk(x, path):
         if isinstance(x, dict):
             for k, v in x.items():
-                if k not in ("wall_seconds", "ranks", "timing_seconds", "timing_cpu_seconds"):  # clocks
+                clocks = ("wall_seconds", "ranks", "timing_seconds", "timing_cpu_seconds", "analysis_cpu_seconds")
+                if k not in clocks:
                     walk(v, f"{path}/{k}")
         elif isinstance(x, float):
             out[f"summary.json:{path}"] = np.float64(x)

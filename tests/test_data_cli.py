@@ -89,7 +89,7 @@ def test_missing_units(files, tmp_path, capsys):
         capsys,
         "e5.nc",
         "'t2m'",
-        "no 'units'",
+        "no units attribute",
     )
 
 
@@ -162,7 +162,7 @@ def test_corrupt_and_truncated_files(files, tmp_path, capsys):
         tmp_path / "o.nc",
         capsys,
         str(bad),
-        "cannot read",
+        "not a readable netCDF file",
     )
     src = next((files / "gldas").glob("*.nc4")).read_bytes()
     bad.write_bytes(src[: len(src) // 3])
@@ -171,7 +171,7 @@ def test_corrupt_and_truncated_files(files, tmp_path, capsys):
         tmp_path / "o.nc",
         capsys,
         str(bad),
-        "cannot",
+        "not a readable netCDF file",
     )
 
 
@@ -213,7 +213,7 @@ def test_undeclared_fill_value(tmp_path, capsys):
         capsys,
         path.name,
         "'soil_moisture'",
-        "outside [0, 1]",
+        "outside the plausible volumetric soil moisture range [0, 1]",
     )
 
 

@@ -172,6 +172,6 @@ def test_regrid_refuses_a_domain_outside_the_files(gldas_dir, tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
-    assert len(err.splitlines()) == 1 and "does not cover the model domain in latitude" in err
+    assert len(err.splitlines()) == 1 and "does not cover the model domain" in err and "not covered: latitudes 45 .. 50" in err
     assert "GLDAS_NOAH025_3H.A20210501.0000.021.nc4" in err
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]

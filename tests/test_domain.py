@@ -71,16 +71,16 @@ def test_user_soil_file(small, tmp_path):
         read_field_file(str(path), g, ("silt",))
 
 
-def test_field_file_with_transposed_dimensions_is_refused(small, tmp_path):
+def test_field_file_with_unidentifiable_dimensions_is_refused(small, tmp_path):
     import netCDF4
 
     g, _ = small
     path = tmp_path / "soil_t.nc"
-    with netCDF4.Dataset(path, "w") as ds:
-        ds.createDimension("lat", 40)
-        ds.createDimension("lon", 60)
-        ds.createVariable("lat", "f8", ("lat",))[:] = 29.875 + 0.25 * np.arange(40)
-        ds.createVariable("lon", "f8", ("lon",))[:] = 260.125 + 0.25 * np.arange(60)
-        ds.createVariable("sand", "f8", ("lon", "lat"))[:] = 40.0
-    with pytest.raises(ValueError, match=r"sand must have dimensions \(lat, lon\)"):
+    with netCDF4.Dataset(path, "w") as ds:  # coordinates neither named nor described as lat/lon
+        ds.createDimension("a", 40)
+        ds.createDimension("b", 60)
+        ds.createVariable("a", "f8", ("a",))[:] = 29.875 + 0.25 * np.arange(40)
+        ds.createVariable("b", "f8", ("b",))[:] = 260.125 + 0.25 * np.arange(60)
+        ds.createVariable("sand", "f8", ("b", "a"))[:] = 40.0
+    with pytest.raises(ValueError, match="no latitude coordinate variable found"):
         read_field_file(str(path), g, ("sand",))

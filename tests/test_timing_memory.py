@@ -42,6 +42,33 @@ def test_parts_do_not_nest_or_double_count(monkeypatch):
         pass
 
 
+def test_labelled_calls_count_their_whole_cpu_per_label(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(timing.time, "perf_counter", clock)
+    monkeypatch.setattr(timing.time, "process_time", lambda: 0.5 * clock.now)
+    t = timing.Timings()
+
+    class Ens:
+        def __init__(self, cost):
+            self.cost, self.model = cost, Model()
+
+        def assimilate(self):
+            clock.now += self.cost
+            self.model.step()  # an instrumented part inside: still part of the method's whole call
+
+    class Model:
+        def step(self):
+            clock.now += 1.0
+
+    a, b = Ens(2.0), Ens(6.0)
+    for name, e in (("a", a), ("b", b)):
+        t.instrument(e.model, "step", "model")
+        t.instrument(e, "assimilate", "analysis", label=name)
+    a.assimilate(), b.assimilate(), a.assimilate()
+    assert t.labelled_cpu_seconds == {"a": 0.5 * 2 * 3.0, "b": 0.5 * 7.0}
+    assert t.cpu_seconds["analysis"] == 0.5 * (2 + 6 + 2) and t.cpu_seconds["model"] == 0.5 * 3
+
+
 def test_estimate_scales_and_fits_the_conus_target():
     cfg4 = load_config(None, ["ensemble.members=4", "experiment.days=2"])
     cfg32 = load_config(None, ["ensemble.members=32", "experiment.days=20"])

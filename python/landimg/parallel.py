@@ -49,6 +49,7 @@ class Purpose(enum.IntEnum):
     OBS = 1
     PARAMS = 2
     INIT = 3
+    RAIN_SHIFT = 4
 
 
 def member_seed_sequence(seed: int, member: int, purpose: Purpose | int) -> np.random.SeedSequence:

@@ -1,6 +1,7 @@
 """ALMA forcing (landimg's forcing layout; also PLUMBER2-style gridded files and what ``regrid`` writes).
 
-netCDF with ``time`` (CF units, any calendar), 1-D ``lat``, ``lon`` and (time, lat, lon) variables
+netCDF with a time coordinate (CF units, any calendar), 1-D latitude and longitude coordinates and
+variables on (time, lat, lon) in any order (found by name):
 ``Tair`` K, ``Qair`` kg kg-1, ``PSurf`` Pa, ``Rainf`` and optional ``Snowf`` kg m-2 s-1, ``Wind`` m s-1
 (or ``Wind_E``/``Wind_N``: the speed of the regridded vector), ``SWdown``, ``LWdown`` W m-2; units
 converted from the attributes. Regridding: exact area overlap (:mod:`landimg.data.regrid`).
@@ -10,19 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from landimg.data.common import ALMA_UNITS, DataError, Records, read_mapped
+from landimg.data.common import ALMA_UNITS, DataError, Records
 from landimg.data.gridded import latlon_grid
+from landimg.data.netcdf import NcFile
 from landimg.data.products import Product
+from landimg.data.reading import ALMA_QUANTITIES, read_mapped
 
 __all__ = ["ALMA"]
 
-_MAPPING = {name: (name, units) for name, units in ALMA_UNITS.items()}
-_MAPPING["Wind_E"] = ("Wind_E", "m s-1")
-_MAPPING["Wind_N"] = ("Wind_N", "m s-1")
+_MAPPING = {name: (name, q) for name, q in ALMA_QUANTITIES.items()}
 
 
-def _read(path: str, rows: slice, cols: slice) -> Records:
-    return read_mapped(path, rows, cols, _MAPPING, time_names=("time",))
+def _read(src: NcFile, rows: slice, cols: slice) -> Records:
+    return read_mapped(src, rows, cols, _MAPPING)
 
 
 def _finish(times: np.ndarray, fields: dict[str, np.ndarray]):

@@ -138,10 +138,16 @@ def _run(args: argparse.Namespace) -> str:
         return f"wrote {args.out} (run: python -m landimg.cycle --config {args.out}/config.toml --out RUN)"
     grid = build_grid(args.preset, args.bbox, args.res)
     if args.command == "regrid":
-        from landimg.data.series import read_series, to_dataset
+        from landimg.data.series import FileProgress, read_series, to_dataset
 
         series = read_series(
-            args.product, args.files, grid, args.start, args.end, min_coverage=args.min_coverage
+            args.product,
+            args.files,
+            grid,
+            args.start,
+            args.end,
+            min_coverage=args.min_coverage,
+            progress=FileProgress("--files", prefix=f"{_PROG}:"),
         )
         _write_dataset(to_dataset(series, grid), args.out)
         return f"wrote {args.out}: {series.product.name}, {series.times.size} records on a {grid.shape} grid"

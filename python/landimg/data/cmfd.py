@@ -10,25 +10,21 @@ Regridding: exact area overlap (:mod:`landimg.data.regrid`).
 
 from __future__ import annotations
 
-from landimg.data.common import Records, read_mapped
+from landimg.data.common import Records
 from landimg.data.gridded import latlon_grid
+from landimg.data.netcdf import NcFile
 from landimg.data.products import Product
+from landimg.data.reading import ALMA_QUANTITIES, read_mapped
 
 __all__ = ["CMFD"]
 
-_MAPPING = {
-    "Tair": ("temp", "K"),
-    "Qair": ("shum", "kg kg-1"),
-    "PSurf": ("pres", "Pa"),
-    "Wind": ("wind", "m s-1"),
-    "SWdown": ("srad", "W m-2"),
-    "LWdown": ("lrad", "W m-2"),
-    "Rainf": ("prec", "kg m-2 s-1"),
-}
+_NAMES = {"Tair": "temp", "Qair": "shum", "PSurf": "pres", "Wind": "wind", "SWdown": "srad", "LWdown": "lrad",
+          "Rainf": "prec"}  # fmt: skip
+_MAPPING = {out: (name, ALMA_QUANTITIES[out]) for out, name in _NAMES.items()}
 
 
-def _read(path: str, rows: slice, cols: slice) -> Records:
-    return read_mapped(path, rows, cols, _MAPPING, time_names=("time",))
+def _read(src: NcFile, rows: slice, cols: slice) -> Records:
+    return read_mapped(src, rows, cols, _MAPPING)
 
 
 CMFD = Product(

@@ -1,13 +1,17 @@
-"""ERA5 and ERA5-Land single levels, netCDF4 from the (new) Climate Data Store.
+"""ERA5 and ERA5-Land single levels as the Climate Data Store wrote them, old and new.
 
-Files: ``valid_time`` (seconds since 1970-01-01; ``time`` on older files), ``latitude`` (descending),
-``longitude`` (0 .. 360 or -180 .. 180), variables (valid_time, latitude, longitude), CF packing and
-fill values decoded from the attributes.
+Files: netCDF-4 from the new CDS (``valid_time``, seconds since 1970-01-01, float32) or netCDF-3 64-bit
+offset from the old CDS (``time``, hours since 1900-01-01, int16 CF-packed with ``scale_factor``/
+``add_offset``; ``expver`` when ERA5 and ERA5T are mixed); ``latitude`` (descending), ``longitude``
+(0 .. 360 or -180 .. 180); dimensions found by name. Where a file has the land-sea mask ``lsm``
+(ERA5; ERA5-Land files are land only), source cells with ``lsm`` < 0.5 are left out of the
+area-weighted means: ERA5's values over the sea (about 0 for ``swvl``) never enter a land cell.
 
-* reference soil moisture (product ``era5land``): ``swvl1`` .. ``swvl3`` (m3 m-3 on 0-7, 7-28 and
-  28-100 cm) mapped to 0-10, 10-40 and 40-100 cm by layer-thickness overlap
-  (0-10 = (7 swvl1 + 3 swvl2) / 10; 10-40 = (18 swvl2 + 12 swvl3) / 30; 40-100 = swvl3); a target
-  layer needing a variable no file holds is NaN with a warning;
+* reference soil moisture (product ``era5land``, from ERA5-Land or ERA5 single-level files, which hold
+  the same names): ``swvl1`` .. ``swvl3`` (m3 m-3 on 0-7, 7-28 and 28-100 cm) mapped to 0-10, 10-40 and
+  40-100 cm by layer-thickness overlap (0-10 = (7 swvl1 + 3 swvl2) / 10; 10-40 = (18 swvl2 + 12 swvl3) /
+  30; 40-100 = swvl3); a layer needing a variable no file holds is NaN (one warning naming them), and
+  files from which no layer can be made are refused;
 * forcing (products ``era5`` and ``era5land_forcing``): ``t2m`` -> Tair; ``d2m`` with ``sp`` ->
   Qair (Tetens over water as in the IFS: e = 611.21 exp(17.502 (Td - 273.16) / (Td - 32.19)) Pa,
   q = 0.621981 e / (p - 0.378019 e)); ``sp`` -> PSurf; ``u10``, ``v10`` -> Wind (speed of the regridded
@@ -28,9 +32,12 @@ import warnings
 
 import numpy as np
 
-from landimg.data.common import DataError, Records, read_mapped
+from landimg import units
+from landimg.data.common import DataError, Records
 from landimg.data.gridded import latlon_grid
+from landimg.data.netcdf import NcFile
 from landimg.data.products import Product
+from landimg.data.reading import check_var, read_mapped, read_var
 from landimg.data.regrid import overlap_lengths
 
 __all__ = [
@@ -48,16 +55,17 @@ _LAYERS_OUT = ((0.0, 0.1), (0.1, 0.4), (0.4, 1.0))
 _HOUR = 3600.0
 
 _FORCING = {
-    "t2m": ("t2m", "K"),
-    "d2m": ("d2m", "K"),
-    "sp": ("sp", "Pa"),
-    "u10": ("u10", "m s-1"),
-    "v10": ("v10", "m s-1"),
-    "tp": ("tp", "kg m-2"),
-    "sf": ("sf", "kg m-2"),
-    "ssrd": ("ssrd", "J m-2"),
-    "strd": ("strd", "J m-2"),
+    "t2m": ("t2m", units.TEMPERATURE),
+    "d2m": ("d2m", units.TEMPERATURE),
+    "sp": ("sp", units.PRESSURE),
+    "u10": ("u10", units.WIND),
+    "v10": ("v10", units.WIND),
+    "tp": ("tp", units.WATER_ACCUMULATION),
+    "sf": ("sf", units.WATER_ACCUMULATION),
+    "ssrd": ("ssrd", units.SW_ACCUMULATION),
+    "strd": ("strd", units.LW_ACCUMULATION),
 }
+_SWVL = {f"swvl{k + 1}": (f"swvl{k + 1}", units.SOIL_MOISTURE) for k in range(3)}
 _REQUIRED = ("t2m", "d2m", "sp", "u10", "v10", "tp", "ssrd", "strd")
 _ACCUMULATED = ("tp", "sf", "ssrd", "strd")
 
@@ -75,27 +83,55 @@ def specific_humidity(d2m: np.ndarray, sp: np.ndarray) -> np.ndarray:
     return 0.621981 * e / (sp - 0.378019 * e)
 
 
-def _read_sm(path: str, rows: slice, cols: slice) -> Records:
-    mapping = {f"swvl{k + 1}": (f"swvl{k + 1}", "m3 m-3") for k in range(3)}
-    return read_mapped(path, rows, cols, mapping)
+def _land_only(src: NcFile, rows: slice, cols: slice, rec: Records, mapping: dict) -> Records:
+    """``rec`` with source cells of ``lsm`` < 0.5 (sea) set missing where the file has ``lsm``, then checked
+    (values over the sea never enter, so they are not checked either)."""
+    if "lsm" in src.ds.variables:
+        sea = read_var(src, "lsm", rows, cols, units.LAND_FRACTION) < 0.5  # NaN (missing mask) is not sea
+        for name, values in rec.fields.items():
+            mask = sea if sea.shape[0] == values.shape[0] else np.broadcast_to(sea[:1], values.shape)
+            rec.fields[name] = np.where(mask, np.nan, values)
+    for name, values in rec.fields.items():
+        var, quantity = mapping[name]
+        rec.fields[name] = check_var(src, var, values, quantity)
+    return rec
+
+
+def _read_sm(src: NcFile, rows: slice, cols: slice) -> Records:
+    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _SWVL, check=False), _SWVL)
 
 
 def _finish_sm(times: np.ndarray, fields: dict[str, np.ndarray]):
+    """The reference layers from the swvl fields; layers needing an absent swvl are NaN (one warning)."""
     w = layer_matrix()
     first = next(iter(fields.values()))
     out = np.zeros((first.shape[0], w.shape[0]) + first.shape[1:])
+    lacking: dict[int, list[str]] = {}
     for k in range(w.shape[0]):
         for j in range(3):
+            name = f"swvl{j + 1}"
             if w[k, j] == 0.0:
                 continue
-            name = f"swvl{j + 1}"
             if name not in fields:
-                warnings.warn(
-                    f"ERA5-Land file(s) lack {name}: layer {k + 1} of the reference is NaN", stacklevel=2
-                )
+                lacking.setdefault(k, []).append(name)
                 out[:, k] = np.nan
                 continue
             out[:, k] += w[k, j] * fields[name]
+    if lacking:
+        names = sorted({n for ns in lacking.values() for n in ns})
+        if len(lacking) == w.shape[0]:
+            raise DataError(
+                f"--files: the files hold {', '.join(sorted(fields))} only; every reference layer needs "
+                f"{' or '.join(names)} too (0-10 cm = 0.7 swvl1 + 0.3 swvl2, 10-40 cm = 0.6 swvl2 + "
+                "0.4 swvl3, "
+                "40-100 cm = swvl3)"
+            )
+        depths = ", ".join(
+            f"{_LAYERS_OUT[k][0] * 100:g}-{_LAYERS_OUT[k][1] * 100:g} cm" for k in sorted(lacking)
+        )
+        warnings.warn(
+            f"ERA5(-Land) files lack {', '.join(names)}: the {depths} layer(s) are NaN", stacklevel=2
+        )
     return times, {"sm": out}
 
 
@@ -152,19 +188,18 @@ def _finisher(since_midnight: bool):
     return finish
 
 
-def _read_forcing(path: str, rows: slice, cols: slice) -> Records:
-    return read_mapped(path, rows, cols, _FORCING)
-
-
-def _grid(path: str):
-    return latlon_grid(path, "latitude", "longitude")
+def _read_forcing(src: NcFile, rows: slice, cols: slice) -> Records:
+    return _land_only(src, rows, cols, read_mapped(src, rows, cols, _FORCING, check=False), _FORCING)
 
 
 ERA5LAND_SM = Product(
     name="era5land",
     kind="reference",
-    description="ERA5-Land hourly swvl1..3 (m3 m-3, 0-7/7-28/28-100 cm) -> 0-10/10-40/40-100 cm by thickness",
-    grid=_grid,
+    description=(
+        "ERA5-Land or ERA5 swvl1..3 (m3 m-3, 0-7/7-28/28-100 cm) -> 0-10/10-40/40-100 cm by thickness, "
+        "lsm >= 0.5"
+    ),
+    grid=latlon_grid,
     read=_read_sm,
     finish=_finish_sm,
 )
@@ -172,7 +207,7 @@ ERA5_FORCING = Product(
     name="era5",
     kind="forcing",
     description="ERA5 hourly single levels (t2m, d2m, sp, u10, v10, tp, ssrd, strd; hourly accumulations) -> ALMA",
-    grid=_grid,
+    grid=latlon_grid,
     read=_read_forcing,
     finish=_finisher(since_midnight=False),
 )
@@ -180,7 +215,7 @@ ERA5LAND_FORCING = Product(
     name="era5land_forcing",
     kind="forcing",
     description="ERA5-Land hourly (t2m, d2m, sp, u10, v10, tp, ssrd, strd accumulated from 00 UTC) -> ALMA",
-    grid=_grid,
+    grid=latlon_grid,
     read=_read_forcing,
     finish=_finisher(since_midnight=True),
 )

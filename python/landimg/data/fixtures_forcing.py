@@ -12,7 +12,7 @@ import numpy as np
 from landimg.data.era5 import SWVL_LAYERS
 from landimg.data.fixtures import Field, _nc_var, forcing_field, regular_axis, smooth_field
 
-__all__ = ["alma_file", "cmfd_files", "era5_file", "gridded_file"]
+__all__ = ["alma_file", "cmfd_files", "era5_file", "era5_old_cds", "gridded_file"]
 
 
 def _dewpoint(q: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -146,6 +146,57 @@ def era5_file(
     data = _era5_data(times, lat2, lon2, names, land, field)
     _era5_write(path, times, lat, lon_file, names, data, units)
     return path
+
+
+def _pack_int16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """grib_to_netcdf's CF packing: int16 with the extremes at +-32766 (-32767 is the fill value)."""
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    scale = (hi - lo) / 65532.0 if hi > lo else 1.0
+    offset = lo + 32766.0 * scale
+    packed = np.where(np.isfinite(values), np.rint((values - offset) / scale), -32767).astype(np.int16)
+    return packed, scale, offset
+
+
+def era5_old_cds(src: str, dst: str, lsm: np.ndarray | None = None) -> str:
+    """Rewrite a new-CDS ERA5 file (:func:`era5_file`) in the old CDS's layout: netCDF-3 64-bit offset as
+    ``grib_to_netcdf`` wrote it, ``time`` (int32 hours since 1900-01-01 00:00:00.0, gregorian) instead of
+    ``valid_time``, float32 ``latitude``/``longitude``, every variable int16 CF-packed (``scale_factor``,
+    ``add_offset``, ``_FillValue`` = ``missing_value`` = -32767) and ``m**3 m**-3``-style units; ``lsm``
+    (latitude, longitude), 0/1, written for every record when given (ERA5 single levels carry it)."""
+    import netCDF4
+
+    with netCDF4.Dataset(src) as a, netCDF4.Dataset(dst, "w", format="NETCDF3_64BIT_OFFSET") as b:
+        secs = np.asarray(a["valid_time"][:], dtype=float)
+        hours = (secs + (_dt.datetime(1970, 1, 1) - _dt.datetime(1900, 1, 1)).total_seconds()) / 3600.0
+        b.Conventions = "CF-1.6"
+        b.history = "fixture written by landimg in the layout of grib_to_netcdf (old Climate Data Store)"
+        b.createDimension("longitude", a.dimensions["longitude"].size)
+        b.createDimension("latitude", a.dimensions["latitude"].size)
+        b.createDimension("time", None)
+        for name in ("longitude", "latitude"):
+            v = b.createVariable(name, "f4", (name,))
+            v.units, v.long_name = a[name].units, name
+            v[:] = a[name][:]
+        t = b.createVariable("time", "i4", ("time",))
+        t.units, t.long_name, t.calendar = "hours since 1900-01-01 00:00:00.0", "time", "gregorian"
+        t[:] = np.rint(hours).astype(np.int32)
+        fields = {
+            n: np.ma.filled(a[n][:].astype(float), np.nan) for n, v in a.variables.items() if v.ndim == 3
+        }
+        units = {n: a[n].units for n in fields}
+        if lsm is not None:
+            fields["lsm"] = np.broadcast_to(np.asarray(lsm, float), next(iter(fields.values())).shape)
+            units["lsm"] = "(0 - 1)"
+        for name, values in fields.items():
+            packed, scale, offset = _pack_int16(values)
+            v = b.createVariable(name, "i2", ("time", "latitude", "longitude"), fill_value=np.int16(-32767))
+            v.scale_factor, v.add_offset = scale, offset
+            v.missing_value = np.int16(-32767)
+            v.units, v.long_name = units[name], name
+            v.set_auto_maskandscale(False)
+            v[:] = packed
+    return dst
 
 
 def cmfd_files(

@@ -2,11 +2,12 @@
 
 File ``GLDAS_NOAH025_3H.AYYYYMMDD.HHMM.021.nc4``, one per 3 h: ``time`` (1, CF units), ``lat``
 (ascending, -59.875 .. 89.875), ``lon`` (-179.875 .. 179.875), variables (time, lat, lon) with
-``_FillValue``/``missing_value`` -9999 over ocean and ice.
+``_FillValue``/``missing_value`` -9999 over ocean and ice; dimensions are found by name.
 
 * reference soil moisture (product ``gldas``): ``SoilMoi0_10cm_inst``, ``SoilMoi10_40cm_inst``,
-  ``SoilMoi40_100cm_inst`` (kg m-2 of water in the layer) -> m3 m-3 = value / (1000 kg m-3 x layer
-  thickness); a layer no file holds is NaN with a warning (users download variable subsets);
+  ``SoilMoi40_100cm_inst`` (kg m-2 of water in the layer; mm of water also accepted) -> m3 m-3 = value /
+  (1000 kg m-3 x layer thickness), checked in [0, 1]; a layer no file holds is NaN with one warning
+  (users download variable subsets);
 * forcing (product ``gldas_forcing``): ``Tair_f_inst`` K, ``Qair_f_inst`` kg kg-1, ``Psurf_f_inst``
   Pa, ``Rainf_f_tavg`` and ``Snowf_tavg`` kg m-2 s-1, ``Wind_f_inst`` m s-1, ``SWdown_f_tavg`` and
   ``LWdown_f_tavg`` W m-2 -> ALMA names, units converted from the files' attributes.
@@ -20,18 +21,12 @@ import warnings
 
 import numpy as np
 
-from landimg.data.common import (
-    LAYERS,
-    WATER_DENSITY,
-    DataError,
-    Records,
-    file_times,
-    open_dataset,
-    read_mapped,
-    read_var,
-)
+from landimg import units
+from landimg.data.common import LAYERS, DataError, Records
 from landimg.data.gridded import latlon_grid
+from landimg.data.netcdf import NcFile
 from landimg.data.products import Product
+from landimg.data.reading import ALMA_QUANTITIES, check_var, file_times, read_mapped, read_var
 
 __all__ = ["GLDAS_FORCING", "GLDAS_SM", "SM_VARIABLES"]
 
@@ -39,43 +34,50 @@ __all__ = ["GLDAS_FORCING", "GLDAS_SM", "SM_VARIABLES"]
 SM_VARIABLES = ("SoilMoi0_10cm_inst", "SoilMoi10_40cm_inst", "SoilMoi40_100cm_inst")
 
 _FORCING = {
-    "Tair": ("Tair_f_inst", "K"),
-    "Qair": ("Qair_f_inst", "kg kg-1"),
-    "PSurf": ("Psurf_f_inst", "Pa"),
-    "Rainf": ("Rainf_f_tavg", "kg m-2 s-1"),
-    "Snowf": ("Snowf_tavg", "kg m-2 s-1"),
-    "Wind": ("Wind_f_inst", "m s-1"),
-    "SWdown": ("SWdown_f_tavg", "W m-2"),
-    "LWdown": ("LWdown_f_tavg", "W m-2"),
+    "Tair": "Tair_f_inst",
+    "Qair": "Qair_f_inst",
+    "PSurf": "Psurf_f_inst",
+    "Rainf": "Rainf_f_tavg",
+    "Snowf": "Snowf_tavg",
+    "Wind": "Wind_f_inst",
+    "SWdown": "SWdown_f_tavg",
+    "LWdown": "LWdown_f_tavg",
 }
 
 
-def _read_sm(path: str, rows: slice, cols: slice) -> Records:
-    ds = open_dataset(path)
-    try:
-        times, _ = file_times(ds, path, ("time",))
-        shape = (len(times), len(LAYERS), rows.stop - rows.start, cols.stop - cols.start)
-        sm = np.full(shape, np.nan)
-        found = 0
-        for k, (name, (top, bottom)) in enumerate(zip(SM_VARIABLES, LAYERS, strict=True)):
-            if name not in ds.variables:
-                warnings.warn(
-                    f"GLDAS file(s) lack {name}: the {top * 100:g}-{bottom * 100:g} cm layer is NaN",
-                    stacklevel=2,
-                )
-                continue
-            kg_m2 = read_var(ds, path, name, rows, cols, "kg m-2", water=True)
-            sm[:, k] = kg_m2 / (WATER_DENSITY * (bottom - top))
-            found += 1
-    finally:
-        ds.close()
-    if not found:
-        raise DataError(f"{path}: none of {', '.join(SM_VARIABLES)} is in the file")
-    return Records(path, times, {"sm": sm}, None)
+def _read_sm(src: NcFile, rows: slice, cols: slice) -> Records:
+    times, _ = file_times(src)
+    fields = {}
+    for name, (top, bottom) in zip(SM_VARIABLES, LAYERS, strict=True):
+        if name not in src.ds.variables:
+            continue
+        kg_m2 = read_var(src, name, rows, cols, units.LAYER_WATER, check=False)
+        sm = kg_m2 / (units.WATER_DENSITY * (bottom - top))
+        fields[name] = check_var(
+            src, name, sm, units.SOIL_MOISTURE, hint=f" (water in a {bottom - top:g} m layer)"
+        )
+    if not fields:
+        raise DataError(f"{src.label}: none of {', '.join(SM_VARIABLES)} is in the file")
+    return Records(src.path, times, fields, None)
 
 
-def _read_forcing(path: str, rows: slice, cols: slice) -> Records:
-    return read_mapped(path, rows, cols, _FORCING, time_names=("time",))
+def _finish_sm(times: np.ndarray, fields: dict[str, np.ndarray]):
+    """The layers' fields as ``sm`` (time, layer, ny, nx); layers no file holds are NaN, with one warning."""
+    first = next(iter(fields.values()))
+    sm = np.full((first.shape[0], len(LAYERS)) + first.shape[1:], np.nan)
+    missing = []
+    for k, name in enumerate(SM_VARIABLES):
+        if name in fields:
+            sm[:, k] = fields[name]
+        else:
+            missing.append(f"{name} ({LAYERS[k][0] * 100:g}-{LAYERS[k][1] * 100:g} cm)")
+    if missing:
+        warnings.warn(f"GLDAS files lack {', '.join(missing)}: those layers are NaN", stacklevel=2)
+    return times, {"sm": sm}
+
+
+def _read_forcing(src: NcFile, rows: slice, cols: slice) -> Records:
+    return read_mapped(src, rows, cols, {out: (name, ALMA_QUANTITIES[out]) for out, name in _FORCING.items()})
 
 
 GLDAS_SM = Product(
@@ -84,6 +86,7 @@ GLDAS_SM = Product(
     description="GLDAS Noah 3-hourly (GLDAS_NOAH*_3H.AYYYYMMDD.HHMM.*.nc4), SoilMoi*_inst kg m-2 -> m3 m-3",
     grid=latlon_grid,
     read=_read_sm,
+    finish=_finish_sm,
 )
 GLDAS_FORCING = Product(
     name="gldas_forcing",

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from landimg.data.common import LAYERS, DataError, StationReadings, check_record_span, parse_date, to_seconds
-from landimg.data.series import Series, read_series
+from landimg.data.series import FileProgress, Series, read_all
 
 __all__ = ["CdfMatcher", "ProductForcing", "ProductObservations", "ProductReference", "ProductStations"]
 
@@ -61,19 +61,23 @@ class ProductForcing:
         Experiment start, YYYY-MM-DD (t = 0 s).
     first_day, last_day : float
         Days after the start the run needs (negative for spin-up); only those records are kept.
+    progress : bool
+        Show reading progress on stderr for long reads.
     """
 
-    def __init__(self, product: str, files, grid, start: str, first_day: float, last_day: float) -> None:
+    def __init__(
+        self, product: str, files, grid, start: str, first_day: float, last_day: float, progress: bool = False
+    ) -> None:
         self.product, self.grid = product, grid
-        cal = _calendar_of(product, files, grid)
-        series = read_series(
-            product,
-            files,
-            grid,
+        series = read_all(
+            product, files, grid, what="forcing.files", progress=_progress("forcing.files", progress)
+        )
+        cal = series.calendar
+        first, last = (
             _day_string(start, cal, np.floor(first_day)),
             _day_string(start, cal, np.ceil(last_day) - 1),
-            what="forcing.files",
         )
+        series = series.select(grid, first, last, "forcing.files")
         if series.product.kind != "forcing":
             raise DataError(f"forcing.product: {product!r} is a {series.product.kind} product, not forcing")
         self.times = _offset(series, start)
@@ -97,39 +101,12 @@ class ProductForcing:
             self.times, t_first, t_last, f"forcing {self.product}", "the start", " (spin-up included)"
         )
 
-    def check_values(self, t_first: float, t_last: float) -> None:
-        """ValueError naming the variable and time unless the records used in ``t_first .. t_last`` s are
-        plausible (finiteness at land cells is checked when the series is read)."""
-        limits = {"Tair": (150.0, 350.0), "Qair": (0.0, 0.1), "PSurf": (3.0e4, 1.1e5), "Rainf": (0.0, 0.1),
-                  "Snowf": (0.0, 0.1), "Wind": (0.0, 100.0), "SWdown": (0.0, 1500.0), "LWdown": (0.0, 1000.0)}  # fmt: skip
-        use = (self.times >= t_first - 86400.0) & (self.times <= t_last)
-        for name, (lo, hi) in limits.items():
-            if name not in self._cols:
-                continue
-            v = self._cols[name][use]
-            bad = (v < lo) | (v > hi)
-            if bad.any():
-                rec = int(np.flatnonzero(bad.any(axis=1))[0])
-                raise ValueError(
-                    f"forcing {self.product}: {name} outside [{lo:g}, {hi:g}] at {int(bad[rec].sum())} land cells, "
-                    f"{self.times[use][rec] / 3600.0:g} h after the start (check the files' units)"
-                )
-
     def close(self) -> None:
         """Nothing to close (the series is in memory)."""
 
 
-def _calendar_of(product: str, files, grid) -> str:
-    """The calendar of a product's first file (read_series needs dates in it)."""
-    from landimg.data.common import expand_files
-    from landimg.data.products import get_product
-    from landimg.data.regrid import Regridder
-
-    p = get_product(product)
-    path = expand_files(files, f"{product} files")[0]
-    rg = Regridder(p.grid(path), grid, path)
-    rec = p.read(path, rg.rows, rg.cols)
-    return getattr(rec.times[0], "calendar", "standard") or "standard"
+def _progress(what: str, enabled: bool) -> FileProgress | None:
+    return FileProgress(what) if enabled else None
 
 
 class ProductObservations:
@@ -149,9 +126,9 @@ class ProductObservations:
         How many analyses each record entered (0 or 1).
     """
 
-    def __init__(self, product: str, files, grid, start: str, days: int) -> None:
-        cal = _calendar_of(product, files, grid)
-        series = read_series(product, files, grid, what="obs.files")
+    def __init__(self, product: str, files, grid, start: str, days: int, progress: bool = False) -> None:
+        series = read_all(product, files, grid, what="obs.files", progress=_progress("obs.files", progress))
+        cal = series.calendar
         if series.product.kind != "retrieval":
             raise DataError(f"obs.product: {product!r} is a {series.product.kind} product, not a retrieval")
         t = _offset(series, start)
@@ -249,8 +226,10 @@ class ProductReference:
 
     layers = LAYERS
 
-    def __init__(self, product: str, files, grid, start: str, days: int) -> None:
-        series = read_series(product, files, grid, what="reference.files")
+    def __init__(self, product: str, files, grid, start: str, days: int, progress: bool = False) -> None:
+        series = read_all(
+            product, files, grid, what="reference.files", progress=_progress("reference.files", progress)
+        )
         if series.product.kind != "reference":
             raise DataError(
                 f"reference.product: {product!r} is a {series.product.kind} product, not a reference"

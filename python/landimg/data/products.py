@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg.data.common import DataError, Records
+from landimg.data.netcdf import NcFile
 from landimg.data.regrid import SourceGrid
 
 __all__ = ["KINDS", "Product", "get_product", "product_names"]
@@ -36,10 +37,11 @@ class Product:
         ``retrieval``, ``reference`` or ``forcing`` (see :data:`KINDS`).
     description : str
         One line: the product and its file names.
-    grid : callable (path) -> SourceGrid
+    grid : callable (NcFile) -> SourceGrid
         The file's grid (reads coordinates only).
-    read : callable (path, rows, cols) -> Records
-        The file's records on the window ``rows`` x ``cols`` of its grid, in landimg's units.
+    read : callable (NcFile, rows, cols) -> Records
+        The file's records on the window ``rows`` x ``cols`` (latitude, longitude in file order) of its
+        grid, in landimg's units. Both take the file opened once (:class:`landimg.data.netcdf.NcFile`).
     finish : callable, optional
         Applied to the merged series on the model grid (de-accumulation, derived variables).
     """
@@ -47,8 +49,8 @@ class Product:
     name: str
     kind: str
     description: str
-    grid: Callable[[str], SourceGrid]
-    read: Callable[[str, slice, slice], Records]
+    grid: Callable[[NcFile], SourceGrid]
+    read: Callable[[NcFile, slice, slice], Records]
     finish: Finish | None = None
 
 

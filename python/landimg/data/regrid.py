@@ -175,14 +175,10 @@ class Regridder:
             raise ValueError(f"unknown source grid kind {source.kind!r}")
         wx = _lon_overlaps(source.x_edges, lon_e)
         full_x = np.diff(lon_e)
-        for name, got, full in (("latitude", wy.sum(1), full_y), ("longitude", wx.sum(1), full_x)):
-            short = got < full * (1.0 - 1e-9)
-            if short.any():
-                axis = grid.lat if name == "latitude" else grid.lon
-                raise DataError(
-                    f"{path}: the file does not cover the model domain in {name} (model cells centred at "
-                    f"{_span(axis[short])} lie outside the file's grid)"
-                )
+        short_y = wy.sum(1) < full_y * (1.0 - 1e-9)
+        short_x = wx.sum(1) < full_x * (1.0 - 1e-9)
+        if short_y.any() or short_x.any():
+            raise DataError(_coverage_message(path, source, grid, short_y, short_x))
         r = np.flatnonzero(wy.sum(0) > 0)
         c = np.flatnonzero(wx.sum(0) > 0)
         self.rows = slice(int(r[0]), int(r[-1]) + 1)
@@ -225,8 +221,23 @@ class Regridder:
             return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
 
 
-def _span(values: np.ndarray) -> str:
-    values = np.asarray(values, dtype=float)
-    if values.size == 1:
-        return f"{values[0]:g}"
-    return f"{values.min():g} .. {values.max():g}"
+def _coverage_message(path: str, source: SourceGrid, grid, short_y: np.ndarray, short_x: np.ndarray) -> str:
+    """One line: the file's extent, the domain's, and which of the domain is not covered."""
+    half = grid.res / 2.0
+    dom = (grid.lat[0] - half, grid.lat[-1] + half, grid.lon[0] - half, grid.lon[-1] + half)
+    if source.kind == "latlon":
+        ys = source.y_edges
+        xs = source.x_edges
+        have = f"latitude {ys.min():g} .. {ys.max():g}, longitude {xs.min():g} .. {xs.max():g}"
+    else:
+        have = f"the EASE-Grid 2.0 rows of {source.shape[0]} x {source.shape[1]}"
+    missing = []
+    if short_y.any():
+        missing.append(f"latitudes {grid.lat[short_y].min() - half:g} .. {grid.lat[short_y].max() + half:g}")
+    if short_x.any():
+        missing.append(f"longitudes {grid.lon[short_x].min() - half:g} .. {grid.lon[short_x].max() + half:g}")
+    return (
+        f"{path}: the file does not cover the model domain (domain latitude {dom[0]:g} .. {dom[1]:g}, "
+        f"longitude {dom[2]:g} .. {dom[3]:g}; the file's grid {have}; not covered: {' and '.join(missing)}); "
+        "give files covering the domain or a domain inside the files"
+    )

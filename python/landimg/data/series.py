@@ -1,20 +1,28 @@
-"""A product's file series on the model grid: read each file's window, regrid, merge in time, select
-the period, check, and build the output dataset that ``regrid`` writes."""
+"""A product's file series on the model grid: read each file's window (each file opened once), regrid,
+merge in time, finish, check, select the period, and build the output dataset that ``regrid`` writes."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import sys
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cftime
 import numpy as np
 
+from landimg import units
 from landimg.data.common import ALMA_UNITS, LAYERS, DataError, expand_files, parse_date, to_seconds
+from landimg.data.netcdf import NcFile
 from landimg.data.products import Product, get_product
+from landimg.data.reading import ALMA_QUANTITIES
 from landimg.data.regrid import Regridder
 
-__all__ = ["Series", "read_series", "to_dataset"]
+__all__ = ["FileProgress", "Series", "read_all", "read_series", "to_dataset"]
+
+#: Reports reading progress: (files done, files in all).
+ProgressFn = Callable[[int, int], None]
 
 _EPOCH = "1970-01-01 00:00:00"
 
@@ -46,6 +54,62 @@ class Series:
         """Record times as cftime datetimes."""
         return list(cftime.num2date(self.times, f"seconds since {_EPOCH}", self.calendar))
 
+    def select(self, grid, start: str | None, end: str | None, what: str = "--files") -> Series:
+        """The records from ``start`` 00:00 to the end of ``end`` (YYYY-MM-DD in :attr:`calendar`; None:
+        unbounded), which must reach both days; forcing must be finite at every land cell of ``grid``."""
+        times, fields = _select(self.times, self.fields, self.calendar, start, end, self.files, what)
+        if self.product.kind == "forcing":
+            _check_forcing(times, fields, grid, self.calendar, what)
+        return Series(self.product, times, self.calendar, fields, self.files)
+
+
+class FileProgress:
+    """Progress of reading a file set: on a terminal a line updated in place, otherwise a line every
+    ``every`` seconds; silent for reads shorter than ``after`` seconds.
+
+    Parameters
+    ----------
+    what : str
+        What is read (``forcing.files`` ...), shown on the line.
+    prefix : str
+        Start of each line (``[landimg]``, ``landimg.data:``).
+    stream : file, optional
+        Default ``sys.stderr``.
+    clock : callable, optional
+        Seconds (``time.monotonic``).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        prefix: str = "[landimg]",
+        stream=None,
+        after: float = 2.0,
+        every: float = 10.0,
+        clock=None,
+    ) -> None:
+        self.what, self.prefix, self.after, self.every = what, prefix, after, every
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.clock = time.monotonic if clock is None else clock
+        self.t0 = self.clock()
+        self.last: float | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self.clock()
+        el = now - self.t0
+        due = self.last is None and el >= self.after
+        due |= self.last is not None and now - self.last >= (0.5 if self.tty else self.every)
+        if not (due or (done == total and self.last is not None)):
+            return
+        self.last = now
+        text = f"{self.prefix} reading {self.what}: {done}/{total} files ({el:.0f} s)"
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if done == total else ""))
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
+
 
 def _merge(per_var: dict, paths_of: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     all_times = np.unique(np.concatenate([s for items in per_var.values() for s, _, _ in items]))
@@ -66,17 +130,17 @@ def _merge(per_var: dict, paths_of: dict) -> tuple[np.ndarray, dict[str, np.ndar
     return all_times, fields
 
 
-def read_series(
+def read_all(
     product: str | Product,
     files: str | Sequence[str],
     grid,
-    start: str | None = None,
-    end: str | None = None,
     *,
     min_coverage: float = 0.0,
     what: str = "--files",
+    progress: ProgressFn | None = None,
 ) -> Series:
-    """Read, regrid and merge a product's files for the model grid and (optionally) a period.
+    """Every record of a product's files on the model grid: read (each file opened once), regridded,
+    merged in time, finished and checked; :meth:`Series.select` takes a period.
 
     Parameters
     ----------
@@ -86,31 +150,31 @@ def read_series(
         Glob pattern(s) of the files.
     grid : landimg.ensemble.grid.Grid
         The model grid.
-    start, end : str, optional
-        First and last day (YYYY-MM-DD, in the files' calendar); records from ``start`` 00:00 up to the
-        end of ``end`` are kept, and they must reach both days.
     min_coverage : float
         See :meth:`landimg.data.regrid.Regridder.apply`.
     what : str
         How the files were given, named in errors (``--files``, ``forcing.files`` ...).
+    progress : callable (done, total), optional
+        Called after each file (e.g. :class:`FileProgress`).
 
     Raises
     ------
     DataError
-        No file matches, a file is corrupt, lacks a variable, has wrong units, does not cover the
-        domain, or the records do not cover the period.
+        No file matches, a file is corrupt, lacks a variable, has wrong units or implausible values, does
+        not cover the domain, or no value of a needed variable is valid.
     """
     product = get_product(product) if isinstance(product, str) else product
     paths = expand_files(files, what)
     regridders: dict = {}
     per_var: dict[str, list] = defaultdict(list)
     calendar = None
-    for path in paths:
-        source = product.grid(path)
-        rg = regridders.get(source.key())
-        if rg is None:
-            rg = regridders[source.key()] = Regridder(source, grid, path)
-        rec = product.read(path, rg.rows, rg.cols)
+    for k, path in enumerate(paths):
+        with NcFile(path) as src:
+            source = product.grid(src)
+            rg = regridders.get(source.key())
+            if rg is None:
+                rg = regridders[source.key()] = Regridder(source, grid, src.label)
+            rec = product.read(src, rg.rows, rg.cols)
         cal = getattr(rec.times[0], "calendar", "standard") or "standard"
         if calendar is None:
             calendar = cal
@@ -119,14 +183,36 @@ def read_series(
         secs = to_seconds(rec.times, calendar, _EPOCH)
         for name, values in rec.fields.items():
             per_var[name].append((secs, rg.apply(values, min_coverage), path))
+        if progress is not None:
+            progress(k + 1, len(paths))
     times, fields = _merge(per_var, {})
     if product.finish is not None:
         times, fields = product.finish(times, fields)
     _check_fields(product, fields, paths, what)
-    times, fields = _select(times, fields, calendar, start, end, paths, what)
-    if product.kind == "forcing":
-        _check_forcing(times, fields, grid, calendar, what)
+    _check_valid(product, fields, grid, paths, what)
+    _check_plausible(product, fields, paths, what)
     return Series(product, times, calendar, fields, paths)
+
+
+def read_series(
+    product: str | Product,
+    files: str | Sequence[str],
+    grid,
+    start: str | None = None,
+    end: str | None = None,
+    *,
+    min_coverage: float = 0.0,
+    what: str = "--files",
+    progress: ProgressFn | None = None,
+) -> Series:
+    """Read, regrid and merge a product's files for the model grid and (optionally) a period.
+
+    ``start``, ``end``: first and last day (YYYY-MM-DD, in the files' calendar); records from ``start``
+    00:00 up to the end of ``end`` are kept, and they must reach both days. The other parameters are
+    those of :func:`read_all`.
+    """
+    series = read_all(product, files, grid, min_coverage=min_coverage, what=what, progress=progress)
+    return series.select(grid, start, end, what)
 
 
 def _check_fields(product: Product, fields: dict, paths: list[str], what: str) -> None:
@@ -136,6 +222,35 @@ def _check_fields(product: Product, fields: dict, paths: list[str], what: str) -
     for name in need:
         if name not in fields:
             raise DataError(f"{what}: no file holds {name!r} of product {product.name} ({paths[0]} ...)")
+
+
+def _check_valid(product: Product, fields: dict, grid, paths: list[str], what: str) -> None:
+    """A needed variable without one valid value at a land cell is an error (not a file of NaN)."""
+    need = (
+        ("sm",) if product.kind in ("retrieval", "reference") else tuple(n for n in ALMA_UNITS if n in fields)
+    )
+    for name in need:
+        values = fields[name]
+        land = values[..., grid.land] if values.shape[-2:] == grid.shape else values
+        if not np.isfinite(land).any():
+            raise DataError(
+                f"{what}: no valid value of {name!r} at any land cell of the model grid in the "
+                f"{product.name} "
+                f"files ({paths[0]} ...): all fill values, flagged, or over the sea"
+            )
+
+
+def _check_plausible(product: Product, fields: dict, paths: list[str], what: str) -> None:
+    """Derived forcing (ERA5's Qair from the dew point, de-accumulated fluxes ...) in its plausible range."""
+    if product.kind != "forcing":
+        return
+    for name, values in fields.items():
+        q = ALMA_QUANTITIES.get(name)
+        if q is not None:
+            try:
+                q.check(values, f"{what}: {product.name} {name} (from {paths[0]} ...)", q.unit)
+            except units.UnitsError as exc:
+                raise DataError(str(exc)) from None
 
 
 def _select(times, fields, calendar, start, end, paths, what):

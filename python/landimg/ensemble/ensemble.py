@@ -126,7 +126,7 @@ class Ensemble:
         return self.layout.nmem
 
     # ------------------------------------------------------------------ forecast
-    def advance(self, forcing: Mapping[str, np.ndarray], nsteps: int = 1) -> None:
+    def advance(self, forcing: Mapping[str, np.ndarray], nsteps: int = 1, t: float | None = None) -> None:
         """Step every local member ``nsteps`` model steps under perturbed ``forcing``.
 
         Parameters
@@ -137,12 +137,15 @@ class Ensemble:
         nsteps : int
             Model steps. The perturbations evolve by one AR(1) step of ``nsteps * dt`` first, then the
             model takes all steps in one Fortran call.
+        t : float, optional
+            Time of the (first) step, s since the experiment start: needed when the perturbation shifts
+            each member's rain daily (``ForcingPerturbation.rain_shift_km > 0``).
         """
         if int(nsteps) < 1:
             raise ValueError(f"nsteps must be >= 1, got {nsteps}")
         if self.perturber is not None:
             self.perturber.advance(self.model.dt * int(nsteps))
-            forcing = self.perturber.apply(forcing)
+            forcing = self.perturber.apply(forcing, t)
         self.model.step(forcing, nsteps=int(nsteps))
 
     # ------------------------------------------------------------------ images

@@ -51,6 +51,7 @@ __all__ = [
     "ForcingPerturbation",
     "ForcingPerturber",
     "GaussianFieldGenerator",
+    "RainShift",
     "TexturePerturbation",
     "correlated_noise",
     "gaussian_filter_spectrum",
@@ -98,6 +99,8 @@ class ForcingPerturbation:
         AR(1) time scale of the persistent rain error, days.
     rain_error_km : float
         Correlation length L of the persistent rain error field, km.
+    rain_shift_km : float
+        Rms (per direction) of each member's daily whole-field rain shift, km (0 = off; :class:`RainShift`).
     """
 
     variables: tuple[str, ...] = ("precip", "swdown", "lwdown", "tair")
@@ -115,9 +118,14 @@ class ForcingPerturbation:
     rain_error_std: float = 0.0
     rain_error_tau_days: float = 10.0
     rain_error_km: float = 800.0
+    rain_shift_km: float = 0.0
 
     def __post_init__(self) -> None:
         n = len(self.variables)
+        if not (np.isfinite(self.rain_shift_km) and self.rain_shift_km >= 0):
+            raise ValueError(f"rain_shift_km must be >= 0, got {self.rain_shift_km}")
+        if self.rain_shift_km > 0 and "precip" not in self.variables:
+            raise ValueError("rain_shift_km > 0 needs 'precip' among the perturbed variables")
         if self.rain_error_std < 0 or not self.rain_error_tau_days > 0 or self.rain_error_km < 0:
             raise ValueError(
                 "need rain_error_std >= 0, rain_error_tau_days > 0 and rain_error_km >= 0, got "
@@ -187,6 +195,91 @@ def correlated_noise(
     return _FieldMaker(grid, length_km).draw(rngs, nfield)
 
 
+@dataclass
+class RainShift:
+    """Each member's rain field shifted as a whole by its own random vector, redrawn daily.
+
+    Member ``i`` on day ``d`` (``floor(t / 86400)`` of the step's time ``t``, s since the experiment start)
+    draws ``(dx, dy) = length_km * N(0, 1)^2`` km (rms ``length_km`` per direction, the convention of
+    ``forcing.displacement_km``) from a stream keyed by (seed, i, :attr:`Purpose.RAIN_SHIFT`, d) only: the
+    same shift on any rank layout, and nothing to restart. The member's rain at a cell is the rain
+    ``(dx, dy)`` upwind of it, bilinear between the four surrounding cells (``dx`` converted to degrees
+    of longitude at the cell's latitude, cos clipped at 0.2; periodic in longitude on a global grid).
+
+    Water: the forcing exists over land only, so rain shifted in from the sea or from outside the domain
+    box is zero, and rain shifted onto the sea or out of the box would be lost; the shifted field is
+    therefore rescaled so that its land total (area-weighted, cos latitude) equals that of the unshifted
+    field, every step and member: the domain's rain is conserved exactly, and moved. When the shifted
+    field has no rain over land at all (all of it moved to sea), the unshifted field is kept for that
+    step. In the interior, the bilinear shift alone conserves the total (its weights sum to one per row).
+
+    Parameters
+    ----------
+    grid : landimg.Grid
+    length_km : float
+        Rms shift per direction, km (> 0).
+    seed : int
+        Experiment seed.
+    """
+
+    grid: Any
+    length_km: float
+    seed: int = 0
+    _cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def shift_km(self, member: int, day: int) -> tuple[float, float]:
+        """(dx east, dy north) km of ``member`` on ``day``."""
+        ss = np.random.SeedSequence(self.seed, spawn_key=(int(member), int(Purpose.RAIN_SHIFT), int(day) + 1_000_000))
+        dx, dy = self.length_km * np.random.default_rng(ss).standard_normal(2)
+        return float(dx), float(dy)
+
+    def _weights(self, member: int, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """(source columns (4, ncol), -1 = none; bilinear weights (4, ncol)) of ``member``'s shift on ``day``."""
+        key = (member, day)
+        if key not in self._cache:
+            if len(self._cache) > 64:  # a day's members at a time
+                self._cache.clear()
+            g = self.grid
+            ny, nx = g.shape
+            dx, dy = self.shift_km(member, day)
+            iy, ix = np.unravel_index(g.column_index, g.shape)
+            cos = np.maximum(np.cos(np.radians(g.lat[iy])), 0.2)
+            fy = iy - dy / (g.res * _KM_PER_DEG)
+            fx = ix - dx / (g.res * _KM_PER_DEG * cos)
+            y0, x0 = np.floor(fy).astype(int), np.floor(fx).astype(int)
+            ty, tx = fy - y0, fx - x0
+            lookup = np.full(ny * nx, -1, dtype=np.int64)
+            lookup[g.column_index] = np.arange(g.ncol)
+            src, w = np.empty((4, g.ncol), np.int64), np.empty((4, g.ncol))
+            for k, (oy, ox, wk) in enumerate(((0, 0, (1 - ty) * (1 - tx)), (0, 1, (1 - ty) * tx),
+                                               (1, 0, ty * (1 - tx)), (1, 1, ty * tx))):  # fmt: skip
+                yy, xx = y0 + oy, x0 + ox
+                if g.periodic_lon:
+                    xx = xx % nx
+                inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+                flat = np.where(inside, yy * nx + np.clip(xx, 0, nx - 1), 0)
+                src[k] = np.where(inside, lookup[flat], -1)
+                w[k] = wk
+            self._cache[key] = (src, w)
+        return self._cache[key]
+
+    def apply(self, precip: np.ndarray, members: Sequence[int], t: float) -> np.ndarray:
+        """Each member's rain shifted: ``precip`` (ncol, nloc) of ``members`` at time ``t`` s -> (ncol, nloc).
+
+        The land total of every member's column (area-weighted) is that of its input column (see above).
+        """
+        day = int(np.floor(t / 86400.0))
+        area = np.cos(np.radians(self.grid.column_latlon()[0]))
+        out = np.empty_like(precip, dtype=np.float64)
+        for j, m in enumerate(members):
+            p = np.asarray(precip[:, j], dtype=np.float64)
+            src, w = self._weights(int(m), day)
+            shifted = np.sum(np.where(src >= 0, w * p[np.maximum(src, 0)], 0.0), axis=0)
+            before, after = float(area @ p), float(area @ shifted)
+            out[:, j] = shifted * (before / after) if after > 0 else p
+        return out
+
+
 #: The last innovation draw of any ForcingPerturber: "key" (field maker + streams' states before the
 #: draw), "after" (the streams' states after it) and "fields" (read-only); see ForcingPerturber._innovation.
 _LAST_DRAW: dict[str, Any] = {}
@@ -227,6 +320,7 @@ class ForcingPerturber:
         self._draw_key = (grid.shape, grid.cell_size_km(), grid.periodic_lon, land, config.length_km,
                           self._chol.tobytes(), slow)  # fmt: skip
         self.z = self._innovation().copy()  # stationary start
+        self.rain_shift = RainShift(grid, config.rain_shift_km, self.seed) if config.rain_shift_km > 0 else None
 
     def _innovation(self) -> np.ndarray:
         """Cross-correlated innovations (nloc, nvar, ncol), drawn once per stream position and shared.
@@ -281,13 +375,16 @@ class ForcingPerturber:
             out["precip"] = out["precip"] * np.exp(np.sqrt(s2) * self.z[:, -1, :].T - 0.5 * s2)
         return out
 
-    def apply(self, forcing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def apply(self, forcing: dict[str, np.ndarray], t: float | None = None) -> dict[str, np.ndarray]:
         """Perturbed forcing for the local members.
 
         Parameters
         ----------
         forcing : dict of ndarray (ncol,) or (ncol, nloc)
             Unperturbed forcing.
+        t : float, optional
+            Time of the step, s since the experiment start: needed with ``rain_shift_km > 0`` (each
+            member's rain is shifted by its vector of that day, :class:`RainShift`, before its factors).
 
         Returns
         -------
@@ -306,6 +403,10 @@ class ForcingPerturber:
                     f"forcing[{key!r}] has shape {np.shape(val)}, expected ({ncol},) or ({ncol}, {nloc})"
                 )
             arr = np.broadcast_to(arr, (ncol, nloc))
+            if key == "precip" and self.rain_shift is not None:
+                if t is None:
+                    raise ValueError("ForcingPerturber.apply: rain_shift_km > 0 needs the step's time t")
+                arr = self.rain_shift.apply(arr, self.members, t)
             if key in facs:
                 idx = self.config.variables.index(key)
                 arr = arr * facs[key] if self.config.multiplicative[idx] else arr + facs[key]

@@ -33,7 +33,7 @@ from landimg.experiment.settings import ConfigError, build_section, setting, spe
 __all__ = [
     "DEFAULT_METHODS", "METHODS", "MOVED", "PRESETS", "SECTIONS", "SUPPLIED", "AnalysisConfig", "Config",
     "ConfigError", "DomainConfig", "EnsembleConfig", "ExperimentConfig", "ForcingConfig", "ObsConfig",
-    "OutputConfig", "ReferenceConfig", "StationsConfig", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
+    "OutputConfig", "ReferenceConfig", "StationsConfig", "WORLDS", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
     "to_dict", "to_toml",
 ]  # fmt: skip
 
@@ -43,6 +43,17 @@ PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
     "china": ((18.0, 54.0), (73.0, 135.0), 0.5),
     "global1deg": ((-60.0, 90.0), (-180.0, 180.0), 1.0),
 }
+
+#: World variants (``experiment.world``): name -> the ``section.key`` values the preset sets. Keys given
+#: explicitly (in the file or with --set) win; --print-config and the restart hold the resolved keys.
+WORLDS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "correlated": {"obs.white_fraction": 0.3, "obs.corr_length_km": 400.0, "obs.memory_days": 10.0},
+    "sparse": {"obs.revisit_days": 4.0},
+    "displaced": {
+        "forcing.displacement_km": 100.0, "forcing.displacement_scope": "field", "ensemble.rain_shift_km": 100.0,
+    },
+}  # fmt: skip
 
 #: Analysis methods the cycle can run (``analysis.methods``), from :data:`landimg.da.METHODS`.
 METHODS: tuple[str, ...] = tuple(da.METHODS)
@@ -67,7 +78,9 @@ class ExperimentConfig:
         ge=0,
     )
     days: int = setting(
-        20, "Length of the assimilation period, days. Metrics are averaged over these days.", gt=0
+        20,
+        "Length of the assimilation period, days. Metrics are averaged over these days (from `score_from_day`).",
+        gt=0,
     )
     spinup_days: int = setting(
         240,
@@ -78,8 +91,22 @@ class ExperimentConfig:
         "2021-05-01", "Experiment start date (00 UTC), `YYYY-MM-DD`; sets the season and solar geometry."
     )
     dt: float = setting(3600.0, "Model time step, s (divides a day).", gt=0, le=3600)
+    world: str = setting(
+        "default",
+        "World variant: a preset of [obs]/[forcing]/[ensemble] keys (`correlated`, `sparse`, `displaced`; "
+        "the table below); keys set explicitly win.",
+        choices=tuple(WORLDS),
+    )
+    score_from_day: int = setting(
+        1,
+        "First day (1-based) of every period mean of `summary.json` (scores, observation-space statistics, "
+        "rank histograms); the days before it are spin-in. At most `days`.",
+        ge=1,
+    )
 
     def __post_init__(self) -> None:
+        _must(self.score_from_day <= self.days, "score_from_day",
+              f"must be <= experiment.days = {self.days} (the last day), got {self.score_from_day}")  # fmt: skip
         _must(
             abs(86400.0 / self.dt - round(86400.0 / self.dt)) < 1e-9,
             "dt",
@@ -121,6 +148,13 @@ class EnsembleConfig:
     rain_error_tau_days: float = setting(10.0, "AR(1) time scale of the persistent rain error, days.", gt=0)
     rain_error_km: float = setting(
         800.0, "Correlation length of the persistent rain error, km (e^-1 at this distance).", ge=0
+    )
+    rain_shift_km: float = setting(
+        0.0,
+        "Each member's rain field shifted as a whole by its own random vector of this rms per direction, km, "
+        "redrawn daily from the member's own stream, so the ensemble samples position errors; the land "
+        "total of the rain is kept ([experiment.md](experiment.md#world-variants)); 0 = off.",
+        ge=0,
     )
     spread_days: int = setting(
         10,
@@ -334,6 +368,7 @@ def from_dict(tree: dict[str, Any], *, source: str = "config", legacy: bool = Fa
         raise ConfigError(f"{source}: expected a table of sections, got {type(tree).__name__}")
     tree = upgrade(tree, _has_key) if legacy else tree
     check_moved(tree, source)
+    tree = _apply_world(tree)
     sections = _all_sections()
     built: dict[str, Any] = {}
     for sname, body in tree.items():
@@ -357,6 +392,24 @@ def from_dict(tree: dict[str, Any], *, source: str = "config", legacy: bool = Fa
         raise ConfigError(str(exc)) from None
     _check_files(cfg)
     return cfg
+
+
+def _apply_world(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` with the keys of its ``experiment.world`` preset (:data:`WORLDS`) added where not given.
+
+    An unknown world is left for the section check to refuse (one line naming the key and the choices).
+    """
+    body = tree.get("experiment")
+    world = body.get("world", "default") if isinstance(body, dict) else "default"
+    if not isinstance(world, str) or world not in WORLDS or not WORLDS[world]:
+        return tree
+    out = {s: (dict(b) if isinstance(b, dict) else b) for s, b in tree.items()}
+    for full, value in WORLDS[world].items():
+        section, key = full.split(".")
+        if not isinstance(out.setdefault(section, {}), dict):
+            continue  # a malformed section: refused later
+        out[section].setdefault(key, value)
+    return out
 
 
 def _check_files(cfg: Config) -> None:

@@ -39,7 +39,14 @@ class ForcingConfig:
     storm_speed_km_h: float = setting(35.0, "Mean eastward storm speed, km/h.", ge=0)
     storm_hours: float = setting(24.0, "Mean storm life, hours (uniform 0.5-1.5x, at most 48 h).", gt=0)
     displacement_km: float = setting(
-        500.0, "Ensemble forcing: rms displacement per direction of each storm, km.", ge=0
+        500.0, "Ensemble forcing: rms displacement per direction of each storm (or of the whole field), km.", ge=0
+    )
+    displacement_scope: str = setting(
+        "storm",
+        "Ensemble forcing: `storm` = every storm displaced by its own random vector (storms far apart move "
+        "independently); `field` = the whole rain (and cloud) field displaced by one vector per day (the "
+        "reanalysis' weather systems misplaced together).",
+        choices=("storm", "field"),
     )
     smoothing: float = setting(
         1.6, "Ensemble forcing: storm radius factor (1 = no smoothing; rain amount conserved).", ge=1
@@ -62,12 +69,27 @@ class ObsConfig:
     """Synthetic satellite observations and verification stations, or user files."""
 
     error_std: float = setting(
-        0.04, "Retrieval error standard deviation, m3/m3 (also the error the filters assume).", gt=0
+        0.04,
+        "Retrieval error standard deviation, m3/m3: the declared observation error (the synthetic retrievals "
+        "are drawn from it, and it is what the experiment passes to the methods).",
+        gt=0,
     )
     white_fraction: float = setting(
-        0.5, "Fraction of the error variance that is white; the rest is spatially correlated.", ge=0, le=1
+        0.5,
+        "Fraction of the error variance that is white (per pixel; a product's `sm_error` sets the white "
+        "part's std where given); the rest is a spatially correlated field of unit variance at every cell.",
+        ge=0,
+        le=1,
     )
-    corr_length_km: float = setting(200.0, "Correlation length of the correlated error part, km.", gt=0)
+    corr_length_km: float = setting(
+        200.0, "Correlation length of the correlated error part, km (correlation e^-1 at this distance).", gt=0
+    )
+    memory_days: float = setting(
+        0.0,
+        "E-folding time of the correlated error part between analyses, days: AR(1) with coefficient "
+        "exp(-interval / memory_days); 0 = redrawn at each analysis. Its state is in the restart.",
+        ge=0,
+    )
     revisit_days: float = setting(
         2.5, "Each cell is observed once every this many days (2 or 3 for 2.5).", ge=1
     )

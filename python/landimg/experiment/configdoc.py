@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from landimg.experiment.config import MOVED, SECTIONS, SUPPLIED, method_sections
+from landimg.experiment.config import MOVED, SECTIONS, SUPPLIED, WORLDS, method_sections
 from landimg.experiment.settings import Spec, specs
 
 __all__ = ["DOC_PATH", "render"]
@@ -97,6 +97,22 @@ def _table(keys: dict[str, Spec]) -> list[str]:
     return rows
 
 
+def _worlds() -> list[str]:
+    """The table of the ``experiment.world`` presets (:data:`landimg.experiment.config.WORLDS`)."""
+    rows = [
+        "World variants (`experiment.world`): each preset sets the keys below unless the file or `--set` "
+        "gives them; `--print-config` and the restart hold the resolved keys "
+        "([experiment.md](experiment.md#world-variants)).",
+        "",
+        "| world | keys it sets |",
+        "|---|---|",
+    ]
+    for name, keys in WORLDS.items():
+        text = ", ".join(f"`{k} = {_value(v).strip('`')}`" for k, v in keys.items()) or "none (the defaults)"
+        rows.append(f"| `{name}` | {text} |")
+    return [*rows, ""]
+
+
 def render() -> str:
     """The text of docs/configuration.md."""
     lines = [_INTRO]
@@ -104,6 +120,8 @@ def render() -> str:
         lines += [f"## [{sname}]", "", *_table(specs(cls)), ""]
         if sname in _NOTES:
             lines += [_NOTES[sname], ""]
+        if sname == "experiment":
+            lines += _worlds()
     for sname, cls in method_sections().items():
         lines += [
             f"## [{sname}]",

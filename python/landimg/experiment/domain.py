@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
+from landimg.data.netcdf import NcFile
+from landimg.data.reading import to_unit
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import Config
-from landimg.experiment.inputs import open_input_netcdf
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]
@@ -124,8 +125,9 @@ def read_field_file(
 ) -> dict[str, np.ndarray]:
     """Read 2-D fields from a netCDF file and sample them at the grid's land cells (nearest neighbour).
 
-    The file needs 1-D coordinate variables ``lat`` (degrees north) and ``lon`` (degrees east,
-    -180..180 or 0..360) and variables ``names`` with dimensions (lat, lon).
+    The file needs latitude (degrees north, ascending or descending) and longitude (degrees east, -180..180
+    or 0..360) coordinates and variables ``names`` on (lat, lon) in either order (dimensions are found by
+    name; a time dimension of length 1 is dropped).
 
     ``quantity`` (optional): the variables' units attribute is converted to its unit (or refused) and the
     values checked against its plausible range.
@@ -137,30 +139,26 @@ def read_field_file(
     Raises
     ------
     ValueError
-        Missing variable, missing coordinates, unknown units, infinite or implausible values, or missing
-        values at land cells.
+        Missing variable, unidentifiable dimensions, missing coordinates, unknown units, infinite or
+        implausible values, or missing values at land cells.
     """
-    with open_input_netcdf(path, ("lat", "lon"), what="field file") as ds:
-        flat = np.asarray(ds["lat"][:], dtype=float)
-        flon = np.asarray(ds["lon"][:], dtype=float)
-        row_index, col_index = grid.nearest_file_indices(flat, flon, source=str(path))
+    with NcFile(path, what="field file") as src:
+        layout = src.layout()
+        row_index, col_index = grid.nearest_file_indices(
+            layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
+        )
         rows, cols = np.unravel_index(grid.column_index, grid.shape)
         iy, ix = row_index[rows], col_index[cols]
         out = {}
         for name in names:
-            if name not in ds.variables:
-                raise ValueError(f"{path}: no variable {name!r} (found {', '.join(ds.variables)})")
-            var = ds[name]
-            if var.ndim != 2 or var.shape != (flat.size, flon.size):
+            if name not in src.ds.variables:
                 raise ValueError(
-                    f"{path}: {name} must have dimensions (lat, lon) = {(flat.size, flon.size)}, "
-                    f"got {var.dimensions} {var.shape}"
+                    f"{path}: no variable {name!r} (found {', '.join(map(str, src.ds.variables))})"
                 )
-            data = np.ma.filled(np.ma.asarray(var[:], dtype=float), np.nan)
-            values = data[iy, ix]
+            values = layout.read(name, ("lat", "lon"))[iy, ix]
             units.refuse_infinite(values, f"{path}: {name}")
             if quantity is not None:
-                values = units.to_canonical(values, getattr(var, "units", None), quantity, f"{path}: {name}")
+                values = to_unit(src.ds[name], values, quantity, f"{path}: {name}")
             if not np.all(np.isfinite(values)):
                 raise ValueError(
                     f"{path}: {name} has missing values at {int((~np.isfinite(values)).sum())} land cells"
@@ -173,10 +171,12 @@ def _refuse_fractions(path: str, texture: dict[str, np.ndarray]) -> None:
     """Texture read as percent but every value <= 1 (fractions without a units attribute) is refused."""
     if all(np.nanmax(v) <= 1.0 for v in texture.values()):
         raise ValueError(
-            f"{path}: sand and clay are all <= 1 %: fractions? set their units attribute to \"1\" (or give percent)"
+            f'{path}: sand and clay are all <= 1 %: fractions? set their units attribute to "1" (or give percent)'
         )
     if np.any(texture["sand"] + texture["clay"] > 100.0 + 1e-9):
-        raise ValueError(f"{path}: sand + clay exceeds 100 % at {int((texture['sand'] + texture['clay'] > 100).sum())} land cells")
+        raise ValueError(
+            f"{path}: sand + clay exceeds 100 % at {int((texture['sand'] + texture['clay'] > 100).sum())} land cells"
+        )
 
 
 def build_domain(cfg: Config, grid: Grid | None = None) -> Domain:

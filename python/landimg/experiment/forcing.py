@@ -24,7 +24,8 @@ Weather (all per column, hourly or finer):
 
 The ensemble's forcing ("reanalysis") is the same weather with degraded rain systems: a fraction
 ``miss_fraction`` of storms is missed, every kept storm is displaced by a random vector of rms
-``displacement_km`` per component and shifted by up to +-3 h, smoothed (radius x ``smoothing`` with
+``displacement_km`` per component (or, with ``displacement_scope = "field"``, the whole field by one
+vector per day) and shifted by up to +-3 h, smoothed (radius x ``smoothing`` with
 the rain amount conserved), biased (x ``rain_bias``) and randomly scaled (lognormal ``amount_sigma``);
 spurious storms are added (``false_alarm_fraction``); regional rain biases multiply the rain by a smooth
 lognormal field (log-std ``bias_field_std``, correlation length ``bias_field_km``); clouds follow the degraded storms; air
@@ -39,10 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from landimg import units
-from landimg.data.common import check_record_span
+from landimg.data.common import attr, check_record_span, seconds_after
+from landimg.data.netcdf import NcFile
+from landimg.data.reading import ALMA_QUANTITIES, packing_slack
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
-from landimg.experiment.inputs import open_input_netcdf, seconds_since
 from landimg.experiment.storm_pairs import StormColumnPairs
 from landimg.random_fields import gaussian_random_field
 
@@ -73,6 +75,7 @@ _STREAM_DEGRADE = 202
 _STREAM_FALSE = 203
 _STREAM_WAVES = 204
 _STREAM_BIAS = 205
+_STREAM_FIELD_SHIFT = 206
 _CLOUD_WIDTH = 1.6  # cloud footprint radius / rain footprint radius
 _CLOUD_FLOOR = 0.02  # the cloud footprint is exp(-d^2/2rc^2) - floor (zero beyond rc sqrt(2 ln 50) = 2.8 rc)
 _CLOUD_REACH = 2.9  # pairs farther than this many rc apart are skipped (beyond both footprints)
@@ -222,6 +225,8 @@ class WeatherGenerator:
         n = truth.t0.size
         keep = rng.random(n) >= c.miss_fraction
         dx, dy = c.displacement_km * rng.standard_normal((2, n))
+        if c.displacement_scope == "field":  # displaced as a whole at evaluation time (_field_shift)
+            dx, dy = np.zeros(n), np.zeros(n)
         dt = rng.uniform(-3.0, 3.0, n)
         scale = rng.lognormal(-0.5 * c.amount_sigma**2, c.amount_sigma, n)
         lat = truth.lat + np.degrees(dy / _EARTH_RADIUS_KM)
@@ -272,15 +277,26 @@ class WeatherGenerator:
         st = _Storms(*(getattr(st, f)[on] for f in _Storms.__dataclass_fields__))
         return st, age[on]
 
+    def _field_shift(self, kind: str, t_h: float) -> tuple[float, float]:
+        """(east, north) km of the whole ensemble rain field at hour ``t_h`` with ``displacement_scope =
+        "field"``: one vector of rms ``displacement_km`` per direction per day (keyed by the day); else 0."""
+        if kind == "truth" or self.cfg.displacement_scope != "field":
+            return 0.0, 0.0
+        day = int(np.floor(t_h / 24.0))
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_FIELD_SHIFT, day + 1_000_000]))
+        dx, dy = self.cfg.displacement_km * rng.standard_normal(2)
+        return float(dx), float(dy)
+
     def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
         st, age = self._active(kind, t_h)
         ncol = self.grid.ncol
         if st.t0.size == 0:
             return np.zeros(ncol), np.zeros(ncol)
-        # storm centre now: moved by (u, v) km/h during `age` hours
-        clat = st.lat + np.degrees(st.v * age / _EARTH_RADIUS_KM)
-        clon = st.lon + np.degrees(st.u * age / _EARTH_RADIUS_KM) / np.maximum(
+        # storm centre now: moved by (u, v) km/h during `age` hours (and the day's field shift)
+        sx, sy = self._field_shift(kind, t_h)
+        clat = st.lat + np.degrees((st.v * age + sy) / _EARTH_RADIUS_KM)
+        clon = st.lon + np.degrees((st.u * age + sx) / _EARTH_RADIUS_KM) / np.maximum(
             np.cos(np.radians(st.lat)), 0.2
         )
         # storm-column pairs within reach: a storm-major superset from the image, then the exact test
@@ -391,11 +407,7 @@ _ALMA = {
 }
 
 
-_UNITS: dict[str, units.Quantity] = {
-    "Tair": units.TEMPERATURE, "Qair": units.SPECIFIC_HUMIDITY, "PSurf": units.PRESSURE, "Rainf": units.PRECIPITATION,
-    "Snowf": units.PRECIPITATION, "Wind": units.WIND, "Wind_E": units.WIND, "Wind_N": units.WIND,
-    "SWdown": units.SHORTWAVE, "LWdown": units.LONGWAVE,
-}  # fmt: skip
+_UNITS: dict[str, units.Quantity] = ALMA_QUANTITIES
 _HINTS = {
     "Tair": ': degrees Celsius without units = "degC"?',
     "Rainf": ": mm/h or mm/day without a units attribute?",
@@ -408,12 +420,13 @@ _HINTS = {
 class FileForcing:
     """Forcing read from a CF-netCDF file (ALMA names), held constant over each record.
 
-    The file has dimensions (time, lat, lon) with coordinate variables ``time`` (CF units such as
-    ``hours since 2021-05-01 00:00``), ``lat``, ``lon`` and variables ``Tair`` (K), ``Qair`` (kg/kg),
+    The file has a time coordinate (CF units such as ``hours since 2021-05-01 00:00``), latitude and
+    longitude coordinates, and variables on (time, lat, lon) in any order (dimensions are found by name;
+    latitudes ascending or descending, longitudes -180..180 or 0..360): ``Tair`` (K), ``Qair`` (kg/kg),
     ``PSurf`` (Pa), ``Rainf`` (kg/m2/s; ``Snowf`` is added when present), ``Wind`` (m/s) (or
     ``Wind_E``/``Wind_N``), ``SWdown`` and ``LWdown`` (W/m2). Grid cells are matched by nearest neighbour.
-    Each variable's ``units`` attribute is read and converted (:mod:`landimg.units`: e.g. degC, hPa,
-    g kg-1, mm h-1), or refused when unknown; without the attribute the units above are assumed.
+    Each variable's ``units`` attribute is read and converted with pint (:mod:`landimg.units`: e.g. degC,
+    hPa, g kg-1, mm h-1), or refused when not convertible; without the attribute the units above are assumed.
 
     Parameters
     ----------
@@ -426,42 +439,72 @@ class FileForcing:
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
         self.path = path
         self.grid = grid
-        self._ds = open_input_netcdf(path, ("time", "lat", "lon"), what="forcing file")
-        ds = self._ds
+        self._src = NcFile(path, what="forcing file")
+        try:
+            self._open(grid, start)
+        except Exception:
+            self._src.close()
+            raise
+
+    def _open(self, grid: Grid, start: _dt.date | str) -> None:
+        ds, layout, path = self._src.ds, self._src.layout(), self.path
         missing = [v for v in ("Tair", "Qair", "PSurf", "Rainf", "SWdown", "LWdown") if v not in ds.variables]
         if "Wind" not in ds.variables and not {"Wind_E", "Wind_N"} <= set(ds.variables):
             missing.append("Wind")
         if missing:
-            ds.close()
             raise ValueError(f"{path}: missing forcing variables {missing}")
-        self._conv = {name: _UNITS[name].conversion(getattr(ds[name], "units", None), f"{path}: {name}")
-                      for name in _UNITS if name in ds.variables}  # fmt: skip
-        self.times = seconds_since(ds["time"], start)
+        self._names = [name for name in _UNITS if name in ds.variables]
+        for name in self._names:
+            layout.dims(name, ("time", "lat", "lon"))
+        self._conv = {
+            name: _UNITS[name].conversion(attr(ds[name], "units"), f"{path}: {name}") for name in self._names
+        }
+        self._slack = {name: packing_slack(ds[name], self._conv[name]) for name in self._names}
+        tname = layout.coord("time")
+        self.times = seconds_after(ds[tname], start, str(path), tname)
         if self.times.size == 0 or np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{path}: time must be non-empty and strictly increasing")
-        flat, flon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
-        row_index, col_index = grid.nearest_file_indices(flat, flon, source=str(path))
+        row_index, col_index = grid.nearest_file_indices(
+            layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
+        )
         rows, cols = np.unravel_index(grid.column_index, grid.shape)
-        self._iy, self._ix = row_index[rows], col_index[cols]
+        iy, ix = row_index[rows], col_index[cols]
+        # read only the file's rows and columns the grid uses
+        self._window = {
+            "lat": slice(int(iy.min()), int(iy.max()) + 1),
+            "lon": slice(int(ix.min()), int(ix.max()) + 1),
+        }
+        self._iy, self._ix = iy - iy.min(), ix - ix.min()
+        self._last: dict[
+            str, tuple[int, np.ndarray]
+        ] = {}  # name -> the record read last (steps share records)
 
-    def _read(self, name: str, rec: int) -> np.ndarray:
-        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
-        scale, offset = self._conv[name]
-        values = data[self._iy, self._ix]
-        return values * scale + offset if (scale, offset) != (1.0, 0.0) else values
+    def _read(self, name: str, rec: int, clip: bool = True) -> np.ndarray:
+        """Record ``rec`` of ``name`` at the grid's columns (ncol,) in landimg's unit; a CF-packed variable's
+        values (a decoded zero may lie a packing step outside the range) clipped to the range unless ``clip``
+        is False."""
+        last = self._last.get(name)
+        if last is not None and last[0] == rec:
+            values = last[1]
+        else:
+            data = self._src.layout().read(name, ("time", "lat", "lon"), {"time": rec, **self._window})
+            values = self._conv[name].apply(data[self._iy, self._ix])
+            self._last[name] = (rec, values)
+        if clip and self._slack[name]:
+            values = np.clip(values, _UNITS[name].low, _UNITS[name].high)
+        return values
 
     def check_values(self, t_first: float, t_last: float) -> None:
         """Read every record the run uses (``t_first .. t_last`` s) and refuse missing, infinite or
         implausible values (after unit conversion) with one line naming file, variable and record."""
         first = max(int(np.searchsorted(self.times, t_first, side="right")) - 1, 0)
         last = int(np.searchsorted(self.times, t_last, side="right"))
-        for name, q in _UNITS.items():
-            if name not in self._ds.variables:
-                continue
+        for name in self._names:
+            q, declared = _UNITS[name], attr(self._src.ds[name], "units")
             for rec in range(first, min(last, self.times.size)):
-                v = self._read(name, rec)
+                v = self._read(name, rec, clip=False)
                 where = f"{self.path}: {name} record {rec}"
-                units.check_values(v, q, where, hint=_HINTS.get(name, ""))
+                q.check(v, where, declared or q.default, hint=_HINTS.get(name, ""), slack=self._slack[name])
                 if np.isnan(v).any():
                     raise ValueError(f"{where}: missing values at {int(np.isnan(v).sum())} land cells")
 
@@ -470,11 +513,11 @@ class FileForcing:
         rec = int(np.searchsorted(self.times, t, side="right")) - 1
         if rec < 0 or t > self.times[-1] + (self.times[-1] - self.times[-2] if self.times.size > 1 else 0):
             raise ValueError(f"{self.path}: no record covers t = {t} s after the start")
-        out = {key: self._read(name, rec) for name, key in _ALMA.items() if name in self._ds.variables}
+        out = {key: self._read(name, rec) for name, key in _ALMA.items() if name in self._names}
         if "wind" not in out:
             out["wind"] = np.hypot(self._read("Wind_E", rec), self._read("Wind_N", rec))
         precip = self._read("Rainf", rec)
-        if "Snowf" in self._ds.variables:
+        if "Snowf" in self._names:
             precip = precip + self._read("Snowf", rec)
         out["precip"] = precip
         for key, v in out.items():
@@ -494,4 +537,4 @@ class FileForcing:
 
     def close(self) -> None:
         """Close the netCDF file."""
-        self._ds.close()
+        self._src.close()

@@ -15,7 +15,7 @@ __all__ = ["LAYERS", "LAYER_NAMES", "MAX_SCALES", "OBS_SPACE", "SCORES", "Histor
 LAYERS = _metrics.LAYERS
 LAYER_NAMES = [_metrics.layer_name(layer) for layer in LAYERS]
 #: Scores of the ``scores`` arrays' last axis.
-SCORES = ("spatial_corr", "ubrmse", "bias")
+SCORES = ("spatial_corr", "ubrmse_spatial", "bias")
 #: Observation-space statistics of the ``obs_space`` arrays' last axis (:class:`landimg.da.obs_diagnostics.ObsSpaceStats`).
 OBS_SPACE = ("omb_mean", "omb_rms", "oma_mean", "oma_rms", "spread_b", "spread_a", "obs_err", "consistency", "n_obs")
 #: Length of the per-scale gain record (scales beyond it are not recorded).
@@ -30,6 +30,8 @@ class MethodHistory:
     ----------
     mean, spread : float32 (nd, nl, ny, nx)
         Ensemble mean and standard deviation after the day's last analysis, m3/m3 (NaN off land).
+    mean_background : float32 (nd, nl, ny, nx)
+        Ensemble mean of the forecast just before the day's last analysis (the background), m3/m3.
     increment : float32 (nd, ny, nx)
         Ensemble-mean increment of the observed layer at the day's last analysis, m3/m3.
     scores, scores_background : float64 (nd, nl, 3)
@@ -52,6 +54,7 @@ class MethodHistory:
 
     mean: np.ndarray
     spread: np.ndarray
+    mean_background: np.ndarray
     increment: np.ndarray
     scores: np.ndarray
     scores_background: np.ndarray
@@ -70,6 +73,7 @@ class MethodHistory:
         return cls(
             mean=np.full((nd, nl, ny, nx), np.nan, np.float32),
             spread=np.full((nd, nl, ny, nx), np.nan, np.float32),
+            mean_background=np.full((nd, nl, ny, nx), np.nan, np.float32),
             increment=np.full((nd, ny, nx), np.nan, np.float32),
             scores=np.full((nd, nl, len(SCORES)), np.nan),
             scores_background=np.full((nd, nl, len(SCORES)), np.nan),
@@ -149,7 +153,8 @@ class History:
         """Inverse of :meth:`to_tree`; raises KeyError naming a missing entry.
 
         Restarts of earlier versions lack the observation-space entries (``obs_space``, ``rank_counts``,
-        ``inflation``, ``gain_per_scale``, ``inflation_per_scale``): those days read as missing (NaN, zero counts for ``nmem``).
+        ``inflation``, ``gain_per_scale``, ``inflation_per_scale``) or the background means
+        (``mean_background``): those days read as missing (NaN, zero counts for ``nmem``).
         """
         top = {f.name: np.asarray(tree[f.name]) for f in fields(cls) if f.name != "methods"}
         per = {m: _method_from_tree(tree[m], nmem) for m in methods}

@@ -1,6 +1,8 @@
-"""Opening users' input files: netCDF with errors naming the file, CF time axes.
+"""Opening users' input files: the experiment's names for the one reading path of :mod:`landimg.data`.
 
-Reading inputs is kept apart from writing outputs (:mod:`landimg.experiment.output`).
+Files are opened by :func:`landimg.data.netcdf.open_dataset` (netCDF-3, netCDF-4/HDF5; CF decoding) and
+times decoded by :func:`landimg.data.common.decode_times`, as for the product readers. Reading inputs is
+kept apart from writing outputs (:mod:`landimg.experiment.output`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from landimg.data.common import seconds_after
+from landimg.data.netcdf import open_dataset
+
 __all__ = ["open_input_netcdf", "seconds_since"]
 
 
-def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: str = "input file"):
+def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: str = "input file") -> Any:
     """Open a user's netCDF file for reading, with errors that name the file and the problem.
 
     Parameters
@@ -27,54 +32,21 @@ def open_input_netcdf(path: str | Path, required: tuple[str, ...] = (), what: st
 
     Returns
     -------
-    netCDF4.Dataset
-        The open dataset (the caller closes it, or uses it as a context manager).
+    xarray.Dataset
+        CF-decoded (fill values NaN, packing undone), times as numbers; a context manager.
 
     Raises
     ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        Not a readable netCDF file, or a required variable is missing.
+    landimg.data.DataError (a ValueError)
+        No such file, a directory, not a readable netCDF file, or a required variable is missing.
     """
-    import netCDF4
-
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{what} {str(path)!r}: is a directory, not a file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r}: no such file")
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as err:
-        raise ValueError(
-            f"{what} {str(path)!r}: not a readable netCDF file ({err.strerror or err})"
-        ) from None
-    if not ds.dimensions and not ds.variables:
-        ds.close()
-        raise ValueError(
-            f"{what} {str(path)!r}: not a readable netCDF file (no dimensions or variables: empty or damaged)"
-        )
-    missing = [name for name in required if name not in ds.variables]
-    if missing:
-        ds.close()
-        raise ValueError(f"{what} {str(path)!r}: needs the variable(s) {missing}")
-    return ds
+    return open_dataset(str(path), variables=required, what=what)
 
 
-def seconds_since(time_var: Any, start: Any) -> np.ndarray:
-    """Seconds from midnight of the date ``start`` to each value of a CF time variable, float (ntime,)."""
-    import datetime as _dt
+def seconds_since(time_var: Any, start: Any, path: str = "input file", name: str = "time") -> np.ndarray:
+    """Seconds from midnight of the date ``start`` to each value of a CF time variable, float (ntime,).
 
-    import cftime
-    import netCDF4
-
-    start = _dt.date.fromisoformat(start) if isinstance(start, str) else start
-    units = getattr(time_var, "units", None)
-    if units is None:
-        raise ValueError("the time variable has no 'units' attribute (e.g. 'hours since 2021-05-01 00:00')")
-    calendar = str(getattr(time_var, "calendar", "standard")).lower()
-    times = netCDF4.num2date(time_var[:], units, calendar, only_use_cftime_datetimes=True)
-    # any CF calendar (noleap, 360_day ...): the start date is read in the file's calendar
-    t0 = cftime.datetime(start.year, start.month, start.day, calendar=calendar)
-    return np.array([(t - t0).total_seconds() for t in np.ravel(times)], dtype=float)
+    Any CF calendar (noleap, 360_day ...): the start date is read in the file's calendar; errors name
+    ``path`` and ``name``.
+    """
+    return seconds_after(time_var, start, path, name)

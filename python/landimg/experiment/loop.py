@@ -3,7 +3,7 @@
 One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, sigma -> Ensemble.assimilate(y, sigma, method)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
 Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
@@ -99,6 +99,8 @@ def _start(
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
+        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
             ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
         if r.rank == 0:
@@ -158,6 +160,7 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
             r.history[name].scores_background[day] = _scores(means, truth, grid.land)
+            r.history[name].mean_background[day] = np.stack(means)
     return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
 
 
@@ -215,21 +218,22 @@ def _day(r: _Run, day: int) -> None:
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
         fe = _read(r, day, s.weather.ensemble, k * e.dt)
         for ens in r.ensembles.values():
-            ens.advance(fe, 1)
+            ens.advance(fe, 1, t=k * e.dt)
         if (k + 1) % spa != 0:
             continue
         # analysis time (end of the step)
         t_days = (k + 1) * e.dt / 86400.0 - window
         truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
         frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
-        y, ystd = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         last = step == spd - 1
         if last:
             bg_obs = _background(r, day)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
-            diag = ens.assimilate(y, ystd, s.methods[name])
+            diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
             if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
                 diag["obs_space"] = obs_space_stats(
@@ -246,9 +250,9 @@ def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
-    for ens in r.ensembles.values():
+    for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
-        t.instrument(ens, "assimilate", "analysis")
+        t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
         if ens.perturber is not None:
             t.instrument(ens.perturber, "advance", "perturbations")
             t.instrument(ens.perturber, "apply", "perturbations")
@@ -270,7 +274,8 @@ def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
     if r.rank == 0:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs)
+        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
+                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
 
 def run(
@@ -322,7 +327,7 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
-    s = setup(cfg)
+    s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
     _check_memory(cfg, s, comm)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
@@ -355,6 +360,7 @@ def run(
             prog.update(day + 1, "0-10cm r: " + scores)
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
+    per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     if r.history is None:
         return None
     summary = summarize(
@@ -365,6 +371,9 @@ def run(
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
+    summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
+        name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
+    }
     from landimg.experiment.output import write_json
 
     write_json(out / "summary.json", summary)

@@ -92,8 +92,8 @@ def estimate_memory(
         "perturbation draw": int(1.3 * cells) * nloc * _PERTURBED_VARS * 40,
         # gathered ensemble images and layer states used by every analysis
         "analysis ensemble": 8 * nmem * (cells * 6 + ncol * _STATE_LAYERS * 3),
-        # rank 0: history images (float32) for every day, method and layer
-        "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 2 * nmeth) + 2 + nmeth),
+        # rank 0: history images (float32) for every day, method and layer (mean, background mean, spread)
+        "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 3 * nmeth) + 2 + nmeth),
         # rank 0: the restart gather (every member's model state per method)
         "restart gather": 400 * ncol * nmem * nmeth,
     }

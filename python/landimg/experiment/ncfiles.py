@@ -15,7 +15,8 @@ __all__ = ["write_experiment_netcdf"]
 
 _SM_LAYER = {"standard_name": "volume_fraction_of_condensed_water_in_soil", "units": "m3 m-3"}
 _SM = {**_SM_LAYER, "cell_methods": "depth: mean (thickness-weighted over the layer)"}
-_UNITS = {"spatial_corr": "1", "ubrmse": "m3 m-3", "bias": "m3 m-3"}
+_UNITS = {"spatial_corr": "1", "ubrmse_spatial": "m3 m-3", "bias": "m3 m-3"}
+_DOC = {"spatial_corr": "spatial correlation", "ubrmse_spatial": "spatial ubRMSE (standard deviation of the error field)", "bias": "bias"}
 _IMG3, _IMG4 = ("time", "lat", "lon"), ("time", "depth", "lat", "lon")
 
 
@@ -63,6 +64,8 @@ def _analysis_vars(history: History, layer: str) -> dict[str, tuple]:
     }
     for m, h in history.methods.items():
         var[f"sm_mean_{m}"] = (_IMG4, h.mean, {**_SM, "long_name": f"{m} ensemble mean"})
+        var[f"sm_background_{m}"] = (_IMG4, h.mean_background,
+                                     {**_SM, "long_name": f"{m} ensemble mean of the forecast just before the day's last analysis"})  # fmt: skip
         var[f"sm_spread_{m}"] = (
             _IMG4,
             h.spread,
@@ -88,10 +91,10 @@ def _metrics_vars(history: History, stations: Any) -> dict[str, tuple]:
             var[f"{k}_{m}"] = (
                 ("time", "depth"),
                 h.scores[:, :, j],
-                {"units": _UNITS[k], "long_name": f"{m} {k} of the analysis vs the nature run"},
+                {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the analysis vs the reference"},
             )
             var[f"{k}_background_{m}"] = (("time", "depth"), h.scores_background[:, :, j],
-                                          {"units": _UNITS[k], "long_name": f"{m} {k} of the background vs the nature run"})  # fmt: skip
+                                          {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the background vs the reference"})  # fmt: skip
         var[f"station_sm_{m}"] = (("time", "station"), h.station,
                                   {**_SM_LAYER, "long_name": f"{m} ensemble mean 0-10 cm at the stations", **at_stations})  # fmt: skip
         var.update(_analysis_diagnostics(m, h))
@@ -133,8 +136,10 @@ def write_experiment_netcdf(
     """Write the experiment's CF-netCDF files into ``out``; returns the paths written.
 
     ``analysis.nc``: daily (00 UTC, after the analysis) ensemble mean and spread per verification layer
-    and method, the nature run, the observations and the ensemble-mean increment of the observed layer.
-    ``metrics.nc``: daily spatial correlation, ubRMSE and bias per method and layer (analysis and
+    and method, the background ensemble mean (before the day's last analysis), the nature run, the
+    observations and the ensemble-mean increment of the observed layer.
+    ``metrics.nc``: daily spatial correlation, spatial ubRMSE (``ubrmse_spatial_<m>``; the temporal
+    ubRMSE per pixel is a period score of ``summary.json``) and bias per method and layer (analysis and
     background), the station series, and per method the observation-space diagnostics of the day's last
     analysis (O-B, O-A, spread at the observations, consistency ratio, rank histogram), the inflation
     factor, and the curvelet gain and inflation factor per scale.

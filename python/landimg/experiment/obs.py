@@ -6,7 +6,8 @@ Satellite (SMAP/SMOS-like), once per analysis time:
 * value = nature run's soil moisture of the observed layer (0 - ``analysis.obs_depth`` m) + error;
   the error has standard deviation ``obs.error_std``, a fraction ``obs.white_fraction`` of its variance
   white and the rest a Gaussian random field of correlation length ``obs.corr_length_km``
-  (retrieval errors are spatially correlated through the ancillary data); values are clipped at 0;
+  (retrieval errors are spatially correlated through the ancillary data), AR(1) between analyses with
+  e-folding time ``obs.memory_days`` (0: redrawn at each analysis); values are clipped at 0;
 * gaps: descending swaths are stripes tilted 12 degrees from north, ``obs.swath_period_deg`` apart; the
   pattern shifts each day so that each cell is seen once every ``obs.revisit_days`` days (2 or 3 days
   for the default 2.5); no retrieval over frozen or snow-covered ground; NaN marks missing.
@@ -23,11 +24,12 @@ import datetime as _dt
 import numpy as np
 
 from landimg import units
-from landimg.data.common import StationReadings
+from landimg.data.common import StationReadings, seconds_after
+from landimg.data.netcdf import NcFile
+from landimg.data.reading import to_unit
 from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ObsConfig
-from landimg.experiment.inputs import open_input_netcdf, seconds_since
-from landimg.random_fields import gaussian_random_field
+from landimg.random_fields import GaussianFieldGenerator
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]
 
@@ -39,19 +41,42 @@ _SWATH_TILT_DEG = 12.0
 class SatelliteObserver:
     """Synthetic satellite soil-moisture retrievals of a truth field.
 
+    The retrieval error of analysis ``k`` is ``error_std (sqrt(w) z_white,k + sqrt(1 - w) z_corr,k)`` (``w =
+    obs.white_fraction``) with unit-variance white noise and a unit-variance Gaussian random field of
+    correlation length ``obs.corr_length_km`` (:class:`landimg.random_fields.GaussianFieldGenerator`,
+    spectral: exact unit variance at every cell, never re-standardised over the image). The correlated
+    part is AR(1) between analyses with e-folding time ``obs.memory_days``:
+    ``z_corr,k = a z_corr,k-1 + sqrt(1 - a^2) eta_k``, ``a = exp(-interval_days / memory_days)``,
+    ``z_corr,0 = eta_0`` (stationary from the first analysis); ``memory_days = 0`` redraws it at each
+    analysis (``a = 0``). The draws ``z_white,k`` and ``eta_k`` come from a stream keyed by (seed,
+    analysis index ``k``) only, never by rank; the AR state (the last correlated field and its index) is
+    :meth:`get_state` / :meth:`set_state` for the restart.
+
     Parameters
     ----------
     grid : Grid
     cfg : ObsConfig
     seed : int
+    interval_days : float
+        Time between two analyses (two error draws), days.
     """
 
-    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int) -> None:
+    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int, interval_days: float = 1.0) -> None:
         self.grid = grid
         self.cfg = cfg
         self.seed = int(seed)
+        self.interval_days = float(interval_days)
         lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
         self._track = lon2 - np.tan(np.radians(_SWATH_TILT_DEG)) * lat2  # along-track coordinate (deg)
+        self._fields = GaussianFieldGenerator(grid.shape, grid.cell_size_km(), cfg.corr_length_km,
+                                              grid.periodic_lon)  # fmt: skip
+        self._ar: tuple[int, np.ndarray] | None = None  # (index, z_corr) of the last correlated field
+
+    @property
+    def ar_coefficient(self) -> float:
+        """``a = exp(-interval_days / memory_days)`` of the correlated part (0 with ``memory_days = 0``)."""
+        m = self.cfg.memory_days
+        return float(np.exp(-self.interval_days / m)) if m > 0 else 0.0
 
     def swath_mask(self, day: float, window_days: float = 1.0) -> np.ndarray:
         """Cells seen by the swaths during [day, day + window_days), bool (ny, nx).
@@ -62,13 +87,56 @@ class SatelliteObserver:
         phase = (self._track / c.swath_period_deg - day / c.revisit_days) % 1.0
         return phase < min(window_days / c.revisit_days, 1.0)
 
+    def _draws(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(white noise, correlated innovation eta) of analysis ``index``, unit variance, (ny, nx) each."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_OBS, int(index) + 1_000_000]))
+        white = rng.standard_normal(self.grid.shape)
+        return white, self._fields.draw([rng], 1)[0, 0]
+
+    def correlated_part(self, index: int) -> np.ndarray:
+        """The unit-variance correlated field ``z_corr`` of analysis ``index`` (ny, nx).
+
+        The next index steps the AR(1) from the kept state; the same index returns the kept field; any other
+        index (a first call, a jump) runs the chain from index 0, so the field depends only on (seed, index).
+        """
+        index = int(index)
+        if index < 0:
+            raise ValueError(f"observation index must be >= 0, got {index}")
+        a = self.ar_coefficient
+        if self._ar is not None and self._ar[0] == index:
+            return self._ar[1]
+        if a == 0.0:
+            z = self._draws(index)[1]
+        else:
+            k, z = (self._ar[0], self._ar[1]) if self._ar is not None and self._ar[0] == index - 1 else (-1, None)
+            for j in range(k + 1, index + 1):
+                eta = self._draws(j)[1]
+                z = eta if z is None else a * z + np.sqrt(1.0 - a * a) * eta
+        self._ar = (index, z)
+        return z
+
     def error(self, index: int) -> np.ndarray:
         """Retrieval error image (ny, nx), m3/m3, of observation time ``index``: white + correlated parts."""
         c = self.cfg
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_OBS, int(index) + 1_000_000]))
-        white = rng.standard_normal(self.grid.shape)
-        corr = gaussian_random_field(self.grid, c.corr_length_km, rng)
+        white = self._draws(index)[0]
+        corr = self.correlated_part(index)
         return c.error_std * (np.sqrt(c.white_fraction) * white + np.sqrt(1.0 - c.white_fraction) * corr)
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The AR(1) state for a restart: ``{"index": int, "field": (ny, nx)}``, or ``{}`` before any draw."""
+        if self._ar is None:
+            return {}
+        return {"index": np.asarray(self._ar[0], dtype=np.int64), "field": self._ar[1].copy()}
+
+    def set_state(self, state: dict[str, np.ndarray] | None) -> None:
+        """Restore :meth:`get_state` (``{}`` or None: no state; the chain is then rerun from index 0)."""
+        if not state:
+            self._ar = None
+            return
+        field = np.asarray(state["field"], dtype=np.float64)
+        if field.shape != self.grid.shape:
+            raise ValueError(f"observation-error state has shape {field.shape}, expected {self.grid.shape}")
+        self._ar = (int(state["index"]), field.copy())
 
     def observe(
         self,
@@ -155,29 +223,42 @@ class Stations:
         return np.maximum(truth_columns[self.columns] + self.bias + noise, 0.0)
 
 
+_PERCENT_HINT = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?"
+
+
 class FileObservations:
     """Gridded soil-moisture retrievals from a CF-netCDF file, one image per day.
 
-    The file has coordinate variables ``time`` (CF units, e.g. ``days since 2021-05-01``), ``lat``,
-    ``lon`` and a variable ``sm`` (time, lat, lon) in m3/m3 or percent (its ``units`` attribute; missing:
-    NaN or ``_FillValue``); optionally ``sm_error`` (same shape) in the same units, > 0 where ``sm`` is given. Values are sampled at the grid's cell centres
-    (nearest neighbour); the record of a day is the one whose time falls in that day.
+    The file has a time coordinate (CF units, e.g. ``days since 2021-05-01``), latitude and longitude
+    coordinates and a variable ``sm`` (time, lat, lon, in any order: dimensions are found by name;
+    latitudes ascending or descending, longitudes -180..180 or 0..360) in m3/m3 or percent (its ``units``
+    attribute; missing: NaN or ``_FillValue``); optionally ``sm_error`` (same dimensions) in the same
+    units, > 0 where ``sm`` is given. Values are sampled at the grid's cell centres (nearest neighbour);
+    the record of a day is the one whose time falls in that day.
     """
 
     def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
         self.path, self.grid = path, grid
-        self._ds = open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="observation file")
-        self.days = np.floor(seconds_since(self._ds["time"], start) / 86400.0).astype(int)
-        self._iy, self._ix = grid.nearest_file_indices(
-            np.asarray(self._ds["lat"][:], float), np.asarray(self._ds["lon"][:], float), source=str(path)
-        )
+        self._src = NcFile(path, what="observation file")
+        try:
+            layout = self._src.layout()
+            layout.dims("sm", ("time", "lat", "lon"))
+            tname = layout.coord("time")
+            seconds = seconds_after(self._src.ds[tname], start, str(path), tname)
+            self.days = np.floor(seconds / 86400.0).astype(int)
+            self._iy, self._ix = grid.nearest_file_indices(
+                layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
+            )
+        except Exception:
+            self._src.close()
+            raise
 
     def _sample(self, name: str, rec: int) -> np.ndarray:
-        data = np.ma.filled(np.ma.asarray(self._ds[name][rec], dtype=float), np.nan)
+        data = self._src.layout().read(name, ("time", "lat", "lon"), {"time": rec})
         out = np.where(self.grid.land, data[np.ix_(self._iy, self._ix)], np.nan)
         q = units.SOIL_MOISTURE if name == "sm" else units.SOIL_MOISTURE_ERROR
-        hint = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?" if name == "sm" else ""
-        return units.to_canonical(out, getattr(self._ds[name], "units", None), q, f"{self.path}: {name} record {rec}", hint)
+        hint = _PERCENT_HINT if name == "sm" else ""
+        return to_unit(self._src.ds[name], out, q, f"{self.path}: {name} record {rec}", hint=hint)
 
     def observe(self, day: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(sm image (ny, nx) with NaN for missing, error-std image or None) of ``day``; all NaN if no record."""
@@ -186,7 +267,7 @@ class FileObservations:
             return np.full(self.grid.shape, np.nan), None
         rec = int(hit[0])
         sm = self._sample("sm", rec)
-        err = self._sample("sm_error", rec) if "sm_error" in self._ds.variables else None
+        err = self._sample("sm_error", rec) if "sm_error" in self._src.ds.variables else None
         if err is not None and np.any(np.isfinite(sm) & ~(err > 0.0)):
             raise ValueError(f"{self.path}: sm_error record {rec} must be given (positive) where sm is given")
         return sm, err
@@ -202,7 +283,7 @@ class FileObservations:
 
     def close(self) -> None:
         """Close the file."""
-        self._ds.close()
+        self._src.close()
 
 
 def read_stations_file(
@@ -210,9 +291,10 @@ def read_stations_file(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read station soil moisture from a netCDF file.
 
-    The file has dimensions (time, station), coordinate variables ``time`` (CF units), ``lat(station)``,
-    ``lon(station)`` (degrees) and ``sm(time, station)`` (m3/m3, 0-10 cm, NaN/_FillValue missing).
-    Daily means are formed for the experiment's ``ndays`` days.
+    The file has a time coordinate (CF units), a station dimension along which both latitude and
+    longitude coordinates lie (``lat(station)``, ``lon(station)``, degrees; found by name) and
+    ``sm`` on (time, station) in either order (m3/m3, 0-10 cm, NaN/_FillValue missing). Daily means are
+    formed for the experiment's ``ndays`` days.
 
     Returns
     -------
@@ -221,12 +303,14 @@ def read_stations_file(
     sm : ndarray (ndays, nstation)
         Daily mean readings, NaN where none.
     """
-    with open_input_netcdf(path, ("time", "lat", "lon", "sm"), what="station file") as ds:
-        day = np.floor(seconds_since(ds["time"], start) / 86400.0).astype(int)
-        slat, slon = np.asarray(ds["lat"][:], float), np.asarray(ds["lon"][:], float)
-        sm = np.ma.filled(np.ma.asarray(ds["sm"][:], dtype=float), np.nan)
-        sm = units.to_canonical(sm, getattr(ds["sm"], "units", None), units.SOIL_MOISTURE, f"{path}: sm",
-                                ": percent without units = \"%\", or undeclared fill values (set _FillValue)?")  # fmt: skip
+    with NcFile(path, what="station file") as src:
+        layout = src.layout()
+        layout.dims("sm", ("time", "station"))
+        tname = layout.coord("time")
+        day = np.floor(seconds_after(src.ds[tname], start, str(path), tname) / 86400.0).astype(int)
+        slat, slon = layout.coord_values("lat"), layout.coord_values("lon")
+        sm = layout.read("sm", ("time", "station"))
+        sm = to_unit(src.ds["sm"], sm, units.SOIL_MOISTURE, f"{path}: sm", hint=_PERCENT_HINT)
     iy = np.floor((slat - (grid.lat[0] - grid.res / 2)) / grid.res).astype(int)
     ix = np.floor(((slon - (grid.lon[0] - grid.res / 2)) % 360.0) / grid.res).astype(int)
     inside = (iy >= 0) & (iy < grid.shape[0]) & (ix >= 0) & (ix < grid.shape[1])

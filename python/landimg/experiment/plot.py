@@ -61,7 +61,7 @@ def _save(fig, path: Path) -> Path:
 _SM_UNITS = "m$^3$/m$^3$"  # volumetric soil moisture (and its increments)
 _METRIC_LABELS = {
     "spatial_corr": "spatial correlation (-)",
-    "ubrmse": f"ubRMSE ({_SM_UNITS})",
+    "ubrmse_spatial": f"spatial ubRMSE ({_SM_UNITS})",
     "bias": f"bias ({_SM_UNITS})",
 }
 
@@ -130,7 +130,7 @@ def plot_metric_series(
     days: np.ndarray,
     series: Mapping[str, Mapping[str, np.ndarray]],
     layers: Sequence[str],
-    metrics: Sequence[str] = ("spatial_corr", "ubrmse", "bias"),
+    metrics: Sequence[str] = ("spatial_corr", "ubrmse_spatial", "bias"),
 ) -> Path:
     """Metric time series: one panel per (metric, layer); ``series[method][f"{metric}/{layer}"]`` (ndays,).
 

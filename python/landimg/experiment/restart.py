@@ -118,16 +118,18 @@ def file_hashes(files: Mapping[str, str]) -> dict[str, str]:
 def write_checkpoint(
     out: Path, day: int, nature: Mapping[str, np.ndarray], ensembles: Mapping[str, Any], history: Any,
     wall_seconds: float, config_toml: str, inputs: Mapping[str, str] | None = None,
+    observer: Mapping[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Write the restart after ``day`` complete days (rank 0; the ensembles' states already gathered).
 
     The new file is complete on disk before the previous one moves to ``restart.prev.npz``; a kill at
     any point leaves at least one readable restart. ``inputs`` (:func:`file_hashes`) are recorded for
-    ``--resume`` to refuse changed files.
+    ``--resume`` to refuse changed files; ``observer`` is the synthetic observations' state (the AR(1)
+    retrieval error, :meth:`landimg.experiment.obs.SatelliteObserver.get_state`).
     """
     tree = {
         "day": day, "nature": nature, "ensembles": ensembles, "history": history.to_tree(),
-        "wall_seconds": wall_seconds, "config_toml": config_toml,
+        "wall_seconds": wall_seconds, "config_toml": config_toml, "observer": dict(observer or {}),
     }  # fmt: skip
     if inputs:
         tree[_INPUTS] = dict(inputs)

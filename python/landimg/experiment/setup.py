@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.obs_error import ObsError
 from landimg.ensemble.perturb import TexturePerturbation
 from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
@@ -56,40 +57,47 @@ def perturbation(cfg: Config) -> Any:
         rain_error_std=e.rain_error_std,
         rain_error_tau_days=e.rain_error_tau_days,
         rain_error_km=e.rain_error_km,
+        rain_shift_km=e.rain_shift_km,
     )
 
 
 class Weather:
     """truth(t) / ensemble(t): the synthetic generator, or user files where configured."""
 
-    def __init__(self, cfg: Config, domain: Domain) -> None:
+    def __init__(self, cfg: Config, domain: Domain, progress: bool = False) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
         gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
         truth, ensemble = gen.truth, gen.ensemble
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
 
-            truth = ensemble = ProductForcing(f.product, f.files, grid, e.start, -e.spinup_days, e.days)
+            truth = ensemble = ProductForcing(
+                f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
+            )
         self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
         self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
         for source in (self.truth, self.ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+            if hasattr(source, "check_values"):  # products' values are checked as they are read
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
 
 
 class Observer:
     """Satellite retrievals (synthetic from the nature run, or a user file) for an analysis window."""
 
-    def __init__(self, cfg: Config, grid: Any) -> None:
-        self.cfg = cfg
-        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed)
+    def __init__(self, cfg: Config, grid: Any, progress: bool = False) -> None:
+        self.cfg, self.grid = cfg, grid
+        interval_days = cfg.analysis.interval_hours / 24.0
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, interval_days)
         self.product = None  # a retrieval product as distributed: records taken once, by window
         if cfg.obs.product:
             from landimg.data.inputs import ProductObservations
 
             e = cfg.experiment
-            self.product = ProductObservations(cfg.obs.product, cfg.obs.files, grid, e.start, e.days)
+            self.product = ProductObservations(
+                cfg.obs.product, cfg.obs.files, grid, e.start, e.days, progress
+            )
         self.file = FileObservations(cfg.obs.file, grid, cfg.experiment.start) if cfg.obs.file else None
         if self.file is not None and self.file.days_with_records(cfg.experiment.days) == 0:
             raise ValueError(
@@ -100,17 +108,31 @@ class Observer:
             self.file.check_values(cfg.experiment.days)
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
-        """(observation image (ny, nx) NaN = missing, error std: float or image)."""
+        """(observation image (ny, nx) NaN = missing, the declared error: an ObsError per land column)."""
         if self.product is not None:
-            return self._from_product(t_days, window, frozen)
+            y, white = self._from_product(t_days, window, frozen)
+            return y, self.error(white)
         if self.file is None:
             y = self.synthetic.observe(truth, t_days, frozen, window_days=window, index=index)
-            return y, self.cfg.obs.error_std
+            return y, self.error()
         y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
         y = np.where(frozen, np.nan, y)
-        if err is None:
-            return y, self.cfg.obs.error_std
-        return y, np.where(np.isfinite(err), err, self.cfg.obs.error_std)
+        return y, self.error(err)
+
+    def error(self, white: np.ndarray | None = None) -> ObsError:
+        """The declared observation error of ``[obs]`` (:class:`landimg.da.obs_error.ObsError`, per land column).
+
+        ``error_std`` split by ``white_fraction`` into a white and a correlated part (``corr_length_km``,
+        ``memory_days``); a retrieval file's or product's ``sm_error`` image ``white`` (m3/m3, NaN = not
+        given) replaces the white part's std where it is given.
+        """
+        c = self.cfg.obs
+        declared = ObsError.from_fraction(c.error_std, c.white_fraction, c.corr_length_km, c.memory_days)
+        if white is None:
+            return declared
+        cols = self.grid.to_columns(np.asarray(white, dtype=np.float64))
+        white_std = np.where(np.isfinite(cols) & (cols > 0), cols, declared.white_std)
+        return ObsError(white_std, declared.corr_std, declared.corr_length_km, declared.memory_days)
 
     def _from_product(self, t_days: float, window: float, frozen: np.ndarray):
         """The product's records with times in [t_days, t_days + window) days, each used once; several
@@ -118,14 +140,16 @@ class Observer:
         recs = self.product.take(t_days * 86400.0, (t_days + window) * 86400.0)
         shape = frozen.shape
         if not recs:
-            return np.full(shape, np.nan), self.cfg.obs.error_std
+            return np.full(shape, np.nan), None
         sm = np.stack([r[1] for r in recs])
-        err = np.stack([r[2] if r[2] is not None else np.full(shape, self.cfg.obs.error_std) for r in recs])
+        err = np.stack([r[2] if r[2] is not None else np.full(shape, np.nan) for r in recs])
         n = np.isfinite(sm).sum(0)
         y = np.where(n > 0, np.nansum(sm, 0) / np.maximum(n, 1), np.nan)
-        e = np.where(n > 0, np.nansum(np.where(np.isfinite(sm), err, 0.0), 0) / np.maximum(n, 1), np.nan)
+        used = np.isfinite(sm) & np.isfinite(err)
+        ne = used.sum(0)
+        e = np.where(ne > 0, np.nansum(np.where(used, err, 0.0), 0) / np.maximum(ne, 1), np.nan)
         y = np.where(frozen, np.nan, y)
-        return y, np.where(np.isfinite(e) & (e > 0), e, self.cfg.obs.error_std)
+        return y, np.where(np.isfinite(e) & (e > 0), e, np.nan)
 
     def fit_cdf(self, model_samples: np.ndarray) -> None:
         """CDF-match the product's retrievals to ``model_samples`` (the open loop's observed layer)."""
@@ -156,8 +180,11 @@ class Setup:
         return self.soil_est if self.soil_members is None else self.soil_members
 
 
-def setup(cfg: Config) -> Setup:
-    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable."""
+def setup(cfg: Config, progress: bool = False) -> Setup:
+    """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable.
+
+    ``progress``: show reading progress of long file sets on stderr (rank 0).
+    """
     from landimg.model import soil
 
     try:
@@ -166,13 +193,13 @@ def setup(cfg: Config) -> Setup:
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain),
-            observer=Observer(cfg, grid),
+            weather=Weather(cfg, domain, progress),
+            observer=Observer(cfg, grid, progress),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
-            reference=_reference(cfg, grid),
+            reference=_reference(cfg, grid, progress),
             soil_members=_member_soil(cfg, domain),
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
@@ -218,11 +245,11 @@ def _stations(cfg: Config, grid: Any) -> Any:
     return Stations(grid, cfg.obs, e.seed)
 
 
-def _reference(cfg: Config, grid: Any) -> Any:
+def _reference(cfg: Config, grid: Any, progress: bool = False) -> Any:
     """The reference product of ``[reference]`` (daily layer means), or None (verify against the nature run)."""
     if not cfg.reference.product:
         return None
     from landimg.data.inputs import ProductReference
 
     e = cfg.experiment
-    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days)
+    return ProductReference(cfg.reference.product, cfg.reference.files, grid, e.start, e.days, progress)

@@ -94,7 +94,7 @@ def spread_members(cfg: Config, s: Setup, ensembles: dict[str, Any]) -> None:
         return
     first, *others = ensembles.values()
     for k in range(-nspread, 0):
-        first.advance(s.weather.ensemble(k * cfg.experiment.dt), 1)
+        first.advance(s.weather.ensemble(k * cfg.experiment.dt), 1, t=k * cfg.experiment.dt)
     first.model.reset_fluxes()
     for ens in others:
         ens.model.set_state(first.model.get_state())

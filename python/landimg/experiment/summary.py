@@ -14,38 +14,63 @@ from landimg.experiment.config import Config, to_dict
 from landimg.experiment.history import LAYER_NAMES, OBS_SPACE, SCORES, History
 from landimg.experiment.timing import Timings
 
-__all__ = ["format_table", "summarize", "write_outputs"]
+__all__ = ["PRIMARY_SCORE", "format_table", "primary_scores", "summarize", "write_outputs"]
 
 
-def _method_entry(h: Any, station_obs: np.ndarray) -> dict[str, Any]:
+#: The primary score of every study: where it lives in ``summary.json`` (``<m>`` = the method).
+PRIMARY_SCORE = "methods.<m>.0-10cm.background.ubrmse_time"
+
+
+def _layer_scores(daily: np.ndarray, est: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+    """Period means of the daily spatial scores ``daily`` (nd, 3) and the temporal scores of the images
+    ``est`` against ``ref`` (nd, ny, nx), the days already cut to the scored period."""
+    out: dict[str, Any] = {k: float(np.nanmean(daily[:, j])) for j, k in enumerate(SCORES)}
+    sums = _metrics.TimeSums.zeros(ref.shape[1:])
+    for x, r in zip(est, ref, strict=True):  # day by day: what a streaming run would add
+        sums.add(x, r)
+    out.update(_metrics.sums_scores(sums))
+    return out
+
+
+def _method_entry(h: Any, truth: np.ndarray, station_obs: np.ndarray, first: int) -> dict[str, Any]:
+    """One method's entry of ``summary.json``; period means over days ``first`` (0-based) to the end."""
     entry: dict[str, Any] = {}
     for i, ln in enumerate(LAYER_NAMES):
-        entry[ln] = {k: float(np.nanmean(h.scores[:, i, j])) for j, k in enumerate(SCORES)}
-        entry[ln]["background"] = {
-            k: float(np.nanmean(h.scores_background[:, i, j])) for j, k in enumerate(SCORES)
-        }
-    tc = _metrics.time_corr(h.station, station_obs)
-    entry["stations"] = {
-        "time_corr": float(np.nanmean(tc)) if np.isfinite(tc).any() else float("nan"),
-        "n": int(np.isfinite(tc).sum()),
-    }
-    entry["clipped_water_kg_m2"] = float(np.sum(h.clipped_water))
+        entry[ln] = _layer_scores(h.scores[first:, i], h.mean[first:, i], truth[first:, i])
+        entry[ln]["background"] = _layer_scores(
+            h.scores_background[first:, i], h.mean_background[first:, i], truth[first:, i]
+        )
+    entry["stations"] = _metrics.time_scores(h.station[first:], station_obs[first:], _metrics.MIN_STATION_DAYS)
+    entry["clipped_water_kg_m2"] = float(np.sum(h.clipped_water))  # the whole run: a water budget
     obs = {}
     for j, k in enumerate(OBS_SPACE):  # means over the analyses (days) that had observations
-        col = h.obs_space[:, j]
+        col = h.obs_space[first:, j]
         obs[k] = float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
     entry["obs_space"] = obs
-    entry["rank_counts"] = [int(c) for c in h.rank_counts.sum(axis=0)]
+    entry["rank_counts"] = [int(c) for c in h.rank_counts[first:].sum(axis=0)]
     return entry
 
 
+def primary_scores(summary: dict[str, Any]) -> dict[str, float]:
+    """The primary score (:data:`PRIMARY_SCORE`, background ``ubrmse_time`` at 0-10 cm) per method."""
+    return {m: float(e["0-10cm"]["background"]["ubrmse_time"]) for m, e in summary["methods"].items()}
+
+
 def summarize(cfg: Config, history: History, methods: list[str], wall: float, ranks: int) -> dict[str, Any]:
-    """The summary dict (shape of ``summary.json``) from a run's history."""
-    out: dict[str, Any] = {"methods": {m: _method_entry(history[m], history.station_obs) for m in methods}}
+    """The summary dict (shape of ``summary.json``) from a run's history.
+
+    Every period mean is over days ``experiment.score_from_day`` .. ``experiment.days`` (``scored_days``).
+    """
+    first = cfg.experiment.score_from_day - 1
+    out: dict[str, Any] = {
+        "methods": {m: _method_entry(history[m], history.truth, history.station_obs, first) for m in methods}
+    }
+    out["scored_days"] = [first + 1, int(history.truth.shape[0])]
+    out["primary_score"] = {"where": PRIMARY_SCORE, "values": primary_scores(out)}
     out["wall_seconds"] = float(wall)
     out["ranks"] = int(ranks)
     out["landimg_version"] = _landimg_version
-    out["obs_per_day"] = float(np.mean(history.n_obs))
+    out["obs_per_day"] = float(np.mean(history.n_obs[first:]))
     out["verification"] = {
         "spatial": f"reference product {cfg.reference.product}" if cfg.reference.product else "nature run",
         "stations": (
@@ -59,16 +84,24 @@ def summarize(cfg: Config, history: History, methods: list[str], wall: float, ra
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The end-of-run table: one row per method and layer."""
-    lines = [f"{'method':<15}{'layer':<10}{'spatial_corr':>13}{'ubRMSE':>10}{'bias':>10}{'station_r':>11}"]
+    """The end-of-run table: one row per method and layer (analysis scores, then the background's
+    temporal ubRMSE: at 0-10 cm the primary score)."""
+    a, b = summary.get("scored_days", [1, None]), "background"
+    lines = [
+        f"{'':<25}{'analysis':-^50}  {b:-^16}",
+        f"{'method':<15}{'layer':<10}{'spatial_corr':>13}{'ubrmse_sp':>10}{'bias':>9}"
+        f"{'ubrmse_t':>9}{'time_r':>9}  {'ubrmse_t':>8}{'time_r':>8}{'station_r':>11}",
+    ]
     for m, entry in summary["methods"].items():
         for i, ln in enumerate(LAYER_NAMES):
-            sc = entry[ln]
+            sc, bg = entry[ln], entry[ln]["background"]
             st = f"{entry['stations']['time_corr']:>11.3f}" if i == 0 else ""
             lines.append(
-                f"{m:<15}{ln:<10}{sc['spatial_corr']:>13.3f}{sc['ubrmse']:>10.4f}{sc['bias']:>10.4f}{st}"
+                f"{m:<15}{ln:<10}{sc['spatial_corr']:>13.3f}{sc['ubrmse_spatial']:>10.4f}{sc['bias']:>9.4f}"
+                f"{sc['ubrmse_time']:>9.4f}{sc['time_corr']:>9.3f}  {bg['ubrmse_time']:>8.4f}{bg['time_corr']:>8.3f}{st}"
             )
     lines.append(
+        f"days {a[0]}-{a[1]} scored; primary score: background ubrmse_t at 0-10cm (m3/m3); "
         f"wall {summary['wall_seconds']:.1f} s on {summary['ranks']} rank(s); "
         f"{summary['obs_per_day']:.0f} observations per day"
     )

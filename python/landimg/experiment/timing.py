@@ -5,7 +5,8 @@ all its threads) intervals per part, either around a block (``with timings("forc
 every call of an object's method (:meth:`Timings.instrument`). Parts do not nest: an instrumented call
 inside a timed block is not counted twice (the inner part keeps its time, the outer part gets the rest).
 ``summary.json`` reports :meth:`Timings.report` of rank 0 as ``timing_seconds`` (wall) and
-``timing_cpu_seconds`` (CPU). The CPU figures are the low-overhead profile of a run: two clock reads per
+``timing_cpu_seconds`` (CPU), and ``analysis_cpu_seconds``: per method, the CPU seconds of all its
+``Ensemble.assimilate`` calls (:meth:`Timings.instrument` with a label), the largest over the ranks. The CPU figures are the low-overhead profile of a run: two clock reads per
 model step, against a profiler's per-call hooks, which inflate Python-heavy parts (plots, bookkeeping)
 several-fold but not the compiled column model (``bench/profile_run.py`` compares them).
 """
@@ -37,6 +38,7 @@ class Timings:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = dict.fromkeys(PARTS, 0.0)
         self.cpu_seconds: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        self.labelled_cpu_seconds: dict[str, float] = {}  # CPU of whole instrumented calls, by label
         self._stack: list[list[Any]] = []  # [part, (wall, cpu) start, (wall, cpu) spent in inner parts]
         self._t0 = _now()
 
@@ -60,14 +62,24 @@ class Timings:
                 inner[0] += spent[0]
                 inner[1] += spent[1]
 
-    def instrument(self, obj: Any, method: str, part: str) -> None:
-        """Count every later call of ``obj.method`` to ``part`` (wraps the bound method on this instance)."""
+    def instrument(self, obj: Any, method: str, part: str, label: str | None = None) -> None:
+        """Count every later call of ``obj.method`` to ``part`` (wraps the bound method on this instance).
+
+        With ``label``, the CPU seconds of the whole call (parts inside it included) are also summed in
+        ``labelled_cpu_seconds[label]`` (e.g. each method's analyses).
+        """
         bound: Callable[..., Any] = getattr(obj, method)
 
         @functools.wraps(bound)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            with self(part):
-                return bound(*args, **kwargs)
+            start = time.process_time()
+            try:
+                with self(part):
+                    return bound(*args, **kwargs)
+            finally:
+                if label is not None:
+                    spent = time.process_time() - start
+                    self.labelled_cpu_seconds[label] = self.labelled_cpu_seconds.get(label, 0.0) + spent
 
         setattr(obj, method, timed)
 
