@@ -168,8 +168,13 @@ def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]
 RATIO_METHODS: dict[str, str] = {
     "point_letkf": "PointLETKF()",
     "curvelet_enkf": "CurveletEnKF()",
+    "curvelet diagonal anomalies": "CurveletEnKF(anomaly_update='diagonal')",
     "curvelet joint DEnKF": "CurveletEnKF(anomaly_update='joint')",
-    "curvelet jacobi": "CurveletEnKF(cg_preconditioner='jacobi')",
+    "curvelet issue-9 solve": "CurveletEnKF(anomaly_update='joint', cg_tol=1e-4, cg_preconditioner='jacobi')",
+    "curvelet variance filtering": "CurveletEnKF(variance_filtering=True)",
+    "curvelet interior support": "CurveletEnKF(variance_support='interior')",
+    "curvelet analysis layers": "CurveletEnKF(layer_increments='analysis')",
+    "curvelet fine band 300 km": "CurveletEnKF(fine_band_scales=1, fine_band_radius_km=300.0)",
 }
 
 

@@ -415,7 +415,7 @@ def test_denkf_halves_the_anomaly_update(C, solver):
     y = truth + 0.02 * rng.standard_normal(SHAPE)
     mask = np.ones(SHAPE, bool)
     mask[:, 12:20] = False
-    kw = dict(pooling="wedge", solver=solver, obs_mask=mask, cg_tol=1e-12, cg_maxiter=2000)
+    kw = dict(pooling="wedge", solver=solver, obs_mask=mask, cg_tol=1e-12, cg_maxiter=2000, anomaly_update="joint")
     xa_full, _ = curvelet_analysis(xb, y, 0.03, C, perturb_obs=False, **kw)
     xa_d, _ = curvelet_analysis(xb, y, 0.03, C, denkf=True, **kw)
     atol = 1e-13 if solver == "diagonal" else 1e-9
