@@ -43,6 +43,7 @@ from landimg.da.curvelet_stats import (
     land_coverage,
     pool,
     pool_interior,
+    pool_local,
     transform_shape,
 )
 from landimg.da.curvelet_var import b_weights, gap_aware_increments
@@ -232,7 +233,8 @@ def _inflated_anomalies(p: _Problem, s: Any, state: MutableMapping[str, Any] | N
     return mean, anom, xb
 
 
-def _background_variance(p, transform, anom, pooling, variance_support, batch, clock, frame=None) -> np.ndarray:
+def _background_variance(p, transform, anom, pooling, variance_support, batch, clock, frame=None,
+                         local_radius=2.0) -> np.ndarray:  # fmt: skip
     """Pooled background error variance per coefficient ``s_b`` (ncoef,), member-ordered.
 
     Pooled on land-fraction support with a :class:`~landimg.da.curvelet_spectral.SpectralFrame`, the
@@ -241,7 +243,7 @@ def _background_variance(p, transform, anom, pooling, variance_support, batch, c
     nloc, layout = p.background.shape[0], p.layout
     gid = coefficient_groups(transform, pooling)
     land_frac = p.land.sum() / float(p.tshape[0] * p.tshape[1])
-    if frame is not None and pooling != "coefficient" and variance_support == "land_fraction":
+    if frame is not None and pooling not in ("coefficient", "local") and variance_support == "land_fraction":
 
         def direction_energies():  # member by member, in batches (each image on its own: batch-invariant)
             for b0 in range(0, nloc, batch):
@@ -266,10 +268,14 @@ def _background_variance(p, transform, anom, pooling, variance_support, batch, c
     clock.start("statistics")
     if pooling != "coefficient" and variance_support == "interior":
         cov = land_coverage(transform, embed(p.land, p.tshape, p.offset).astype(bool))
-        return pool_interior(var_c, gid, cov)
-    s_b = pool(var_c, gid)
-    if pooling != "coefficient":
-        s_b = s_b / land_frac  # pooled energy of a land-only field: per-coefficient level on land
+        s_b = pool_interior(var_c, gid, cov)
+    else:
+        s_b = pool(var_c, gid)
+        if pooling != "coefficient":
+            s_b = s_b / land_frac  # pooled energy of a land-only field: per-coefficient level on land
+    if pooling == "local":  # local means within each direction, the direction's value where it has no land
+        cov = land_coverage(transform, embed(p.land, p.tshape, p.offset).astype(bool))
+        s_b = pool_local(var_c, transform, cov, local_radius, s_b)
     return s_b
 
 
@@ -604,7 +610,8 @@ def curvelet_analysis(
     if scale is not None:  # B = S C^T diag(v) C S: v from the normalised anomalies
         anom = np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
         op_kw["scale"] = diag["variance_scale"] = scale
-    s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock, frame)
+    s_b = _background_variance(p, transform, anom, s.pooling, s.variance_support, batch, clock, frame,
+                               s.local_pooling_radius)  # fmt: skip
     anom = None  # free the memory
     err = _obs_error_model(p, cell_km, periodic_x)
     gain_err = err if scale is None else _obs_error_model(p, cell_km, periodic_x, scale)

@@ -44,8 +44,14 @@ class CurveletEnKF(InflationSettings):
 
     Attributes
     ----------
-    pooling : {"wedge", "scale", "coefficient", "global"}
-        Where background and observation error variances are averaged (wedge: best in the toy study).
+    pooling : {"wedge", "scale", "coefficient", "global", "local"}
+        Where background and observation error variances are averaged (wedge: best in the toy study;
+        ``"local"``: the background variances locally within each wedge, ``local_pooling_radius``, Pannekoucke,
+        Berre & Desroziers 2007: a B that varies in space per direction and scale, at the cost of a curvelet
+        transform pair per CG product instead of an FFT pair).
+    local_pooling_radius : float
+        ``pooling="local"``: standard deviation of the Gaussian that averages a wedge's coefficient
+        variances over its coefficient grid, in grid steps (the grid spacing doubles every other scale).
     variance_support : {"land_fraction", "interior"}
         How pooled background variances are brought to their land value: divided by the land fraction
         (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
@@ -170,6 +176,7 @@ class CurveletEnKF(InflationSettings):
     """
 
     pooling: str = "wedge"
+    local_pooling_radius: float = 2.0
     variance_support: str = "land_fraction"
     variance_filtering: bool = False
     variance_smoothing_km: float = 300.0
@@ -229,6 +236,8 @@ class CurveletEnKF(InflationSettings):
         self.check_inflation_settings()
         if self.cg_preconditioner not in PRECONDITIONERS:
             raise ValueError(f"cg_preconditioner must be one of {'|'.join(PRECONDITIONERS)}, got {self.cg_preconditioner!r}")
+        if not (np.isfinite(self.local_pooling_radius) and self.local_pooling_radius > 0):
+            raise ValueError(f"local_pooling_radius must be finite and > 0, got {self.local_pooling_radius}")
         if not (np.isfinite(self.variance_smoothing_km) and self.variance_smoothing_km >= 0):
             raise ValueError(f"variance_smoothing_km must be finite and >= 0, got {self.variance_smoothing_km}")
         if self.anomaly_update not in ANOMALY_UPDATES:
@@ -237,7 +246,7 @@ class CurveletEnKF(InflationSettings):
             raise ValueError(f"anomaly_cg_iterations must be >= 1, got {self.anomaly_cg_iterations}")
         if self.layer_increments not in LAYER_INCREMENTS:
             raise ValueError(f"layer_increments must be one of {'|'.join(LAYER_INCREMENTS)}, got {self.layer_increments!r}")
-        if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling == "coefficient"
+        if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling in ("coefficient", "local")
                                                     or self.finest != "wavelets" or self.hybrid_beta > 0):
             raise ValueError("layer_increments='analysis' needs solver='cg', pooled variances, finest='wavelets' "
                              "and hybrid_beta = 0")  # fmt: skip

@@ -28,10 +28,11 @@ __all__ = [
     "land_coverage",
     "pool",
     "pool_interior",
+    "pool_local",
     "transform_shape",
 ]
 
-POOLINGS = ("coefficient", "wedge", "scale", "global")
+POOLINGS = ("coefficient", "wedge", "scale", "global", "local")
 VARIANCE_SUPPORTS = ("land_fraction", "interior")
 
 # variance_support="interior": per group, the K best land-covered coefficients are pooled, with
@@ -88,7 +89,8 @@ def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
 
     ``"wedge"``: one group per direction of a scale, i.e. both real halves of a complex curvelet wedge
     (issue 18: they sample the same frequencies; pooled together, ``C^T diag(v) C`` is a Fourier
-    multiplier, :meth:`landimg.transform.curvelet.Curvelet.direction_spectra`).
+    multiplier, :meth:`landimg.transform.curvelet.Curvelet.direction_spectra`). ``"local"``: the same groups
+    (the background variances are then pooled locally within them, :func:`pool_local`).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -98,7 +100,7 @@ def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
     if pooling == "global":
         return np.zeros(n, dtype=np.int64)
     gid = np.full(n, -1, dtype=np.int64)
-    ids = _direction_ids(transform) if pooling == "wedge" else None
+    ids = _direction_ids(transform) if pooling in ("wedge", "local") else None
     for w, wedge in enumerate(transform.wedges):
         gid[wedge.slice] = ids[w] if ids is not None else int(wedge.scale)
     if (gid < 0).any():
@@ -295,3 +297,36 @@ def pool(values: np.ndarray, gid: np.ndarray) -> np.ndarray:
         return values
     sums = np.bincount(gid, weights=values)
     return (sums / np.bincount(gid))[gid]
+
+
+def pool_local(
+    values: np.ndarray, transform: Any, cov: np.ndarray, radius: float, fallback: np.ndarray
+) -> np.ndarray:
+    """Per-coefficient variances pooled locally within each direction (Pannekoucke, Berre & Desroziers 2007).
+
+    The coefficients of a wedge lie on its ``L1 x L2`` grid (wrapped, so periodic), which tiles the domain:
+    neighbours on it are neighbours in space. Per direction (both real halves of a complex wedge together)
+    the variances and the land coverages ``cov`` (:func:`land_coverage`) are smoothed by a Gaussian of
+    ``radius`` grid steps (periodic) and divided, ``s_b = G(values) / G(cov)``: a coverage-normalised local
+    mean (unbiased for white anomalies, like :func:`pool_interior`). Where the smoothed coverage is below
+    5 % (the ocean, the padding) ``fallback`` (ncoef,) is kept. A variance that varies in space, as in
+    :mod:`landimg.da.curvelet_enkf`'s ``variance_filtering``, but per direction and scale.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    out = np.array(fallback, dtype=np.float64, copy=True)
+    groups: dict[int, list[Any]] = {}
+    for w, d in enumerate(_direction_ids(transform)):
+        groups.setdefault(d, []).append(transform.wedges[w])
+    for wedges in groups.values():
+        shape = tuple(getattr(wedges[0], "shape", ()))
+        if len(shape) != 2 or any(tuple(w.shape) != shape for w in wedges):
+            continue  # not a grid (or halves of different grids): keep the fallback
+        v = sum(values[w.slice].reshape(shape) for w in wedges)
+        c = sum(cov[w.slice].reshape(shape) for w in wedges)
+        sv = gaussian_filter(v, radius, mode="wrap")
+        sc = gaussian_filter(c, radius, mode="wrap")
+        ok = sc > 0.05 * len(wedges)
+        for w in wedges:
+            out[w.slice] = np.where(ok, sv / np.where(ok, sc, 1.0), fallback[w.slice].reshape(shape)).ravel()
+    return out
