@@ -122,7 +122,7 @@ def test_linear_gaussian_mean_matches_dense_kalman_with_correlated_r():
     matches the exact Kalman mean with the true B and R within 2 % of the analysis error std; assuming a
     white R of the same total variance does not."""
     C, xb, y, declared, ref, pa = _linear_gaussian_case()
-    kw = dict(pad=0, nscales=3, cg_tol=1e-8, bias_correction=False, inflation_mode="fixed")
+    kw = dict(pad=0, nscales=3, cg_tol=1e-8, bias_correction=False, inflation_mode="fixed", cg_single_precision=False)
     xa, diag = CurveletEnKF(obs_corr_km=None, **kw).update(xb, y, declared, transform=C, pad_offset=(0, 0), cell_km=CELL)
     err = xa.mean(axis=0).ravel() - ref
     rel = np.sqrt(np.mean(err**2)) / np.sqrt(pa.mean())

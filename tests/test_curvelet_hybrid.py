@@ -73,7 +73,7 @@ def test_hybrid_mean_matches_dense_update(beta):
     shape, radius = (16, 24), 6.0
     _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
     land = np.isfinite(xb[0])
-    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False,
+    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False, cg_single_precision=False,
                           hybrid_beta=beta, hybrid_radius_km=radius, inflation_mode="fixed")  # fmt: skip
     transform, _ = method.transform_for(shape)
     xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
@@ -112,7 +112,7 @@ def test_beta_one_huge_radius_approaches_ensemble_kalman():
     inc = ref - mean_b.ravel()
     errs = {}
     for beta in (1.0, 0.0):
-        m = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-9, perturb_obs=False, inflation_mode="fixed",
+        m = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-9, perturb_obs=False, inflation_mode="fixed", cg_single_precision=False,
                          hybrid_beta=beta, hybrid_radius_km=1e6)  # fmt: skip
         xa, _ = m.update(xb, y, sigma)
         errs[beta] = np.sqrt(np.mean((xa.mean(axis=0).ravel() - ref) ** 2)) / np.sqrt(np.mean(inc**2))
@@ -243,7 +243,7 @@ def test_fine_band_mean_matches_dense_scale_dependent_update():
     shape, radius = (16, 24), 6.0
     _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
     land = np.isfinite(xb[0])
-    kw = dict(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, bias_correction=False, inflation_mode="fixed")
+    kw = dict(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, bias_correction=False, inflation_mode="fixed", cg_single_precision=False)
     method = CurveletEnKF(fine_band_scales=1, fine_band_radius_km=radius, **kw)
     transform, _ = method.transform_for(shape)
     xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))

@@ -55,7 +55,7 @@ def _analyze(method, g, state, obs):
     return method.analyze(state, obs, 0.02, None, ctx)[0]
 
 
-KW = dict(nscales=4, nangles_coarse=8, cg_tol=1e-10, cg_maxiter=2000, inflation_mode="fixed")
+KW = dict(nscales=4, nangles_coarse=8, cg_tol=1e-10, cg_maxiter=2000, inflation_mode="fixed", cg_single_precision=False)
 
 
 @pytest.mark.parametrize("extra", [{}, {"variance_filtering": True}, {"fine_band_scales": 1, "fine_band_radius_km": 600.0}])

@@ -605,7 +605,8 @@ def curvelet_analysis(
     frame = spectral_frame(transform)
     mean, anom, xb = _inflated_anomalies(p, s, state, diag)
     band = FineBand(s.fine_band_scales, s.fine_band_radius_km, xyz_km) if s.fine_band_scales > 0 else None
-    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band, transform, frame), "spectral": frame}
+    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band, transform, frame), "spectral": frame,
+             "single": s.cg_single_precision}  # fmt: skip
     scale = _variance_scale(p, anom, s.variance_smoothing_km, cell_km, periodic_x) if s.variance_filtering else None
     if scale is not None:  # B = S C^T diag(v) C S: v from the normalised anomalies
         anom = np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)

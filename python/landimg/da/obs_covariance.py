@@ -179,6 +179,26 @@ class ObservationCovariance:
         """``1^T R 1``: the variance of the sum of the observation errors."""
         return float(np.sum(self.white_var) + np.sum(self.correlated(np.ones((1, self.white_var.size)))))
 
+    def stationary_multiplier(self, tshape: tuple[int, int], offset: tuple[int, int]) -> np.ndarray | None:
+        """``D_c G D_c`` exactly as the Fourier multiplier of a periodic ``tshape`` domain holding the image at
+        ``offset``, or None. Exact when the correlated std is the same at every observation and the domain is
+        padded enough that the kernel is below 3e-16 across the wrap (``(padding + 1) cell >= 6 L`` along
+        every axis the image does not wrap around by itself); then ``R`` and the curvelet ``B`` share one FFT
+        pair per product."""
+        c = self.corr_std
+        if c.size == 0 or not np.all(c == c[0]):
+            return None
+        g, (ny, nx) = self.correlation, self.correlation.shape
+        need = _TRUNCATE * g.length_km
+        if (tshape[0] - ny + 1) * g.cell_km[0] < need:
+            return None
+        if g.periodic_x:
+            if tshape[1] != nx:
+                return None
+        elif (tshape[1] - nx + 1) * g.cell_km[1] < need:
+            return None
+        return float(c[0]) ** 2 * periodic_spectrum(tuple(tshape), g.cell_km, g.length_km)
+
     def mean_spectrum(self, shape: tuple[int, int]) -> np.ndarray:
         """``R`` as a Fourier multiplier of a fully observed periodic ``shape`` domain with the mean white
         and correlated variances (a preconditioner's approximation), (M, N // 2 + 1)."""
