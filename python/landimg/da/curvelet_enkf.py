@@ -533,6 +533,7 @@ def curvelet_analysis(
     state: MutableMapping[str, Any] | None = None,
     xyz_km: np.ndarray | None = None,
     perturbations: np.ndarray | None = None,
+    cache: Any = None,
     **options: Any,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Curvelet-space EnKF analysis of member images, with diagnostics.
@@ -565,6 +566,9 @@ def curvelet_analysis(
         nothing is carried (the bias forecast is 0, the inflation's prior 1).
     xyz_km : ndarray (nland, 3), optional
         Land pixel positions, km, for the hybrid localization (None: a flat grid of ``cell_km``).
+    cache : AnalysisCache, optional
+        The host's cache (:class:`landimg.da.protocol.AnalysisCache`): the localization matrices of the
+        hybrid and of the fine band per observation pattern.
 
     The update: ``"cg"``, the gap-aware solve (:mod:`landimg.da.curvelet_var`; observations reach into
     swath gaps); ``"diagonal"``, the paper's per-coefficient update ``x + C^T (k * C d)`` (zero innovation
@@ -605,7 +609,8 @@ def curvelet_analysis(
     frame = spectral_frame(transform)
     mean, anom, xb = _inflated_anomalies(p, s, state, diag)
     band = FineBand(s.fine_band_scales, s.fine_band_radius_km, xyz_km) if s.fine_band_scales > 0 else None
-    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band, transform, frame), "spectral": frame,
+    op_kw = {**_hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band, transform, frame, cache),
+             "spectral": frame,
              "single": s.cg_single_precision}  # fmt: skip
     scale = _variance_scale(p, anom, s.variance_smoothing_km, cell_km, periodic_x) if s.variance_filtering else None
     if scale is not None:  # B = S C^T diag(v) C S: v from the normalised anomalies
@@ -642,17 +647,18 @@ def curvelet_analysis(
 
 
 def _hybrid_operator(hybrid, anom, p, cell_km, periodic_x, clock, band=None, transform=None,
-                     frame=None) -> dict[str, Any]:  # fmt: skip
+                     frame=None, cache=None) -> dict[str, Any]:  # fmt: skip
     """Keyword arguments of the CG operator for the hybrid covariance, or for the scale-dependent one
     (``band``: :class:`~landimg.da.curvelet_hybrid.FineBand`); {} without an ensemble part."""
     if band is not None:
         with clock("update"):
-            ens = band.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x, transform, p.offset, frame)
+            ens = band.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x, transform, p.offset, frame,
+                                  cache)  # fmt: skip
         return {"ensemble": ens, "ensemble_weight": 1.0, "land": p.land, "v_mask": 1.0 - band.fine_mask(transform)}
     if hybrid is None or not hybrid.beta > 0:
         return {}
     with clock("update"):
-        ens = hybrid.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x)
+        ens = hybrid.covariance(anom, p.land, p.valid, p.layout, cell_km, periodic_x, cache)
     return {"ensemble": ens, "beta": hybrid.beta, "land": p.land}
 
 

@@ -45,7 +45,8 @@ from landimg.da.curvelet_var import CovarianceOperator, pcg_solve, preconditione
 from landimg.da.localization import EARTH_RADIUS_KM, gaspari_cohn
 
 __all__ = [
-    "BiasAware", "FineBand", "HybridB", "LocalizedEnsembleCovariance", "localization_matrices", "planar_xyz_km",
+    "BiasAware", "FineBand", "HybridB", "LocalizedEnsembleCovariance", "cached_localization", "localization_matrices",
+    "planar_xyz_km",
 ]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
@@ -68,23 +69,34 @@ def planar_xyz_km(land: np.ndarray, cell_km: tuple[float, float], periodic_x: bo
 
 
 def _gc_csr(rows_xyz: np.ndarray, cols_xyz: np.ndarray, radius_km: float) -> Any:
-    """Gaspari-Cohn weights of every (row, column) pair closer than ``radius_km``, CSR with sorted indices."""
+    """Gaspari-Cohn weights of every (row, column) pair closer than ``radius_km``, CSR with sorted indices.
+
+    All pairs from one ``cKDTree.sparse_distance_matrix`` call (C, no per-pair Python loop), the weights of
+    the chord distances recomputed from the coordinates (the same on every rank)."""
     from scipy.sparse import csr_matrix
     from scipy.spatial import cKDTree
 
     nr, nc = rows_xyz.shape[0], cols_xyz.shape[0]
     if nr == 0 or nc == 0:
         return csr_matrix((nr, nc))
-    lists = cKDTree(cols_xyz).query_ball_point(rows_xyz, r=radius_km * (1 + 1e-12))
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=nr)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.fromiter((j for x in lists for j in sorted(x)), dtype=np.int64, count=int(indptr[-1]))
-    rr = np.repeat(np.arange(nr), counts)
-    dist = np.sqrt(np.sum((rows_xyz[rr] - cols_xyz[indices]) ** 2, axis=1))
+    pairs = cKDTree(rows_xyz).sparse_distance_matrix(cKDTree(cols_xyz), radius_km * (1 + 1e-12), output_type="ndarray")
+    order = np.lexsort((pairs["j"], pairs["i"]))
+    ii, jj = pairs["i"][order].astype(np.int64), pairs["j"][order].astype(np.int64)
+    dist = np.sqrt(np.sum((rows_xyz[ii] - cols_xyz[jj]) ** 2, axis=1))
     data = gaspari_cohn(dist / (radius_km / 2.0))
-    out = csr_matrix((data, indices, indptr), shape=(nr, nc))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(ii, minlength=nr))])
+    out = csr_matrix((data, jj, indptr), shape=(nr, nc))
     out.has_sorted_indices = True
     return out
+
+
+def cached_localization(cache: Any, xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: float) -> tuple[Any, Any]:
+    """:func:`localization_matrices` through a host cache (:class:`landimg.da.protocol.AnalysisCache`; None:
+    computed): they depend only on the observation pattern, which repeats with the swaths."""
+    if cache is None:
+        return localization_matrices(xyz_km, obs_idx, radius_km)
+    key = (float(radius_km), xyz_km.shape, hash(xyz_km.tobytes()), obs_idx.tobytes())
+    return cache.get("curvelet_localization", key, lambda: localization_matrices(xyz_km, obs_idx, radius_km))
 
 
 def localization_matrices(xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: float) -> tuple[Any, Any]:
@@ -106,15 +118,18 @@ def localization_matrices(xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: fl
     return _gc_csr(xo, xo, radius_km), _gc_csr(xyz_km, xo, radius_km)
 
 
-def _schur(loc: Any, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> Any:
-    """``loc o (a^T b)`` for a sparse ``loc`` (n, m) and dense ``a`` (N, n), ``b`` (N, m): same pattern."""
+def _schur(loc: Any, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 19) -> Any:
+    """``loc o (a^T b)`` for a sparse ``loc`` (n, m) and dense ``a`` (N, n), ``b`` (N, m): same pattern.
+
+    The members are the last axis of row-major copies, so every pair gathers two contiguous rows of N."""
     from scipy.sparse import csr_matrix
 
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)  # (n, N), (m, N)
     rows = np.repeat(np.arange(loc.shape[0]), np.diff(loc.indptr))
     data = np.empty_like(loc.data)
     for s0 in range(0, data.size, chunk):  # bounded memory: N x chunk at a time
         sl = slice(s0, s0 + chunk)
-        data[sl] = loc.data[sl] * np.einsum("ki,ki->i", a[:, rows[sl]], b[:, loc.indices[sl]])
+        data[sl] = loc.data[sl] * np.einsum("ik,ik->i", at[rows[sl]], bt[loc.indices[sl]])
     out = csr_matrix((data, loc.indices, loc.indptr), shape=loc.shape)
     out.has_sorted_indices = True
     return out
@@ -185,7 +200,7 @@ class HybridB:
 
     def covariance(
         self, anom: np.ndarray, land: np.ndarray, valid: np.ndarray, layout: Any,
-        cell_km: tuple[float, float], periodic_x: bool,
+        cell_km: tuple[float, float], periodic_x: bool, cache: Any = None,
     ) -> LocalizedEnsembleCovariance:  # fmt: skip
         """The localized ensemble covariance of this rank's anomaly images ``anom`` (nloc, ny, nx).
 
@@ -200,7 +215,7 @@ class HybridB:
                 f"hybrid coordinates have shape {xyz.shape}, expected ({nland}, 3) (land pixels)"
             )
         obs_idx = np.flatnonzero(valid[land])
-        l_oo, l_lo = localization_matrices(xyz, obs_idx, self.radius_km)
+        l_oo, l_lo = cached_localization(cache, xyz, obs_idx, self.radius_km)
         return LocalizedEnsembleCovariance(layout.allgather_members(anom[:, land]), obs_idx, l_oo, l_lo)
 
 
@@ -250,14 +265,14 @@ class FineBand:
 
     def covariance(
         self, anom: np.ndarray, land: np.ndarray, valid: np.ndarray, layout: Any, cell_km: tuple[float, float],
-        periodic_x: bool, transform: Any, offset: tuple[int, int], frame: Any = None,
+        periodic_x: bool, transform: Any, offset: tuple[int, int], frame: Any = None, cache: Any = None,
     ) -> LocalizedEnsembleCovariance:  # fmt: skip
         """The localized covariance of this rank's band-passed anomaly images (all members gathered, member
         order); ``anom`` (nloc, ny, nx) zero off land."""
         xyz = self.xyz_km if self.xyz_km is not None else planar_xyz_km(land, cell_km, periodic_x)
         fine = self.band_passed(anom, transform, offset, frame)
         obs_idx = np.flatnonzero(valid[land])
-        l_oo, l_lo = localization_matrices(xyz, obs_idx, self.radius_km)
+        l_oo, l_lo = cached_localization(cache, xyz, obs_idx, self.radius_km)
         return LocalizedEnsembleCovariance(layout.allgather_members(fine[:, land]), obs_idx, l_oo, l_lo)
 
 

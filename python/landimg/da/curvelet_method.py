@@ -374,6 +374,7 @@ class CurveletEnKF(InflationSettings):
         xyz_km: np.ndarray | None = None,
         perturbations: np.ndarray | None = None,
         timings: dict[str, float] | None = None,
+        cache: Any = None,
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Analysis images (nloc, ny, nx) and diagnostics: :func:`landimg.da.curvelet_enkf.curvelet_analysis`
         with these settings.
@@ -389,7 +390,7 @@ class CurveletEnKF(InflationSettings):
             background, obs, obs_std, transform, self,
             obs_mask=obs_mask, seed=seed, rngs=rngs, cell_km=cell_km, periodic_x=periodic_lon, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset, state=state, xyz_km=xyz_km,
-            perturbations=perturbations, timings=timings,
+            perturbations=perturbations, timings=timings, cache=cache,
         )  # fmt: skip
 
     def analyze(
@@ -434,7 +435,7 @@ class CurveletEnKF(InflationSettings):
             transform=transform, pad_offset=offset, periodic_lon=g.periodic_lon, cell_km=g.cell_km,
             obs_mask=None if obs_mask is None else g.to_image(np.asarray(obs_mask, dtype=bool), fill=False),
             land=g.land, update_mask=g.to_image(np.all(ok[h > 0], axis=0).T, fill=False).astype(bool),
-            layout=lay, rngs=context.rngs, seed=context.seed, state=context.state,
+            layout=lay, rngs=context.rngs, seed=context.seed, state=context.state, cache=context.cache,
             xyz_km=sphere_xyz_km(g.xyz) if self.hybrid_beta > 0 or self.fine_band_scales > 0 else None,
             perturbations=None if pert is None else g.to_image(np.asarray(pert, dtype=np.float64).T, fill=0.0),
         )  # fmt: skip
