@@ -488,15 +488,29 @@ def _obs_error_model(
     return ObsErrorModel(sigma, p.error.corr_length_km, cell_km, periodic_x, p.error.white_fraction)
 
 
-def _obs_covariance(p: _Problem, cell_km: tuple[float, float], periodic_x: bool) -> Any:
+def memory_factor(memory_days: float, interval_days: float) -> float:
+    """Variance factor of an AR(1) error seen at every analysis as if it were new: ``(1 + a) / (1 - a)``,
+    ``a = exp(-interval / memory)`` (the variance of the mean of many successive AR(1) errors against that
+    of as many independent ones); 1 without memory."""
+    if not memory_days > 0:
+        return 1.0
+    a = float(np.exp(-float(interval_days) / float(memory_days)))
+    return (1.0 + a) / (1.0 - a)
+
+
+def _obs_covariance(p: _Problem, cell_km: tuple[float, float], periodic_x: bool, s: Any = None) -> Any:
     """``R`` of the assumed error on the usable observations, as an operator (never inverted): diagonal
-    for a white error, ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.obs_covariance`)."""
+    for a white error, ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.obs_covariance`). With
+    ``s.obs_memory_inflation`` the correlated part's variance is multiplied by :func:`memory_factor` of the
+    declared memory (the solve's R only; the inflation keeps the error of one analysis)."""
     if not p.error.correlated:
         return DiagonalCovariance(p.std[p.valid] ** 2)
     shape = p.obs.shape
+    corr = _pixel_image(p.error.corr_std, shape)
+    if s is not None and s.obs_memory_inflation:
+        corr = corr * np.sqrt(memory_factor(p.error.memory_days, s.obs_memory_interval_days))
     return observation_covariance(
-        _pixel_image(p.error.white_std, shape), _pixel_image(p.error.corr_std, shape),
-        p.error.corr_length_km, p.valid, cell_km, periodic_x,
+        _pixel_image(p.error.white_std, shape), corr, p.error.corr_length_km, p.valid, cell_km, periodic_x,
     )  # fmt: skip
 
 
@@ -624,7 +638,7 @@ def curvelet_analysis(
     stats = _gain(p, transform, s_b, gain_err, s.pooling, s.scale_weights, s.obs_var_samples, seed, frame)
     clock.stop("statistics")
     cg = (s.cg_tol, s.cg_maxiter, s.cg_preconditioner) if s.solver == "cg" else None
-    r_cov = _obs_covariance(p, cell_km, periodic_x) if cg is not None else None
+    r_cov = _obs_covariance(p, cell_km, periodic_x, s) if cg is not None else None
     if bias is not None:  # stage 2 analyses the bias-corrected background
         xb = _bias_corrected(bias, transform, mean, xb, p, stats, op_kw, cg, clock, diag, r_cov)
     mode = "denkf" if s.denkf else "perturbed" if s.perturb_obs else "plain"

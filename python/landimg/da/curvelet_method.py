@@ -91,6 +91,14 @@ class CurveletEnKF(InflationSettings):
         The white fraction of the assumed error variance, the rest correlated with length ``obs_corr_km``
         (``< 1`` needs ``obs_corr_km > 0``). None (default): with ``obs_corr_km`` unset the declared error;
         with ``obs_corr_km > 0`` the declared fraction (entirely correlated when the declared error is white).
+    obs_memory_inflation : bool
+        The declared error's correlated part persists between analyses (``memory_days``, AR(1)); treated as
+        new at every analysis it would be counted again and again. With this option the solve's ``R`` takes
+        that part's variance times ``(1 + a) / (1 - a)``, ``a = exp(-obs_memory_interval_days /
+        memory_days)``: the variance of the mean of successive AR(1) errors against independent ones (an
+        effective-sample-size correction; the inflation estimate keeps the error of one analysis).
+    obs_memory_interval_days : float
+        Days between successive looks at the correlated error (the analysis interval), > 0.
     nscales : int or None
         Number of curvelet scales (>= 2; checked against the padded grid when the configuration is read).
         None: with ``solver="cg"`` the largest number the padded domain allows
@@ -191,6 +199,8 @@ class CurveletEnKF(InflationSettings):
     scale_weights: tuple[float, ...] | None = None
     obs_corr_km: float | None = None
     obs_white_fraction: float | None = None
+    obs_memory_inflation: bool = False
+    obs_memory_interval_days: float = 1.0
     nscales: int | None = None
     nangles_coarse: int = 16
     finest: str = "wavelets"
@@ -241,6 +251,8 @@ class CurveletEnKF(InflationSettings):
         self.check_inflation_settings()
         if self.cg_preconditioner not in PRECONDITIONERS:
             raise ValueError(f"cg_preconditioner must be one of {'|'.join(PRECONDITIONERS)}, got {self.cg_preconditioner!r}")
+        if not (np.isfinite(self.obs_memory_interval_days) and self.obs_memory_interval_days > 0):
+            raise ValueError(f"obs_memory_interval_days must be finite and > 0, got {self.obs_memory_interval_days}")
         if not (np.isfinite(self.local_pooling_radius) and self.local_pooling_radius > 0):
             raise ValueError(f"local_pooling_radius must be finite and > 0, got {self.local_pooling_radius}")
         if not (np.isfinite(self.variance_smoothing_km) and self.variance_smoothing_km >= 0):
