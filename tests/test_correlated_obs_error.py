@@ -170,3 +170,27 @@ def test_debiased_inflation_trace_with_correlated_error():
     _, white, _, _ = innovation_statistics(hx, np.zeros(p), std, np.ones(p, bool))
     assert exact == pytest.approx(empirical, rel=0.01)
     assert abs(white - empirical) > 0.05 * empirical
+
+
+def test_memory_inflation_of_the_correlated_part():
+    """``obs_memory_inflation``: the solve's correlated variance times (1 + a)/(1 - a), a = exp(-dt/memory):
+    the same analysis as a filter told that inflated error directly; no effect without memory."""
+    from landimg.da.curvelet_enkf import memory_factor
+
+    assert memory_factor(0.0, 1.0) == 1.0
+    a = np.exp(-0.1)
+    assert memory_factor(10.0, 1.0) == pytest.approx((1 + a) / (1 - a))
+    C, xb, y, _, _, _ = _linear_gaussian_case(nmem=12)
+    kw = dict(transform=C, pad_offset=(0, 0), cell_km=CELL)
+    settings = dict(bias_correction=False, inflation_mode="fixed", cg_single_precision=False, cg_tol=1e-10)
+    w, c = 0.02 * np.sqrt(0.3), 0.02 * np.sqrt(0.7)
+    with_memory = ObsError(w, c, 150.0, memory_days=10.0)
+    got, _ = CurveletEnKF(obs_memory_inflation=True, **settings).update(xb, y, with_memory, **kw)
+    told = ObsError(w, c * np.sqrt(memory_factor(10.0, 1.0)), 150.0, memory_days=10.0)
+    ref, _ = CurveletEnKF(**settings).update(xb, y, told, **kw)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+    plain, _ = CurveletEnKF(**settings).update(xb, y, with_memory, **kw)
+    assert np.abs(plain - got).max() > 1e-4
+    no_memory = ObsError(w, c, 150.0)
+    np.testing.assert_array_equal(CurveletEnKF(obs_memory_inflation=True, **settings).update(xb, y, no_memory, **kw)[0],
+                                  CurveletEnKF(**settings).update(xb, y, no_memory, **kw)[0])
