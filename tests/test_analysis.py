@@ -156,8 +156,9 @@ def test_functional_core_takes_the_method_settings():
     y = np.where(rng.random(shape) < 0.6, truth + 0.02 * rng.standard_normal(shape), np.nan)
     C = landimg.Curvelet(shape, nscales=3, nangles_coarse=8)
     state_a, state_b = {}, {}
-    ref, _ = CurveletEnKF().update(xb, y, 0.02, transform=C, seed=3, state=state_a)
-    np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3, state=state_b), ref)
+    ref, _ = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, transform=C, seed=3, state=state_a)
+    np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3, state=state_b, bias_correction=True), ref)
+    np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3), CurveletEnKF().update(xb, y, 0.02, transform=C, seed=3)[0])
     assert state_a.keys() == state_b.keys() and {"CurveletEnKF.bias", "CurveletEnKF.inflation_lambda"} <= state_a.keys()
     kw = dict(pooling="scale", denkf=False, solver="diagonal", inflation_mode="fixed", inflation=1.1)
     by_name, _ = _curvelet_analysis(xb, y, 0.02, C, seed=3, **kw)

@@ -75,7 +75,10 @@ def test_an_old_runs_configuration_still_reads():
             "ensemble.rain_error_std=0", "ensemble.spread_days=0", "ensemble.perturb_soil=false",
             'analysis.methods=["openloop", "point_enkf", "curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false",
             "point_letkf.radius_km=500", "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false",
-            "curvelet_enkf.layer_increments=full", "curvelet_enkf.obs_corr_km=0"]  # fmt: skip
+            "curvelet_enkf.layer_increments=full", "curvelet_enkf.obs_corr_km=0",
+            "curvelet_enkf.variance_filtering=false", "curvelet_enkf.anomaly_update=joint",
+            "curvelet_enkf.cg_preconditioner=jacobi", "curvelet_enkf.cg_single_precision=false",
+            "curvelet_enkf.variance_support=land_fraction"]  # fmt: skip
     # the stored analysis.localization_km moves to both point filters; the stored curvelet_obs_corr_km = 0
     # now says "assume a white error" (issue 18: unset = the declared error)
     assert from_dict(old, legacy=True) == load_config(None, then)

@@ -51,10 +51,12 @@ def _case(seed=3, nmem=40, sigma_o=0.02):
 @pytest.mark.parametrize("seed", [3, 4])
 def test_variance_filtering_recovers_an_east_west_contrast(seed):
     C, xb, y, sigma_o, sd, ref, mean_b = _case(seed)
-    kw = dict(pad=0, nscales=4, bias_correction=False, inflation_mode="fixed", cg_tol=1e-8, cg_single_precision=False)
+    kw = dict(pad=0, nscales=4, bias_correction=False, inflation_mode="fixed", cg_tol=1e-8, cg_single_precision=False,
+              variance_support="land_fraction")
     out = {}
-    for name, extra in (("homogeneous", {}), ("filtered", {"variance_filtering": True, "variance_smoothing_km": 100.0}),
-                        ("local", {"pooling": "local"})):  # fmt: skip
+    for name, extra in (("homogeneous", {"variance_filtering": False}),
+                        ("filtered", {"variance_filtering": True, "variance_smoothing_km": 100.0}),
+                        ("local", {"pooling": "local", "variance_filtering": False})):  # fmt: skip
         xa, diag = CurveletEnKF(**kw, **extra).update(xb, y, sigma_o, cell_km=CELL, transform=C, pad_offset=(0, 0))
         out[name] = (xa.mean(axis=0), diag)
     scale = out["filtered"][1]["variance_scale"]
@@ -73,4 +75,4 @@ def test_variance_filtering_recovers_an_east_west_contrast(seed):
 def test_variance_filtering_settings():
     with pytest.raises(ValueError, match="variance_smoothing_km"):
         CurveletEnKF(variance_filtering=True, variance_smoothing_km=-1.0)
-    assert CurveletEnKF().variance_filtering is False
+    assert CurveletEnKF().variance_filtering is True  # the default since issue 18 (training seeds)

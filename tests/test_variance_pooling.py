@@ -135,11 +135,12 @@ def test_interior_pool_selection_rules():
     assert np.all(pooled[gid == 0] == pooled[0]) and np.all(pooled[gid == 1] == pooled[100])
 
 
-def test_default_is_land_fraction_normalisation(setup):
-    """Default: wedge (direction) mean of the masked-anomaly energy / land fraction (from one FFT per member
-    since issue 18: the transform's sums to round-off)."""
+def test_land_fraction_normalisation(setup):
+    """``"land_fraction"`` (the default before issue 18, and of the functional-core tests' settings): wedge
+    (direction) mean of the masked-anomaly energy / land fraction (from one FFT per member since issue 18:
+    the transform's sums to round-off)."""
     transform, (oy, ox), land = setup
-    assert CurveletEnKF().variance_support == "land_fraction"
+    assert CurveletEnKF().variance_support == "interior"  # the default since issue 18 (training seeds)
     z = _fields(transform.shape, 150.0, 0.0, 4)[:, oy : oy + NY, ox : ox + NX]
     background = np.where(land, z, np.nan)
     args = (background, np.zeros((NY, NX)), 1.0, transform)

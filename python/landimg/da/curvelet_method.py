@@ -52,14 +52,15 @@ class CurveletEnKF(InflationSettings):
     local_pooling_radius : float
         ``pooling="local"``: standard deviation of the Gaussian that averages a wedge's coefficient
         variances over its coefficient grid, in grid steps (the grid spacing doubles every other scale).
-    variance_support : {"land_fraction", "interior"}
-        How pooled background variances are brought to their land value: divided by the land fraction
-        (default), or pooled over the coefficients whose frame elements lie on land, normalised by their
-        land coverage (``"interior"``: removes the coastal-jump energy of smooth anomalies; docs/method.md).
+    variance_support : {"interior", "land_fraction"}
+        How pooled background variances are brought to their land value: pooled over the coefficients whose
+        frame elements lie on land, normalised by their land coverage (``"interior"``, default since issue 18:
+        removes the coastal-jump energy of smooth anomalies; docs/method.md), or divided by the land fraction.
     variance_filtering : bool
-        A ``B`` that varies in space: ``B = S C^T diag(v) C S`` with ``S`` the ensemble standard deviation per
-        pixel smoothed over land (``variance_smoothing_km``) and ``v`` the pooled variances of the normalised
-        anomalies ``a_i / S`` (Raynaud, Berre & Desroziers 2009; Bonavita et al. 2012); False: ``S = 1``.
+        A ``B`` that varies in space (default True since issue 18): ``B = S C^T diag(v) C S`` with ``S`` the
+        ensemble standard deviation per pixel smoothed over land (``variance_smoothing_km``) and ``v`` the
+        pooled variances of the normalised anomalies ``a_i / S`` (Raynaud, Berre & Desroziers 2009; Bonavita
+        et al. 2012); False: ``S = 1``, the homogeneous ``B``.
     variance_smoothing_km : float
         Length L of the normalised Gaussian filter (``exp(-r^2 / L^2)``) that smooths the ensemble variance
         of ``variance_filtering``, km (0: per pixel).
@@ -177,8 +178,10 @@ class CurveletEnKF(InflationSettings):
     bias_correction : bool
         Bias-aware two-stage analysis (Dee & da Silva 1998): a forecast bias on the ``bias_nscales``
         coarsest curvelet scales, carried by the host between analyses, is estimated from the innovations
-        and removed from the background before the state analysis (default True: +0.004 +- 0.003 in 0-10 cm
-        correlation over 3 seeds, docs/validation.md; ``solver="cg"`` only: the diagonal form has none).
+        and removed from the background before the state analysis (``solver="cg"`` only). Default False since
+        issue 18: with the declared (correlated) R it no longer helps, and on the primary score (background
+        temporal ubRMSE) the training seeds score it worse below 10 cm in both worlds (docs/validation.md;
+        issue 9 found +0.004 in 0-10 cm spatial correlation with a white R).
     bias_gamma : float
         Bias error covariance ``P_b = bias_gamma * B`` on the coarsest scales (0: the bias stays 0).
     bias_memory : float in [0, 1]
@@ -189,8 +192,8 @@ class CurveletEnKF(InflationSettings):
 
     pooling: str = "wedge"
     local_pooling_radius: float = 2.0
-    variance_support: str = "land_fraction"
-    variance_filtering: bool = False
+    variance_support: str = "interior"
+    variance_filtering: bool = True
     variance_smoothing_km: float = 300.0
     inflation_per_scale: bool = False
     rtps: float = 0.0
@@ -221,7 +224,7 @@ class CurveletEnKF(InflationSettings):
     hybrid_radius_km: float = 1000.0
     fine_band_scales: int = 0
     fine_band_radius_km: float = 300.0
-    bias_correction: bool = True
+    bias_correction: bool = False
     bias_gamma: float = 0.1
     bias_memory: float = 1.0
     bias_nscales: int = 1
