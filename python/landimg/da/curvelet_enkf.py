@@ -511,6 +511,7 @@ def _obs_covariance(p: _Problem, cell_km: tuple[float, float], periodic_x: bool,
         corr = corr * np.sqrt(memory_factor(p.error.memory_days, s.obs_memory_interval_days))
     return observation_covariance(
         _pixel_image(p.error.white_std, shape), corr, p.error.corr_length_km, p.valid, cell_km, periodic_x,
+        single=bool(s is not None and s.cg_single_precision),
     )  # fmt: skip
 
 

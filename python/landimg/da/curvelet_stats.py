@@ -84,7 +84,25 @@ def _direction_ids(transform: Any) -> list[int]:
     return out
 
 
+_GROUPS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
+
+
 def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
+    """Group index (ncoef,) of every coefficient for ``pooling`` (read-only, kept per transform object);
+    see :func:`_coefficient_groups`."""
+    key = (id(transform), pooling)
+    hit = _GROUPS.get(key)
+    if hit is not None and hit[0] is transform:
+        return hit[1]
+    gid = _coefficient_groups(transform, pooling)
+    gid.setflags(write=False)
+    if len(_GROUPS) >= 32:
+        _GROUPS.pop(next(iter(_GROUPS)))
+    _GROUPS[key] = (transform, gid)
+    return gid
+
+
+def _coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
     """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global).
 
     ``"wedge"``: one group per direction of a scale, i.e. both real halves of a complex curvelet wedge
@@ -255,6 +273,34 @@ def land_coverage(transform: Any, land_t: np.ndarray, nsamples: int = _COVERAGE_
     return _cached_coverage(_CoverageKey(transform, land_t, int(nsamples)))
 
 
+_SELECTIONS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _interior_selection(gid: np.ndarray, cov: np.ndarray, full: float, min_fraction: float,
+                        min_count: int) -> np.ndarray:  # fmt: skip
+    """The coefficients :func:`pool_interior` pools (bool (ncoef,)): they depend only on the groups and the
+    coverage (fixed per transform and land mask), so for read-only (cached) inputs they are kept."""
+    key = (id(gid), id(cov), float(full), float(min_fraction), int(min_count))
+    hit = _SELECTIONS.get(key)
+    if hit is not None and hit[0] is gid and hit[1] is cov:
+        return hit[2]
+    ngroup = int(gid.max()) + 1 if gid.size else 0
+    order = np.lexsort((-cov, gid))  # by group, then by decreasing coverage (stable, deterministic)
+    size = np.bincount(gid, minlength=ngroup)
+    start = np.concatenate(([0], np.cumsum(size)[:-1]))
+    rank = np.empty(gid.size, dtype=np.int64)
+    rank[order] = np.arange(gid.size) - start[gid[order]]  # position within its group by coverage
+    n_full = np.bincount(gid, weights=(cov >= full), minlength=ngroup).astype(np.int64)
+    k = np.maximum(n_full, np.ceil(min_fraction * size).astype(np.int64))
+    k = np.minimum(size, np.maximum(k, min_count))
+    sel = rank < k[gid]
+    if not gid.flags.writeable and not cov.flags.writeable:
+        if len(_SELECTIONS) >= 8:
+            _SELECTIONS.pop(next(iter(_SELECTIONS)))
+        _SELECTIONS[key] = (gid, cov, sel)
+    return sel
+
+
 def pool_interior(
     values: np.ndarray,
     gid: np.ndarray,
@@ -275,15 +321,7 @@ def pool_interior(
     so the result depends only on ``values`` (identical on every rank).
     """
     ngroup = int(gid.max()) + 1 if gid.size else 0
-    order = np.lexsort((-cov, gid))  # by group, then by decreasing coverage (stable, deterministic)
-    size = np.bincount(gid, minlength=ngroup)
-    start = np.concatenate(([0], np.cumsum(size)[:-1]))
-    rank = np.empty(gid.size, dtype=np.int64)
-    rank[order] = np.arange(gid.size) - start[gid[order]]  # position within its group by coverage
-    n_full = np.bincount(gid, weights=(cov >= full), minlength=ngroup).astype(np.int64)
-    k = np.maximum(n_full, np.ceil(min_fraction * size).astype(np.int64))
-    k = np.minimum(size, np.maximum(k, min_count))
-    sel = rank < k[gid]
+    sel = _interior_selection(gid, cov, full, min_fraction, min_count)
     num = np.bincount(gid, weights=np.where(sel, values, 0.0), minlength=ngroup)
     den = np.bincount(gid, weights=np.where(sel, cov, 0.0), minlength=ngroup)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -101,10 +101,15 @@ class GaussianCorrelation:
         self.periodic_x = bool(periodic_x)
         self._spec, self._fft_shape = _spectrum(self.shape, self.cell_km, self.length_km, self.periodic_x)
 
-    def apply(self, images: np.ndarray) -> np.ndarray:
-        """``G f`` of every image, (k, ny, nx) -> (k, ny, nx)."""
-        images = np.asarray(images, dtype=np.float64)
+    def apply(self, images: np.ndarray, single: bool = False) -> np.ndarray:
+        """``G f`` of every image, (k, ny, nx) -> (k, ny, nx) (float64; ``single``: FFTs in single precision,
+        relative error ~1e-7)."""
         ny, nx = self.shape
+        if single:
+            f = scipy.fft.rfft2(np.asarray(images, dtype=np.float32), s=self._fft_shape, axes=(-2, -1))
+            f *= self._spec.astype(np.float32)
+            return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64)
+        images = np.asarray(images, dtype=np.float64)
         f = scipy.fft.rfft2(images, s=self._fft_shape, axes=(-2, -1))  # zero-padded
         f *= self._spec
         return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx]
@@ -147,13 +152,15 @@ class ObservationCovariance:
         ``G`` on the image.
     valid : ndarray of bool (ny, nx)
         The usable observations (their order is row-major, as ``image[valid]``).
+    single : bool
+        The filter's FFTs in single precision (for the CG products; :meth:`total` stays float64).
     """
 
     def __init__(self, white_var: np.ndarray, corr_std: np.ndarray, correlation: GaussianCorrelation,
-                 valid: np.ndarray) -> None:  # fmt: skip
+                 valid: np.ndarray, single: bool = False) -> None:  # fmt: skip
         self.white_var = np.asarray(white_var, dtype=np.float64)
         self.corr_std = np.asarray(corr_std, dtype=np.float64)
-        self.correlation = correlation
+        self.correlation, self.single = correlation, bool(single)
         self.valid = np.asarray(valid, dtype=bool)
         if self.valid.shape != correlation.shape:
             raise ValueError(f"valid has shape {self.valid.shape}, the correlation {correlation.shape}")
@@ -165,7 +172,7 @@ class ObservationCovariance:
         """``D_c G D_c z``: (k, nobs) -> (k, nobs)."""
         img = np.zeros((z.shape[0],) + self.correlation.shape)
         img[:, self.valid] = self.corr_std * z
-        return self.corr_std * self.correlation.apply(img)[:, self.valid]
+        return self.corr_std * self.correlation.apply(img, self.single)[:, self.valid]
 
     def apply(self, z: np.ndarray) -> np.ndarray:
         """``R z``: (k, nobs) -> (k, nobs)."""
@@ -177,7 +184,10 @@ class ObservationCovariance:
 
     def total(self) -> float:
         """``1^T R 1``: the variance of the sum of the observation errors."""
-        return float(np.sum(self.white_var) + np.sum(self.correlated(np.ones((1, self.white_var.size)))))
+        img = np.zeros((1,) + self.correlation.shape)
+        img[:, self.valid] = self.corr_std
+        corr = float(np.sum(self.corr_std * self.correlation.apply(img)[0][self.valid]))
+        return float(np.sum(self.white_var)) + corr
 
     def stationary_multiplier(self, tshape: tuple[int, int], offset: tuple[int, int]) -> np.ndarray | None:
         """``D_c G D_c`` exactly as the Fourier multiplier of a periodic ``tshape`` domain holding the image at
@@ -210,7 +220,7 @@ class ObservationCovariance:
 
 def observation_covariance(
     white_std: np.ndarray, corr_std: np.ndarray, corr_length_km: float, valid: np.ndarray,
-    cell_km: tuple[float, float], periodic_x: bool = False,
+    cell_km: tuple[float, float], periodic_x: bool = False, single: bool = False,
 ) -> Any:  # fmt: skip
     """``R`` on the ``valid`` pixels of images of the white and correlated standard deviations (ny, nx):
     a :class:`DiagonalCovariance` when there is no correlated part there, else an
@@ -221,4 +231,4 @@ def observation_covariance(
     if not np.any(c > 0):
         return DiagonalCovariance(w**2 + c**2)
     gauss = GaussianCorrelation(valid.shape, cell_km, corr_length_km, periodic_x)
-    return ObservationCovariance(w**2, c, gauss, valid)
+    return ObservationCovariance(w**2, c, gauss, valid, single)
