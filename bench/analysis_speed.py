@@ -31,12 +31,12 @@ import landimg  # noqa: E402
 from landimg.analysis import (  # noqa: E402
     AnalysisContext,
     CurveletEnKF,
-    Geometry,
     PointEnKF,
     PointLETKF,
     curvelet_analysis,
 )
-from landimg.parallel import MemberLayout, SerialComm  # noqa: E402
+from landimg.layout import Layout  # noqa: E402
+from landimg.parallel import SerialComm  # noqa: E402
 
 GRIDS = {"150x360": 1.0, "300x720": 0.5, "600x1440": 0.25}
 
@@ -140,12 +140,10 @@ def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]
         xb = grid.to_columns(_members(grid, nmem, rng))  # (N, ncol)
         state = np.ascontiguousarray(np.broadcast_to(xb.T[None], (nlev, grid.ncol, nmem)))
         obs = _swath_obs(grid, rng)
-        lat, lon = grid.column_latlon()
-        geo = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
         h = np.zeros(nlev)
         h[:3] = (0.35, 0.55, 0.10)
         for mname, method in methods.items():
-            ctx = AnalysisContext(h=h, geometry=geo, layout=MemberLayout(nmem, SerialComm()),
+            ctx = AnalysisContext(h=h, geometry=grid, layout=Layout(nmem, SerialComm()),
                                   rngs=[np.random.default_rng(i) for i in range(nmem)])  # fmt: skip
             t0 = time.process_time()
             method.analyze(state, obs, 0.04, None, ctx)
@@ -204,12 +202,10 @@ def bench_ratio(nmem: int = 16, nlev: int = 10, repeat: int = 5, methods: dict[s
         xb = grid.to_columns(_members(grid, nmem, rng))
         state = np.ascontiguousarray(np.broadcast_to(xb.T[None], (nlev, grid.ncol, nmem)))
         obs = _swath_obs(grid, rng)
-        lat, lon = grid.column_latlon()
-        geo = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
         h = np.zeros(nlev)
         h[:3] = (0.35, 0.55, 0.10)
         objs = {name: eval(expr, {"PointLETKF": PointLETKF, "CurveletEnKF": CurveletEnKF}) for name, expr in methods.items()}
-        ctx = {name: AnalysisContext(h=h, geometry=geo, layout=MemberLayout(nmem, SerialComm()),
+        ctx = {name: AnalysisContext(h=h, geometry=grid, layout=Layout(nmem, SerialComm()),
                                      rngs=[np.random.default_rng(i) for i in range(nmem)]) for name in objs}  # fmt: skip
         times: dict[str, list[float]] = {name: [] for name in objs}
         for rep in range(repeat + 1):

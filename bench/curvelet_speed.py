@@ -49,7 +49,7 @@ def _udct(shape, nscales, x, repeat, wedges, finest):
     mode = "wavelet" if finest == "wavelets" else "curvelet"
     q = 2 ** (nscales - 1)
     padded = tuple(int(np.ceil(n / q) * q) for n in shape)
-    xp = np.pad(x, [(0, p - n) for p, n in zip(padded, shape)], mode="symmetric")
+    xp = np.pad(x, [(0, p - n) for p, n in zip(padded, shape, strict=True)], mode="symmetric")
     U = UDCT(padded, num_scales=nscales, wedges_per_direction=wedges, high_frequency_mode=mode)
     t = _best(lambda: U.backward(U.forward(xp)), repeat)
     err_pad = np.abs(U.backward(U.forward(xp))[: shape[0], : shape[1]] - x).max() / np.abs(x).max()

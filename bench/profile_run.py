@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted(glob.glob(f"{args.prof}.rank*.prof") + glob.glob(f"{args.prof}.rank*.txt")):
             print(f"[profile] {_line(path, args.rate)}")
         return 0
-    from landimg.experiment.cycle import main as cycle_main
+    from landimg.cycle import main as cycle_main
     from landimg.parallel import default_comm
 
     rank = default_comm().Get_rank()

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import interleaved, python_tree  # noqa: E402
+from _trees import interleaved, python_tree
 
 
 def _cpu_per_call(fn: Callable[[], object], n: int) -> float:
@@ -44,8 +44,8 @@ def _cpu_per_call(fn: Callable[[], object], n: int) -> float:
 def _worker(args: argparse.Namespace) -> None:
     """Time ``args.ndraw`` draws and advances here; print the per-call CPU times (s) as JSON."""
     import numpy as np
-    from landimg.ensemble.grid import Grid
     from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
+    from landimg.grid import Grid
     from landimg.random_fields import GaussianFieldGenerator
 
     grid = Grid.regular(lat=(-60.0, 90.0), lon=(-180.0, 180.0), res=1.0, land_mask="all")

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,7 @@ def _command(v: Variant, out: Path, quick: bool, ranks: int) -> list[str]:
     if quick:
         sets = [s for s in sets if not (s.startswith("ensemble.members=") or s.startswith("domain.res="))]
         sets.append("ensemble.members=4")
-    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.experiment.cycle", "--out", str(out), "--quiet"]
+    cmd = [mpirun, "-n", str(ranks), py, "-m", "mpi4py", "-m", "landimg.cycle", "--out", str(out), "--quiet"]
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -394,7 +394,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
 
 def _save(root: Path, outcomes: list[Outcome], args: argparse.Namespace) -> None:
     meta = {"study_base": list(STUDY_BASE), "quick": args.quick, "ranks": args.ranks,
-            "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
     data = {"meta": meta, "variants": [asdict(o) for o in outcomes]}
     tmp = root / "study.json.tmp"
     tmp.write_text(json.dumps(data, indent=1))
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ranks < 1:
         raise SystemExit("sensitivity.py: error: --ranks must be >= 1")
     selected = _select(args.only)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     root = args.root or ROOT / "runs" / f"study-{stamp}{'-quick' if args.quick else ''}"
     root.mkdir(parents=True, exist_ok=True)
     if args.cost:

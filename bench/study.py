@@ -1,425 +1,866 @@
-"""The multi-seed study (issue 9): curvelet EnKF against the open loop, the point filter and its own
-diagonal form, over several seeds, scored after a spin-in period, with paired 95 % confidence intervals.
+"""The pre-registered study (issue 18 item 9): the curvelet EnKF against the tuned LETKF (and the point
+EnKF and the open loop as references) in four worlds, tuned on training seeds, scored once on held-out
+seeds, with paired 95 % confidence intervals.
 
-    python bench/study.py                          # every config x seed into runs/study9-<UTC>/, then tables
-    python bench/study.py --root DIR --resume      # keep finished runs of DIR, run the rest
-    python bench/study.py --root DIR --report-only # tables from what DIR holds
-    python bench/study.py ... --write-docs         # also rewrite the marked blocks of docs/validation.md, README.md
-    python bench/study.py --quick                  # smoke test (2 seeds, 4 days, 10-day spin-up, 4 members)
+    python bench/study.py --dry-run                       # every run, its estimated time, the total
+    python bench/study.py --root runs/study18             # register, tune, calibrate, score, report
+    python bench/study.py --root runs/study18 --resume    # the same, keeping every finished run
+    python bench/study.py --root runs/study18 --resume --phase tune --worlds default-conus1 \
+        --methods point_letkf                             # only some of the tuning
+    python bench/study.py --root runs/study18 --report-only --write-docs   # tables into docs and README
+    python bench/study.py --quick --root /tmp/q           # the smoke design (tests/test_study.py)
 
-Every run is ``mpirun -n 2 python -m mpi4py -m landimg.cycle --out ROOT/<config>-s<seed> --set ...``
-(a subprocess with a timeout), run one at a time; ``BASE`` settings first, then the config's own. A run's
-scores are its ``summary.json`` period scores over days ``score_from``..``days`` (1-based; the runs are
-given ``experiment.score_from_day``), the primary score (background ``ubrmse_time`` at 0-10 cm, lower is
-better) first, and the ensemble spread / error of the analysis mean against the nature run over the same
-days (``analysis.nc``). The
-runs of one seed share the nature run, the observations and the forcing, so differences between methods
-are *paired* by seed: mean difference +- t(0.975, n-1) sd / sqrt(n) over seeds.
+**Pre-registration.** Everything that decides the outcome is declared below (:data:`DESIGN`) and
+written to ``ROOT/preregistration.json`` (and ``.md``) before the first run: the primary score
+(``methods.<m>.0-10cm.background.ubrmse_time`` of ``summary.json``, lower is better), the scored days,
+the worlds and grids, the training and held-out seeds, every method's candidate variants (at most
+:data:`MAX_CANDIDATES` per method and world), the selection rule, the equal-CPU rule and the goals. Every
+later invocation compares the design with the registered one and stops (exit 2) if it changed.
+
+**Phases.** ``tune``: every candidate of every method alone, on the training seeds, per world (the
+0.25 degree boxes take the choice of their 1 degree world); the candidate with the lowest mean primary
+score is selected, and the selection is written to ``ROOT/selection.json`` (checked against the runs at
+every later invocation). ``calibrate``: the selected methods alone at several ensemble sizes (short
+runs, training seed), giving the ensemble size at which the cheaper method's analysis CPU equals the
+other's at 16 members. ``score``: on the held-out seeds, one run per world and seed with every method
+(equal N), and the cheaper method at its equal-CPU size. Paired differences are per seed (the runs of
+one seed share the nature run, the observations and the forcing): mean +- t(0.975, n-1) sd / sqrt(n).
+
+**Running.** ``--slots`` runs side by side (default 2, one rank each: both cores, no MPI traffic) or
+``--ranks 2`` with one slot; results do not depend on the ranks (bitwise). ``study.json`` records every
+run (command, code, wall and estimated time, scores) and is rewritten after each; ``--resume`` reads
+finished runs back. The runs share ``--spinup-cache``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
-import os
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("0-10cm", "10-40cm", "40-100cm")
-SEEDS = (42, 7, 1, 2, 3)
-#: settings of every run (40 days scored on days 11-40; 120-day spin-up to keep the study affordable)
-BASE: tuple[str, ...] = (
-    "experiment.days=40",
-    "experiment.spinup_days=120",
-    "output.plots=false",
-    "output.restart=false",
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _study_runs import ROOT, Record, Run, execute, plan_text, tree_id
+from _study_stats import (
+    LAYERS,
+    StudyError,
+    ci,
+    fmt,
+    members_for_cpu,
+    metric,
+    paired,
+    run_scores,
+    select,
+    write_block,
 )
-SCORE_FROM = 11
-QUICK: tuple[str, ...] = ("experiment.days=4", "experiment.spinup_days=10", "ensemble.members=4")
-DOC_BEGIN, DOC_END = "<!-- study9:begin -->", "<!-- study9:end -->"
+
+PRIMARY = "methods.<m>.0-10cm.background.ubrmse_time"
+MAX_CANDIDATES = 6
+CV, LK, PE, OL = "curvelet_enkf", "point_letkf", "point_enkf", "openloop"
+DOC_TAG = "study18"
 
 
 @dataclass(frozen=True)
-class Config:
-    """One experiment configuration run for every seed: name, ``--set`` overrides, what it shows."""
+class GridSpec:
+    """A domain: its ``--set`` keys and its extent (for the number of land columns of the estimate)."""
+
+    name: str
+    sets: tuple[str, ...]
+    lat: tuple[float, float]
+    lon: tuple[float, float]
+    res: float
+    note: str
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """A world (``experiment.world`` preset) on a grid, its held-out seeds, where its tuning comes from
+    (None: its own tuning runs) and whether the equal-CPU comparison is made there."""
+
+    world: str
+    grid: str
+    heldout: tuple[int, ...]
+    tuned_on: str | None = None
+    equal_cpu: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.world}-{self.grid}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A variant of one method: its section's ``--set`` keys."""
 
     name: str
     sets: tuple[str, ...]
     note: str
 
 
-#: the LETKF's localization radii tried (km) and the seeds of that tuning (a subset of the study's seeds:
-#: tuning on the seeds it is then scored on favours the competitor, never the curvelet filter)
-TUNE_RADII = (125, 250, 500, 1000, 2000)
-TUNE_SEEDS = (42, 7)
-TUNE: tuple[Config, ...] = tuple(
-    Config(f"letkf-r{r}", ('analysis.methods=["point_letkf"]', "point_letkf.inflation_mode=adaptive", f"point_letkf.radius_km={r}"),
-           f"point LETKF alone at {r} km (radius tuning)")
-    for r in TUNE_RADII
-)  # fmt: skip
+@dataclass(frozen=True)
+class Goal:
+    """A pre-registered goal: ``kind`` names its rule (:func:`_goal`), ``params`` its arguments."""
+
+    id: str
+    text: str
+    kind: str
+    params: tuple[tuple[str, Any], ...]
 
 
-def main_configs(letkf_radius: float) -> tuple[Config, ...]:
-    """The scored configurations, with the LETKF at ``letkf_radius`` km (its best tuned radius)."""
+@dataclass(frozen=True)
+class Design:
+    """Everything the study's outcome depends on (the pre-registration)."""
+
+    primary: str
+    days: int
+    spinup_days: int
+    score_from_day: int
+    members: int
+    base: tuple[str, ...]
+    train_seeds: tuple[int, ...]
+    grids: tuple[GridSpec, ...]
+    worlds: tuple[WorldSpec, ...]
+    candidates: tuple[tuple[str, tuple[Candidate, ...]], ...]
+    reference_methods: tuple[str, ...]
+    calibration_members: tuple[int, ...]
+    calibration_days: int
+    equal_cpu_members: tuple[int, int]
+    goals: tuple[Goal, ...]
+    selection_rule: str = "lowest mean primary score over the training seeds (ties: the first listed)"
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def grid(self, name: str) -> GridSpec:
+        return next(g for g in self.grids if g.name == name)
+
+    def world(self, wid: str) -> WorldSpec:
+        return next(w for w in self.worlds if w.id == wid)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def check(self) -> None:
+        """Training and held-out seeds disjoint, candidates few and each setting its own method's."""
+        for w in self.worlds:
+            if set(w.heldout) & set(self.train_seeds):
+                raise StudyError(f"study: world {w.id} scores a training seed")
+            if w.tuned_on is not None and self.world(w.tuned_on).tuned_on is not None:
+                raise StudyError(
+                    f"study: world {w.id} is tuned on {w.tuned_on}, which has no tuning of its own"
+                )
+        for method, cands in self.candidates:
+            if not 1 <= len(cands) <= MAX_CANDIDATES:
+                raise StudyError(f"study: {method} has {len(cands)} candidates (1..{MAX_CANDIDATES})")
+            for c in cands:
+                bad = [s for s in c.sets if not s.startswith(f"{method}.")]
+                if bad:
+                    raise StudyError(f"study: candidate {method}/{c.name} sets another section: {bad[0]}")
+
+
+def _seeds(n: int) -> tuple[int, ...]:
+    return tuple(range(2001, 2001 + n))
+
+
+def _goals(default: str, correlated: str | None, others: tuple[str, ...]) -> tuple[Goal, ...]:
+    """The goals of issue 18 for these world ids (1 deg default and correlated worlds, the four others)."""
+    out = [
+        Goal(
+            "G1",
+            f"{default}: curvelet EnKF no worse than the tuned LETKF at every layer (background "
+            "ubrmse_time; CI of curvelet - LETKF includes 0 or lies below it)",
+            "no_worse",
+            (("world", default), ("layers", LAYERS)),
+        ),
+        Goal(
+            "G2",
+            f"{default}: curvelet analysis CPU <= 0.5 x the LETKF's (means over seeds, equal N)",
+            "cpu_ratio",
+            (("world", default), ("max", 0.5)),
+        ),
+    ]
+    if correlated:
+        out += [
+            Goal(
+                "G3",
+                f"{correlated}: mean curvelet primary <= 0.93 x the LETKF's, and the CI of the paired "
+                "difference below 0",
+                "ratio_ci",
+                (("world", correlated), ("max_ratio", 0.93)),
+            ),
+            Goal(
+                "G4",
+                f"{correlated}: curvelet better at 10-40 and 40-100 cm too (background ubrmse_time; CI of "
+                "curvelet - LETKF below 0)",
+                "better",
+                (("world", correlated), ("layers", ("10-40cm", "40-100cm"))),
+            ),
+        ]
+    if others:
+        out.append(
+            Goal(
+                "G5",
+                f"{', '.join(others)}: curvelet ahead of the LETKF (CI of the primary difference "
+                f"below 0) in at least two of the {len(others)}",
+                "count_ahead",
+                (("worlds", others), ("min", 2)),
+            )
+        )
     return (
-        Config("main", ('analysis.methods=["openloop","point_enkf","point_letkf","curvelet_enkf"]',
-                        "point_enkf.radius_km=1000", "point_letkf.inflation_mode=adaptive",
-                        f"point_letkf.radius_km={letkf_radius:g}", *BASELINE_CURVELET),
-               f"open loop, point EnKF (1000 km), point LETKF ({letkf_radius:g} km, its tuned best), curvelet EnKF "
-               "(perturbed observations, no bias stage: the variants' reference)"),
-        Config("default", ('analysis.methods=["curvelet_enkf"]', *DEFAULT_CURVELET),
-               "curvelet EnKF with the bias-aware two-stage analysis and DEnKF, paired with main by seed"),
-        Config("final", ('analysis.methods=["curvelet_enkf"]', *FINAL_CURVELET),
-               "curvelet EnKF with the final defaults (two-stage, DEnKF, one inflation for all scales, "
-               "regression layer increments), paired with main by seed"),
-    )  # fmt: skip
+        *out,
+        Goal(
+            "G6",
+            "analysis spread / error at 0-10 cm within 0.7-1.3 for every filter and world (means over seeds)",
+            "range",
+            (("metric", "spread_error"), ("lo", 0.7), ("hi", 1.3)),
+        ),
+        Goal(
+            "G7",
+            "O-B consistency within 0.8-1.2 for every filter and world (means over seeds)",
+            "range",
+            (("metric", "consistency"), ("lo", 0.8), ("hi", 1.2)),
+        ),
+    )
 
 
-#: the curvelet settings of ``main`` (the variants' reference), pinned so that the configurations keep
-#: their meaning when the defaults change; and the defaults chosen from the variants (explicit as well)
-BASELINE_CURVELET = ("curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false", "curvelet_enkf.layer_increments=full")
-#: the scored "default": the study's runs had layer_increments=full; the default became "regression" after
-#: its variant scored the same (docs/validation.md), so a re-run of this configuration pins what was run
-DEFAULT_CURVELET = ("curvelet_enkf.bias_correction=true", "curvelet_enkf.bias_gamma=0.1", "curvelet_enkf.denkf=true",
-                    "curvelet_enkf.layer_increments=full")
-#: the defaults chosen from all the variants (the scored configuration of the goals)
-FINAL_CURVELET = ("curvelet_enkf.bias_correction=true", "curvelet_enkf.bias_gamma=0.1", "curvelet_enkf.denkf=true",
-                  "curvelet_enkf.inflation_per_scale=false", "curvelet_enkf.layer_increments=regression")
-#: curvelet-only variants of ``main``'s curvelet EnKF, each paired with it on the same seeds
-VARIANTS: tuple[Config, ...] = (
-    Config("bias", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.denkf=false", "curvelet_enkf.bias_correction=true", "curvelet_enkf.bias_gamma=0.1"),
-           "curvelet EnKF with the bias-aware two-stage analysis on the coarsest scale (gamma 0.1)"),
-    Config("denkf", ('analysis.methods=["curvelet_enkf"]', "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=true"),
-           "curvelet EnKF with the deterministic (DEnKF) anomaly update instead of perturbed observations"),
-    Config("single-scale", ('analysis.methods=["curvelet_enkf"]', *BASELINE_CURVELET, "curvelet_enkf.inflation_per_scale=false"),
-           "curvelet EnKF with one adaptive inflation for all scales"),
-    Config("no-debias", ('analysis.methods=["curvelet_enkf"]', *BASELINE_CURVELET, "curvelet_enkf.inflation_debias=false"),
-           "curvelet EnKF, adaptive inflation estimated without removing the innovations' mean"),
-    Config("hybrid", ('analysis.methods=["curvelet_enkf"]', *BASELINE_CURVELET, "curvelet_enkf.hybrid_beta=0.5", "curvelet_enkf.hybrid_radius_km=1000"),
-           "curvelet EnKF with hybrid B (half localized ensemble covariance, 1000 km)"),
-    Config("regression", ('analysis.methods=["curvelet_enkf"]', *BASELINE_CURVELET, "curvelet_enkf.layer_increments=regression"),
-           "curvelet EnKF, layers overlapping the observed layer get their regression share"),
-    Config("diagonal", ('analysis.methods=["curvelet_enkf"]', *BASELINE_CURVELET, "curvelet_enkf.solver=diagonal"),
-           "curvelet EnKF with the paper's diagonal update (solver=diagonal)"),
-)  # fmt: skip
-VARIANT_SEEDS = (42, 7, 1)
+_LETKF = tuple(
+    Candidate(
+        f"r{r}{'-bias' if b else ''}",
+        (f"point_letkf.radius_km={r}", f"point_letkf.bias_correction={'true' if b else 'false'}"),
+        f"LETKF, {r} km localization, bias-aware two-stage {'on' if b else 'off'}",
+    )
+    for b in (False, True)
+    for r in (250, 500, 1000)
+)
+#: the curvelet EnKF's candidates: its defaults, and the options the issue asks the study to weigh (the
+#: curvelet owner completes this list before the study is registered)
+_CURVELET = (
+    Candidate("default", (), "curvelet EnKF with its defaults"),
+    Candidate(
+        "interior", ('curvelet_enkf.variance_support="interior"',), "coverage-aware pooling (issue 18 item 3)"
+    ),
+)
 
+DESIGN = Design(
+    primary=PRIMARY,
+    days=40,
+    spinup_days=120,
+    score_from_day=11,
+    members=16,
+    base=("output.plots=false", "output.restart=false"),
+    train_seeds=(1001, 1002),
+    grids=(
+        GridSpec("conus1", (), (25.0, 50.0), (-125.0, -65.0), 1.0, "CONUS at 1 deg (the default domain)"),
+        GridSpec(
+            "box025",
+            ("domain.res=0.25", "domain.bbox=[34.0, 44.0, -102.0, -87.0]"),
+            (34.0, 44.0),
+            (-102.0, -87.0),
+            0.25,
+            "central-US box at 0.25 deg (34-44N, 102-87W)",
+        ),
+    ),
+    worlds=(
+        WorldSpec("default", "conus1", _seeds(10), equal_cpu=True),
+        WorldSpec("correlated", "conus1", _seeds(10), equal_cpu=True),
+        WorldSpec("sparse", "conus1", _seeds(5)),
+        WorldSpec("displaced", "conus1", _seeds(5)),
+        WorldSpec("default", "box025", _seeds(3), tuned_on="default-conus1"),
+        WorldSpec("correlated", "box025", _seeds(3), tuned_on="correlated-conus1"),
+    ),
+    candidates=((LK, _LETKF), (CV, _CURVELET)),
+    reference_methods=(OL, PE, LK, CV),
+    calibration_members=(8, 16, 32, 64),
+    calibration_days=5,
+    equal_cpu_members=(4, 128),
+    goals=_goals(
+        "default-conus1",
+        "correlated-conus1",
+        ("sparse-conus1", "displaced-conus1", "default-box025", "correlated-box025"),
+    ),
+    notes=(
+        "point EnKF: an untuned reference at its defaults",
+        "equal CPU: the cheaper method (analysis CPU at 16 members, calibration runs) gets the ensemble size "
+        "at which its analysis CPU equals the other's at 16 members (log-log interpolation, "
+        "calibration_members); it is scored alone at that size on the held-out seeds, paired with the other "
+        "method's 16-member run",
+    ),
+)
 
-def best_radius(scores: dict[str, Any], seeds: list[int]) -> tuple[float, list[tuple[int, float]]]:
-    """The tuned LETKF radius: the one with the highest mean 0-10 cm correlation over ``seeds``.
-
-    Returns the radius and ``[(radius, mean correlation), ...]`` of every radius with all seeds scored.
-    """
-    table = []
-    for r in TUNE_RADII:
-        v = [_get(scores, f"letkf-r{r}", s, "point_letkf", ("0-10cm", "spatial_corr")) for s in seeds]
-        if all(np.isfinite(v)):
-            table.append((r, float(np.mean(v))))
-    if not table:
-        raise SystemExit("study: no finished LETKF tuning run; run the tuning first")
-    return float(max(table, key=lambda t: t[1])[0]), table
-
-
-#: paired comparisons: (label, (config, method), (config, method)); then default - each variant
-PAIRS = (
-    ("curvelet (final defaults) - point LETKF", ("final", "curvelet_enkf"), ("main", "point_letkf")),
-    ("curvelet (final defaults) - point EnKF", ("final", "curvelet_enkf"), ("main", "point_enkf")),
-    ("curvelet (final defaults) - open loop", ("final", "curvelet_enkf"), ("main", "openloop")),
-    ("curvelet (final defaults) - curvelet (main)", ("final", "curvelet_enkf"), ("main", "curvelet_enkf")),
-    ("curvelet (two-stage + DEnKF) - point LETKF", ("default", "curvelet_enkf"), ("main", "point_letkf")),
-    ("curvelet (two-stage + DEnKF) - curvelet (main)", ("default", "curvelet_enkf"), ("main", "curvelet_enkf")),
-    ("curvelet - open loop", ("main", "curvelet_enkf"), ("main", "openloop")),
-    ("curvelet - point EnKF", ("main", "curvelet_enkf"), ("main", "point_enkf")),
-    ("curvelet - point LETKF", ("main", "curvelet_enkf"), ("main", "point_letkf")),
-    ("point LETKF - point EnKF", ("main", "point_letkf"), ("main", "point_enkf")),
-    ("point EnKF - open loop", ("main", "point_enkf"), ("main", "openloop")),
+QUICK = Design(
+    primary=PRIMARY,
+    days=6,
+    spinup_days=5,
+    score_from_day=2,
+    members=4,
+    base=("output.plots=false", "output.restart=false", "ensemble.spread_days=2"),
+    train_seeds=(1001,),
+    grids=(
+        GridSpec(
+            "tiny",
+            ("domain.res=1.0", "domain.bbox=[35.0, 41.0, -100.0, -92.0]"),
+            (35.0, 41.0),
+            (-100.0, -92.0),
+            1.0,
+            "a 6 x 8 deg box at 1 deg",
+        ),
+    ),
+    worlds=(WorldSpec("default", "tiny", (2001, 2002), equal_cpu=True),),
+    candidates=((LK, _LETKF[:1] + _LETKF[3:4]), (CV, _CURVELET[:1])),
+    reference_methods=(OL, LK, CV),
+    calibration_members=(4, 8),
+    calibration_days=2,
+    equal_cpu_members=(2, 16),
+    goals=_goals("default-tiny", None, ()),
+    notes=("smoke design of tests/test_study.py",),
 )
 
 
-def _command(cfg: Config, seed: int, out: Path, quick: bool) -> list[str]:
-    venv = Path(os.environ.get("LANDIMG_VENV", ROOT / ".venv"))
-    score_from = 2 if quick else SCORE_FROM
-    sets = [*BASE, *cfg.sets, f"experiment.seed={seed}", *(QUICK if quick else ()),
-            f"experiment.score_from_day={score_from}"]  # fmt: skip
-    cmd = [str(venv / "bin" / "mpirun"), "-n", "2", str(venv / "bin" / "python"), "-m", "mpi4py", "-m",
-           "landimg.cycle", "--out", str(out), "--spinup-cache", str(out.parent / "spinup-cache")]  # fmt: skip
-    for s in sets:
-        cmd += ["--set", s]
-    return cmd
+# ---------------------------------------------------------------------- runs
+def _ncol(g: GridSpec) -> int:
+    """Land columns of a grid (the built-in mask), for the cost estimate."""
+    try:
+        import landimg
+
+        return int(landimg.Grid.regular(lat=g.lat, lon=g.lon, res=g.res, land_mask="builtin").ncol)
+    except Exception:  # noqa: BLE001 -- an estimate only
+        return int((g.lat[1] - g.lat[0]) * (g.lon[1] - g.lon[0]) / g.res**2 * 0.7)
 
 
-def run_scores(run: Path, score_from: int) -> dict[str, Any]:
-    """Scores of one finished run: per method, per layer, the period scores of its ``summary.json``
-    (the run was told ``experiment.score_from_day = score_from``), and the spread / error of the analysis
-    mean against the nature run over the same days (``analysis.nc``).
+def _run(
+    d: Design,
+    key: str,
+    phase: str,
+    w: WorldSpec,
+    seed: int,
+    methods: tuple[str, ...],
+    sets: tuple[str, ...],
+    members: int,
+    days: int,
+    score_from: int,
+    ncol: dict[str, int],
+) -> Run:
+    grid = d.grid(w.grid)
+    allsets = (
+        f"experiment.world={w.world}",
+        *grid.sets,
+        f"experiment.days={days}",
+        f"experiment.spinup_days={d.spinup_days}",
+        f"experiment.score_from_day={score_from}",
+        *d.base,
+        f"analysis.methods={json.dumps(list(methods))}",
+        f"ensemble.members={members}",
+        *sets,
+        f"experiment.seed={seed}",
+    )
+    return Run(key, phase, w.id, seed, methods, allsets, members, days, d.spinup_days, ncol[w.grid])
 
-    Returns ``{method: {layer: {spatial_corr, ubrmse_spatial, bias, ubrmse_time, time_corr, background:
-    {...the same of the background}}, "primary": background ubrmse_time at 0-10 cm, "spread_error_0-10cm":
-    ratio, "consistency": mean O-B / sqrt(spread^2 + sigma^2)}}`` plus ``wall_seconds``.
-    """
-    import xarray as xr
 
-    summary = json.loads((run / "summary.json").read_text())
-    if summary.get("scored_days", [1])[0] != score_from:
-        raise SystemExit(f"study: {run} scored from day {summary.get('scored_days')}, expected {score_from}")
-    out: dict[str, Any] = {"wall_seconds": summary.get("wall_seconds")}
-    i0 = score_from - 1
-    keys = ("spatial_corr", "ubrmse_spatial", "bias", "ubrmse_time", "time_corr")
-    with xr.open_dataset(run / "analysis.nc") as an:
-        truth = an["sm_truth"].values[i0:, 0]
-        land = an["land"].values.astype(bool)
-        for m, s in summary["methods"].items():
-            entry: dict[str, Any] = {}
-            for ln in LAYERS:
-                entry[ln] = {k: float(s[ln][k]) for k in keys}
-                entry[ln]["background"] = {k: float(s[ln]["background"][k]) for k in keys}
-            entry["primary"] = float(summary["primary_score"]["values"][m])
-            mean = an[f"sm_mean_{m}"].values[i0:, 0]
-            spread = an[f"sm_spread_{m}"].values[i0:, 0]
-            err2 = float(np.mean(((mean - truth)[:, land]) ** 2))
-            entry["spread_error_0-10cm"] = float(np.sqrt(np.mean(spread[:, land] ** 2) / err2))
-            entry["consistency"] = float(s["obs_space"]["consistency"])
-            out[m] = entry
+def _cands(d: Design) -> dict[str, dict[str, Candidate]]:
+    return {m: {c.name: c for c in cs} for m, cs in d.candidates}
+
+
+def tuning_runs(d: Design, ncol: dict[str, int]) -> list[Run]:
+    out = []
+    for w in d.worlds:
+        if w.tuned_on is None:
+            for seed in d.train_seeds:  # seed-major: a stopped tuning has every candidate of the first seed
+                for method, cands in d.candidates:
+                    for c in cands:
+                        out.append(
+                            _run(
+                                d,
+                                f"tune/{w.id}/{method}/{c.name}/s{seed}",
+                                "tune",
+                                w,
+                                seed,
+                                (method,),
+                                c.sets,
+                                d.members,
+                                d.days,
+                                d.score_from_day,
+                                ncol,
+                            )
+                        )
     return out
 
 
-def _t975(n: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
-
-
-def _ci(values: list[float]) -> tuple[float, float, int]:
-    """Mean and 95 % half-width (t distribution) of ``values``; half-width NaN for fewer than 2."""
-    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
-    if v.size == 0:
-        return float("nan"), float("nan"), 0
-    if v.size < 2:
-        return float(v.mean()), float("nan"), 1
-    return float(v.mean()), _t975(v.size) * float(v.std(ddof=1)) / math.sqrt(v.size), int(v.size)
+def _selected_sets(d: Design, sel: dict[str, Any] | None, wid: str, method: str) -> tuple[str, ...]:
+    """The ``--set`` keys of the candidate selected for ``method`` in world ``wid`` (none while untuned:
+    only a dry run lists such runs)."""
+    w = d.world(wid)
+    name = ((sel or {}).get("selected", {}).get(w.tuned_on or wid) or {}).get(method)
+    return () if name is None else _cands(d)[method][name].sets
 
 
-def _get(scores: dict, cfg: str, seed: int, method: str, metric: tuple[str, ...]) -> float:
-    try:
-        node = scores[f"{cfg}-s{seed}"][method]
-        for k in metric:
-            node = node[k]
-        return float(node)
-    except (KeyError, TypeError):
-        return float("nan")
+def calibration_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]) -> list[Run]:
+    out = []
+    for w in d.worlds:
+        if w.equal_cpu:
+            for method in (LK, CV):
+                for n in d.calibration_members:
+                    out.append(
+                        _run(
+                            d,
+                            f"calibrate/{w.id}/{method}/N{n}",
+                            "calibrate",
+                            w,
+                            d.train_seeds[0],
+                            (method,),
+                            _selected_sets(d, sel, w.id, method),
+                            n,
+                            d.calibration_days,
+                            1,
+                            ncol,
+                        )
+                    )
+    return out
 
 
-METRICS = (
-    (("primary",), "primary: bg ubRMSE_t 0-10", 4),
-    (("0-10cm", "spatial_corr"), "0-10 cm corr", 3),
-    (("0-10cm", "ubrmse_spatial"), "0-10 cm ubRMSE_sp", 4),
-    (("10-40cm", "spatial_corr"), "10-40 cm corr", 3),
-    (("40-100cm", "spatial_corr"), "40-100 cm corr", 3),
-    (("spread_error_0-10cm",), "spread/error 0-10", 2),
+def scoring_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]) -> list[Run]:
+    out = []
+    for w in d.worlds:
+        sets = tuple(s for m in (LK, CV) for s in _selected_sets(d, sel, w.id, m))
+        for seed in w.heldout:
+            out.append(
+                _run(
+                    d,
+                    f"score/{w.id}/s{seed}",
+                    "score",
+                    w,
+                    seed,
+                    d.reference_methods,
+                    sets,
+                    d.members,
+                    d.days,
+                    d.score_from_day,
+                    ncol,
+                )
+            )
+    for w in d.worlds:
+        if w.equal_cpu:
+            eq = (sel or {}).get("equal_cpu", {}).get(w.id)
+            method, n = (eq["method"], eq["members"]) if eq else (CV, d.members)
+            for seed in w.heldout:
+                out.append(
+                    _run(
+                        d,
+                        f"equal-cpu/{w.id}/s{seed}",
+                        "equal-cpu",
+                        w,
+                        seed,
+                        (method,),
+                        _selected_sets(d, sel, w.id, method),
+                        n,
+                        d.days,
+                        d.score_from_day,
+                        ncol,
+                    )
+                )
+    return out
+
+
+# ---------------------------------------------------------------------- pre-registration and selection
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def register(d: Design, root: Path) -> None:
+    """Write the pre-registration (absent) or check the design against it (present; exit 2 if changed)."""
+    path = root / "preregistration.json"
+    design = d.to_json()
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("sha256") != _digest(design) or stored.get("design") != design:
+            diff = sorted(k for k in design if stored.get("design", {}).get(k) != design[k])
+            raise StudyError(
+                f"study: the design differs from {path} (registered {stored.get('registered')}) in: "
+                f"{', '.join(diff) or 'its digest'}; a registered study is not changed"
+            )
+        return
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _atomic_json(
+        path,
+        {
+            "design": design,
+            "sha256": _digest(design),
+            "registered": stamp,
+            "registered_unix": time.time(),
+            "tree": tree_id(),
+        },
+    )
+    (root / "preregistration.md").write_text(prereg_text(d, stamp))
+    print(f"[study] registered {path} ({stamp}, sha256 {_digest(design)[:12]})", flush=True)
+
+
+def prereg_text(d: Design, stamp: str) -> str:
+    """The pre-registration in words (``preregistration.md``)."""
+    lines = [
+        f"# Pre-registration (registered {stamp})",
+        "",
+        f"- Primary score: `{d.primary}` of `summary.json` (lower is better), "
+        f"days {d.score_from_day}-{d.days} "
+        f"after a {d.spinup_days}-day spin-up; {d.members} members.",
+        f"- Training seeds: {', '.join(map(str, d.train_seeds))}; selection: {d.selection_rule}.",
+        "- Worlds (held-out seeds):",
+    ]
+    for w in d.worlds:
+        tuned = f"tuned on {w.tuned_on}" if w.tuned_on else "tuned on its own training runs"
+        lines.append(
+            f"  - `{w.id}` ({d.grid(w.grid).note}): {len(w.heldout)} seeds {w.heldout[0]}-{w.heldout[-1]}; "
+            f"{tuned}{'; equal-CPU comparison' if w.equal_cpu else ''}"
+        )
+    lines.append("- Candidates:")
+    for m, cs in d.candidates:
+        lines += [f"  - `{m}/{c.name}`: {c.note} (`{' '.join(c.sets) or 'defaults'}`)" for c in cs]
+    lines.append(f"- Scored together at equal N: {', '.join(d.reference_methods)}.")
+    lines += [f"- {n}" for n in d.notes]
+    lines.append("- Goals:")
+    lines += [f"  - {g.id}: {g.text}" for g in d.goals]
+    return "\n".join(lines) + "\n"
+
+
+def selection(d: Design, record: Record, require: bool) -> dict[str, Any] | None:
+    """The selected candidates (and, once calibrated, the equal-CPU sizes) from the finished runs.
+
+    ``require``: every world's tuning must be complete (StudyError otherwise). Without it the selection
+    holds the (world, method) pairs whose candidates are all scored, and None when there is none.
+    """
+    sel: dict[str, Any] = {"selected": {}, "tuning": {}, "equal_cpu": {}}
+    for w in d.worlds:
+        if w.tuned_on is not None:
+            continue
+        for method, cands in d.candidates:
+            table = {
+                c.name: [
+                    metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",))
+                    for s in d.train_seeds
+                ]
+                for c in cands
+            }
+            try:
+                best, means = select(table)
+            except StudyError:
+                if require:
+                    raise
+                continue
+            sel["selected"].setdefault(w.id, {})[method] = best
+            sel["tuning"].setdefault(w.id, {})[method] = means
+    if not sel["selected"]:
+        return None
+    for w in d.worlds:
+        if not w.equal_cpu:
+            continue
+        cpu = {
+            m: {
+                n: metric(record.scores(f"calibrate/{w.id}/{m}/N{n}"), m, ("analysis_cpu_s",))
+                for n in d.calibration_members
+            }
+            for m in (LK, CV)
+        }
+        if not all(np.isfinite(v) for c in cpu.values() for v in c.values()):
+            continue  # not calibrated yet
+        at = {m: cpu[m].get(d.members, float("nan")) for m in (LK, CV)}
+        cheap, dear = (CV, LK) if at[CV] <= at[LK] else (LK, CV)
+        n = members_for_cpu(cpu[cheap], at[dear], *d.equal_cpu_members)
+        sel["equal_cpu"][w.id] = {"method": cheap, "members": n, "other": dear, "cpu_per_run": cpu}
+    return sel
+
+
+def freeze(root: Path, name: str, value: dict[str, Any]) -> None:
+    """Write ``ROOT/<name>`` once; afterwards it must equal what the runs give (exit 2 otherwise)."""
+    path = root / name
+    value = json.loads(json.dumps(value))
+    if path.exists():
+        if json.loads(path.read_text()) != value:
+            raise StudyError(f"study: {path} no longer matches the finished runs (were runs replaced?)")
+        return
+    _atomic_json(path, value)
+
+
+# ---------------------------------------------------------------------- report
+def _held(
+    d: Design, record: Record, w: WorldSpec, method: str, path: tuple[str, ...], kind: str = "score"
+) -> list[float]:
+    if kind == "equal-cpu":
+        return [metric(record.scores(f"equal-cpu/{w.id}/s{s}"), method, path) for s in w.heldout]
+    return [metric(record.scores(f"score/{w.id}/s{s}"), method, path) for s in w.heldout]
+
+
+_ROWS = (
+    (("primary",), "bg ubRMSE_t 0-10 (primary)", 4),
+    (("10-40cm", "background", "ubrmse_time"), "bg ubRMSE_t 10-40", 4),
+    (("40-100cm", "background", "ubrmse_time"), "bg ubRMSE_t 40-100", 4),
+    (("0-10cm", "ubrmse_time"), "an ubRMSE_t 0-10", 4),
+    (("0-10cm", "background", "time_corr"), "bg time R 0-10", 3),
+    (("0-10cm", "spatial_corr"), "an spatial R 0-10", 3),
+    (("spread_error",), "spread/error", 2),
     (("consistency",), "O-B consistency", 2),
+    (("analysis_cpu_s",), "analysis CPU s", 2),
 )
 
 
-def report(
-    scores: dict[str, Any], seeds: list[int], meta: dict[str, Any], configs: tuple[Config, ...]
-) -> str:
-    """Markdown tables: per-method means +- 95 % CI over seeds, then the paired differences."""
-    lines = [f"Seeds {', '.join(map(str, seeds))}; {meta['what']}", ""]
-    head = "| config / method | n | " + " | ".join(name for _, name, _ in METRICS) + " |"
-    lines += [head, "|" + "---|" * (len(METRICS) + 2)]
-    for cfg in configs:
-        methods = sorted(
-            {m for k, v in scores.items() if k.startswith(cfg.name + "-s") for m in v if m != "wall_seconds"}
-        )
-        for m in methods:
-            cells, n = [], 0
-            for metric, _, nd in METRICS:
-                mu, hw, n_ = _ci([_get(scores, cfg.name, s, m, metric) for s in seeds])
-                n = max(n, n_)
-                cells.append(f"{mu:.{nd}f} +- {hw:.{nd}f}" if np.isfinite(hw) else f"{mu:.{nd}f}")
-            lines.append(f"| {cfg.name} / {m} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired differences over seeds (mean +- 95 % CI; * = CI excludes 0):", ""]
-    lines += [head.replace("config / method", "difference"), "|" + "---|" * (len(METRICS) + 2)]
-    variant_pairs = [
-        (f"curvelet (main) - {v.name}", ("main", "curvelet_enkf"), (v.name, "curvelet_enkf"))
-        for v in VARIANTS
+def world_report(d: Design, record: Record, w: WorldSpec, sel: dict[str, Any] | None) -> str:
+    """Per-method means +- 95 % CI over the held-out seeds, and the paired differences."""
+    n_done = sum(record.done(f"score/{w.id}/s{s}") for s in w.heldout)
+    lines = [
+        f"**{w.id}** ({d.grid(w.grid).note}; {n_done} of {len(w.heldout)} held-out seeds scored)",
+        "",
+        "| method | " + " | ".join(r[1] for r in _ROWS) + " |",
+        "|---|" + "---|" * len(_ROWS),
     ]
-    for label, (c1, m1), (c2, m2) in [*PAIRS, *variant_pairs]:
-        if not any(np.isfinite(_get(scores, c2, s, m2, METRICS[1][0])) for s in seeds):
-            continue  # a variant not run
-        cells, n = [], 0
-        for metric, _, nd in METRICS[:5]:
-            d = [_get(scores, c1, s, m1, metric) - _get(scores, c2, s, m2, metric) for s in seeds]
-            mu, hw, n = _ci(d)
+    for m in d.reference_methods:
+        cells = [fmt(*ci(_held(d, record, w, m, p))[:2], nd) for p, _, nd in _ROWS]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    pairs = [
+        (f"{CV} - {LK}", CV, LK),
+        (f"{CV} - {PE}", CV, PE),
+        (f"{CV} - {OL}", CV, OL),
+        (f"{LK} - {OL}", LK, OL),
+    ]
+    lines += [
+        "",
+        "| paired difference (n) | " + " | ".join(r[1] for r in _ROWS[:3]) + " |",
+        "|---|---|---|---|",
+    ]
+    for label, a, b in pairs:
+        if a not in d.reference_methods or b not in d.reference_methods:
+            continue
+        cells = []
+        for p, _, nd in _ROWS[:3]:
+            mu, hw, n = paired(_held(d, record, w, a, p), _held(d, record, w, b, p))
             star = "*" if np.isfinite(hw) and abs(mu) > hw else ""
-            cells.append(
-                f"{mu:+.{nd + 1}f} +- {hw:.{nd + 1}f}{star}" if np.isfinite(hw) else f"{mu:+.{nd + 1}f}"
-            )
-        cells += ["", ""]
-        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
-    walls = [v["wall_seconds"] for k, v in scores.items() if k.startswith("main-s") and v.get("wall_seconds")]
-    if walls:
+            cells.append(fmt(mu, hw, nd + 1, signed=True) + star)
+        lines.append(f"| {label} ({n}) | " + " | ".join(cells) + " |")
+    eq = (sel or {}).get("equal_cpu", {}).get(w.id)
+    if eq:
+        cheap, dear, n = eq["method"], eq["other"], eq["members"]
+        a = _held(d, record, w, cheap, ("primary",), "equal-cpu")
+        b = _held(d, record, w, dear, ("primary",))
+        mu, hw, k = paired(a, b) if cheap == CV else paired(b, a)
         lines += [
             "",
-            f"Wall time of a `main` run (2 ranks, shared machine): {min(walls):.0f}-{max(walls):.0f} s.",
+            f"Equal analysis CPU: {cheap} at {n} members against {dear} at {d.members} (calibrated on "
+            f"seed {d.train_seeds[0]}); primary score, {CV} - {LK}: {fmt(mu, hw, 5, signed=True)} (n={k}).",
         ]
     return "\n".join(lines)
 
 
-def goals(scores: dict[str, Any], seeds: list[int]) -> str:
-    """Markdown table of the issue-9 goals against the measured means (95 % CI) over seeds."""
-
-    def ci(vals: list[float], nd: int = 3) -> str:
-        mu, hw, n = _ci(vals)
-        return f"{mu:.{nd}f} +- {hw:.{nd}f} (n={n})" if np.isfinite(hw) else f"{mu:.{nd}f} (n={n})"
-
-    def g(m: str, *metric: str, cfg: str = "main") -> list[float]:
-        return [_get(scores, cfg, s, m, metric) for s in seeds]
-
-    cv, ol, pt = "curvelet_enkf", "openloop", "point_enkf"
-    scored = next((c for c in ("final", "default") if any(f"{c}-s{s}" in scores for s in seeds)), "main")
-
-    def gc(*metric: str) -> list[float]:  # the curvelet EnKF with its defaults
-        return g(cv, *metric, cfg=scored)
-
-    diff = lambda a, b: [x - y for x, y in zip(a, b, strict=True)]
-    rows = [
-        ("curvelet 0-10 cm spatial correlation", ">= 0.90", ci(gc("0-10cm", "spatial_corr"))),
-        ("curvelet 0-10 cm ubRMSE / open loop", "<= 0.5", ci([a / b for a, b in zip(gc("0-10cm", "ubrmse_spatial"), g(ol, "0-10cm", "ubrmse_spatial"), strict=True)])),
-        ("curvelet - open loop, 10-40 cm correlation", ">= +0.20", ci(diff(gc("10-40cm", "spatial_corr"), g(ol, "10-40cm", "spatial_corr")))),
-        ("curvelet - open loop, 40-100 cm correlation", ">= +0.12", ci(diff(gc("40-100cm", "spatial_corr"), g(ol, "40-100cm", "spatial_corr")))),
-        ("curvelet analysis spread / error, 0-10 cm", "0.6 - 1.5", ci(gc("spread_error_0-10cm"), 2)),
-        ("curvelet - point EnKF, 0-10 cm correlation", ">= +0.02, CI > 0", ci(diff(gc("0-10cm", "spatial_corr"), g(pt, "0-10cm", "spatial_corr")))),
-        ("curvelet - point LETKF (tuned radius), 0-10 cm correlation", ">= +0.02, CI > 0", ci(diff(gc("0-10cm", "spatial_corr"), g("point_letkf", "0-10cm", "spatial_corr")))),
-    ]  # fmt: skip
-    out = ["| goal (days 11-40) | target | measured, mean +- 95 % CI over seeds |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return "\n".join(out)
+def _num(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.5f}"
 
 
-def write_docs(text: str, path: Path = ROOT / "docs" / "validation.md") -> None:
-    """Replace the block between the study markers of ``path`` (appended when absent)."""
-    doc = path.read_text()
-    block = f"{DOC_BEGIN}\n{text}\n{DOC_END}"
-    if DOC_BEGIN in doc and DOC_END in doc:
-        pre, rest = doc.split(DOC_BEGIN, 1)
-        doc = pre + block + rest.split(DOC_END, 1)[1]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
-
-
-def _run(
-    configs: tuple[Config, ...], seeds: list[int], root: Path, data: dict[str, Any], a: argparse.Namespace
-) -> None:
-    """Run every config x seed not yet scored (with ``--resume``) into ``root``; scores into ``data``."""
-    store = root / "study.json"
-    score_from = 2 if a.quick else SCORE_FROM
-    for seed in seeds:  # seed-major: a stopped study has complete pairs for the first seeds
-        for cfg in configs:
-            key = f"{cfg.name}-s{seed}"
-            if a.resume and key in data["scores"]:
-                continue
-            out = root / key
-            shutil.rmtree(out, ignore_errors=True)
-            cmd = _command(cfg, seed, out, a.quick)
-            env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-            t0 = time.perf_counter()
-            print(f"[study] {key}: {' '.join(cmd[-2 * (len(cmd) - 12) :])}", flush=True)
-            try:
-                rc = subprocess.run(
-                    cmd, env=env, timeout=a.timeout, capture_output=True, text=True, check=False
+def tuning_report(d: Design, sel: dict[str, Any] | None, record: Record) -> str:
+    """The training-seed scores of every candidate and the selection."""
+    lines = [
+        f"Tuning (training seeds {', '.join(map(str, d.train_seeds))}; primary score per seed, mean; "
+        "selected in bold):",
+        "",
+        "| world | method / candidate | per seed | mean |",
+        "|---|---|---|---|",
+    ]
+    for w in d.worlds:
+        if w.tuned_on is not None:
+            continue
+        for method, cands in d.candidates:
+            best = ((sel or {}).get("selected", {}).get(w.id) or {}).get(method)
+            for c in cands:
+                v = [
+                    metric(record.scores(f"tune/{w.id}/{method}/{c.name}/s{s}"), method, ("primary",))
+                    for s in d.train_seeds
+                ]
+                name = f"**{method}/{c.name}**" if c.name == best else f"{method}/{c.name}"
+                mean = float(np.mean(v)) if all(np.isfinite(v)) else float("nan")
+                lines.append(
+                    f"| {w.id} | {name} | {', '.join(_num(x) for x in v)} | "
+                    f"{'n/a' if not np.isfinite(mean) else f'{mean:.5f}'} |"
                 )
-                code, err = rc.returncode, rc.stderr[-2000:]
-            except subprocess.TimeoutExpired:
-                code, err = None, "timeout"
-            wall = time.perf_counter() - t0
-            data["runs"][key] = {"returncode": code, "wall_s": wall, "error": err if code else "", "cmd": cmd}
-            if code == 0:
-                data["scores"][key] = run_scores(out, score_from)
-            print(f"[study] {key}: exit {code}, {wall:.0f} s", flush=True)
-            store.write_text(json.dumps(data, indent=1))
+    return "\n".join(lines)
 
 
-def tuning_report(scores: dict[str, Any], seeds: list[int]) -> str:
-    """Markdown table of the LETKF radius tuning (mean 0-10 cm correlation and ubRMSE over ``seeds``)."""
-    radius, _ = best_radius(scores, seeds)
-    out = [f"LETKF radius tuning (seeds {', '.join(map(str, seeds))}, point_letkf alone, same scoring):", "",
-           "| radius (km) | 0-10 cm corr | 0-10 cm ubRMSE_sp | 10-40 cm corr |", "|---|---|---|---|"]  # fmt: skip
-    for r in TUNE_RADII:
-        cells = []
-        for metric, nd in (
-            (("0-10cm", "spatial_corr"), 3),
-            (("0-10cm", "ubrmse_spatial"), 4),
-            (("10-40cm", "spatial_corr"), 3),
-        ):
-            mu, hw, _ = _ci([_get(scores, f"letkf-r{r}", s, "point_letkf", metric) for s in seeds])
-            cells.append(f"{mu:.{nd}f} +- {hw:.{nd}f}" if np.isfinite(hw) else f"{mu:.{nd}f}")
-        mark = " (best)" if r == radius else ""
-        out.append(f"| {r}{mark} | " + " | ".join(cells) + " |")
-    return "\n".join(out)
+def _goal(d: Design, record: Record, g: Goal) -> tuple[str, str]:
+    """(measured, verdict) of one goal."""
+    p = dict(g.params)
+    w = d.world(p["world"]) if "world" in p else None
+    bg = lambda ln: (ln, "background", "ubrmse_time")  # noqa: E731
+    if g.kind in ("no_worse", "better"):
+        parts, ok = [], True
+        for ln in p["layers"]:
+            mu, hw, n = paired(_held(d, record, w, CV, bg(ln)), _held(d, record, w, LK, bg(ln)))
+            parts.append(f"{ln} {fmt(mu, hw, 5, signed=True)}")
+            ok &= np.isfinite(hw) and (mu - hw <= 0 if g.kind == "no_worse" else mu + hw < 0)
+        return f"{'; '.join(parts)} (n={n})", "met" if ok else "not met"
+    if g.kind == "cpu_ratio":
+        a, b = (
+            ci(_held(d, record, w, CV, ("analysis_cpu_s",))),
+            ci(_held(d, record, w, LK, ("analysis_cpu_s",))),
+        )
+        r = a[0] / b[0] if b[0] > 0 else float("nan")
+        return f"{r:.2f} ({a[0]:.3g} s / {b[0]:.3g} s, n={a[2]})", "met" if r <= p["max"] else "not met"
+    if g.kind == "ratio_ci":
+        a, b = _held(d, record, w, CV, ("primary",)), _held(d, record, w, LK, ("primary",))
+        r = ci(a)[0] / ci(b)[0] if ci(b)[0] > 0 else float("nan")
+        mu, hw, n = paired(a, b)
+        ok = r <= p["max_ratio"] and np.isfinite(hw) and mu + hw < 0
+        return f"ratio {r:.3f}; difference {fmt(mu, hw, 5, signed=True)} (n={n})", "met" if ok else "not met"
+    if g.kind == "count_ahead":
+        parts, count = [], 0
+        for wid in p["worlds"]:
+            ww = d.world(wid)
+            mu, hw, n = paired(_held(d, record, ww, CV, ("primary",)), _held(d, record, ww, LK, ("primary",)))
+            ahead = bool(np.isfinite(hw) and mu + hw < 0)
+            count += ahead
+            parts.append(f"{wid} {fmt(mu, hw, 5, signed=True)}{' ahead' if ahead else ''}")
+        return f"{count} of {len(p['worlds'])}: " + "; ".join(parts), "met" if count >= p[
+            "min"
+        ] else "not met"
+    if g.kind == "range":
+        parts, ok = [], True
+        for ww in d.worlds:
+            for m in d.reference_methods:
+                if m == OL:
+                    continue
+                mu = ci(_held(d, record, ww, m, (p["metric"],)))[0]
+                if np.isfinite(mu) and not p["lo"] <= mu <= p["hi"]:
+                    ok = False
+                    parts.append(f"{ww.id}/{m} {mu:.2f}")
+        return ("outside: " + ", ".join(parts)) if parts else "all inside", "met" if ok else "not met"
+    raise StudyError(f"study: unknown goal kind {g.kind!r}")
 
 
+def goals_report(d: Design, record: Record) -> str:
+    lines = ["| goal | measured (held-out seeds, mean +- 95 % CI) | verdict |", "|---|---|---|"]
+    for g in d.goals:
+        measured, verdict = _goal(d, record, g)
+        lines.append(f"| {g.id}: {g.text} | {measured} | {verdict} |")
+    return "\n".join(lines)
+
+
+def report(d: Design, record: Record, sel: dict[str, Any] | None) -> str:
+    parts = [
+        f"Primary score: background `ubrmse_time` at 0-10 cm (m3/m3, lower is better), days "
+        f"{d.score_from_day}-{d.days}; {d.members} members; `*` = CI excludes 0.",
+        "",
+        goals_report(d, record),
+    ]
+    parts += ["", *[world_report(d, record, w, sel) + "\n" for w in d.worlds], tuning_report(d, sel, record)]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=None)
-    p.add_argument("--resume", action="store_true", help="keep runs of --root that have scores")
+    p.add_argument("--root", type=Path, default=ROOT / "runs" / "study18")
+    p.add_argument("--resume", action="store_true", help="keep the finished runs of --root")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list every run and its estimated time; run nothing"
+    )
+    p.add_argument(
+        "--phase", choices=("tune", "calibrate", "score"), default="score", help="stop after this phase"
+    )
+    p.add_argument("--worlds", default="", help="only these world ids (comma-separated; default all)")
+    p.add_argument("--methods", default="", help="tuning: only these methods' candidates")
     p.add_argument("--report-only", action="store_true")
-    p.add_argument("--write-docs", action="store_true")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    p.add_argument("--tune-seeds", default=",".join(map(str, TUNE_SEEDS)))
-    p.add_argument("--tune-only", action="store_true", help="run the LETKF radius tuning only")
-    p.add_argument("--variant-seeds", default=",".join(map(str, VARIANT_SEEDS)), help="'' = no variants")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    p.add_argument(
+        "--write-docs", action="store_true", help="write the report into docs/validation.md and README.md"
+    )
+    p.add_argument("--docs-root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    p.add_argument("--quick", action="store_true", help="the smoke design (tiny box, 6 days, 4 members)")
+    p.add_argument("--slots", type=int, default=2, help="runs side by side")
+    p.add_argument("--ranks", type=int, default=1, help="MPI ranks per run")
+    p.add_argument("--timeout", type=float, default=7200.0, help="seconds per run")
+    p.add_argument("--nice", type=int, default=10)
+    p.add_argument("--spinup-cache", type=Path, default=None, help="default ROOT/spinup-cache")
     a = p.parse_args(argv)
-    seeds = [int(s) for s in a.seeds.split(",") if s]
-    tune_seeds = [int(s) for s in a.tune_seeds.split(",") if s]
-    variant_seeds = [int(s) for s in a.variant_seeds.split(",") if s]
-    if a.quick:
-        seeds, tune_seeds = seeds[:2], tune_seeds[:1]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    root = a.root or ROOT / "runs" / f"study9-{stamp}"
-    root.mkdir(parents=True, exist_ok=True)
-    store = root / "study.json"
-    data = json.loads(store.read_text()) if store.exists() else {"scores": {}, "runs": {}}
-    if not a.report_only:
-        _run(TUNE, tune_seeds, root, data, a)
-    radius, _ = best_radius(data["scores"], tune_seeds)
-    configs = main_configs(radius)
-    tuning = tuning_report(data["scores"], tune_seeds)
-    print(tuning)
-    if a.tune_only:
+    d = QUICK if a.quick else DESIGN
+    try:
+        d.check()
+        return _main(d, a)
+    except StudyError as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+def _main(d: Design, a: argparse.Namespace) -> int:
+    root = a.root
+    worlds = {w for w in a.worlds.split(",") if w}
+    methods = {m for m in a.methods.split(",") if m}
+    unknown = worlds - {w.id for w in d.worlds}
+    if unknown:
+        raise StudyError(
+            f"study: unknown world {sorted(unknown)[0]} (worlds: {', '.join(w.id for w in d.worlds)})"
+        )
+    record = Record(root)
+    ncol = {g.name: _ncol(g) for g in d.grids}
+    def keep(r: Any) -> bool:
+        return (not worlds or r.world in worlds) and (r.phase != "tune" or not methods or r.methods[0] in methods)
+
+    if a.dry_run:
+        sel = selection(d, record, require=False)
+        runs = [
+            r
+            for r in tuning_runs(d, ncol) + calibration_runs(d, sel, ncol) + scoring_runs(d, sel, ncol)
+            if keep(r)
+        ]
+        print(plan_text(runs, record, a.slots, a.ranks))
+        if sel is None:
+            print("(the calibration and scoring runs use the selected candidates, known after the tuning)")
         return 0
     if not a.report_only:
-        _run(configs, seeds, root, data, a)
-        for variant in VARIANTS:  # variant-major: a stopped study has the first variants on every seed
-            _run((variant,), variant_seeds, root, data, a)
-    what = (f"{'quick smoke test' if a.quick else '40 days'} scored on days {2 if a.quick else SCORE_FROM}-"
-            f"{4 if a.quick else 40}; {', '.join((QUICK if a.quick else BASE)[1:2])}; CONUS 1 deg")  # fmt: skip
-    text = (
-        goals(data["scores"], seeds)
-        + "\n\n"
-        + report(data["scores"], seeds, {"what": what}, configs + VARIANTS)
-        + "\n\n"
-        + tuning
-    )
+        if record.data["runs"] and not a.resume:
+            raise StudyError(f"study: {root} holds a study; --resume continues it")
+        root.mkdir(parents=True, exist_ok=True)
+        register(d, root)  # before any run
+        cache = a.spinup_cache or root / "spinup-cache"
+        go = dict(slots=a.slots, ranks=a.ranks, cache=cache, timeout=a.timeout, nice=a.nice)
+        scorer = lambda r, out: _score_run(d, r, out)  # noqa: E731
+        execute([r for r in tuning_runs(d, ncol) if keep(r)], root, record, scorer, **go)
+        if a.phase != "tune":
+            sel = selection(d, record, require=True)
+            freeze(root, "selection.json", {k: sel[k] for k in ("selected", "tuning")})
+            execute([r for r in calibration_runs(d, sel, ncol) if keep(r)], root, record, scorer, **go)
+            if a.phase == "score":
+                sel = selection(d, record, require=True)
+                missing = [
+                    w.id
+                    for w in d.worlds
+                    if w.equal_cpu and w.id not in sel["equal_cpu"] and (not worlds or w.id in worlds)
+                ]
+                if missing:
+                    raise StudyError(
+                        f"study: calibration runs of {missing[0]} failed; see {root / 'study.json'}"
+                    )
+                freeze(root, "equal_cpu.json", sel["equal_cpu"])
+                register(d, root)  # checked unchanged right before scoring
+                execute([r for r in scoring_runs(d, sel, ncol) if keep(r)], root, record, scorer, **go)
+    elif (root / "preregistration.json").exists():
+        register(d, root)  # a report of a registered study is of that design
+    sel = selection(d, record, require=False)
+    text = report(d, record, sel)
     (root / "study.md").write_text(text + "\n")
     print(text)
     if a.write_docs:
-        write_docs(text)
-        write_docs(goals(data["scores"], seeds), ROOT / "README.md")
+        write_block(a.docs_root / "docs" / "validation.md", DOC_TAG, text)
+        write_block(a.docs_root / "README.md", DOC_TAG, goals_report(d, record))
     return 0
+
+
+def _score_run(d: Design, r: Run, out: Path) -> dict[str, Any]:
+    """The scores of a finished run (calibration runs: every day scored)."""
+    first = 1 if r.phase == "calibrate" else d.score_from_day
+    return run_scores(out, (first, r.days))
 
 
 if __name__ == "__main__":

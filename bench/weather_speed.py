@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import interleaved, python_tree  # noqa: E402
+from _trees import interleaved, python_tree
 
 
 def _worker(args: argparse.Namespace) -> None:

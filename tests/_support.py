@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import landimg
@@ -35,3 +38,25 @@ CORE_SETTINGS = dict(
     inflation_prior_var=float("inf"), inflation_debias=False, cg_single_precision=False,
     variance_support="land_fraction", variance_filtering=False,
 )  # fmt: skip
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(where: Path, size: str = "256k", options: str = "") -> Iterator[Path]:
+    """A small tmpfs mounted at ``where`` for real full-disk and read-only tests (the test is skipped
+    where mounting is not permitted, e.g. without root); ``remount(where, size)`` resizes it."""
+    import pytest
+
+    where.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size}" + (f",{options}" if options else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def remount(where: Path, size: str) -> None:
+    """Resize the tmpfs at ``where`` (its files stay)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True)

@@ -9,9 +9,8 @@ must be exactly the fixed-inflation analysis with the estimated factor.
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,10 +226,10 @@ _SCRIPT = textwrap.dedent(
     from landimg.da.curvelet_enkf import curvelet_analysis
     from landimg.da.point_enkf import point_enkf_increments
     from landimg.transform.curvelet import Curvelet
-    from landimg.parallel import MemberLayout
+    from landimg.layout import Layout
 
     comm = MPI.COMM_WORLD
-    lay = MemberLayout(8, comm)
+    lay = Layout(8, comm)
     rng = np.random.default_rng(7)
     bg = 0.3 + 0.01 * rng.standard_normal((8, 32, 32))
     obs = 0.3 + 0.05 * rng.standard_normal((32, 32))
@@ -249,6 +248,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_bitwise_identical_on_1_and_2_ranks(tmp_path):
     script = tmp_path / "adaptive.py"

@@ -82,6 +82,7 @@ def test_spread_never_grows_real_curvelet(C):
         assert xa.var(0).sum() < xb.var(0).sum()
 
 
+@pytest.mark.slow
 def test_linear_gaussian_kalman_real_curvelet(C):
     """B = b I is diagonal in every (tight-frame) basis: large-N mean update == exact Kalman."""
     rng = np.random.default_rng(2)
@@ -298,6 +299,7 @@ def test_letkf_own_cell_is_exact_square_root_kalman():
         np.testing.assert_allclose(Xa @ Xa.T / (n - 1), P - np.outer(K, h @ P), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_letkf_localized_matches_perturbed_enkf_mean_for_large_n():
     from landimg.analysis import PointLETKF, point_enkf_increments
 

@@ -8,11 +8,11 @@ import textwrap
 import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
+from landimg import Grid, Layout
 from landimg.analysis import (
     AnalysisCache,
     AnalysisContext,
     CurveletEnKF,
-    Geometry,
     PointEnKF,
     PointLETKF,
     observed_neighbourhoods,
@@ -20,18 +20,14 @@ from landimg.analysis import (
     point_letkf_increments,
 )
 from landimg.da.inflation import smoothed_inflation
-from landimg.da.localization import EARTH_RADIUS_KM, great_circle_km
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.da.localization import great_circle_km
+from landimg.parallel import SerialComm
 
 
 def _geometry(ny=20, nx=40, res=1.0, lat0=30.0, lon0=-110.0):
     lat = lat0 + res * (np.arange(ny) + 0.5)
     lon = lon0 + res * (np.arange(nx) + 0.5)
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    dy = np.radians(res) * EARTH_RADIUS_KM
-    return Geometry(
-        np.ones((ny, nx), bool), lat2.ravel(), lon2.ravel(), (dy, dy * np.cos(np.radians(lat.mean())))
-    )
+    return Grid(lat=lat, lon=lon, land=np.ones((ny, nx), bool), res=res)
 
 
 # ---------------------------------------------------------------------- neighbourhoods
@@ -75,7 +71,7 @@ def test_cached_and_uncached_analyses_are_identical():
     obs = 0.27 + np.zeros(g.ncol)
     obs[::4] = np.nan
     for method in (PointEnKF(radius_km=400.0, max_obs=None), PointLETKF(radius_km=400.0, max_obs=None)):
-        lay = MemberLayout(16, SerialComm())
+        lay = Layout(16, SerialComm())
         ctx = AnalysisContext(h=h, geometry=g, layout=lay, cache=AnalysisCache())
         rng = [np.random.default_rng(i) for i in range(16)]
         d1, _ = method.analyze(state, obs, 0.02, None, AnalysisContext(h=h, geometry=g, layout=lay, rngs=rng))
@@ -88,13 +84,14 @@ def test_cached_and_uncached_analyses_are_identical():
     valid = np.isfinite(obs)
     nb = observed_neighbourhoods(g.xyz, valid, 400.0, None)
     a, _ = point_enkf_increments(
-        state, h, obs, 0.02, lat=g.lat, lon=g.lon, radius_km=400.0, seed=1, neighbours=nb
+        state, h, obs, 0.02, lat=g.column_lat, lon=g.column_lon, radius_km=400.0, seed=1, neighbours=nb
     )
-    b, _ = point_enkf_increments(state, h, obs, 0.02, lat=g.lat, lon=g.lon, radius_km=400.0, seed=1)
+    b, _ = point_enkf_increments(state, h, obs, 0.02, lat=g.column_lat, lon=g.column_lon, radius_km=400.0, seed=1)
     np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------- LETKF == Kalman
+@pytest.mark.slow
 def test_letkf_matches_the_exact_kalman_update_at_large_n():
     """Linear-Gaussian toy: 3-layer columns, own-cell observations of a layer mean, N = 1000 members drawn
     from the true B: the LETKF mean and covariance equal the exact Kalman update within sampling error."""
@@ -125,7 +122,7 @@ def test_layer_increments_by_regression_keep_the_observed_mean():
     state = _ensemble(g, nlev=4, seed=3)
     h = np.array([0.5, 0.45, 0.05, 0.0])  # layer 3 barely inside the observed depth
     obs = 0.3 + np.zeros(g.ncol)
-    lay = MemberLayout(16, SerialComm())
+    lay = Layout(16, SerialComm())
     out = {}
     for mode in ("regression", "full"):
         m = CurveletEnKF(
@@ -178,7 +175,7 @@ def test_every_filter_inflates_every_layer(method):
     state = _ensemble(g, nlev=3, seed=4)
     ok = np.ones(state.shape, bool)
     ok[:, :5] = False  # frozen columns keep their state
-    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()),
+    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
                           update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
     d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
     expect = 0.3 * (state - state.mean(axis=2, keepdims=True)) * ok
@@ -192,7 +189,7 @@ def test_adaptive_state_is_carried_and_restored():
         1
     ).standard_normal(g.ncol)
     m = PointLETKF(inflation_mode="adaptive", radius_km=300.0)
-    ctx = AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()))
+    ctx = AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=Layout(16, SerialComm()))
     _, d1 = m.analyze(state, obs, 0.02, None, ctx)
     lam1 = ctx.state["PointLETKF.inflation_lambda"]
     _, d2 = m.analyze(state, obs, 0.02, None, ctx)
@@ -239,6 +236,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 def test_new_paths_bitwise_on_1_2_3_ranks(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(_SCRIPT)

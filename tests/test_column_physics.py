@@ -69,6 +69,7 @@ def residual(m, s0):
 
 
 @pytest.mark.parametrize("climate", list(CLIMATES))
+@pytest.mark.slow
 def test_year_water_balance_and_bounds(climate):
     """Hourly forcing for a year, 48 columns x 2 members (different forcing per member): the water
     balance closes to 1e-8 kg/m2 and the state stays within bounds at every step."""

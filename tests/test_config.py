@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from landimg import da
+from landimg.cycle import build_methods
 from landimg.experiment.config import (
     MOVED,
     SUPPLIED,
@@ -19,7 +20,6 @@ from landimg.experiment.config import (
     to_dict,
     to_toml,
 )
-from landimg.experiment.cycle import build_methods
 from landimg.experiment.settings import build_section, specs
 
 

@@ -1,7 +1,7 @@
 """Spatially correlated observation error in the curvelet EnKF (issue 18, item 2): R as an operator.
 
 ``R = D_w^2 + D_c G D_c`` with ``G_pq = exp(-|r_p - r_q|^2 / L^2)`` is applied by a Gaussian filter on the
-observed pixels (never formed, never inverted, :mod:`landimg.da.obs_covariance`); the gap-aware solve
+observed pixels (never formed, never inverted, :mod:`landimg.da.image_covariance`); the gap-aware solve
 uses it. Checked against dense matrices on small grids: the filter itself, the solve, and a
 linear-Gaussian analysis whose truth and errors are drawn from the dense B and R.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from landimg.analysis import CurveletEnKF, ObsError
 from landimg.da.curvelet_var import gap_aware_increments
-from landimg.da.obs_covariance import GaussianCorrelation, ObservationCovariance, observation_covariance
+from landimg.da.image_covariance import GaussianCorrelation, ObservationCovariance, observation_covariance
 
 CELL = (25.0, 30.0)  # km
 

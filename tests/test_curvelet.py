@@ -270,6 +270,7 @@ def test_row_norms_exact(shape, finest):
     np.testing.assert_allclose(nr[ks], brute, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_white_noise_variance_matches_row_norms():
     # empirical check of the documented use: var(C eps) = sigma^2 * row_norms_sq for white noise
     C = Curvelet((32, 48), finest="curvelets")

@@ -91,6 +91,7 @@ def test_hybrid_mean_matches_dense_update(beta):
     assert np.sqrt(np.mean((xa0.mean(axis=0) - ref)[land] ** 2)) > 0.05 * np.sqrt(np.mean(inc**2))
 
 
+@pytest.mark.slow
 def test_beta_one_huge_radius_approaches_ensemble_kalman():
     """beta = 1, localization ~ 1 everywhere, 300 members from a known covariance P: the analysis mean
     approaches the exact Kalman mean with P, within the sampling error of P (~ 1/sqrt(N))."""
@@ -166,6 +167,7 @@ def test_gamma_zero_is_the_standard_update_exactly():
     assert diag["bias_rms"] == 0.0 and not np.any(state["CurveletEnKF.bias"])
 
 
+@pytest.mark.slow
 def test_two_stage_converges_to_a_constant_bias():
     """A synthetic cycle: every background is truth + 0.04 + random error, swaths move; the bias estimate
     (domain mean over land) converges to the true bias, and the analysis in the gaps is less biased."""

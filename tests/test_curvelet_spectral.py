@@ -31,7 +31,7 @@ def test_directions_are_fourier_multipliers(shape, nscales):
     ref = np.stack([np.bincount(d, weights=ci * ci, minlength=frame.ndir) for ci in c])
     np.testing.assert_allclose(frame.energies(x), ref, rtol=1e-12, atol=1e-12 * ref.max())
     y = rng.standard_normal((3,) + shape)
-    ref_xy = np.stack([np.bincount(d, weights=a * b, minlength=frame.ndir) for a, b in zip(c, C.forward(y))])
+    ref_xy = np.stack([np.bincount(d, weights=a * b, minlength=frame.ndir) for a, b in zip(c, C.forward(y), strict=True)])
     np.testing.assert_allclose(frame.cross_energies(x, y), ref_xy, rtol=0, atol=1e-12 * ref.max())
     v = rng.random(frame.ndir)
     np.testing.assert_allclose(frame.apply(x, frame.multiplier(v)), C.inverse(c * v[d]), rtol=0, atol=1e-13)
@@ -107,7 +107,7 @@ def test_anomaly_update_is_checked():
 def test_fourier_preconditioner_same_solution_fewer_iterations():
     """The Fourier preconditioner ((B + R)^-1 of a fully observed periodic domain, restricted to the
     observations) converges to the same solution as Jacobi in far fewer iterations, correlated R too."""
-    from landimg.da.obs_covariance import observation_covariance
+    from landimg.da.image_covariance import observation_covariance
 
     shape = (48, 96)
     C = Curvelet(shape, nscales=5)
@@ -133,7 +133,7 @@ def test_pooled_correlated_obs_error_variance_without_monte_carlo():
     whose wrap-around jump adds fine-scale energy that the padded analysis never sees.)"""
     import scipy.fft
     from landimg.da.curvelet_stats import pool
-    from landimg.da.obs_covariance import periodic_spectrum
+    from landimg.da.image_covariance import periodic_spectrum
     from landimg.da.obs_error import ObsErrorModel
 
     shape, cell, length, w = (64, 64), (10.0, 10.0), 60.0, 0.3
@@ -154,7 +154,7 @@ def test_correlated_r_shares_the_fft_pair_with_b_where_exact():
     """H (B + R) H^T z in one FFT pair (B a multiplier, the correlated std uniform, the padding wide enough
     that the Gaussian is below 3e-16 across the wrap) equals H B H^T z + R z; single precision is within 1e-6."""
     from landimg.da.curvelet_var import CovarianceOperator
-    from landimg.da.obs_covariance import observation_covariance
+    from landimg.da.image_covariance import observation_covariance
 
     tshape, shape, off, cell = (48, 96), (30, 70), (9, 13), (40.0, 40.0)
     C = Curvelet(tshape, nscales=4)

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support import subprocess_env
-from landimg.experiment.cycle import RESTART_NAME, main
-from landimg.experiment.io import load_restart
+from landimg.cycle import RESTART_NAME, main
+from landimg.experiment.restart import load_restart
+
+pytestmark = pytest.mark.slow  # the cycle, run several times
 
 SHORT = [
     "experiment.days=5",
@@ -133,7 +135,7 @@ def test_cli_errors_leave_nothing(tmp_path, capsys):
 
 def test_resume_after_kill_is_bitwise(reference, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "landimg.experiment.cycle", *_args(out)]
+    cmd = [sys.executable, "-m", "landimg.cycle", *_args(out)]
     proc = subprocess.Popen(
         cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -162,12 +164,13 @@ def test_resume_after_kill_is_bitwise(reference, tmp_path):
     assert a == b
 
 
+@pytest.mark.mpi
 def test_two_ranks_match_one_rank_bitwise(reference, tmp_path):
     mpirun = Path(sys.executable).parent / "mpirun"
     if not mpirun.exists():
         pytest.skip("no mpirun next to the Python interpreter")
     out = tmp_path / "run2"
-    cmd = [str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "landimg.experiment.cycle", *_args(out)]
+    cmd = [str(mpirun), "-n", "2", sys.executable, "-m", "mpi4py", "-m", "landimg.cycle", *_args(out)]
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     _assert_same_state(reference, out)

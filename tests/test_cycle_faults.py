@@ -12,12 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
-from landimg.experiment.cycle import RESTART_NAME, main
+from landimg.cycle import RESTART_NAME, main
 from landimg.experiment.restart import PREVIOUS_NAME, load_restart
 from test_cycle_ranks import SMALL, assert_bitwise
 
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
-needs_mpi = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+pytestmark = pytest.mark.slow  # every test runs the cycle
+_no_mpirun = pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
+
+
+def needs_mpi(test):
+    """The test starts mpirun: marked ``mpi``, skipped without an mpirun."""
+    return pytest.mark.mpi(_no_mpirun(test))
 
 
 def _args(out, extra=()):
@@ -202,8 +208,8 @@ def test_kill_during_the_final_write_then_resume_is_bitwise(reference, tmp_path)
 
 
 def test_corrupt_restart_is_one_line_naming_the_last_good_day(reference, tmp_path, capsys):
+    from landimg.cycle import run
     from landimg.experiment.config import load_config
-    from landimg.experiment.cycle import run
 
     out = tmp_path / "run"
     run(load_config(None, SMALL), out, progress=False, stop_after_days=2)
@@ -232,14 +238,18 @@ def test_resume_names_only_the_keys_the_user_changed(reference, tmp_path, capsys
 
 
 @needs_mpi
-def test_more_ranks_than_members_is_one_line(tmp_path):
+def test_a_layout_the_ranks_cannot_make_is_one_line(tmp_path):
+    """3 ranks are not G x 2; 3 member groups cannot share 2 members (exit 2, nothing written)."""
     out = tmp_path / "run"
-    proc = _start(3, _args(out, ["ensemble.members=2"]))
-    code, err, _ = _finish(proc, within=60)
-    assert code == 2 and _lines(err) == [
-        "landimg.cycle: error: 3 ranks for ensemble.members = 2: run on at most 2 ranks"
-    ], err[-2000:]
-    assert not out.exists()
+    for extra, line in (
+        (["parallel.column_blocks=2"], ("parallel.column_blocks = 2 does not divide the 3 ranks: run on G x 2 "
+         "ranks (G member groups), or set column_blocks to a divisor of the rank count")),
+        (["ensemble.members=2", "parallel.column_blocks=1"], ("3 ranks with parallel.column_blocks = 1 make 3 "
+         "member groups for ensemble.members = 2: use more column blocks (or \"auto\")")),
+    ):  # fmt: skip
+        code, err, _ = _finish(_start(3, _args(out, extra)), within=60)
+        assert code == 2 and _lines(err) == [f"landimg.cycle: error: {line}"], err[-2000:]
+        assert not out.exists()
 
 
 def test_history_restart_layout_is_stable(reference):

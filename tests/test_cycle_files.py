@@ -3,8 +3,8 @@
 import json
 
 import numpy as np
+from landimg.cycle import main
 from landimg.experiment.config import load_config
-from landimg.experiment.cycle import main
 from landimg.experiment.domain import build_grid
 
 

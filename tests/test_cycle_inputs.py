@@ -7,8 +7,8 @@ import netCDF4
 import numpy as np
 import pytest
 from landimg import units
+from landimg.cycle import main
 from landimg.experiment.config import load_config
-from landimg.experiment.cycle import main
 from landimg.experiment.domain import build_domain, build_grid
 from landimg.experiment.forcing import FileForcing
 from landimg.experiment.obs import FileObservations, read_stations_file
@@ -153,7 +153,7 @@ def test_units_through_pint():
 
 
 def test_resume_refuses_changed_input_files_naming_them(tmp_path, capsys):
-    from landimg.experiment.cycle import run
+    from landimg.cycle import run
 
     obs = _obs(tmp_path / "o.nc")
     cfg = load_config(None, [*SMALL, f'obs.file="{obs}"'])

@@ -6,9 +6,9 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+from landimg.cycle import RESTART_NAME, main
 from landimg.experiment import loop
-from landimg.experiment.cycle import RESTART_NAME, main
-from landimg.experiment.io import load_restart
+from landimg.experiment.restart import load_restart
 from landimg.experiment.timing import PARTS
 
 SMALL = ["experiment.days=2", "experiment.spinup_days=6", "ensemble.members=4", "output.plots=false"]
@@ -42,6 +42,7 @@ def _assert_bitwise(a: Path, b: Path) -> None:
     assert sa["methods"] == sb["methods"]
 
 
+@pytest.mark.slow
 def test_spinup_cache_is_bitwise_and_skips_the_spinup(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     assert main(_args(tmp_path / "plain")) == 0
@@ -63,6 +64,7 @@ def test_spinup_cache_is_bitwise_and_skips_the_spinup(tmp_path, monkeypatch, cap
     assert "the spin-up ran although it was cached" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_summary_reports_the_timing_breakdown(tmp_path):
     assert main(_args(tmp_path / "run")) == 0
     t = json.loads((tmp_path / "run" / "summary.json").read_text())["timing_seconds"]
@@ -93,3 +95,14 @@ def test_unwritable_spinup_cache_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--spinup-cache" in err[0] and "not a writable directory" in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_spinup_progress_lines(tmp_path, capsys):
+    capsys.readouterr()
+    args = [a for a in _args(tmp_path / "run", ["--set", "experiment.spinup_days=30"]) if a != "--quiet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    spin = [ln for ln in err if ln.startswith("[landimg] spin-up day ")]
+    assert [ln.split()[3] for ln in spin] == [f"{d}/30" for d in range(3, 31, 3)], err
+    assert err.index(spin[-1]) < err.index(next(ln for ln in err if ln.startswith("[landimg] spin-up of 30 days")))

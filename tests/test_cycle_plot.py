@@ -32,3 +32,51 @@ def test_figures_are_written(tmp_path):
     parts = np.stack([f, -f])
     plot.plot_increment_scales(tmp_path / "i.png", lat, lon, parts, np.isfinite(f), "inc")
     assert sorted(q.name for q in tmp_path.iterdir()) == ["i.png", "m.png", "s.png"]
+
+
+@pytest.fixture()
+def reference_run(tmp_path):
+    """A configuration verified against a reference product, with an (empty) history of 2 days."""
+    from landimg.experiment.config import load_config
+    from landimg.experiment.history import History
+    from landimg.experiment.obs import Stations
+    from landimg.grid import Grid
+
+    files = str(tmp_path / "gldas" / "GLDAS_*.nc4")
+    cfg = load_config(None, ["experiment.days=2", 'reference.product="gldas"', f'reference.files="{files}"',
+                             'analysis.methods=["openloop"]'])  # fmt: skip
+    grid = Grid.regular(lat=(30.0, 40.0), lon=(-100.0, -80.0), res=2.0, land_mask="all")
+    stations = Stations(grid, cfg.obs, 0)
+    history = History.empty(2, grid.shape, stations.n, ["openloop"], cfg.ensemble.members)
+    return cfg, grid, stations, history, files
+
+
+def test_the_reference_is_named_in_the_files(reference_run, tmp_path):
+    import netCDF4
+    from landimg.experiment.ncfiles import write_experiment_netcdf
+
+    cfg, grid, stations, history, files = reference_run
+    write_experiment_netcdf(tmp_path, cfg, grid, stations, history)
+    with netCDF4.Dataset(tmp_path / "analysis.nc") as ds:
+        truth = ds["sm_truth"]
+        assert truth.long_name.startswith("reference soil moisture: gldas (GLDAS Noah 3-hourly")
+        assert truth.source == f"gldas files {files}"
+    with netCDF4.Dataset(tmp_path / "metrics.nc") as ds:
+        assert ds["spatial_corr_openloop"].long_name == "openloop daily spatial correlation of the analysis vs the reference gldas"
+
+
+def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monkeypatch):
+    cfg, grid, stations, history, _ = reference_run
+    seen = {}
+    monkeypatch.setattr(plot, "plot_maps", lambda path, lat, lon, fields, title, **k: seen.update(
+        maps=(list(fields), title)))  # fmt: skip
+    monkeypatch.setattr(plot, "plot_metric_series", lambda *a, title=None, **k: seen.update(series=title))
+    monkeypatch.setattr(plot, "available", lambda: True)
+    from landimg.experiment import obsplots
+
+    monkeypatch.setattr(obsplots, "plot_spread_error", lambda path, *a: path)
+    monkeypatch.setattr(obsplots, "plot_rank_histograms", lambda path, *a: path)
+    plot.experiment_plots(cfg, grid, tmp_path, history)
+    fields, title = seen["maps"]
+    assert fields[0] == "reference gldas" and "; reference soil moisture: gldas (GLDAS Noah" in title
+    assert seen["series"].startswith("scores against reference soil moisture: gldas (GLDAS Noah")

@@ -9,6 +9,20 @@ import pytest
 from landimg.data import inputs
 from landimg.data.cli import main as data_main
 
+pytestmark = pytest.mark.slow  # the cycle, run several times
+
+
+def _doc_examples():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("doc_examples", Path(__file__).parents[1] / "docs" / "examples.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
@@ -30,8 +44,14 @@ def test_demo_runs_and_scores_against_the_reference(demo, tmp_path, monkeypatch)
         made.append(self)
 
     monkeypatch.setattr(inputs.ProductObservations, "__init__", spy)
-    cfg = load_config(demo / "config.toml", ["analysis.interval_hours=6"])
+    examples = _doc_examples()
+    cfg = load_config(demo / "config.toml", examples.DEMO_PROBE_SETS)  # 6-hourly analyses
     result = run(cfg, tmp_path / "R", progress=False)
+    # this run is the probe of the demo quoted in docs/data.md (docs/examples.py): the same numbers
+    from landimg.experiment.summary import format_table
+
+    table = examples.table(format_table(result.summary), wall=False)
+    assert table == examples.load("demo")["probe"], "the demo's numbers moved: run python docs/examples.py --run demo"
     obs = made[0]
     # sub-daily (6-hourly) analyses: every SMAP record of the run (AM and PM passes) entered exactly once
     assert obs.times.size == 5
@@ -49,8 +69,8 @@ def test_demo_runs_and_scores_against_the_reference(demo, tmp_path, monkeypatch)
             assert np.isfinite(entry[layer]["spatial_corr"]) and np.isfinite(entry[layer]["ubrmse_spatial"])
         assert entry["stations"]["n_time_corr"] == 4 and np.isfinite(entry["stations"]["time_corr"])
     # the reference, not the nature run, is what the history holds as truth
+    from landimg import Grid
     from landimg.data.inputs import ProductReference
-    from landimg.ensemble.grid import Grid
 
     grid = Grid.regular(lat=(35.0, 39.0), lon=(-100.0, -95.0), res=0.5, land_mask="builtin")
     ref = ProductReference("gldas", str(demo / "gldas" / "GLDAS_*.nc4"), grid, "2021-05-01", 3)

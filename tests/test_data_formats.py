@@ -13,7 +13,7 @@ import os
 import netCDF4
 import numpy as np
 import pytest
-from landimg import units
+from landimg import Grid, units
 from landimg.data import era5
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
@@ -21,7 +21,6 @@ from landimg.data.cli import main
 from landimg.data.common import DataError
 from landimg.data.netcdf import file_kind
 from landimg.data.series import FileProgress, read_series
-from landimg.ensemble.grid import Grid
 from landimg.experiment.forcing import FileForcing
 from landimg.experiment.obs import FileObservations
 

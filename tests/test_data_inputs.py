@@ -6,10 +6,10 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.inputs import CdfMatcher, ProductForcing, ProductObservations, ProductReference
-from landimg.ensemble.grid import Grid
 
 REGION = (34.0, 40.0, -101.0, -94.0)
 
@@ -62,6 +62,7 @@ def test_cdf_matching_maps_quantiles():
     assert np.isnan(m(np.array([np.nan]))[0])
 
 
+@pytest.mark.slow
 def test_reference_daily_means(tmp_path, grid):
     for k in range(16):
         fx.gldas_file(str(tmp_path), dt.datetime(2021, 5, 1) + dt.timedelta(hours=3 * k), region=REGION)

@@ -8,12 +8,12 @@ import cftime
 import h5py
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data import fixtures as fx
 from landimg.data import fixtures_forcing as ff
 from landimg.data.common import DataError
 from landimg.data.era5 import layer_matrix, specific_humidity
 from landimg.data.series import read_series
-from landimg.ensemble.grid import Grid
 
 REGION = (34.0, 40.0, -101.0, -94.0)
 

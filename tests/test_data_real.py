@@ -14,12 +14,12 @@ import cftime
 import netCDF4
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data.cli import main as data_main
 from landimg.data.era5 import ERA5LAND_SM
 from landimg.data.netcdf import NcFile, file_kind
 from landimg.data.regrid import Regridder
 from landimg.data.series import read_series
-from landimg.ensemble.grid import Grid
 
 DATA = Path(__file__).parent / "data"
 CCI = sorted((DATA / "esacci").glob("ESACCI-SOILMOISTURE-L3S-SSMV-PASSIVE-*-fv04.2.nc"))

@@ -8,10 +8,10 @@ import os
 import netCDF4
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data import fixtures as fx
 from landimg.data.cli import main
 from landimg.data.regrid import Regridder, ease2_source, latlon_source, overlap_lengths
-from landimg.ensemble.grid import Grid
 
 
 def hashed(name, lat, lon, when):

@@ -7,11 +7,11 @@ import datetime as dt
 import netCDF4
 import numpy as np
 import pytest
+from landimg import Grid
 from landimg.data.cli import main
 from landimg.data.common import DataError
 from landimg.data.fixtures_stations import Sensor, Station, demo_stations, write_ismn, zip_directory
 from landimg.data.stations import read_ismn, sensor_overlaps
-from landimg.ensemble.grid import Grid
 
 BBOX = (35.0, 39.0, -100.0, -95.0)
 START = dt.date(2021, 5, 1)

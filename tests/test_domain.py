@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain, read_field_file
 from landimg.random_fields import gaussian_random_field

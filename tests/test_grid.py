@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 
 
 def test_conus_preset_has_real_coastline():

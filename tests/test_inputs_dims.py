@@ -13,10 +13,9 @@ import datetime as dt
 import netCDF4
 import numpy as np
 import pytest
-from landimg import units
+from landimg import Grid, units
 from landimg.data.common import DataError
 from landimg.data.series import read_series
-from landimg.ensemble.grid import Grid
 from landimg.experiment.domain import read_field_file
 from landimg.experiment.forcing import FileForcing
 from landimg.experiment.obs import FileObservations, read_stations_file

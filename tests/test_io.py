@@ -5,15 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from landimg.experiment.io import (
-    OutputDirError,
-    atomic_path,
-    load_restart,
-    prepare_out_dir,
-    save_restart,
-    write_json,
-    write_netcdf,
-)
+from landimg.experiment.output import OutputDirError, atomic_path, prepare_out_dir, write_json, write_netcdf
+from landimg.experiment.restart import load_restart, save_restart
 
 
 def test_restart_roundtrip_bitwise(tmp_path):
@@ -108,7 +101,7 @@ def test_prepare_out_dir_rules(tmp_path):
 
 
 def test_open_input_netcdf_names_missing_corrupt_and_incomplete_files(tmp_path):
-    from landimg.experiment.io import open_input_netcdf, write_netcdf
+    from landimg.experiment.inputs import open_input_netcdf
 
     with pytest.raises(FileNotFoundError, match="obs.file .*no such file"):
         open_input_netcdf(tmp_path / "absent.nc", what="obs.file")
@@ -125,7 +118,7 @@ def test_open_input_netcdf_names_missing_corrupt_and_incomplete_files(tmp_path):
 
 
 def test_seconds_since_reads_cf_time_units(tmp_path):
-    from landimg.experiment.io import open_input_netcdf, seconds_since, write_netcdf
+    from landimg.experiment.inputs import open_input_netcdf, seconds_since
 
     path = tmp_path / "t.nc"
     write_netcdf(

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from landimg.ensemble import grid as grid_mod
-from landimg.ensemble.grid import Grid, builtin_land_mask, land_mask_cache_dir
+from landimg import grid as grid_mod
+from landimg.atomic import DiskError
+from landimg.grid import Grid, builtin_land_mask, land_mask_cache_dir
 
 _CHECK = r"""
 import json, resource, sys
 import numpy as np
-from landimg.ensemble.grid import builtin_land_mask
+from landimg.grid import builtin_land_mask
 cases = [((-60.0, 90.0), (-180.0, 180.0), 2.0), ((50.0, 70.0), (160.0, 200.0), 0.5), ((-40.0, -20.0), (0.0, 40.0), 0.25)]
 ours = []
 for (s, n), (w, e), r in cases:
@@ -33,8 +34,9 @@ print(json.dumps({"peak_mb": peak_mb, "held": held, "same": same}))
 """
 
 
+@pytest.mark.slow
 def test_equals_the_package_and_stays_small(tmp_path):
-    env = dict(os.environ, LANDIMG_CACHE_DIR="none", PYTHONPATH=str(Path(grid_mod.__file__).parents[2]))
+    env = dict(os.environ, LANDIMG_CACHE_DIR="none", PYTHONPATH=str(Path(grid_mod.__file__).parents[1]))
     out = subprocess.run(
         [sys.executable, "-c", _CHECK], check=False, env=env, capture_output=True, text=True, timeout=600
     )
@@ -68,11 +70,35 @@ def test_cache_off_and_unwritable(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDIMG_CACHE_DIR", "none")
     assert land_mask_cache_dir() is None
     lat, lon = np.arange(-30.5, -20.0), np.arange(20.5, 30.0)
-    ref = builtin_land_mask(lat, lon)
+    ref = builtin_land_mask(lat, lon)  # computed without a cache
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("LANDIMG_CACHE_DIR", str(blocker))
-    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # an unusable cache only costs time
+    with pytest.raises(DiskError) as info:  # an unusable cache is one line with the way out
+        builtin_land_mask(lat, lon)
+    assert str(info.value) == (
+        f"cannot create directory {blocker / 'landmask'}: Not a directory; set LANDIMG_CACHE_DIR to a "
+        "writable directory, or to none (no cache)"
+    )
     monkeypatch.delenv("LANDIMG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert land_mask_cache_dir() == tmp_path / "xdg" / "landimg"
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # stored in the cache
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)  # read from it
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "shape"])
+def test_a_damaged_cache_entry_is_recomputed_and_rewritten(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("LANDIMG_CACHE_DIR", str(tmp_path))
+    lat, lon = np.arange(30.5, 40.0), np.arange(-100.5, -90.0)
+    ref = builtin_land_mask(lat, lon)
+    (entry,) = (tmp_path / "landmask").glob("*.npy")
+    good = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        entry.write_bytes(b"garbage")
+    else:
+        np.save(entry, np.ones((2, 2), bool))
+    assert np.array_equal(builtin_land_mask(lat, lon), ref)
+    assert entry.read_bytes() == good

@@ -45,6 +45,7 @@ def _weights(lat, lon, valid, radius, max_obs, chunk=100):
 
 
 @pytest.mark.parametrize("radius, max_obs", [(900.0, 64), (1200.0, 16), (600.0, None)])
+@pytest.mark.slow
 def test_pair_weights_are_gaspari_cohn_of_the_great_circle_distance(monkeypatch, radius, max_obs):
     lat, lon, valid = _global_case()
     nb, table = _weights(lat, lon, valid, radius, max_obs)
@@ -158,3 +159,31 @@ def test_truncated_local_systems_solve_the_same_equations(monkeypatch):
         loc.observation_pair_weights(xyz, nb, rows, w), loc.observation_pair_weights(xyz, nb, rows)[:, :w, :w]
     )
     assert not nb.use[rows, w:].any() and width(np.zeros((3, 5), bool)) == 1
+
+
+def test_a_block_with_its_halo_finds_the_whole_domains_neighbourhoods():
+    """Exact ties in distance (longitudes symmetric about 0) are ordered, and cut at max_obs, by the
+    global column index: a block's rows, searched among its halo's observations only, equal the whole
+    domain's bit for bit (without the tie rule the tree of the halo picks other tied observations)."""
+    from scipy.spatial import cKDTree
+
+    lat, lon = np.meshgrid(np.arange(20.0), np.arange(-10.0, 10.0), indexing="ij")
+    xyz = loc.unit_xyz(lat.ravel(), lon.ravel())
+    n = xyz.shape[0]
+    valid = np.random.default_rng(0).random(n) < 0.6
+    whole = loc.observed_neighbourhoods(xyz, valid, 500.0, 20)
+    finite = [row[np.isfinite(row)] for row in whole.dist]
+    assert sum(r.size - np.unique(r).size for r in finite) > 100  # many exact ties
+    assert np.any(np.isfinite(whole.dist[:, -1]))  # rows cut at max_obs
+    own = np.arange(n) // 100 == 1
+    reach, _ = cKDTree(xyz[own]).query(xyz, k=1, distance_upper_bound=2 * np.sin(500 / 6371 / 2) * 1.001)
+    held = np.flatnonzero(np.isfinite(reach))  # the block and its halo
+    nb = loc.observed_neighbourhoods(xyz[held], valid[held], 500.0, 20, rows=own[held], order=held)
+    r = own[held]
+    assert nb.m == whole.m
+    np.testing.assert_array_equal(held[nb.idx[r]], whole.idx[own])
+    for name in ("dist", "rho", "use"):
+        np.testing.assert_array_equal(getattr(nb, name)[r], getattr(whole, name)[own])
+    assert not nb.use[~r].any()  # the halo's own rows: no neighbourhood (their owners analyse them)
+    wide = loc.pad_neighbourhoods(nb, nb.m + 3)
+    assert wide.m == nb.m + 3 and not wide.use[:, nb.m :].any() and np.all(np.isinf(wide.dist[:, nb.m :]))

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment.config import load_config
 from landimg.experiment.obs import FileObservations, SatelliteObserver, Stations, read_stations_file
 

@@ -11,10 +11,10 @@ from functools import partial
 import numpy as np
 import pytest
 from _support import CORE_SETTINGS
+from landimg.analysis import CurveletEnKF
 from landimg.da import curvelet_enkf as ce
 from landimg.da import curvelet_stats as cs
 from landimg.da.obs_error import ObsErrorModel
-from landimg.analysis import CurveletEnKF
 from landimg.experiment.config import ConfigError, load_config
 from landimg.parallel import Purpose, member_rng
 from landimg.transform.curvelet import Curvelet
@@ -49,6 +49,7 @@ def _run(T, **kw):
 
 
 @pytest.mark.parametrize("w", [0.5, 0.2])
+@pytest.mark.slow
 def test_mixed_variance_matches_empirical_per_wedge(T, w):
     model = ObsErrorModel(np.full((N, N), SIGMA), CORR_KM, CELL_KM, False, w)
     gid = cs.coefficient_groups(T, "wedge")

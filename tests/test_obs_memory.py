@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment.config import load_config
 from landimg.experiment.obs import SatelliteObserver
 

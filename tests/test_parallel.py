@@ -1,9 +1,10 @@
-"""Member layout, reproducible reductions and member random streams (serial parts; MPI in test_mpi.py)."""
+"""Member layout, reproducible reductions and member random streams (serial parts; MPI in test_mpi.py and
+test_layout.py)."""
 
 import numpy as np
 import pytest
+from landimg import Layout
 from landimg.parallel import (
-    MemberLayout,
     Purpose,
     SerialComm,
     abort_on_error,
@@ -36,7 +37,7 @@ def test_member_streams_depend_only_on_seed_member_purpose():
 
 
 def test_serial_layout_reductions_match_member_order_loop():
-    lay = MemberLayout(5, SerialComm())
+    lay = Layout(5, SerialComm())
     assert (lay.rank, lay.size, lay.nloc, list(lay.members)) == (0, 1, 5, [0, 1, 2, 3, 4])
     x = np.random.default_rng(0).standard_normal((5, 7, 3)) * 10 ** np.arange(5)[:, None, None]
     acc = np.zeros((7, 3))
@@ -55,7 +56,7 @@ def test_serial_layout_reductions_match_member_order_loop():
 
 def test_layout_checks_and_serial_fallback(monkeypatch):
     with pytest.raises(ValueError, match="nmem"):
-        MemberLayout(0, SerialComm())
+        Layout(0, SerialComm())
     import sys
 
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # mpi4py absent: the serial stand-in, not a crash

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.ensemble.perturb import (
     ForcingPerturbation,
     ForcingPerturber,

@@ -1,8 +1,8 @@
 """Forcing perturbations: one draw per stream position, shared by ensembles on the same streams, same bits."""
 
 import numpy as np
+from landimg import Grid
 from landimg.ensemble import perturb
-from landimg.ensemble.grid import Grid
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.random_fields import GaussianFieldGenerator
 

@@ -3,24 +3,22 @@
 
 from __future__ import annotations
 
+import landimg
 import numpy as np
 import pytest
-
-import landimg
+from landimg import Layout
 from landimg.analysis import CurveletEnKF, OpenLoop, PointEnKF, PointLETKF
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisCache, AnalysisContext, Distribution, Geometry, Need
-from landimg.parallel import MemberLayout, SerialComm, member_rng
+from landimg.parallel import SerialComm, member_rng
 
 _FORCING = {"tair": 290.0, "qair": 0.008, "psurf": 1e5, "precip": 2e-4, "wind": 3.0, "swdown": 300.0,
             "lwdown": 330.0}  # fmt: skip
 
 
-def _geometry(ny: int = 12, nx: int = 20, res: float = 1.0) -> Geometry:
-    grid = landimg.Grid.regular(lat=(30.0, 30.0 + ny * res), lon=(-110.0, -110.0 + nx * res), res=res,
+def _geometry(ny: int = 12, nx: int = 20, res: float = 1.0) -> landimg.Grid:
+    return landimg.Grid.regular(lat=(30.0, 30.0 + ny * res), lon=(-110.0, -110.0 + nx * res), res=res,
                                 land_mask="all")  # fmt: skip
-    lat, lon = grid.column_latlon()
-    return Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
 
 
 # ---------------------------------------------------------------------- ObsError
@@ -60,6 +58,23 @@ def test_as_obs_error_takes_a_bare_std_as_white():
         as_obs_error(np.full(5, 0.04), ncol=4)
 
 
+def test_geometry_of_the_first_version_builds_the_one_grid():
+    """``Geometry(land, column lat, column lon, cell_km)`` (the first protocol's constructor) is a
+    ``landimg.Grid`` with the same columns; coordinates off a regular grid are refused."""
+    land = np.ones((6, 9), bool)
+    land[:2, :3] = False  # a sea in the south-west corner: rows and columns still placed by the spacing
+    grid = landimg.Grid(lat=30.5 + np.arange(6.0), lon=-109.5 + np.arange(9.0), land=land, res=1.0)
+    g = Geometry(grid.land, grid.column_lat, grid.column_lon, grid.cell_km)
+    assert isinstance(g, landimg.Grid) and g.shape == grid.shape and g.ncol == grid.ncol
+    np.testing.assert_array_equal(g.xyz, grid.xyz)
+    np.testing.assert_allclose(g.lat, grid.lat, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(g.cell_km, grid.cell_km, rtol=1e-14)
+    lat = grid.column_lat.copy()
+    lat[5] += 0.1  # one column off its row
+    with pytest.raises(ValueError, match="regular lat/lon grid"):
+        Geometry(grid.land, lat, grid.column_lon, grid.cell_km)
+
+
 def test_a_draw_of_some_columns_equals_the_whole_draw_sliced():
     g = _geometry()
     err = ObsError.from_fraction(0.04, 0.5, corr_length_km=300.0)
@@ -97,11 +112,12 @@ def test_each_method_declares_its_layout():
 
 def test_methods_assume_the_declared_total_std():
     err = ObsError.from_fraction(np.full(4, 0.04), 0.5, corr_length_km=200.0)
-    for m in (PointEnKF(), PointLETKF(), CurveletEnKF(obs_corr_km=0.0)):  # uncorrelated, the declared total std
+    for m in (PointEnKF(), CurveletEnKF(obs_corr_km=0.0), PointLETKF(obs_white_fraction=1.0)):  # uncorrelated
         assumed = m.assumed_obs_error(err)
         np.testing.assert_allclose(assumed.std, err.std, rtol=1e-15)
         assert not assumed.correlated
     assert CurveletEnKF().assumed_obs_error(err) is err  # issue 18: R as declared by default
+    assert PointLETKF().assumed_obs_error(err) is err  # issue 18: the LETKF takes R as declared
     corr = CurveletEnKF(obs_corr_km=300.0, obs_white_fraction=0.25).assumed_obs_error(err)
     assert corr.corr_length_km == 300.0 and corr.white_fraction == pytest.approx(0.25)
     same_split = CurveletEnKF(obs_corr_km=300.0).assumed_obs_error(err)  # the declared fraction, another length
@@ -144,25 +160,27 @@ def test_host_perturbations_come_from_each_members_stream():
     assert diag.n_obs == int(np.isfinite(obs).sum())
 
 
-def test_owned_columns_set_the_diagnostics():
-    """A column block with a halo: increments everywhere given, diagnostics of the owned columns only."""
+def test_owned_columns_are_analysed_and_set_the_diagnostics():
+    """A column block with a halo: the owned columns get the whole domain's increments (their halo is in
+    the arrays), the halo none (its owner analyses it); diagnostics count the owned columns only."""
     ens, obs = _ensemble()
     g, theta = ens.geometry, ens.model.theta()
     y = g.to_columns(obs)
     owned = np.arange(g.ncol) < g.ncol // 2
-    m = PointLETKF(radius_km=300.0)
+    m = PointLETKF(radius_km=300.0, inflation_mode="fixed")  # adaptive: estimated from the owned columns
 
     def ctx(**kw):  # a fresh context: the adaptive inflation's state starts from the same value
         return AnalysisContext(h=ens.observation_weights(m.obs_depth), geometry=g,
-                               layout=MemberLayout(6, SerialComm()), cache=AnalysisCache(), **kw)  # fmt: skip
+                               layout=Layout(6, SerialComm()), cache=AnalysisCache(), **kw)  # fmt: skip
 
     full_inc, full = m.analyze(theta, y, 0.02, None, ctx())
     inc, part = m.analyze(theta, y, 0.02, None, ctx(owned=owned))
-    np.testing.assert_array_equal(inc, full_inc)
+    np.testing.assert_array_equal(inc[:, owned], full_inc[:, owned])
+    assert np.all(inc[:, ~owned] == 0) and np.any(full_inc[:, ~owned] != 0)
     assert part.n_obs == int(np.isfinite(y[owned]).sum()) < full.n_obs
     h = ens.observation_weights(m.obs_depth)
     dobs = np.einsum("l,lcm->mc", h, inc[:, owned])
     assert part.increment_mean == pytest.approx(dobs.mean(), rel=1e-12)
     with pytest.raises(ValueError, match="whole-member images"):
         CurveletEnKF(nscales=3).analyze(theta, y, 0.02, None, AnalysisContext(
-            h=h, geometry=g, layout=MemberLayout(6, SerialComm()), columns=np.arange(g.ncol)[::-1]))
+            h=h, geometry=g, layout=Layout(6, SerialComm()), columns=np.arange(g.ncol)[::-1]))

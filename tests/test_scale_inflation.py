@@ -7,13 +7,13 @@ lambda_coarse ~ 4 and lambda ~ 1 elsewhere within the estimate's sampling error;
 
 import numpy as np
 import pytest
+from landimg import Grid, Layout
 from landimg.analysis import CurveletEnKF
 from landimg.da.curvelet_stats import coefficient_scales
 from landimg.da.inflation import innovation_statistics, smoothed_lambda
-from landimg.da.localization import EARTH_RADIUS_KM
-from landimg.da.protocol import AnalysisContext, Geometry
+from landimg.da.protocol import AnalysisContext
 from landimg.da.scale_inflation import apply_scale_inflation, scale_statistics
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.parallel import SerialComm
 from landimg.transform.curvelet import Curvelet
 
 SHAPE = (64, 64)
@@ -55,7 +55,7 @@ def _oracle(T, ndraw=64):
 
 
 def _estimate(T, bg, obs, valid, debias=True):
-    lay = MemberLayout(NMEM, SerialComm())
+    lay = Layout(NMEM, SerialComm())
     st = scale_statistics(bg, obs, np.full(SHAPE, SIGMA), valid, T, (0, 0), lay, debias=debias)
     lam_o, _ = smoothed_lambda(st.d2, st.r_tr, st.hbh, st.dof, upper=10.0)
     sd = np.sqrt(2.0 / st.dof) * (lam_o * st.hbh + st.r_tr) / st.hbh  # sampling std of each estimate
@@ -98,7 +98,7 @@ def test_correlated_observation_error_enters_every_scale(T):
 
     cell, length, sw, sc = (10.0, 10.0), 150.0, 0.005, 0.02
     gen = GaussianFieldGenerator(SHAPE, cell, length, False)
-    lay = MemberLayout(NMEM, SerialComm())
+    lay = Layout(NMEM, SerialComm())
     total = np.full(SHAPE, np.hypot(sw, sc))
     valid = np.ones(SHAPE, bool)
     valid[:, 20:34] = False
@@ -134,11 +134,9 @@ def test_equal_factors_are_the_scalar_inflation(T):
 def _geometry(ny=32, nx=48, res=1.0):
     lat = 30.0 + res * (np.arange(ny) + 0.5)
     lon = -110.0 + res * (np.arange(nx) + 0.5)
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    dy = np.radians(res) * EARTH_RADIUS_KM
     land = np.ones((ny, nx), bool)
     land[:6, :10] = False  # a sea
-    return Geometry(land, lat2[land], lon2[land], (dy, dy * np.cos(np.radians(lat.mean()))))
+    return Grid(lat=lat, lon=lon, land=land, res=res)
 
 
 def _state(g, seed=0, nlev=3):
@@ -149,7 +147,7 @@ def _state(g, seed=0, nlev=3):
 
 
 def _ctx(g, state=None):
-    return AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=MemberLayout(16, SerialComm()),
+    return AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
                            rngs=[np.random.default_rng(i) for i in range(16)], state=dict(state or {}))  # fmt: skip
 
 
@@ -173,11 +171,14 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     assert diag.inflation_per_scale == [2.0, 1.0, 1.0]
     T, off = m.transform_for(g.shape)
     sc = coefficient_scales(T)
+
+    def pad(a):
+        return np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),
+                          (off[1], T.shape[1] - a.shape[2] - off[1])])  # fmt: skip
+
     for lev in range(3):
         a0 = g.to_image((theta[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
         a1 = g.to_image((theta[lev] + d[lev] - theta[lev].mean(axis=1, keepdims=True)).T, fill=0.0)
-        pad = lambda a: np.pad(a, [(0, 0), (off[0], T.shape[0] - a.shape[1] - off[0]),
-                                   (off[1], T.shape[1] - a.shape[2] - off[1])])  # fmt: skip
         e0 = np.bincount(sc, weights=np.sum(T.forward(pad(a0)) ** 2, axis=0))
         e1 = np.bincount(sc, weights=np.sum(T.forward(pad(a1)) ** 2, axis=0))
         assert e1[0] / e0[0] > 3.0 and abs(e1[2] / e0[2] - 1.0) < 0.05, (lev, e1 / e0)  # land mask: ~4, ~1

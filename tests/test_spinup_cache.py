@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment import spinup_cache as sc
 from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain
@@ -50,6 +50,8 @@ def test_key_changes_with_every_input(world):
     same = load_config(None, ["experiment.spinup_days=3", "experiment.days=7", "ensemble.members=5",
                               "ensemble.perturb_soil=false"])  # fmt: skip
     assert _key(same, dom, st, se) == base
+    # nor does the layout of the ranks (every layout spins up the same bits)
+    assert _key(load_config(None, ["experiment.spinup_days=3", "parallel.column_blocks=2"]), dom, st, se) == base
 
 
 def test_roundtrip_and_cached_spinup(tmp_path, world):
@@ -72,9 +74,33 @@ def test_roundtrip_and_cached_spinup(tmp_path, world):
         )
     assert sc.cached_spinup(spin, lambda: "other", tmp_path / "cache", SerialComm())[2] == "stored"
     assert sc.cached_spinup(spin, lambda: "x", None, SerialComm())[2] == "off"
-    (tmp_path / "cache" / "spinup-abc.npz").write_bytes(b"PK truncated")
-    assert sc.load_spinup(tmp_path / "cache", "abc") is None  # a corrupt entry is a miss, not an error
     assert not list((tmp_path / "cache").glob("*.tmp"))
+    assert sc.load_spinup(tmp_path / "cache", "absent") is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign"])
+def test_a_damaged_entry_is_named_then_recomputed_and_rewritten(tmp_path, damage):
+    nature, member = {"wliq": np.arange(6.0).reshape(3, 2, 1)}, {"wliq": np.ones((3, 2, 1))}
+    path = sc.save_spinup(tmp_path, "abc", nature, member)
+    good = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"PK garbage")
+    else:
+        np.savez(path, other=np.ones(2))  # a readable npz that is not a spin-up
+    with pytest.raises(sc.DamagedEntry, match=rf"^spin-up cache entry {path} is damaged \(.+\)$"):
+        sc.load_spinup(tmp_path, "abc")
+    calls = []
+
+    def spin():
+        calls.append(1)
+        return nature, member
+
+    with pytest.warns(UserWarning, match=rf"{path} is damaged .*: the spin-up is recomputed and the entry rewritten"):
+        _, _, status = sc.cached_spinup(spin, lambda: "abc", tmp_path, SerialComm())
+    assert status == "stored" and calls == [1] and path.read_bytes() == good
+    assert sc.cached_spinup(spin, lambda: "abc", tmp_path, SerialComm())[2] == "hit"
 
 
 def test_unwritable_cache_dir_is_one_line(tmp_path):

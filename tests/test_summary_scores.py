@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from landimg.cycle import main
 from landimg.experiment import metrics
 from landimg.experiment.config import load_config
-from landimg.experiment.cycle import main
 from landimg.experiment.history import History
 from landimg.experiment.summary import format_table, summarize
 

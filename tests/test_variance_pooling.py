@@ -9,16 +9,14 @@ transform domain, pooled the same way.
 import subprocess
 import sys
 import textwrap
-
 from functools import partial
 
 import numpy as np
 import pytest
-from _support import CORE_SETTINGS
-from _support import MPIRUN, subprocess_env
+from _support import CORE_SETTINGS, MPIRUN, subprocess_env
+from landimg.analysis import CurveletEnKF
 from landimg.da import curvelet_enkf as ce
 from landimg.da import curvelet_stats as cs
-from landimg.analysis import CurveletEnKF
 from landimg.random_fields import gaussian_filter_spectrum
 from landimg.transform.curvelet import Curvelet
 
@@ -82,6 +80,7 @@ def _per_scale_ratios(setup, length_km, nugget, seed):
     ("length_km", "nugget", "seed"),
     [(400.0, 0.05, 1), (150.0, 0.01, 2)],  # smooth fields + a little white noise
 )
+@pytest.mark.slow
 def test_interior_support_recovers_full_field_variance(setup, length_km, nugget, seed):
     r = _per_scale_ratios(setup, length_km, nugget, seed)
     old, new = r["land_fraction"], r["interior"]
@@ -135,6 +134,7 @@ def test_interior_pool_selection_rules():
     assert np.all(pooled[gid == 0] == pooled[0]) and np.all(pooled[gid == 1] == pooled[100])
 
 
+@pytest.mark.slow
 def test_land_fraction_normalisation(setup):
     """``"land_fraction"`` (the default before issue 18, and of the functional-core tests' settings): wedge
     (direction) mean of the masked-anomaly energy / land fraction (from one FFT per member since issue 18:
@@ -179,11 +179,11 @@ _MPI_SCRIPT = textwrap.dedent(
     from mpi4py import MPI
     from landimg.da import curvelet_enkf as ce
     from landimg.transform.curvelet import Curvelet
-    from landimg.parallel import MemberLayout
+    from landimg.layout import Layout
 
     comm = MPI.COMM_WORLD
     nmem, shape, tshape = 7, (20, 28), (24, 32)
-    layout = MemberLayout(nmem, comm)
+    layout = Layout(nmem, comm)
     rng = np.random.Generator(np.random.PCG64(5))
     full = np.cumsum(np.cumsum(rng.standard_normal((nmem,) + shape), axis=1), axis=2) / 10.0
     yy, xx = np.mgrid[0:20, 0:28]
@@ -201,6 +201,7 @@ _MPI_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.mpi
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_interior_bitwise_identical_on_1_2_3_ranks(tmp_path):
     script = tmp_path / "interior.py"

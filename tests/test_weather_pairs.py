@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.experiment import forcing as fmod
 from landimg.experiment.config import load_config
 from landimg.experiment.forcing import WeatherGenerator
@@ -45,6 +45,7 @@ def _exhaustive_rain_and_cloud(wg: WeatherGenerator, kind: str, t_h: float) -> t
         ((-10.0, 30.0), (-20.0, 40.0), 1.0, "all"),  # regional over the equator
     ],
 )
+@pytest.mark.slow
 def test_pair_search_is_bitwise_exhaustive(lat, lon, res, land):
     ny, nx = round((lat[1] - lat[0]) / res), round((lon[1] - lon[0]) / res)
     mask = "all" if land == "all" else (np.add.outer(np.arange(ny), np.arange(nx)) % 3 != 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from landimg.ensemble.grid import Grid
+from landimg import Grid
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber, RainShift
 from landimg.experiment.config import WORLDS, from_dict, load_config, to_toml
 

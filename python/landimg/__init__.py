@@ -16,8 +16,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "ColumnModel": ("landimg.model.column", "ColumnModel"),
     "soil": ("landimg.model.soil", None),
     "Curvelet": ("landimg.transform.curvelet", "Curvelet"),
-    "Grid": ("landimg.ensemble.grid", "Grid"),
+    "Grid": ("landimg.grid", "Grid"),
     "Ensemble": ("landimg.ensemble.ensemble", "Ensemble"),
+    "Layout": ("landimg.layout", "Layout"),
     "analysis": ("landimg.analysis", None),
     "perturb": ("landimg.ensemble.perturb", None),
     "parallel": ("landimg.parallel", None),
@@ -25,7 +26,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "config": ("landimg.experiment.config", None),
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = ["__version__", *sorted(_LAZY)]  # noqa: PLE0604 - strings, built from the table
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,7 @@
-"""Parallel layout of the ensemble: member blocks over MPI ranks, reproducible reductions, RNG streams.
+"""MPI plumbing shared by every room: communicators, member random streams, failing and stopping together.
 
-Members are split over the ranks of a communicator in contiguous blocks. Everything that mixes members
-(sums, means, variances, covariances) is reduced **in global member order** by a chain: rank 0 adds its
-members one after the other, passes the running sum to rank 1, which adds its members, and so on; the
-last rank broadcasts the result. The floating-point operations are then exactly those of a serial loop
-over members, so results are bitwise identical for any number of ranks.
+The layout of an ensemble over the ranks (member groups x column blocks, its reproducible reductions,
+gathers and transpositions) is :class:`landimg.layout.Layout` (``MemberLayout`` here is its first name).
 
 Random numbers: member ``i`` draws from streams keyed by ``(seed, i, purpose)`` only (a
 :class:`numpy.random.SeedSequence` spawn key), never by rank, so a member's noise does not depend on where
@@ -19,15 +16,12 @@ import enum
 import os
 import sys
 import traceback
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "Interrupted",
-    "MemberLayout",
     "Purpose",
     "SerialComm",
     "StopRequest",
@@ -128,164 +122,14 @@ def _is_serial(comm: Any) -> bool:
     return isinstance(comm, SerialComm) or comm.Get_size() == 1
 
 
-@dataclass
-class MemberLayout:
-    """The members of an ensemble of ``nmem`` split over ``comm`` in contiguous blocks.
+def __getattr__(name: str) -> Any:
+    """``MemberLayout``: the first version's name of :class:`landimg.layout.Layout` (a layout of member
+    groups only when built as ``MemberLayout(nmem, comm)``), kept for embedding hosts that use it."""
+    if name == "MemberLayout":
+        from landimg.layout import Layout
 
-    Parameters
-    ----------
-    nmem : int
-        Global ensemble size.
-    comm : communicator, optional
-        An mpi4py communicator or :class:`SerialComm`; default :func:`default_comm`.
-
-    Attributes
-    ----------
-    rank, size : int
-        This rank and the communicator size.
-    bounds : ndarray (size + 1,)
-        Member block bounds; this rank holds members ``start:stop``.
-    """
-
-    nmem: int
-    comm: Any = None
-    rank: int = field(init=False)
-    size: int = field(init=False)
-    bounds: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.nmem < 1:
-            raise ValueError(f"nmem must be >= 1, got {self.nmem}")
-        if self.comm is None:
-            self.comm = default_comm()
-        self.rank = int(self.comm.Get_rank())
-        self.size = int(self.comm.Get_size())
-        if self.size > self.nmem:
-            raise ValueError(f"more ranks ({self.size}) than members (nmem={self.nmem})")
-        self.bounds = block_partition(self.nmem, self.size)
-
-    @property
-    def start(self) -> int:
-        return int(self.bounds[self.rank])
-
-    @property
-    def stop(self) -> int:
-        return int(self.bounds[self.rank + 1])
-
-    @property
-    def nloc(self) -> int:
-        """Number of members on this rank."""
-        return self.stop - self.start
-
-    @property
-    def members(self) -> range:
-        """Global indices of this rank's members."""
-        return range(self.start, self.stop)
-
-    @property
-    def counts(self) -> np.ndarray:
-        """Members per rank, int array (size,)."""
-        return np.diff(self.bounds)
-
-    # ------------------------------------------------------------------ reductions
-    def ordered_sum(self, local: np.ndarray, axis: int = 0) -> np.ndarray:
-        """Sum over members in global member order, identical bit for bit on any rank count.
-
-        Parameters
-        ----------
-        local : ndarray
-            This rank's members along ``axis`` (length ``nloc``); other axes identical on all ranks.
-
-        Returns
-        -------
-        ndarray
-            The sum over all ``nmem`` members (float64), the same on every rank.
-        """
-        local = np.moveaxis(np.asarray(local, dtype=np.float64), axis, 0)
-        if local.shape[0] != self.nloc:
-            raise ValueError(
-                f"local has {local.shape[0]} members along axis {axis}, expected nloc={self.nloc}"
-            )
-        return self.ordered_sum_terms((local[k] for k in range(self.nloc)), local.shape[1:])
-
-    def ordered_sum_terms(self, terms: Iterable[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-        """Like :meth:`ordered_sum`, with this rank's member terms produced one by one (saves memory).
-
-        ``terms`` must yield exactly ``nloc`` arrays of ``shape``, in member order.
-        """
-        acc = np.zeros(shape, dtype=np.float64)
-        serial = _is_serial(self.comm)
-        if not serial and self.rank > 0:
-            self.comm.Recv(acc, source=self.rank - 1, tag=71)
-        count = 0
-        for term in terms:  # loop over members only: fixes the summation order
-            acc += term
-            count += 1
-        if count != self.nloc:
-            raise ValueError(f"got {count} member terms, expected nloc={self.nloc}")
-        if serial:
-            return acc
-        if self.rank < self.size - 1:
-            self.comm.Send(acc, dest=self.rank + 1, tag=71)
-        self.comm.Bcast(acc, root=self.size - 1)
-        return acc
-
-    def mean(self, local: np.ndarray, axis: int = 0) -> np.ndarray:
-        """Ensemble mean over all members (reproducible), shape of ``local`` without ``axis``."""
-        return self.ordered_sum(local, axis) / self.nmem
-
-    def mean_var(self, local: np.ndarray, axis: int = 0, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble mean and variance (two-pass, ``ddof`` = 1 unbiased), both reproducible."""
-        local = np.moveaxis(np.asarray(local, dtype=np.float64), axis, 0)
-        mu = self.mean(local)
-        var = self.ordered_sum((local - mu) ** 2) / max(self.nmem - ddof, 1)
-        return mu, var
-
-    # ------------------------------------------------------------------ gathers
-    def allgather_members(self, local: np.ndarray) -> np.ndarray:
-        """All members' arrays on every rank: (nloc, ...) -> (nmem, ...) float64 in member order."""
-        local = np.ascontiguousarray(local, dtype=np.float64)
-        if local.shape[0] != self.nloc:
-            raise ValueError(f"local has {local.shape[0]} members, expected nloc={self.nloc}")
-        if _is_serial(self.comm):
-            return local.copy()
-        item = int(np.prod(local.shape[1:], dtype=np.int64))
-        out = np.empty((self.nmem,) + local.shape[1:], dtype=np.float64)
-        counts = self.counts * item
-        displs = self.bounds[:-1] * item
-        from mpi4py import MPI
-
-        self.comm.Allgatherv(local, [out, counts.tolist(), displs.tolist(), MPI.DOUBLE])
-        return out
-
-    def gather_members(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
-        """All members' arrays on ``root`` (nmem, ...); ``None`` on the other ranks."""
-        local = np.ascontiguousarray(local, dtype=np.float64)
-        if _is_serial(self.comm):
-            return local.copy()
-        item = int(np.prod(local.shape[1:], dtype=np.int64))
-        out = np.empty((self.nmem,) + local.shape[1:], dtype=np.float64) if self.rank == root else None
-        from mpi4py import MPI
-
-        recv = [out, (self.counts * item).tolist(), (self.bounds[:-1] * item).tolist(), MPI.DOUBLE]
-        self.comm.Gatherv(local, recv if self.rank == root else None, root=root)
-        return out
-
-    def scatter_members(self, full: np.ndarray | None, root: int = 0) -> np.ndarray:
-        """Inverse of :meth:`gather_members`: (nmem, ...) on ``root`` -> this rank's (nloc, ...)."""
-        if _is_serial(self.comm):
-            return np.array(full, dtype=np.float64, copy=True)
-        shape = self.comm.bcast(None if full is None else np.shape(full)[1:], root=root)
-        item = int(np.prod(shape, dtype=np.int64))
-        out = np.empty((self.nloc,) + tuple(shape), dtype=np.float64)
-        from mpi4py import MPI
-
-        send = None
-        if self.rank == root:
-            full = np.ascontiguousarray(full, dtype=np.float64)
-            send = [full, (self.counts * item).tolist(), (self.bounds[:-1] * item).tolist(), MPI.DOUBLE]
-        self.comm.Scatterv(send, out, root=root)
-        return out
+        return Layout
+    raise AttributeError(f"module 'landimg.parallel' has no attribute {name!r}")
 
 
 def _abort_hook(comm: Any):
@@ -294,6 +138,10 @@ def _abort_hook(comm: Any):
         sys.stderr.write(f"[landimg rank {rank}] uncaught exception, aborting all ranks:\n")
         traceback.print_exception(exc_type, exc, tb, file=sys.stderr)
         sys.stderr.flush()
+        if comm.Get_size() > 1:
+            import time
+
+            time.sleep(0.2)  # let mpirun forward the traceback before the abort tears the job down
         comm.Abort(1)
 
     return hook

@@ -1,7 +1,8 @@
 """A small ensemble experiment (forecast + curvelet and point analyses) whose result rank 0 saves.
 
-Usage: mpirun -n N python -m mpi4py repro_experiment.py OUT.npz
-Run at 1, 2 and 3 ranks by tests/test_mpi.py, which checks the outputs are bitwise identical.
+Usage: mpirun -n N python -m mpi4py repro_experiment.py OUT.npz [COLUMN_BLOCKS]
+Run at 1, 2 and 3 ranks (and on column blocks: 1x2, 1x3, 2x2) by tests/test_mpi.py, which checks the
+outputs are bitwise identical.
 """
 
 import sys
@@ -13,9 +14,10 @@ from landimg.parallel import install_abort_excepthook
 
 install_abort_excepthook()
 out = sys.argv[1]
+blocks = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 grid = landimg.Grid.regular(lat=(30.0, 42.0), lon=(-100.0, -80.0), res=0.5, land_mask="builtin")
 soil = landimg.soil.from_class("loam", grid.ncol)
-ens = landimg.Ensemble(grid, 7, soil=soil, dt=3600.0, seed=11)
+ens = landimg.Ensemble(grid, 7, soil=soil, dt=3600.0, seed=11, column_blocks=blocks)
 ones = np.ones(grid.ncol)
 forcing = dict(
     tair=293.0 * ones,

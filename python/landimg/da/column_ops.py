@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from landimg.da.inflation import smoothed_inflation
+from landimg.da.obs_covariance import ObsCovariance
+from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = [
     "increment_stats",
@@ -21,7 +23,7 @@ __all__ = [
 
 
 def regression_increments(
-    theta: np.ndarray, xobs: np.ndarray, dobs: np.ndarray, over: np.ndarray, layout: MemberLayout
+    theta: np.ndarray, xobs: np.ndarray, dobs: np.ndarray, over: np.ndarray, layout: Layout
 ) -> np.ndarray:
     """Deeper-layer increments by ensemble regression on the observed-layer value, (nlev, ncol, nloc).
 
@@ -36,7 +38,7 @@ def regression_increments(
         Observed-layer value and its analysis increment per local member.
     over : ndarray of bool (nlev,)
         Layers inside the observed depth (no regression increment).
-    layout : MemberLayout
+    layout : Layout
     """
     mu_t = layout.mean(theta, axis=2)
     mu_o = layout.mean(xobs, axis=0)
@@ -49,16 +51,22 @@ def regression_increments(
     return beta[:, :, None] * dobs.T[None]
 
 
-def increment_stats(dobs: np.ndarray, layout: MemberLayout) -> tuple[float, float]:
-    """Domain mean and rms of the observed-layer increment ``dobs`` (nloc, ncol) over all members."""
-    n = layout.nmem * dobs.shape[1]
-    s1 = float(layout.ordered_sum(dobs).sum())
-    s2 = float(layout.ordered_sum(dobs**2).sum())
-    return s1 / n, float(np.sqrt(s2 / n))
+def increment_stats(dobs: np.ndarray, layout: Layout) -> tuple[float, float]:
+    """Domain mean and rms of the observed-layer increment ``dobs`` (nloc, ncol) over all members.
+
+    ``dobs`` holds this rank's members at its own columns (``layout``'s block; all columns for a layout
+    of whole members); the sums run over the members in member order, then over the columns with the
+    fixed chunking (:meth:`landimg.layout.Layout.domain_sum`), the same bits on any layout.
+    """
+    dobs = np.asarray(dobs, dtype=np.float64)
+    ncol = dobs.shape[1] if layout.ncol is None else layout.ncol
+    n = layout.nmem * ncol
+    s1, s2 = layout.domain_sum(np.stack([dobs.T, (dobs * dobs).T]))
+    return float(s1) / n, float(np.sqrt(float(s2) / n))
 
 
 def regression_coefficients(
-    theta: np.ndarray, xobs: np.ndarray, layout: MemberLayout
+    theta: np.ndarray, xobs: np.ndarray, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
     """``beta_l = cov(theta_l, x_obs) / var(x_obs)`` per layer and column (nlev, ncol), and ``var > 0`` (ncol,).
 
@@ -84,36 +92,61 @@ def usable_observations(
     return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
 
 
+def _summed_covariance(err: ObsError, valid: np.ndarray, own: np.ndarray, context: AnalysisContext) -> float:
+    """``1^T R 1`` over the usable observations of the whole domain: every block's owned columns (global
+    index, usable, white and correlated std) gathered over the column blocks (``Layout.allgather_columns``),
+    then :meth:`ObsCovariance.summed` of the whole set on every rank (exactly rounded: the same bits on
+    every layout)."""
+    lay, cols = context.layout, context.column_index()
+    n = cols.size
+    white = np.broadcast_to(np.asarray(err.white_std, dtype=np.float64), (n,))[own]
+    corr = np.broadcast_to(np.asarray(err.corr_std, dtype=np.float64), (n,))[own]
+    every = [lay.allgather_columns(np.ascontiguousarray(a)) for a in (cols[own], valid[own], white, corr)]
+    whole = ObsError(every[2], every[3], err.corr_length_km)
+    return ObsCovariance.of(whole, context.geometry, every[0]).summed(every[1].astype(bool))
+
+
 def inflate_columns(
     method: Any,
     theta: np.ndarray,
     obs: np.ndarray,
-    obs_std: float | np.ndarray,
+    obs_error: ObsError | float | np.ndarray,
     obs_mask: np.ndarray | None,
     ok: np.ndarray,
     context: AnalysisContext,
-    *,
-    r_total: float | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The background every filter analyses: all layers' anomalies inflated by one factor.
 
     ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
     estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
-    ``[inflation, inflation_max]`` (``r_total``: ``1^T R 1`` over the usable observations of a correlated
-    error, for the de-biasing). Layers where ``ok`` is False are not inflated. Returns the inflated
+    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
+    The statistics count the owned columns (``context.owned``) and are reduced over the column blocks
+    of ``context.layout`` with the fixed chunking: the same factor on every rank and layout. This is the
+    one estimator of every filter (the curvelet EnKF's per-scale option feeds the same
+    :func:`~landimg.da.inflation.smoothed_lambda` per scale). ``obs_error`` is the error the method
+    assumes (an :class:`ObsError`, or a white std): with a correlated error the de-biased ``tr R`` is
+    ``tr R - 1^T R 1 / p`` (:func:`_summed_covariance`: the same bits on every layout).
     """
     lay, h = context.layout, np.asarray(context.h, dtype=np.float64)
     factor, fields = float(method.inflation), {}
     if method.inflation_mode == "adaptive":
         key = f"{type(method).__name__}.inflation_lambda"
-        hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)).T  # (ncol, N), all ranks
-        std = np.broadcast_to(np.asarray(obs_std, dtype=np.float64), np.shape(obs))
+        own = context.owned_mask(np.shape(obs)[0])
+        hx_all = lay.allgather_members(np.einsum("l,lcm->mc", h, theta)[:, own]).T  # (nown, N)
+        err = as_obs_error(obs_error, np.shape(obs)[0])
+        std = err.columns_std(np.shape(obs)[0])
+        valid = usable_observations(obs, std, obs_mask)
+        usable = valid[own]
+        r_total = None
+        if err.correlated and method.inflation_debias:
+            r_total = _summed_covariance(err, valid, own, context)
         lam_o, lam, factor = smoothed_inflation(
-            hx_all, np.asarray(obs, dtype=np.float64), std, usable_observations(obs, std, obs_mask),
+            hx_all, np.asarray(obs, dtype=np.float64)[own], std[own], usable,
             prior=float(context.state.get(key, 1.0)), prior_var=method.inflation_prior_var,
-            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max, r_total=r_total,
+            debias=method.inflation_debias, lower=method.inflation, upper=method.inflation_max,
+            column_sum=lay.column_sum, r_total=r_total,
         )  # fmt: skip
         context.state[key] = lam
         fields = {"inflation": factor, "inflation_lambda": lam_o}

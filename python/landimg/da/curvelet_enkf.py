@@ -47,8 +47,8 @@ from landimg.da.curvelet_stats import (
     transform_shape,
 )
 from landimg.da.curvelet_var import b_weights, gap_aware_increments
+from landimg.da.image_covariance import DiagonalCovariance, GaussianCorrelation, observation_covariance
 from landimg.da.inflation import smoothed_inflation
-from landimg.da.obs_covariance import DiagonalCovariance, GaussianCorrelation, observation_covariance
 from landimg.da.obs_error import ObsError, ObsErrorModel
 from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
@@ -309,7 +309,7 @@ def _update(
     ``cg`` None: the diagonal form ``x + C^T (k * C d)``; else ``(tol, maxiter, preconditioner)`` of the gap-aware solve
     ``x + B H^T (H B H^T + R)^-1 d`` with ``B = C^T diag(s_b / |row|^2) C`` (:mod:`landimg.da.curvelet_var`),
     hybrid with the localized ensemble covariance of ``op_kw`` (``ensemble``, ``beta``, ``land``) if given,
-    and ``R`` the operator ``r_cov`` (:mod:`landimg.da.obs_covariance`: white or correlated). DEnKF with
+    and ``R`` the operator ``r_cov`` (:mod:`landimg.da.image_covariance`: white or correlated). DEnKF with
     ``settings.anomaly_update`` other than ``"joint"``: the mean by one solve, the anomalies cheaper
     (:func:`_denkf_split`).
     """
@@ -448,7 +448,7 @@ def variance_scale(anom: np.ndarray, land: np.ndarray, layout: MemberLayout, len
 
     The per-pixel ensemble variance of the (inflated) anomalies ``anom`` (member-ordered sums) is averaged
     over land by a normalised Gaussian filter of length ``length_km`` (weights ``exp(-r^2 / L^2)``,
-    :class:`~landimg.da.obs_covariance.GaussianCorrelation`; 0 = no smoothing): sampling noise of the
+    :class:`~landimg.da.image_covariance.GaussianCorrelation`; 0 = no smoothing): sampling noise of the
     ``N``-member variance (relative std ``sqrt(2 / (N - 1))``) averages out over the filter's land area."""
     var = layout.ordered_sum(anom * anom) / (layout.nmem - 1)
     weight = land.astype(np.float64)
@@ -500,7 +500,7 @@ def memory_factor(memory_days: float, interval_days: float) -> float:
 
 def _obs_covariance(p: _Problem, cell_km: tuple[float, float], periodic_x: bool, s: Any = None) -> Any:
     """``R`` of the assumed error on the usable observations, as an operator (never inverted): diagonal
-    for a white error, ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.obs_covariance`). With
+    for a white error, ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.image_covariance`). With
     ``s.obs_memory_inflation`` the correlated part's variance is multiplied by :func:`memory_factor` of the
     declared memory (the solve's R only; the inflation keeps the error of one analysis)."""
     if not p.error.correlated:

@@ -347,7 +347,7 @@ class BiasAware:
 
         ``valid``, ``land`` (ny, nx) bool: usable observations, land pixels (where the diagnostics are
         taken); ``r_cov`` the observation-error covariance at the ``valid`` pixels (an operator of
-        :mod:`landimg.da.obs_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
+        :mod:`landimg.da.image_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
         ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``) and the
         spectral frame (and the variance filter ``scale``, which ``P_b`` does not take: with it ``v`` is in
         normalised units and ``P_b = bias_gamma * scale2 * C^T diag(m o v) C``, ``scale2`` the mean ``S^2``);

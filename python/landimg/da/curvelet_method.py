@@ -16,12 +16,11 @@ from landimg.da.column_ops import (
     usable_observations,
 )
 from landimg.da.curvelet_enkf import curvelet_analysis, variance_scale
-from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
+from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
-from landimg.da.obs_covariance import observation_covariance
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
@@ -430,7 +429,6 @@ class CurveletEnKF(InflationSettings):
         theta = np.asarray(background, dtype=np.float64)
         declared = as_obs_error(obs_error, g.ncol)
         assumed = self.assumed_obs_error(declared)
-        obs_std = assumed.std
         pert = context.perturbations
         ok = context.update_mask
         ok = np.ones(theta.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
@@ -441,8 +439,7 @@ class CurveletEnKF(InflationSettings):
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
             infl, fields = self._scale_inflated(theta, obs, assumed, obs_mask, ok, context, transform, offset)
         else:
-            r_total = _correlated_total(assumed, obs, obs_mask, g) if self.inflation_debias else None
-            infl, fields = inflate_columns(self, theta, obs, obs_std, obs_mask, ok, context, r_total=r_total)
+            infl, fields = inflate_columns(self, theta, obs, assumed, obs_mask, ok, context)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
         core = replace(self, inflation=1.0, inflation_mode="fixed")  # inflated above, every layer
         xa, diag = core.update(
@@ -573,14 +570,3 @@ def _pixel_error(error: ObsError, g: Any) -> ObsError:
         return g.to_image(np.broadcast_to(a, (g.ncol,)), fill=0.0).ravel()
 
     return ObsError(image(error.white_std), image(error.corr_std), error.corr_length_km, error.memory_days)
-
-
-def _correlated_total(error: ObsError, obs: np.ndarray, obs_mask: np.ndarray | None, g: Any) -> float | None:
-    """``1^T R 1`` over the usable observations of a correlated error (None for a white one)."""
-    if not error.correlated:
-        return None
-    valid = g.to_image(usable_observations(obs, np.broadcast_to(error.std, np.shape(obs)), obs_mask), fill=False)
-    image = lambda a: g.to_image(np.broadcast_to(a, (g.ncol,)), fill=0.0)  # noqa: E731
-    cov = observation_covariance(image(error.white_std), image(error.corr_std), error.corr_length_km,
-                                 valid.astype(bool), g.cell_km, g.periodic_lon)  # fmt: skip
-    return cov.total()

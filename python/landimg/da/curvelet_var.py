@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import frame_norms2
-from landimg.da.obs_covariance import DiagonalCovariance
+from landimg.da.image_covariance import DiagonalCovariance
 
 __all__ = [
     "PRECONDITIONERS", "SOLVERS", "CovarianceOperator", "SolveInfo", "as_covariance", "b_weights",
@@ -230,7 +230,7 @@ class CovarianceOperator:
 
 def as_covariance(r: Any) -> Any:
     """The observation-error covariance as an operator: ``r`` itself when it has ``apply``/``diagonal``
-    (:mod:`landimg.da.obs_covariance`), else the diagonal ``diag(r)`` of the variances ``r`` (nobs,)."""
+    (:mod:`landimg.da.image_covariance`), else the diagonal ``diag(r)`` of the variances ``r`` (nobs,)."""
     return r if hasattr(r, "apply") else DiagonalCovariance(r)
 
 
@@ -298,7 +298,7 @@ def pcg_solve(op: CovarianceOperator, d: np.ndarray, r: Any, precond: Any,
          tol: float, maxiter: int) -> tuple[np.ndarray, SolveInfo]:  # fmt: skip
     """Solve ``(H B H^T + R) z = d`` (k, nobs) row by row; every row stops at its own convergence.
 
-    ``r``: ``R`` as an operator (:mod:`landimg.da.obs_covariance`: products only, never inverted) or its
+    ``r``: ``R`` as an operator (:mod:`landimg.da.image_covariance`: products only, never inverted) or its
     diagonal (nobs,); ``precond`` (nobs,) a diagonal preconditioner, or a callable applying one ((k, nobs)
     -> (k, nobs), symmetric positive definite).
     """
@@ -374,7 +374,7 @@ def gap_aware_increments(
     obs_var : float, ndarray (ny, nx) or covariance operator
         Observation error variance ``sigma^2`` (units^2) at the valid pixels (``R`` diagonal); finite,
         >= 0 (0 interpolates the observations exactly where ``B`` allows it). Or ``R`` on the valid pixels
-        as an operator (:func:`landimg.da.obs_covariance.observation_covariance`: correlated errors).
+        as an operator (:func:`landimg.da.image_covariance.observation_covariance`: correlated errors).
     v : ndarray (ncoef,)
         Diagonal of ``B`` in coefficient space (:func:`b_weights`), units^2.
     transform : Transform

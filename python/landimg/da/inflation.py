@@ -10,11 +10,12 @@ filter does when no observation is usable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout, chunked_sum
 
 __all__ = [
     "INFLATION_MODES",
@@ -80,7 +81,7 @@ def check_inflation(inflation: float, inflation_mode: str, inflation_max: float)
         )
 
 
-def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> np.ndarray:
+def inflate_only(state: np.ndarray, inflation: float, layout: Layout) -> np.ndarray:
     """Increments (nlev, ncol, nloc) that inflate the anomalies of ``state`` by ``inflation`` (no update).
 
     ``(inflation - 1) * (x_i - mean(x))``, the member mean reduced in member order; zeros when
@@ -91,8 +92,22 @@ def inflate_only(state: np.ndarray, inflation: float, layout: MemberLayout) -> n
     return (inflation - 1.0) * (state - layout.mean(state, axis=2)[:, :, None])
 
 
+def _member_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over the members (last axis) one after the other in member order: (..., N) -> (...,)."""
+    acc = np.zeros(a.shape[:-1])
+    for i in range(a.shape[-1]):
+        acc += a[..., i]
+    return acc
+
+
 def innovation_statistics(
-    hx_all: np.ndarray, obs: np.ndarray, std: np.ndarray, valid: np.ndarray, *, debias: bool = True,
+    hx_all: np.ndarray,
+    obs: np.ndarray,
+    std: np.ndarray,
+    valid: np.ndarray,
+    *,
+    debias: bool = True,
+    column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
     r_total: float | None = None,
 ) -> tuple[float, float, float, float]:
     """The sums the inflation estimate is made of, over the usable observations.
@@ -100,20 +115,29 @@ def innovation_statistics(
     With innovations ``d = y - mean(Hx)`` and predicted-observation anomalies ``a_i = H x_i - mean(Hx)``
     over the ``p`` usable observations; with ``debias`` the spatial mean over the observations is removed
     from ``d`` and from every ``a_i`` (a persistent bias is not spread that inflation could fix) and
-    ``tr R`` becomes ``tr R - 1^T R 1 / p``: ``(1 - 1/p) tr R`` for uncorrelated errors, ``r_total`` (the
-    sum of all elements of ``R`` over the usable observations) for correlated ones.
+    ``tr R`` becomes ``tr (P R P) = tr R - 1^T R 1 / p`` (``P = I - 1 1^T / p``): ``(1 - 1/p) tr R`` for
+    uncorrelated errors, ``tr R - r_total / p`` when the sum of all entries of a correlated ``R`` is given
+    (``r_total``, :meth:`landimg.da.obs_covariance.ObsCovariance.summed`: a correlated error's spatial mean
+    is part of what de-biasing removes).
+
+    Every sum over the observations is a domain sum over their columns with the fixed chunking
+    (``column_sum``; each column's terms summed over the members in member order first), so the result is
+    bitwise the same however the columns are split over ranks.
 
     Parameters
     ----------
     hx_all : ndarray (ncol, N)
-        Predicted observations of all members (identical on every rank).
+        Predicted observations of all members at the columns held (identical on every rank holding them).
     obs, std : ndarray (ncol,)
         Observations and error std; ``valid`` (ncol,) bool marks the usable ones.
     debias : bool
         Remove the spatial mean (bias) part of the innovations and anomalies.
+    column_sum : callable, optional
+        Domain sum of per-column values (..., ncol) -> (...,) (``Layout.column_sum`` when the columns
+        are this rank's block of a larger domain); default: the fixed chunking of the columns given
+        (:func:`landimg.layout.chunked_sum`, the whole domain on one rank).
     r_total : float, optional
-        ``1^T R 1`` over the usable observations (obs units squared) when the errors are correlated
-        (None: ``tr R``, uncorrelated).
+        ``1^T R 1`` over the usable observations of a correlated ``R`` (None: ``R`` diagonal).
 
     Returns
     -------
@@ -121,18 +145,25 @@ def innovation_statistics(
         ``sum d^2``, ``tr R``, ``sum_i sum a_i^2 / (N - 1)`` (obs units squared) and the number of
         observations ``p`` (the degrees of freedom of ``d2``); all 0 when ``p < 2``.
     """
+    total = chunked_sum if column_sum is None else column_sum
+    hx_all = np.asarray(hx_all, dtype=np.float64)
     nmem = hx_all.shape[1]
-    hb = hx_all[valid]
-    p = hb.shape[0]
+    valid = np.asarray(valid, dtype=bool)
+    hx = np.where(valid[:, None], hx_all, 0.0)
+    p = float(total(valid.astype(np.float64)))
     if p < 2:
         return 0.0, 0.0, 0.0, 0.0
-    hbar = hb.mean(axis=1)
-    d, a = obs[valid] - hbar, hb - hbar[:, None]
-    r_tr = float(np.sum(std[valid] ** 2))
+    hbar = _member_sum(hx) / nmem
+    d = np.where(valid, obs - hbar, 0.0)
+    a = np.where(valid[:, None], hx - hbar[:, None], 0.0)  # (ncol, N)
+    r_tr = float(total(np.where(valid, std * std, 0.0)))
     if debias:
-        d, a = d - d.mean(), a - a.mean(axis=0)
+        mean = total(np.concatenate([d[None], a.T])) / p  # (1 + N,): the means of d and of every a_i
+        d = np.where(valid, d - mean[0], 0.0)
+        a = np.where(valid[:, None], a - mean[1:], 0.0)
         r_tr = r_tr * (1.0 - 1.0 / p) if r_total is None else r_tr - float(r_total) / p
-    return float(np.sum(d * d)), r_tr, float(np.sum(a * a)) / (nmem - 1), float(p)
+    d2, a2 = total(np.stack([d * d, _member_sum(a * a)]))
+    return float(d2), r_tr, float(a2) / (nmem - 1), p
 
 
 def smoothed_lambda(
@@ -204,6 +235,7 @@ def smoothed_inflation(
     debias: bool = True,
     lower: float = 1.0,
     upper: float = 2.0,
+    column_sum: Callable[[np.ndarray], np.ndarray] | None = None,
     r_total: float | None = None,
 ) -> tuple[float, float, float]:
     """Variance inflation from (de-biased) innovations, smoothed in time (Miyoshi 2011; Anderson 2009).
@@ -224,8 +256,10 @@ def smoothed_inflation(
         Remove the spatial mean (bias) part of the innovations and anomalies.
     lower, upper : float
         Bounds of the anomaly factor.
+    column_sum : callable, optional
+        Domain sum over the columns (see :func:`innovation_statistics`).
     r_total : float, optional
-        ``1^T R 1`` over the usable observations for correlated errors (:func:`innovation_statistics`).
+        ``1^T R 1`` of a correlated ``R`` over the usable observations (:func:`innovation_statistics`).
 
     Returns
     -------
@@ -236,7 +270,9 @@ def smoothed_inflation(
     factor : float
         Anomaly factor ``sqrt(lam)``.
     """
-    d2, r_tr, hbh, dof = innovation_statistics(hx_all, obs, std, valid, debias=debias, r_total=r_total)
+    d2, r_tr, hbh, dof = innovation_statistics(
+        hx_all, obs, std, valid, debias=debias, column_sum=column_sum, r_total=r_total
+    )
     lam_o, lam = smoothed_lambda(
         d2, r_tr, hbh, dof, prior=prior, prior_var=prior_var, lower=lower, upper=upper
     )

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from landimg.grid import unit_xyz
+
 if TYPE_CHECKING:
     from scipy.sparse import csr_array
 
@@ -18,6 +20,7 @@ __all__ = [
     "great_circle_km",
     "observation_pair_weights",
     "observed_neighbourhoods",
+    "pad_neighbourhoods",
     "unit_xyz",
 ]
 
@@ -35,12 +38,6 @@ def gaspari_cohn(r: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         outer = ((((r / 12.0 - 0.5) * r + 0.625) * r + 5.0 / 3.0) * r - 5.0) * r + 4.0 - 2.0 / (3.0 * r)
     return np.where(r <= 1.0, inner, np.where(r < 2.0, outer, 0.0))
-
-
-def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere (..., 3) of latitudes and longitudes in degrees."""
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def great_circle_km(chord: np.ndarray) -> np.ndarray:
@@ -84,14 +81,22 @@ class Neighbourhoods:
 
 
 def observed_neighbourhoods(
-    xyz: np.ndarray, valid: np.ndarray, radius_km: float, max_obs: int | None = None
+    xyz: np.ndarray,
+    valid: np.ndarray,
+    radius_km: float,
+    max_obs: int | None = None,
+    *,
+    rows: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> Neighbourhoods:
     """Every column's usable observations within ``radius_km``, nearest first (scipy ``cKDTree``).
 
     The search runs over the *observed* cells only, so the whole radius is reached whatever the
     coverage: every valid observation closer than ``radius_km`` is kept, unless a column has more than
-    ``max_obs`` of them (then the ``max_obs`` nearest). Ties in distance are broken by the tree, the same
-    way on every rank (identical inputs).
+    ``max_obs`` of them (then the ``max_obs`` nearest). Observations at the same distance are ordered
+    (and, at the ``max_obs`` cut, chosen) by ``order``, so a column's neighbourhood does not depend on
+    which other columns the arrays hold: a block of columns with its halo finds exactly the
+    neighbourhoods the whole domain finds for them.
 
     Parameters
     ----------
@@ -103,35 +108,90 @@ def observed_neighbourhoods(
         Localization radius (Gaspari-Cohn weight 0 there); 0 = own cell only.
     max_obs : int or None
         At most this many observations per column (None: no limit).
+    rows : ndarray of bool (ncol,), optional
+        The columns that get a neighbourhood (e.g. a block's own columns, not its halo); the others get
+        none (no observation). Default: all.
+    order : ndarray of int (ncol,), optional
+        Tie-break key of every column (its global index); default ``arange(ncol)``.
+
+    Returns
+    -------
+    Neighbourhoods
+        Width ``m``: the largest number of observations of a row (at most ``max_obs``; at least 1);
+        :func:`pad_neighbourhoods` widens it (e.g. to the largest width over all blocks).
     """
     valid = np.asarray(valid, dtype=bool)
     ncol = valid.size
+    rows = np.ones(ncol, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    order = np.arange(ncol) if order is None else np.asarray(order)
     own = np.arange(ncol)[:, None]
     if radius_km <= 0:
-        return Neighbourhoods(
-            own, np.zeros((ncol, 1)), valid[:, None].astype(float), valid[:, None].copy(), 0.0
-        )
+        use = (valid & rows)[:, None]
+        return Neighbourhoods(own, np.zeros((ncol, 1)), use.astype(float), use.copy(), 0.0)
     obs_idx = np.flatnonzero(valid)
+    q = np.flatnonzero(rows)
     chord = 2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0) * (1 + 1e-12)
-    m = 0
-    if obs_idx.size:
+    m, counts, tree = 0, np.zeros(q.size, dtype=np.int64), None
+    if obs_idx.size and q.size:
         from scipy.spatial import cKDTree
 
         tree = cKDTree(xyz[obs_idx])
-        m = int(np.max(tree.query_ball_point(xyz, r=chord, return_length=True)))
+        counts = np.asarray(tree.query_ball_point(xyz[q], r=chord, return_length=True), dtype=np.int64)
+        m = int(counts.max())
         if max_obs is not None:
             m = min(m, int(max_obs))
-    if m == 0:  # no observation within reach of any column
+    if m == 0:  # no observation within reach of any row
         return Neighbourhoods(
             own, np.full((ncol, 1), np.inf), np.zeros((ncol, 1)), np.zeros((ncol, 1), bool), radius_km
         )
-    dchord, ii = tree.query(xyz, k=m, distance_upper_bound=chord)
-    dchord, ii = dchord.reshape(ncol, m), ii.reshape(ncol, m)
+    dchord, ii = tree.query(xyz[q], k=m, distance_upper_bound=chord)
+    dchord, ii = dchord.reshape(q.size, m), ii.reshape(q.size, m)
+    _canonical_ties(tree, xyz[q], dchord, ii, counts > m, order[obs_idx])
     pad = ii >= obs_idx.size
-    idx = np.where(pad, own, obs_idx[np.minimum(ii, obs_idx.size - 1)])
-    dist = np.where(pad, np.inf, great_circle_km(np.where(pad, 0.0, dchord)))
-    rho = np.where(pad, 0.0, gaspari_cohn(np.where(pad, 0.0, dist) / (radius_km / 2.0)))
-    return Neighbourhoods(idx, dist, rho, ~pad & (rho > 0), float(radius_km))
+    idx = np.repeat(own, m, axis=1)
+    idx[q] = np.where(pad, q[:, None], obs_idx[np.minimum(ii, obs_idx.size - 1)])
+    dist = np.full((ncol, m), np.inf)
+    dist[q] = np.where(pad, np.inf, great_circle_km(np.where(pad, 0.0, dchord)))
+    near = np.isfinite(dist)
+    rho = np.where(near, gaspari_cohn(np.where(near, dist, 0.0) / (radius_km / 2.0)), 0.0)
+    return Neighbourhoods(idx, dist, rho, near & (rho > 0), float(radius_km))
+
+
+def _canonical_ties(tree, points, dchord, ii, truncated, key) -> None:
+    """Order every row's observations by (distance, ``key``) in place, and where a row was cut at its
+    width while observations at the cut distance were left out, choose the cut ones by ``key`` too.
+
+    The distances are the tree's (the same bits for a pair of points whatever else the tree holds); only
+    which of several observations at exactly the same distance the tree returns depends on the tree.
+    """
+    m = ii.shape[1]
+    nobs = key.size
+    for r in np.flatnonzero(truncated):  # rare: more observations within reach than the width
+        d_cut = dchord[r, m - 1]
+        k = int(tree.query_ball_point(points[r], r=d_cut * (1 + 1e-9), return_length=True))
+        if k > m:  # observations as near as the last kept one: take every candidate, choose by key
+            dd, jj = tree.query(points[r], k=k)
+            best = np.lexsort((key[jj], dd))[:m]
+            dchord[r], ii[r] = dd[best], jj[best]
+    keys = np.where(ii < nobs, key[np.minimum(ii, nobs - 1)], np.iinfo(np.int64).max)
+    perm = np.lexsort((keys, dchord), axis=1)
+    dchord[:] = np.take_along_axis(dchord, perm, axis=1)
+    ii[:] = np.take_along_axis(ii, perm, axis=1)
+
+
+def pad_neighbourhoods(nb: Neighbourhoods, m: int) -> Neighbourhoods:
+    """``nb`` widened to ``m`` entries per column (padding: the column itself, no observation); the same
+    neighbourhoods a search of width ``m`` finds. ``nb`` itself when it is already that wide."""
+    if m <= nb.m:
+        return nb
+    ncol, extra = nb.idx.shape[0], m - nb.m
+    return Neighbourhoods(
+        np.concatenate([nb.idx, np.repeat(np.arange(ncol)[:, None], extra, axis=1)], axis=1),
+        np.concatenate([nb.dist, np.full((ncol, extra), np.inf)], axis=1),
+        np.concatenate([nb.rho, np.zeros((ncol, extra))], axis=1),
+        np.concatenate([nb.use, np.zeros((ncol, extra), bool)], axis=1),
+        nb.radius_km,
+    )
 
 
 PAIR_TABLE_ELEMENTS = 8_000_000  # stored pair weights (incl. diagonal) of a pattern: ~8 bytes each, 64 MB

@@ -96,10 +96,8 @@ class OpenLoop:
         context: AnalysisContext,
     ) -> tuple[None, Diagnostics]:
         """No increments (None: the state stays as it is); counts the finite and NaN observations of the
-        owned columns (``context.owned``)."""
+        owned columns (``context.owned``) of every column block (``context.layout.column_sum``)."""
         obs = np.asarray(obs, dtype=np.float64)[context.owned_mask(np.shape(obs)[0])]
-        return None, Diagnostics(
-            method="OpenLoop",
-            n_obs=int(np.count_nonzero(np.isfinite(obs))),
-            n_nan_masked=int(np.count_nonzero(np.isnan(obs))),
-        )
+        counts = np.stack([np.isfinite(obs), np.isnan(obs)]).astype(np.float64)
+        n_obs, n_nan = context.layout.column_sum(counts)
+        return None, Diagnostics(method="OpenLoop", n_obs=int(n_obs), n_nan_masked=int(n_nan))

@@ -265,7 +265,7 @@ class ObsErrorModel:
         if white and pooled:
             return float(np.mean(sig**2)) * frame_norms2(transform)
         if pooled and frame is not None:
-            from landimg.da.obs_covariance import periodic_spectrum
+            from landimg.da.image_covariance import periodic_spectrum
 
             energy = frame.stationary_energy(periodic_spectrum(tshape, self.cell_km, self.corr_km))
             return float(np.mean(sig**2)) * (energy / frame.ncoef_per_direction)[frame.direction]

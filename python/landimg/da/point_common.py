@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from landimg.da.localization import Neighbourhoods, observed_neighbourhoods, unit_xyz
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 
 __all__ = ["apply_bounded", "gather_members", "neighbourhoods"]
 
@@ -98,7 +99,7 @@ class ColumnProblem:
     obs: np.ndarray  # (ncol,)
     std: np.ndarray  # (ncol,)
     valid: np.ndarray  # (ncol,) usable observations
-    layout: MemberLayout
+    layout: Layout
     diag: dict[str, Any]
 
 
@@ -109,7 +110,7 @@ def column_problem(
     state, h, obs, std = _column_inputs(state, h, obs, obs_std, zero_std_ok=zero_std_ok)
     nloc = state.shape[2]
     if layout is None:
-        layout = MemberLayout(max(nloc, 1), SerialComm())
+        layout = Layout(max(nloc, 1), SerialComm())
     if nloc != layout.nloc:
         raise ValueError(f"state holds {nloc} members, the layout expects nloc={layout.nloc}")
     if layout.nmem < 2:
@@ -146,6 +147,6 @@ def neighbourhoods(
     return observed_neighbourhoods(xyz, valid, radius_km, max_obs), xyz
 
 
-def gather_members(state: np.ndarray, layout: MemberLayout) -> np.ndarray:
+def gather_members(state: np.ndarray, layout: Layout) -> np.ndarray:
     """All members' state (nlev, ncol, N) on every rank, in member order."""
     return np.moveaxis(layout.allgather_members(np.moveaxis(state, 2, 0)), 0, 2)

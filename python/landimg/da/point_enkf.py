@@ -31,7 +31,8 @@ from landimg.da.point_common import (
     gather_members,
     neighbourhoods,
 )
-from landimg.parallel import MemberLayout, Purpose, member_rng
+from landimg.layout import Layout, chunked_sum, column_chunks
+from landimg.parallel import Purpose, member_rng
 
 __all__ = ["point_enkf_increments"]
 
@@ -68,53 +69,52 @@ def _perturbations(p: ColumnProblem, perturb_obs: bool, rngs, seed: int, given=N
 
 
 def _width(use: np.ndarray) -> int:
-    """Local systems' size for a chunk's ``use`` (nc, m): its last used position + 1 (at least 1).
+    """Local systems' size for a batch's ``use`` (nc, m): its last used position + 1 (at least 1).
 
-    Entries beyond it are unused in every column of the chunk (decoupled unit rows of the solve, zero
+    Entries beyond it are unused in every column of the batch (decoupled unit rows of the solve, zero
     gain): dropping them solves the same equations at (w/m)^3 of the cost. Neighbours are sorted by
-    distance and padded at the end, so w is the chunk's largest observation count; chunks are made of
-    columns with similar counts (:func:`_local_solves`), so w is close to each column's own count.
+    distance and padded at the end, so w is the batch's largest observation count; batches are made of
+    columns with similar counts (:func:`_batches`), so w is close to each column's own count.
     """
     used = np.flatnonzero(use.any(axis=0))
     return int(used[-1]) + 1 if used.size else 1
 
 
-_WINDOW_CHUNKS = 8  # batches are sorted by observation count within windows of this many chunks
-
-
-def _batches(use: np.ndarray, chunk: int) -> list[np.ndarray]:
+def _batches(use: np.ndarray, chunk: int, window: np.ndarray) -> list[np.ndarray]:
     """Column batches of at most ``chunk`` for the local solves, from ``use`` (ncol, m).
 
-    Within each window of ``_WINDOW_CHUNKS * chunk`` consecutive (so mostly nearby) columns, the columns
+    A batch never mixes columns of two windows: the fixed column chunks of the domain (``window`` (ncol,):
+    the chunk of every column), so a batch and its system size :func:`_width` are the same however the
+    columns are split over ranks (the batched solves are then the same bits). Within a window the columns
     are sorted by their observation count (stable) before being cut into batches: a batch's system size
-    (:func:`_width`) is then close to each of its columns' own count, and its distinct observations stay
-    few (the dense pair-weight block of :func:`landimg.da.localization.observation_pair_weights`).
-    Columns without observations get no increment and are left out. The batches depend only on ``use``
-    (the same on every rank).
+    is then close to each of its columns' own count, and its distinct observations stay few (the dense
+    pair-weight block of :func:`landimg.da.localization.observation_pair_weights`). Columns without
+    observations get no increment and are left out.
     """
     count = use.sum(axis=1)
+    rows = np.lexsort((count, window))  # by window, then by count (stable: then by position)
+    rows = rows[count[rows] > 0]
     out = []
-    for w0 in range(0, count.size, _WINDOW_CHUNKS * chunk):
-        cols = np.arange(w0, min(w0 + _WINDOW_CHUNKS * chunk, count.size))
-        cols = cols[np.argsort(count[cols], kind="stable")]
-        cols = cols[np.searchsorted(count[cols], 1) :]
+    for cols in np.split(rows, np.flatnonzero(np.diff(window[rows])) + 1):
         out.extend(cols[c0 : c0 + chunk] for c0 in range(0, cols.size, chunk))
     return out
 
 
-def _local_solves(full, hx_all, innov, p, nb, xyz, chunk) -> tuple[np.ndarray, float]:
-    """Increments of the local members (nlev, ncol, nloc) and the summed top-layer nearest-obs gain.
+def _local_solves(full, hx_all, innov, p, nb, xyz, chunk, window) -> tuple[np.ndarray, np.ndarray]:
+    """Increments of the local members (nlev, ncol, nloc) and every column's top-layer gain to its nearest
+    observation (ncol,) (0 without one).
 
     ``full`` (nlev, ncol, N) all members (already inflated), ``hx_all`` (ncol, N) their predicted
-    observations, ``innov`` (ncol, nloc) the local members' innovations.
+    observations, ``innov`` (ncol, nloc) the local members' innovations, ``window`` (ncol,) the fixed
+    chunk of every column (:func:`_batches`).
     """
     nlev, ncol, nmem = full.shape
     anom = full - full.mean(axis=2)[:, :, None]  # A (nlev, ncol, N)
     ha = hx_all - hx_all.mean(axis=1)[:, None]  # HA (ncol, N)
     r = np.where(p.valid, p.std, 1.0) ** 2
     dstate = np.zeros((nlev, ncol, innov.shape[1]))
-    gain_sum = 0.0
-    for sl in _batches(nb.use, chunk):  # a batch bounds the (chunk, w, w) work arrays
+    gain = np.zeros(ncol)
+    for sl in _batches(nb.use, chunk, window):  # a batch bounds the (chunk, w, w) work arrays
         w = _width(nb.use[sl])
         ii, u, diag_idx = nb.idx[sl, :w], nb.use[sl, :w], np.arange(w)
         y = ha[ii]  # (nc, w, N)
@@ -125,8 +125,8 @@ def _local_solves(full, hx_all, innov, p, nb, xyz, chunk) -> tuple[np.ndarray, f
         pxo *= nb.rho[sl, :w][:, :, None]
         gain_t = np.linalg.solve(s, pxo)  # (nc, w, nlev) = K^T
         dstate[:, sl] = np.einsum("cml,cmk->lck", gain_t, np.where(u[:, :, None], innov[ii], 0.0))
-        gain_sum += float(np.sum(gain_t[:, 0, 0]))
-    return dstate, gain_sum
+        gain[sl] = gain_t[:, 0, 0]
+    return dstate, gain
 
 
 def point_enkf_increments(
@@ -147,10 +147,11 @@ def point_enkf_increments(
     inflation_max: float = 2.0,
     obs_mask: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
-    layout: MemberLayout | None = None,
+    layout: Layout | None = None,
     neighbours: Neighbourhoods | None = None,
     chunk: int = 256,
     perturbations: np.ndarray | None = None,
+    window: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Point (column-wise) EnKF increments of the layer state.
 
@@ -181,14 +182,18 @@ def point_enkf_increments(
     perturbations : ndarray (ncol, nloc), optional
         Observation perturbations of the local members drawn by the host (``perturb_obs``); default:
         drawn here from ``rngs`` (white, ``obs_std``).
+    window : ndarray of int (ncol,), optional
+        The fixed chunk of the domain every column belongs to (batches never mix two); default: the
+        fixed chunking of the columns given (:func:`landimg.layout.column_chunks`), the whole domain.
 
     Returns
     -------
     dstate : ndarray (nlev, ncol, nloc)
         Increments (before any bounds).
     diagnostics : dict
-        ``n_obs``, ``n_nan_masked``, ``mean_gain_top`` (mean gain of layer 1 to its nearest observation);
-        adaptive mode also ``inflation`` and ``inflation_lambda``.
+        ``n_obs``, ``n_nan_masked``, ``mean_gain_top`` (mean gain of layer 1 to its nearest observation,
+        summed with the fixed chunking), ``gain_top`` (ncol,) that gain per column (0 without an
+        observation); adaptive mode also ``inflation`` and ``inflation_lambda``.
     """
     p = column_problem(
         state, h, obs, obs_std, obs_mask=obs_mask, layout=layout, radius_km=radius_km, lat=lat, lon=lon,
@@ -213,7 +218,10 @@ def point_enkf_increments(
     eps = _perturbations(p, perturb_obs, rngs, seed, perturbations)
     innov = np.where(p.valid[:, None], p.obs[:, None] + eps - hx_all[:, lay.start : lay.stop], 0.0)
     nb, xyz = neighbourhoods(p.valid, lat, lon, radius_km, max_obs, neighbours)
-    dstate, gain_sum = _local_solves(full, hx_all, innov, p, nb, xyz, chunk)
-    diag["mean_gain_top"] = gain_sum / p.obs.shape[0]
+    ncol = p.obs.shape[0]
+    if window is None:
+        window = np.repeat(np.arange(column_chunks(ncol).size - 1), np.diff(column_chunks(ncol)))
+    dstate, gain = _local_solves(full, hx_all, innov, p, nb, xyz, chunk, np.asarray(window))
+    diag["gain_top"], diag["mean_gain_top"] = gain, float(chunked_sum(gain)) / ncol
     dstate += local - p.state  # the inflation (zero without)
     return apply_update_mask(dstate, update_mask), diag

@@ -37,13 +37,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from landimg.da.localization import unit_xyz
+from landimg.da.localization import EARTH_RADIUS_KM
 from landimg.da.obs_error import ObsError, as_obs_error
-from landimg.parallel import MemberLayout
+from landimg.grid import Grid
+from landimg.layout import Layout
 
 __all__ = [
-    "AnalysisCache", "AnalysisContext", "Diagnostics", "Distribution", "Geometry", "Method", "Need", "ObsError",
-    "TransformCache", "as_obs_error",
+    "AnalysisCache", "AnalysisContext", "Diagnostics", "Distribution", "Geometry", "Grid", "Method", "Need",
+    "ObsError", "TransformCache", "as_obs_error",
 ]  # fmt: skip
 
 
@@ -81,65 +82,42 @@ class Need:
             raise ValueError(f"Need.halo_km must be finite and >= 0, got {self.halo_km!r}")
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Where the columns are: a regular lat/lon image with a land mask (columns = land cells, row-major).
+def Geometry(
+    land: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    cell_km: tuple[float, float],
+    periodic_lon: bool = False,
+) -> Grid:
+    """The first version's constructor of the analysis geometry: a :class:`landimg.Grid` from the land
+    mask (ny, nx) and the coordinates of its columns (ncol,) (degrees, row-major land cells).
 
-    Attributes
-    ----------
-    land : ndarray of bool (ny, nx)
-        Land mask of the image; column ``j`` is the ``j``-th True cell in row-major order.
-    lat, lon : ndarray (ncol,)
-        Column coordinates, degrees.
-    cell_km : (float, float)
-        Cell size (north-south, east-west), km.
-    periodic_lon : bool
-        The image wraps around the globe in longitude.
+    The columns must lie on a regular latitude-longitude grid whose spacing is ``cell_km[0]`` km; rows or
+    columns of the image without land are placed by that spacing. ``periodic_lon`` must agree with the
+    grid's span. New code builds the :class:`~landimg.Grid` directly (``Grid(lat, lon, land, res)`` or
+    ``Grid.regular``).
     """
-
-    land: np.ndarray
-    lat: np.ndarray
-    lon: np.ndarray
-    cell_km: tuple[float, float]
-    periodic_lon: bool = False
-    index: np.ndarray = field(init=False, repr=False)
-    xyz: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        land = np.asarray(self.land, dtype=bool)
-        if land.ndim != 2:
-            raise ValueError(f"Geometry.land must be a 2-d mask (ny, nx), got shape {land.shape}")
-        object.__setattr__(self, "land", land)
-        object.__setattr__(self, "index", np.flatnonzero(land.ravel()))
-        for name in ("lat", "lon"):
-            arr = np.asarray(getattr(self, name), dtype=np.float64)
-            if arr.shape != (self.index.size,):
-                raise ValueError(f"Geometry.{name} must have shape ({self.index.size},), got {arr.shape}")
-            object.__setattr__(self, name, arr)
-        object.__setattr__(self, "xyz", unit_xyz(self.lat, self.lon))  # (ncol, 3) on the unit sphere
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """Image shape (ny, nx)."""
-        return self.land.shape
-
-    @property
-    def ncol(self) -> int:
-        """Number of columns (land cells)."""
-        return int(self.index.size)
-
-    def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
-        """Columns (..., ncol) -> images (..., ny, nx), ``fill`` off land."""
-        values = np.asarray(values)
-        dtype = np.result_type(values.dtype, np.asarray(fill).dtype)
-        out = np.full(values.shape[:-1] + (self.land.size,), fill, dtype=dtype)
-        out[..., self.index] = values
-        return out.reshape(values.shape[:-1] + self.shape)
-
-    def to_columns(self, image: np.ndarray) -> np.ndarray:
-        """Images (..., ny, nx) -> columns (..., ncol)."""
-        image = np.asarray(image)
-        return image.reshape(image.shape[:-2] + (-1,))[..., self.index]
+    land = np.asarray(land, dtype=bool)
+    if land.ndim != 2:
+        raise ValueError(f"Geometry: land must be a 2-d mask (ny, nx), got shape {land.shape}")
+    iy, ix = np.nonzero(land)
+    lat, lon = (np.asarray(v, dtype=np.float64) for v in (lat, lon))
+    if lat.shape != iy.shape or lon.shape != iy.shape:
+        raise ValueError(f"Geometry: lat and lon must have shape ({iy.size},), got {lat.shape}, {lon.shape}")
+    res = float(cell_km[0]) / (np.pi / 180.0 * EARTH_RADIUS_KM)
+    axes = []
+    for idx, val, n in ((iy, lat, land.shape[0]), (ix, lon, land.shape[1])):
+        axis = np.full(n, np.nan)
+        axis[idx] = val
+        seen = np.flatnonzero(np.isfinite(axis))
+        if not np.all(axis[idx] == val):
+            raise ValueError("Geometry: the columns' coordinates are not those of a regular lat/lon grid")
+        axis = np.where(np.isfinite(axis), axis, axis[seen[0]] + (np.arange(n) - seen[0]) * res)
+        axes.append(axis)
+    grid = Grid(lat=axes[0], lon=axes[1], land=land, res=res)
+    if grid.periodic_lon != bool(periodic_lon):
+        raise ValueError(f"Geometry: periodic_lon={periodic_lon} does not fit {grid.shape[1]} cells of {res:g} deg")
+    return grid
 
 
 class AnalysisCache:
@@ -176,11 +154,12 @@ class AnalysisContext:
     ----------
     h : ndarray (nlev,)
         Observation operator weights: the observed value of a column is ``h . state[:, col]``.
-    geometry : Geometry
-        Positions of *all* the columns of the domain (images, distances).
-    layout : MemberLayout
-        The members held here (of the background as given) and the reproducible reductions over all
-        members.
+    geometry : landimg.Grid
+        Where *all* the columns of the domain are (images, coordinates, distances).
+    layout : landimg.layout.Layout
+        The layout of the background as given: the members held here and the reproducible reductions over
+        all members (``ordered_sum``, ``mean``, ...), and over the columns of the domain (``column_sum``:
+        a domain sum with the fixed chunking, from the owned columns of every block).
     columns : ndarray of int (nc,) or None
         Global column indices (into ``geometry``) of the arrays' column axis; None: every column in order.
     owned : ndarray of bool (nc,) or None
@@ -205,8 +184,8 @@ class AnalysisContext:
     """
 
     h: np.ndarray
-    geometry: Geometry
-    layout: MemberLayout
+    geometry: Grid
+    layout: Layout
     columns: np.ndarray | None = None
     owned: np.ndarray | None = None
     perturbations: np.ndarray | None = None

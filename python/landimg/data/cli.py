@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from landimg.atomic import DiskError, atomic_path
 from landimg.data.common import DataError
+from landimg.notices import WarningLog
 
 __all__ = ["build_grid", "main"]
 
@@ -33,7 +32,7 @@ _PROG = "landimg.data"
 
 def build_grid(preset: str | None, bbox: Sequence[float] | None, res: float | None):
     """The model grid of a preset (its default resolution unless ``res``) or of a bbox + res."""
-    from landimg.ensemble.grid import Grid
+    from landimg.grid import Grid
 
     if preset:
         from landimg.experiment.config import PRESETS
@@ -55,20 +54,13 @@ def build_grid(preset: str | None, bbox: Sequence[float] | None, res: float | No
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` renamed to it on success; removed on any error."""
+    """A temporary path beside ``path`` renamed to it on success (:func:`landimg.atomic.atomic_path`);
+    removed on any error."""
     path = Path(path)
     if not path.parent.is_dir():
         raise DataError(f"--out: directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    with atomic_path(path) as tmp:
+        yield tmp
 
 
 def _domain_args(p: argparse.ArgumentParser) -> None:
@@ -161,20 +153,16 @@ def _run(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the exit status (0 ok, 2 bad input)."""
     args = _parser().parse_args(argv)
-
-    def _show(message, category, filename, lineno, file=None, line=None):
-        print(f"{_PROG}: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        warnings.filterwarnings("default", module=r"landimg\.")
-        warnings.showwarning = _show
+    with WarningLog(_PROG) as notices:  # landimg's warnings once each, with a count; others dropped
         try:
-            print(_run(args))
-        except (DataError, FileNotFoundError) as exc:
+            done = _run(args)
+        except (DataError, DiskError, FileNotFoundError) as exc:
+            notices.flush()
             print(
                 f"{_PROG}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                 file=sys.stderr,
             )
             return 2
+        notices.flush()
+        print(done)
     return 0

@@ -135,9 +135,14 @@ def write_demo(out: str) -> str:
             with open(os.path.join(tmp, "config.toml"), "w") as f:
                 f.write(config)
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
+        from landimg.atomic import diagnose
+
+        refused = diagnose(exc, out, tmp)  # a full disk: one line naming the directory (e.g. an HDF error)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if refused is None or refused is exc:
+            raise
+        raise refused from exc
     return out
 
 

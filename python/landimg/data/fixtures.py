@@ -417,7 +417,7 @@ def gldas_file(
         _nc_var(
             ds, "lon", ("lon",), lon.astype(np.float32), None, units="degrees_east", standard_name="longitude"
         )
-        for k, name in enumerate(names):
+        for name in names:
             unit, spec = _GLDAS_NAMES[name]
             if name.startswith("SoilMoi"):
                 layer = {"SoilMoi0_10cm_inst": "sm_layer1", "SoilMoi10_40cm_inst": "sm_layer2"}.get(

@@ -144,7 +144,7 @@ class Regridder:
     Parameters
     ----------
     source : SourceGrid
-    grid : landimg.ensemble.grid.Grid
+    grid : landimg.Grid
         The model grid.
     path : str
         A file on the source grid (named in errors).

@@ -148,7 +148,7 @@ def read_all(
         A name from :func:`landimg.data.products.product_names`.
     files : str or list of str
         Glob pattern(s) of the files.
-    grid : landimg.ensemble.grid.Grid
+    grid : landimg.Grid
         The model grid.
     min_coverage : float
         See :meth:`landimg.data.regrid.Regridder.apply`.

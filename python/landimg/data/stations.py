@@ -111,7 +111,7 @@ def read_ismn(path: str, grid, start: str, end: str, depth: tuple[float, float])
     ----------
     path : str
         The ISMN download: a directory or a ``.zip``.
-    grid : landimg.ensemble.grid.Grid
+    grid : landimg.Grid
         Model grid (stations inside its bounding box are kept).
     start, end : str
         First and last UTC day, YYYY-MM-DD.

@@ -1,11 +1,14 @@
 """The embedding API: an ensemble of land-surface members stepped in memory across MPI ranks.
 
-:class:`Ensemble` owns this rank's members (one :class:`~landimg.model.column.ColumnModel` holding them), their
-forcing perturbations and random streams, and offers ``advance`` / ``images`` / ``seed_members`` /
-``assimilate`` / ``gather_state`` / ``scatter_state`` for an outside driver (docs/embedding.md). It is the
-host of the analysis methods (:mod:`landimg.da`, arrays only): it owns the observation operator, the
-update masks (frozen soil, snow), the transform cache, and applies the increments with the water booked. Everything that mixes
-members is reduced in member order, so results do not depend on the number of ranks.
+:class:`Ensemble` owns this rank's part of the ensemble: the members of its member group on the columns of
+its column block (one :class:`~landimg.model.column.ColumnModel` holding them; :class:`landimg.layout.Layout`,
+``G x K`` ranks), their forcing perturbations and random streams, and offers ``advance`` / ``images`` /
+``seed_members`` / ``assimilate`` / ``gather_state`` / ``scatter_state`` for an outside driver
+(docs/embedding.md). It is the host of the analysis methods (:mod:`landimg.da`, arrays only): it owns the
+observation operator, the update masks (frozen soil, snow), the transform cache, moves the background to
+the layout each method asks for and the increments back (:mod:`landimg.ensemble.redistribute`), and
+applies them with the water booked. Everything that mixes members is reduced in member order and every
+domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
 """
 
 from __future__ import annotations
@@ -19,24 +22,24 @@ from landimg.da.protocol import (
     AnalysisCache,
     AnalysisContext,
     Diagnostics,
-    Distribution,
-    Geometry,
     Method,
     ObsError,
     as_obs_error,
 )
 from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
-from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
+from landimg.ensemble.redistribute import AnalysisLayout, analysis_layout
+from landimg.layout import Layout
+from landimg.parallel import Purpose, member_rng
 
 __all__ = ["Ensemble"]
 
-_MODEL_MEMBER_AXIS = -1  # ColumnModel arrays are (..., ncol, nmem)
 _DEFAULT_PERTURBATION = ForcingPerturbation()  # frozen dataclass: CoLM's defaults
 _RHO_LIQ = 1000.0  # density of liquid water, kg/m3
 
 
 class Ensemble:
-    """An ensemble of ``nmem`` members on a grid, split over the ranks of ``comm``.
+    """An ensemble of ``nmem`` members on a grid, split over the ranks of ``comm`` (member groups x column
+    blocks).
 
     Parameters
     ----------
@@ -55,6 +58,9 @@ class Ensemble:
         Experiment seed: member ``i``'s streams depend only on (seed, i, purpose).
     comm : communicator, optional
         mpi4py communicator (default ``MPI.COMM_WORLD`` if available, else serial).
+    column_blocks : int
+        ``K``: the ``P`` ranks of ``comm`` are ``P / K`` member groups x ``K`` blocks of columns
+        (:class:`landimg.layout.Layout`; default 1: every rank holds every column of its members).
     perturbation : ForcingPerturbation or None
         Forcing perturbation configuration (default: CoLM's defaults); None = unperturbed members.
     model_kwargs : dict, optional
@@ -64,14 +70,16 @@ class Ensemble:
     ----------
     members : range
         Global indices of this rank's members (contiguous).
+    columns : ndarray of int (ncol_local,)
+        Global indices of this rank's columns (contiguous; every column when ``column_blocks = 1``).
     model : ColumnModel
-        The model holding this rank's members.
-    layout : MemberLayout
-        Member partition and reproducible reductions.
+        The model holding this rank's members on its columns.
+    layout : landimg.layout.Layout
+        The partition (member groups x column blocks) and every reduction, gather and transposition.
     obs_rngs : list of Generator
         Per-member observation-perturbation streams (``Purpose.OBS``).
-    geometry : landimg.da.protocol.Geometry
-        The grid's columns as the analysis sees them (land mask, coordinates, cell size).
+    geometry : landimg.Grid
+        The grid (the analyses' view of the columns: the one grid type).
     cache : landimg.da.protocol.AnalysisCache
         Transforms of the analysis methods and neighbourhoods of recent observation patterns.
     da_state : dict of str to float or ndarray
@@ -90,35 +98,56 @@ class Ensemble:
         comm: Any = None,
         perturbation: ForcingPerturbation | None = _DEFAULT_PERTURBATION,
         model_kwargs: Mapping[str, Any] | None = None,
+        column_blocks: int = 1,
     ) -> None:
         from landimg.model.column import ColumnModel
 
         self.grid = grid
         self.seed = int(seed)
-        self.layout = MemberLayout(int(nmem), comm)
+        self.layout = Layout(int(nmem), comm, ncol=grid.ncol, column_blocks=column_blocks)
+        if self.layout.member_groups > self.layout.nmem:  # every rank knows: every rank raises
+            raise ValueError(
+                f"Ensemble: {self.layout.member_groups} member groups for {nmem} members: use more "
+                "column blocks"
+            )
         self.comm = self.layout.comm
         self.members = self.layout.members
+        self.columns = self.layout.columns
+        self._cols = slice(self.layout.col_start, self.layout.col_stop)
         soil = self._local_soil(soil)
-        self.model = ColumnModel(grid.ncol, self.layout.nloc, soil=soil, dt=dt, **dict(model_kwargs or {}))
+        kwargs = {k: self._local_columns(v) for k, v in dict(model_kwargs or {}).items()}
+        self.model = ColumnModel(self.layout.ncol_local, self.layout.nloc, soil=soil, dt=dt, **kwargs)
         self.perturber = (
-            None if perturbation is None else ForcingPerturber(perturbation, grid, self.members, self.seed)
+            None
+            if perturbation is None
+            else ForcingPerturber(perturbation, grid, self.members, self.seed, columns=self._cols)
         )
         self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
-        lat, lon = grid.column_latlon()
-        self.geometry = Geometry(grid.land, lat, lon, grid.cell_size_km(), grid.periodic_lon)
+        self.geometry = grid  # the analyses' view of the columns: the one grid type
         self.cache = AnalysisCache()
         self.da_state: dict[str, Any] = {}
+        self._analysis_layouts: dict[Any, AnalysisLayout] = {}
 
     def _local_soil(self, soil: Any) -> Any:
-        """This rank's members' part of per-member soil parameters (per-column ones as they are)."""
+        """This rank's part of the soil parameters: its columns (and its members' of per-member ones)."""
         nmem = getattr(soil, "nmem", None)
-        if nmem is None:
-            return soil
-        if nmem != self.nmem:
+        if nmem is not None and nmem != self.nmem:
             raise ValueError(
                 f"Ensemble: soil has parameters of {nmem} members (arrays (ncol, {nmem})), expected {self.nmem}"
             )
-        return soil.take((slice(None), slice(self.layout.start, self.layout.stop)))
+        if getattr(soil, "ncol", self.grid.ncol) != self.grid.ncol:
+            raise ValueError(f"Ensemble: soil has {soil.ncol} columns, the grid {self.grid.ncol}")
+        if nmem is None:
+            return soil if self.layout.whole else soil.take(self._cols)
+        return soil.take((self._cols, slice(self.layout.start, self.layout.stop)))
+
+    def _local_columns(self, value: Any) -> Any:
+        """``value`` on this rank's columns: an array whose first axis holds every column is cut to the
+        block; anything else (a scalar, a block's array) is passed on as it is."""
+        arr = np.asarray(value)
+        if self.layout.whole or arr.ndim == 0 or arr.shape[0] != self.grid.ncol:
+            return value
+        return arr[self._cols]
 
     @property
     def nmem(self) -> int:
@@ -133,7 +162,9 @@ class Ensemble:
         ----------
         forcing : dict of ndarray (ncol,)
             Unperturbed forcing (tair K, qair kg/kg, psurf Pa, precip kg/m2/s, wind m/s, swdown and
-            lwdown W/m2), held for the ``nsteps`` steps.
+            lwdown W/m2), held for the ``nsteps`` steps: of every column of the grid (this rank takes its
+            block's) or of this rank's columns only (ncol_local,); with ``rain_shift_km > 0`` the
+            precipitation of every column (the shift moves rain between blocks).
         nsteps : int
             Model steps. The perturbations evolve by one AR(1) step of ``nsteps * dt`` first, then the
             model takes all steps in one Fortran call.
@@ -143,44 +174,56 @@ class Ensemble:
         """
         if int(nsteps) < 1:
             raise ValueError(f"nsteps must be >= 1, got {nsteps}")
-        if self.perturber is not None:
+        if self.perturber is not None:  # it cuts the forcing to this rank's columns (after the rain shift)
             self.perturber.advance(self.model.dt * int(nsteps))
             forcing = self.perturber.apply(forcing, t)
+        else:
+            forcing = {k: self._local_columns(v) for k, v in forcing.items()}
         self.model.step(forcing, nsteps=int(nsteps))
 
     # ------------------------------------------------------------------ images
     def _local_layer(self, depth: tuple[float, float]) -> np.ndarray:
-        return self.model.layer_mean([tuple(depth)])[0].T  # (nloc, ncol)
+        return self.model.layer_mean([tuple(depth)])[0].T  # (nloc, ncol_local)
+
+    def _block_image(self, values: np.ndarray) -> np.ndarray:
+        """Images (..., ny, nx) of values (..., ncol_local) of this rank's columns, NaN elsewhere."""
+        full = np.full(values.shape[:-1] + (self.grid.ncol,), np.nan)
+        full[..., self._cols] = values
+        return self.grid.to_image(full)
 
     def images(self, depth: tuple[float, float] = (0.0, 0.1), gather: bool = True) -> np.ndarray:
         """Layer-mean volumetric water images, m3/m3, NaN off land.
 
-        Returns (nmem, ny, nx) on every rank when ``gather`` else this rank's (nloc, ny, nx).
+        Returns (nmem, ny, nx) on every rank when ``gather``, else this rank's members (nloc, ny, nx) with
+        its own columns only (NaN on the other blocks' columns).
         """
         loc = self._local_layer(depth)
         if gather:
-            loc = self.layout.allgather_members(loc)
-        return self.grid.to_image(loc)
+            return self.grid.to_image(self.layout.allgather(loc.T).T)
+        return self._block_image(loc)
 
     def mean_image(self, depth: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
         """Ensemble-mean layer image (ny, nx), identical on all ranks."""
-        return self.grid.to_image(self.layout.mean(self._local_layer(depth)))
+        return self.grid.to_image(self.layout.allgather_columns(self.layout.mean(self._local_layer(depth))))
 
     def spread_image(self, depth: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
         """Ensemble standard deviation (ddof 1) image (ny, nx), identical on all ranks."""
         _, var = self.layout.mean_var(self._local_layer(depth))
-        return self.grid.to_image(np.sqrt(var))
+        return self.grid.to_image(self.layout.allgather_columns(np.sqrt(var)))
 
     # ------------------------------------------------------------------ analysis
     def seed_members(self, state: Mapping[str, np.ndarray]) -> None:
         """Set every local member's model state from ``state`` (keys as ``model.get_state()``).
 
         Each array has the member axis last, of length 1 (one state copied into every member, e.g. a
-        spun-up column) or ``nmem`` (member ``i`` gets ``state[key][..., i]``, identical on every rank).
+        spun-up column) or ``nmem`` (member ``i`` gets ``state[key][..., i]``, identical on every rank),
+        and the column axis before it over every column of the grid (this rank takes its block's).
         """
         lay, snap = self.layout, {}
         for key, arr in state.items():
             a = np.asarray(arr)
+            if a.ndim >= 2 and a.shape[-2] == self.grid.ncol:
+                a = a[..., self._cols, :]
             if a.shape[-1:] == (1,):
                 snap[key] = np.asfortranarray(np.repeat(a, lay.nloc, axis=-1))
             elif a.shape[-1:] == (self.nmem,):
@@ -200,7 +243,7 @@ class Ensemble:
         return self.model.layer_weights([tuple(depth)])[0]
 
     def update_mask(self, snow_threshold: float) -> np.ndarray:
-        """Layers that an analysis may change, bool (nlev, ncol, nloc).
+        """Layers that an analysis may change, bool (nlev, ncol_local, nloc).
 
         Not where the model reports frozen soil or snow (``ColumnModel.frozen()``), nor on columns with
         more than ``snow_threshold`` kg/m2 of snow water (``state["wsnow"]``).
@@ -210,12 +253,21 @@ class Ensemble:
         return np.broadcast_to(ok[None], m.state["wliq"].shape).copy()
 
     def analysis_context(self, method: Any) -> AnalysisContext:
-        """The arrays-only context of an analysis by ``method`` on this ensemble (see :mod:`landimg.da`)."""
+        """The arrays-only context of an analysis by ``method`` on this ensemble as it is laid out (see
+        :mod:`landimg.da`; :meth:`analyze` moves it to the layout the method asks for)."""
         return AnalysisContext(
             h=self.observation_weights(method.obs_depth), geometry=self.geometry, layout=self.layout,
-            rngs=self.obs_rngs, update_mask=self.update_mask(method.snow_threshold), cache=self.cache,
-            state=self.da_state,
+            columns=None if self.layout.whole else self.columns, rngs=self.obs_rngs,
+            update_mask=self.update_mask(method.snow_threshold), cache=self.cache, state=self.da_state,
         )  # fmt: skip
+
+    def analysis_layout(self, method: Any) -> AnalysisLayout:
+        """The layout ``method.need`` asks for and the transposition there (collective; one per need)."""
+        need = method.need
+        key = (need.distribution, float(need.halo_km))
+        if key not in self._analysis_layouts:
+            self._analysis_layouts[key] = analysis_layout(self.layout, need, self.grid)
+        return self._analysis_layouts[key]
 
     def analyze(
         self,
@@ -226,50 +278,42 @@ class Ensemble:
     ) -> Diagnostics:
         """Assimilate an observation image of the layer ``method.obs_depth`` (see :meth:`assimilate`).
 
-        The background goes to the method in the layout it asks for (``method.need``): whole members as
-        held (``MEMBERS``), or every member of the columns (``COLUMNS``: gathered here; every rank then
-        holds one block with every column, and keeps its own members' increments). Observation
-        perturbations, when needed, are drawn from each member's own stream (:meth:`ObsError.draw` of the
-        error the method assumes) before the redistribution.
+        The background goes to the method in the layout it asks for (``method.need``,
+        :mod:`landimg.ensemble.redistribute`): whole members (``MEMBERS``: each member's every column on
+        one rank), every member of a block of columns and its halo (``COLUMNS``: one block per rank), or as
+        held (``NONE``); the update mask, the observation perturbations and the observations of the
+        columns held there go with it, and the increments of each block's own columns come back.
+        Observation perturbations, when needed, are drawn by every rank from its members' own streams
+        (:meth:`ObsError.draw` of the error the method assumes, over the whole domain, then this rank's
+        columns) before the redistribution.
 
         Returns the typed :class:`~landimg.da.protocol.Diagnostics`, with the water booking filled in.
         """
         obs, err, mask = self._check_observations(obs_image, obs_std, obs_mask)
-        g, lay, need = self.grid, self.layout, method.need
+        g, need = self.grid, method.need
         obs, mask = g.to_columns(obs), None if mask is None else g.to_columns(mask)
+        where = self.analysis_layout(method)
+        tr = where.transposer
         context = self.analysis_context(method)
-        theta = self.model.theta()
-        if need.perturbations:  # (ncol, nloc): each member from its own stream, over the whole domain
-            context.perturbations = method.assumed_obs_error(err).draw(self.obs_rngs, self.geometry).T
-        if need.distribution is Distribution.COLUMNS and not isinstance(self.comm, SerialComm) and lay.size > 1:
-            dtheta, diag = method.analyze(*self._column_complete(theta, context), obs, err, mask, context)
-            dtheta = None if dtheta is None else dtheta[:, :, lay.start : lay.stop]
-        else:
-            if need.distribution is Distribution.COLUMNS:
-                context.rngs = None  # every member is here: perturbations come from the host
-            dtheta, diag = method.analyze(theta, obs, err, mask, context)
+        theta, ok = self.model.theta(), context.update_mask
+        pert = None
+        if need.perturbations:  # (ncol_local, nloc): each member from its own stream, over the whole domain
+            mine = err if self.layout.whole else err.take(self.columns)
+            pert = method.assumed_obs_error(mine).draw(self.obs_rngs, g, columns=self.columns).T
+        context.layout, context.columns, context.owned = where.layout, where.columns, where.owned
+        context.update_mask = tr.forward(ok)
+        context.perturbations = None if pert is None else tr.forward(pert)
+        if not tr.identity:  # the members held there are not this rank's: the host drew the perturbations
+            context.rngs = None
+        if where.columns is not None:  # the observations of the columns held there
+            cols = where.columns
+            obs, err, mask = obs[cols], err.take(cols), None if mask is None else mask[cols]
+        dtheta, diag = method.analyze(tr.forward(theta), obs, err, mask, context)
         if dtheta is None:
             diag.clipped_water_kg_m2 = 0.0
         else:
-            self._apply_increments(dtheta, diag)
+            self._apply_increments(tr.backward(np.asarray(dtheta, dtype=np.float64)), diag)
         return diag
-
-    def _column_complete(self, theta: np.ndarray, context: AnalysisContext) -> tuple[np.ndarray]:
-        """Member layout -> column-complete layout of one block holding every column (in place on
-        ``context``: every member's update mask and perturbations, a serial member layout). Returns
-        ``(background,)`` (nlev, ncol, nmem)."""
-        lay = self.layout
-
-        def gather(a: np.ndarray) -> np.ndarray:  # (..., ncol, nloc) -> (..., ncol, nmem), member order,
-            # Fortran-ordered like the model's arrays (numpy's reductions follow the memory order: same bits)
-            return np.asfortranarray(np.moveaxis(lay.allgather_members(np.moveaxis(a, -1, 0)), 0, -1))
-
-        if context.update_mask is not None:
-            context.update_mask = gather(context.update_mask.astype(np.float64)) > 0.5
-        if context.perturbations is not None:
-            context.perturbations = gather(context.perturbations)
-        context.layout, context.rngs = MemberLayout(self.nmem, SerialComm()), None
-        return (gather(theta),)
 
     def assimilate(
         self,
@@ -341,45 +385,46 @@ class Ensemble:
         applied, clipped = model.add_soil_water(dw)
         computed = dw.sum(axis=0)
 
-        def tot(a: np.ndarray) -> float:  # domain mean per member, (ncol, nloc) -> scalar, member-ordered
-            return float(lay.ordered_sum(np.asarray(a).T).sum()) / (lay.nmem * model.ncol)
-
-        diag.computed_water_kg_m2 = tot(computed)
-        diag.applied_water_kg_m2 = tot(applied)
-        diag.clipped_water_kg_m2 = tot(clipped)
-        diag.clipped_abs_water_kg_m2 = tot(np.abs(clipped))
+        # domain means per member: summed over the members in member order, then over the columns with the
+        # fixed chunking (the same bits on any layout)
+        parts = np.stack([computed, applied, clipped, np.abs(clipped)])
+        tot = lay.domain_sum(parts) / (lay.nmem * self.grid.ncol)
+        (diag.computed_water_kg_m2, diag.applied_water_kg_m2, diag.clipped_water_kg_m2,
+         diag.clipped_abs_water_kg_m2) = (float(v) for v in tot)  # fmt: skip
 
     # ------------------------------------------------------------------ restart
     def gather_state(self, root: int = 0) -> dict[str, Any] | None:
-        """Full ensemble state with the member axis complete, on ``root`` (None elsewhere).
+        """Full ensemble state, every member and column, on world rank ``root`` (None elsewhere).
 
-        Keys: ``model/<name>`` (model arrays, member axis last), ``perturb_z`` (nmem, nvar, ncol),
+        Keys: ``model/<name>`` (model arrays (..., ncol, nmem)), ``perturb_z`` (nmem, nvar, ncol),
         ``rng_forcing`` and ``rng_obs`` (lists of bit-generator states in member order), ``da_state``
-        (dict of 0-d arrays: what the analysis methods carry between analyses), ``seed``, ``nmem``.
+        (dict of 0-d arrays: what the analysis methods carry between analyses), ``seed``, ``nmem``. The
+        same whatever the layout, so a state gathered on one layout scatters on any other.
         """
         lay = self.layout
         out: dict[str, Any] = {}
         for key, arr in self.model.get_state().items():
-            full = lay.gather_members(np.moveaxis(arr, _MODEL_MEMBER_AXIS, 0), root=root)
+            full = lay.gather(arr, root=root)
             if full is not None:
-                out[f"model/{key}"] = np.asfortranarray(np.moveaxis(full, 0, _MODEL_MEMBER_AXIS))
+                out[f"model/{key}"] = full
+        first = lay.block == 0  # every block of a member group holds the same streams: take the first's
         if self.perturber is not None:
             pstate = self.perturber.get_state()
-            z = lay.gather_members(pstate["z"], root=root)
-            rng_f = self.comm.gather(pstate["rng"], root=root)
+            z = lay.gather(np.moveaxis(pstate["z"], 0, -1), root=root)  # (nvar, ncol, nmem)
+            rng_f = self.comm.gather(pstate["rng"] if first else None, root=root)
             if z is not None:
-                out["perturb_z"] = z
-                out["rng_forcing"] = [s for part in rng_f for s in part]
-        rng_o = self.comm.gather([g.bit_generator.state for g in self.obs_rngs], root=root)
+                out["perturb_z"] = np.ascontiguousarray(np.moveaxis(z, -1, 0))
+                out["rng_forcing"] = [s for part in rng_f if part is not None for s in part]
+        rng_o = self.comm.gather([g.bit_generator.state for g in self.obs_rngs] if first else None, root=root)
         if lay.rank != root:
             return None
-        out["rng_obs"] = [s for part in rng_o for s in part]
+        out["rng_obs"] = [s for part in rng_o if part is not None for s in part]
         out["da_state"] = {k: np.asarray(v, dtype=np.float64) for k, v in sorted(self.da_state.items())}
         out["seed"], out["nmem"] = self.seed, self.nmem
         return out
 
     def scatter_state(self, state: Mapping[str, Any] | None, root: int = 0) -> None:
-        """Restore a state from :meth:`gather_state` (given on ``root``; ignored elsewhere)."""
+        """Restore a state from :meth:`gather_state` (given on ``root``; ignored elsewhere), on any layout."""
         lay = self.layout
         bad = lay.rank == root and (state is None or int(state.get("nmem", -1)) != self.nmem)
         if self.comm.bcast(bad, root=root):  # every rank raises, none is left waiting
@@ -389,10 +434,8 @@ class Ensemble:
         )
         snap = {}
         for key in keys:
-            full = None if lay.rank != root else np.moveaxis(np.asarray(state[key]), _MODEL_MEMBER_AXIS, 0)
-            snap[key[len("model/") :]] = np.asfortranarray(
-                np.moveaxis(lay.scatter_members(full, root=root), 0, _MODEL_MEMBER_AXIS)
-            )
+            full = None if lay.rank != root else np.asarray(state[key])
+            snap[key[len("model/") :]] = lay.scatter(full, root=root)
         self.model.set_state(snap)
         sl = slice(lay.start, lay.stop)
         rng_o = self.comm.bcast(None if lay.rank != root else state["rng_obs"], root=root)
@@ -403,6 +446,7 @@ class Ensemble:
             k: float(v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64) for k, v in da_state.items()
         }
         if self.perturber is not None:
-            z = lay.scatter_members(None if lay.rank != root else state["perturb_z"], root=root)
+            full = None if lay.rank != root else np.moveaxis(np.asarray(state["perturb_z"]), 0, -1)
+            z = np.ascontiguousarray(np.moveaxis(lay.scatter(full, root=root), -1, 0))
             rng_f = self.comm.bcast(None if lay.rank != root else state["rng_forcing"], root=root)
             self.perturber.set_state({"z": z, "rng": rng_f[sl]})

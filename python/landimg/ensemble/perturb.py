@@ -286,7 +286,7 @@ _LAST_DRAW: dict[str, Any] = {}
 
 
 class ForcingPerturber:
-    """The forcing perturbations of a set of members (this rank's), evolving by AR(1).
+    """The forcing perturbations of a set of members (this rank's) on a set of columns, evolving by AR(1).
 
     Parameters
     ----------
@@ -296,19 +296,27 @@ class ForcingPerturber:
         Global member indices handled here.
     seed : int
         Experiment seed; member ``i`` uses ``member_rng(seed, i, Purpose.FORCING)``.
+    columns : slice, optional
+        The columns handled here (a rank's block; default all). The fields are drawn over the whole grid
+        and cut to them, so a member's perturbation at a column does not depend on the block.
 
     Attributes
     ----------
     z : ndarray (nloc, nvar, ncol), or (nloc, nvar + 1, ncol) with the persistent rain error
-        Current standard-normal, cross-correlated perturbation fields (last row: the persistent rain
-        error field when ``config.rain_error_std > 0``).
+        Current standard-normal, cross-correlated perturbation fields of the columns handled (last row:
+        the persistent rain error field when ``config.rain_error_std > 0``).
     """
 
-    def __init__(self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0) -> None:
+    def __init__(
+        self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0,
+        columns: slice | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)
+        self.columns = slice(None) if columns is None else columns
+        self.ncol = len(range(grid.ncol)[self.columns])
         # innovations drawn in single precision (~0.6 of the cost; module docstring), evolved in double
         self._maker = _FieldMaker(grid, config.length_km, np.float32)
         slow_on = config.rain_error_std > 0
@@ -319,7 +327,7 @@ class ForcingPerturber:
         slow = None if self._slow is None else config.rain_error_km
         self._draw_key = (grid.shape, grid.cell_size_km(), grid.periodic_lon, land, config.length_km,
                           self._chol.tobytes(), slow)  # fmt: skip
-        self.z = self._innovation().copy()  # stationary start
+        self.z = self._innovation()[..., self.columns].copy()  # stationary start
         self.rain_shift = RainShift(grid, config.rain_shift_km, self.seed) if config.rain_shift_km > 0 else None
 
     def _innovation(self) -> np.ndarray:
@@ -356,7 +364,7 @@ class ForcingPerturber:
         phi = np.full((self.z.shape[1], 1), np.exp(-dt_seconds / (3600.0 * self.config.tau_hours)))
         if self._slow is not None:
             phi[nvar:] = np.exp(-dt_seconds / (86400.0 * self.config.rain_error_tau_days))
-        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()
+        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()[..., self.columns]
 
     def factors(self) -> dict[str, np.ndarray]:
         """Current perturbation per variable, (ncol, nloc): factor (multiplicative) or offset (additive)."""
@@ -381,7 +389,9 @@ class ForcingPerturber:
         Parameters
         ----------
         forcing : dict of ndarray (ncol,) or (ncol, nloc)
-            Unperturbed forcing.
+            Unperturbed forcing of every column of the grid or of the columns handled (``columns``);
+            with ``rain_shift_km > 0`` the precipitation of every column (the shift moves rain across
+            blocks; the shifted field is then cut to the columns handled).
         t : float, optional
             Time of the step, s since the experiment start: needed with ``rain_shift_km > 0`` (each
             member's rain is shifted by its vector of that day, :class:`RainShift`, before its factors).
@@ -391,22 +401,25 @@ class ForcingPerturber:
         dict of ndarray (ncol, nloc), Fortran-ordered
             Every key of ``forcing``; perturbed keys changed (precipitation and shortwave stay >= 0).
         """
-        nloc, ncol = len(self.members), self.grid.ncol
+        nloc, ncol, whole = len(self.members), self.ncol, self.grid.ncol
         facs = self.factors()
         out = {}
         for key, val in forcing.items():
             arr = np.asarray(val, dtype=np.float64)
+            if arr.ndim in (1, 2) and arr.shape[0] == whole and whole != ncol:
+                if key == "precip" and self.rain_shift is not None:  # shifted over the whole grid, then cut
+                    arr = self._shifted_rain(np.broadcast_to(arr.reshape(whole, -1), (whole, nloc)), t)
+                arr = arr[self.columns]
+            elif key == "precip" and self.rain_shift is not None:
+                arr = self._shifted_rain(np.broadcast_to(arr.reshape(arr.shape[0], -1), (ncol, nloc)), t)
             if arr.shape == (ncol,):
                 arr = arr[:, None]
             if arr.shape not in ((ncol, 1), (ncol, nloc)):
                 raise ValueError(
                     f"forcing[{key!r}] has shape {np.shape(val)}, expected ({ncol},) or ({ncol}, {nloc})"
+                    + (f", or of every column ({whole},)" if whole != ncol else "")
                 )
             arr = np.broadcast_to(arr, (ncol, nloc))
-            if key == "precip" and self.rain_shift is not None:
-                if t is None:
-                    raise ValueError("ForcingPerturber.apply: rain_shift_km > 0 needs the step's time t")
-                arr = self.rain_shift.apply(arr, self.members, t)
             if key in facs:
                 idx = self.config.variables.index(key)
                 arr = arr * facs[key] if self.config.multiplicative[idx] else arr + facs[key]
@@ -415,6 +428,17 @@ class ForcingPerturber:
                         arr = np.clip(arr, lo, hi)
             out[key] = np.asfortranarray(arr)
         return out
+
+    def _shifted_rain(self, precip: np.ndarray, t: float | None) -> np.ndarray:
+        """The members' rain (ncol, nloc) of every column of the grid, shifted (:class:`RainShift`)."""
+        if t is None:
+            raise ValueError("ForcingPerturber.apply: rain_shift_km > 0 needs the step's time t")
+        if precip.shape[0] != self.grid.ncol:
+            raise ValueError(
+                f"ForcingPerturber.apply: rain_shift_km > 0 needs the precipitation of every column "
+                f"({self.grid.ncol}), got {precip.shape[0]}"
+            )
+        return self.rain_shift.apply(precip, self.members, t)
 
     def get_state(self) -> dict[str, Any]:
         """Serialisable state: ``z`` (nloc, nvar, ncol) and the generators' bit-generator states."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -10,6 +11,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from landimg.atomic import DiskError
 from landimg.experiment.config import Config, ConfigError, input_files, load_config, to_dict, to_toml
 from landimg.experiment.loop import RunStopped, run, saved_config
 from landimg.experiment.output import OutputDirError, prepare_out_dir
@@ -23,6 +25,7 @@ from landimg.experiment.restart import (
 )  # fmt: skip
 from landimg.experiment.setup import InputError
 from landimg.experiment.summary import format_table
+from landimg.notices import WarningLog
 
 __all__ = ["main"]
 
@@ -49,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def changed_keys(old: Config, new: Config, asked: list[str] | None = None) -> list[str]:
-    """``section.key`` whose value differs between two configurations (only those in ``asked`` if given)."""
-    a, b = to_dict(old), to_dict(new)
+    """``section.key`` whose value differs between two configurations (only those in ``asked`` if given);
+    ``[parallel]`` (the layout of the ranks, not part of the experiment) is left out."""
+    a, b = ({s: v for s, v in to_dict(c).items() if s != "parallel"} for c in (old, new))
     keys = {f"{s}.{k}" for tree in (a, b) for s in tree for k in tree[s]}
     diff = sorted(
         k
@@ -61,23 +65,23 @@ def changed_keys(old: Config, new: Config, asked: list[str] | None = None) -> li
 
 
 def _resume_config(out: Path, cfg: Config, args: argparse.Namespace) -> Config:
-    """The stopped run's configuration; an error naming the keys the user changed if they differ."""
-    saved = saved_config(out)
+    """The stopped run's configuration with this run's ``[parallel]`` layout (any layout continues a run
+    bitwise); an error naming the keys the user changed if anything else differs."""
+    saved = dataclasses.replace(saved_config(out), parallel=cfg.parallel)
     changed = changed_inputs(recorded_inputs(load_for_resume(out)), file_hashes(input_files(saved)))
     if changed:
         raise ConfigError(
             f"--resume: input file(s) changed since the run stopped: {', '.join(changed)}; "
             "restore them, or start a new run"
         )
-    if (args.config or args.set) and saved != cfg:
-        asked = [t.split("=", 1)[0].strip() for t in args.set]
-        if args.config:
-            fresh = load_config(args.config)
-            asked += changed_keys(load_config(), fresh)
+    asked = [t.split("=", 1)[0].strip() for t in args.set]
+    if args.config:
+        asked += changed_keys(load_config(), load_config(args.config))
+    if [k for k in asked if not k.startswith("parallel.")] and saved != cfg:  # [parallel] may change
         changed = changed_keys(saved, cfg, asked) or changed_keys(saved, cfg)
         raise ConfigError(
             f"--resume: {', '.join(changed)} differ(s) from the stopped run's configuration "
-            "(omit --config/--set to continue it as it was)"
+            "(omit --config/--set to continue it as it was; [parallel] may change)"
         )
     return saved
 
@@ -110,7 +114,7 @@ def _run_line(exc: BaseException, out: Path, rank: int) -> tuple[str, int]:
         signum = getattr(exc, "signum", 2)
         kept = f"; {resume}" if (out / RESTART_NAME).exists() else "; nothing was kept"
         return f"{_PROG}: interrupted by {_signal_name(signum)}{kept}", 128 + signum
-    if isinstance(exc, InputError):
+    if isinstance(exc, (InputError, DiskError)):
         return f"{_PROG}: error: {exc}", 2
     first = str(exc).splitlines()[0] if str(exc) else ""
     if os.environ.get("LANDIMG_TRACEBACK"):
@@ -131,20 +135,30 @@ def _signal_name(signum: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status.
 
-    0 success; 2 usage, configuration, input or output-directory errors; 128 + signal number when
-    stopped by SIGINT/SIGTERM (the restart of the last complete day is kept); 1 an unexpected error
-    (all ranks are aborted; the failing rank prints one line).
+    0 success; 2 usage, configuration, input or output-directory errors, or a disk that refused a write
+    (full, no permission); 128 + signal number when stopped by SIGINT/SIGTERM (the restart of the last
+    complete day is kept); 1 an unexpected error (all ranks are aborted; the failing rank prints one line).
+    landimg's warnings are printed by rank 0, each distinct one once with a count; other packages'
+    warnings are dropped (:class:`landimg.notices.WarningLog`).
     """
-    from landimg.parallel import StopRequest, default_comm, finish_together, install_abort_excepthook
+    from landimg.parallel import default_comm, install_abort_excepthook
 
     args = _parser().parse_args(argv)
     comm = default_comm()
+    if comm.Get_size() > 1:
+        install_abort_excepthook(comm)
+    with WarningLog(_PROG, enabled=comm.Get_rank() == 0) as notices:
+        return _main(args, comm, notices)
+
+
+def _main(args: argparse.Namespace, comm: Any, notices: WarningLog) -> int:
+    from landimg.parallel import StopRequest, finish_together
+
     rank, size = comm.Get_rank(), comm.Get_size()
     errcomm = comm.Dup() if size > 1 else comm  # reserved for agreeing on failures
-    if size > 1:
-        install_abort_excepthook(comm)
 
     def fail(msg: str) -> int:  # an error every rank found: rank 0 says it once, no rank aborts another
+        notices.flush()
         return finish_together(comm, errcomm, f"{_PROG}: error: {msg}", 2)
 
     try:
@@ -161,21 +175,19 @@ def main(argv: list[str] | None = None) -> int:
     err, cfg, created = _prepare(args, cfg, comm)
     if err:
         return fail(err)
-    if size > cfg.ensemble.members:
-        return fail(
-            f"{size} ranks for ensemble.members = {cfg.ensemble.members}: run on at most {cfg.ensemble.members} ranks"
-        )
     stop = StopRequest().install()
     try:
         result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop,
-                     spinup_cache=args.spinup_cache)  # fmt: skip
+                     spinup_cache=args.spinup_cache, notices=notices)  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - every way out ends all ranks with one line
         if rank == 0 and created and not (out / RESTART_NAME).exists():
             shutil.rmtree(out, ignore_errors=True)
         line, code = _run_line(exc, out, rank)
+        notices.flush()
         return finish_together(comm, errcomm, line, code)
     finally:
         stop.restore()
+    notices.flush()
     if result is not None and rank == 0:
         print(format_table(result.summary), flush=True)
     return 0  # errcomm is not freed: that is collective, and rank 0 may still fail in its final write

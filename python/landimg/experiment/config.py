@@ -23,7 +23,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from landimg import da
 from landimg.experiment.config_inputs import ForcingConfig, ObsConfig, ReferenceConfig, StationsConfig
@@ -33,7 +33,7 @@ from landimg.experiment.settings import ConfigError, build_section, setting, spe
 __all__ = [
     "DEFAULT_METHODS", "METHODS", "MOVED", "PRESETS", "SECTIONS", "SUPPLIED", "AnalysisConfig", "Config",
     "ConfigError", "DomainConfig", "EnsembleConfig", "ExperimentConfig", "ForcingConfig", "ObsConfig",
-    "OutputConfig", "ReferenceConfig", "StationsConfig", "WORLDS", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
+    "OutputConfig", "ParallelConfig", "ReferenceConfig", "StationsConfig", "WORLDS", "from_dict", "input_files", "load_config", "method_sections", "parse_override",
     "to_dict", "to_toml",
 ]  # fmt: skip
 
@@ -113,9 +113,18 @@ class ExperimentConfig:
             f"must divide one day, got {self.dt}",
         )
         try:
-            _dt.date.fromisoformat(self.start)
+            start = _dt.date.fromisoformat(self.start)
         except ValueError:
             raise ValueError(f"start must be a date YYYY-MM-DD, got {self.start!r}") from None
+        for key, days, sign, limit in (("spinup_days", self.spinup_days, -1, "before year 1"),
+                                       ("days", self.days, 1, "after year 9999")):  # fmt: skip
+            try:
+                start + sign * _dt.timedelta(days=days + (sign > 0))
+            except OverflowError:
+                where = "before" if sign < 0 else "after"
+                raise ValueError(
+                    f"{key}: {days} days {where} experiment.start {self.start} is {limit} (the calendar's range)"
+                ) from None
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ class DomainConfig:
         else:
             (s, n), (w, e), _ = PRESETS[self.preset]
         for span, name in ((n - s, "latitude"), (e - w, "longitude")):
+            _must(span / self.res < 1e9, "res", f"= {self.res} gives {span / self.res:.3g} cells along {name}, too many")
             where = "bbox" if self.bbox else self.preset
             _must(abs(span / self.res - round(span / self.res)) <= 1e-6, "res",
                   f"{self.res} does not divide the {where} {name} span of {span} degrees")  # fmt: skip
@@ -255,11 +265,25 @@ class OutputConfig:
     log_every_days: int = setting(5, "Progress line interval when the output is not a terminal.", gt=0)
 
 
+@dataclass(frozen=True)
+class ParallelConfig:
+    """How the ranks are laid out (not the experiment's identity: every layout gives the same bits)."""
+
+    column_blocks: int | Literal["auto"] = setting(
+        "auto",
+        "Column blocks K of the layout: the P ranks are G member groups x K blocks of columns (P = G x K; "
+        "each rank steps its group's members on its block). `\"auto\"`: 1 while P <= ensemble.members, "
+        "else the smallest K that divides P with at most ensemble.members groups. Results are bitwise the "
+        "same on every layout; `--resume` may change it.",
+        ge=1,
+    )
+
+
 #: The experiment's own sections (TOML name -> dataclass), in --print-config order.
 SECTIONS: dict[str, type] = {
     "experiment": ExperimentConfig, "ensemble": EnsembleConfig, "domain": DomainConfig,
     "forcing": ForcingConfig, "analysis": AnalysisConfig, "obs": ObsConfig, "reference": ReferenceConfig,
-    "stations": StationsConfig, "output": OutputConfig,
+    "stations": StationsConfig, "output": OutputConfig, "parallel": ParallelConfig,
 }  # fmt: skip
 
 
@@ -285,6 +309,7 @@ class Config:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     stations: StationsConfig = field(default_factory=StationsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
     method: dict[str, Any] = field(default_factory=_default_methods)
 
     def __post_init__(self) -> None:

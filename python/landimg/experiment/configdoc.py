@@ -42,8 +42,12 @@ landimg.cycle: error: defaults + --set: unknown key experiment.dayz; did you mea
 ```
 
 Integers are required where the default is an integer (`days = 2.5` is an error), numbers where it is a
-float (an integer is accepted), `true`/`false` for booleans. Keys shown as *unset* are optional: leave
-them out to get the behaviour described (there are no -1/0 placeholder values). With `--resume` the
+float (an integer is accepted), `true`/`false` for booleans. Numbers must be finite (TOML's `inf` and
+`nan` are refused) and integers fit in 64 bits; the spin-up's start and the run's end must be dates of
+the calendar (years 1-9999). Before anything of the grid's size is made, the run estimates its memory
+from these keys (cells from the domain's box and `res`, land cells from the built-in mask sampled at
+most 200 x 400 times) and refuses, in one line, a run the node cannot hold. Keys shown as *unset* are
+optional: leave them out to get the behaviour described (there are no -1/0 placeholder values). With `--resume` the
 configuration stored in the restart file is used; passing a different one is an error naming the keys
 you changed.
 
@@ -86,6 +90,8 @@ def _meaning(s: Spec) -> str:
         checks.append("one of " + ", ".join(f"`{c}`" for c in s.choices))
     words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
     checks += [f"{words[op]} {b:g}" for op, b in s.bounds]
+    if s.words:
+        checks.append("or " + " or ".join(f'`"{w}"`' for w in s.words))
     return text + (f" ({'; '.join(checks)})" if checks else "")
 
 

@@ -27,8 +27,8 @@ import numpy as np
 from landimg import units
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import to_unit
-from landimg.ensemble.grid import Grid
 from landimg.experiment.config import Config
+from landimg.grid import Grid
 from landimg.random_fields import gaussian_random_field
 
 __all__ = ["IGBP_NAMES", "Domain", "build_domain", "build_grid", "read_field_file"]

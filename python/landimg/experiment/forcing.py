@@ -43,9 +43,9 @@ from landimg import units
 from landimg.data.common import attr, check_record_span, seconds_after
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import ALMA_QUANTITIES, packing_slack
-from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ForcingConfig
 from landimg.experiment.storm_pairs import StormColumnPairs
+from landimg.grid import Grid
 from landimg.random_fields import gaussian_random_field
 
 __all__ = [

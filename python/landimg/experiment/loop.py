@@ -6,18 +6,24 @@ One path of data through a day (every rank; rank 0 records):
     at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
     end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
 
-Ranks split the members; every reduction is in member order, so results do not depend on the ranks.
+The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
+each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
+observations are still made for the whole domain on every rank, and cut to the block). Every reduction is
+in member order and every domain sum uses the fixed chunking of the columns, so results do not depend on
+the layout.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
@@ -58,24 +64,27 @@ class _Run:
     comm: Any
     nature: Any
     ensembles: dict[str, Any]
+    column_blocks: int = 1
     history: History | None = None
     day0: int = 0
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
+    saved_day: int | None = None  # the day of the restart on disk (None: none yet)
 
     @property
     def rank(self) -> int:
         return self.comm.Get_rank()
 
 
-def _ensembles(cfg: Config, s: Setup, comm: Any) -> dict[str, Any]:
+def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
     from landimg.ensemble.ensemble import Ensemble
 
     e = cfg.experiment
     return {
         name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
-                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp})
+                       perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp},
+                       column_blocks=column_blocks)
         for name in s.methods
     }  # fmt: skip
 
@@ -89,15 +98,18 @@ def _start(
     prog: Progress,
     cache: Path | None,
     timings: Timings,
+    column_blocks: int = 1,
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
-    r = _Run(cfg, s, comm, new_nature(cfg, s), _ensembles(cfg, s, comm), timings=timings)
+    ens = _ensembles(cfg, s, comm, column_blocks)
+    r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
+        r.saved_day = r.day0
         r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
         # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
         s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
@@ -113,7 +125,7 @@ def _start(
     t0 = time.perf_counter()
     with timings("spinup"):
         nature, member, status = cached_spinup(
-            lambda: spinup(cfg, s, comm, timings),
+            lambda: spinup(cfg, s, comm, timings, prog.phase(cfg.experiment.spinup_days, "spin-up day")),
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
             cache,
             comm,
@@ -129,7 +141,7 @@ def _start(
         r.history = History.empty(
             cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
         )
-        (out / "restart").mkdir(parents=True, exist_ok=True)  # created only now: set-up errors leave nothing
+    _on_rank0(comm, lambda: make_dirs(out / "restart"), "nothing was kept")  # only now: set-up errors leave nothing
     return r
 
 
@@ -258,24 +270,83 @@ def _instrument(r: _Run) -> None:
             t.instrument(ens.perturber, "apply", "perturbations")
 
 
-def _check_memory(cfg: Config, s: Setup, comm: Any) -> None:
-    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has."""
-    from landimg.experiment.memory import available_bytes, estimate_memory, memory_error, ranks_on_node
+def _column_blocks(cfg: Config, s: Setup, comm: Any) -> int:
+    """``K`` of ``[parallel] column_blocks`` on this run's ranks (InputError, one line, when the ranks are
+    not G x K, a group would hold no member, or the domain has fewer column chunks)."""
+    from landimg.layout import LayoutError, resolve_column_blocks
 
-    grid = s.domain.grid
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
-    found = [m for m in comm.allgather(memory_error(est, available_bytes())) if m]
+    try:
+        return resolve_column_blocks(
+            cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, s.domain.grid.ncol
+        )
+    except LayoutError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_memory(cfg: Config, s: Setup | None, comm: Any, column_blocks: int | None = None) -> None:
+    """Refuse (InputError, the same on every rank) a run whose estimated memory exceeds what a node has.
+
+    Without a set-up (``s`` None), the grid's size and land columns come from the configuration
+    (:func:`~landimg.experiment.memory.config_grid`): the check runs before any array of the grid's size
+    is made (the layout's column blocks from those columns too; a layout that cannot be made is left to
+    the check on the built grid); with it, from the grid built.
+    """
+    from landimg.experiment import memory
+    from landimg.layout import LayoutError, resolve_column_blocks
+
+    if s is None:
+        shape, ncol = memory.config_grid(cfg)
+        try:
+            column_blocks = resolve_column_blocks(
+                cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, ncol
+            )
+        except LayoutError:
+            column_blocks = 1
+    else:
+        shape, ncol = s.domain.grid.shape, s.domain.grid.ncol
+    est = memory.estimate_memory(
+        cfg, shape, ncol, comm.Get_size(), memory.ranks_on_node(comm), column_blocks or 1
+    )
+    found = [m for m in comm.allgather(memory.memory_error(est, memory.available_bytes())) if m]
     if found:
         raise InputError(found[0])
+
+
+def _on_rank0(comm: Any, work: Callable[[], Any], kept: str) -> Any:
+    """``work()`` on rank 0 (its result there, None elsewhere); a disk refusing a write there
+    (:class:`~landimg.atomic.DiskError`) is raised on every rank, its message ending with ``kept``
+    (what is on disk and how to go on), so all ranks end with the same one line."""
+    result, failed = None, None
+    if comm.Get_rank() == 0:
+        try:
+            result = work()
+        except DiskError as exc:
+            failed = exc.with_hint(kept)
+    failed = comm.bcast(failed, root=0)
+    if failed is not None:
+        raise failed
+    return result
+
+
+def _kept(r: _Run, outputs: bool = False) -> str:
+    """What a run stopped by a disk error keeps, and how to go on."""
+    if r.saved_day is None:
+        return "nothing was kept"
+    then = "--resume writes the outputs" if outputs else "continue with --resume"
+    return f"the restart after day {r.saved_day} is kept: free space or fix the permissions, then {then}"
 
 
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
-    if r.rank == 0:
+
+    def write() -> None:
         wall = r.wall_before + time.perf_counter() - t_start
         write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
                          observer=r.s.observer.synthetic.get_state())  # fmt: skip
+
+    _on_rank0(r.comm, write, _kept(r))
+    r.saved_day = day
 
 
 def run(
@@ -288,6 +359,7 @@ def run(
     stop_after_days: int | None = None,
     stop: Any = None,
     spinup_cache: str | Path | None = None,
+    notices: Any = None,
 ) -> RunResult | None:
     """Run (or resume) the experiment of ``cfg`` writing into ``out``.
 
@@ -310,6 +382,8 @@ def run(
     spinup_cache : str or Path, optional
         Directory of spun-up states (:mod:`landimg.experiment.spinup_cache`): a spin-up found there is
         read instead of run (bitwise the same states), one not found is run and stored.
+    notices : landimg.notices.WarningLog, optional
+        Flushed after the set-up and after the spin-up, so that warnings about the inputs appear then.
 
     Returns
     -------
@@ -327,9 +401,14 @@ def run(
     comm = default_comm() if comm is None else comm
     out, t_start, timings = Path(out), time.perf_counter(), Timings()
     rank, size, e = comm.Get_rank(), comm.Get_size(), cfg.experiment
+    try:
+        _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
+    except OSError as exc:  # the land-mask cache
+        raise InputError(str(exc)) from exc
     s = setup(cfg, progress=progress and rank == 0)
     grid = s.domain.grid
-    _check_memory(cfg, s, comm)
+    k = _column_blocks(cfg, s, comm)
+    _check_memory(cfg, s, comm, k)
     cache = None if spinup_cache is None or resume else Path(spinup_cache)
     if cache is not None:
         try:
@@ -341,11 +420,15 @@ def run(
     prog = Progress(e.days, cfg.output.log_every_days, progress and rank == 0)
     prog.log(
         f"{'bbox' if cfg.domain.bbox else cfg.domain.preset} {grid.shape[0]}x{grid.shape[1]} ({grid.ncol} land columns), {cfg.ensemble.members} members"
-        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s), {e.days} days"
+        f" x {len(s.methods)} methods ({', '.join(s.methods)}) on {size} rank(s) ({size // k} member groups"
+        f" x {k} column blocks), {e.days} days"
     )
     if not cfg.ensemble.perturb and set(s.methods) - {"openloop"}:
         prog.log("warning: ensemble.perturb = false: all members are identical, so the EnKFs make no update")
-    r = _start(cfg, s, out, comm, resume, prog, cache, timings)
+    flush = notices.flush if notices is not None else (lambda: None)
+    flush()
+    r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
+    flush()
     for day in range(r.day0, e.days):
         _day(r, day)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
@@ -361,24 +444,33 @@ def run(
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
-    if r.history is None:
-        return None
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k), _kept(r, outputs=True))
+    return None if r.history is None else RunResult(summary=summary, history=r.history)
+
+
+def _finish(
+    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int
+) -> dict[str, Any]:
+    """Rank 0 after the last day: summary.json, the output files, the previous restart removed
+    (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column blocks)."""
+    from landimg.experiment.output import write_json
+
+    cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
     summary = summarize(
         cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
     )
+    summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_outputs(cfg, grid, s.stations, out, r.history, timings)
+        write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
     summary["analysis_cpu_seconds"] = {  # the largest rank; this session (a resumed run: since the resume)
         name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
     }
-    from landimg.experiment.output import write_json
-
     write_json(out / "summary.json", summary)
     finish(out)
-    return RunResult(summary=summary, history=r.history)
+    return summary
 
 
 def saved_config(out: Path) -> Config:

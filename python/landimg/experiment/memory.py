@@ -1,10 +1,13 @@
 """Memory estimate of an experiment before anything large is allocated, and the memory this node has.
 
-The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing and
-perturbation work, the analysis' work arrays, rank 0's history and restart gather), calibrated on
-measured peaks (``docs/benchmarks.md``: a serial CONUS 1 deg run with 4 members peaks at ~190 MB). It
-errs high: a run is refused only when the estimate for the ranks on this node exceeds what the node
-(or the cgroup the job runs in) has available.
+The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing, rank 0's
+nature run and history) plus the larger of two phases that do not overlap: the analyses' work arrays
+(perturbation draws, gathered member images, point and curvelet analyses) and rank 0's restart gather.
+It is calibrated on measured peak resident sizes (``docs/benchmarks.md``, ``bench/memory_estimate.py``:
+CONUS, China and global 1 and 0.5 deg runs on 1 and 2 ranks, 8-32 members; estimate / measured 1.0-1.4)
+and errs high; a run is refused only when the estimate for the ranks on this node exceeds what the node
+(or the cgroup the job runs in) has available. Analyses run whole on every rank today, so their work
+arrays count once per rank.
 """
 
 from __future__ import annotations
@@ -14,15 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MemoryEstimate", "available_bytes", "estimate_memory", "memory_error", "ranks_on_node"]
+__all__ = [
+    "MemoryEstimate", "available_bytes", "config_grid", "estimate_memory", "estimated_land_columns",
+    "memory_error", "ranks_on_node",
+]  # fmt: skip
 
 _MB = 1024.0 * 1024.0
-_BASE_BYTES = 140 * 1024 * 1024  # python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
-_COLUMN_MEMBER_BYTES = 500  # ColumnModel arrays per column and member (measured 484 B)
+_BASE_BYTES = 140 * 1024 * 1024  # rank 0: python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
+_OTHER_BASE_BYTES = 110 * 1024 * 1024  # the other ranks draw no figures (measured 76-105 MB after set-up)
+# per column, member and method: the ColumnModel and perturbation state (measured 666 B: China 0.5 deg, 32
+# members, RSS before and after the ensembles are built) and the analyses' member-proportional work arrays
+# (calibrated: that run's analysis phase adds ~670 MB; bench/memory_phases.py)
+_COLUMN_MEMBER_BYTES = 1000
 _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _HISTORY_LAYERS = 3
+_RANK0_ONLY = ("history", "restart gather")  # (the nature run is on every rank since the layouts)
+#: Parts alive at different times (the analyses' work arrays are freed before the restart is gathered):
+#: only the larger group counts.
+_PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("restart gather",))
 
 
 @dataclass(frozen=True)
@@ -32,27 +46,51 @@ class MemoryEstimate:
     Attributes
     ----------
     parts : dict of str -> int
-        Bytes per part on the busiest rank (rank 0, which also holds the history).
+        Bytes per part on the busiest rank (rank 0, which also holds the history and the
+        restart gather).
     ranks_on_node : int
         Ranks of the run sharing this node's memory.
+    rank0_only : tuple of str
+        The parts only rank 0 holds; every other rank holds the rest.
+    phases : tuple of tuple of str
+        Groups of parts alive at different times: only the largest group counts.
+    other_libraries : int or None
+        The ``"libraries"`` part of the other ranks (None: as rank 0's).
     """
 
     parts: dict[str, int] = field(default_factory=dict)
     ranks_on_node: int = 1
+    rank0_only: tuple[str, ...] = ()
+    phases: tuple[tuple[str, ...], ...] = ()
+    other_libraries: int | None = None
+
+    def _peak(self, parts: dict[str, int]) -> int:
+        grouped = {k for group in self.phases for k in group}
+        steady = sum(v for k, v in parts.items() if k not in grouped)
+        return int(steady + max((sum(parts.get(k, 0) for k in g) for g in self.phases), default=0))
 
     @property
     def per_rank(self) -> int:
-        """Estimated peak of the busiest rank, bytes."""
-        return int(sum(self.parts.values()))
+        """Estimated peak of the busiest rank (rank 0), bytes."""
+        return self._peak(self.parts)
+
+    @property
+    def other_rank(self) -> int:
+        """Estimated peak of any other rank, bytes."""
+        parts = {k: v for k, v in self.parts.items() if k not in self.rank0_only}
+        if self.other_libraries is not None and "libraries" in parts:
+            parts["libraries"] = self.other_libraries
+        return self._peak(parts)
 
     @property
     def per_node(self) -> int:
-        """Estimated peak of all ranks on this node, bytes (every rank counted as the busiest)."""
-        return self.per_rank * self.ranks_on_node
+        """Estimated peak of the ranks on this node, bytes: rank 0 and ``ranks_on_node - 1`` others
+        (a node without rank 0 needs less)."""
+        return self.per_rank + (self.ranks_on_node - 1) * self.other_rank
 
 
 def estimate_memory(
-    cfg: Any, shape: tuple[int, int], ncol: int, nranks: int, ranks_on_node: int = 1
+    cfg: Any, shape: tuple[int, int], ncol: int, nranks: int, ranks_on_node: int = 1, column_blocks: int = 1
 ) -> MemoryEstimate:
     """Estimate the peak memory of the busiest rank of the experiment ``cfg``.
 
@@ -65,9 +103,11 @@ def estimate_memory(
     ncol : int
         Land columns.
     nranks : int
-        Ranks of the run (members are split between them).
+        Ranks of the run: ``nranks / column_blocks`` member groups x ``column_blocks`` column blocks.
     ranks_on_node : int
         Ranks sharing this node.
+    column_blocks : int
+        Column blocks of the layout (each rank steps its group's members on its block's columns).
 
     Returns
     -------
@@ -76,7 +116,11 @@ def estimate_memory(
     ny, nx = shape
     cells = ny * nx
     nmem = cfg.ensemble.members
-    nloc = -(-nmem // max(nranks, 1))  # the busiest rank's members
+    k = max(column_blocks, 1)
+    nloc = -(-nmem // max(nranks // k, 1))  # the busiest rank's members
+    nblock = -(-ncol // k)  # and columns (blocks are balanced to a chunk)
+    nmem_da = -(-nmem // max(nranks, 1))  # members of a rank in the whole-member analysis layout
+    ncol_da = min(ncol, 2 * -(-ncol // max(nranks, 1)))  # columns of a column-block analysis: block + halo
     methods = list(cfg.analysis.methods)
     nmeth = len(methods)
     days = cfg.experiment.days
@@ -84,24 +128,57 @@ def estimate_memory(
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
-        # nature run, spin-up column, and nloc members per method
-        "models": _COLUMN_MEMBER_BYTES * ncol * (2 + nmeth * nloc),
-        # forcing dicts (truth, ensemble, perturbed per method) and perturbation z/factors
-        "forcing": 8 * ncol * (_FORCING_KEYS * (2 + 2 * nloc) + 3 * nmeth * nloc * _PERTURBED_VARS),
-        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x)
+        # nature run and spin-up column (every column, for now), and nloc members per method on the block
+        "models": _COLUMN_MEMBER_BYTES * (2 * ncol + nmeth * nloc * nblock),
+        # forcing dicts (truth and ensemble of every column, perturbed of the block per method) and z/factors
+        "forcing": 8 * (_FORCING_KEYS * (2 * ncol + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS),
+        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x; drawn whole)
         "perturbation draw": int(1.3 * cells) * nloc * _PERTURBED_VARS * 40,
-        # gathered ensemble images and layer states used by every analysis
-        "analysis ensemble": 8 * nmem * (cells * 6 + ncol * _STATE_LAYERS * 3),
+        # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:
+        # whole members (nmem / P of them) or column blocks with their halo (every member)
+        "analysis ensemble": 8 * (nmem * cells * 6 + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
         # rank 0: history images (float32) for every day, method and layer (mean, background mean, spread)
         "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 3 * nmeth) + 2 + nmeth),
         # rank 0: the restart gather (every member's model state per method)
         "restart gather": 400 * ncol * nmem * nmeth,
     }
     if "point_enkf" in methods or "point_letkf" in methods:  # (chunk, m, m) solves and (nlev, ncol, m) terms
-        parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol * m + 2 * nmem * ncol)
+        parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol_da * m + 2 * nmem * ncol_da)
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
-        parts["curvelet analysis"] = 16 * 8 * cells * (nmem + 4)
-    return MemoryEstimate(parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node))
+        parts["curvelet analysis"] = 16 * 8 * cells * (nmem_da + 4)
+    return MemoryEstimate(
+        parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY,
+        phases=_PHASES, other_libraries=_OTHER_BASE_BYTES,
+    )  # fmt: skip
+
+
+def estimated_land_columns(
+    south: float, west: float, res: float, ny: int, nx: int, samples: tuple[int, int] = (200, 400)
+) -> int:
+    """Land cells of the regular grid (``ny`` x ``nx`` cells of ``res`` degrees from ``south``, ``west``),
+    without building it: the built-in land mask at every k-th cell centre (at most ``samples`` rows and
+    columns), scaled to the grid. Exact for grids of at most ``samples`` cells (global 1 deg: 150 x 360),
+    whose mask is the one the set-up then reads from the land-mask cache.
+    """
+    import numpy as np
+
+    from landimg.grid import builtin_land_mask
+
+    ky, kx = -(-ny // samples[0]), -(-nx // samples[1])
+    lat = south + (np.arange(0, ny, ky) + 0.5) * res
+    lon = west + (np.arange(0, nx, kx) + 0.5) * res
+    land = builtin_land_mask(lat, lon)
+    if ky == 1 and kx == 1:
+        return int(land.sum())
+    return int(round(ny * nx * float(land.mean())))
+
+
+def config_grid(cfg: Any) -> tuple[tuple[int, int], int]:
+    """The grid shape (ny, nx) and its estimated land columns from the configuration alone (no array of
+    the grid's size is made: :func:`estimated_land_columns`)."""
+    (south, north), (west, east), res = cfg.grid_spec
+    ny, nx = int(round((north - south) / res)), int(round((east - west) / res))
+    return (ny, nx), estimated_land_columns(south, west, res, ny, nx)
 
 
 def _cgroup_free() -> int | None:
@@ -153,9 +230,15 @@ def memory_error(estimate: MemoryEstimate, available: int | None) -> str | None:
         return None
     top = sorted(estimate.parts.items(), key=lambda kv: -kv[1])[:3]
     biggest = ", ".join(f"{k} {v / _MB:.0f} MB" for k, v in top)
+    ranks = (
+        f"1 rank: {estimate.per_rank / _MB:.0f} MB"
+        if estimate.ranks_on_node == 1
+        else f"{estimate.ranks_on_node} ranks: rank 0 {estimate.per_rank / _MB:.0f} MB, the others "
+        f"{estimate.other_rank / _MB:.0f} MB each"
+    )
     return (
         f"memory: the run needs about {estimate.per_node / _MB:.0f} MB on this node "
-        f"({estimate.ranks_on_node} rank(s) x {estimate.per_rank / _MB:.0f} MB; largest parts: {biggest}) but "
+        f"({ranks}; largest parts of rank 0: {biggest}) but "
         f"only {available / _MB:.0f} MB are available: use fewer ensemble.members, experiment.days or ranks "
         "per node, or a coarser domain.res"
     )

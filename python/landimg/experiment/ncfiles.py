@@ -11,7 +11,7 @@ import numpy as np
 from landimg.experiment.history import LAYERS, MAX_SCALES, OBS_SPACE, SCORES, History
 from landimg.experiment.output import write_netcdf
 
-__all__ = ["write_experiment_netcdf"]
+__all__ = ["verification", "write_experiment_netcdf"]
 
 _SM_LAYER = {"standard_name": "volume_fraction_of_condensed_water_in_soil", "units": "m3 m-3"}
 _SM = {**_SM_LAYER, "cell_methods": "depth: mean (thickness-weighted over the layer)"}
@@ -52,10 +52,28 @@ def _lat_lon(grid: Any) -> dict[str, tuple]:
     return out
 
 
-def _analysis_vars(history: History, layer: str) -> dict[str, tuple]:
-    """Nature run, observations and per method mean, spread and increment."""
+def verification(cfg: Any) -> tuple[str, dict[str, str]]:
+    """What the spatial scores compare with: (short name, attributes of ``sm_truth``).
+
+    The nature run, or the reference product of ``[reference]`` named with its description and files.
+    """
+    ref = cfg.reference
+    if not ref.product:
+        return "nature run", {"long_name": "nature run soil moisture"}
+    from landimg.data.products import get_product
+
+    description = get_product(ref.product).description
+    attrs = {
+        "long_name": f"reference soil moisture: {ref.product} ({description})",
+        "source": f"{ref.product} files {ref.files}",
+    }
+    return f"reference {ref.product}", attrs
+
+
+def _analysis_vars(history: History, layer: str, truth: dict[str, str]) -> dict[str, tuple]:
+    """The verification (nature run or reference), observations and per method mean, spread and increment."""
     var = {
-        "sm_truth": (_IMG4, history.truth, {**_SM, "long_name": "nature run soil moisture"}),
+        "sm_truth": (_IMG4, history.truth, {**_SM, **truth}),
         "sm_obs": (
             _IMG3,
             history.obs,
@@ -76,7 +94,7 @@ def _analysis_vars(history: History, layer: str) -> dict[str, tuple]:
     return var
 
 
-def _metrics_vars(history: History, stations: Any) -> dict[str, tuple]:
+def _metrics_vars(history: History, stations: Any, versus: str = "nature run") -> dict[str, tuple]:
     """Station positions and readings, and per method the scores and station series."""
     slat, slon = stations.latlon()
     at_stations = {"coordinates": "station_lat station_lon"}
@@ -91,10 +109,10 @@ def _metrics_vars(history: History, stations: Any) -> dict[str, tuple]:
             var[f"{k}_{m}"] = (
                 ("time", "depth"),
                 h.scores[:, :, j],
-                {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the analysis vs the reference"},
+                {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the analysis vs the {versus}"},
             )
             var[f"{k}_background_{m}"] = (("time", "depth"), h.scores_background[:, :, j],
-                                          {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the background vs the reference"})  # fmt: skip
+                                          {"units": _UNITS[k], "long_name": f"{m} daily {_DOC[k]} of the background vs the {versus}"})  # fmt: skip
         var[f"station_sm_{m}"] = (("time", "station"), h.station,
                                   {**_SM_LAYER, "long_name": f"{m} ensemble mean 0-10 cm at the stations", **at_stations})  # fmt: skip
         var.update(_analysis_diagnostics(m, h))
@@ -136,7 +154,8 @@ def write_experiment_netcdf(
     """Write the experiment's CF-netCDF files into ``out``; returns the paths written.
 
     ``analysis.nc``: daily (00 UTC, after the analysis) ensemble mean and spread per verification layer
-    and method, the background ensemble mean (before the day's last analysis), the nature run, the
+    and method, the background ensemble mean (before the day's last analysis), the verification (nature
+    run, or the reference product named in ``sm_truth``'s ``long_name`` and ``source``), the
     observations and the ensemble-mean increment of the observed layer.
     ``metrics.nc``: daily spatial correlation, spatial ubRMSE (``ubrmse_spatial_<m>``; the temporal
     ubRMSE per pixel is a period score of ``summary.json``) and bias per method and layer (analysis and
@@ -160,8 +179,9 @@ def write_experiment_netcdf(
     layer = f"0-{cfg.analysis.obs_depth * 100:g} cm"
     dims = {"time": None, "depth": nl, "nv": 2, "lat": grid.shape[0], "lon": grid.shape[1]}
     p1, p2 = out / "analysis.nc", out / "metrics.nc"
-    write_netcdf(p1, dims, {**common, **_lat_lon(grid), **_analysis_vars(history, layer)}, gattrs)
+    versus, truth = verification(cfg)
+    write_netcdf(p1, dims, {**common, **_lat_lon(grid), **_analysis_vars(history, layer, truth)}, gattrs)
     nrank = next(iter(history.methods.values())).rank_counts.shape[1] if history.methods else 1
     mdims = {"time": None, "depth": nl, "nv": 2, "station": stations.n, "rank": nrank, "scale": MAX_SCALES}
-    write_netcdf(p2, mdims, {**common, **_metrics_vars(history, stations)}, gattrs)
+    write_netcdf(p2, mdims, {**common, **_metrics_vars(history, stations, versus)}, gattrs)
     return [p1, p2]

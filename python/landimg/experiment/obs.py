@@ -27,8 +27,8 @@ from landimg import units
 from landimg.data.common import StationReadings, seconds_after
 from landimg.data.netcdf import NcFile
 from landimg.data.reading import to_unit
-from landimg.ensemble.grid import Grid
 from landimg.experiment.config import ObsConfig
+from landimg.grid import Grid
 from landimg.random_fields import GaussianFieldGenerator
 
 __all__ = ["FileObservations", "FileStations", "SatelliteObserver", "Stations", "read_stations_file"]

@@ -1,50 +1,27 @@
-"""Writing outputs: atomic file writes, JSON, CF-netCDF, output directory checks.
+"""Writing outputs: JSON, CF-netCDF, output directory checks.
 
-Every file is written to a temporary name in the destination directory, flushed and fsync'ed, then
-renamed into place with :func:`os.replace`, so a reader (or a resumed run) never sees a partial file.
+Every file is written through :func:`landimg.atomic.atomic_path` (a temporary name in the destination
+directory, fsync'ed, renamed into place), so a reader (or a resumed run) never sees a partial file, and a
+disk that refuses the write raises :class:`landimg.atomic.DiskError` (one line naming the file).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from landimg.atomic import atomic_path
 
 __all__ = ["OutputDirError", "atomic_path", "prepare_out_dir", "write_json", "write_netcdf", "write_text"]
 
 
 class OutputDirError(RuntimeError):
     """The output directory exists (without --resume), is not writable, or has no restart to resume."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success fsync it and rename it to ``path``.
-
-    On an exception the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.experiment.output import atomic_path
+from landimg.atomic import atomic_path, make_dirs
 
 __all__ = [
     "available",
@@ -131,11 +131,12 @@ def plot_metric_series(
     series: Mapping[str, Mapping[str, np.ndarray]],
     layers: Sequence[str],
     metrics: Sequence[str] = ("spatial_corr", "ubrmse_spatial", "bias"),
+    title: str | None = None,
 ) -> Path:
     """Metric time series: one panel per (metric, layer); ``series[method][f"{metric}/{layer}"]`` (ndays,).
 
     ``days`` (ndays,) are experiment days (integer ticks); ubRMSE and bias are in m3/m3. One legend of the
-    methods, shared by all panels, sits below the panels.
+    methods, shared by all panels, sits below the panels; ``title`` (optional) above them.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -153,7 +154,9 @@ def plot_metric_series(
                 ax.set_ylabel(_METRIC_LABELS.get(metric, metric), fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("day", fontsize=8)
-    _margins(fig, 0.8, 0.15, 0.8, 0.3, 0.28, 0.5)
+    _margins(fig, 0.8, 0.15, 0.8, 0.3 if title is None else 0.6, 0.28, 0.5)
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
         fig.legend(
@@ -203,19 +206,25 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
     """The experiment's figures in ``out/plots``: last-day maps, metric series, observation-space spread
     versus error and rank histograms, curvelet increment by scale."""
     from landimg.experiment.history import LAYER_NAMES, SCORES
+    from landimg.experiment.ncfiles import verification
 
-    pdir = out / "plots"
-    pdir.mkdir(exist_ok=True)
+    pdir = make_dirs(out / "plots")
     last = cfg.experiment.days - 1
-    fields = {"nature run (truth)": history.truth[last, 0], "observations (last day)": history.obs[last]}
+    versus, truth = verification(cfg)
+    name = "nature run (truth)" if versus == "nature run" else versus
+    fields = {name: history.truth[last, 0], "observations (last day)": history.obs[last]}
     fields.update({m: h.mean[last, 0] for m, h in history.methods.items()})
     paths = [pdir / "maps_0-10cm.png", pdir / "metrics.png"]
-    plot_maps(paths[0], grid.lat, grid.lon, fields, f"0-10 cm soil moisture (m3/m3), day {last + 1}")
+    title = f"0-10 cm soil moisture (m3/m3), day {last + 1}"
+    if versus != "nature run":
+        title += f"; {truth['long_name']}"
+    plot_maps(paths[0], grid.lat, grid.lon, fields, title)
     series = {
         m: {f"{k}/{ln}": h.scores[:, i, j] for i, ln in enumerate(LAYER_NAMES) for j, k in enumerate(SCORES)}
         for m, h in history.methods.items()
     }
-    plot_metric_series(paths[1], np.arange(1, cfg.experiment.days + 1), series, LAYER_NAMES)
+    against = None if versus == "nature run" else f"scores against {truth['long_name']}"
+    plot_metric_series(paths[1], np.arange(1, cfg.experiment.days + 1), series, LAYER_NAMES, title=against)
     from landimg.experiment import obsplots
     from landimg.experiment.history import OBS_SPACE
 

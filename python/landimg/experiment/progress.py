@@ -9,13 +9,31 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Rank-0 progress: a bar on an interactive terminal, periodic log lines otherwise."""
+    """Rank-0 progress: a bar on an interactive terminal, periodic log lines otherwise.
 
-    def __init__(self, total: int, every: int, enabled: bool, stream=None) -> None:
-        self.total, self.every, self.enabled = total, every, enabled
+    Parameters
+    ----------
+    total : int
+        Units (days) to do.
+    every : int
+        Log-line interval in units when the stream is not a terminal.
+    enabled : bool
+        Print at all (rank 0, not ``--quiet``).
+    stream : file, optional
+        Default ``sys.stderr``.
+    unit : str
+        What is counted (``"day"``, ``"spin-up day"``).
+    """
+
+    def __init__(self, total: int, every: int, enabled: bool, stream=None, unit: str = "day") -> None:
+        self.total, self.every, self.enabled, self.unit = total, every, enabled, unit
         self.stream = stream if stream is not None else sys.stderr
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
+
+    def phase(self, total: int, unit: str, lines: int = 10) -> Progress:
+        """Progress of another phase on the same stream (e.g. the spin-up): about ``lines`` log lines."""
+        return Progress(total, max(1, -(-total // lines)), self.enabled, self.stream, unit)
 
     def log(self, text: str) -> None:
         if self.enabled:
@@ -31,10 +49,11 @@ class Progress:
             n = 30
             fill = int(n * done / max(self.total, 1))
             self.stream.write(
-                f"\r[{'#' * fill}{'.' * (n - fill)}] day {done}/{self.total} {el:6.1f} s  {text}"
+                f"\r[{'#' * fill}{'.' * (n - fill)}] {self.unit} {done}/{self.total} {el:6.1f} s  {text}"
             )
             self.stream.flush()
             if done == self.total:
                 self.stream.write("\n")
         elif done % self.every == 0 or done == self.total:
-            print(f"[landimg] day {done}/{self.total} ({el:.1f} s) {text}", file=self.stream, flush=True)
+            line = f"[landimg] {self.unit} {done}/{self.total} ({el:.1f} s) {text}".rstrip()
+            print(line, file=self.stream, flush=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from landimg.experiment.output import atomic_path
+from landimg.atomic import atomic_path
 
 __all__ = [
     "PREVIOUS_NAME", "RESTART_NAME", "RestartError", "changed_inputs", "clean_stale", "file_hashes", "finish",

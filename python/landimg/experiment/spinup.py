@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from landimg.experiment.config import Config
+from landimg.experiment.progress import Progress
 from landimg.experiment.setup import Setup
 from landimg.experiment.timing import Timings
 
@@ -30,11 +31,12 @@ def new_nature(cfg: Config, s: Setup) -> Any:
 
 
 def spinup(
-    cfg: Config, s: Setup, comm: Any, timings: Timings | None = None
+    cfg: Config, s: Setup, comm: Any, timings: Timings | None = None, progress: Progress | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(nature state, ensemble member state) after ``experiment.spinup_days`` (``get_state()`` dicts, 1 member).
 
-    The model steps count to the ``"model"`` part of ``timings`` when given.
+    The model steps count to the ``"model"`` part of ``timings`` when given; ``progress`` is updated
+    after every spin-up day (it prints on rank 0 only).
     """
     from landimg.model.column import ColumnModel
 
@@ -61,6 +63,8 @@ def spinup(
                 models[name].step(weather(k * e.dt))
             if name == "ensemble" and k < -nspread and (k + 1) % cfg.steps_per_day == 0:
                 climatology.append(models[name].layer_mean(obs_layer)[0, :, 0].copy())
+        if progress is not None and (k + 1) % cfg.steps_per_day == 0:
+            progress.update((k + 1 + nsteps) // cfg.steps_per_day, "")
     for name, m in models.items():
         m.reset_fluxes()
         states[name] = m.get_state()

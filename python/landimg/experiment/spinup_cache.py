@@ -12,15 +12,14 @@ The per-member part (the last ``spread_days``, with per-member forcing and, with
 per-member soil parameters) is not cached: it runs after the cached states are read, so the
 per-member soil does not enter the key (the ensemble column is spun up with the model's texture).
 
-Files are ``DIR/spinup-<key>.npz`` written atomically (a temporary file renamed), so concurrent runs
-sharing a cache directory never read a partial file.
+Files are ``DIR/spinup-<key>.npz`` written atomically (:func:`landimg.atomic.atomic_path`), so
+concurrent runs sharing a cache directory never read a partial file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cached_spinup", "check_cache_dir", "load_spinup", "save_spinup", "spinup_key"]
+from landimg.atomic import DiskError, atomic_path, make_dirs
+
+__all__ = ["DamagedEntry", "cached_spinup", "check_cache_dir", "load_spinup", "save_spinup", "spinup_key"]
 
 _CHUNK = 1 << 20
 
@@ -115,20 +116,47 @@ def _path(directory: str | Path, key: str) -> Path:
     return Path(directory) / f"spinup-{key}.npz"
 
 
+class DamagedEntry(ValueError):
+    """A spin-up cache file exists but cannot be read (truncated, corrupt, not a spin-up); one line naming it."""
+
+
 def load_spinup(
     directory: str | Path, key: str
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
-    """The cached (nature state, ensemble-column state) for ``key``, or None when absent or unreadable."""
+    """The cached (nature state, ensemble-column state) for ``key``, or None when there is none.
+
+    Raises
+    ------
+    DamagedEntry
+        The file is there but truncated, corrupt or not a spin-up (the message names it and the reason).
+    """
+    import zipfile
+
     path = _path(directory, key)
     try:
         with np.load(path, allow_pickle=False) as z:
             nature = {k[len("nature/") :]: z[k] for k in z.files if k.startswith("nature/")}
             member = {k[len("member/") :]: z[k] for k in z.files if k.startswith("member/")}
-    except (OSError, ValueError, EOFError, KeyError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise DamagedEntry(f"spin-up cache entry {path} is damaged ({type(exc).__name__}: {reason})") from None
     if not nature or not member:
-        return None
+        raise DamagedEntry(f"spin-up cache entry {path} is damaged (no nature or member state)")
     return nature, member
+
+
+def _lookup(directory: str | Path, key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """:func:`load_spinup`, a damaged entry reported (one warning naming it) and treated as absent: the
+    spin-up is recomputed and the entry rewritten."""
+    import warnings
+
+    try:
+        return load_spinup(directory, key)
+    except DamagedEntry as exc:
+        warnings.warn(f"{exc}: the spin-up is recomputed and the entry rewritten", stacklevel=2)
+        return None
 
 
 def save_spinup(
@@ -138,20 +166,14 @@ def save_spinup(
 
     Raises
     ------
-    OSError
-        The directory cannot be created or written.
+    DiskError
+        The directory cannot be created or the file written (one line naming it).
     """
     path = _path(directory, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     arrays = {f"nature/{k}": v for k, v in nature.items()} | {f"member/{k}": v for k, v in member.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".spinup-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     return path
 
 
@@ -159,7 +181,7 @@ def check_cache_dir(directory: str | Path) -> None:
     """Create ``directory`` if needed; raise ValueError (one line) unless it is a writable directory."""
     path = Path(directory)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
             pass
     except OSError as exc:
@@ -196,11 +218,18 @@ def cached_spinup(
         return (*spin(), "off")
     rank = comm.Get_rank()
     k = key() if rank == 0 else None
-    found = load_spinup(directory, k) if rank == 0 else None
+    found = _lookup(directory, k) if rank == 0 else None
     if comm.bcast(found is not None, root=0):
         nature, member = comm.bcast(found, root=0)
         return nature, member, "hit"
     nature, member = spin()
+    failed = None
     if rank == 0:
-        save_spinup(directory, k, nature, member)
+        try:
+            save_spinup(directory, k, nature, member)
+        except DiskError as exc:
+            failed = exc.with_hint("give --spinup-cache another directory, or leave it out")
+    failed = comm.bcast(failed, root=0)  # every rank ends with the same one line
+    if failed is not None:
+        raise failed
     return nature, member, "stored"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landimg.ensemble.grid import Grid
+from landimg.grid import Grid
 
 __all__ = ["StormColumnPairs"]
 

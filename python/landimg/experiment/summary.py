@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def summarize(cfg: Config, history: History, methods: list[str], wall: float, ra
             else ("obs.stations_file" if cfg.obs.stations_file else "synthetic")
         ),
     }
-    out["config"] = to_dict(cfg)
+    out["config"] = {k: v for k, v in to_dict(cfg).items() if k != "parallel"}  # the layout: not the identity
     return out
 
 
@@ -123,3 +124,9 @@ def write_outputs(
         if plot.available():
             with nullcontext() if timings is None else timings("plots"):
                 plot.experiment_plots(cfg, grid, out, history)
+        else:
+            warnings.warn(
+                "output.plots = true but matplotlib is not installed: no plots written "
+                "(pip install matplotlib, or set output.plots = false)",
+                stacklevel=2,
+            )

@@ -1,7 +1,10 @@
-"""Regular latitude-longitude grids with a land mask: the bridge between model columns and images.
+"""Regular latitude-longitude grids with a land mask: the one grid type of the model, the ensemble and
+the analyses (``landimg.Grid``).
 
 Model state lives on *columns* (land cells only, in row-major image order); the analysis works on
-*images* (ny, nx) with row 0 the southernmost latitude. :class:`Grid` converts between the two.
+*images* (ny, nx) with row 0 the southernmost latitude. :class:`Grid` converts between the two and says
+where the columns are (coordinates, unit-sphere positions, cell size). A leaf: the analysis room uses it
+without importing the ensemble or the model.
 """
 
 from __future__ import annotations
@@ -9,20 +12,27 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir"]
+from landimg.atomic import DiskError, atomic_path, make_dirs
+
+__all__ = ["Grid", "builtin_land_mask", "land_mask_cache_dir", "unit_xyz"]
 
 _EARTH_RADIUS_KM = 6371.0
 
 
 _MASK_FILE = "globe_combined_mask_compressed.npz"  # inside the global_land_mask package
 _MASK_CHUNK_ROWS = 256  # rows of the 1 km mask decompressed at a time (256 x 43200 bytes = 11 MB)
+
+
+def unit_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere (..., 3) of latitudes and longitudes in degrees."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
 def land_mask_cache_dir() -> Path | None:
@@ -88,18 +98,21 @@ def _sample_mask_file(path: Path, lat: np.ndarray, lon_wrapped: np.ndarray) -> n
     return ~is_sea
 
 
-def _write_atomic(target: Path, array: np.ndarray) -> None:
-    """Save ``array`` to ``target`` (.npy) via a temporary file and a rename; failures only cost time."""
-    tmp_name = None
-    try:  # concurrent ranks may write the same file: each renames its own complete copy
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
-            tmp_name = tmp.name
-            np.save(tmp, array)
-        os.replace(tmp_name, target)
-    except OSError:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
+def _store_mask(target: Path, land: np.ndarray) -> None:
+    """Save the mask to the cache file ``target`` (.npy) atomically (concurrent ranks may write the same
+    file: each renames its own complete copy).
+
+    Raises
+    ------
+    DiskError
+        The cache cannot be written (one line naming the file, with how to run without the cache).
+    """
+    try:
+        make_dirs(target.parent)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, land)
+    except DiskError as exc:
+        raise exc.with_hint("set LANDIMG_CACHE_DIR to a writable directory, or to none (no cache)") from None
 
 
 def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -135,11 +148,11 @@ def builtin_land_mask(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
             cached = np.load(target)
             if cached.shape == (lat.size, lon_wrapped.size) and cached.dtype == bool:
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # absent or damaged: recomputed and rewritten
             pass
     land = _sample_mask_file(data, lat, lon_wrapped)
     if target is not None:
-        _write_atomic(target, land)
+        _store_mask(target, land)
     return land
 
 
@@ -157,6 +170,10 @@ class Grid:
         Land mask; model columns are the land cells in row-major order.
     res : float
         Grid spacing in degrees.
+
+    The analyses use the derived attributes: ``column_lat``/``column_lon`` (ncol,) coordinates of the
+    columns, ``xyz`` (ncol, 3) their unit-sphere positions, ``cell_km`` the cell size (km), ``index`` (the
+    flat image index of every column, = ``column_index``), ``periodic_lon``.
     """
 
     lat: np.ndarray
@@ -164,6 +181,7 @@ class Grid:
     land: np.ndarray
     res: float
     _index: np.ndarray = field(init=False, repr=False)
+    _columns: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         lat = np.asarray(self.lat, dtype=float)
@@ -181,6 +199,7 @@ class Grid:
             value.setflags(write=False)
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_index", np.flatnonzero(land.ravel()))
+        object.__setattr__(self, "_columns", {})  # derived column arrays, made on first use
 
     @classmethod
     def regular(
@@ -244,14 +263,47 @@ class Grid:
         return self._index
 
     @property
+    def index(self) -> np.ndarray:
+        """Flat image index (row-major) of each column, int array (ncol,) (= :attr:`column_index`)."""
+        return self._index
+
+    def _column_array(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            iy, ix = np.unravel_index(self._index, self.shape)
+            lat, lon = self.lat[iy], self.lon[ix]
+            for key, value in (("lat", lat), ("lon", lon), ("xyz", unit_xyz(lat, lon))):
+                value.setflags(write=False)
+                self._columns[key] = value
+        return self._columns[name]
+
+    @property
+    def column_lat(self) -> np.ndarray:
+        """Latitude of every column, degrees, (ncol,) (read-only)."""
+        return self._column_array("lat")
+
+    @property
+    def column_lon(self) -> np.ndarray:
+        """Longitude of every column, degrees, (ncol,) (read-only)."""
+        return self._column_array("lon")
+
+    @property
+    def xyz(self) -> np.ndarray:
+        """Every column on the unit sphere, (ncol, 3) (read-only; distances between columns)."""
+        return self._column_array("xyz")
+
+    @property
+    def cell_km(self) -> tuple[float, float]:
+        """Cell size (north-south, east-west at the domain's mid-latitude), km (:meth:`cell_size_km`)."""
+        return self.cell_size_km()
+
+    @property
     def periodic_lon(self) -> bool:
         """True when the grid wraps around the globe in longitude."""
         return bool(abs(self.lon.size * self.res - 360.0) < 1e-6)
 
     def column_latlon(self) -> tuple[np.ndarray, np.ndarray]:
-        """Latitude and longitude (degrees) of every column, two arrays (ncol,)."""
-        iy, ix = np.unravel_index(self._index, self.shape)
-        return self.lat[iy], self.lon[ix]
+        """Latitude and longitude (degrees) of every column, two arrays (ncol,) (copies)."""
+        return self.column_lat.copy(), self.column_lon.copy()
 
     def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Scatter column values (..., ncol) into images (..., ny, nx); non-land cells get ``fill``."""
@@ -268,7 +320,7 @@ class Grid:
         image = np.asarray(image)
         if image.shape[-2:] != self.shape:
             raise ValueError(f"image must have trailing shape {self.shape}, got {image.shape}")
-        return image.reshape(image.shape[:-2] + (-1,))[..., self._index]
+        return image.reshape(image.shape[:-2] + (self.land.size,))[..., self._index]
 
     def column_distances_km(self, i: int | np.ndarray) -> np.ndarray:
         """Great-circle distances (km) from column(s) ``i`` to all columns: (ncol,) or (len(i), ncol)."""
