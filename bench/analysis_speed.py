@@ -166,13 +166,17 @@ def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]
 RATIO_METHODS: dict[str, str] = {
     "point_letkf": "PointLETKF()",
     "curvelet_enkf": "CurveletEnKF()",
+    "curvelet homogeneous B": "CurveletEnKF(variance_filtering=False, variance_support='land_fraction')",
     "curvelet diagonal anomalies": "CurveletEnKF(anomaly_update='diagonal')",
     "curvelet joint DEnKF": "CurveletEnKF(anomaly_update='joint')",
-    "curvelet issue-9 solve": "CurveletEnKF(anomaly_update='joint', cg_tol=1e-4, cg_preconditioner='jacobi')",
-    "curvelet variance filtering": "CurveletEnKF(variance_filtering=True)",
-    "curvelet interior support": "CurveletEnKF(variance_support='interior')",
+    "curvelet float64 CG": "CurveletEnKF(cg_single_precision=False)",
+    "curvelet issue-9 solve": "CurveletEnKF(anomaly_update='joint', cg_tol=1e-4, cg_preconditioner='jacobi', "
+    "cg_single_precision=False)",
+    "curvelet bias stage": "CurveletEnKF(bias_correction=True)",
     "curvelet analysis layers": "CurveletEnKF(layer_increments='analysis')",
     "curvelet fine band 300 km": "CurveletEnKF(fine_band_scales=1, fine_band_radius_km=300.0)",
+    "curvelet fine band + layers": "CurveletEnKF(fine_band_scales=1, layer_increments='analysis')",
+    "curvelet local pooling": "CurveletEnKF(pooling='local')",
 }
 
 
