@@ -246,3 +246,14 @@ def test_a_restart_of_today_is_not_rescaled():
     cfg = load_config(None, ["ensemble.corr_length_km=500.0"])
     again = from_dict(tomllib.loads(to_toml(cfg)), legacy=True)
     assert again == cfg
+
+
+def test_cdf_matching_without_a_climatology_is_refused_at_set_up(tmp_path):
+    """CDF matching fits the retrievals to the spin-up's climatology before the members spread: with
+    spread_days >= spinup_days there is none, which must be one line at set-up, not a failure after it."""
+    f = tmp_path / "sm.nc"
+    f.write_bytes(b"")
+    sets = ['obs.product="esacci"', f'obs.files="{f}"', "obs.cdf_match=true", "experiment.spinup_days=5"]
+    with pytest.raises(ConfigError, match=r"obs\.cdf_match needs .*spinup_days = 5 must exceed .*spread_days = 5"):
+        load_config(None, [*sets, "ensemble.spread_days=5"])
+    assert load_config(None, [*sets, "ensemble.spread_days=4"]).obs.cdf_match

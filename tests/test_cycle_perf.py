@@ -7,7 +7,7 @@ import netCDF4
 import numpy as np
 import pytest
 from landimg.cycle import RESTART_NAME, main
-from landimg.experiment import loop
+from landimg.experiment import spinup as spinup_module
 from landimg.experiment.restart import load_restart
 from landimg.experiment.timing import PARTS
 
@@ -52,7 +52,7 @@ def test_spinup_cache_is_bitwise_and_skips_the_spinup(tmp_path, monkeypatch, cap
     def no_spinup(*args, **kwargs):
         raise AssertionError("the spin-up ran although it was cached")
 
-    monkeypatch.setattr(loop, "spinup", no_spinup)
+    monkeypatch.setattr(spinup_module, "spinup", no_spinup)
     capsys.readouterr()
     assert main(_args(tmp_path / "hit", ["--spinup-cache", str(cache)])) == 0
     _assert_bitwise(tmp_path / "plain", tmp_path / "store")

@@ -117,5 +117,5 @@ def test_the_experiment_declares_the_obs_model_to_the_methods(grid):
     np.testing.assert_array_equal(per.white_std[np.isfinite(cols)], 0.02)
     np.testing.assert_array_equal(per.white_std[~np.isfinite(cols)], err.white_std)
     assert per.corr_std == err.corr_std and per.memory_days == 10.0
-    y, declared = obs(np.full(grid.shape, 0.3), 0.0, np.zeros(grid.shape, bool), 1.0, 0)
+    y, declared = obs(np.full(grid.ncol, 0.3), 0.0, np.zeros(grid.ncol, bool), 1.0, 0)  # the columns observed
     assert declared == err and np.isfinite(y).any()

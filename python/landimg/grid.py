@@ -322,6 +322,25 @@ class Grid:
             raise ValueError(f"image must have trailing shape {self.shape}, got {image.shape}")
         return image.reshape(image.shape[:-2] + (self.land.size,))[..., self._index]
 
+    def column_rows(self, start: int, stop: int) -> tuple[int, int]:
+        """The image rows ``(r0, r1)`` holding the columns ``start .. stop - 1`` (a band of latitudes: columns
+        are in row-major order); ``(0, 0)`` for no column."""
+        if not 0 <= start <= stop <= self.ncol:
+            raise ValueError(f"columns {start}..{stop} outside 0..{self.ncol}")
+        if start == stop:
+            return 0, 0
+        nx = self.shape[1]
+        return int(self._index[start] // nx), int(self._index[stop - 1] // nx) + 1
+
+    def band_to_columns(self, band: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The columns ``start .. stop - 1`` (..., stop - start) of images (..., r1 - r0, nx) of the rows
+        ``column_rows(start, stop)`` (what :meth:`to_columns` of the whole images gives there)."""
+        r0, r1 = self.column_rows(start, stop)
+        band = np.asarray(band)
+        if band.shape[-2:] != (r1 - r0, self.shape[1]):
+            raise ValueError(f"band must have trailing shape {(r1 - r0, self.shape[1])}, got {band.shape}")
+        return band.reshape(band.shape[:-2] + (-1,))[..., self._index[start:stop] - r0 * self.shape[1]]
+
     def column_distances_km(self, i: int | np.ndarray) -> np.ndarray:
         """Great-circle distances (km) from column(s) ``i`` to all columns: (ncol,) or (len(i), ncol)."""
         lat, lon = (np.radians(a) for a in self.column_latlon())

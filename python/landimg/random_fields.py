@@ -148,22 +148,34 @@ class GaussianFieldGenerator:
         if self.spectrum is not None and self.length_km > 0:
             self._bins = _SpectralBins.make(self.spectrum, self.work_shape)
 
-    def draw(self, rngs: Sequence[np.random.Generator], nfield: int = 1) -> np.ndarray:
+    def draw(
+        self, rngs: Sequence[np.random.Generator], nfield: int = 1, rows: tuple[int, int] | None = None
+    ) -> np.ndarray:
         """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ny, nx) of ``dtype``.
 
         Generator ``k`` draws only from ``rngs[k]``: with ``edges="spectral"`` its complex white noise in
         Fourier space (:class:`_SpectralBins`; before, ``nfield`` white-noise images of the work shape
         went through ``rfft2``: same covariance, other bits), else ``nfield`` white-noise images
         (float64 for ``"image"``, then rounded to ``dtype``).
+
+        ``rows = (r0, r1)``: only the image rows ``r0 .. r1 - 1`` (a band of latitudes, e.g. the rows of a
+        block of columns), (len(rngs), nfield, r1 - r0, nx), bitwise those rows of the whole draw. The
+        spectral draw then transforms only those rows along x (its cost falls with the band; the normals
+        and the transform along y are the whole draw's); the others draw whole and cut.
         """
+        r0, r1 = (0, self.shape[0]) if rows is None else (int(rows[0]), int(rows[1]))
+        if not 0 <= r0 <= r1 <= self.shape[0]:
+            raise ValueError(f"rows {rows} outside the image's {self.shape[0]} rows")
         if self._bins is not None:  # spectral: complex noise drawn directly in Fourier space
-            return self._bins.draw(rngs, nfield, self.shape, self.dtype)
+            return self._bins.draw(rngs, nfield, self.shape, self.dtype, rows=(r0, r1))
         if self.length_km <= 0 and self.edges == "spectral":
-            return np.stack([r.standard_normal((nfield,) + self.work_shape, dtype=self.dtype) for r in rngs])
+            white = np.stack([r.standard_normal((nfield,) + self.work_shape, dtype=self.dtype) for r in rngs])
+            return white if rows is None else np.ascontiguousarray(white[..., r0:r1, :])
         white = np.stack([r.standard_normal((nfield,) + self.work_shape) for r in rngs])
-        if self.length_km <= 0:
-            return white.astype(self.dtype, copy=False)
-        return self._filter_image(white).astype(self.dtype, copy=False)
+        if self.length_km > 0:
+            white = self._filter_image(white)
+        white = white.astype(self.dtype, copy=False)
+        return white if rows is None else np.ascontiguousarray(white[..., r0:r1, :])
 
     def _filter_image(self, white: np.ndarray) -> np.ndarray:
         """``scipy.ndimage`` Gaussian filter (std L/2) of every image, then standardised over the image."""
@@ -250,13 +262,18 @@ class _SpectralBins:
         return 2 * self.rows.size * self.kx_end
 
     def draw(
-        self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int], dtype: Any = np.float64
-    ) -> np.ndarray:
+        self, rngs: Sequence[np.random.Generator], nfield: int, out: tuple[int, int], dtype: Any = np.float64,
+        rows: tuple[int, int] | None = None,
+    ) -> np.ndarray:  # fmt: skip
         """Fields (len(rngs), nfield, *out) of ``dtype``, the top-left ``out`` corner of the work grid.
 
         Generator ``k`` draws only from ``rngs[k]``: nfield x rows x kx_end x 2 standard normals of
         ``dtype`` (float64: the same normals, in the same order, as one ``standard_normal`` call of that
         shape), written straight into the kept rows of the spectrum.
+
+        ``rows = (r0, r1)``: only the rows ``r0 .. r1 - 1`` of that corner, (len(rngs), nfield, r1 - r0,
+        out[1]): the inverse transform along x runs row by row (numpy's pocketfft, one 1-D transform per
+        row), so these rows are bitwise those of the whole draw, for ``(r1 - r0) / out[0]`` of its cost.
         """
         ny, nx = self.shape
         nhigh, dtype = self.rows.size - self.nlow, np.dtype(dtype)
@@ -276,8 +293,9 @@ class _SpectralBins:
         dr, dc = self.conj_dst
         spec[..., dr, dc] = np.conj(spec[..., self.conj_src, dc])
         np.fft.ifft(spec, axis=-2, out=spec)  # in place; then irfft: 1/Ny 1/Nx, irfft2's 1/N
-        fields = np.empty(spec.shape[:2] + (out[0], nx), dtype=dtype)
-        np.fft.irfft(spec[:, :, : out[0]], n=nx, axis=-1, out=fields)
+        r0, r1 = (0, out[0]) if rows is None else rows
+        fields = np.empty(spec.shape[:2] + (r1 - r0, nx), dtype=dtype)
+        np.fft.irfft(spec[:, :, r0:r1], n=nx, axis=-1, out=fields)
         return fields if out[1] == nx else np.ascontiguousarray(fields[..., : out[1]])
 
     def _buffers(self, ngen: int, nfield: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -155,11 +155,16 @@ class ForcingPerturbation:
 
 @dataclass
 class _FieldMaker:
-    """Unit-variance correlated noise on a grid's land columns, drawn in ``dtype`` (float64 or float32)."""
+    """Unit-variance correlated noise on a grid's land columns, drawn in ``dtype`` (float64 or float32).
+
+    ``columns = (start, stop)``: only those columns (a block), from the image rows that hold them
+    (:meth:`GaussianFieldGenerator.draw` with ``rows``): bitwise the whole draw's values there.
+    """
 
     grid: Any
     length_km: float
     dtype: Any = np.float64
+    columns: tuple[int, int] | None = None
     gen: GaussianFieldGenerator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -167,10 +172,17 @@ class _FieldMaker:
         self.gen = GaussianFieldGenerator(
             g.shape, g.cell_size_km(), self.length_km, g.periodic_lon, dtype=self.dtype
         )
+        if self.columns is not None and tuple(self.columns) == (0, g.ncol):
+            self.columns = None
 
     def draw(self, rngs: Sequence[np.random.Generator], nfield: int) -> np.ndarray:
-        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ncol) of ``dtype``."""
-        return self.grid.to_columns(self.gen.draw(rngs, nfield))
+        """Draw ``nfield`` independent fields per generator: (len(rngs), nfield, ncol) of ``dtype`` (ncol:
+        the columns handled)."""
+        if self.columns is None:
+            return self.grid.to_columns(self.gen.draw(rngs, nfield))
+        c0, c1 = self.columns
+        band = self.gen.draw(rngs, nfield, rows=self.grid.column_rows(c0, c1))
+        return self.grid.band_to_columns(band, c0, c1)
 
 
 def correlated_noise(
@@ -297,8 +309,9 @@ class ForcingPerturber:
     seed : int
         Experiment seed; member ``i`` uses ``member_rng(seed, i, Purpose.FORCING)``.
     columns : slice, optional
-        The columns handled here (a rank's block; default all). The fields are drawn over the whole grid
-        and cut to them, so a member's perturbation at a column does not depend on the block.
+        The contiguous columns handled here (a rank's block; default all). Each field is drawn on the
+        image rows holding them only (:class:`_FieldMaker`), bitwise the whole draw's values there, so a
+        member's perturbation at a column does not depend on the block.
 
     Attributes
     ----------
@@ -315,19 +328,21 @@ class ForcingPerturber:
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)
-        self.columns = slice(None) if columns is None else columns
-        self.ncol = len(range(grid.ncol)[self.columns])
+        c0, c1, step = (slice(None) if columns is None else columns).indices(grid.ncol)
+        if step != 1 or c1 < c0:
+            raise ValueError(f"columns must be a contiguous slice of the {grid.ncol} columns, got {columns}")
+        self.columns, self.ncol = slice(c0, c1), c1 - c0
         # innovations drawn in single precision (~0.6 of the cost; module docstring), evolved in double
-        self._maker = _FieldMaker(grid, config.length_km, np.float32)
+        self._maker = _FieldMaker(grid, config.length_km, np.float32, (c0, c1))
         slow_on = config.rain_error_std > 0
-        self._slow = _FieldMaker(grid, config.rain_error_km, np.float32) if slow_on else None
+        self._slow = _FieldMaker(grid, config.rain_error_km, np.float32, (c0, c1)) if slow_on else None
         self._chol = config.cholesky
         self.rngs = [member_rng(self.seed, i, Purpose.FORCING) for i in self.members]
         land = hashlib.sha256(np.ascontiguousarray(grid.column_index).tobytes()).hexdigest()
         slow = None if self._slow is None else config.rain_error_km
         self._draw_key = (grid.shape, grid.cell_size_km(), grid.periodic_lon, land, config.length_km,
-                          self._chol.tobytes(), slow)  # fmt: skip
-        self.z = self._innovation()[..., self.columns].copy()  # stationary start
+                          self._chol.tobytes(), slow, (c0, c1))  # fmt: skip
+        self.z = self._innovation().copy()  # stationary start
         self.rain_shift = RainShift(grid, config.rain_shift_km, self.seed) if config.rain_shift_km > 0 else None
 
     def _innovation(self) -> np.ndarray:
@@ -364,7 +379,7 @@ class ForcingPerturber:
         phi = np.full((self.z.shape[1], 1), np.exp(-dt_seconds / (3600.0 * self.config.tau_hours)))
         if self._slow is not None:
             phi[nvar:] = np.exp(-dt_seconds / (86400.0 * self.config.rain_error_tau_days))
-        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()[..., self.columns]
+        self.z = phi * self.z + np.sqrt(1.0 - phi**2) * self._innovation()
 
     def factors(self) -> dict[str, np.ndarray]:
         """Current perturbation per variable, (ncol, nloc): factor (multiplicative) or offset (additive)."""

@@ -317,6 +317,11 @@ class Config:
             sec = getattr(self, section)
             _must(bool(sec.product) == bool(sec.files), f"{section}.product",
                   "and files go together (give both, or neither)")  # fmt: skip
+        if self.obs.cdf_match and self.obs.product:
+            clim_days = self.experiment.spinup_days - min(self.ensemble.spread_days, self.experiment.spinup_days)
+            _must(clim_days >= 1, "obs.cdf_match",
+                  "needs a model climatology from the spin-up before the members spread: experiment.spinup_days "
+                  f"= {self.experiment.spinup_days} must exceed ensemble.spread_days = {self.ensemble.spread_days}")  # fmt: skip
         step = self.analysis.interval_hours * 3600.0
         _must(step % self.experiment.dt == 0, "analysis.interval_hours",
               f"= {self.analysis.interval_hours} is not a whole number of experiment.dt = {self.experiment.dt} s")  # fmt: skip

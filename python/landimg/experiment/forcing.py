@@ -30,6 +30,14 @@ the rain amount conserved), biased (x ``rain_bias``) and randomly scaled (lognor
 spurious storms are added (``false_alarm_fraction``); regional rain biases multiply the rain by a smooth
 lognormal field (log-std ``bias_field_std``, correlation length ``bias_field_km``); clouds follow the degraded storms; air
 temperature has a bias ``tair_bias``. The per-member perturbations are applied later, inside the Ensemble.
+
+On a block of columns (``columns``: a rank's world block, :mod:`landimg.experiment.world`) the generator
+makes the forcing of those columns only, bitwise the whole domain's there: the storms are the domain's (a
+few hundred per day, drawn on every rank), their pairs with columns are found for the block's rows only,
+per-column sums over storms keep the storms' order; the static fields (aridity climatology, the rain-bias
+field) are made whole once and cut. The synoptic waves' per-column sum over three waves is the one term
+made for every column each hour and cut (3 x ncol multiply-adds by BLAS, whose sums over a shorter
+array round differently at its vector-loop tail).
 """
 
 from __future__ import annotations
@@ -139,11 +147,15 @@ class WeatherGenerator:
     seed : int
     start : datetime.date or str
         Experiment start (t = 0), 00 UTC.
+    columns : slice, optional
+        The contiguous columns to make the forcing of (default all): ``truth(t)`` and ``ensemble(t)`` then
+        give arrays of those columns, bitwise the whole domain's values there.
     """
 
     def __init__(
-        self, grid: Grid, aridity: np.ndarray, cfg: ForcingConfig, seed: int, start: _dt.date | str
-    ) -> None:
+        self, grid: Grid, aridity: np.ndarray, cfg: ForcingConfig, seed: int, start: _dt.date | str,
+        columns: slice | None = None,
+    ) -> None:  # fmt: skip
         self.grid = grid
         self.cfg = cfg
         self.seed = int(seed)
@@ -151,16 +163,23 @@ class WeatherGenerator:
         aridity = np.asarray(aridity, dtype=float)
         if aridity.shape != (grid.ncol,):
             raise ValueError(f"aridity must have shape ({grid.ncol},), got {aridity.shape}")
-        self.aridity = aridity
-        self.lat, self.lon = grid.column_latlon()
+        c0, c1, step = (slice(None) if columns is None else columns).indices(grid.ncol)
+        if step != 1 or c1 < c0:
+            raise ValueError(f"columns must be a contiguous slice of the {grid.ncol} columns, got {columns}")
+        self.columns, self.ncol = slice(c0, c1), c1 - c0
+        cols = self.columns
+        self.aridity = aridity[cols]
+        self.lat, self.lon = grid.column_lat[cols].copy(), grid.column_lon[cols].copy()
         self._phi = np.radians(self.lat)
         self._lam = np.radians(self.lon)
-        self._clim = np.exp(-0.5 * aridity)
-        self._clim /= self._clim.mean()
+        clim = np.exp(-0.5 * aridity)
+        clim /= clim.mean()  # normalised over the domain
         # the reanalysis' regional rain biases: a smooth lognormal field of log-std bias_field_std
         br = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_BIAS]))
-        bias = grid.to_columns(gaussian_random_field(grid, cfg.bias_field_km, br))
+        bias = grid.to_columns(gaussian_random_field(grid, cfg.bias_field_km, br))[cols]
+        self._clim = clim[cols]
         self._clim_ens = self._clim * np.exp(cfg.bias_field_std * bias - 0.5 * cfg.bias_field_std**2)
+        aridity = self.aridity
         half = grid.res / 2.0
         self._box = (grid.lat[0] - half, grid.lat[-1] + half, grid.lon[0] - half, grid.lon[-1] + half)
         s, n, w, e = self._box
@@ -179,13 +198,14 @@ class WeatherGenerator:
         self._tmean = 300.0 - 0.45 * np.maximum(alat - 12.0, 0.0)
         self._tseas = (2.0 + 0.32 * alat) * np.sign(self.lat + 1e-9)
         self._tdiur = 5.0 + 1.5 * np.clip(aridity, -2.0, 2.0)
-        self._pairs = StormColumnPairs(grid)
+        self._pairs = StormColumnPairs(grid, (c0, c1))
         # time-invariant terms of _forcing (the same operations as written there, so the same bits)
         self._rh0 = 0.55 - 0.15 * np.clip(aridity, -2, 2)
         self._sin_phi, self._cos_phi = np.sin(self._phi), np.cos(self._phi)
         self._sin_lam, self._cos_lam = np.sin(self._lam), np.cos(self._lam)
-        k, ph, c = self._waves  # the waves' phase at t = 0: k lam + ph + c phi, (3, ncol)
-        wave0 = k[:, None] * self._lam[None, :] + ph[:, None] + c[:, None] * self._phi[None, :]
+        k, ph, c = self._waves  # the waves' phase at t = 0: k lam + ph + c phi, (3, ncol): every column
+        lam, phi = np.radians(grid.column_lon), np.radians(grid.column_lat)  # (their sum over waves: BLAS)
+        wave0 = k[:, None] * lam[None, :] + ph[:, None] + c[:, None] * phi[None, :]
         self._sin_wave0, self._cos_wave0 = np.sin(wave0), np.cos(wave0)
 
     # ------------------------------------------------------------------ storms
@@ -290,7 +310,7 @@ class WeatherGenerator:
     def _rain_and_cloud(self, kind: str, t_h: float) -> tuple[np.ndarray, np.ndarray]:
         """Rain rate (mm/h) and cloud fraction (0..1) per column at hour t_h."""
         st, age = self._active(kind, t_h)
-        ncol = self.grid.ncol
+        ncol = self.ncol
         if st.t0.size == 0:
             return np.zeros(ncol), np.zeros(ncol)
         # storm centre now: moved by (u, v) km/h during `age` hours (and the day's field shift)
@@ -367,7 +387,7 @@ class WeatherGenerator:
         # formulas, a few scalar sines per hour times per-column sines computed once (no per-column trig).
         # synoptic waves sin(k (lam - 2 pi 0.12 t / 24) + ph + c phi) = sin(wave0 - k 2 pi 0.12 t / 24)
         shift = self._waves[0] * (2.0 * np.pi * 0.12 * t_h / 24.0)
-        synoptic = np.cos(shift) @ self._sin_wave0 - np.sin(shift) @ self._cos_wave0
+        synoptic = (np.cos(shift) @ self._sin_wave0 - np.sin(shift) @ self._cos_wave0)[self.columns]
         # local solar time: 2 pi (lst - 15) / 24 = 2 pi (utc - 15) / 24 + lam, lst = utc + lon / 15 (mod 24)
         a = 2.0 * np.pi * (utc - 15.0) / 24.0
         cos_lst = np.cos(a) * self._cos_lam - np.sin(a) * self._sin_lam
@@ -388,7 +408,8 @@ class WeatherGenerator:
         return terms
 
     def truth(self, t: float) -> dict[str, np.ndarray]:
-        """True forcing at ``t`` seconds after the experiment start: dict of (ncol,) arrays (FORCING_KEYS units)."""
+        """True forcing at ``t`` seconds after the experiment start: dict of (ncol,) arrays (FORCING_KEYS units;
+        ncol: the columns made)."""
         return self._forcing("truth", t)
 
     def ensemble(self, t: float) -> dict[str, np.ndarray]:
@@ -434,11 +455,15 @@ class FileForcing:
     grid : Grid
     start : date or str
         Experiment start (t = 0 s).
+    columns : slice, optional
+        The contiguous columns to read (a rank's world block; default all): only the file's rows and
+        columns they use are read, and :meth:`check_values` checks them.
     """
 
-    def __init__(self, path: str, grid: Grid, start: _dt.date | str) -> None:
+    def __init__(self, path: str, grid: Grid, start: _dt.date | str, columns: slice | None = None) -> None:
         self.path = path
         self.grid = grid
+        self.columns = slice(*(slice(None) if columns is None else columns).indices(grid.ncol)[:2])
         self._src = NcFile(path, what="forcing file")
         try:
             self._open(grid, start)
@@ -467,9 +492,9 @@ class FileForcing:
         row_index, col_index = grid.nearest_file_indices(
             layout.coord_values("lat"), layout.coord_values("lon"), source=str(path)
         )
-        rows, cols = np.unravel_index(grid.column_index, grid.shape)
+        rows, cols = np.unravel_index(grid.column_index[self.columns], grid.shape)
         iy, ix = row_index[rows], col_index[cols]
-        # read only the file's rows and columns the grid uses
+        # read only the file's rows and columns the grid (the block) uses
         self._window = {
             "lat": slice(int(iy.min()), int(iy.max()) + 1),
             "lon": slice(int(ix.min()), int(ix.max()) + 1),

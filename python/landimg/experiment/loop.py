@@ -2,15 +2,16 @@
 
 One path of data through a day (every rank; rank 0 records):
 
-    weather.truth(t) -> nature.step          weather.ensemble(t) -> Ensemble.advance (members perturbed)
-    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> Ensemble.assimilate(y, err, method)
-    end of day: ensemble means/spreads vs nature -> History (rank 0) -> restart (rank 0 writes)
+    weather.truth(t) -> nature.step          weather.ensemble(t) -> moved -> Ensemble.advance (members perturbed)
+    at each analysis time: nature's observed layer -> Observer -> y, ObsError -> gathered -> Ensemble.assimilate(y, err, method)
+    end of day: ensemble means/spreads vs nature (gathered on rank 0) -> History (rank 0) -> restart (rank 0 writes)
 
 The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
-each Ensemble steps its group's members on its block's columns (the nature run, the weather and the
-observations are still made for the whole domain on every rank, and cut to the block). Every reduction is
-in member order and every domain sum uses the fixed chunking of the columns, so results do not depend on
-the layout.
+each Ensemble steps its group's members on its block's columns. The nature run, the weather and the
+observations live on the world blocks (:mod:`landimg.experiment.world`: the columns cut into one block per
+rank, whatever the layout); the ensemble forcing is moved to the ensembles' blocks, the observations to
+every rank, the reference and the nature state to rank 0. Every reduction is in member order and every
+domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.obs import Stations
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
-from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members
-from landimg.experiment.spinup_cache import cached_spinup, check_cache_dir, spinup_key
+from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members, spun_up
+from landimg.experiment.spinup_cache import check_cache_dir, spinup_key
 from landimg.experiment.summary import summarize, write_outputs
 from landimg.experiment.timing import Timings
 
@@ -57,7 +59,7 @@ class RunResult:
 
 @dataclass
 class _Run:
-    """The running experiment on this rank (``history`` only on rank 0)."""
+    """The running experiment on this rank (``history`` only on rank 0; ``nature`` of the world block)."""
 
     cfg: Config
     s: Setup
@@ -71,10 +73,42 @@ class _Run:
     inputs: dict[str, str] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
     saved_day: int | None = None  # the day of the restart on disk (None: none yet)
+    mover: Any = None  # world blocks -> the ensembles' columns (ColumnMover)
 
     @property
     def rank(self) -> int:
         return self.comm.Get_rank()
+
+    def start_forcing(self, block: dict[str, np.ndarray]) -> Any:
+        """Start moving the world block's ensemble forcing to the ensembles' columns; ``.wait()`` gives it.
+        With a rain shift (``ensemble.rain_shift_km > 0``) on column blocks the precipitation of every column
+        goes to every rank (the shift moves rain across blocks)."""
+        moving = self.mover.start_dict(block)
+        if not self.rain_whole:
+            return moving
+        precip = self.s.world.allgather(block["precip"])
+        return _Finish(lambda: {**moving.wait(), "precip": precip})
+
+    def forcing(self, t: float) -> dict[str, np.ndarray]:
+        """The ensemble forcing at ``t`` s on the ensembles' columns: made on the world blocks, then moved."""
+        return self.start_forcing(self.s.weather.ensemble(t)).wait()
+
+    @property
+    def rain_whole(self) -> bool:
+        """The ensembles need the precipitation of every column (a rain shift on column blocks)."""
+        first = next(iter(self.ensembles.values()))
+        shift = getattr(first.perturber, "rain_shift", None) if first.perturber is not None else None
+        return shift is not None and not first.layout.whole
+
+
+@dataclass
+class _Finish:
+    """A computation to complete later (``wait()``)."""
+
+    finish: Any
+
+    def wait(self) -> Any:
+        return self.finish()
 
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
@@ -103,6 +137,7 @@ def _start(
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
     ens = _ensembles(cfg, s, comm, column_blocks)
     r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
+    r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
@@ -110,7 +145,7 @@ def _start(
         tree = load_for_resume(out) if r.rank == 0 else None
         r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
         r.saved_day = r.day0
-        r.nature.set_state(comm.bcast(tree["nature"] if r.rank == 0 else None, root=0))
+        r.nature.set_state(s.world.scatter_state(tree["nature"] if r.rank == 0 else None))
         # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
         s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
         for name, ens in r.ensembles.items():
@@ -124,15 +159,14 @@ def _start(
         return r
     t0 = time.perf_counter()
     with timings("spinup"):
-        nature, member, status = cached_spinup(
-            lambda: spinup(cfg, s, comm, timings, prog.phase(cfg.experiment.spinup_days, "spin-up day")),
+        nature, member, status = spun_up(
+            cfg, s, comm, cache, timings,
             lambda: spinup_key(cfg, s.domain, s.soil_true, s.soil_est, {"igbp": s.domain.igbp}),
-            cache,
-            comm,
-        )
+            prog.phase(cfg.experiment.spinup_days, "spin-up day"),
+        )  # fmt: skip
     r.nature.set_state(nature)
-    seed_members(r.ensembles, member)
-    spread_members(cfg, s, r.ensembles)
+    seed_members(r.ensembles, r.mover.move_state(member))
+    spread_members(cfg, s, r.ensembles, r.forcing)
     how = {"off": "", "hit": " (read from the spin-up cache)", "stored": " (stored in the spin-up cache)"}[
         status
     ]
@@ -145,17 +179,31 @@ def _start(
     return r
 
 
-def _truth_layers(r: _Run) -> np.ndarray:
-    """Nature run's verification-layer means, (nl, ncol)."""
-    return r.nature.layer_mean(list(LAYERS))[:, :, 0]
+def _truth_layers(r: _Run) -> np.ndarray | None:
+    """Nature run's verification-layer means of every column (nl, ncol) on rank 0 (None elsewhere), gathered
+    from the world blocks (collective)."""
+    return r.s.world.gather(r.nature.layer_mean(list(LAYERS))[:, :, 0])
 
 
-def _verification(r: _Run, day: int) -> np.ndarray:
-    """The spatial metrics' reference of ``day``, (nl, ny, nx): the reference product's daily layer means
-    when ``[reference]`` is given, else the nature run."""
+def _verification(r: _Run, day: int, truth_cols: np.ndarray | None) -> np.ndarray | None:
+    """The spatial metrics' reference of ``day``, (nl, ny, nx) on rank 0: the reference product's daily layer
+    means when ``[reference]`` is given, else the nature run's ``truth_cols`` (:func:`_truth_layers`)."""
+    if r.history is None:
+        return None
     if r.s.reference is not None:
         return r.s.reference.daily[day]
-    return r.s.domain.grid.to_image(_truth_layers(r))
+    return r.s.domain.grid.to_image(truth_cols)
+
+
+def _station_obs(r: _Run, truth_cols: np.ndarray | None, day: int) -> np.ndarray | None:
+    """The stations' readings of ``day`` on rank 0 (collective): synthetic stations read the nature run on
+    each world block (gathered in station order: blocks are in column order); others are read there."""
+    st, world = r.s.stations, r.s.world
+    if not isinstance(st, Stations):
+        return None if r.history is None else st.observe(truth_cols[0], day)
+    top = r.nature.layer_mean([LAYERS[0]])[0, :, 0]
+    parts = world.comm.gather(st.observe(top, day, None if world.whole else world.columns), root=0)
+    return None if r.history is None else np.concatenate(parts)
 
 
 def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.ndarray) -> np.ndarray:
@@ -164,10 +212,10 @@ def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.nd
     )
 
 
-def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
+def _background(r: _Run, day: int, truth_cols: np.ndarray | None) -> dict[str, np.ndarray]:
     """Background scores of ``day`` (recorded on rank 0); returns each method's observed-layer mean image."""
     grid, obs_depth = r.s.domain.grid, (0.0, r.cfg.analysis.obs_depth)
-    truth = _verification(r, day)
+    truth = _verification(r, day, truth_cols)
     for name, ens in r.ensembles.items():
         means = [ens.mean_image(layer) for layer in LAYERS]
         if r.history is not None:
@@ -178,12 +226,12 @@ def _background(r: _Run, day: int) -> dict[str, np.ndarray]:
 
 def _record(
     r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float],
-    diags: dict[str, dict[str, Any]],
+    diags: dict[str, dict[str, Any]], truth_cols: np.ndarray | None,
 ) -> None:
     """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
     grid, s = r.s.domain.grid, r.s
-    truth_cols = _truth_layers(r)
-    truth = _verification(r, day)
+    truth = _verification(r, day, truth_cols)
+    station_obs = _station_obs(r, truth_cols, day)
     obs_depth = (0.0, r.cfg.analysis.obs_depth)
     per_method = {}
     for name, ens in r.ensembles.items():
@@ -195,7 +243,7 @@ def _record(
         return
     h.truth[day], h.obs[day] = truth, obs_img
     h.n_obs[day] = int(np.isfinite(obs_img).sum())
-    h.station_obs[day] = s.stations.observe(truth_cols[0], day)
+    h.station_obs[day] = station_obs
     for name, (means, spreads, an_obs) in per_method.items():
         m = h[name]
         m.mean[day], m.spread[day] = means, spreads
@@ -225,24 +273,30 @@ def _day(r: _Run, day: int) -> None:
     diags: dict[str, dict[str, Any]] = {}
     obs_img = np.full(grid.shape, np.nan)
     bg_obs: dict[str, np.ndarray] = {}
+    truth_cols = None
     for step in range(spd):
         k = day * spd + step
+        moving = r.start_forcing(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
         r.nature.step(_read(r, day, s.weather.truth, k * e.dt))
-        fe = _read(r, day, s.weather.ensemble, k * e.dt)
+        with r.timings("forcing"):
+            fe = moving.wait()
         for ens in r.ensembles.values():
             ens.advance(fe, 1, t=k * e.dt)
+        last = step == spd - 1
+        if last:  # the day's reference, on rank 0 (the nature run does not change in the analyses)
+            truth_cols = _truth_layers(r)
         if (k + 1) % spa != 0:
             continue
-        # analysis time (end of the step)
+        # analysis time (end of the step): the world blocks' observations, then every column on every rank
         t_days = (k + 1) * e.dt / 86400.0 - window
-        truth_obs = grid.to_image(r.nature.layer_mean([obs_depth])[0, :, 0])
-        frozen = grid.to_image(r.nature.frozen()[:, 0], fill=False).astype(bool)
+        truth_obs = r.nature.layer_mean([obs_depth])[0, :, 0]
+        frozen = r.nature.frozen()[:, 0].astype(bool)
         y, err = _read(r, day, s.observer, truth_obs, t_days, frozen, window, (k + 1) // spa - 1)
+        y = grid.to_image(s.world.allgather(y))
         ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
-        last = step == spd - 1
         if last:
-            bg_obs = _background(r, day)
+            bg_obs = _background(r, day, truth_cols)
         for name, ens in r.ensembles.items():
             members_b = ens.images(obs_depth, gather=True) if last else None
             diag = ens.assimilate(y, err, s.methods[name])
@@ -254,14 +308,16 @@ def _day(r: _Run, day: int) -> None:
                 )  # fmt: skip
                 diags[name] = diag
     if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
-        bg_obs = _background(r, day)
-    _record(r, day, obs_img, bg_obs, clipped, diags)
+        bg_obs = _background(r, day, truth_cols)
+    _record(r, day, obs_img, bg_obs, clipped, diags, truth_cols)
 
 
 def _instrument(r: _Run) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
+    t.instrument(r.mover, "start_dict", "forcing")
+    t.instrument(r.mover, "move_dict", "forcing")
     for name, ens in r.ensembles.items():
         t.instrument(ens.model, "step", "model")
         t.instrument(ens, "assimilate", "analysis", label=name)  # and each method's own CPU seconds
@@ -339,10 +395,11 @@ def _kept(r: _Run, outputs: bool = False) -> str:
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
     """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
     states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
+    nature = r.s.world.gather_state(r.nature.get_state())
 
     def write() -> None:
         wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, r.nature.get_state(), states, r.history, wall, to_toml(r.cfg), r.inputs,
+        write_checkpoint(out, day, nature, states, r.history, wall, to_toml(r.cfg), r.inputs,
                          observer=r.s.observer.synthetic.get_state())  # fmt: skip
 
     _on_rank0(r.comm, write, _kept(r))
@@ -405,7 +462,7 @@ def run(
         _check_memory(cfg, None, comm)  # sizes from the configuration, before any array is made
     except OSError as exc:  # the land-mask cache
         raise InputError(str(exc)) from exc
-    s = setup(cfg, progress=progress and rank == 0)
+    s = setup(cfg, comm, progress=progress and rank == 0)
     grid = s.domain.grid
     k = _column_blocks(cfg, s, comm)
     _check_memory(cfg, s, comm, k)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from landimg.layout import column_chunk_size
+
 __all__ = [
     "MemoryEstimate", "available_bytes", "config_grid", "estimate_memory", "estimated_land_columns",
     "memory_error", "ranks_on_node",
@@ -119,6 +121,7 @@ def estimate_memory(
     k = max(column_blocks, 1)
     nloc = -(-nmem // max(nranks // k, 1))  # the busiest rank's members
     nblock = -(-ncol // k)  # and columns (blocks are balanced to a chunk)
+    nworld = min(ncol, -(-ncol // max(nranks, 1)) + column_chunk_size(ncol))  # a world block's columns
     nmem_da = -(-nmem // max(nranks, 1))  # members of a rank in the whole-member analysis layout
     ncol_da = min(ncol, 2 * -(-ncol // max(nranks, 1)))  # columns of a column-block analysis: block + halo
     methods = list(cfg.analysis.methods)
@@ -128,12 +131,15 @@ def estimate_memory(
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
         "libraries": _BASE_BYTES,
-        # nature run and spin-up column (every column, for now), and nloc members per method on the block
-        "models": _COLUMN_MEMBER_BYTES * (2 * ncol + nmeth * nloc * nblock),
-        # forcing dicts (truth and ensemble of every column, perturbed of the block per method) and z/factors
-        "forcing": 8 * (_FORCING_KEYS * (2 * ncol + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS),
-        # white noise, its spectrum and the filtered fields of one draw (padded image, ~1.3x; drawn whole)
-        "perturbation draw": int(1.3 * cells) * nloc * _PERTURBED_VARS * 40,
+        # nature run and spin-up column of the world block, and nloc members per method on the model block
+        "models": _COLUMN_MEMBER_BYTES * (2 * nworld + nmeth * nloc * nblock),
+        # forcing dicts (truth and ensemble of the world block, moved to the model block, perturbed there per
+        # method) and z/factors
+        "forcing": 8 * (
+            _FORCING_KEYS * (2 * nworld + nblock + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS
+        ),
+        # the spectrum (whole) and the filtered rows (the block's band) of one draw (padded image, ~1.3x)
+        "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * nloc * _PERTURBED_VARS * 40,
         # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:
         # whole members (nmem / P of them) or column blocks with their halo (every member)
         "analysis ensemble": 8 * (nmem * cells * 6 + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),

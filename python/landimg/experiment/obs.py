@@ -15,6 +15,10 @@ Satellite (SMAP/SMOS-like), once per analysis time:
 Stations: ``obs.stations`` land cells chosen at random (deterministic from the seed); each reports the
 nature run's 0-10 cm soil moisture daily with a constant point-scale bias (``obs.station_bias_std``)
 and white noise (``obs.station_error_std``); they are used only for verification.
+
+Both work on a block of columns (a rank's world block, :mod:`landimg.experiment.world`): the retrievals
+and the station readings of the block's columns, bitwise the whole domain's there (the random errors are
+drawn for the whole domain, from streams keyed by the seed and the time, and cut).
 """
 
 from __future__ import annotations
@@ -59,15 +63,19 @@ class SatelliteObserver:
     seed : int
     interval_days : float
         Time between two analyses (two error draws), days.
+    columns : slice, optional
+        The contiguous columns observed by :meth:`observe_columns` (default all).
     """
 
-    def __init__(self, grid: Grid, cfg: ObsConfig, seed: int, interval_days: float = 1.0) -> None:
+    def __init__(
+        self, grid: Grid, cfg: ObsConfig, seed: int, interval_days: float = 1.0, columns: slice | None = None
+    ) -> None:
         self.grid = grid
         self.cfg = cfg
         self.seed = int(seed)
         self.interval_days = float(interval_days)
-        lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
-        self._track = lon2 - np.tan(np.radians(_SWATH_TILT_DEG)) * lat2  # along-track coordinate (deg)
+        self.columns = slice(*(slice(None) if columns is None else columns).indices(grid.ncol)[:2])
+        self._track_columns = self._along_track(grid.column_index[self.columns])
         self._fields = GaussianFieldGenerator(grid.shape, grid.cell_size_km(), cfg.corr_length_km,
                                               grid.periodic_lon)  # fmt: skip
         self._ar: tuple[int, np.ndarray] | None = None  # (index, z_corr) of the last correlated field
@@ -78,14 +86,23 @@ class SatelliteObserver:
         m = self.cfg.memory_days
         return float(np.exp(-self.interval_days / m)) if m > 0 else 0.0
 
+    def _along_track(self, flat: np.ndarray) -> np.ndarray:
+        """Along-track coordinate (deg) of the cells of flat image indices ``flat``."""
+        iy, ix = np.unravel_index(flat, self.grid.shape)
+        return self.grid.lon[ix] - np.tan(np.radians(_SWATH_TILT_DEG)) * self.grid.lat[iy]
+
+    def _seen(self, track: np.ndarray, day: float, window_days: float) -> np.ndarray:
+        c = self.cfg
+        phase = (track / c.swath_period_deg - day / c.revisit_days) % 1.0
+        return phase < min(window_days / c.revisit_days, 1.0)
+
     def swath_mask(self, day: float, window_days: float = 1.0) -> np.ndarray:
         """Cells seen by the swaths during [day, day + window_days), bool (ny, nx).
 
         Each cell is seen once every ``revisit_days`` days (the pattern moves continuously in time).
         """
-        c = self.cfg
-        phase = (self._track / c.swath_period_deg - day / c.revisit_days) % 1.0
-        return phase < min(window_days / c.revisit_days, 1.0)
+        track = self._along_track(np.arange(self.grid.shape[0] * self.grid.shape[1])).reshape(self.grid.shape)
+        return self._seen(track, day, window_days)
 
     def _draws(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(white noise, correlated innovation eta) of analysis ``index``, unit variance, (ny, nx) each."""
@@ -170,10 +187,46 @@ class SatelliteObserver:
         truth = np.asarray(truth, dtype=float)
         if truth.shape != self.grid.shape:
             raise ValueError(f"truth must have shape {self.grid.shape}, got {truth.shape}")
-        ok = self.grid.land & self.swath_mask(day, window_days) & np.isfinite(truth)
+        if (self.columns.start, self.columns.stop) != (0, self.grid.ncol):
+            raise ValueError("observe takes images: use observe_columns on an observer of a block of columns")
+        g = self.grid
+        masked = None if unobservable is None else g.to_columns(np.asarray(unobservable, dtype=bool))
+        y = self.observe_columns(g.to_columns(truth), day, masked, window_days=window_days, index=index)
+        return g.to_image(y)
+
+    def observe_columns(
+        self,
+        truth: np.ndarray,
+        day: float,
+        unobservable: np.ndarray | None = None,
+        *,
+        window_days: float = 1.0,
+        index: int | None = None,
+    ) -> np.ndarray:
+        """Retrievals of the observer's columns (:meth:`observe` per column: the same values there).
+
+        Parameters
+        ----------
+        truth : ndarray (ncol,)
+            True soil moisture of the observed layer at the observer's columns, m3/m3.
+        day, window_days, index
+            As in :meth:`observe`.
+        unobservable : ndarray of bool (ncol,), optional
+            Frozen or snow-covered columns.
+
+        Returns
+        -------
+        ndarray (ncol,)
+            Observed soil moisture, NaN where missing.
+        """
+        truth = np.asarray(truth, dtype=float)
+        if truth.shape != self._track_columns.shape:
+            raise ValueError(f"truth must have shape {self._track_columns.shape}, got {truth.shape}")
+        ok = self._seen(self._track_columns, day, window_days) & np.isfinite(truth)
         if unobservable is not None:
             ok &= ~np.asarray(unobservable, dtype=bool)
-        y = np.maximum(truth + self.error(int(day) if index is None else index), 0.0)
+        error = self.error(int(day) if index is None else index)  # drawn whole, then the block's columns
+        y = np.maximum(truth + error.reshape(-1)[self.grid.column_index[self.columns]], 0.0)
         return np.where(ok, y, np.nan)
 
 
@@ -213,14 +266,20 @@ class Stations:
         lat, lon = self.grid.column_latlon()
         return lat[self.columns], lon[self.columns]
 
-    def observe(self, truth_columns: np.ndarray, day: int) -> np.ndarray:
-        """Station readings (nstation,) of the truth's 0-10 cm soil moisture given per column (ncol,)."""
+    def observe(self, truth_columns: np.ndarray, day: int, columns: slice | None = None) -> np.ndarray:
+        """Station readings (nstation,) of the truth's 0-10 cm soil moisture given per column (ncol,).
+
+        ``columns`` (a contiguous slice): ``truth_columns`` holds only those columns, and the readings of
+        the stations there are returned (in station order; the noise of every station is drawn and cut).
+        """
         truth_columns = np.asarray(truth_columns, dtype=float)
-        if truth_columns.shape != (self.grid.ncol,):
-            raise ValueError(f"truth_columns must have shape ({self.grid.ncol},), got {truth_columns.shape}")
+        c0, c1 = (slice(None) if columns is None else columns).indices(self.grid.ncol)[:2]
+        if truth_columns.shape != (c1 - c0,):
+            raise ValueError(f"truth_columns must have shape ({c1 - c0},), got {truth_columns.shape}")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, _STREAM_STATIONS, day + 1_000_000]))
         noise = self.cfg.station_error_std * rng.standard_normal(self.n)
-        return np.maximum(truth_columns[self.columns] + self.bias + noise, 0.0)
+        here = (self.columns >= c0) & (self.columns < c1)
+        return np.maximum(truth_columns[self.columns[here] - c0] + self.bias[here] + noise[here], 0.0)
 
 
 _PERCENT_HINT = ": percent without units = \"%\", or undeclared fill values (set _FillValue)?"

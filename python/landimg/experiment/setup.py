@@ -2,6 +2,10 @@
 
 Everything here reads or builds inputs; nothing is stepped. Any input that cannot be used raises
 :class:`InputError` (one line naming the file and the problem) before the spin-up.
+
+The weather and the observer are made for this rank's world block (:class:`~landimg.experiment.world.World`):
+the generator and the synthetic observer on the block's columns only; files and products are read whole
+and cut to the block.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from landimg.experiment.config import Config
 from landimg.experiment.domain import Domain, build_domain
 from landimg.experiment.forcing import FileForcing, WeatherGenerator
 from landimg.experiment.obs import FileObservations, FileStations, SatelliteObserver, Stations
+from landimg.experiment.world import World
 
 __all__ = ["InputError", "Observer", "Setup", "Weather", "build_methods", "perturbation", "setup"]
 
@@ -61,12 +66,23 @@ def perturbation(cfg: Config) -> Any:
     )
 
 
-class Weather:
-    """truth(t) / ensemble(t): the synthetic generator, or user files where configured."""
+class _OnColumns:
+    """A forcing source of every column cut to a block: ``source(t)``'s arrays at ``columns``."""
 
-    def __init__(self, cfg: Config, domain: Domain, progress: bool = False) -> None:
+    def __init__(self, source: Any, columns: slice) -> None:
+        self.source, self.columns = source, columns
+
+    def __call__(self, t: float) -> dict[str, np.ndarray]:
+        return {k: v[self.columns] for k, v in self.source(t).items()}
+
+
+class Weather:
+    """truth(t) / ensemble(t) of the columns ``columns`` (default all): the synthetic generator, or user
+    files where configured (read for the columns only, and checked there), or a product (read whole, cut)."""
+
+    def __init__(self, cfg: Config, domain: Domain, columns: slice | None = None, progress: bool = False) -> None:
         grid, f, e = domain.grid, cfg.forcing, cfg.experiment
-        gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start)
+        gen = WeatherGenerator(grid, domain.aridity, f, e.seed, e.start, columns=columns)
         truth, ensemble = gen.truth, gen.ensemble
         if f.product:  # a product as distributed drives the nature run and the ensemble
             from landimg.data.inputs import ProductForcing
@@ -74,22 +90,41 @@ class Weather:
             truth = ensemble = ProductForcing(
                 f.product, f.files, grid, e.start, -e.spinup_days, e.days, progress
             )
-        self.truth = FileForcing(f.true_file, grid, e.start) if f.true_file else truth
-        self.ensemble = FileForcing(f.ensemble_file, grid, e.start) if f.ensemble_file else ensemble
-        for source in (self.truth, self.ensemble):
+        truth = FileForcing(f.true_file, grid, e.start, gen.columns) if f.true_file else truth
+        ensemble = FileForcing(f.ensemble_file, grid, e.start, gen.columns) if f.ensemble_file else ensemble
+        for source in (truth, ensemble):
             if hasattr(source, "check_covers"):  # the run reads t = -spin-up .. end of the last day
                 source.check_covers(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
             if hasattr(source, "check_values"):  # products' values are checked as they are read
                 source.check_values(-e.spinup_days * 86400.0, e.days * 86400.0 - e.dt)
+        block = gen.ncol != grid.ncol  # a product gives every column: cut to the block
+        self.truth = _OnColumns(truth, gen.columns) if block and f.product and not f.true_file else truth
+        self.ensemble = _OnColumns(ensemble, gen.columns) if block and f.product and not f.ensemble_file else ensemble
+
+
+def _on_every_rank(comm: Any, make: Any) -> Any:
+    """``make()``; a ValueError or OSError on any rank of ``comm`` is raised on every rank (the first such
+    rank's line): each rank reads and checks only its world block's part of a file, so a bad value may be
+    found on one rank only."""
+    try:
+        out, line = make(), None
+    except (ValueError, OSError) as exc:
+        out, line = None, str(exc)
+    found = [x for x in comm.allgather(line) if x]
+    if found:
+        raise ValueError(found[0])
+    return out
 
 
 class Observer:
-    """Satellite retrievals (synthetic from the nature run, or a user file) for an analysis window."""
+    """Satellite retrievals (synthetic from the nature run, or a user file) of the columns ``columns``
+    (default all) for an analysis window."""
 
-    def __init__(self, cfg: Config, grid: Any, progress: bool = False) -> None:
+    def __init__(self, cfg: Config, grid: Any, columns: slice | None = None, progress: bool = False) -> None:
         self.cfg, self.grid = cfg, grid
         interval_days = cfg.analysis.interval_hours / 24.0
-        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, interval_days)
+        self.synthetic = SatelliteObserver(grid, cfg.obs, cfg.experiment.seed, interval_days, columns)
+        self.columns = self.synthetic.columns
         self.product = None  # a retrieval product as distributed: records taken once, by window
         if cfg.obs.product:
             from landimg.data.inputs import ProductObservations
@@ -108,16 +143,22 @@ class Observer:
             self.file.check_values(cfg.experiment.days)
 
     def __call__(self, truth: np.ndarray, t_days: float, frozen: np.ndarray, window: float, index: int):
-        """(observation image (ny, nx) NaN = missing, the declared error: an ObsError per land column)."""
-        if self.product is not None:
-            y, white = self._from_product(t_days, window, frozen)
-            return y, self.error(white)
-        if self.file is None:
-            y = self.synthetic.observe(truth, t_days, frozen, window_days=window, index=index)
+        """(observations of the columns (ncol_block,), NaN = missing; the declared error: an ObsError per land
+        column of the grid).
+
+        ``truth`` (m3/m3) and ``frozen`` (bool) are the nature run's observed layer and frozen flags at the
+        observer's columns; a file or product is read whole and cut to them.
+        """
+        if self.product is None and self.file is None:
+            y = self.synthetic.observe_columns(truth, t_days, frozen, window_days=window, index=index)
             return y, self.error()
-        y, err = self.file.observe(int(np.floor(t_days + window - 1e-9)))
-        y = np.where(frozen, np.nan, y)
-        return y, self.error(err)
+        whole = np.zeros(self.grid.shape, dtype=bool)  # frozen cells are masked below, per column
+        if self.product is not None:
+            y, white = self._from_product(t_days, window, whole)
+        else:
+            y, white = self.file.observe(int(np.floor(t_days + window - 1e-9)))
+        y = self.grid.to_columns(y)[self.columns]
+        return np.where(frozen, np.nan, y), self.error(white)
 
     def error(self, white: np.ndarray | None = None) -> ObsError:
         """The declared observation error of ``[obs]`` (:class:`landimg.da.obs_error.ObsError`, per land column).
@@ -161,7 +202,8 @@ class Observer:
 
 @dataclass
 class Setup:
-    """Everything an experiment needs before its first step."""
+    """Everything an experiment needs before its first step (the weather and the observer of this rank's
+    world block ``world``)."""
 
     cfg: Config
     domain: Domain
@@ -173,6 +215,7 @@ class Setup:
     methods: dict[str, Any]
     reference: Any = None
     soil_members: Any = None
+    world: World | None = None
 
     @property
     def soil_ensemble(self) -> Any:
@@ -180,27 +223,33 @@ class Setup:
         return self.soil_est if self.soil_members is None else self.soil_members
 
 
-def setup(cfg: Config, progress: bool = False) -> Setup:
+def setup(cfg: Config, comm: Any = None, progress: bool = False) -> Setup:
     """Build and check every input of ``cfg``; raises :class:`InputError` (one line) if one is unusable.
 
-    ``progress``: show reading progress of long file sets on stderr (rank 0).
+    ``comm``: the run's ranks; the weather and the observer are made for this rank's world block
+    (default: one rank, every column). ``progress``: show reading progress of long file sets on stderr
+    (rank 0).
     """
     from landimg.model import soil
+    from landimg.parallel import SerialComm
 
     try:
         domain = build_domain(cfg)
         grid = domain.grid
+        world = World(grid, SerialComm() if comm is None else comm)
+        columns = None if world.whole else world.columns
         return Setup(
             cfg=cfg,
             domain=domain,
-            weather=Weather(cfg, domain, progress),
-            observer=Observer(cfg, grid, progress),
+            weather=_on_every_rank(world.comm, lambda: Weather(cfg, domain, columns, progress)),
+            observer=Observer(cfg, grid, columns, progress),
             stations=_stations(cfg, grid),
             soil_true=soil.from_texture(domain.sand_true, domain.clay_true),
             soil_est=soil.from_texture(domain.sand_est, domain.clay_est),
             methods=build_methods(cfg),
             reference=_reference(cfg, grid, progress),
             soil_members=_member_soil(cfg, domain),
+            world=world,
         )
     except (ValueError, OSError) as exc:  # every rank reads the same inputs, so every rank raises this
         raise InputError(str(exc)) from exc

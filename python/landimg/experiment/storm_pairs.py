@@ -5,7 +5,8 @@ pairs closer than the reach in the local equirectangular distance the generator 
 sea cells or all columns: the rows of the storm's latitude band times the image columns of its
 longitude window (widened by ``1 / cos`` of the latitude), as runs of consecutive land columns. Pairs are
 storm-major, so per-column sums over storms keep the storms' order and equal an exhaustive search
-bitwise (``tests/test_weather_pairs.py``).
+bitwise (``tests/test_weather_pairs.py``). On a block of columns only the block's rows are visited and each
+run is cut to the block: the whole domain's pairs of those columns, in the same order.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ class StormColumnPairs:
     Parameters
     ----------
     grid : Grid
+    columns : (start, stop), optional
+        The contiguous block of columns to pair storms with (default all); ``candidates`` then returns
+        column indices relative to ``start``.
     """
 
-    def __init__(self, grid: Grid) -> None:
+    def __init__(self, grid: Grid, columns: tuple[int, int] | None = None) -> None:
         self.grid = grid
+        self.columns = (0, grid.ncol) if columns is None else (int(columns[0]), int(columns[1]))
+        self._rows = grid.column_rows(*self.columns)  # the image rows holding the block
         self._row_phi = np.radians(grid.lat)  # the columns' latitudes come from these values
         # land cells of row y with image column < x: _land_before[y, x]; row y's first column: _row_first[y]
         land = grid.land.astype(np.int64)
@@ -74,11 +80,13 @@ class StormColumnPairs:
         Returns
         -------
         si, ci : ndarray of int (npair,)
-            Storm index and column index of every candidate pair.
+            Storm index and column index (relative to the block's first column) of every candidate pair.
         """
         pad = 1e-6 * reach_rad + 1e-12
         r0 = np.searchsorted(self._row_phi, p0 - reach_rad - pad, side="left")
-        nr = np.searchsorted(self._row_phi, p0 + reach_rad + pad, side="right") - r0
+        r1 = np.searchsorted(self._row_phi, p0 + reach_rad + pad, side="right")
+        r0, r1 = np.maximum(r0, self._rows[0]), np.minimum(r1, self._rows[1])  # the block's rows only
+        nr = np.maximum(r1 - r0, 0)
         cmin = np.cos(np.minimum(np.abs(p0) + 0.5 * reach_rad + pad, 0.5 * np.pi))
         half = np.where(cmin > 1e-6, (reach_rad + pad) / np.maximum(cmin, 1e-6) * (1.0 + 1e-6), np.inf)
         xa, xb = self._lon_ranges(l0, np.minimum(half, 4.0 * np.pi))
@@ -89,6 +97,10 @@ class StormColumnPairs:
         row = np.repeat(r0[s_idx] - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
         first = self._row_first[row] + self._land_before[row, xa[s_idx, k_idx][seg]]
         count = self._land_before[row, xb[s_idx, k_idx][seg]] - self._land_before[row, xa[s_idx, k_idx][seg]]
+        c0, c1 = self.columns  # each run cut to the block (a run holds consecutive columns of one row)
+        end = np.minimum(first + count, c1)
+        first = np.maximum(first, c0) - c0
+        count = np.maximum(end - c0 - first, 0)
         # one pair per land cell of each (storm, row, segment) run: consecutive column indices
         si = np.repeat(s_idx[seg], count)
         ci = np.repeat(first - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
