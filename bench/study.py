@@ -247,27 +247,28 @@ _CURVELET = (
     Candidate(
         "fine-band",
         ("curvelet_enkf.fine_band_scales=1", "curvelet_enkf.fine_band_radius_km=300.0"),
-        "finest scale from localized band-passed ensemble covariances, 300 km (item 4; ~1.1x the default's CPU)",
+        "finest scale from localized band-passed ensemble covariances, 300 km (item 4; 1.1-2.8x the default's CPU)",
     ),
     Candidate(
         "layers",
         ('curvelet_enkf.layer_increments="analysis"',),
-        "every layer's mean increment from the same analysis (item 5; ~1.7x the default's CPU)",
+        "every layer's mean increment from the same analysis (item 5; 1.5-1.7x the default's CPU)",
     ),
     Candidate(
         "bias",
         ("curvelet_enkf.bias_correction=true",),
-        "bias-aware two-stage analysis on the coarse scales (the LETKF has the same option; ~1.1x CPU)",
-    ),
-    Candidate(
-        "memory",
-        ("curvelet_enkf.obs_memory_inflation=true",),
-        "R's correlated part inflated for error memory (correlated world; no effect without memory; no cost)",
+        "bias-aware two-stage analysis on the coarse scales (the LETKF has the same option; 1.1-1.2x CPU)",
     ),
     Candidate(
         "homogeneous-B",
         ('curvelet_enkf.variance_support="land_fraction"', "curvelet_enkf.variance_filtering=false"),
-        "the issue-9 stationary B (no variance filtering): the cheapest solve (~0.4x the default's CPU)",
+        "the issue-9 stationary B (no variance filtering): the cheapest solve (0.4-0.55x the default's CPU)",
+    ),
+    Candidate(
+        "memory",
+        ("curvelet_enkf.obs_memory_inflation=true",),
+        "R's correlated part inflated for error memory (no cost; last: the default itself where "
+        "obs.memory_days = 0, as in the default world)",
     ),
 )
 
