@@ -152,10 +152,12 @@ def _default_render(r: dict[str, Any]) -> str:
 
 In this world the filters' temporal ubRMSE is {"*above*" if above else "not all above"} the open loop's
 (0-10 cm background: open loop {bg("openloop"):.4f}, point EnKF {bg("point_enkf"):.4f}, LETKF
-{bg("point_letkf"):.4f}, curvelet EnKF {bg("curvelet_enkf"):.4f} m3/m3). A likely reason, not yet shown by a
-dedicated experiment: each pixel is corrected every 2-3 days when a swath passes, and those jumps are part
-of its anomaly series, while much of the open loop's error is a per-pixel bias that ubRMSE removes. The
-spatial scores, dominated by the static pattern, do not show this.
+{bg("point_letkf"):.4f}, curvelet EnKF {bg("curvelet_enkf"):.4f} m3/m3). Most of the filters' excess came from
+their deep-layer increments: an adaptive inflation of every layer over-dispersed the 40-100 cm ensemble, whose
+increments were then too large for its errors and fed noise back to the surface forecast; inflating only the
+observed layers (`inflation_layers = "observed"`, the default since) removed most of it, while the revisit
+cycle (a correction every 2-3 days) explains almost none of it (docs/validation.md, "Temporal skill of the
+filters"). The spatial scores, dominated by the static pattern, do not show this.
 
 ![Daily metrics of the default experiment](docs/figures/default_metrics.png)
 

@@ -164,9 +164,9 @@ def test_debiased_inflation_ignores_a_bias_and_smoothing_is_a_weighted_mean():
 @pytest.mark.parametrize(
     "method",
     [
-        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8),
-        PointEnKF(inflation=1.3),
-        PointLETKF(inflation=1.3),
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_layers="all"),
+        PointEnKF(inflation=1.3, inflation_layers="all"),
+        PointLETKF(inflation=1.3, inflation_layers="all"),
     ],
     ids=["curvelet", "point_enkf", "point_letkf"],
 )
@@ -180,6 +180,33 @@ def test_every_filter_inflates_every_layer(method):
     d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
     expect = 0.3 * (state - state.mean(axis=2, keepdims=True)) * ok
     np.testing.assert_allclose(d, expect, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8),
+        CurveletEnKF(inflation=1.3, nscales=3, nangles_coarse=8, inflation_mode="adaptive", inflation_per_scale=True),
+        PointEnKF(inflation=1.3),
+        PointLETKF(inflation=1.3),
+    ],
+    ids=["curvelet", "curvelet_per_scale", "point_enkf", "point_letkf"],
+)  # fmt: skip
+def test_inflation_of_the_observed_layers_only(method):
+    """The default of every filter: the prior inflation multiplies the observed layers' anomalies only."""
+    assert method.inflation_layers == "observed"
+    g = _geometry(ny=12, nx=16)
+    state = _ensemble(g, nlev=3, seed=4)
+    ok = np.ones(state.shape, bool)
+    ok[:, :5] = False  # frozen columns keep their state
+    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
+                          update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
+    d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
+    anomalies = state - state.mean(axis=2, keepdims=True)  # no observation: every factor is its bound 1.3
+    np.testing.assert_allclose(d[:2], 0.3 * anomalies[:2] * ok[:2], atol=1e-14)
+    np.testing.assert_array_equal(d[2], 0.0)  # the unobserved layer keeps its forecast spread
+    with pytest.raises(ValueError, match="inflation_layers"):
+        PointLETKF(inflation_layers="deep")
 
 
 def test_adaptive_state_is_carried_and_restored():

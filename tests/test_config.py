@@ -78,7 +78,8 @@ def test_an_old_runs_configuration_still_reads():
             "curvelet_enkf.layer_increments=full", "curvelet_enkf.obs_corr_km=0",
             "curvelet_enkf.variance_filtering=false", "curvelet_enkf.anomaly_update=joint",
             "curvelet_enkf.cg_preconditioner=jacobi", "curvelet_enkf.cg_single_precision=false",
-            "curvelet_enkf.variance_support=land_fraction"]  # fmt: skip
+            "curvelet_enkf.variance_support=land_fraction", "curvelet_enkf.inflation_layers=all",
+            "point_enkf.inflation_layers=all", "point_letkf.inflation_layers=all"]  # fmt: skip
     # the stored analysis.localization_km moves to both point filters; the stored curvelet_obs_corr_km = 0
     # now says "assume a white error" (issue 18: unset = the declared error)
     assert from_dict(old, legacy=True) == load_config(None, then)
@@ -92,6 +93,16 @@ def test_an_old_runs_configuration_still_reads():
     assert cfg.method["curvelet_enkf"].obs_white_fraction == 0.3
     with pytest.raises(ConfigError, match="moved to"):
         from_dict(old)
+
+
+def test_a_restart_written_before_inflation_layers_inflates_every_layer():
+    """Restarts written before ``inflation_layers`` (default now "observed") resume with every layer inflated."""
+    tree = to_dict(load_config(None, []))
+    for sec in ("curvelet_enkf", "point_enkf", "point_letkf"):
+        del tree[sec]["inflation_layers"]
+    old, today = from_dict(tree, legacy=True), from_dict(to_dict(load_config(None, [])), legacy=True)
+    for sec in ("curvelet_enkf", "point_enkf", "point_letkf"):
+        assert old.method[sec].inflation_layers == "all" and today.method[sec].inflation_layers == "observed"
 
 
 def test_print_config_roundtrip_with_optional_keys():

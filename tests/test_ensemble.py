@@ -86,6 +86,30 @@ def test_analysis_moves_towards_obs_and_books_water(grid, method):
         assert not np.array_equal(ens.model.state["wliq"][5:], wliq0[5:])
 
 
+@pytest.mark.parametrize(
+    "method", [CurveletEnKF(nscales=3, nangles_coarse=8, inflation=1.2), PointEnKF(), PointLETKF(radius_km=150.0)]
+)
+def test_vertical_localization_tapers_each_layer_increment(grid, method):
+    """Every filter's layer increments times the Gaspari-Cohn weight of the layer's depth below 0-5 cm."""
+    from dataclasses import replace
+
+    from landimg.da.column_ops import vertical_weights
+
+    obs = _ensemble(grid).mean_image((0.0, 0.05)) - 0.01  # a small increment: no layer reaches a bound
+    plain, tapered = _ensemble(grid), _ensemble(grid)
+    theta0 = plain.model.theta()
+    plain.assimilate(obs, 0.02, method)
+    tapered.assimilate(obs, 0.02, replace(method, vertical_localization_m=0.8))
+    z, h = plain.model.z_node, plain.observation_weights((0.0, 0.05))
+    w = vertical_weights(z, h, 0.05, 0.8)
+    np.testing.assert_array_equal(w[h > 0], 1.0)
+    assert 0 < w[4] < 1 and np.all(w[z > 0.85] == 0)  # zero from 0.8 m below the observed layer
+    d_plain, d_tapered = plain.model.theta() - theta0, tapered.model.theta() - theta0
+    assert np.abs(d_plain[6:]).max() > 1e-4  # the deep layers do get an increment without the taper
+    np.testing.assert_allclose(d_tapered, w[:, None, None] * d_plain, rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(plain.layer_weights(method), 1.0)  # a method without the taper
+
+
 def test_clipping_is_booked(grid):
     ens = _ensemble(grid, spin=1)  # nearly saturated
     obs = np.full(grid.shape, 0.9)  # far above porosity

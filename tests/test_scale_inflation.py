@@ -153,7 +153,7 @@ def _ctx(g, state=None):
 
 def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True)
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all")
     theta = _state(g)
     nan = np.full(g.ncol, np.nan)
     key = "CurveletEnKF.inflation_lambda"
@@ -182,6 +182,21 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
         e0 = np.bincount(sc, weights=np.sum(T.forward(pad(a0)) ** 2, axis=0))
         e1 = np.bincount(sc, weights=np.sum(T.forward(pad(a1)) ** 2, axis=0))
         assert e1[0] / e0[0] > 3.0 and abs(e1[2] / e0[2] - 1.0) < 0.05, (lev, e1 / e0)  # land mask: ~4, ~1
+
+
+def test_per_scale_inflation_of_the_observed_layers_only():
+    """``inflation_layers="observed"`` (the default): the per-scale factors reach the layers the observation
+    sees (h > 0: layers 0 and 1 here), the unobserved layer keeps its anomalies bitwise."""
+    g = _geometry()
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True)
+    assert m.inflation_layers == "observed"
+    theta = _state(g)
+    key = "CurveletEnKF.inflation_lambda"
+    ctx = _ctx(g, {key: 2.25})  # every scale 1.5, no observation: the increment is the inflation alone
+    d, diag = m.analyze(theta, np.full(g.ncol, np.nan), 0.02, None, ctx)
+    assert diag.inflation_per_scale == [1.5, 1.5, 1.5]
+    np.testing.assert_allclose(d[:2], 0.5 * (theta[:2] - theta[:2].mean(axis=2, keepdims=True)), atol=1e-15)
+    np.testing.assert_array_equal(d[2], 0.0)
 
 
 def test_restart_round_trip_and_diagnostics():

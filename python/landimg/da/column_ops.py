@@ -1,25 +1,71 @@
 """Column operations shared by the methods: inflation of every layer, regression of layer increments on
-the observed-layer increment, increment statistics."""
+the observed-layer increment, vertical localization of the layer increments, increment statistics."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from landimg.da.inflation import smoothed_inflation
+from landimg.da.localization import gaspari_cohn
 from landimg.da.obs_covariance import ObsCovariance
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext
 from landimg.layout import Layout
 
 __all__ = [
+    "VerticalLocalization",
     "increment_stats",
     "inflate_columns",
+    "inflated_layers",
     "regression_coefficients",
     "regression_increments",
     "usable_observations",
+    "vertical_weights",
 ]
+
+
+@dataclass(frozen=True)
+class VerticalLocalization:
+    """The vertical localization of the layer increments, shared by every filter (applied by the host).
+
+    Attributes
+    ----------
+    vertical_localization_m : float or None
+        Support (m) of a Gaspari-Cohn taper of every layer's increment by the depth of its node below the
+        observed layer (weight 1 for the layers the observation operator weights, 0 from this depth on;
+        the mean and the anomaly increments alike: the localized gain of the stochastic EnKF, the
+        deterministic filters' anomalies relaxed towards the forecast's by the same weight). None
+        (default): no taper. Trades the deep layers' temporal noise for their correction of persistent
+        errors (docs/validation.md, "Temporal skill of the filters").
+    """
+
+    vertical_localization_m: float | None = None
+
+    def check_vertical_localization(self) -> None:
+        """One-line ``ValueError`` unless ``vertical_localization_m`` is None or finite and > 0."""
+        v = self.vertical_localization_m
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"vertical_localization_m must be > 0 and finite (or unset), got {v}")
+
+
+def vertical_weights(
+    z_node: np.ndarray, h: np.ndarray, obs_bottom_m: float, support_m: float | None
+) -> np.ndarray:
+    """Weights (nlev,) of the layer increments: ``GC(d / (support_m / 2))`` with ``d`` the depth (m) of a
+    layer's node below the observed layer's bottom ``obs_bottom_m`` (0 for the observed layers, ``h > 0``).
+
+    All ones when ``support_m`` is None. ``GC`` is :func:`landimg.da.localization.gaspari_cohn`, the
+    horizontal localization's function (weight 0 at the support, as ``radius_km``).
+    """
+    h = np.asarray(h, dtype=np.float64)
+    if support_m is None:
+        return np.ones(h.shape)
+    d = np.where(h > 0, 0.0, np.maximum(np.asarray(z_node, dtype=np.float64) - float(obs_bottom_m), 0.0))
+    return gaspari_cohn(d / (0.5 * float(support_m)))
 
 
 def regression_increments(
@@ -92,6 +138,14 @@ def usable_observations(
     return valid if obs_mask is None else valid & np.asarray(obs_mask, dtype=bool)
 
 
+def inflated_layers(method: Any, ok: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Where the prior inflation applies, bool (nlev, ncol, nloc): ``ok`` (the update mask), restricted to
+    the observed layers (``h > 0``) when ``method.inflation_layers == "observed"``."""
+    if getattr(method, "inflation_layers", "all") == "observed":
+        return ok & (np.asarray(h) > 0)[:, None, None]
+    return ok
+
+
 def _summed_covariance(err: ObsError, valid: np.ndarray, own: np.ndarray, context: AnalysisContext) -> float:
     """``1^T R 1`` over the usable observations of the whole domain: every block's owned columns (global
     index, usable, white and correlated std) gathered over the column blocks (``Layout.allgather_columns``),
@@ -120,7 +174,8 @@ def inflate_columns(
     ``method.inflation`` (fixed), or with ``inflation_mode="adaptive"`` the time-smoothed, de-biased
     estimate of :func:`landimg.da.inflation.smoothed_inflation` from all members' predicted observations
     ``h . theta`` (its state kept in ``context.state`` under ``"<Method>.inflation_lambda"``), clipped to
-    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated. Returns the inflated
+    ``[inflation, inflation_max]``. Layers where ``ok`` is False are not inflated, nor, with
+    ``method.inflation_layers == "observed"``, the layers outside the observed depth. Returns the inflated
     state (nlev, ncol, nloc) and the diagnostics ``inflation`` / ``inflation_lambda`` (adaptive only).
     The statistics count the owned columns (``context.owned``) and are reduced over the column blocks
     of ``context.layout`` with the fixed chunking: the same factor on every rank and layout. This is the
@@ -153,4 +208,4 @@ def inflate_columns(
     if factor == 1.0:
         return theta, fields
     mean = lay.mean(theta, axis=2)[:, :, None]
-    return np.where(ok, mean + factor * (theta - mean), theta), fields
+    return np.where(inflated_layers(method, ok, h), mean + factor * (theta - mean), theta), fields

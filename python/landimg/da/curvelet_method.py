@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from landimg.da.column_ops import (
+    VerticalLocalization,
     increment_stats,
     inflate_columns,
+    inflated_layers,
     regression_coefficients,
     regression_increments,
     usable_observations,
@@ -38,7 +40,7 @@ FINEST = ("wavelets", "curvelets")
 
 
 @dataclass(frozen=True)
-class CurveletEnKF(InflationSettings):
+class CurveletEnKF(VerticalLocalization, InflationSettings):
     """Curvelet-space EnKF of the observed layer (docs/method.md).
 
     Attributes
@@ -251,6 +253,7 @@ class CurveletEnKF(InflationSettings):
                 f"variance_support must be one of {'|'.join(VARIANCE_SUPPORTS)}, got {self.variance_support!r}"
             )
         self.check_inflation_settings()
+        self.check_vertical_localization()
         if self.cg_preconditioner not in PRECONDITIONERS:
             raise ValueError(f"cg_preconditioner must be one of {'|'.join(PRECONDITIONERS)}, got {self.cg_preconditioner!r}")
         if not (np.isfinite(self.obs_memory_interval_days) and self.obs_memory_interval_days > 0):
@@ -437,7 +440,9 @@ class CurveletEnKF(InflationSettings):
             lambda: self.transform_for(g.shape, g.periodic_lon),
         )  # fmt: skip
         if self.inflation_mode == "adaptive" and self.inflation_per_scale:
-            infl, fields = self._scale_inflated(theta, obs, assumed, obs_mask, ok, context, transform, offset)
+            infl, fields = self._scale_inflated(
+                theta, obs, assumed, obs_mask, inflated_layers(self, ok, h), context, transform, offset
+            )
         else:
             infl, fields = inflate_columns(self, theta, obs, assumed, obs_mask, ok, context)
         xcol = np.einsum("l,lcm->mc", h, infl)  # observed-layer mean (nloc, ncol)
@@ -517,6 +522,8 @@ class CurveletEnKF(InflationSettings):
         mean = lay.mean(theta, axis=2)  # (nlev, ncol)
         out = theta.copy()
         for lev in range(theta.shape[0]):
+            if not ok[lev].any():  # a layer not inflated (inflation_layers="observed", update mask)
+                continue
             anom = g.to_image((theta[lev] - mean[lev][:, None]).T, fill=0.0)  # (nloc, ny, nx)
             inflated = g.to_columns(apply_scale_inflation(anom, factors, transform, offset, g.land)).T
             out[lev] = np.where(ok[lev], mean[lev][:, None] + inflated, theta[lev])

@@ -18,6 +18,7 @@ import numpy as np
 from landimg.layout import Layout, chunked_sum
 
 __all__ = [
+    "INFLATION_LAYERS",
     "INFLATION_MODES",
     "check_inflation",
     "check_smoothing",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 INFLATION_MODES = ("fixed", "adaptive")
+INFLATION_LAYERS = ("all", "observed")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,13 @@ class InflationSettings:
         Variance of the variance inflation's change between analyses (time smoothing; inf = none).
     inflation_debias : bool
         Remove the spatial mean of the innovations (and anomalies) before estimating the inflation.
+    inflation_layers : {"all", "observed"}
+        Which layers' anomalies the prior inflation multiplies: only the layers the observation operator
+        weights (``"observed"``, ``h > 0``; default), or every layer (``"all"``, the behaviour before; old
+        restarts resume with it). The factor is estimated from the observed layer's innovations; deeper
+        layers, whose spread the analysis barely reduces, would be inflated day after day, over-dispersed,
+        and given increments too large for their errors (docs/validation.md, "Temporal skill of the
+        filters").
     """
 
     inflation: float = 1.0
@@ -56,11 +65,14 @@ class InflationSettings:
     inflation_max: float = 2.0
     inflation_prior_var: float = 0.01
     inflation_debias: bool = True
+    inflation_layers: str = "observed"
 
     def check_inflation_settings(self) -> None:
         """One-line ``ValueError`` naming the first invalid inflation setting."""
         check_inflation(self.inflation, self.inflation_mode, self.inflation_max)
         check_smoothing(self.inflation_prior_var)
+        if self.inflation_layers not in INFLATION_LAYERS:
+            raise ValueError(f"inflation_layers must be one of {INFLATION_LAYERS}, got {self.inflation_layers!r}")
 
 
 def check_inflation(inflation: float, inflation_mode: str, inflation_max: float) -> None:

@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.column_ops import increment_stats, inflate_columns, usable_observations
+from landimg.da.column_ops import (
+    VerticalLocalization,
+    increment_stats,
+    inflate_columns,
+    usable_observations,
+)
 from landimg.da.inflation import InflationSettings
 from landimg.da.localization import (
     EARTH_RADIUS_KM,
@@ -35,6 +40,7 @@ def _check(method: Any) -> None:
     if method.max_obs is not None and method.max_obs < 1:
         raise ValueError(f"max_obs must be >= 1 (or None), got {method.max_obs}")
     method.check_inflation_settings()
+    method.check_vertical_localization()
 
 
 def _within(context: AnalysisContext, radius_km: float) -> np.ndarray:
@@ -125,7 +131,7 @@ _ANALYZE = """Increments of the layer state (nlev, ncol, nloc) from per-column o
 
 
 @dataclass(frozen=True)
-class _ColumnFilter(InflationSettings):
+class _ColumnFilter(VerticalLocalization, InflationSettings):
     """Settings shared by the column-wise filters (each filter's docstring lists its own).
 
     Attributes

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.column_ops import vertical_weights
 from landimg.da.protocol import (
     AnalysisCache,
     AnalysisContext,
@@ -285,7 +286,8 @@ class Ensemble:
         columns held there go with it, and the increments of each block's own columns come back.
         Observation perturbations, when needed, are drawn by every rank from its members' own streams
         (:meth:`ObsError.draw` of the error the method assumes, over the whole domain, then this rank's
-        columns) before the redistribution.
+        columns) before the redistribution. The increments are tapered by the method's vertical
+        localization (:meth:`layer_weights`) before they are applied.
 
         Returns the typed :class:`~landimg.da.protocol.Diagnostics`, with the water booking filled in.
         """
@@ -312,8 +314,18 @@ class Ensemble:
         if dtheta is None:
             diag.clipped_water_kg_m2 = 0.0
         else:
-            self._apply_increments(tr.backward(np.asarray(dtheta, dtype=np.float64)), diag)
+            dtheta = tr.backward(np.asarray(dtheta, dtype=np.float64))
+            self._apply_increments(dtheta * self.layer_weights(method)[:, None, None], diag)
         return diag
+
+    def layer_weights(self, method: Any) -> np.ndarray:
+        """Weights (nlev,) of ``method``'s layer increments: its vertical localization
+        (:func:`landimg.da.column_ops.vertical_weights` of ``method.vertical_localization_m`` by the model's
+        layer depths; all ones for a method without it)."""
+        return vertical_weights(
+            self.model.z_node, self.observation_weights(method.obs_depth), method.obs_depth[1],
+            getattr(method, "vertical_localization_m", None),
+        )  # fmt: skip
 
     def assimilate(
         self,

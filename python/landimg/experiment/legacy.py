@@ -59,6 +59,10 @@ ADDED: dict[str, Any] = {
     "curvelet_enkf.anomaly_update": "joint",
     "curvelet_enkf.cg_preconditioner": "jacobi",
     "curvelet_enkf.cg_single_precision": False,
+    # h-temporal: inflation of the observed layers only
+    "curvelet_enkf.inflation_layers": "all",
+    "point_enkf.inflation_layers": "all",
+    "point_letkf.inflation_layers": "all",
 }
 
 
