@@ -354,10 +354,14 @@ def _update(
         return np.where(p.upd, inc, p.background)  # not updated: background as given
 
 
-def _solve_diagnostics(diag: dict[str, Any], layout: MemberLayout, info: Any, prefix: str = "cg") -> None:
-    """Mean CG iterations over the members and the number of unconverged ones (member-ordered sums)."""
-    n = info.iterations.size
-    nmem = layout.nmem if n == layout.nloc else 1  # per-member solves, or one (the mean's) on every rank
+def _solve_diagnostics(
+    diag: dict[str, Any], layout: MemberLayout, info: Any, prefix: str = "cg", *, per_member: bool = True
+) -> None:
+    """Mean CG iterations over the members and the number of unconverged ones (member-ordered sums).
+    ``per_member``: one solve per local member (reduced over the member groups, collective), else one solve
+    (the mean's) done alike on every rank. Told, not inferred from the sizes: a rank holding one member
+    cannot tell the two apart, and the ranks must agree on the collective."""
+    nmem = layout.nmem if per_member else 1
     total = layout.ordered_sum(info.iterations.astype(np.float64)) if nmem > 1 else float(info.iterations.sum())
     bad = layout.ordered_sum((~info.converged).astype(np.float64)) if nmem > 1 else float((~info.converged).sum())
     diag[f"{prefix}_iterations"] = float(total) / nmem
@@ -400,7 +404,7 @@ def _denkf_split(p, transform, xb, stats, batch, clock, cg, diag, op_kw, r_cov, 
         inc_m, info = gap_aware_increments(
             d, p.valid, r_cov, v, transform, offset=p.offset, tol=cg[0], maxiter=cg[1], precond=cg[2], **op_kw
         )  # fmt: skip
-        _solve_diagnostics(diag, p.layout, info)
+        _solve_diagnostics(diag, p.layout, info, per_member=False)
         diag["_solution"] = info.solution[0]
         masked = np.where(p.valid, xb - mean, 0.0)
         if s.anomaly_update == "diagonal":
