@@ -112,7 +112,7 @@ def _instrumented_main(cycle_args: list[str], trace: bool = False) -> tuple[int,
     points.wrap(loop, "_start", lambda a: "spin-up")
     points.wrap(loop, "_day", lambda a: f"day {a[1] + 1}")
     points.wrap(loop, "_checkpoint", lambda a: f"checkpoint {a[2]}")
-    points.wrap(loop, "write_outputs", lambda a: "outputs")
+    points.wrap(loop, "_finish", lambda a: "outputs")  # summary.json and plots (the files grow each day)
     status = cli.main(cycle_args)
     points.mark("end")
     return status, points

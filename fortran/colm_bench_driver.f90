@@ -7,12 +7,12 @@ program colm_bench_driver
   use, intrinsic :: iso_fortran_env, only: error_unit, output_unit
   use colm_api, only: colm_step, colm_layout, colm_derive
   implicit none
-  integer(c_int) :: hdr(5), nlev, ncol, nmem, nsteps, nframes, nf, np, nx, ierr
+  integer(c_int) :: hdr(5), nlev, ncol, nmem, nsteps, nframes, nf, np, nx, nls, ncs, ierr
   real(c_double) :: dt
   real(c_double), allocatable :: params(:, :, :), rootfr(:, :), frames(:, :, :, :)
-  real(c_double), allocatable :: wliq(:, :, :), wice(:, :, :), tsoil(:, :, :), fluxes(:, :, :)
-  real(c_double), allocatable :: zwt(:, :), wa(:, :), wcan(:, :), wsnow(:, :), wpond(:, :), tskin(:, :)
-  real(c_double), allocatable :: tsnow(:, :), dsnow(:, :)
+  ! the state by name (colm_const): per layer wliq, wice, tsoil; per column zwt, wa, wcanopy, wsnow, wpond,
+  ! tskin, tsnow, dsnow -- each entry one contiguous block, so the files hold them one after the other
+  real(c_double), allocatable :: lstate(:, :, :, :), cstate(:, :, :), fluxes(:, :, :)
   integer(c_int), allocatable :: colerr(:, :)
   integer(c_int64_t) :: t0, t1, rate
   real :: c0, c1
@@ -25,7 +25,7 @@ program colm_bench_driver
   end if
   call get_command_argument(1, fin)
   call get_command_argument(2, fout)
-  call colm_layout(nf, np, nx)
+  call colm_layout(nf, np, nx, nls, ncs)
 
   open (newunit=u, file=trim(fin), access='stream', form='unformatted', status='old', iostat=ios)
   if (ios /= 0) then
@@ -35,10 +35,8 @@ program colm_bench_driver
   read (u) hdr, dt
   nlev = hdr(1); ncol = hdr(2); nmem = hdr(3); nsteps = hdr(4); nframes = hdr(5)
   allocate (params(np, ncol, nmem), rootfr(nlev, ncol), frames(nf, ncol, nmem, nframes))
-  allocate (wliq(nlev, ncol, nmem), wice(nlev, ncol, nmem), tsoil(nlev, ncol, nmem))
-  allocate (zwt(ncol, nmem), wa(ncol, nmem), wcan(ncol, nmem), wsnow(ncol, nmem), wpond(ncol, nmem))
-  allocate (tskin(ncol, nmem), tsnow(ncol, nmem), dsnow(ncol, nmem), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
-  read (u) params, rootfr, wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, frames
+  allocate (lstate(nlev, ncol, nmem, nls), cstate(ncol, nmem, ncs), fluxes(nx, ncol, nmem), colerr(ncol, nmem))
+  read (u) params, rootfr, lstate, cstate, frames
   close (u)
   fluxes = 0.0_c_double
   colerr = 0
@@ -48,8 +46,8 @@ program colm_bench_driver
   call cpu_time(c0)
   do k = 1, nsteps
     f = mod(k - 1, nframes) + 1
-    call colm_step(nlev, ncol, nmem, nf, np, nx, 1_c_int, dt, frames(:, :, :, f), params, rootfr, &
-                   wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes, colerr, ierr)
+    call colm_step(nlev, ncol, nmem, nf, np, nx, nls, ncs, 1_c_int, dt, frames(:, :, :, f), params, rootfr, &
+                   lstate, cstate, fluxes, colerr, ierr)
     if (ierr /= 0) then
       write (error_unit, '(a,i0,a,i0)') 'colm_step failed at step ', k, ': ierr = ', ierr
       error stop 1
@@ -61,6 +59,6 @@ program colm_bench_driver
     ' cpu ', real(c1 - c0, c_double)
 
   open (newunit=u, file=trim(fout), access='stream', form='unformatted', status='replace')
-  write (u) wliq, wice, tsoil, zwt, wa, wcan, wsnow, wpond, tskin, tsnow, dsnow, fluxes
+  write (u) lstate, cstate, fluxes
   close (u)
 end program colm_bench_driver

@@ -1,4 +1,4 @@
-!> Physical constants and the index layout of the forcing, parameter and flux arrays shared by the
+!> Physical constants and the index layout of the forcing, parameter, flux and state arrays shared by the
 !> column physics, the f2py API and the pure-Fortran benchmark driver.
 module colm_const
   use colm_kinds, only: dp
@@ -109,6 +109,25 @@ module colm_const
   integer, parameter, public :: err_args = 4           !< inconsistent array sizes or bad dt
   integer, parameter, public :: err_hydmodel = 5       !< unknown soil hydraulic model
 
-  ! --- per-column state scalars in colm_api::colm_step (besides the layered wliq, wice, tsoil) ---
-  integer, parameter, public :: nscalar = 8             !< zwt, wa, wcanopy, wsnow, wpond, tskin, tsnow, dsnow
+  ! --- state layout (colm_api::colm_step): one value per soil layer, lstate(nlev, ncol, nmem, nlstate), and one
+  !     value per column, cstate(ncol, nmem, ncstate); the entry index is the last dimension, so that each
+  !     entry is one contiguous (nlev, ncol, nmem) or (ncol, nmem) block, as the separate arrays were ---
+  integer, parameter, public :: is_wliq = 1     !< liquid soil water per layer (kg/m2)
+  integer, parameter, public :: is_wice = 2     !< soil ice per layer (kg/m2)
+  integer, parameter, public :: is_tsoil = 3    !< soil temperature per layer (K)
+  integer, parameter, public :: nlstate = 3
+  !> names of the per-layer state entries, in index order
+  character(len=32), parameter, public :: lstate_names(nlstate) = [character(len=32) :: 'wliq', 'wice', 'tsoil']
+  integer, parameter, public :: ic_zwt = 1      !< water-table depth (m)
+  integer, parameter, public :: ic_wa = 2       !< water in the unconfined aquifer (kg/m2)
+  integer, parameter, public :: ic_wcanopy = 3  !< intercepted water on the canopy (kg/m2)
+  integer, parameter, public :: ic_wsnow = 4    !< snow water equivalent (kg/m2)
+  integer, parameter, public :: ic_wpond = 5    !< ponded surface water (kg/m2)
+  integer, parameter, public :: ic_tskin = 6    !< surface (skin) temperature (K)
+  integer, parameter, public :: ic_tsnow = 7    !< snow-layer temperature (K)
+  integer, parameter, public :: ic_dsnow = 8    !< snow depth (m)
+  integer, parameter, public :: ncstate = 8
+  !> names of the per-column state entries, in index order
+  character(len=32), parameter, public :: cstate_names(ncstate) = [character(len=32) :: &
+    'zwt', 'wa', 'wcanopy', 'wsnow', 'wpond', 'tskin', 'tsnow', 'dsnow']
 end module colm_const

@@ -60,3 +60,35 @@ def tiny_tmpfs(where: Path, size: str = "256k", options: str = "") -> Iterator[P
 def remount(where: Path, size: str) -> None:
     """Resize the tmpfs at ``where`` (its files stay)."""
     subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True)
+
+
+def restart_arrays(run: Path) -> dict[str, object]:
+    """Every entry of the newest restart of the run directory ``run``, assembled whole over its shards
+    (``"<part>::<key>"`` -> array, or list of per-member values), whatever layout wrote it."""
+    from landimg.experiment.restart import latest
+    from landimg.shards import ShardStore
+
+    return ShardStore(latest(run)).assembled()
+
+
+def restart_day(run: Path) -> int:
+    """The day of the newest complete restart of ``run`` (0 when there is none yet)."""
+    from landimg.experiment.restart import restart_days
+
+    days = restart_days(run)
+    return days[-1] if days else 0
+
+
+def assert_same_restart(a: Path, b: Path) -> None:
+    """The newest restarts of the runs ``a`` and ``b`` hold the same entries, bit for bit (wall time aside),
+    whatever layouts wrote them."""
+    import numpy as np
+
+    ra, rb = restart_arrays(a), restart_arrays(b)
+    assert set(ra) == set(rb)
+    for k, va in ra.items():
+        vb = rb[k]
+        if isinstance(va, np.ndarray):
+            assert va.dtype == vb.dtype and va.shape == vb.shape and va.tobytes() == vb.tobytes(), k
+        else:
+            assert va == vb, k

@@ -108,28 +108,24 @@ def test_state_buffers_are_updated_in_place():
 def test_f2py_kinds_and_no_silent_copies():
     """real(c_double) reaches Fortran as double; a C-ordered inout array is refused, never copied."""
     m = landimg.ColumnModel(4, 2)
-    s = m.state
     args = dict(
         forcing=np.asfortranarray(np.stack([forcing(4, 2)[k] for k in _binding.FORTRAN_FORCING])),
-        params=m._params, rootfr=m._rootfr, wice=s["wice"], tsoil=s["tsoil"], zwt=s["zwt"], wa=s["wa"],
-        wcanopy=s["wcanopy"], wsnow=s["wsnow"], wpond=s["wpond"], tskin=s["tskin"], tsnow=s["tsnow"],
-        dsnow=s["dsnow"], fluxes=m._fluxes,
-        colerr=m._colerr,
+        params=m._params, rootfr=m._rootfr, cstate=m._cstate, fluxes=m._fluxes, colerr=m._colerr,
     )  # fmt: skip
-    wliq_c = np.ascontiguousarray(s["wliq"])
+    lstate_c = np.ascontiguousarray(m._lstate)
     with pytest.raises(ValueError):
-        colm_api.colm_step(1, 1800.0, wliq=wliq_c, **args)
+        colm_api.colm_step(1, 1800.0, lstate=lstate_c, **args)
     # geometry computed in Fortran equals the formula in double precision (float would be ~1e-8 off)
     z, _, _ = colm_api.colm_geometry(NLEV)
     j = np.arange(1, NLEV + 1)
     np.testing.assert_allclose(z, 0.025 * (np.exp(0.5 * (j - 0.5)) - 1.0), rtol=1e-15)
     # a column block of a larger Fortran array is updated in place
-    big = np.asfortranarray(np.repeat(s["wliq"], 2, axis=2))
-    view = big[:, :, :2]
+    big = np.asfortranarray(np.concatenate([m._lstate, m._lstate], axis=3))
+    view = big[..., :3]
     assert view.flags.f_contiguous
-    ierr = colm_api.colm_step(1, 1800.0, wliq=view, **args)
+    ierr = colm_api.colm_step(1, 1800.0, lstate=view, **args)
     assert ierr == 0
-    assert not np.array_equal(big[:, :, :2], big[:, :, 2:])
+    assert not np.array_equal(big[..., :3], big[..., 3:])
 
 
 @pytest.mark.parametrize(
@@ -365,6 +361,26 @@ def test_fortran_and_python_agree_by_name():
     np.testing.assert_array_equal(m.param("lai"), m.veg.lai[:, None])
     with pytest.raises(ValueError, match="unknown parameter 'porosity'"):
         m.param("porosity")
+
+
+def test_the_state_passes_to_fortran_by_name():
+    """Every state entry is the slice of the Fortran state array that colm_field_name names (groups 4: per
+    layer, 5: per column), one Fortran-contiguous block each; a Python name the extension lacks is refused."""
+    from landimg.model import column
+
+    assert set(_binding.FORTRAN_LSTATE) | set(_binding.FORTRAN_CSTATE) == set(column.STATE_UNITS)
+    m = landimg.ColumnModel(3, 2)
+    for group, stack, index in ((4, m._lstate, column._LSTATE_INDEX), (5, m._cstate, column._CSTATE_INDEX)):
+        assert stack.flags.f_contiguous and stack.shape[-1] == len(index)
+        for name, i in index.items():
+            assert bytes(colm_api.colm_field_name(group, i + 1)[0]).decode().strip() == name
+            view = m.state[name]
+            assert view.flags.f_contiguous and np.shares_memory(view, stack[..., i]) and view.shape == stack.shape[:-1]
+        assert colm_api.colm_field_name(group, len(index) + 1)[1] == 1  # past the table: ierr 1
+    m.state["tsoil"][...] = 271.0  # written through the name reaches the Fortran array at the named index
+    assert (m._lstate[..., column._LSTATE_INDEX["tsoil"]] == 271.0).all()
+    with pytest.raises(ImportError, match="only in Python: \\['wsoil'\\]"):
+        _binding.check_names("layer state", _binding.FORTRAN_LSTATE, ("wliq", "wice", "wsoil"))
 
 
 def test_per_member_soil_equals_separate_runs_bitwise():

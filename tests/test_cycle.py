@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _support import subprocess_env
-from landimg.cycle import RESTART_NAME, main
-from landimg.experiment.restart import load_restart
+from _support import assert_same_restart, restart_day, subprocess_env
+from landimg.cycle import main
 
 pytestmark = pytest.mark.slow  # the cycle, run several times
 
@@ -37,27 +36,8 @@ def _env():
     return subprocess_env()
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}/"))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def _assert_same_state(a: Path, b: Path):
-    ra, rb = _flat(load_restart(a / RESTART_NAME)), _flat(load_restart(b / RESTART_NAME))
-    assert set(ra) == set(rb)
-    for k in ra:
-        if k == "wall_seconds":
-            continue
-        va, vb = ra[k], rb[k]
-        if isinstance(va, np.ndarray):
-            assert va.dtype == vb.dtype and np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), k
-        else:
-            assert va == vb, k
+    assert_same_restart(a, b)
 
 
 @pytest.fixture(scope="module")
@@ -143,13 +123,11 @@ def test_resume_after_kill_is_bitwise(reference, tmp_path):
     killed_at = None
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            r = out / RESTART_NAME
-            if r.exists():
-                day = int(load_restart(r)["day"])
-                if 1 <= day < 5:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    killed_at = day
-                    break
+            day = restart_day(out)
+            if 1 <= day < 5:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed_at = day
+                break
             time.sleep(0.2)
         proc.wait(timeout=60)
     finally:

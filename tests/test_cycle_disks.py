@@ -1,4 +1,4 @@
-"""Disks that refuse a write during a run (docs/reliability.md): a full disk at a restart, at the final
+"""Disks that refuse a write during a run (docs/reliability.md): a full disk at a restart, at a day's
 outputs and in the spin-up cache, a read-only or forbidden cache: one line naming the file, exit 2,
 nothing partial, and the restart of the last complete day continues bitwise once there is room.
 
@@ -14,11 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _support import MPIRUN, remount, subprocess_env, tiny_tmpfs
-from landimg.cycle import RESTART_NAME, main
-from landimg.experiment.restart import load_restart
+from landimg.cycle import main
+from landimg.experiment.restart import day_dir, restart_days
 from test_cycle_ranks import SMALL, assert_bitwise
 
 pytestmark = pytest.mark.slow  # the cycle, run several times
@@ -45,55 +44,72 @@ def _files(root: Path) -> list[str]:
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
     assert main(_args(out)) == 0
-    sizes = {p.name: p.stat().st_size for p in (out / RESTART_NAME, out / "analysis.nc", out / "metrics.nc")}
+    restart = sum(p.stat().st_size for p in day_dir(out, 3).iterdir())
+    sizes = {"restart": restart, **{p.name: p.stat().st_size for p in (out / "analysis.nc", out / "metrics.nc")}}
     return out, sizes
+
+
+def _restart_files(out: Path) -> list[str]:
+    return [f for f in _files(out) if f.startswith("restart/")]
+
+
+def _shard(out: Path, day: int, rank: int = 0) -> Path:
+    return day_dir(out, day) / f"shard-{rank:05d}.npz"
 
 
 def test_full_disk_at_a_restart_keeps_the_last_one_and_resumes_bitwise(reference, tmp_path, capsys):
     ref, sizes = reference
-    restart = sizes["restart.npz"]
-    # day 1 and day 2 fit (new file + the previous one kept); day 3's new file does not
-    with tiny_tmpfs(tmp_path / "mnt", size=str(int(2.5 * restart))) as mnt:
+    # the outputs (and their twins) fit, and the restarts of days 1 and 2; day 3's shard does not
+    room = 2 * (sizes["analysis.nc"] + sizes["metrics.nc"]) + int(2.5 * sizes["restart"])
+    with tiny_tmpfs(tmp_path / "mnt", size=str(room)) as mnt:
         out = mnt / "run"
         capsys.readouterr()
         assert main(_args(out)) == 2
         err = _lines(capsys.readouterr().err)
-        path = out / RESTART_NAME
         assert err == [
-            f"{PREFIX}error: cannot write {path}: No space left on device; the restart after day 2 is kept: "
-            "free space or fix the permissions, then continue with --resume"
+            f"{PREFIX}error: cannot write {_shard(out, 3)}: No space left on device; the restart after day 2 is "
+            "kept: free space or fix the permissions, then continue with --resume"
         ], err
-        assert int(load_restart(path)["day"]) == 2
-        assert _files(out) == ["restart/restart.npz", "restart/restart.prev.npz"]  # nothing partial
+        assert restart_days(out) == [1, 2] and not day_dir(out, 3).exists()  # nothing partial
+        assert not [f for f in _files(out) if f.endswith(".tmp")]
         remount(mnt, "64m")
         assert main(["--out", str(out), "--resume", "--quiet"]) == 0
         assert_bitwise(ref, out)
 
 
-def test_full_disk_at_the_outputs_keeps_the_restart_and_resume_writes_them(reference, tmp_path, capsys):
+def test_full_disk_at_the_outputs_keeps_the_files_and_the_restart_and_resumes(reference, tmp_path, capsys):
+    """The disk fills before day 3 is appended: analysis.nc keeps its 2 days, whole; the restart after day 2
+    is kept; once there is room the resumed run appends from there, bitwise."""
+    from landimg.cycle import run
+    from landimg.experiment.config import load_config
+
     ref, sizes = reference
-    room = sizes["restart.npz"] + sizes["analysis.nc"] + sizes["metrics.nc"] // 2
-    with tiny_tmpfs(tmp_path / "mnt", size=str(room)) as mnt:  # the last restart fits, metrics.nc not
+    with tiny_tmpfs(tmp_path / "mnt", size="16m") as mnt:
         out = mnt / "run"
+        run(load_config(None, SMALL), out, progress=False, stop_after_days=2)
+        before = (out / "analysis.nc").read_bytes()
+        st = os.statvfs(mnt)
+        filler = mnt / "filler"
+        filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - sizes["analysis.nc"] // 4))  # less than a copy of it
         capsys.readouterr()
-        assert main(_args(out, ("output.restart=false",))) == 2
+        assert main(["--out", str(out), "--resume", "--quiet"]) == 2
         err = _lines(capsys.readouterr().err)
         assert err == [
-            f"{PREFIX}error: cannot write {out / 'metrics.nc'}: No space left on device; the restart after "
-            "day 3 is kept: free space or fix the permissions, then --resume writes the outputs"
+            f"{PREFIX}error: cannot write {out / 'analysis.nc'}: No space left on device; the restart after day 2 "
+            "is kept: free space or fix the permissions, then continue with --resume"
         ], err
-        assert _files(out) == ["analysis.nc", "restart/restart.npz"]
-        remount(mnt, "64m")
+        assert (out / "analysis.nc").read_bytes() == before and restart_days(out)[-1] == 2
+        filler.unlink()
         assert main(["--out", str(out), "--resume", "--quiet"]) == 0
         assert_bitwise(ref, out)
 
 
 def test_injected_full_disk_at_a_restart(reference, tmp_path, capsys, monkeypatch):
     """The same as on a tmpfs, by injecting ENOSPC into the third restart's write (runs anywhere)."""
-    from landimg.experiment import restart
+    from landimg import shards
 
     ref, _ = reference
-    calls, real = [], restart.np.savez
+    calls, real = [], shards.np.savez
 
     def savez(fh, **arrays):
         calls.append(1)
@@ -102,31 +118,32 @@ def test_injected_full_disk_at_a_restart(reference, tmp_path, capsys, monkeypatc
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(fh, **arrays)
 
-    monkeypatch.setattr(restart.np, "savez", savez)
+    monkeypatch.setattr(shards.np, "savez", savez)
     out = tmp_path / "run"
     capsys.readouterr()
     assert main(_args(out)) == 2
     err = _lines(capsys.readouterr().err)
-    assert len(err) == 1 and f"cannot write {out / RESTART_NAME}: No space left on device" in err[0], err
+    assert len(err) == 1 and f"cannot write {_shard(out, 3)}: No space left on device" in err[0], err
     assert "the restart after day 2 is kept" in err[0]
-    assert _files(out) == ["restart/restart.npz", "restart/restart.prev.npz"]
-    monkeypatch.setattr(restart.np, "savez", real)
+    assert restart_days(out) == [1, 2] and not day_dir(out, 3).exists()
+    assert not [f for f in _files(out) if f.endswith(".tmp")]
+    monkeypatch.setattr(shards.np, "savez", real)
     assert main(["--out", str(out), "--resume", "--quiet"]) == 0
     assert_bitwise(ref, out)
 
 
 def test_full_disk_at_the_first_restart_leaves_nothing(tmp_path, capsys, monkeypatch):
-    from landimg.experiment import restart
+    from landimg import shards
 
     def savez(fh, **arrays):
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
 
-    monkeypatch.setattr(restart.np, "savez", savez)
+    monkeypatch.setattr(shards.np, "savez", savez)
     out = tmp_path / "run"
     capsys.readouterr()
     assert main(_args(out)) == 2
     err = _lines(capsys.readouterr().err)
-    assert err == [f"{PREFIX}error: cannot write {out / RESTART_NAME}: {os.strerror(errno.EDQUOT)}; nothing was kept"]
+    assert err == [f"{PREFIX}error: cannot write {_shard(out, 1)}: {os.strerror(errno.EDQUOT)}; nothing was kept"]
     assert not out.exists()
 
 
@@ -201,12 +218,13 @@ def test_forbidden_land_mask_cache_is_one_line(tmp_path, capsys, monkeypatch):
 @pytest.mark.skipif(not MPIRUN.exists(), reason="mpirun not found next to sys.executable")
 def test_full_disk_under_mpi_is_one_line_exit_2_on_every_rank(reference, tmp_path):
     _, sizes = reference
-    with tiny_tmpfs(tmp_path / "mnt", size=str(int(2.5 * sizes["restart.npz"]))) as mnt:
+    room = 2 * (sizes["analysis.nc"] + sizes["metrics.nc"]) + int(2.5 * sizes["restart"])
+    with tiny_tmpfs(tmp_path / "mnt", size=str(room)) as mnt:
         out = mnt / "run"
         cmd = [str(MPIRUN), "-n", "2", sys.executable, "-m", "landimg.cycle", *_args(out)]
         proc = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=240)
         lines = [ln for ln in proc.stderr.splitlines() if ln.startswith(PREFIX)]
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
         assert "MPI_Abort" not in proc.stderr  # every rank knew: a clean exit, no abort after a timeout
-        assert f"cannot write {out / RESTART_NAME}: No space left on device" in lines[0]
-        assert int(np.asarray(load_restart(out / RESTART_NAME)["day"])) == 2
+        assert f"cannot write {day_dir(out, 3)}/shard-0000" in lines[0] and "No space left on device" in lines[0]
+        assert restart_days(out) == [1, 2] and not day_dir(out, 3).exists()

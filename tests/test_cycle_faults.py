@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _support import MPIRUN, subprocess_env
-from landimg.cycle import RESTART_NAME, main
-from landimg.experiment.restart import PREVIOUS_NAME, load_restart
+from _support import MPIRUN, restart_day, subprocess_env
+from landimg.cycle import main
+from landimg.experiment.restart import day_dir, has_restart, restart_days
 from test_cycle_ranks import SMALL, assert_bitwise
 
 SCRIPTS = Path(__file__).parent / "mpi_scripts"
@@ -78,10 +78,7 @@ def _rank_pids(mpirun_pid: int, n: int, timeout: float = 30) -> dict[int, int]:
 
 
 def _day(out: Path) -> int:
-    try:
-        return int(load_restart(out / RESTART_NAME)["day"])
-    except Exception:  # noqa: BLE001 - not there yet, or being replaced
-        return 0
+    return restart_day(out)
 
 
 def _start(n: int, args: list[str], script: Path | None = None, mpi4py: bool = False) -> subprocess.Popen:
@@ -144,7 +141,7 @@ def test_sigint_during_spinup_ends_at_once_and_the_directory_is_reusable(tmp_pat
     assert code != 0 and len(lines) == 1 and "interrupted by SIGINT; nothing was kept" in lines[0], err[
         -2000:
     ]
-    assert took < 30 and not (out / RESTART_NAME).exists()
+    assert took < 30 and not has_restart(out)
     from landimg.experiment.output import prepare_out_dir
 
     prepare_out_dir(out, resume=False, create=False)  # usable for the next run (absent, or left empty)
@@ -193,38 +190,98 @@ def test_kill_at_a_random_point_then_resume_is_bitwise(reference, tmp_path):
         pytest.skip("the run finished before the kill four times")
     assert main(["--out", str(out), "--resume", "--quiet"]) == 0
     assert_bitwise(reference, out)
-    assert not list(out.rglob(".*.tmp")) and not (out / PREVIOUS_NAME).exists()
+    assert not list(out.rglob(".*.tmp")) and restart_days(out) == [3]  # the previous restarts removed
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.nc", "metrics.nc", "restart", "summary.json"]
 
 
-def test_kill_during_the_final_write_then_resume_is_bitwise(reference, tmp_path):
+@pytest.mark.parametrize("where", ["summary.json", "analysis.nc"])
+def test_kill_during_the_final_write_then_resume_is_bitwise(reference, tmp_path, where):
+    """Killed while summary.json is written, or while the last day is appended to analysis.nc (after the
+    twin holds it, before it replaces the file): the files are whole, and the resumed run ends bitwise."""
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "kill_in_final_write.py"), *_args(out)],
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "kill_in_final_write.py"), where, *_args(out)],
                           env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert list(out.glob(".metrics.nc.*.tmp")) and not (out / "summary.json").exists()
+    assert not (out / "summary.json").exists()
+    if where == "summary.json":
+        assert list(out.glob(".summary.json.*.tmp")) and restart_day(out) == 3
+    else:  # the visible file still holds days 1-2, whole; the restart is day 2's
+        import netCDF4
+
+        with netCDF4.Dataset(out / "analysis.nc") as ds:
+            assert len(ds.dimensions["time"]) == 2
+        assert restart_day(out) == 2
     assert main(["--out", str(out), "--resume", "--quiet"]) == 0
     assert_bitwise(reference, out)
-    assert not list(out.rglob(".*.tmp"))
+    assert not list(out.rglob(".*.tmp")) and not list(out.glob(".*.nc.*"))
 
 
 def test_corrupt_restart_is_one_line_naming_the_last_good_day(reference, tmp_path, capsys):
+    """A truncated manifest, a missing shard, a corrupt shard (SHA-256): one line naming the file and the
+    previous restart, exit 2; removing the bad restart continues from the previous one, bitwise."""
     from landimg.cycle import run
     from landimg.experiment.config import load_config
 
     out = tmp_path / "run"
     run(load_config(None, SMALL), out, progress=False, stop_after_days=2)
-    path = out / RESTART_NAME
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated
+    assert restart_days(out) == [1, 2]
+    bad = day_dir(out, 2)
+    manifest = bad / "manifest.json"
+    text = manifest.read_text()
+    manifest.write_text(text[: len(text) // 2])  # truncated
     assert main(["--out", str(out), "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert len(_lines(err)) == 1 and "Traceback" not in err
-    assert f"restart {path} is corrupt" in err and "last good day 1" in err and "restart.prev.npz" in err
-    os.replace(out / PREVIOUS_NAME, path)  # what the message says to do
+    assert f"{manifest} is corrupt (JSONDecodeError" in err
+    assert f"last good day 1 is in {day_dir(out, 1)}: remove {bad} to continue from there" in err
+    manifest.write_text(text)
+    shard = bad / "shard-00000.npz"
+    good = shard.read_bytes()
+    shard.unlink()
+    assert main(["--out", str(out), "--resume", "--quiet"]) == 2
+    assert _lines(capsys.readouterr().err) == [
+        f"landimg.cycle: error: restart shard {shard} is missing; last good day 1 is in {day_dir(out, 1)}: "
+        f"remove {bad} to continue from there"
+    ]
+    shard.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one bit flipped: same size
+    assert main(["--out", str(out), "--resume", "--quiet"]) == 2
+    assert _lines(capsys.readouterr().err) == [
+        f"landimg.cycle: error: restart shard {shard} is corrupt (its SHA-256 differs from the manifest's); "
+        f"last good day 1 is in {day_dir(out, 1)}: remove {bad} to continue from there"
+    ]
+    import shutil
+
+    shutil.rmtree(bad)  # what the message says to do
     assert main(["--out", str(out), "--resume", "--quiet"]) == 0
     assert_bitwise(reference, out)
-    path.write_bytes(b"garbage")
+
+
+def test_a_restart_of_an_older_schema_is_refused_naming_both(tmp_path, capsys):
+    """A schema-1 restart (restart.npz) and a manifest of another schema: one line naming both versions."""
+    import json
+
+    from landimg.cycle import run
+    from landimg.experiment.config import load_config
+    from landimg.experiment.restart import save_restart
+
+    out = tmp_path / "old"
+    (out / "restart").mkdir(parents=True)
+    save_restart(out / "restart" / "restart.npz", {"day": 2, "config_toml": ""})
     assert main(["--out", str(out), "--resume", "--quiet"]) == 2
-    assert "is corrupt" in capsys.readouterr().err
+    assert _lines(capsys.readouterr().err) == [
+        f"landimg.cycle: error: restart {out / 'restart' / 'restart.npz'} is restart schema 1 (one file gathered "
+        "on rank 0); this landimg reads restart schema 2 (sharded): finish that run with the landimg that wrote "
+        "it, or start a new run"
+    ]
+    new = tmp_path / "new"
+    run(load_config(None, SMALL), new, progress=False, stop_after_days=1)
+    manifest = day_dir(new, 1) / "manifest.json"
+    tree = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**tree, "schema": 3}))
+    assert main(["--out", str(new), "--resume", "--quiet"]) == 2
+    assert _lines(capsys.readouterr().err) == [
+        f"landimg.cycle: error: restart {day_dir(new, 1)} is restart schema 3; this landimg reads restart schema 2"
+    ]
 
 
 def test_resume_names_only_the_keys_the_user_changed(reference, tmp_path, capsys):
@@ -252,27 +309,20 @@ def test_a_layout_the_ranks_cannot_make_is_one_line(tmp_path):
         assert not out.exists()
 
 
-def test_history_restart_layout_is_stable(reference):
-    """The restart of a run holds the History in the layout older runs wrote (they still resume)."""
-    tree = load_restart(reference / RESTART_NAME)
-    h = tree["history"]
-    assert {"truth", "obs", "station_obs", "n_obs"} <= set(h)
-    assert set(h["point_enkf"]) == {
-        "mean",
-        "spread",
-        "mean_background",
-        "increment",
-        "scores",
-        "scores_background",
-        "station",
-        "clipped_water",
-        "obs_space",
-        "rank_counts",
-        "inflation",
-        "gain_per_scale",
-        "inflation_per_scale",
-    }
-    assert np.isfinite(h["curvelet_enkf"]["scores"]).all()
+def test_the_restart_holds_no_image_and_no_gathered_state(reference):
+    """Restart schema 2: the small daily record (no image of any day), every part in its shard; rank 0's
+    record does not grow with the image size."""
+    from landimg.experiment.history import History
+    from landimg.shards import read_manifest
+
+    man = read_manifest(day_dir(reference, 3))
+    assert man["schema"] == 2 and man["day"] == 3 and man["outputs_days"] == 3
+    assert man["layout"] == {"ranks": 1, "member_groups": 1, "column_blocks": 1}
+    record = man["keys"]["whole"]
+    assert {"record::n_obs", "record::station_obs", "record::point_enkf::scores"} <= set(record)
+    assert not [k for k in record if k.startswith("record::") and k.rsplit("::", 1)[-1] in ("mean", "spread", "truth", "obs")]
+    h = History.empty(3, 8, ["openloop"], 5)  # 3 days, 8 stations, 5 members: a few numbers per day
+    assert max(np.asarray(v).size for v in h.to_tree().values()) <= 3 * 9  # days x (9 scores) at most
 
 
 @needs_mpi

@@ -6,9 +6,9 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-from landimg.cycle import RESTART_NAME, main
+from _support import assert_same_restart
+from landimg.cycle import main
 from landimg.experiment import spinup as spinup_module
-from landimg.experiment.restart import load_restart
 from landimg.experiment.timing import PARTS
 
 SMALL = ["experiment.days=2", "experiment.spinup_days=6", "ensemble.members=4", "output.plots=false"]
@@ -21,19 +21,8 @@ def _args(out, extra=()):
     return args + list(extra)
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for k, v in tree.items():
-        out.update(_flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
 def _assert_bitwise(a: Path, b: Path) -> None:
-    ra, rb = _flat(load_restart(a / RESTART_NAME)), _flat(load_restart(b / RESTART_NAME))
-    assert set(ra) == set(rb)
-    for k in ra:
-        if k != "wall_seconds" and isinstance(ra[k], np.ndarray):
-            assert ra[k].tobytes() == rb[k].tobytes(), k
+    assert_same_restart(a, b)
     for name in ("analysis.nc", "metrics.nc"):
         with netCDF4.Dataset(a / name) as fa, netCDF4.Dataset(b / name) as fb:
             for v in fa.variables:

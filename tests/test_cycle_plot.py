@@ -36,9 +36,10 @@ def test_figures_are_written(tmp_path):
 
 @pytest.fixture()
 def reference_run(tmp_path):
-    """A configuration verified against a reference product, with an (empty) history of 2 days."""
+    """A configuration verified against a reference product, with an (empty) history of 2 days and the
+    images of its last day."""
     from landimg.experiment.config import load_config
-    from landimg.experiment.history import History
+    from landimg.experiment.history import DayImages, History
     from landimg.experiment.obs import Stations
     from landimg.grid import Grid
 
@@ -47,16 +48,21 @@ def reference_run(tmp_path):
                              'analysis.methods=["openloop"]'])  # fmt: skip
     grid = Grid.regular(lat=(30.0, 40.0), lon=(-100.0, -80.0), res=2.0, land_mask="all")
     stations = Stations(grid, cfg.obs, 0)
-    history = History.empty(2, grid.shape, stations.n, ["openloop"], cfg.ensemble.members)
-    return cfg, grid, stations, history, files
+    history = History.empty(2, stations.n, ["openloop"], cfg.ensemble.members)
+    nan = np.full((3, *grid.shape), np.nan, np.float32)
+    last = DayImages(truth=nan, obs=nan[0], mean={"openloop": nan}, mean_background={"openloop": nan},
+                     spread={"openloop": nan}, increment={"openloop": nan[0]})  # fmt: skip
+    return cfg, grid, stations, history, last, files
 
 
 def test_the_reference_is_named_in_the_files(reference_run, tmp_path):
     import netCDF4
-    from landimg.experiment.ncfiles import write_experiment_netcdf
+    from landimg.experiment.ncfiles import ExperimentFiles
 
-    cfg, grid, stations, history, files = reference_run
-    write_experiment_netcdf(tmp_path, cfg, grid, stations, history)
+    cfg, grid, stations, history, last, files = reference_run
+    nc = ExperimentFiles(tmp_path, cfg, grid, stations, ["openloop"], cfg.ensemble.members)
+    nc.create()
+    nc.append(0, last, history)
     with netCDF4.Dataset(tmp_path / "analysis.nc") as ds:
         truth = ds["sm_truth"]
         assert truth.long_name.startswith("reference soil moisture: gldas (GLDAS Noah 3-hourly")
@@ -66,7 +72,7 @@ def test_the_reference_is_named_in_the_files(reference_run, tmp_path):
 
 
 def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monkeypatch):
-    cfg, grid, stations, history, _ = reference_run
+    cfg, grid, stations, history, last, _ = reference_run
     seen = {}
     monkeypatch.setattr(plot, "plot_maps", lambda path, lat, lon, fields, title, **k: seen.update(
         maps=(list(fields), title)))  # fmt: skip
@@ -76,7 +82,7 @@ def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monk
 
     monkeypatch.setattr(obsplots, "plot_spread_error", lambda path, *a: path)
     monkeypatch.setattr(obsplots, "plot_rank_histograms", lambda path, *a: path)
-    plot.experiment_plots(cfg, grid, tmp_path, history)
+    plot.experiment_plots(cfg, grid, tmp_path, history, last)
     fields, title = seen["maps"]
     assert fields[0] == "reference gldas" and "; reference soil moisture: gldas (GLDAS Noah" in title
     assert seen["series"].startswith("scores against reference soil moisture: gldas (GLDAS Noah")

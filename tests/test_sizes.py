@@ -63,7 +63,6 @@ def test_dates_outside_the_calendar():
     ("domain.res=0.01", "memory: the run needs about"),
     ("experiment.spinup_days=100000000", "experiment.spinup_days: 100000000 days before"),
     ("ensemble.precip_sigma=inf", "ensemble.precip_sigma must be a finite number, got inf"),
-    ("experiment.days=1000000", "memory: the run needs about"),
 ])  # fmt: skip
 def test_absurd_sizes_end_before_the_set_up(override, words, tmp_path, capsys, monkeypatch):
     def no_setup(*args, **kwargs):
@@ -111,13 +110,25 @@ def test_the_estimate_counts_rank0_parts_once_per_node():
     cfg = load_config(None, ["domain.preset=global1deg"])
     one, four = estimate_memory(cfg, (150, 360), 15483, 1), estimate_memory(cfg, (150, 360), 15483, 4, 4)
     assert four.per_node == four.per_rank + 3 * four.other_rank
-    assert four.other_rank < four.per_rank and {"history", "restart gather"} <= set(four.rank0_only) & set(four.parts)
-    assert four.parts["history"] == one.parts["history"]  # rank 0's history does not shrink with ranks
-    # the analyses' work arrays and rank 0's restart gather are not alive together: the larger counts
+    assert four.other_rank < four.per_rank and {"record", "day images"} <= set(four.rank0_only) & set(four.parts)
+    assert four.parts["record"] == one.parts["record"]  # rank 0's small record does not shrink with ranks
+    # the analyses' work arrays and rank 0's day images are not alive together: the larger counts
     analysis = sum(four.parts[k] for k in four.phases[0])
     steady = sum(v for k, v in four.parts.items() if k not in four.phases[0] + four.phases[1])
-    assert four.per_rank == steady + max(analysis, four.parts["restart gather"])
-    others = steady - four.parts["history"] - four.parts["libraries"]
+    assert four.per_rank == steady + max(analysis, four.parts["day images"])
+    others = steady - four.parts["record"] - four.parts["libraries"]
     assert four.other_rank == others + four.other_libraries + analysis
     assert four.parts["models"] < one.parts["models"]  # members are split
+    blocks = estimate_memory(cfg, (150, 360), 15483, 4, 4, column_blocks=4)
+    assert blocks.parts["score sums"] < one.parts["score sums"]  # kept per column block
     assert math.isfinite(four.per_node) and np.isfinite(one.per_rank)
+    assert "restart gather" not in four.parts  # restarts are written by every rank: nothing gathered
+
+
+def test_the_estimate_grows_with_the_days_by_the_small_record_only():
+    """Outputs are appended day by day: a run of 10,000 days needs a few MB more than one of 10 (rank 0's
+    record of scores and station series), nothing of the image's size per day."""
+    short = estimate_memory(load_config(None, ["domain.preset=global1deg", "experiment.days=10"]), (150, 360), 15483, 1)
+    long = estimate_memory(load_config(None, ["domain.preset=global1deg", "experiment.days=10000"]), (150, 360), 15483, 1)
+    grown = long.per_rank - short.per_rank
+    assert grown == long.parts["record"] - short.parts["record"] and 0 < grown < 50 * 2**20

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
-    "DISK_ERRNOS", "DiskError", "as_disk_error", "atomic_path", "diagnose", "make_dirs", "write_bytes",
+    "DISK_ERRNOS", "DiskError", "as_disk_error", "atomic_path", "diagnose", "make_dirs", "replace_keeping",
+    "write_bytes",
 ]  # fmt: skip
 
 #: The errors of a disk (or a file system's permissions) refusing a write.
@@ -178,6 +179,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if err is None or err is exc:
             raise
         raise err from exc
+
+
+def replace_keeping(new: str | Path, path: str | Path, former: str | Path) -> None:
+    """fsync the complete file ``new`` and rename it over ``path``; the file ``path`` named is kept as
+    ``former`` (linked there first, so ``path`` names a complete file at every moment).
+
+    For files updated by writing a copy (``landimg.experiment.ncfiles``: a day appended to a twin that
+    then replaces the file, the former file becoming the next twin). ``path`` must exist.
+
+    Raises
+    ------
+    DiskError
+        The file system refused (one line naming ``path``).
+    """
+    new, path, former = Path(new), Path(path), Path(former)
+    try:
+        fd = os.open(new, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        former.unlink(missing_ok=True)
+        os.link(path, former)
+        os.replace(new, path)
+    except OSError as exc:
+        err = as_disk_error(exc, path)
+        if err is None:
+            raise
+        raise err from None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -505,6 +505,19 @@ class Layout:
         parts = self.column_comm.allgather(np.ascontiguousarray(local))
         return np.concatenate(parts, axis=-1)
 
+    def gather_columns(self, local: np.ndarray, root: int = 0) -> np.ndarray | None:
+        """Every column (..., ncol) on world rank ``root`` (None elsewhere), from the ranks of ``root``'s
+        member group (each (..., ncol_local); the values of one member group, e.g. ensemble means, which
+        every group holds alike). Same dtype."""
+        local = np.asarray(local)
+        group, block = divmod(int(root), self.column_blocks)
+        if self.group != group:
+            return None
+        if _size(self.column_comm) == 1:
+            return local.copy()
+        parts = self.column_comm.gather(np.ascontiguousarray(local), root=block)
+        return None if self.block != block else np.concatenate(parts, axis=-1)
+
     # ------------------------------------------------------------------ whole ensemble arrays
     def _full_pieces(self, local: np.ndarray) -> np.ndarray:
         local = np.asarray(local)

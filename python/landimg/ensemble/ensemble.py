@@ -3,7 +3,8 @@
 :class:`Ensemble` owns this rank's part of the ensemble: the members of its member group on the columns of
 its column block (one :class:`~landimg.model.column.ColumnModel` holding them; :class:`landimg.layout.Layout`,
 ``G x K`` ranks), their forcing perturbations and random streams, and offers ``advance`` / ``images`` /
-``seed_members`` / ``assimilate`` / ``gather_state`` / ``scatter_state`` for an outside driver
+``seed_members`` / ``assimilate`` / ``write_shards`` / ``read_shards`` (sharded restarts; ``gather_state`` /
+``scatter_state`` gather them on one rank, for small grids) for an outside driver
 (docs/embedding.md). It is the host of the analysis methods (:mod:`landimg.da`, arrays only): it owns the
 observation operator, the update masks (frozen soil, snow), the transform cache, moves the background to
 the layout each method asks for and the increments back (:mod:`landimg.ensemble.redistribute`), and
@@ -14,6 +15,7 @@ domain sum uses the fixed chunking of the columns, so results do not depend on t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.ensemble.redistribute import AnalysisLayout, analysis_layout
 from landimg.layout import Layout
 from landimg.parallel import Purpose, member_rng
+from landimg.shards import ShardStore, ShardWriter, StoreError, write_store
 
 __all__ = ["Ensemble"]
 
@@ -192,16 +195,35 @@ class Ensemble:
         full[..., self._cols] = values
         return self.grid.to_image(full)
 
-    def images(self, depth: tuple[float, float] = (0.0, 0.1), gather: bool = True) -> np.ndarray:
+    def images(
+        self, depth: tuple[float, float] = (0.0, 0.1), gather: bool = True, root: int | None = None
+    ) -> np.ndarray | None:
         """Layer-mean volumetric water images, m3/m3, NaN off land.
 
-        Returns (nmem, ny, nx) on every rank when ``gather``, else this rank's members (nloc, ny, nx) with
-        its own columns only (NaN on the other blocks' columns).
+        Returns (nmem, ny, nx) on every rank when ``gather`` (only on world rank ``root``, None elsewhere,
+        when ``root`` is given), else this rank's members (nloc, ny, nx) with its own columns only (NaN on
+        the other blocks' columns).
         """
         loc = self._local_layer(depth)
+        if gather and root is not None:
+            full = self.layout.gather(loc.T, root=root)
+            return None if full is None else self.grid.to_image(full.T)
         if gather:
             return self.grid.to_image(self.layout.allgather(loc.T).T)
         return self._block_image(loc)
+
+    def layer_stats(
+        self, intervals: list[tuple[float, float]], spread: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean (and with ``spread`` the standard deviation, ddof 1) of layer means over
+        ``intervals`` on this rank's columns, (nlayers, ncol_local) each, m3/m3: reduced over every member
+        in member order (collective over the ranks holding these columns; bitwise the same on any layout,
+        and the same values :meth:`mean_image` / :meth:`spread_image` hold)."""
+        loc = self.model.layer_mean([tuple(iv) for iv in intervals])  # (nlayers, ncol_local, nloc)
+        if not spread:
+            return self.layout.mean(loc, axis=-1)
+        mean, var = self.layout.mean_var(loc, axis=-1)
+        return mean, np.sqrt(var)
 
     def mean_image(self, depth: tuple[float, float] = (0.0, 0.1)) -> np.ndarray:
         """Ensemble-mean layer image (ny, nx), identical on all ranks."""
@@ -404,9 +426,125 @@ class Ensemble:
         (diag.computed_water_kg_m2, diag.applied_water_kg_m2, diag.clipped_water_kg_m2,
          diag.clipped_abs_water_kg_m2) = (float(v) for v in tot)  # fmt: skip
 
-    # ------------------------------------------------------------------ restart
+    # ------------------------------------------------------------------ restart (sharded)
+    def add_to_shard(self, writer: ShardWriter, prefix: str = "") -> None:
+        """Add this rank's share of the ensemble to a shard being written (no communication, no copies).
+
+        Parts (:mod:`landimg.shards`): ``ensemble`` -- the model state and flux accumulators
+        ``{prefix}model::<name>`` (..., ncol_local, nloc) and the forcing perturbations ``{prefix}perturb_z``
+        (nvar, ncol_local, nloc) of this rank's members on its columns; ``streams`` (the first column block
+        of each member group) -- the random-stream states of its members, ``{prefix}rng_forcing`` and
+        ``{prefix}rng_obs``; ``columns`` (member group 0) -- this block's columns of the analysis state
+        kept per column (``da_state`` arrays whose last axis is the grid's columns, e.g. the LETKF bias);
+        ``whole`` (rank 0) -- the rest of ``da_state``, ``{prefix}nmem``, ``{prefix}ncol``, ``{prefix}seed``.
+        """
+        lay = self.layout
+        mem, cols = (lay.start, lay.stop), (lay.col_start, lay.col_stop)
+        writer.part("ensemble", members=mem, columns=cols)
+        for key, arr in self.model.get_state(copy=False).items():
+            writer.add("ensemble", f"{prefix}model::{key}", arr)
+        if self.perturber is not None:
+            writer.add("ensemble", f"{prefix}perturb_z", np.moveaxis(self.perturber.z, 0, -1))
+        if lay.block == 0:  # every block of a member group holds the same streams: the first writes them
+            writer.part("streams", members=mem)
+            if self.perturber is not None:
+                writer.add("streams", f"{prefix}rng_forcing", [r.bit_generator.state for r in self.perturber.rngs])
+            writer.add("streams", f"{prefix}rng_obs", [g.bit_generator.state for g in self.obs_rngs])
+        for key, value in sorted(self.da_state.items()):
+            arr = np.asarray(value, dtype=np.float64)
+            if self._per_column(arr):
+                if lay.group == 0:
+                    writer.part("columns", columns=cols)
+                    writer.add("columns", f"{prefix}da_state::{key}", arr[..., lay.col_start : lay.col_stop])
+            elif lay.rank == 0:
+                writer.part("whole")
+                writer.add("whole", f"{prefix}da_state::{key}", arr)
+        if lay.rank == 0:
+            writer.part("whole")
+            for key, value in (("nmem", self.nmem), ("ncol", self.grid.ncol), ("seed", self.seed)):
+                writer.add("whole", f"{prefix}{key}", np.int64(value))
+
+    def _per_column(self, arr: np.ndarray) -> bool:
+        """An analysis-state array over every column of the grid (last axis): written by column blocks."""
+        return arr.ndim >= 1 and arr.shape[-1] == self.grid.ncol and not self.layout.whole
+
+    def read_from(self, store: ShardStore, prefix: str = "") -> None:
+        """Restore this rank's share from a store written by :meth:`add_to_shard` on any layout (no
+        communication: each rank reads the parts of the shards that hold its members and columns).
+
+        Raises
+        ------
+        StoreError
+            The store holds another ensemble (size, grid) or misses a part this rank needs (one line).
+        """
+        lay = self.layout
+        for key, mine in (("nmem", self.nmem), ("ncol", self.grid.ncol)):
+            found = int(store.whole("whole", f"{prefix}{key}"))
+            if found != mine:
+                raise StoreError(f"the store {store.directory} holds an ensemble of {key} = {found}, this one has {mine}")
+        mem, cols = (lay.start, lay.stop), (lay.col_start, lay.col_stop)
+        names = store.keys("ensemble", f"{prefix}model::")
+        self.model.set_state({k: store.block("ensemble", f"{prefix}model::{k}", mem, cols) for k in names})
+        for g, st in zip(self.obs_rngs, store.members("streams", f"{prefix}rng_obs", mem), strict=True):
+            g.bit_generator.state = st
+        da_state: dict[str, Any] = {}
+        for key in store.keys("columns", f"{prefix}da_state::"):  # every column: the methods keep them whole
+            da_state[key] = store.columns("columns", f"{prefix}da_state::{key}", (0, self.grid.ncol))
+        for key in store.keys("whole", f"{prefix}da_state::"):
+            da_state[key] = store.whole("whole", f"{prefix}da_state::{key}")
+        self.da_state = {k: float(v) if np.ndim(v) == 0 else np.array(v, dtype=np.float64) for k, v in da_state.items()}
+        if self.perturber is not None:
+            z = store.block("ensemble", f"{prefix}perturb_z", mem, cols)
+            rng = store.members("streams", f"{prefix}rng_forcing", mem)
+            self.perturber.set_state({"z": np.ascontiguousarray(np.moveaxis(z, -1, 0)), "rng": rng})
+
+    def write_shards(self, directory: str | Path) -> None:
+        """Write the ensemble's state as a sharded store (collective): each rank its members on its columns
+        (:meth:`add_to_shard`), rank 0 a small manifest; files written atomically (:mod:`landimg.shards`).
+        :meth:`read_shards` restores it on any layout. No rank holds more than its own share.
+
+        Raises
+        ------
+        DiskError
+            The disk refused a write (on every rank, one line naming the file); nothing is left.
+        """
+        writer = ShardWriter()
+        self.add_to_shard(writer)
+        lay = self.layout
+        fields = {"content": "landimg.Ensemble", "layout": {"ranks": lay.size, "member_groups": lay.member_groups,
+                  "column_blocks": lay.column_blocks}}  # fmt: skip
+        write_store(directory, writer, None if lay.size == 1 else self.comm, fields)
+
+    def read_shards(self, directory: str | Path, verify: bool = True) -> None:
+        """Restore a state written by :meth:`write_shards` (collective), on any layout: each rank reads the
+        parts of the shards it needs. ``verify``: check every shard's SHA-256 first (each hashed once).
+
+        Raises
+        ------
+        StoreError
+            A shard is missing or corrupt, or the store holds another ensemble (every rank, one line).
+        """
+        comm = None if self.layout.size == 1 else self.comm
+        store = ShardStore(directory, comm)
+        if verify:
+            store.verify()
+        failed = None
+        try:
+            self.read_from(store)
+        except StoreError as exc:
+            failed = exc
+        if comm is not None:
+            failed = next((f for f in comm.allgather(failed) if f is not None), None)
+        if failed is not None:
+            raise failed
+
+    # ------------------------------------------------------------------ restart (gathered: small grids)
     def gather_state(self, root: int = 0) -> dict[str, Any] | None:
         """Full ensemble state, every member and column, on world rank ``root`` (None elsewhere).
+
+        A convenience for small grids and tests: ``root`` holds the whole ensemble. Large runs write and
+        read sharded restarts instead (:meth:`write_shards` / :meth:`read_shards`), where no rank holds
+        more than its own members on its own columns.
 
         Keys: ``model/<name>`` (model arrays (..., ncol, nmem)), ``perturb_z`` (nmem, nvar, ncol),
         ``rng_forcing`` and ``rng_obs`` (lists of bit-generator states in member order), ``da_state``

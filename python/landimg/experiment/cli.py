@@ -14,12 +14,13 @@ from typing import Any
 from landimg.atomic import DiskError
 from landimg.experiment.config import Config, ConfigError, input_files, load_config, to_dict, to_toml
 from landimg.experiment.loop import RunStopped, run, saved_config
+from landimg.experiment.ncfiles import FILES
 from landimg.experiment.output import OutputDirError, prepare_out_dir
 from landimg.experiment.restart import (
-    RESTART_NAME,
     changed_inputs,
     clean_stale,
     file_hashes,
+    has_restart,
     load_for_resume,
     recorded_inputs,
 )  # fmt: skip
@@ -112,7 +113,7 @@ def _run_line(exc: BaseException, out: Path, rank: int) -> tuple[str, int]:
         )
     if isinstance(exc, KeyboardInterrupt):
         signum = getattr(exc, "signum", 2)
-        kept = f"; {resume}" if (out / RESTART_NAME).exists() else "; nothing was kept"
+        kept = f"; {resume}" if has_restart(out) else "; nothing was kept"
         return f"{_PROG}: interrupted by {_signal_name(signum)}{kept}", 128 + signum
     if isinstance(exc, (InputError, DiskError)):
         return f"{_PROG}: error: {exc}", 2
@@ -121,6 +122,14 @@ def _run_line(exc: BaseException, out: Path, rank: int) -> tuple[str, int]:
         traceback.print_exception(exc, file=sys.stderr)
     hint = "" if os.environ.get("LANDIMG_TRACEBACK") else " (LANDIMG_TRACEBACK=1 shows the traceback)"
     return f"{_PROG}: error on rank {rank}: {type(exc).__name__}: {first}{hint}", 1
+
+
+def _remove_outputs(out: Path) -> None:
+    """The files a run that kept no restart wrote into a directory it did not create (it was empty)."""
+    for name in FILES:
+        for p in (out / name, out / f".{name}.next", out / f".{name}.prev"):
+            p.unlink(missing_ok=True)
+    shutil.rmtree(out / "restart", ignore_errors=True)
 
 
 def _signal_name(signum: int) -> str:
@@ -180,8 +189,11 @@ def _main(args: argparse.Namespace, comm: Any, notices: WarningLog) -> int:
         result = run(cfg, out, resume=args.resume, comm=comm, progress=not args.quiet, stop=stop,
                      spinup_cache=args.spinup_cache, notices=notices)  # fmt: skip
     except BaseException as exc:  # noqa: BLE001 - every way out ends all ranks with one line
-        if rank == 0 and created and not (out / RESTART_NAME).exists():
-            shutil.rmtree(out, ignore_errors=True)
+        if rank == 0 and not args.resume and not has_restart(out):  # nothing kept: nothing left
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                _remove_outputs(out)
         line, code = _run_line(exc, out, rank)
         notices.flush()
         return finish_together(comm, errcomm, line, code)

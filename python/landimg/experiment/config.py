@@ -260,7 +260,7 @@ class OutputConfig:
     plots: bool = setting(True, "Write `plots/*.png` (needs matplotlib; skipped otherwise).")
     restart: bool = setting(
         True,
-        "Write `restart/restart.npz` after every day (needed by `--resume`; the last day is always written).",
+        "Write a restart (`restart/day-NNNNN/`, sharded: every rank its block) after every day (needed by `--resume`; the last day is always written).",
     )
     log_every_days: int = setting(5, "Progress line interval when the output is not a terminal.", gt=0)
 
@@ -386,7 +386,7 @@ def _has_key(section: str, key: str) -> bool:
 def from_dict(tree: dict[str, Any], *, source: str = "config", legacy: bool = False) -> Config:
     """Build and validate a :class:`Config` from a nested dict (missing keys take their defaults).
 
-    ``legacy=True`` (an old restart's stored configuration) translates moved keys and old sentinels.
+    ``legacy=True`` (a stored configuration of an earlier version) translates moved keys and old sentinels.
 
     Raises
     ------

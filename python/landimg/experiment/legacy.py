@@ -1,4 +1,9 @@
-"""Configuration keys of earlier versions: refused with their new place, translated in old restarts."""
+"""Configuration keys of earlier versions: refused with their new place; translated in a stored configuration
+of an earlier version when asked (``config.from_dict(legacy=True)``).
+
+Restarts do not rely on this: they carry a schema version (:mod:`landimg.experiment.restart`), a restart
+of another schema is refused naming both versions, and a restart's stored configuration is read as it is.
+"""
 
 from __future__ import annotations
 

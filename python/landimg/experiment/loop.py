@@ -4,14 +4,16 @@ One path of data through a day (every rank; rank 0 records):
 
     weather.truth(t) -> nature.step          weather.ensemble(t) -> moved -> Ensemble.advance (members perturbed)
     at each analysis time: nature's observed layer -> Observer -> y, ObsError -> gathered -> Ensemble.assimilate(y, err, method)
-    end of day: ensemble means/spreads vs nature (gathered on rank 0) -> History (rank 0) -> restart (rank 0 writes)
+    end of day: block means/spreads (member order) -> score sums (block; the reference moved there) and,
+                gathered, the day's images and scores (rank 0) -> appended to analysis.nc / metrics.nc
+                -> sharded restart (every rank its block of the ensembles and of the world)
 
 The ranks are member groups x column blocks (``[parallel] column_blocks``, :class:`landimg.layout.Layout`):
 each Ensemble steps its group's members on its block's columns. The nature run, the weather and the
 observations live on the world blocks (:mod:`landimg.experiment.world`: the columns cut into one block per
 rank, whatever the layout); the ensemble forcing is moved to the ensembles' blocks, the observations to
-every rank, the reference and the nature state to rank 0. Every reduction is in member order and every
-domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
+every rank, the reference to rank 0 and to the score sums' blocks. Every reduction is in member order and
+every domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
 """
 
 from __future__ import annotations
@@ -28,15 +30,24 @@ from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
-from landimg.experiment.history import LAYERS, SCORES, History
+from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
+from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
 from landimg.experiment.progress import Progress
-from landimg.experiment.restart import file_hashes, finish, load_for_resume, write_checkpoint
+from landimg.experiment.restart import (
+    RestartError,
+    file_hashes,
+    finish,
+    load_for_resume,
+    previous_good,
+    write_checkpoint,
+)  # fmt: skip
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members, spun_up
 from landimg.experiment.spinup_cache import check_cache_dir, spinup_key
-from landimg.experiment.summary import summarize, write_outputs
+from landimg.experiment.summary import summarize, write_plots
 from landimg.experiment.timing import Timings
+from landimg.shards import ShardStore, ShardWriter, StoreError
 
 __all__ = ["RunResult", "RunStopped", "run"]
 
@@ -51,7 +62,8 @@ class RunStopped(Exception):
 
 @dataclass
 class RunResult:
-    """What :func:`run` returns on rank 0 (None elsewhere)."""
+    """What :func:`run` returns on rank 0 (None elsewhere): the summary and the small daily record (the
+    images are in ``analysis.nc``)."""
 
     summary: dict[str, Any]
     history: History = field(repr=False)
@@ -59,7 +71,9 @@ class RunResult:
 
 @dataclass
 class _Run:
-    """The running experiment on this rank (``history`` only on rank 0; ``nature`` of the world block)."""
+    """The running experiment on this rank: the record lives where it is made -- ``history``, ``files``
+    and ``last`` on rank 0, ``sums`` on the ranks of member group 0 (their column blocks); ``nature`` of
+    the world block."""
 
     cfg: Config
     s: Setup
@@ -68,6 +82,9 @@ class _Run:
     ensembles: dict[str, Any]
     column_blocks: int = 1
     history: History | None = None
+    sums: ScoreSums | None = None
+    files: ExperimentFiles | None = None
+    last: DayImages | None = None  # the last day's images, for the plots
     day0: int = 0
     wall_before: float = 0.0
     inputs: dict[str, str] = field(default_factory=dict)
@@ -99,6 +116,16 @@ class _Run:
         first = next(iter(self.ensembles.values()))
         shift = getattr(first.perturber, "rain_shift", None) if first.perturber is not None else None
         return shift is not None and not first.layout.whole
+
+    @property
+    def layout(self) -> Any:
+        """The ensembles' layout (every method's ensemble has the same)."""
+        return next(iter(self.ensembles.values())).layout
+
+    @property
+    def scored(self) -> int:
+        """The first scored day (0-based): the temporal scores' sums start there."""
+        return self.cfg.experiment.score_from_day - 1
 
 
 @dataclass
@@ -139,20 +166,11 @@ def _start(
     r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
+    _new_record(r, out)
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
-        tree = load_for_resume(out) if r.rank == 0 else None
-        r.day0 = comm.bcast(int(tree["day"]) if r.rank == 0 else None, root=0)
-        r.saved_day = r.day0
-        r.nature.set_state(s.world.scatter_state(tree["nature"] if r.rank == 0 else None))
-        # the AR(1) retrieval error (restarts without it: the chain is rerun from the first analysis)
-        s.observer.synthetic.set_state(comm.bcast(tree.get("observer") if r.rank == 0 else None, root=0))
-        for name, ens in r.ensembles.items():
-            ens.scatter_state(tree["ensembles"][name] if r.rank == 0 else None)
-        if r.rank == 0:
-            r.history = History.from_tree(tree["history"], list(s.methods), cfg.ensemble.members)
-            r.wall_before = float(tree["wall_seconds"])
+        _resume(r, out)
         prog.log(f"resuming after day {r.day0}")
         if cfg.obs.cdf_match and s.observer.product is not None:
             spinup(cfg, s, comm)  # recomputes the open loop's climatology for the CDF matching
@@ -171,28 +189,119 @@ def _start(
         status
     ]
     prog.log(f"spin-up of {cfg.experiment.spinup_days} days: {time.perf_counter() - t0:.1f} s{how}")
-    if r.rank == 0:
-        r.history = History.empty(
-            cfg.experiment.days, s.domain.grid.shape, s.stations.n, list(s.methods), cfg.ensemble.members
-        )
-    _on_rank0(comm, lambda: make_dirs(out / "restart"), "nothing was kept")  # only now: set-up errors leave nothing
+
+    def begin() -> None:  # only now: set-up errors leave nothing
+        make_dirs(out / "restart")
+        if r.files is not None:
+            r.files.create()
+
+    _on_rank0(comm, begin, "nothing was kept")
     return r
 
 
-def _truth_layers(r: _Run) -> np.ndarray | None:
-    """Nature run's verification-layer means of every column (nl, ncol) on rank 0 (None elsewhere), gathered
-    from the world blocks (collective)."""
-    return r.s.world.gather(r.nature.layer_mean(list(LAYERS))[:, :, 0])
+def _new_record(r: _Run, out: Path) -> None:
+    """The (empty) record of the run: history and files on rank 0, score sums on member group 0."""
+    cfg, s = r.cfg, r.s
+    methods = list(s.methods)
+    if r.rank == 0:
+        r.history = History.empty(cfg.experiment.days, s.stations.n, methods, cfg.ensemble.members)
+        if cfg.output.netcdf:
+            r.files = ExperimentFiles(out, cfg, s.domain.grid, s.stations, methods, cfg.ensemble.members)
+    if r.layout.group == 0:
+        r.sums = ScoreSums(methods, r.layout.ncol_local)
 
 
-def _verification(r: _Run, day: int, truth_cols: np.ndarray | None) -> np.ndarray | None:
-    """The spatial metrics' reference of ``day``, (nl, ny, nx) on rank 0: the reference product's daily layer
-    means when ``[reference]`` is given, else the nature run's ``truth_cols`` (:func:`_truth_layers`)."""
-    if r.history is None:
-        return None
-    if r.s.reference is not None:
-        return r.s.reference.daily[day]
-    return r.s.domain.grid.to_image(truth_cols)
+def _agreed(comm: Any, work: Callable[[], Any], errors: tuple[type[BaseException], ...]) -> Any:
+    """``work()`` on every rank; one of ``errors`` on any rank is an InputError on every rank (the first
+    rank's one line), so that no rank is left waiting."""
+    result, failed = None, None
+    try:
+        result = work()
+    except errors as exc:
+        failed = str(exc)
+    if comm.Get_size() > 1:
+        failed = next((f for f in comm.allgather(failed) if f is not None), None)
+    if failed is not None:
+        raise InputError(failed)
+    return result
+
+
+def _resume(r: _Run, out: Path) -> None:
+    """Continue from the newest restart of ``out``, written on any layout (each rank reads its parts)."""
+    comm = r.comm
+    manifest = _agreed(comm, lambda: load_for_resume(out) if r.rank == 0 else None, (RestartError,))
+    manifest = comm.bcast(manifest, root=0)
+    store = ShardStore(manifest["path"], None if comm.Get_size() == 1 else comm, manifest)
+    try:
+        store.verify()  # collective: every shard's SHA-256, each on one rank
+    except StoreError as exc:
+        raise InputError(f"{exc}{previous_good(out, store.directory)}") from None
+    r.day0 = r.saved_day = int(manifest["day"])
+    r.wall_before = float(manifest["wall_seconds"])
+    _agreed(comm, lambda: _read_state(r, store), (StoreError, KeyError, ValueError))
+    days = int(manifest["outputs_days"])
+    _agreed(comm, lambda: None if r.files is None else r.files.resume(days), (ValueError,))
+
+
+def _pixels(r: _Run) -> tuple[int, int]:
+    """This rank's share of the image's pixels (flat, row-major) in the restart: P contiguous ranges."""
+    npix, rank, size = int(np.prod(r.s.domain.grid.shape)), r.rank, r.comm.Get_size()
+    return npix * rank // size, npix * (rank + 1) // size
+
+
+def _read_state(r: _Run, store: ShardStore) -> None:
+    """This rank's state from the restart ``store``: its members on its columns, its world block of the
+    nature run, the observation-error state (every rank holds it whole); the small record on rank 0, its
+    columns' score sums on member group 0."""
+    lay, world = r.layout, r.s.world.layout
+    world_cols = (world.col_start, world.col_stop)
+    r.nature.set_state({k: store.block("nature", k, (0, 1), world_cols) for k in store.keys("nature")})
+    r.s.observer.synthetic.set_state(_observer_state(r, store))
+    for name, ens in r.ensembles.items():
+        ens.read_from(store, f"ens::{name}::")
+    if r.sums is not None:
+        r.sums.load(lambda key: store.columns("columns", f"sums::{key}", (lay.col_start, lay.col_stop)))
+    if r.rank == 0:
+        methods = list(r.s.methods)
+        r.history = History.from_tree({k: store.whole("whole", f"record::{k}") for k in store.keys("whole", "record::")}, methods)
+        last = store.keys("whole", "last::")
+        if last:
+            r.last = DayImages.from_tree({k: store.whole("whole", f"last::{k}") for k in last}, methods)
+
+
+def _observer_state(r: _Run, store: ShardStore) -> dict[str, np.ndarray]:
+    """The observation error's AR(1) state of the restart (``{}``: none yet): the index (rank 0's) and the
+    field assembled from every rank's share of its pixels."""
+    if not store.has("whole", "observer::index"):
+        return {}
+    npix = int(np.prod(r.s.domain.grid.shape))
+    field = store.columns("observer", "field", (0, npix)).reshape(r.s.domain.grid.shape)
+    return {"index": store.whole("whole", "observer::index"), "field": field}
+
+
+@dataclass
+class _Truth:
+    """The nature run's verification layers of a day where they are needed: ``nature`` and ``reference``
+    (the spatial metrics' reference: the reference product's daily layer means when ``[reference]`` is
+    given, else the nature run's) at every column (nl, ncol) on rank 0, ``block`` the reference at this
+    rank's model block (nl, ncol_local) on member group 0 (the score sums); None elsewhere."""
+
+    nature: np.ndarray | None
+    reference: np.ndarray | None
+    block: np.ndarray | None
+
+
+def _truth(r: _Run, day: int) -> _Truth:
+    """:class:`_Truth` of ``day`` (collective): the nature run's layers made on the world blocks, gathered on
+    rank 0 and moved to the model blocks."""
+    local = r.nature.layer_mean(list(LAYERS))[:, :, 0]
+    nature = r.s.world.gather(local)
+    nature = nature if r.rank == 0 else None
+    if r.s.reference is None:
+        moved = r.mover.move(local)
+        return _Truth(nature, nature, moved if r.sums is not None else None)
+    full = r.s.domain.grid.to_columns(r.s.reference.daily[day])
+    return _Truth(nature, full if r.rank == 0 else None, _block(r, full) if r.sums is not None else None)
 
 
 def _station_obs(r: _Run, truth_cols: np.ndarray | None, day: int) -> np.ndarray | None:
@@ -212,46 +321,63 @@ def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.nd
     )
 
 
-def _background(r: _Run, day: int, truth_cols: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Background scores of ``day`` (recorded on rank 0); returns each method's observed-layer mean image."""
-    grid, obs_depth = r.s.domain.grid, (0.0, r.cfg.analysis.obs_depth)
-    truth = _verification(r, day, truth_cols)
+def _block(r: _Run, values: np.ndarray) -> np.ndarray:
+    """This rank's columns of values of every column (..., ncol)."""
+    return values[..., r.layout.col_start : r.layout.col_stop]
+
+
+def _background(r: _Run, day: int, images: DayImages | None, truth: _Truth) -> dict[str, np.ndarray]:
+    """The background of ``day`` (just before its last analysis): each method's block means (score sums),
+    gathered on rank 0 for its scores and images. Returns (rank 0) each method's observed-layer mean at
+    every column, for the increments."""
+    grid, nl = r.s.domain.grid, len(LAYERS)
+    bg_obs = {}
     for name, ens in r.ensembles.items():
-        means = [ens.mean_image(layer) for layer in LAYERS]
+        mean = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)])  # (nl + 1, ncol_local)
+        if r.sums is not None and day >= r.scored:
+            r.sums.add(name, "background", mean[:nl], truth.block)
+        full = ens.layout.gather_columns(mean, root=0)
         if r.history is not None:
-            r.history[name].scores_background[day] = _scores(means, truth, grid.land)
-            r.history[name].mean_background[day] = np.stack(means)
-    return {name: ens.mean_image(obs_depth) for name, ens in r.ensembles.items()}
+            means = grid.to_image(full[:nl])
+            r.history[name].scores_background[day] = _scores(means, grid.to_image(truth.reference), grid.land)
+            images.mean_background[name] = means.astype(np.float32)
+            bg_obs[name] = full[nl]
+    return bg_obs
 
 
 def _record(
-    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], clipped: dict[str, float],
-    diags: dict[str, dict[str, Any]], truth_cols: np.ndarray | None,
-) -> None:
-    """Fill day ``day`` of the history (rank 0 stores; every rank computes the collective images)."""
-    grid, s = r.s.domain.grid, r.s
-    truth = _verification(r, day, truth_cols)
-    station_obs = _station_obs(r, truth_cols, day)
-    obs_depth = (0.0, r.cfg.analysis.obs_depth)
-    per_method = {}
+    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], images: DayImages | None,
+    clipped: dict[str, float], diags: dict[str, dict[str, Any]], truth: _Truth,
+) -> None:  # fmt: skip
+    """The record of day ``day``: score sums on the blocks; on rank 0 the scores, station series and the
+    day's images, appended to the files (collective: block means gathered on rank 0)."""
+    grid, s, nl = r.s.domain.grid, r.s, len(LAYERS)
+    station_obs = _station_obs(r, truth.nature, day)
+    gathered = {}
     for name, ens in r.ensembles.items():
-        means = np.stack([ens.mean_image(layer) for layer in LAYERS])
-        spreads = np.stack([ens.spread_image(layer) for layer in LAYERS])
-        per_method[name] = (means, spreads, ens.mean_image(obs_depth))
+        mean, spread = ens.layer_stats([*LAYERS, (0.0, r.cfg.analysis.obs_depth)], spread=True)
+        if r.sums is not None and day >= r.scored:
+            r.sums.add(name, "analysis", mean[:nl], truth.block)
+        gathered[name] = ens.layout.gather_columns(np.concatenate([mean, spread[:nl]]), root=0)
     h = r.history
     if h is None:
         return
-    h.truth[day], h.obs[day] = truth, obs_img
+    reference = grid.to_image(truth.reference)
+    images.truth, images.obs = reference.astype(np.float32), obs_img.astype(np.float32)
     h.n_obs[day] = int(np.isfinite(obs_img).sum())
     h.station_obs[day] = station_obs
-    for name, (means, spreads, an_obs) in per_method.items():
-        m = h[name]
-        m.mean[day], m.spread[day] = means, spreads
-        m.increment[day] = an_obs - bg_obs[name]
-        m.scores[day] = _scores(means, truth, grid.land)
-        m.station[day] = grid.to_columns(means[0])[s.stations.columns]
+    for name, full in gathered.items():
+        means, m = grid.to_image(full[:nl]), h[name]
+        images.mean[name] = means.astype(np.float32)
+        images.spread[name] = grid.to_image(full[nl + 1 :]).astype(np.float32)
+        images.increment[name] = grid.to_image(full[nl] - bg_obs[name]).astype(np.float32)
+        m.scores[day] = _scores(means, reference, grid.land)
+        m.station[day] = full[0][s.stations.columns]
         m.clipped_water[day] = clipped[name]
         m.record_analysis(day, diags.get(name, {}))
+    if r.files is not None:
+        r.files.append(day, images, h)
+    r.last = images if r.cfg.output.plots else None
 
 
 def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
@@ -264,16 +390,17 @@ def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
         raise InputError(f"{exc} (found during day {day + 1}; {what})") from exc
 
 
-def _day(r: _Run, day: int) -> None:
-    """Forecast steps, analyses and the record of one day."""
+def _day(r: _Run, day: int, out: Path) -> None:
+    """Forecast steps, analyses and the record of one day (appended to the files on rank 0)."""
     cfg, s, e = r.cfg, r.s, r.cfg.experiment
     grid, spd, spa = s.domain.grid, cfg.steps_per_day, cfg.steps_per_analysis
     obs_depth, window = (0.0, cfg.analysis.obs_depth), cfg.analysis.interval_hours / 24.0
     clipped = dict.fromkeys(r.ensembles, 0.0)
     diags: dict[str, dict[str, Any]] = {}
     obs_img = np.full(grid.shape, np.nan)
-    bg_obs: dict[str, np.ndarray] = {}
-    truth_cols = None
+    images = DayImages(truth=np.empty(0), obs=np.empty(0)) if r.rank == 0 else None
+    bg_obs: dict[str, np.ndarray] | None = None
+    truth: _Truth | None = None
     for step in range(spd):
         k = day * spd + step
         moving = r.start_forcing(_read(r, day, s.weather.ensemble, k * e.dt))  # flies while nature steps
@@ -283,8 +410,8 @@ def _day(r: _Run, day: int) -> None:
         for ens in r.ensembles.values():
             ens.advance(fe, 1, t=k * e.dt)
         last = step == spd - 1
-        if last:  # the day's reference, on rank 0 (the nature run does not change in the analyses)
-            truth_cols = _truth_layers(r)
+        if last:  # the day's reference (the nature run does not change in the analyses)
+            truth = _truth(r, day)
         if (k + 1) % spa != 0:
             continue
         # analysis time (end of the step): the world blocks' observations, then every column on every rank
@@ -296,20 +423,34 @@ def _day(r: _Run, day: int) -> None:
         ystd = err.std if np.ndim(err.std) == 0 else grid.to_image(err.std)  # total std, for the diagnostics
         obs_img = np.where(np.isfinite(y), y, obs_img)
         if last:
-            bg_obs = _background(r, day, truth_cols)
+            bg_obs = _background(r, day, images, truth)
         for name, ens in r.ensembles.items():
-            members_b = ens.images(obs_depth, gather=True) if last else None
+            members_b = ens.images(obs_depth, root=0) if last else None  # every member: on rank 0 only
             diag = ens.assimilate(y, err, s.methods[name])
             clipped[name] += float(diag.get("clipped_water_kg_m2", 0.0))
-            if last:  # observation-space diagnostics of the day's last analysis (identical on all ranks)
-                diag["obs_space"] = obs_space_stats(
-                    members_b, ens.images(obs_depth, gather=True), y, ystd,
-                    rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
-                )  # fmt: skip
+            if last:  # observation-space diagnostics of the day's last analysis (rank 0)
+                members_a = ens.images(obs_depth, root=0)
+                if r.rank == 0:
+                    diag["obs_space"] = obs_space_stats(
+                        members_b, members_a, y, ystd, rng=np.random.Generator(np.random.PCG64([e.seed, day, 0x0B5])),
+                    )  # fmt: skip
                 diags[name] = diag
-    if not bg_obs:  # no analysis at the end of this day (interval > 24 h)
-        bg_obs = _background(r, day, truth_cols)
-    _record(r, day, obs_img, bg_obs, clipped, diags, truth_cols)
+    if bg_obs is None:  # no analysis at the end of this day (interval > 24 h)
+        bg_obs = _background(r, day, images, truth)
+    _record_agreed(r, day, obs_img, bg_obs, images, clipped, diags, truth)
+
+
+def _record_agreed(r: _Run, day: int, *args: Any) -> None:
+    """:func:`_record`, with a disk refusing the append on rank 0 raised on every rank (one line)."""
+    failed = None
+    try:
+        _record(r, day, *args)
+    except DiskError as exc:
+        failed = exc.with_hint(_kept(r))
+    if r.comm.Get_size() > 1:
+        failed = r.comm.bcast(failed, root=0)
+    if failed is not None:
+        raise failed
 
 
 def _instrument(r: _Run) -> None:
@@ -393,16 +534,48 @@ def _kept(r: _Run, outputs: bool = False) -> str:
 
 
 def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
-    """The restart after ``day`` complete days (collective gathers; rank 0 writes atomically)."""
-    states = {name: ens.gather_state() for name, ens in r.ensembles.items()}
-    nature = r.s.world.gather_state(r.nature.get_state())
+    """The restart after ``day`` complete days (collective, :mod:`landimg.experiment.restart`): every rank
+    writes its shard -- its members on its columns, its streams, its world block of the nature run, its
+    share of the observation error's AR(1) field, its columns of the score sums (member group 0) -- and
+    rank 0 what is kept once and the manifest. No gather."""
+    lay, world, w = r.layout, r.s.world.layout, ShardWriter()
+    for name, ens in r.ensembles.items():
+        ens.add_to_shard(w, f"ens::{name}::")
+    w.part("nature", members=(0, 1), columns=(world.col_start, world.col_stop))
+    for k, v in r.nature.get_state(copy=False).items():  # (..., ncol_world_local, 1)
+        w.add("nature", k, v)
+    observer = r.s.observer.synthetic.get_state()
+    if observer:
+        p0, p1 = _pixels(r)
+        w.part("observer", columns=(p0, p1))
+        w.add("observer", "field", observer["field"].reshape(-1)[p0:p1])
+    if lay.group == 0:
+        w.part("columns", columns=(lay.col_start, lay.col_stop))
+        for k, v in r.sums.to_tree().items():
+            w.add("columns", f"sums::{k}", v)
+    fields = None
+    if r.rank == 0:
+        w.part("whole")
+        if observer:
+            w.add("whole", "observer::index", observer["index"])
+        for k, v in r.history.to_tree().items():
+            w.add("whole", f"record::{k}", v)
+        if r.last is not None:
+            for k, v in r.last.to_tree().items():
+                w.add("whole", f"last::{k}", v)
+        from landimg import __version__
 
-    def write() -> None:
-        wall = r.wall_before + time.perf_counter() - t_start
-        write_checkpoint(out, day, nature, states, r.history, wall, to_toml(r.cfg), r.inputs,
-                         observer=r.s.observer.synthetic.get_state())  # fmt: skip
-
-    _on_rank0(r.comm, write, _kept(r))
+        fields = {
+            "day": day, "landimg_version": __version__, "methods": list(r.ensembles), "nmem": lay.nmem,
+            "ncol": r.s.domain.grid.ncol, "layout": {"ranks": lay.size, "member_groups": lay.member_groups,
+                                                     "column_blocks": lay.column_blocks},
+            "outputs_days": day if r.files is not None else 0, "inputs": r.inputs, "config_toml": to_toml(r.cfg),
+            "wall_seconds": r.wall_before + time.perf_counter() - t_start,
+        }  # fmt: skip
+    try:
+        write_checkpoint(out, day, w, None if r.comm.Get_size() == 1 else r.comm, fields)
+    except DiskError as exc:
+        raise exc.with_hint(_kept(r)) from None
     r.saved_day = day
 
 
@@ -426,7 +599,7 @@ def run(
     out : str or Path
         Output directory; created after the set-up and spin-up (rank 0) unless resuming.
     resume : bool
-        Continue from ``out/restart/restart.npz``.
+        Continue from the newest restart in ``out/restart`` (written on any layout).
     comm : communicator, optional
         Default: MPI.COMM_WORLD (or serial).
     progress : bool
@@ -487,7 +660,7 @@ def run(
     r = _start(cfg, s, out, comm, resume, prog, cache, timings, k)
     flush()
     for day in range(r.day0, e.days):
-        _day(r, day)
+        _day(r, day, out)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
             with timings("output"):
                 _checkpoint(r, out, day + 1, t_start)
@@ -501,24 +674,27 @@ def run(
         if stop_after_days is not None and day + 1 >= stop_after_days and day + 1 < e.days:
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
-    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k), _kept(r, outputs=True))
+    pixels = None if r.sums is None else r.layout.gather_columns(r.sums.per_pixel(), root=0)
+    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), _kept(r, outputs=True))
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
 def _finish(
-    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int
+    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
 ) -> dict[str, Any]:
-    """Rank 0 after the last day: summary.json, the output files, the previous restart removed
-    (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column blocks)."""
+    """Rank 0 after the last day: summary.json, the plots, the files' twins and the previous restart
+    removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column
+    blocks; ``pixels``: the temporal scores per pixel of every column, :meth:`ScoreSums.per_pixel`)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
+    temporal = period_time_scores(pixels, list(r.ensembles))
     summary = summarize(
-        cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size
+        cfg, r.history, list(r.ensembles), r.wall_before + time.perf_counter() - t_start, size, temporal
     )
     summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_outputs(cfg, r.s.domain.grid, r.s.stations, out, r.history, timings)
+        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings)
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
@@ -526,17 +702,20 @@ def _finish(
         name: round(max(p.get(name, 0.0) for p in per_rank), 3) for name in r.ensembles
     }
     write_json(out / "summary.json", summary)
+    if r.files is not None:
+        r.files.finish()
     finish(out)
     return summary
 
 
 def saved_config(out: Path) -> Config:
-    """The configuration stored in ``out``'s restart (an earlier version's keys translated).
+    """The configuration stored in ``out``'s restart. The restart's schema (:data:`~landimg.experiment.restart.
+    RESTART_SCHEMA`) fixes its keys: a restart of another schema is refused before this is read, so no key
+    is guessed or translated here (:mod:`landimg.experiment.legacy` translates configuration files of
+    earlier versions only when asked, ``from_dict(legacy=True)``).
 
-    Raises RestartError (missing or corrupt restart) or ConfigError.
+    Raises RestartError (missing, corrupt or of another schema) or ConfigError.
     """
     import tomllib
 
-    return from_dict(
-        tomllib.loads(str(load_for_resume(out)["config_toml"])), source=f"{out}/restart", legacy=True
-    )
+    return from_dict(tomllib.loads(str(load_for_resume(out)["config_toml"])), source=f"{out}/restart")

@@ -1,8 +1,10 @@
 """Memory estimate of an experiment before anything large is allocated, and the memory this node has.
 
-The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing, rank 0's
-nature run and history) plus the larger of two phases that do not overlap: the analyses' work arrays
-(perturbation draws, gathered member images, point and curvelet analyses) and rank 0's restart gather.
+The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing, the nature
+run, rank 0's small daily record and one day's images, the score sums of the column blocks) plus the
+analyses' work arrays (perturbation draws, analysis layouts, point and curvelet analyses). Restarts are
+written from the model's buffers by every rank (no gather) and the outputs are appended day by day, so
+nothing grows with the image size times the days.
 It is calibrated on measured peak resident sizes (``docs/benchmarks.md``, ``bench/memory_estimate.py``:
 CONUS, China and global 1 and 0.5 deg runs on 1 and 2 ranks, 8-32 members; estimate / measured 1.0-1.4)
 and errs high; a run is refused only when the estimate for the ranks on this node exceeds what the node
@@ -34,11 +36,11 @@ _COLUMN_MEMBER_BYTES = 1000
 _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
-_HISTORY_LAYERS = 3
-_RANK0_ONLY = ("history", "restart gather")  # (the nature run is on every rank since the layouts)
-#: Parts alive at different times (the analyses' work arrays are freed before the restart is gathered):
-#: only the larger group counts.
-_PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("restart gather",))
+_LAYERS = 3
+_RECORD_PER_DAY = 45  # numbers per day and method of the small record besides stations and rank counts
+_RANK0_ONLY = ("record", "day images")  # (the nature run is on the world blocks: every rank its share)
+#: Parts alive at different times: only the larger group counts (the day's images are made after the analyses).
+_PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("day images",))
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class MemoryEstimate:
     Attributes
     ----------
     parts : dict of str -> int
-        Bytes per part on the busiest rank (rank 0, which also holds the history and the
-        restart gather).
+        Bytes per part on the busiest rank (rank 0, which also holds the small daily record and makes
+        each day's images).
     ranks_on_node : int
         Ranks of the run sharing this node's memory.
     rank0_only : tuple of str
@@ -127,6 +129,7 @@ def estimate_memory(
     methods = list(cfg.analysis.methods)
     nmeth = len(methods)
     days = cfg.experiment.days
+    nstations = int(getattr(cfg.obs, "stations", 0) or 0)
     max_obs = [getattr(cfg.method.get(name), "max_obs", 0) or 0 for name in methods]
     m = max(1, min(max([64, *max_obs]), ncol))
     parts = {
@@ -140,13 +143,18 @@ def estimate_memory(
         ),
         # the spectrum (whole) and the filtered rows (the block's band) of one draw (padded image, ~1.3x)
         "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * nloc * _PERTURBED_VARS * 40,
-        # the ensemble images of the day's record (every member, gathered) and the analysis layouts' arrays:
-        # whole members (nmem / P of them) or column blocks with their halo (every member)
-        "analysis ensemble": 8 * (nmem * cells * 6 + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
-        # rank 0: history images (float32) for every day, method and layer (mean, background mean, spread)
-        "history": 4 * days * cells * (_HISTORY_LAYERS * (1 + 3 * nmeth) + 2 + nmeth),
-        # rank 0: the restart gather (every member's model state per method)
-        "restart gather": 400 * ncol * nmem * nmeth,
+        # the analysis layouts' arrays: whole members (nmem / P of them) or column blocks with their halo
+        # (every member), and images of the observed layer (conservatively: of every member)
+        "analysis ensemble": 8 * (2 * nmem * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
+        # the running sums of the temporal scores on the block (member group 0): 7 arrays per method,
+        # estimate and layer
+        "score sums": 8 * 7 * nmeth * 2 * _LAYERS * nblock,
+        # rank 0: the small daily record (scores, station series, diagnostics: a few numbers per day)
+        "record": 8 * days * (nmeth * (_RECORD_PER_DAY + nstations + nmem + 1) + nstations + 1),
+        # rank 0, one day at a time: every member's observed layer before and after the last analysis (the
+        # observation-space diagnostics), the verification and the day's images of every method (float64
+        # gathered, float32 written)
+        "day images": 8 * cells * (2 * nmem + 2 * _LAYERS + 2) + 4 * cells * nmeth * (3 * _LAYERS + 1) * 2,
     }
     if "point_enkf" in methods or "point_letkf" in methods:  # (chunk, m, m) solves and (nlev, ncol, m) terms
         parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol_da * m + 2 * nmem * ncol_da)

@@ -106,7 +106,8 @@ def prepare_out_dir(out: str | Path, resume: bool, create: bool = True) -> bool:
     ----------
     out : path
     resume : bool
-        The directory must hold ``restart/restart.npz``.
+        The directory must hold a restart (``restart/day-NNNNN/``, or an earlier schema's, which
+        ``--resume`` then names).
     create : bool
         Create the directory now (True) or only check that it can be created (False; the caller
         creates it later, so that a run failing during set-up leaves nothing behind).
@@ -124,8 +125,10 @@ def prepare_out_dir(out: str | Path, resume: bool, create: bool = True) -> bool:
     """
     out = Path(out)
     if resume:
-        if not any((out / "restart" / name).is_file() for name in ("restart.npz", "restart.prev.npz")):
-            raise OutputDirError(f"--resume: no restart file {out / 'restart' / 'restart.npz'}")
+        from landimg.experiment.restart import has_restart
+
+        if not has_restart(out):
+            raise OutputDirError(f"--resume: no restart in {out / 'restart'}")
         if not os.access(out, os.W_OK):
             raise OutputDirError(f"output directory {out} is not writable")
         return False

@@ -202,9 +202,10 @@ def plot_increment_scales(
     return _plot_maps(path, lat, lon, fields, title, "RdBu", -lim, lim, f"increment ({_SM_UNITS})")
 
 
-def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]:
-    """The experiment's figures in ``out/plots``: last-day maps, metric series, observation-space spread
-    versus error and rank histograms, curvelet increment by scale."""
+def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any, last_day: Any) -> list[Path]:
+    """The experiment's figures in ``out/plots``: last-day maps (``last_day``, the last day's
+    :class:`~landimg.experiment.history.DayImages`), metric series, observation-space spread versus error
+    and rank histograms (``history``, the small daily record), curvelet increment by scale."""
     from landimg.experiment.history import LAYER_NAMES, SCORES
     from landimg.experiment.ncfiles import verification
 
@@ -212,8 +213,8 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
     last = cfg.experiment.days - 1
     versus, truth = verification(cfg)
     name = "nature run (truth)" if versus == "nature run" else versus
-    fields = {name: history.truth[last, 0], "observations (last day)": history.obs[last]}
-    fields.update({m: h.mean[last, 0] for m, h in history.methods.items()})
+    fields = {name: last_day.truth[0], "observations (last day)": last_day.obs}
+    fields.update({m: last_day.mean[m][0] for m in history.methods})
     paths = [pdir / "maps_0-10cm.png", pdir / "metrics.png"]
     title = f"0-10 cm soil moisture (m3/m3), day {last + 1}"
     if versus != "nature run":
@@ -246,7 +247,7 @@ def experiment_plots(cfg: Any, grid: Any, out: Path, history: Any) -> list[Path]
         transform = Curvelet(grid.shape, nangles_coarse=c.nangles_coarse, finest=c.finest, **kw)
     except ValueError:
         return paths  # grid too small for a multi-scale split
-    inc = history["curvelet_enkf"].increment[last].astype(float)
+    inc = last_day.increment["curvelet_enkf"].astype(float)
     parts = increment_by_scale(np.where(grid.land, inc, 0.0), transform)
     paths.append(pdir / "curvelet_increment_by_scale.png")
     title = f"curvelet EnKF increment of the 0-{cfg.analysis.obs_depth * 100:.0f} cm layer by scale, day {last + 1}"

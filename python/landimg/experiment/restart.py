@@ -1,9 +1,29 @@
-"""Restart files: a nested dict of arrays in one ``.npz``, written atomically, read back bit for bit."""
+"""Restarts: one sharded store per day, written by every rank, read on any layout (restart schema 2).
+
+After day ``N`` every rank writes its block of the run's state and rank 0 a small manifest
+(:mod:`landimg.shards`) into ``DIR/restart/day-0000N/``::
+
+    manifest.json     schema, day, layout of the ranks that wrote it, configuration, input-file hashes,
+                      days the output files hold, wall seconds so far; per shard its size, SHA-256 and ranges
+    shard-00000.npz   rank 0: its members on its columns (every method), their random streams, its world
+                      block of the nature run, its share of the observation error's AR(1) field, its
+                      columns of the running score sums, and what is kept once (the small daily record,
+                      the AR(1) field's index, the analyses' scalars)
+    shard-00001.npz   rank 1 ...
+
+A restart is complete once its manifest exists (written last, atomically); the previous day's restart is
+kept until then, and removed after (the one before it is kept until the run completes). ``--resume`` reads
+the newest complete restart on any layout: each rank reads the parts of the shards that hold its members
+and columns, after every shard's SHA-256 is checked (each by one rank). A missing or corrupt shard, or a
+restart of another schema, is one line naming it. Restarts of schema 1 (one ``restart.npz`` gathered on
+rank 0, landimg before the sharded restarts) are refused with both versions named.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,16 +31,199 @@ from typing import Any
 import numpy as np
 
 from landimg.atomic import atomic_path
+from landimg.shards import MANIFEST, ShardWriter, StoreError, read_manifest, remove_store, write_store
 
 __all__ = [
-    "PREVIOUS_NAME", "RESTART_NAME", "RestartError", "changed_inputs", "clean_stale", "file_hashes", "finish",
-    "load_for_resume", "load_restart", "recorded_inputs", "save_restart", "write_checkpoint",
+    "RESTART_DIR", "RESTART_SCHEMA", "RestartError", "changed_inputs", "clean_stale", "day_dir", "file_hashes",
+    "finish", "has_restart", "latest", "load_for_resume", "load_restart", "previous_good", "recorded_inputs",
+    "restart_days", "save_restart", "write_checkpoint",
 ]  # fmt: skip
 
+#: The schema of the restarts this landimg writes and reads (bumped when their content changes).
+RESTART_SCHEMA = 2
+#: The restarts' directory inside an output directory.
+RESTART_DIR = "restart"
+_OLD_NAMES = ("restart.npz", "restart.prev.npz")  # schema 1
+_DAY = re.compile(r"^day-(\d+)$")
 _SEP = "::"
 _JSON = "#json"
 
 
+class RestartError(ValueError):
+    """A restart cannot be used: missing, truncated, corrupt, or of another schema (one line)."""
+
+
+# ---------------------------------------------------------------------------------------------- layout
+def day_dir(out: Path, day: int) -> Path:
+    """The directory of the restart after ``day`` days."""
+    return Path(out) / RESTART_DIR / f"day-{int(day):05d}"
+
+
+def _day_dirs(out: Path) -> dict[int, Path]:
+    root = Path(out) / RESTART_DIR
+    if not root.is_dir():
+        return {}
+    found = {}
+    for p in root.iterdir():
+        m = _DAY.match(p.name)
+        if m and p.is_dir():
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def restart_days(out: Path) -> list[int]:
+    """The days of the complete restarts (a manifest written) in ``out``, ascending."""
+    return [d for d, p in _day_dirs(out).items() if (p / MANIFEST).is_file()]
+
+
+def has_restart(out: Path) -> bool:
+    """``out`` holds a restart to resume from (complete, or of an earlier schema, which --resume names)."""
+    root = Path(out) / RESTART_DIR
+    return bool(restart_days(out)) or any((root / name).is_file() for name in _OLD_NAMES)
+
+
+def latest(out: Path) -> Path:
+    """The newest complete restart of ``out``.
+
+    Raises
+    ------
+    RestartError
+        None there (one line; a restart of schema 1 is named with both versions).
+    """
+    days = restart_days(out)
+    if days:
+        return day_dir(out, days[-1])
+    root = Path(out) / RESTART_DIR
+    for name in _OLD_NAMES:
+        if (root / name).is_file():
+            raise RestartError(
+                f"restart {root / name} is restart schema 1 (one file gathered on rank 0); this landimg reads "
+                f"restart schema {RESTART_SCHEMA} (sharded): finish that run with the landimg that wrote it, "
+                "or start a new run"
+            )
+    raise RestartError(f"--resume: no restart in {root}")
+
+
+def previous_good(out: Path, bad: Path) -> str:
+    """``; last good day N is in DIR: remove BAD to continue from there`` when an older restart is whole."""
+    for day in reversed(restart_days(out)):
+        path = day_dir(out, day)
+        if path == bad:
+            continue
+        try:
+            _check(read_manifest(path), path)
+        except (StoreError, RestartError):
+            continue
+        return f"; last good day {day} is in {path}: remove {bad} to continue from there"
+    return ""
+
+
+def _check(manifest: Mapping[str, Any], path: Path) -> None:
+    schema = manifest.get("schema")
+    if schema != RESTART_SCHEMA:
+        raise RestartError(f"restart {path} is restart schema {schema}; this landimg reads restart schema {RESTART_SCHEMA}")
+    for key in ("day", "config_toml", "layout", "shards", "outputs_days"):
+        if key not in manifest:
+            raise RestartError(f"restart {path / MANIFEST} is corrupt (no {key})")
+
+
+def load_for_resume(out: Path) -> dict[str, Any]:
+    """The manifest of the restart of ``out`` to continue from (its ``"path"`` added); the shards are
+    checked to be there with their sizes (their checksums are checked when they are read).
+
+    Raises
+    ------
+    RestartError
+        No restart, a restart of another schema, a damaged manifest or a missing shard (one line, naming
+        the previous restart when it is good).
+    """
+    path = latest(out)
+    try:
+        manifest = read_manifest(path)
+        _check(manifest, path)
+        from landimg.shards import ShardStore
+
+        ShardStore(path, manifest=manifest).check_files()
+    except (StoreError, RestartError) as exc:
+        raise RestartError(f"{exc}{previous_good(out, path)}") from None
+    return {**manifest, "path": str(path)}
+
+
+def write_checkpoint(out: Path, day: int, writer: ShardWriter, comm: Any, fields: Mapping[str, Any] | None) -> None:
+    """Write the restart after ``day`` days (collective): every rank its shard, rank 0 the manifest
+    (``fields`` on rank 0: day, configuration, ...; the schema is added). Then rank 0 removes the restarts
+    older than the previous one.
+
+    Raises
+    ------
+    DiskError
+        A disk refused a write (every rank, one line naming the file); that day's directory is removed,
+        the previous restart is untouched.
+    """
+    path = day_dir(out, day)
+    rank = 0 if comm is None else comm.Get_rank()
+    write_store(path, writer, comm, None if fields is None else {"schema": RESTART_SCHEMA, **fields})
+    if rank == 0:
+        older = [d for d in restart_days(out) if d < day]
+        keep = older[-1] if older else None  # the previous restart, until the next one is complete
+        for d, p in _day_dirs(out).items():
+            if d < day and d != keep:
+                remove_store(p)
+
+
+def finish(out: Path) -> None:
+    """After a complete run: only the newest restart is kept."""
+    days = restart_days(out)
+    for d, p in _day_dirs(out).items():
+        if not days or d != days[-1]:
+            remove_store(p)
+
+
+def clean_stale(out: Path) -> list[Path]:
+    """Remove what a killed run left: temporary files (``.NAME.*.tmp``) in ``out`` and its subdirectories,
+    and restart directories newer than the newest complete one (an interrupted write)."""
+    stale = [p for p in out.rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    days = restart_days(out)
+    for d, p in _day_dirs(out).items():
+        if not (p / MANIFEST).is_file() and (not days or d > days[-1]):
+            shutil.rmtree(p, ignore_errors=True)
+            stale.append(p)
+    return stale
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def file_hashes(files: Mapping[str, str]) -> dict[str, str]:
+    """``section.key`` -> ``"sha256:<hex> <path>"`` of every input file (content, not dates)."""
+    import hashlib
+
+    out = {}
+    for key, path in sorted(files.items()):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        out[key] = f"sha256:{h.hexdigest()} {path}"
+    return out
+
+
+def recorded_inputs(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The input-file hashes a restart recorded (empty for runs without input files)."""
+    return {k: str(v) for k, v in manifest.get("inputs", {}).items()}
+
+
+def changed_inputs(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """``section.key (path)`` of every input file whose content (or presence) differs."""
+    keys = sorted(set(recorded) | set(now))
+    return [
+        f"{k} ({(now.get(k) or recorded.get(k, '')).split(' ', 1)[-1]})"
+        for k in keys
+        if recorded.get(k) != now.get(k)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- small trees
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     flat: dict[str, np.ndarray] = {}
     for k, v in tree.items():
@@ -33,7 +236,6 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]
                 flat[name + _SEP] = np.zeros(0)
             flat.update(_flatten(v, name + _SEP))
         elif isinstance(v, (list, tuple)):
-            # e.g. lists of numpy bit-generator states (dicts with 128-bit ints): exact as JSON text
             flat[name + _JSON] = np.asarray(json.dumps(v))
         else:
             arr = np.asarray(v)
@@ -44,19 +246,13 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]
 
 
 def save_restart(path: str | Path, tree: Mapping[str, Any]) -> None:
-    """Save a nested dict of arrays/scalars to an ``.npz`` file atomically (no pickling).
-
-    Nested dicts are stored with ``::``-joined keys, lists/tuples (of JSON-able values such as numpy
-    bit-generator states) as JSON text; :func:`load_restart` restores all of it bit for bit
-    (tuples come back as lists).
-    """
+    """Save a nested dict of arrays/scalars to one ``.npz`` file atomically (no pickling): a small state
+    on one rank (e.g. :meth:`landimg.Ensemble.gather_state` of a small grid). Nested dicts are stored with
+    ``::``-joined keys, lists/tuples (of JSON-able values such as numpy bit-generator states) as JSON text;
+    :func:`load_restart` restores all of it bit for bit (tuples come back as lists)."""
     flat = _flatten(tree)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **flat)
-
-
-class RestartError(ValueError):
-    """A restart file cannot be read (truncated, corrupt, or not a landimg restart)."""
 
 
 def load_restart(path: str | Path) -> dict[str, Any]:
@@ -65,7 +261,7 @@ def load_restart(path: str | Path) -> dict[str, Any]:
     Raises
     ------
     RestartError
-        The file is truncated, corrupt or not a restart (one line naming it).
+        The file is truncated, corrupt or not such a file (one line naming it).
     FileNotFoundError
         No such file.
     """
@@ -92,110 +288,3 @@ def load_restart(path: str | Path) -> dict[str, Any]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RestartError(f"restart {path} is corrupt ({type(exc).__name__}: {reason})") from None
     return out
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-#: The restart file inside an output directory, and the previous one (kept while a run goes on).
-RESTART_NAME = "restart/restart.npz"
-PREVIOUS_NAME = "restart/restart.prev.npz"
-_INPUTS = "inputs"
-
-
-def file_hashes(files: Mapping[str, str]) -> dict[str, str]:
-    """``section.key`` -> ``"sha256:<hex> <path>"`` of every input file (content, not dates)."""
-    import hashlib
-
-    out = {}
-    for key, path in sorted(files.items()):
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        out[key] = f"sha256:{h.hexdigest()} {path}"
-    return out
-
-
-def write_checkpoint(
-    out: Path, day: int, nature: Mapping[str, np.ndarray], ensembles: Mapping[str, Any], history: Any,
-    wall_seconds: float, config_toml: str, inputs: Mapping[str, str] | None = None,
-    observer: Mapping[str, Any] | None = None,
-) -> None:  # fmt: skip
-    """Write the restart after ``day`` complete days (rank 0; the ensembles' states already gathered).
-
-    The new file is complete on disk before the previous one moves to ``restart.prev.npz``; a kill at
-    any point leaves at least one readable restart. ``inputs`` (:func:`file_hashes`) are recorded for
-    ``--resume`` to refuse changed files; ``observer`` is the synthetic observations' state (the AR(1)
-    retrieval error, :meth:`landimg.experiment.obs.SatelliteObserver.get_state`).
-    """
-    tree = {
-        "day": day, "nature": nature, "ensembles": ensembles, "history": history.to_tree(),
-        "wall_seconds": wall_seconds, "config_toml": config_toml, "observer": dict(observer or {}),
-    }  # fmt: skip
-    if inputs:
-        tree[_INPUTS] = dict(inputs)
-    path, prev = out / RESTART_NAME, out / PREVIOUS_NAME
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **_flatten(tree))
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, prev)
-
-
-def _day_of(path: Path) -> int | None:
-    try:
-        return int(load_restart(path)["day"])
-    except (RestartError, OSError, KeyError, ValueError):
-        return None
-
-
-def load_for_resume(out: Path) -> dict[str, Any]:
-    """The restart of ``out`` to continue from.
-
-    Raises
-    ------
-    RestartError
-        The restart is missing or corrupt; the message names the previous restart's day when it is good.
-    """
-    path, prev = out / RESTART_NAME, out / PREVIOUS_NAME
-    try:
-        tree = load_restart(path)
-        int(tree["day"]), tree["config_toml"], tree["history"], tree["ensembles"], tree["nature"]
-        return tree
-    except FileNotFoundError:
-        problem = f"--resume: no restart file {path}"
-    except (RestartError, KeyError, TypeError, ValueError) as exc:
-        problem = str(exc) if isinstance(exc, RestartError) else f"restart {path} is incomplete (no {exc})"
-    good = _day_of(prev) if prev.exists() else None
-    if good is not None:
-        problem += f"; last good day {good} is in {prev}: move it to {path.name} to continue from there"
-    raise RestartError(problem)
-
-
-def recorded_inputs(tree: Mapping[str, Any]) -> dict[str, str]:
-    """The input-file hashes a restart recorded (empty for runs without input files or older restarts)."""
-    return {k: str(v) for k, v in tree.get(_INPUTS, {}).items()}
-
-
-def changed_inputs(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
-    """``section.key (path)`` of every input file whose content (or presence) differs."""
-    keys = sorted(set(recorded) | set(now))
-    return [
-        f"{k} ({(now.get(k) or recorded.get(k, '')).split(' ', 1)[-1]})"
-        for k in keys
-        if recorded.get(k) != now.get(k)
-    ]
-
-
-def clean_stale(out: Path) -> list[Path]:
-    """Remove temporary files a killed run left (``.NAME.*.tmp``) in ``out`` and its subdirectories."""
-    stale = [p for p in out.rglob(".*.tmp") if p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
-def finish(out: Path) -> None:
-    """After a complete run: the previous restart is no longer needed."""
-    (out / PREVIOUS_NAME).unlink(missing_ok=True)

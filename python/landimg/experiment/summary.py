@@ -1,4 +1,4 @@
-"""The end of a run: the summary (``summary.json``), its table, and the output files."""
+"""The end of a run: the summary (``summary.json``), its table, and the figures."""
 
 from __future__ import annotations
 
@@ -15,32 +15,28 @@ from landimg.experiment.config import Config, to_dict
 from landimg.experiment.history import LAYER_NAMES, OBS_SPACE, SCORES, History
 from landimg.experiment.timing import Timings
 
-__all__ = ["PRIMARY_SCORE", "format_table", "primary_scores", "summarize", "write_outputs"]
+__all__ = ["PRIMARY_SCORE", "format_table", "primary_scores", "summarize", "write_plots"]
 
 
 #: The primary score of every study: where it lives in ``summary.json`` (``<m>`` = the method).
 PRIMARY_SCORE = "methods.<m>.0-10cm.background.ubrmse_time"
 
 
-def _layer_scores(daily: np.ndarray, est: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
-    """Period means of the daily spatial scores ``daily`` (nd, 3) and the temporal scores of the images
-    ``est`` against ``ref`` (nd, ny, nx), the days already cut to the scored period."""
+def _layer_scores(daily: np.ndarray, temporal: dict[str, Any]) -> dict[str, Any]:
+    """Period means of the daily spatial scores ``daily`` (nd, 3), the days already cut to the scored
+    period, and the period's temporal scores (:func:`landimg.experiment.history.period_time_scores`)."""
     out: dict[str, Any] = {k: float(np.nanmean(daily[:, j])) for j, k in enumerate(SCORES)}
-    sums = _metrics.TimeSums.zeros(ref.shape[1:])
-    for x, r in zip(est, ref, strict=True):  # day by day: what a streaming run would add
-        sums.add(x, r)
-    out.update(_metrics.sums_scores(sums))
+    out.update(temporal)
     return out
 
 
-def _method_entry(h: Any, truth: np.ndarray, station_obs: np.ndarray, first: int) -> dict[str, Any]:
-    """One method's entry of ``summary.json``; period means over days ``first`` (0-based) to the end."""
+def _method_entry(h: Any, temporal: dict[str, list[dict[str, Any]]], station_obs: np.ndarray, first: int) -> dict[str, Any]:
+    """One method's entry of ``summary.json``; period means over days ``first`` (0-based) to the end;
+    ``temporal[kind][layer]``: the temporal scores of the analysis and the background."""
     entry: dict[str, Any] = {}
     for i, ln in enumerate(LAYER_NAMES):
-        entry[ln] = _layer_scores(h.scores[first:, i], h.mean[first:, i], truth[first:, i])
-        entry[ln]["background"] = _layer_scores(
-            h.scores_background[first:, i], h.mean_background[first:, i], truth[first:, i]
-        )
+        entry[ln] = _layer_scores(h.scores[first:, i], temporal["analysis"][i])
+        entry[ln]["background"] = _layer_scores(h.scores_background[first:, i], temporal["background"][i])
     entry["stations"] = _metrics.time_scores(h.station[first:], station_obs[first:], _metrics.MIN_STATION_DAYS)
     entry["clipped_water_kg_m2"] = float(np.sum(h.clipped_water))  # the whole run: a water budget
     obs = {}
@@ -57,16 +53,21 @@ def primary_scores(summary: dict[str, Any]) -> dict[str, float]:
     return {m: float(e["0-10cm"]["background"]["ubrmse_time"]) for m, e in summary["methods"].items()}
 
 
-def summarize(cfg: Config, history: History, methods: list[str], wall: float, ranks: int) -> dict[str, Any]:
-    """The summary dict (shape of ``summary.json``) from a run's history.
+def summarize(
+    cfg: Config, history: History, methods: list[str], wall: float, ranks: int,
+    temporal: dict[str, dict[str, list[dict[str, Any]]]],
+) -> dict[str, Any]:  # fmt: skip
+    """The summary dict (shape of ``summary.json``) from a run's small daily record and the temporal scores
+    of its period (``temporal[method][kind][layer]``, :func:`landimg.experiment.history.period_time_scores`
+    of the running per-pixel sums).
 
     Every period mean is over days ``experiment.score_from_day`` .. ``experiment.days`` (``scored_days``).
     """
     first = cfg.experiment.score_from_day - 1
     out: dict[str, Any] = {
-        "methods": {m: _method_entry(history[m], history.truth, history.station_obs, first) for m in methods}
+        "methods": {m: _method_entry(history[m], temporal[m], history.station_obs, first) for m in methods}
     }
-    out["scored_days"] = [first + 1, int(history.truth.shape[0])]
+    out["scored_days"] = [first + 1, history.days]
     out["primary_score"] = {"where": PRIMARY_SCORE, "values": primary_scores(out)}
     out["wall_seconds"] = float(wall)
     out["ranks"] = int(ranks)
@@ -109,24 +110,22 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(
-    cfg: Config, grid: Any, stations: Any, out: Path, history: History, timings: Timings | None = None
+def write_plots(
+    cfg: Config, grid: Any, out: Path, history: History, last: Any, timings: Timings | None = None
 ) -> None:
-    """``analysis.nc``/``metrics.nc`` and the plots, as ``cfg.output`` asks (the plots counted to the
-    ``"plots"`` part of ``timings`` when given)."""
-    if cfg.output.netcdf:
-        from landimg.experiment.ncfiles import write_experiment_netcdf
+    """The figures, as ``cfg.output.plots`` asks, from the small record and the last day's images ``last``
+    (:class:`~landimg.experiment.history.DayImages`); counted to the ``"plots"`` part of ``timings``.
+    (``analysis.nc`` and ``metrics.nc`` are appended day by day: :mod:`landimg.experiment.ncfiles`.)"""
+    if not cfg.output.plots:
+        return
+    from landimg.experiment import plot
 
-        write_experiment_netcdf(out, cfg, grid, stations, history)
-    if cfg.output.plots:
-        from landimg.experiment import plot
-
-        if plot.available():
-            with nullcontext() if timings is None else timings("plots"):
-                plot.experiment_plots(cfg, grid, out, history)
-        else:
-            warnings.warn(
-                "output.plots = true but matplotlib is not installed: no plots written "
-                "(pip install matplotlib, or set output.plots = false)",
-                stacklevel=2,
-            )
+    if plot.available():
+        with nullcontext() if timings is None else timings("plots"):
+            plot.experiment_plots(cfg, grid, out, history, last)
+    else:
+        warnings.warn(
+            "output.plots = true but matplotlib is not installed: no plots written "
+            "(pip install matplotlib, or set output.plots = false)",
+            stacklevel=2,
+        )

@@ -1,7 +1,7 @@
 """The Fortran extension ``landimg.model._colm`` and the names of its arrays.
 
 The Fortran side (``fortran/colm_const.f90``) is the one table of array layouts: each forcing,
-parameter and flux entry has a name there, and ``colm_api::colm_field_name`` reports it. This module
+parameter, flux and state entry has a name there, and ``colm_api::colm_field_name`` reports it. This module
 checks on import that the extension is the API version this package was written for, reads the
 names, and (:func:`index_map`) checks that they are exactly the names the Python side uses;
 ``ColumnModel`` then packs and reads the arrays by these names, never by position. A stale build fails here with a message saying how to
@@ -17,7 +17,9 @@ from typing import Any
 __all__ = [
     "API_VERSION",
     "FORTRAN_FLUXES",
+    "FORTRAN_CSTATE",
     "FORTRAN_FORCING",
+    "FORTRAN_LSTATE",
     "FORTRAN_PARAMS",
     "api",
     "check_names",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 #: API version of fortran/colm_api.f90 this package needs (colm_api::api_version)
-API_VERSION = 6
+API_VERSION = 7
 
 _REBUILD = (
     "rebuild the extension: `bash ci/dev-build.sh` in a source checkout (or `pip install .` / "
@@ -52,7 +54,8 @@ def _check_version(mod: Any) -> None:
 
 
 def _names(mod: Any, group: int) -> tuple[str, ...]:
-    """Entry names of array ``group`` (1 forcing, 2 parameters, 3 fluxes) in Fortran index order."""
+    """Entry names of array ``group`` (1 forcing, 2 parameters, 3 fluxes, 4 per-layer state, 5 per-column
+    state) in Fortran index order."""
     out = []
     i = 1
     while True:
@@ -84,8 +87,11 @@ if not os.environ.get("OMP_NUM_THREADS"):
 _FORTRAN_FORCING = _names(api, 1)
 _FORTRAN_PARAMS = _names(api, 2)
 _FORTRAN_FLUXES = _names(api, 3)
-_nf, _np, _nx = (int(x) for x in api.colm_layout())
-if (_nf, _np, _nx) != (len(_FORTRAN_FORCING), len(_FORTRAN_PARAMS), len(_FORTRAN_FLUXES)):
+_FORTRAN_LSTATE = _names(api, 4)
+_FORTRAN_CSTATE = _names(api, 5)
+_sizes = tuple(int(x) for x in api.colm_layout())
+_groups = (_FORTRAN_FORCING, _FORTRAN_PARAMS, _FORTRAN_FLUXES, _FORTRAN_LSTATE, _FORTRAN_CSTATE)
+if _sizes != tuple(len(g) for g in _groups):
     raise ImportError(f"landimg.model._colm reports inconsistent array layouts; {_REBUILD}")
 
 #: forcing names in Fortran index order
@@ -94,9 +100,15 @@ FORTRAN_FORCING: tuple[str, ...] = _FORTRAN_FORCING
 FORTRAN_PARAMS: tuple[str, ...] = _FORTRAN_PARAMS
 #: flux names in Fortran index order
 FORTRAN_FLUXES: tuple[str, ...] = _FORTRAN_FLUXES
+#: per-layer state names (last dimension of the layer state array) in Fortran index order
+FORTRAN_LSTATE: tuple[str, ...] = _FORTRAN_LSTATE
+#: per-column state names (last dimension of the column state array) in Fortran index order
+FORTRAN_CSTATE: tuple[str, ...] = _FORTRAN_CSTATE
 
 
 def index_map(what: str, python: tuple[str, ...]) -> MappingProxyType[str, int]:
-    """Read-only name -> 0-based Fortran index for ``what`` in ("forcing", "parameter", "flux")."""
-    fortran = {"forcing": FORTRAN_FORCING, "parameter": FORTRAN_PARAMS, "flux": FORTRAN_FLUXES}[what]
+    """Read-only name -> 0-based Fortran index for ``what`` in ("forcing", "parameter", "flux", "layer state",
+    "column state")."""
+    fortran = {"forcing": FORTRAN_FORCING, "parameter": FORTRAN_PARAMS, "flux": FORTRAN_FLUXES,
+               "layer state": FORTRAN_LSTATE, "column state": FORTRAN_CSTATE}[what]  # fmt: skip
     return MappingProxyType(check_names(what, fortran, python))

@@ -2,7 +2,7 @@
 
 The physics lives in Fortran (``landimg.model._colm``, built from ``fortran/``); one call of
 ``colm_step`` advances every column of every member ``nsteps`` time steps in place. This module owns the
-Fortran-ordered state buffers, validates forcing before anything is touched, and offers the
+Fortran-ordered state buffers (passed by name, like forcing, parameters and fluxes: ``_binding``), validates forcing before anything is touched, and offers the
 diagnostics used by the data assimilation (volumetric water, layer means, water storage, frozen
 flags, bookkept analysis increments, state snapshots for restarts). See ``docs/model.md``.
 """
@@ -103,6 +103,9 @@ STATE_UNITS: dict[str, str] = {
 }
 _LAYERED = ("wliq", "wice", "tsoil")
 _PLANE = ("zwt", "wa", "wcanopy", "wsnow", "wpond", "tskin", "tsnow", "dsnow")
+# state name -> 0-based index into the last dimension of the Fortran state arrays, checked like the forcing
+_LSTATE_INDEX = _binding.index_map("layer state", _LAYERED)
+_CSTATE_INDEX = _binding.index_map("column state", _PLANE)
 
 _ERRORS = {
     1: "a state variable became NaN or Inf",
@@ -197,10 +200,13 @@ class ColumnModel:
         if _api.colm_derive(self._params) != 0:
             raise RuntimeError("colm_derive rejected the parameter array (extension/package mismatch?)")
         self._rootfr = _soil.root_fractions(self.veg, self.z_bottom)
-        shape3 = (self.nlev, self.ncol, self.nmem)
         shape2 = (self.ncol, self.nmem)
-        self._state = {k: np.zeros(shape3, order="F") for k in _LAYERED}
-        self._state.update({k: np.zeros(shape2, order="F") for k in _PLANE})
+        # the state passes to Fortran by name like forcing and parameters: one array per kind, the entry
+        # last, so that each entry is one Fortran-contiguous block (the view ``state[name]``)
+        self._lstate = np.zeros((self.nlev, self.ncol, self.nmem, len(_LAYERED)), order="F")
+        self._cstate = np.zeros((self.ncol, self.nmem, len(_PLANE)), order="F")
+        self._state = {k: self._lstate[..., _LSTATE_INDEX[k]] for k in _LAYERED}
+        self._state.update({k: self._cstate[..., _CSTATE_INDEX[k]] for k in _PLANE})
         self.state: Mapping[str, np.ndarray] = MappingProxyType(self._state)
         self._fluxes = np.zeros((len(FLUX_NAMES), self.ncol, self.nmem), order="F")
         self.fluxes: Mapping[str, np.ndarray] = MappingProxyType(
@@ -258,13 +264,18 @@ class ColumnModel:
         s["dsnow"][...] = 0.0
         self.reset_fluxes()
 
-    def get_state(self) -> dict[str, np.ndarray]:
+    def get_state(self, copy: bool = True) -> dict[str, np.ndarray]:
         """Copy of everything the next step depends on, plus the flux accumulators ("fluxes",
         (nflux, ncol, nmem) in the order of :data:`FLUX_NAMES`). Restoring it with :meth:`set_state`
-        reproduces the run bitwise."""
-        out = {k: v.copy(order="F") for k, v in self._state.items()}
-        out["fluxes"] = self._fluxes.copy(order="F")
-        return out
+        reproduces the run bitwise. ``copy=False``: read-only views of the buffers instead (valid until
+        the next step; for writing them out without a copy)."""
+        arrays = {**self._state, "fluxes": self._fluxes}
+        if copy:
+            return {k: v.copy(order="F") for k, v in arrays.items()}
+        views = {k: v.view() for k, v in arrays.items()}
+        for v in views.values():
+            v.flags.writeable = False
+        return views
 
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Copy a snapshot from :meth:`get_state` into the state buffers (in place).
@@ -452,11 +463,9 @@ class ColumnModel:
         self._load_forcing(forcing)
         if nsteps == 0:
             return
-        s = self._state
         ierr = _api.colm_step(
-            nsteps, self.dt, self._forcing, self._params, self._rootfr,
-            s["wliq"], s["wice"], s["tsoil"], s["zwt"], s["wa"], s["wcanopy"], s["wsnow"], s["wpond"],
-            s["tskin"], s["tsnow"], s["dsnow"], self._fluxes, self._colerr,
+            nsteps, self.dt, self._forcing, self._params, self._rootfr, self._lstate, self._cstate, self._fluxes,
+            self._colerr,
         )  # fmt: skip
         if ierr != 0:
             self._raise_step_error(ierr)
