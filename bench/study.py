@@ -238,12 +238,37 @@ _LETKF = tuple(
     for b in (False, True)
     for r in (250, 500, 1000)
 )
-#: the curvelet EnKF's candidates: its defaults, and the options the issue asks the study to weigh (the
-#: curvelet owner completes this list before the study is registered)
+#: the curvelet EnKF's candidates: its defaults (R as declared, Fourier-preconditioned CG with cheap DEnKF
+#: anomalies, interior support, variance filtering, no bias stage), then the options the issue asks the
+#: study to weigh; docs/method.md "Options, their cost, and the defaults" has each one's training-seed
+#: scores and its CPU against the LETKF (bench/analysis_speed.py --ratio)
 _CURVELET = (
     Candidate("default", (), "curvelet EnKF with its defaults"),
     Candidate(
-        "interior", ('curvelet_enkf.variance_support="interior"',), "coverage-aware pooling (issue 18 item 3)"
+        "fine-band",
+        ("curvelet_enkf.fine_band_scales=1", "curvelet_enkf.fine_band_radius_km=300.0"),
+        "finest scale from localized band-passed ensemble covariances, 300 km (item 4; 1.1-2.8x the default's CPU)",
+    ),
+    Candidate(
+        "layers",
+        ('curvelet_enkf.layer_increments="analysis"',),
+        "every layer's mean increment from the same analysis (item 5; 1.5-1.7x the default's CPU)",
+    ),
+    Candidate(
+        "bias",
+        ("curvelet_enkf.bias_correction=true",),
+        "bias-aware two-stage analysis on the coarse scales (the LETKF has the same option; 1.1-1.2x CPU)",
+    ),
+    Candidate(
+        "homogeneous-B",
+        ('curvelet_enkf.variance_support="land_fraction"', "curvelet_enkf.variance_filtering=false"),
+        "the issue-9 stationary B (no variance filtering): the cheapest solve (0.4-0.55x the default's CPU)",
+    ),
+    Candidate(
+        "memory",
+        ("curvelet_enkf.obs_memory_inflation=true",),
+        "R's correlated part inflated for error memory (no cost; last: the default itself where "
+        "obs.memory_days = 0, as in the default world)",
     ),
 )
 

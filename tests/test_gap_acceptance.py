@@ -88,7 +88,7 @@ def test_linear_gaussian_mean_matches_dense_kalman_with_gaps():
     import landimg
 
     shape, nmem, sigma = (24, 32), 400, 0.02
-    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-8)
+    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-8, cg_single_precision=False)
     C, _ = method.transform_for(shape)
     v = np.zeros(C.ncoef)
     for w in C.wedges:

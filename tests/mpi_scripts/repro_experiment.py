@@ -9,7 +9,7 @@ import sys
 
 import landimg
 import numpy as np
-from landimg.analysis import CurveletEnKF, PointEnKF, PointLETKF
+from landimg.analysis import CurveletEnKF, ObsError, PointEnKF, PointLETKF
 from landimg.parallel import install_abort_excepthook
 
 install_abort_excepthook()
@@ -52,6 +52,14 @@ curv3 = CurveletEnKF(
 for _ in range(2):
     diag1c = ens.assimilate(obs, 0.02, curv3)
     ens.advance(forcing, nsteps=1)
+# issue 18: the declared correlated R in the solve, variance filtering, interior support, the fine band of
+# localized band-passed covariances and every layer's increment from the same analysis
+curv4 = CurveletEnKF(
+    nscales=3, nangles_coarse=8, variance_filtering=True, variance_support="interior", fine_band_scales=1,
+    fine_band_radius_km=300.0, layer_increments="analysis",
+)  # fmt: skip
+diag1d = ens.assimilate(obs, ObsError.from_fraction(0.02, 0.5, 150.0), curv4)
+ens.advance(forcing, nsteps=1)
 diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0, inflation=1.1))
 ens.advance(forcing, nsteps=1)
 diag3 = ens.assimilate(obs, 0.02, PointLETKF(radius_km=120.0))
@@ -73,6 +81,7 @@ if ens.layout.rank == 0:
             diag1["clipped_water_kg_m2"],
             diag1b["increment_rms"],
             diag1c["increment_rms"],
+            diag1d["increment_rms"],
             diag2["increment_rms"],
             diag3["increment_rms"],
         ]
