@@ -340,7 +340,7 @@ DESIGN = Design(
         WorldSpec("sparse", "conus1", _seeds(3), tuned_on="default-conus1"),
         WorldSpec("displaced", "conus1", _seeds(3), tuned_on="default-conus1"),
     ),
-    candidates=((LK, _LETKF[:3] + _LETKF[4:5]), (CV, _CURVELET)),
+    candidates=((LK, _LETKF[:3] + _LETKF[4:5]), (CV, _CURVELET[:4])),
     reference_methods=(OL, LK, CV),
     calibration_members=(8, 16, 32),
     calibration_days=5,
@@ -483,10 +483,13 @@ def calibration_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]
 
 
 def scoring_runs(d: Design, sel: dict[str, Any] | None, ncol: dict[str, int]) -> list[Run]:
+    """Seed-major (every world's first held-out seed, then every world's second, ...): a study stopped
+    early has its seeds spread over the worlds."""
     out = []
-    for w in d.worlds:
+    order = sorted(((i, w) for w in d.worlds for i in range(len(w.heldout))), key=lambda p: p[0])
+    for i, w in order:
         sets = tuple(s for m in (LK, CV) for s in _selected_sets(d, sel, w.id, m))
-        for seed in w.heldout:
+        for seed in w.heldout[i : i + 1]:
             out.append(
                 _run(
                     d,
