@@ -320,11 +320,11 @@ FULL = Design(
 )
 
 #: the design this repository's numbers come from (``python bench/study.py``): the full design cut to
-#: what a 2-core machine runs in about 75 minutes -- 30 days scored from day 11 (as the training-seed
-#: evidence of the defaults), the 1 degree worlds only (the 0.25 degree box runs take 22 minutes each:
-#: left to ``--full``), tuning on the default world (the other worlds take its choice), 4 held-out seeds in
-#: the default and correlated worlds and 3 in the sparse and displaced ones, the point EnKF left out (an
-#: untuned reference in no goal). Wider confidence intervals than the full design's: reported as such.
+#: what a 2-core machine runs in about an hour -- 30 days scored from day 11 (as the training-seed
+#: evidence of the defaults; the issue asks for days 11-40), the 1 degree worlds only (the 0.25 degree box
+#: runs take 22 minutes each: left to ``--full``), tuning on the default world (the other worlds take its
+#: choice), 10 held-out seeds in the default and correlated worlds and 5 in the sparse and displaced ones
+#: (amended from 4/4/3/3: see ``notes``), the point EnKF left out (an untuned reference in no goal).
 DESIGN = Design(
     primary=PRIMARY,
     days=30,
@@ -335,10 +335,10 @@ DESIGN = Design(
     train_seeds=(1001, 1002),
     grids=FULL.grids[:1],
     worlds=(
-        WorldSpec("default", "conus1", _seeds(4), equal_cpu=True),
-        WorldSpec("correlated", "conus1", _seeds(4), tuned_on="default-conus1"),
-        WorldSpec("sparse", "conus1", _seeds(3), tuned_on="default-conus1"),
-        WorldSpec("displaced", "conus1", _seeds(3), tuned_on="default-conus1"),
+        WorldSpec("default", "conus1", _seeds(10), equal_cpu=True),
+        WorldSpec("correlated", "conus1", _seeds(10), tuned_on="default-conus1"),
+        WorldSpec("sparse", "conus1", _seeds(5), tuned_on="default-conus1"),
+        WorldSpec("displaced", "conus1", _seeds(5), tuned_on="default-conus1"),
     ),
     candidates=((LK, _LETKF[:3] + _LETKF[4:5]), (CV, _CURVELET[:4])),
     reference_methods=(OL, LK, CV),
@@ -349,6 +349,10 @@ DESIGN = Design(
     notes=(
         "cut from the full design (--full) to fit this machine: see the comment above DESIGN in bench/study.py",
         FULL.notes[1],
+        "amended 2026-12-07 08:40Z, before any held-out score was read (6 of 18 scoring runs finished, none "
+        "opened): held-out seeds 4/4/3/3 -> the issue's 10/10/5/5, because the runs took 1.5-3.6 min instead "
+        "of the estimated 6; tuning, selection and calibration unchanged; the first registration is kept as "
+        "preregistration-v1.json",
     ),
 )
 
