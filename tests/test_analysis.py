@@ -161,7 +161,8 @@ def test_functional_core_takes_the_method_settings():
     np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3, state=state_b, bias_correction=True), ref)
     np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3), CurveletEnKF().update(xb, y, 0.02, transform=C, seed=3)[0])
     assert state_a.keys() == state_b.keys() and {"CurveletEnKF.bias", "CurveletEnKF.inflation_lambda"} <= state_a.keys()
-    kw = dict(pooling="scale", denkf=False, solver="diagonal", inflation_mode="fixed", inflation=1.1)
+    kw = dict(pooling="scale", denkf=False, solver="diagonal", inflation_mode="fixed", inflation=1.1,
+              layer_increments="regression")
     by_name, _ = _curvelet_analysis(xb, y, 0.02, C, seed=3, **kw)
     np.testing.assert_array_equal(by_name, _curvelet_enkf(xb, y, 0.02, C, CurveletEnKF(**kw), seed=3))
     np.testing.assert_array_equal(by_name, _curvelet_enkf(xb, y, 0.02, C, CurveletEnKF(pooling="scale"), seed=3,
@@ -169,7 +170,7 @@ def test_functional_core_takes_the_method_settings():
     assert not np.array_equal(by_name, ref)
     with pytest.raises(TypeError, match="bogus"):
         _curvelet_enkf(xb, y, 0.02, C, bogus=1)
-    with pytest.raises(ValueError, match="finest"):
+    with pytest.raises(ValueError, match="finest must be one of"):
         _curvelet_enkf(xb, y, 0.02, C, finest="bogus")
     with pytest.raises(TypeError, match="CurveletEnKF"):
         _curvelet_enkf(xb, y, 0.02, C, {"pooling": "wedge"})

@@ -107,7 +107,8 @@ def test_a_restart_written_before_inflation_layers_inflates_every_layer():
 
 def test_print_config_roundtrip_with_optional_keys():
     c = load_config(None, ["experiment.days=4", "curvelet_enkf.scale_weights=[1, 0.5, 0.25]", "curvelet_enkf.solver=diagonal",
-                           "domain.res=2.5", "curvelet_enkf.obs_corr_km=50"])  # fmt: skip
+                           "curvelet_enkf.layer_increments=regression", "domain.res=2.5",
+                           "curvelet_enkf.obs_corr_km=50"])  # fmt: skip
     text = to_toml(c)
     assert "# pad =   (unset)" in text and "scale_weights = [1.0, 0.5, 0.25]" in text
     assert from_dict(tomllib.loads(text)) == c

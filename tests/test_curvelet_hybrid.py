@@ -74,7 +74,7 @@ def test_hybrid_mean_matches_dense_update(beta):
     _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
     land = np.isfinite(xb[0])
     method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False, cg_single_precision=False,
-                          variance_filtering=False,
+                          variance_filtering=False, layer_increments="regression",
                           hybrid_beta=beta, hybrid_radius_km=radius, inflation_mode="fixed")  # fmt: skip
     transform, _ = method.transform_for(shape)
     xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
@@ -115,7 +115,7 @@ def test_beta_one_huge_radius_approaches_ensemble_kalman():
     errs = {}
     for beta in (1.0, 0.0):
         m = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-9, perturb_obs=False, inflation_mode="fixed", cg_single_precision=False,
-                         hybrid_beta=beta, hybrid_radius_km=1e6)  # fmt: skip
+                         hybrid_beta=beta, hybrid_radius_km=1e6, layer_increments="regression")  # fmt: skip
         xa, _ = m.update(xb, y, sigma)
         errs[beta] = np.sqrt(np.mean((xa.mean(axis=0).ravel() - ref) ** 2)) / np.sqrt(np.mean(inc**2))
     print(f"relative error of the mean increment: beta=1 {errs[1.0]:.3f}, beta=0 {errs[0.0]:.3f}")
@@ -124,7 +124,11 @@ def test_beta_one_huge_radius_approaches_ensemble_kalman():
 
 
 @pytest.mark.parametrize(
-    "kw", [{"hybrid_beta": 0.5, "hybrid_radius_km": 8.0}, {"bias_correction": True, "bias_gamma": 0.3}]
+    "kw",
+    [
+        {"hybrid_beta": 0.5, "hybrid_radius_km": 8.0, "layer_increments": "regression"},
+        {"bias_correction": True, "bias_gamma": 0.3},
+    ],
 )
 def test_infinite_obs_error_returns_background(kw):
     _, xb, y, valid = _case(2)
@@ -151,8 +155,10 @@ def test_options_are_checked():
     again, diag = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, seed=1)
     assert np.array_equal(first, again, equal_nan=True) and diag["bias_rms"] > 0
     # the diagonal form has no bias stage: bias_correction (the default) leaves it unchanged
-    plain, _ = CurveletEnKF(solver="diagonal", bias_correction=False).update(xb, y, 0.02, seed=1)
-    default, _ = CurveletEnKF(solver="diagonal").update(xb, y, 0.02, seed=1)
+    plain, _ = CurveletEnKF(solver="diagonal", bias_correction=False, layer_increments="regression").update(
+        xb, y, 0.02, seed=1
+    )
+    default, _ = CurveletEnKF(solver="diagonal", layer_increments="regression").update(xb, y, 0.02, seed=1)
     assert np.array_equal(plain, default, equal_nan=True)
 
 
@@ -202,7 +208,7 @@ def test_bias_state_survives_restarts(tmp_path):
     forcing = {"tair": 293.0 * one, "qair": 0.008 * one, "psurf": 1e5 * one, "precip": 0.0 * one, "wind": 3.0 * one,
                    "swdown": 350.0 * one, "lwdown": 330.0 * one}  # fmt: skip
     method = CurveletEnKF(nscales=3, nangles_coarse=8, bias_correction=True, bias_gamma=0.5,
-                          hybrid_beta=0.3, hybrid_radius_km=300.0)  # fmt: skip
+                          hybrid_beta=0.3, hybrid_radius_km=300.0, layer_increments="regression")  # fmt: skip
 
     def make():
         return landimg.Ensemble(grid, 6, soil=landimg.soil.from_class("loam", grid.ncol), dt=3600.0, seed=3)

@@ -153,7 +153,8 @@ def _ctx(g, state=None):
 
 def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all")
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all",
+                     layer_increments="regression")  # fmt: skip
     theta = _state(g)
     nan = np.full(g.ncol, np.nan)
     key = "CurveletEnKF.inflation_lambda"
@@ -188,7 +189,8 @@ def test_per_scale_inflation_of_the_observed_layers_only():
     """``inflation_layers="observed"`` (the default): the per-scale factors reach the layers the observation
     sees (h > 0: layers 0 and 1 here), the unobserved layer keeps its anomalies bitwise."""
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True)
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True,
+                     layer_increments="regression")  # fmt: skip
     assert m.inflation_layers == "observed"
     theta = _state(g)
     key = "CurveletEnKF.inflation_lambda"
@@ -202,7 +204,8 @@ def test_per_scale_inflation_of_the_observed_layers_only():
 def test_restart_round_trip_and_diagnostics():
     g = _geometry()
     m = CurveletEnKF(
-        nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False, inflation_per_scale=True
+        nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False, inflation_per_scale=True,
+        layer_increments="regression",
     )
     theta = _state(g, seed=1)
     rng = np.random.default_rng(5)
@@ -219,9 +222,9 @@ def test_restart_round_trip_and_diagnostics():
     assert da.inflation_per_scale == db.inflation_per_scale
     # single-scale mode keeps the old state layout (one entry)
     ctx1 = _ctx(g)
-    _, d1s = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=False).analyze(
-        theta, obs, 0.02, None, ctx1
-    )
+    _, d1s = CurveletEnKF(
+        nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=False, layer_increments="regression"
+    ).analyze(theta, obs, 0.02, None, ctx1)
     assert list(ctx1.state) == ["CurveletEnKF.inflation_lambda"] and d1s.inflation_per_scale is None
     # and its estimate of this analysis equals the per-scale run's single-scale estimate
     assert d1s.inflation_lambda == pytest.approx(d1.inflation_lambda, rel=1e-10)

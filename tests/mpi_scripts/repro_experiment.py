@@ -47,8 +47,9 @@ diag1b = ens.assimilate(obs, sigma, curv2)
 ens.advance(forcing, nsteps=2)
 # hybrid B (localized ensemble covariance from all ranks' members) and the two-stage bias (carried state)
 curv3 = CurveletEnKF(
-    nscales=3, nangles_coarse=8, hybrid_beta=0.5, hybrid_radius_km=300.0, bias_correction=True, bias_gamma=0.5
-)
+    nscales=3, nangles_coarse=8, hybrid_beta=0.5, hybrid_radius_km=300.0, bias_correction=True, bias_gamma=0.5,
+    layer_increments="regression",  # "analysis" (the default) refuses hybrid B; the column regression's path
+)  # fmt: skip
 for _ in range(2):
     diag1c = ens.assimilate(obs, 0.02, curv3)
     ens.advance(forcing, nsteps=1)

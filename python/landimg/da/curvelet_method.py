@@ -120,16 +120,19 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
     layer_increments : {"regression", "full", "analysis"}
-        How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``
-        (default): ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its
+        How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``:
+        ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its
         share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the full
         ``dx``); ``"full"`` (the first version's rule): every overlapping layer gets the whole ``dx`` (layer
-        3, with 0.49 cm inside 0-5 cm, moves as much as the top layer). The study found no difference in
-        the scores (docs/validation.md), so the default is the rule consistent with the operator.
-        ``"analysis"`` (issue 18): every layer's *mean* increment from the observed layer's solution through
-        its cross-covariance with it (per-direction vertical regression of the curvelet ``B``, localized
-        ensemble cross-covariances of the fine band; :mod:`landimg.da.curvelet_layers`), the anomalies by
-        the column regression; needs ``solver="cg"``, pooled variances and wavelets at the finest scale.
+        3, with 0.49 cm inside 0-5 cm, moves as much as the top layer). An earlier study found no
+        difference between these two in the scores (docs/validation.md); ``"regression"`` is the one
+        consistent with the operator. ``"analysis"`` (issue 18; default): every layer's *mean* increment
+        from the observed layer's solution through its cross-covariance with it (per-direction vertical
+        regression of the curvelet ``B``, localized ensemble cross-covariances of the fine band;
+        :mod:`landimg.da.curvelet_layers`), the anomalies by the column regression; needs ``solver="cg"``,
+        pooled variances, wavelets at the finest scale and ``hybrid_beta = 0`` (with any other of these,
+        ask for ``"regression"``). The default since the issue-18 study's tuning (training seeds
+        1001/1002, the best of four candidates on the primary score: docs/validation.md).
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -211,7 +214,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
     pad: int | None = None
     obs_depth: tuple[float, float] = (0.0, 0.05)
     deep_regression: bool = True
-    layer_increments: str = "regression"
+    layer_increments: str = "analysis"
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
     solver: str = "cg"
@@ -268,14 +271,15 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             raise ValueError(f"anomaly_cg_iterations must be >= 1, got {self.anomaly_cg_iterations}")
         if self.layer_increments not in LAYER_INCREMENTS:
             raise ValueError(f"layer_increments must be one of {'|'.join(LAYER_INCREMENTS)}, got {self.layer_increments!r}")
-        if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling in ("coefficient", "local")
-                                                    or self.finest != "wavelets" or self.hybrid_beta > 0):
-            raise ValueError("layer_increments='analysis' needs solver='cg', pooled variances, finest='wavelets' "
-                             "and hybrid_beta = 0")  # fmt: skip
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         self._check_assumed_error()
         self._check_transform_settings()
+        # after every option's own check, so that a bad value is named, not this combination
+        if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling in ("coefficient", "local")
+                                                    or self.finest != "wavelets" or self.hybrid_beta > 0):
+            raise ValueError("layer_increments='analysis' needs solver='cg', pooled variances, finest='wavelets' "
+                             "and hybrid_beta = 0")  # fmt: skip
         if not self.obs_var_samples >= 1:
             raise ValueError(f"obs_var_samples must be >= 1, got {self.obs_var_samples}")
         if not (np.isfinite(self.snow_threshold) and self.snow_threshold >= 0):
