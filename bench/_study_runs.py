@@ -83,7 +83,8 @@ class Run:
 
     def command(self, out: Path, cache: Path, ranks: int) -> list[str]:
         """The cycle command of this run (``ranks`` MPI ranks; 1: no mpirun)."""
-        venv = Path(os.environ.get("LANDIMG_VENV", ROOT / ".venv"))
+        here = ROOT / ".venv" if (ROOT / ".venv").exists() else Path(sys.executable).parents[1]
+        venv = Path(os.environ.get("LANDIMG_VENV") or here)  # a worktree without .venv: this interpreter's
         py = str(venv / "bin" / "python")
         head = [py, "-m", "landimg.cycle"]
         if ranks > 1:

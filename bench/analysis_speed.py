@@ -5,6 +5,7 @@
     python bench/analysis_speed.py --no-mpi   # skip the forecast 1-vs-2-ranks part
     python bench/analysis_speed.py --toy      # add the one-analysis accuracy toy (64 x 128 images, docs/method.md)
     python bench/analysis_speed.py --methods  # only the per-method analysis cost (CONUS and global 1 deg, N = 16)
+    OMP_NUM_THREADS=1 python bench/analysis_speed.py --ratio  # curvelet / LETKF CPU ratio (issue 18), global 1 deg, CONUS 0.25 deg
 
 Prints one table per part; the analysis time is split into transforms (curvelet forward + inverse),
 statistics (reductions, pooling, observation-error variance, gains) and update (innovations, gains applied,
@@ -74,7 +75,7 @@ def bench_analysis(grid_names, member_counts, repeat: int = 1, max_loc_ncol: int
             timings: dict[str, float] = {}
             t0 = time.perf_counter()
             for _ in range(repeat):
-                curvelet_analysis(xb, obs, 0.04, transform, pooling=method.pooling, land=grid.land,
+                curvelet_analysis(xb, obs, 0.04, transform, method, land=grid.land,
                                   pad_offset=offset, periodic_x=True, timings=timings, seed=1)  # fmt: skip
             t_curv = (time.perf_counter() - t0) / repeat
             timings = {k: v / repeat for k, v in timings.items()}
@@ -156,6 +157,76 @@ def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]
             rows.append(row)
             print(f"{gname:>11} ncol={grid.ncol:6d} obs={row['n_obs']:6d} N={nmem} {mname:>13}: "
                   f"first {first:7.3f} s, cached {cached:7.3f} s CPU", flush=True)  # fmt: skip
+    return rows
+
+
+# ---------------------------------------------------------------------- issue 18: curvelet / LETKF CPU ratio
+#: The configurations compared by --ratio: the LETKF and the curvelet EnKF with their defaults, and the
+#: curvelet EnKF's costlier options (reported with their cost).
+RATIO_METHODS: dict[str, str] = {
+    "point_letkf": "PointLETKF()",
+    "curvelet_enkf": "CurveletEnKF()",
+    "curvelet homogeneous B": "CurveletEnKF(variance_filtering=False, variance_support='land_fraction')",
+    "curvelet diagonal anomalies": "CurveletEnKF(anomaly_update='diagonal')",
+    "curvelet joint DEnKF": "CurveletEnKF(anomaly_update='joint')",
+    "curvelet float64 CG": "CurveletEnKF(cg_single_precision=False)",
+    "curvelet issue-9 solve": "CurveletEnKF(anomaly_update='joint', cg_tol=1e-4, cg_preconditioner='jacobi', "
+    "cg_single_precision=False)",
+    "curvelet bias stage": "CurveletEnKF(bias_correction=True)",
+    "curvelet analysis layers": "CurveletEnKF(layer_increments='analysis')",
+    "curvelet fine band 300 km": "CurveletEnKF(fine_band_scales=1, fine_band_radius_km=300.0)",
+    "curvelet fine band + layers": "CurveletEnKF(fine_band_scales=1, layer_increments='analysis')",
+    "curvelet local pooling": "CurveletEnKF(pooling='local')",
+}
+
+
+def _ratio_grids() -> dict:
+    return {
+        "global 1deg": _global_grid(1.0),
+        "conus 0.25deg": landimg.Grid.regular(lat=(25.0, 50.0), lon=(-125.0, -65.0), res=0.25, land_mask="builtin"),
+    }
+
+
+def bench_ratio(nmem: int = 16, nlev: int = 10, repeat: int = 5, methods: dict[str, str] | None = None,
+                white_fraction: float = 0.5, corr_km: float = 200.0) -> list[dict]:  # fmt: skip
+    """CPU seconds of one analysis per method through ``method.analyze`` (the cycle's path) and the ratio
+    to the LETKF's, measured side by side in one run: for every repetition every method analyses the same
+    state once, interleaved, so that the load of the shared machine affects all alike; medians over
+    ``repeat`` analyses after one warm-up (the transform plan, the observed neighbourhoods). ``nmem``
+    members of ``nlev`` layers, observations on ~40 % of the land in swaths, the declared observation error
+    of the default world (total std 0.04, ``white_fraction`` of its variance white, the rest correlated at
+    ``corr_km``). Run with one thread (``OMP_NUM_THREADS=1``)."""
+    from landimg.analysis import ObsError
+
+    methods = RATIO_METHODS if methods is None else methods
+    err = ObsError.from_fraction(0.04, white_fraction, corr_km)
+    rows = []
+    rng = np.random.default_rng(1)
+    for gname, grid in _ratio_grids().items():
+        xb = grid.to_columns(_members(grid, nmem, rng))
+        state = np.ascontiguousarray(np.broadcast_to(xb.T[None], (nlev, grid.ncol, nmem)))
+        obs = _swath_obs(grid, rng)
+        h = np.zeros(nlev)
+        h[:3] = (0.35, 0.55, 0.10)
+        objs = {name: eval(expr, {"PointLETKF": PointLETKF, "CurveletEnKF": CurveletEnKF}) for name, expr in methods.items()}
+        ctx = {name: AnalysisContext(h=h, geometry=grid, layout=Layout(nmem, SerialComm()),
+                                     rngs=[np.random.default_rng(i) for i in range(nmem)]) for name in objs}  # fmt: skip
+        times: dict[str, list[float]] = {name: [] for name in objs}
+        for rep in range(repeat + 1):
+            for name, method in objs.items():
+                t0 = time.process_time()
+                method.analyze(state, obs, err, None, ctx[name])
+                if rep:  # the first round builds the caches
+                    times[name].append(time.process_time() - t0)
+        base = float(np.median(times["point_letkf"]))
+        for name in objs:
+            med = float(np.median(times[name]))
+            row = {"grid": gname, "ncol": grid.ncol, "n_obs": int(np.isfinite(obs).sum()), "nmem": nmem,
+                   "method": name, "config": methods[name], "cpu_s": med, "ratio_to_letkf": med / base,
+                   "all_cpu_s": times[name]}  # fmt: skip
+            rows.append(row)
+            print(f"{gname:>13} ncol={grid.ncol:6d} obs={row['n_obs']:6d} N={nmem} {name:>22}: "
+                  f"{med:7.3f} s CPU  ratio to LETKF {med / base:5.2f}  ({methods[name]})", flush=True)  # fmt: skip
     return rows
 
 
@@ -262,12 +333,22 @@ def main(argv: list[str] | None = None) -> None:
         "--toy", action="store_true", help="also run the one-analysis accuracy toy (64 x 128 images)"
     )
     p.add_argument("--methods", action="store_true", help="only the per-method analysis cost (CONUS, global)")
+    p.add_argument("--ratio", action="store_true",
+                   help="only the curvelet / LETKF analysis CPU ratio at global 1 deg and CONUS 0.25 deg (issue 18)")
+    p.add_argument("--repeat", type=int, default=5, help="analyses per method for --ratio (median)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.forecast_worker:
         n, s, r = args.forecast_worker
         _forecast_worker(int(n), int(s), float(r))
+        return
+    if args.ratio:
+        if os.environ.get("OMP_NUM_THREADS") != "1":
+            print("warning: OMP_NUM_THREADS is not 1: the ratio is meant for one thread", flush=True)
+        results = {"ratio": bench_ratio(repeat=args.repeat)}
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
         return
     if args.methods:
         results = {"methods": bench_methods()}

@@ -21,12 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from landimg.analysis import CurveletEnKF
 from test_gap_acceptance import SHAPE, _case, _fields, _scores, _swaths
 
+_RG = {"layer_increments": "regression"}  # one layer: the rule plays no part; "analysis" refuses hybrid B
 VARIANTS = {
     "curvelet diagonal B (default)": {},
-    "hybrid beta=0.25 r=30km": {"hybrid_beta": 0.25, "hybrid_radius_km": 30.0},
-    "hybrid beta=0.5 r=30km": {"hybrid_beta": 0.5, "hybrid_radius_km": 30.0},
-    "hybrid beta=0.5 r=15km": {"hybrid_beta": 0.5, "hybrid_radius_km": 15.0},
-    "hybrid beta=1 r=30km": {"hybrid_beta": 1.0, "hybrid_radius_km": 30.0},
+    "hybrid beta=0.25 r=30km": {"hybrid_beta": 0.25, "hybrid_radius_km": 30.0, **_RG},
+    "hybrid beta=0.5 r=30km": {"hybrid_beta": 0.5, "hybrid_radius_km": 30.0, **_RG},
+    "hybrid beta=0.5 r=15km": {"hybrid_beta": 0.5, "hybrid_radius_km": 15.0, **_RG},
+    "hybrid beta=1 r=30km": {"hybrid_beta": 1.0, "hybrid_radius_km": 30.0, **_RG},
 }
 
 

@@ -124,7 +124,7 @@ VARIANTS: tuple[Variant, ...] = (
     _v("precip2x", "perturbations", "precip sigma 1.0 (2x)", "ensemble.precip_sigma=1.0"),
     # curvelet pooling (only curvelet_enkf runs)
     _v("pool_coef", "pooling", "curvelet EnKF, per-coefficient variances", "curvelet_enkf.pooling=coefficient",
-       'analysis.methods=["curvelet_enkf"]'),
+       "curvelet_enkf.layer_increments=regression", 'analysis.methods=["curvelet_enkf"]'),
     _v("pool_scale", "pooling", "curvelet EnKF, pooled per scale", "curvelet_enkf.pooling=scale",
        'analysis.methods=["curvelet_enkf"]'),
     # observation-error model: the retrieval error is half a 200 km correlated field; the default analysis assumes white

@@ -167,7 +167,7 @@ The curvelet EnKF takes the 0-10 cm spatial correlation from {s("openloop", "spa
 {s("curvelet_enkf", "spatial_corr"):.2f} (LETKF: {s("point_letkf", "spatial_corr"):.2f}; point EnKF:
 {s("point_enkf", "spatial_corr"):.2f}) and the spatial ubRMSE from {s("openloop", "ubrmse_spatial"):.3f} to
 {s("curvelet_enkf", "ubrmse_spatial"):.3f} m3/m3 in this 20-day run, which includes the first days of assimilation;
-the deeper layers change through the model and the ensemble's cross-layer regression (10-40 cm: open loop
+the deeper layers change through the model and the analysis' ensemble cross-covariances between layers (10-40 cm: open loop
 {s("openloop", "spatial_corr", "10-40cm"):.2f}, curvelet EnKF {s("curvelet_enkf", "spatial_corr", "10-40cm"):.2f}).
 `summary.json` also holds the observation-space diagnostics (O-B, O-A, spread at the observations, rank
 histograms; plots `spread_error.png`, `rank_histograms.png`) and a timing breakdown (this run, on

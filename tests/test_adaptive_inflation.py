@@ -9,13 +9,14 @@ must be exactly the fixed-inflation analysis with the estimated factor.
 import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _support import subprocess_env
+from _support import CORE_SETTINGS, subprocess_env
 from landimg.analysis import CurveletEnKF, PointEnKF
-from landimg.da.curvelet_enkf import curvelet_analysis
+from landimg.da.curvelet_enkf import curvelet_analysis as _curvelet_analysis
 from landimg.da.inflation import smoothed_lambda
 from landimg.da.point_enkf import point_enkf_increments
 from landimg.experiment.config import ConfigError, load_config
@@ -25,6 +26,8 @@ MPIRUN = Path(sys.executable).parent / "mpirun"
 NMEM = 16
 SIGMA = 0.02  # observation error std, m3/m3
 SHAPE = (64, 64)
+
+curvelet_analysis = partial(_curvelet_analysis, **CORE_SETTINGS)
 
 
 def _lam_sd(lam: float, v: np.ndarray, r: np.ndarray) -> float:

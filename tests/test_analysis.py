@@ -1,21 +1,26 @@
 """Curvelet EnKF with the real landimg.Curvelet, and the point EnKF (acceptance tests of issue 4)."""
 
+from functools import partial
+
 import landimg
 import numpy as np
 import pytest
+from _support import CORE_SETTINGS
 from landimg.analysis import (
     CurveletEnKF,
     PointEnKF,
     apply_bounded,
-    curvelet_analysis,
-    curvelet_enkf,
     gaspari_cohn,
     point_enkf_increments,
 )
+from landimg.analysis import curvelet_analysis as _curvelet_analysis
+from landimg.analysis import curvelet_enkf as _curvelet_enkf
 from landimg.da.curvelet_stats import coefficient_groups
 from landimg.transform.imageprep import EdgePadding
 
 SHAPE = (24, 40)
+curvelet_enkf = partial(_curvelet_enkf, **CORE_SETTINGS)
+curvelet_analysis = partial(_curvelet_analysis, **CORE_SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +144,36 @@ def test_curvelet_method_dataclass():
     assert np.abs(xa.mean(0) - truth).mean() < 0.5 * np.abs(xb.mean(0) - truth).mean()
     with pytest.raises(ValueError, match="pooling"):
         CurveletEnKF(pooling="pixel")
+
+
+def test_functional_core_takes_the_method_settings():
+    """One place for the settings and their defaults: ``curvelet_enkf``/``curvelet_analysis`` default to
+    ``CurveletEnKF()`` and take its fields by name (bitwise the same analysis), or the dataclass itself;
+    unknown names and invalid values are refused by the dataclass."""
+    rng = np.random.default_rng(8)
+    shape = (30, 48)
+    truth = 0.3 + _field(rng, 1, shape)[0]
+    xb = truth + _field(rng, 8, shape)
+    y = np.where(rng.random(shape) < 0.6, truth + 0.02 * rng.standard_normal(shape), np.nan)
+    C = landimg.Curvelet(shape, nscales=3, nangles_coarse=8)
+    state_a, state_b = {}, {}
+    ref, _ = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, transform=C, seed=3, state=state_a)
+    np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3, state=state_b, bias_correction=True), ref)
+    np.testing.assert_array_equal(_curvelet_enkf(xb, y, 0.02, C, seed=3), CurveletEnKF().update(xb, y, 0.02, transform=C, seed=3)[0])
+    assert state_a.keys() == state_b.keys() and {"CurveletEnKF.bias", "CurveletEnKF.inflation_lambda"} <= state_a.keys()
+    kw = dict(pooling="scale", denkf=False, solver="diagonal", inflation_mode="fixed", inflation=1.1,
+              layer_increments="regression")
+    by_name, _ = _curvelet_analysis(xb, y, 0.02, C, seed=3, **kw)
+    np.testing.assert_array_equal(by_name, _curvelet_enkf(xb, y, 0.02, C, CurveletEnKF(**kw), seed=3))
+    np.testing.assert_array_equal(by_name, _curvelet_enkf(xb, y, 0.02, C, CurveletEnKF(pooling="scale"), seed=3,
+                                                          **{k: v for k, v in kw.items() if k != "pooling"}))
+    assert not np.array_equal(by_name, ref)
+    with pytest.raises(TypeError, match="bogus"):
+        _curvelet_enkf(xb, y, 0.02, C, bogus=1)
+    with pytest.raises(ValueError, match="finest must be one of"):
+        _curvelet_enkf(xb, y, 0.02, C, finest="bogus")
+    with pytest.raises(TypeError, match="CurveletEnKF"):
+        _curvelet_enkf(xb, y, 0.02, C, {"pooling": "wedge"})
 
 
 # ------------------------------------------------------------------------------ point EnKF
@@ -384,7 +419,7 @@ def test_denkf_halves_the_anomaly_update(C, solver):
     y = truth + 0.02 * rng.standard_normal(SHAPE)
     mask = np.ones(SHAPE, bool)
     mask[:, 12:20] = False
-    kw = dict(pooling="wedge", solver=solver, obs_mask=mask, cg_tol=1e-12, cg_maxiter=2000)
+    kw = dict(pooling="wedge", solver=solver, obs_mask=mask, cg_tol=1e-12, cg_maxiter=2000, anomaly_update="joint")
     xa_full, _ = curvelet_analysis(xb, y, 0.03, C, perturb_obs=False, **kw)
     xa_d, _ = curvelet_analysis(xb, y, 0.03, C, denkf=True, **kw)
     atol = 1e-13 if solver == "diagonal" else 1e-9

@@ -6,11 +6,13 @@ test_analysis.py.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytest
-from landimg.analysis import curvelet_enkf
-from landimg.da.curvelet_enkf import curvelet_analysis
+from _support import CORE_SETTINGS
+from landimg.analysis import curvelet_enkf as _curvelet_enkf
+from landimg.da.curvelet_enkf import curvelet_analysis as _curvelet_analysis
 from landimg.da.curvelet_stats import coefficient_groups, frame_norms2
 from scipy.fft import dctn, idctn
 
@@ -51,6 +53,8 @@ class DCTTransform:
 
 
 SHAPE = (16, 24)
+curvelet_enkf = partial(_curvelet_enkf, **CORE_SETTINGS)
+curvelet_analysis = partial(_curvelet_analysis, **CORE_SETTINGS)
 
 
 @pytest.fixture(scope="module")

@@ -75,8 +75,13 @@ def test_an_old_runs_configuration_still_reads():
             "ensemble.rain_error_std=0", "ensemble.spread_days=0", "ensemble.perturb_soil=false",
             'analysis.methods=["openloop", "point_enkf", "curvelet_enkf"]', "curvelet_enkf.inflation_per_scale=false",
             "point_letkf.radius_km=500", "curvelet_enkf.bias_correction=false", "curvelet_enkf.denkf=false",
-            "curvelet_enkf.layer_increments=full", "curvelet_enkf.inflation_layers=all",
-            "point_enkf.inflation_layers=all", "point_letkf.inflation_layers=all"]  # the stored analysis.localization_km moves to both point filters  # fmt: skip
+            "curvelet_enkf.layer_increments=full", "curvelet_enkf.obs_corr_km=0",
+            "curvelet_enkf.variance_filtering=false", "curvelet_enkf.anomaly_update=joint",
+            "curvelet_enkf.cg_preconditioner=jacobi", "curvelet_enkf.cg_single_precision=false",
+            "curvelet_enkf.variance_support=land_fraction", "curvelet_enkf.inflation_layers=all",
+            "point_enkf.inflation_layers=all", "point_letkf.inflation_layers=all"]  # fmt: skip
+    # the stored analysis.localization_km moves to both point filters; the stored curvelet_obs_corr_km = 0
+    # now says "assume a white error" (issue 18: unset = the declared error)
     assert from_dict(old, legacy=True) == load_config(None, then)
     old["analysis"]["localization_km"] = 250.0
     old["ensemble"]["inflation"] = 1.1
@@ -102,7 +107,8 @@ def test_a_restart_written_before_inflation_layers_inflates_every_layer():
 
 def test_print_config_roundtrip_with_optional_keys():
     c = load_config(None, ["experiment.days=4", "curvelet_enkf.scale_weights=[1, 0.5, 0.25]", "curvelet_enkf.solver=diagonal",
-                           "domain.res=2.5", "curvelet_enkf.obs_corr_km=50"])  # fmt: skip
+                           "curvelet_enkf.layer_increments=regression", "domain.res=2.5",
+                           "curvelet_enkf.obs_corr_km=50"])  # fmt: skip
     text = to_toml(c)
     assert "# pad =   (unset)" in text and "scale_weights = [1.0, 0.5, 0.25]" in text
     assert from_dict(tomllib.loads(text)) == c
@@ -146,6 +152,14 @@ def test_file_then_set_overrides(tmp_path):
         ("point_enkf.inflation_mode=adaptve", ["point_enkf.inflation_mode", "'adaptive'"]),
         ("point_enkf.obs_depth=0.1", ["point_enkf.obs_depth", "valid in [point_enkf]"]),
         ("curvelet_enkf.nscales=2.5", ["curvelet_enkf.nscales", "integer"]),
+        ('curvelet_enkf.finest="bogus"', ["curvelet_enkf.finest", "'bogus' is not one of wavelets, curvelets"]),
+        ("curvelet_enkf.nscales=40", ["curvelet_enkf.nscales", "does not fit the padded grid (36, 80)", "at most 4"]),
+        ("curvelet_enkf.nscales=5", ["curvelet_enkf.nscales", "at most 4"]),
+        ("curvelet_enkf.nscales=1", ["curvelet_enkf.nscales", "at least 2"]),
+        ("curvelet_enkf.nangles_coarse=10", ["curvelet_enkf.nangles_coarse", "multiple of 4"]),
+        ("curvelet_enkf.pad=-1", ["curvelet_enkf.pad", ">= 0"]),
+        ("curvelet_enkf.pad=40", ["curvelet_enkf.pad", "exceeds the axis length"]),
+        ("curvelet_enkf.obs_var_samples=0", ["curvelet_enkf.obs_var_samples", ">= 1"]),
     ],
 )
 def test_errors_are_one_line_naming_the_key(override, words):
@@ -155,6 +169,19 @@ def test_errors_are_one_line_naming_the_key(override, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg, msg
+
+
+def test_curvelet_transform_settings_are_checked_against_the_grid_of_the_run():
+    """The number of scales and the padding depend on the grid: checked when the configuration is read
+    (before any spin-up), for the methods that run."""
+    assert load_config(None, ["curvelet_enkf.nscales=4"]).method["curvelet_enkf"].nscales == 4
+    assert load_config(None, ["domain.preset=global1deg", "curvelet_enkf.nscales=7"]).method["curvelet_enkf"].nscales == 7
+    with pytest.raises(ConfigError, match=r"^curvelet_enkf.pad: pad along longitude must be 0"):
+        load_config(None, ["domain.preset=global1deg", "curvelet_enkf.pad=2"])
+    with pytest.raises(ConfigError, match=r"^curvelet_enkf.nscales = 8 does not fit"):
+        load_config(None, ["domain.preset=global1deg", "curvelet_enkf.nscales=8"])
+    cfg = load_config(None, ['analysis.methods=["point_letkf"]', "curvelet_enkf.nscales=40"])  # not run
+    assert cfg.method["curvelet_enkf"].nscales == 40
 
 
 def test_post_init_checks_of_any_dataclass_name_the_key():

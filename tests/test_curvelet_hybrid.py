@@ -73,7 +73,8 @@ def test_hybrid_mean_matches_dense_update(beta):
     shape, radius = (16, 24), 6.0
     _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
     land = np.isfinite(xb[0])
-    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False,
+    method = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, perturb_obs=False, denkf=False, bias_correction=False, cg_single_precision=False,
+                          variance_filtering=False, layer_increments="regression",
                           hybrid_beta=beta, hybrid_radius_km=radius, inflation_mode="fixed")  # fmt: skip
     transform, _ = method.transform_for(shape)
     xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
@@ -113,8 +114,8 @@ def test_beta_one_huge_radius_approaches_ensemble_kalman():
     inc = ref - mean_b.ravel()
     errs = {}
     for beta in (1.0, 0.0):
-        m = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-9, perturb_obs=False, inflation_mode="fixed",
-                         hybrid_beta=beta, hybrid_radius_km=1e6)  # fmt: skip
+        m = CurveletEnKF(pad=0, nscales=3, cg_tol=1e-9, perturb_obs=False, inflation_mode="fixed", cg_single_precision=False,
+                         hybrid_beta=beta, hybrid_radius_km=1e6, layer_increments="regression")  # fmt: skip
         xa, _ = m.update(xb, y, sigma)
         errs[beta] = np.sqrt(np.mean((xa.mean(axis=0).ravel() - ref) ** 2)) / np.sqrt(np.mean(inc**2))
     print(f"relative error of the mean increment: beta=1 {errs[1.0]:.3f}, beta=0 {errs[0.0]:.3f}")
@@ -123,7 +124,11 @@ def test_beta_one_huge_radius_approaches_ensemble_kalman():
 
 
 @pytest.mark.parametrize(
-    "kw", [{"hybrid_beta": 0.5, "hybrid_radius_km": 8.0}, {"bias_correction": True, "bias_gamma": 0.3}]
+    "kw",
+    [
+        {"hybrid_beta": 0.5, "hybrid_radius_km": 8.0, "layer_increments": "regression"},
+        {"bias_correction": True, "bias_gamma": 0.3},
+    ],
 )
 def test_infinite_obs_error_returns_background(kw):
     _, xb, y, valid = _case(2)
@@ -150,8 +155,10 @@ def test_options_are_checked():
     again, diag = CurveletEnKF(bias_correction=True).update(xb, y, 0.02, seed=1)
     assert np.array_equal(first, again, equal_nan=True) and diag["bias_rms"] > 0
     # the diagonal form has no bias stage: bias_correction (the default) leaves it unchanged
-    plain, _ = CurveletEnKF(solver="diagonal", bias_correction=False).update(xb, y, 0.02, seed=1)
-    default, _ = CurveletEnKF(solver="diagonal").update(xb, y, 0.02, seed=1)
+    plain, _ = CurveletEnKF(solver="diagonal", bias_correction=False, layer_increments="regression").update(
+        xb, y, 0.02, seed=1
+    )
+    default, _ = CurveletEnKF(solver="diagonal", layer_increments="regression").update(xb, y, 0.02, seed=1)
     assert np.array_equal(plain, default, equal_nan=True)
 
 
@@ -201,7 +208,7 @@ def test_bias_state_survives_restarts(tmp_path):
     forcing = {"tair": 293.0 * one, "qair": 0.008 * one, "psurf": 1e5 * one, "precip": 0.0 * one, "wind": 3.0 * one,
                    "swdown": 350.0 * one, "lwdown": 330.0 * one}  # fmt: skip
     method = CurveletEnKF(nscales=3, nangles_coarse=8, bias_correction=True, bias_gamma=0.5,
-                          hybrid_beta=0.3, hybrid_radius_km=300.0)  # fmt: skip
+                          hybrid_beta=0.3, hybrid_radius_km=300.0, layer_increments="regression")  # fmt: skip
 
     def make():
         return landimg.Ensemble(grid, 6, soil=landimg.soil.from_class("loam", grid.ncol), dt=3600.0, seed=3)
@@ -232,3 +239,49 @@ def test_bias_state_survives_restarts(tmp_path):
     assert "CurveletEnKF.bias" not in older.da_state
     cycle(older)  # resumes, the bias starts again from 0
     assert "CurveletEnKF.bias" in older.da_state
+
+
+# ------------------------------------------------------------------------------------------------- fine band
+def test_fine_band_mean_matches_dense_scale_dependent_update():
+    """Issue 18 item 4: B = C^T diag(v o m_c) C + (X_f X_f^T / (N - 1)) o L_f with X_f the anomalies
+    band-passed to the finest scale: the CG solve (DEnKF mean) reproduces the dense Kalman mean with that B,
+    with an ocean corner; X_c + X_f = X; the band changes the analysis."""
+    from landimg.da.curvelet_hybrid import FineBand
+    from landimg.da.curvelet_spectral import spectral_frame
+
+    shape, radius = (16, 24), 6.0
+    _, xb, y, valid = _case(1, shape=shape, nmem=10, length=3.0)
+    land = np.isfinite(xb[0])
+    kw = dict(pad=0, nscales=3, cg_tol=1e-11, cg_maxiter=2000, bias_correction=False, inflation_mode="fixed", cg_single_precision=False,
+              variance_filtering=False)
+    method = CurveletEnKF(fine_band_scales=1, fine_band_radius_km=radius, **kw)
+    transform, _ = method.transform_for(shape)
+    xa, diag = method.update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
+    band = FineBand(1, radius)
+    mf = band.fine_mask(transform)
+    v = b_weights(diag["stats"].s_b, frame_norms2(transform)) * (1.0 - mf)
+    cm = transform.forward(np.eye(shape[0] * shape[1]).reshape((-1,) + shape)).T
+    bc = cm.T @ (v[:, None] * cm)
+    xb0 = np.where(land, xb, 0.0)
+    mean = xb0.mean(axis=0)
+    anom = xb0 - mean
+    fine = band.band_passed(anom, transform, (0, 0), spectral_frame(transform))
+    coarse = transform.inverse(transform.forward(anom) * (1.0 - mf))
+    np.testing.assert_allclose(coarse + fine, anom, atol=1e-14)  # a tight frame: the bands add up
+    np.testing.assert_allclose(fine, band.band_passed(anom, transform, (0, 0)), atol=1e-14)  # FFT == transform
+    xf = np.where(land, fine, 0.0).reshape(xb.shape[0], -1) / np.sqrt(xb.shape[0] - 1.0)
+    xyz = np.zeros((shape[0] * shape[1], 3))
+    xyz[land.ravel()] = planar_xyz_km(land, (1.0, 1.0))
+    loc = gaspari_cohn(np.sqrt(np.sum((xyz[:, None] - xyz[None]) ** 2, axis=-1)) / (radius / 2.0))
+    b = bc + (xf.T @ xf) * loc
+    hi = np.flatnonzero(valid.ravel())
+    ref = mean.ravel() + b[:, hi] @ np.linalg.solve(b[np.ix_(hi, hi)] + 0.02**2 * np.eye(hi.size),
+                                                    (y.ravel() - mean.ravel())[hi])  # fmt: skip
+    err = (xa.mean(axis=0).ravel() - ref)[land.ravel()]
+    inc = (ref - mean.ravel())[land.ravel()]
+    assert np.sqrt(np.mean(err**2)) < 1e-6 * np.sqrt(np.mean(inc**2))
+    plain, _ = CurveletEnKF(**kw).update(xb, y, 0.02, transform=transform, pad_offset=(0, 0))
+    print("rms(no band - band) / rms(increment)", np.sqrt(np.mean((plain.mean(axis=0).ravel() - ref)[land.ravel()] ** 2)) / np.sqrt(np.mean(inc**2)))
+    assert np.sqrt(np.mean((plain.mean(axis=0).ravel() - ref)[land.ravel()] ** 2)) > 0.003 * np.sqrt(np.mean(inc**2))
+    with pytest.raises(ValueError, match="fine_band"):
+        CurveletEnKF(fine_band_scales=1, hybrid_beta=0.5)

@@ -6,8 +6,11 @@ many transformed mixed-noise images, pooled per wedge. ``w = 1`` and the default
 previous models bitwise.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
+from _support import CORE_SETTINGS
 from landimg.analysis import CurveletEnKF
 from landimg.da import curvelet_enkf as ce
 from landimg.da import curvelet_stats as cs
@@ -20,6 +23,9 @@ N = 64
 CELL_KM = (10.0, 10.0)
 CORR_KM = 40.0
 SIGMA = 0.04
+
+_analysis = partial(ce.curvelet_analysis, **CORE_SETTINGS)
+_enkf = partial(ce.curvelet_enkf, **CORE_SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,7 @@ def _case(seed: int = 3, nmem: int = 6):
 def _run(T, **kw):
     xb, obs = _case()
     kw.setdefault("pooling", "wedge")
-    return ce.curvelet_analysis(xb, obs, SIGMA, T, seed=11, cell_km=CELL_KM, **kw)
+    return _analysis(xb, obs, SIGMA, T, seed=11, cell_km=CELL_KM, **kw)
 
 
 @pytest.mark.parametrize("w", [0.5, 0.2])

@@ -112,13 +112,18 @@ def test_each_method_declares_its_layout():
 
 def test_methods_assume_the_declared_total_std():
     err = ObsError.from_fraction(np.full(4, 0.04), 0.5, corr_length_km=200.0)
-    for m in (PointEnKF(), CurveletEnKF(), PointLETKF(obs_white_fraction=1.0)):  # uncorrelated
+    for m in (PointEnKF(), CurveletEnKF(obs_corr_km=0.0), PointLETKF(obs_white_fraction=1.0)):  # uncorrelated
         assumed = m.assumed_obs_error(err)
         np.testing.assert_allclose(assumed.std, err.std, rtol=1e-15)
         assert not assumed.correlated
+    assert CurveletEnKF().assumed_obs_error(err) is err  # issue 18: R as declared by default
     assert PointLETKF().assumed_obs_error(err) is err  # issue 18: the LETKF takes R as declared
     corr = CurveletEnKF(obs_corr_km=300.0, obs_white_fraction=0.25).assumed_obs_error(err)
     assert corr.corr_length_km == 300.0 and corr.white_fraction == pytest.approx(0.25)
+    same_split = CurveletEnKF(obs_corr_km=300.0).assumed_obs_error(err)  # the declared fraction, another length
+    assert same_split.corr_length_km == 300.0 and same_split.white_fraction == pytest.approx(0.5)
+    alone = CurveletEnKF(obs_corr_km=300.0).assumed_obs_error(ObsError.white(0.04))  # historical meaning
+    assert alone.white_fraction == 0.0 and alone.corr_length_km == 300.0
 
 
 # ---------------------------------------------------------------------- host

@@ -87,6 +87,38 @@ def test_single_scale_limit_is_the_single_estimator(T):
                                    [d2, r_tr, hbh, dof], rtol=1e-10)  # fmt: skip
 
 
+def test_correlated_observation_error_enters_every_scale(T):
+    """Issue 18: R_s holds the energy of the correlated part of the observation error. A well-dispersed
+    ensemble (lambda = 1 at every scale) observed with a mostly correlated error (150 km on 10 km cells),
+    a swath gap: with the correlated R_s the estimates are ~1 (the coarsest, with few degrees of freedom
+    of the correlated error, on average over 6 draws); modelled white, the same total variance puts too
+    much R at the fine scales and too little at the coarsest (lambda ~0.1 / ~13)."""
+    from landimg.da.scale_inflation import CorrelatedPart
+    from landimg.random_fields import GaussianFieldGenerator
+
+    cell, length, sw, sc = (10.0, 10.0), 150.0, 0.005, 0.02
+    gen = GaussianFieldGenerator(SHAPE, cell, length, False)
+    lay = Layout(NMEM, SerialComm())
+    total = np.full(SHAPE, np.hypot(sw, sc))
+    valid = np.ones(SHAPE, bool)
+    valid[:, 20:34] = False
+    lams = {"white": [], "correlated": []}
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        anom = 0.02 * rng.standard_normal((NMEM,) + SHAPE)
+        anom -= anom.mean(axis=0)
+        bg = 0.3 + anom
+        err = 0.02 * rng.standard_normal(SHAPE) + sw * rng.standard_normal(SHAPE) + sc * gen.draw([rng], 1)[0, 0]
+        obs = bg.mean(axis=0) + err
+        for name, corr in (("white", None), ("correlated", CorrelatedPart(np.full(SHAPE, sc), length, cell))):
+            st = scale_statistics(bg, obs, total, valid, T, (0, 0), lay, correlated=corr)
+            lams[name].append(smoothed_lambda(st.d2, st.r_tr, st.hbh, st.dof, upper=10.0)[0])
+    corr, white = np.array(lams["correlated"]), np.array(lams["white"])
+    assert np.all(np.abs(corr[:, 1:] - 1.0) < 0.3), corr
+    assert abs(corr[:, 0].mean() - 1.0) < 3.0, corr[:, 0]
+    assert np.all(white[:, 1:] < 0.5) and white[:, 0].mean() > 5.0, white
+
+
 def test_equal_factors_are_the_scalar_inflation(T):
     rng = np.random.default_rng(4)
     a = rng.standard_normal((3,) + SHAPE)
@@ -121,7 +153,8 @@ def _ctx(g, state=None):
 
 def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
     g = _geometry()
-    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all")
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True, inflation_layers="all",
+                     layer_increments="regression")  # fmt: skip
     theta = _state(g)
     nan = np.full(g.ncol, np.nan)
     key = "CurveletEnKF.inflation_lambda"
@@ -152,10 +185,27 @@ def test_state_per_scale_applies_to_every_layer_and_old_state_translates():
         assert e1[0] / e0[0] > 3.0 and abs(e1[2] / e0[2] - 1.0) < 0.05, (lev, e1 / e0)  # land mask: ~4, ~1
 
 
+def test_per_scale_inflation_of_the_observed_layers_only():
+    """``inflation_layers="observed"`` (the default): the per-scale factors reach the layers the observation
+    sees (h > 0: layers 0 and 1 here), the unobserved layer keeps its anomalies bitwise."""
+    g = _geometry()
+    m = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=True,
+                     layer_increments="regression")  # fmt: skip
+    assert m.inflation_layers == "observed"
+    theta = _state(g)
+    key = "CurveletEnKF.inflation_lambda"
+    ctx = _ctx(g, {key: 2.25})  # every scale 1.5, no observation: the increment is the inflation alone
+    d, diag = m.analyze(theta, np.full(g.ncol, np.nan), 0.02, None, ctx)
+    assert diag.inflation_per_scale == [1.5, 1.5, 1.5]
+    np.testing.assert_allclose(d[:2], 0.5 * (theta[:2] - theta[:2].mean(axis=2, keepdims=True)), atol=1e-15)
+    np.testing.assert_array_equal(d[2], 0.0)
+
+
 def test_restart_round_trip_and_diagnostics():
     g = _geometry()
     m = CurveletEnKF(
-        nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False, inflation_per_scale=True
+        nscales=3, nangles_coarse=8, solver="diagonal", perturb_obs=False, inflation_per_scale=True,
+        layer_increments="regression",
     )
     theta = _state(g, seed=1)
     rng = np.random.default_rng(5)
@@ -172,9 +222,9 @@ def test_restart_round_trip_and_diagnostics():
     assert da.inflation_per_scale == db.inflation_per_scale
     # single-scale mode keeps the old state layout (one entry)
     ctx1 = _ctx(g)
-    _, d1s = CurveletEnKF(nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=False).analyze(
-        theta, obs, 0.02, None, ctx1
-    )
+    _, d1s = CurveletEnKF(
+        nscales=3, nangles_coarse=8, solver="diagonal", inflation_per_scale=False, layer_increments="regression"
+    ).analyze(theta, obs, 0.02, None, ctx1)
     assert list(ctx1.state) == ["CurveletEnKF.inflation_lambda"] and d1s.inflation_per_scale is None
     # and its estimate of this analysis equals the per-scale run's single-scale estimate
     assert d1s.inflation_lambda == pytest.approx(d1.inflation_lambda, rel=1e-10)

@@ -9,7 +9,7 @@ import sys
 
 import landimg
 import numpy as np
-from landimg.analysis import CurveletEnKF, PointEnKF, PointLETKF
+from landimg.analysis import CurveletEnKF, ObsError, PointEnKF, PointLETKF
 from landimg.parallel import install_abort_excepthook
 
 install_abort_excepthook()
@@ -47,11 +47,20 @@ diag1b = ens.assimilate(obs, sigma, curv2)
 ens.advance(forcing, nsteps=2)
 # hybrid B (localized ensemble covariance from all ranks' members) and the two-stage bias (carried state)
 curv3 = CurveletEnKF(
-    nscales=3, nangles_coarse=8, hybrid_beta=0.5, hybrid_radius_km=300.0, bias_correction=True, bias_gamma=0.5
-)
+    nscales=3, nangles_coarse=8, hybrid_beta=0.5, hybrid_radius_km=300.0, bias_correction=True, bias_gamma=0.5,
+    layer_increments="regression",  # "analysis" (the default) refuses hybrid B; the column regression's path
+)  # fmt: skip
 for _ in range(2):
     diag1c = ens.assimilate(obs, 0.02, curv3)
     ens.advance(forcing, nsteps=1)
+# issue 18: the declared correlated R in the solve, variance filtering, interior support, the fine band of
+# localized band-passed covariances and every layer's increment from the same analysis
+curv4 = CurveletEnKF(
+    nscales=3, nangles_coarse=8, variance_filtering=True, variance_support="interior", fine_band_scales=1,
+    fine_band_radius_km=300.0, layer_increments="analysis",
+)  # fmt: skip
+diag1d = ens.assimilate(obs, ObsError.from_fraction(0.02, 0.5, 150.0), curv4)
+ens.advance(forcing, nsteps=1)
 diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0, inflation=1.1))
 ens.advance(forcing, nsteps=1)
 diag3 = ens.assimilate(obs, 0.02, PointLETKF(radius_km=120.0))
@@ -73,6 +82,7 @@ if ens.layout.rank == 0:
             diag1["clipped_water_kg_m2"],
             diag1b["increment_rms"],
             diag1c["increment_rms"],
+            diag1d["increment_rms"],
             diag2["increment_rms"],
             diag3["increment_rms"],
         ]

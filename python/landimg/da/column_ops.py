@@ -119,11 +119,12 @@ def regression_coefficients(
     With ``x_obs = h . theta``, ``sum_l h_l beta_l = 1``: increments ``beta dx_obs`` change the observed
     layer mean by exactly ``dx_obs``. Member sums reduced in member order.
     """
-    mu_t = layout.mean(theta, axis=2)
+    tm = np.ascontiguousarray(np.moveaxis(theta, 2, 0))  # member-major: contiguous terms, the same sums
+    mu_t = layout.mean(tm)
     mu_o = layout.mean(xobs, axis=0)
-    at, ao = theta - mu_t[:, :, None], (xobs - mu_o).T
-    cov = layout.ordered_sum(at * ao[None], axis=2)
-    var = layout.ordered_sum(ao**2, axis=1)
+    at, ao = tm - mu_t, xobs - mu_o  # (nloc, nlev, ncol), (nloc, ncol)
+    cov = layout.ordered_sum(at * ao[:, None, :])
+    var = layout.ordered_sum(ao**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(var > 0, cov / var, 0.0), var > 0
 

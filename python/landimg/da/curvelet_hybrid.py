@@ -41,10 +41,13 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import coefficient_scales, extract
-from landimg.da.curvelet_var import CovarianceOperator, jacobi_preconditioner, pcg_solve
+from landimg.da.curvelet_var import CovarianceOperator, pcg_solve, preconditioner
 from landimg.da.localization import EARTH_RADIUS_KM, gaspari_cohn
 
-__all__ = ["BiasAware", "HybridB", "LocalizedEnsembleCovariance", "localization_matrices", "planar_xyz_km"]
+__all__ = [
+    "BiasAware", "FineBand", "HybridB", "LocalizedEnsembleCovariance", "cached_localization", "localization_matrices",
+    "planar_xyz_km",
+]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
 
@@ -66,23 +69,34 @@ def planar_xyz_km(land: np.ndarray, cell_km: tuple[float, float], periodic_x: bo
 
 
 def _gc_csr(rows_xyz: np.ndarray, cols_xyz: np.ndarray, radius_km: float) -> Any:
-    """Gaspari-Cohn weights of every (row, column) pair closer than ``radius_km``, CSR with sorted indices."""
+    """Gaspari-Cohn weights of every (row, column) pair closer than ``radius_km``, CSR with sorted indices.
+
+    All pairs from one ``cKDTree.sparse_distance_matrix`` call (C, no per-pair Python loop), the weights of
+    the chord distances recomputed from the coordinates (the same on every rank)."""
     from scipy.sparse import csr_matrix
     from scipy.spatial import cKDTree
 
     nr, nc = rows_xyz.shape[0], cols_xyz.shape[0]
     if nr == 0 or nc == 0:
         return csr_matrix((nr, nc))
-    lists = cKDTree(cols_xyz).query_ball_point(rows_xyz, r=radius_km * (1 + 1e-12))
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=nr)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.fromiter((j for x in lists for j in sorted(x)), dtype=np.int64, count=int(indptr[-1]))
-    rr = np.repeat(np.arange(nr), counts)
-    dist = np.sqrt(np.sum((rows_xyz[rr] - cols_xyz[indices]) ** 2, axis=1))
+    pairs = cKDTree(rows_xyz).sparse_distance_matrix(cKDTree(cols_xyz), radius_km * (1 + 1e-12), output_type="ndarray")
+    order = np.lexsort((pairs["j"], pairs["i"]))
+    ii, jj = pairs["i"][order].astype(np.int64), pairs["j"][order].astype(np.int64)
+    dist = np.sqrt(np.sum((rows_xyz[ii] - cols_xyz[jj]) ** 2, axis=1))
     data = gaspari_cohn(dist / (radius_km / 2.0))
-    out = csr_matrix((data, indices, indptr), shape=(nr, nc))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(ii, minlength=nr))])
+    out = csr_matrix((data, jj, indptr), shape=(nr, nc))
     out.has_sorted_indices = True
     return out
+
+
+def cached_localization(cache: Any, xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: float) -> tuple[Any, Any]:
+    """:func:`localization_matrices` through a host cache (:class:`landimg.da.protocol.AnalysisCache`; None:
+    computed): they depend only on the observation pattern, which repeats with the swaths."""
+    if cache is None:
+        return localization_matrices(xyz_km, obs_idx, radius_km)
+    key = (float(radius_km), xyz_km.shape, hash(xyz_km.tobytes()), obs_idx.tobytes())
+    return cache.get("curvelet_localization", key, lambda: localization_matrices(xyz_km, obs_idx, radius_km))
 
 
 def localization_matrices(xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: float) -> tuple[Any, Any]:
@@ -104,15 +118,18 @@ def localization_matrices(xyz_km: np.ndarray, obs_idx: np.ndarray, radius_km: fl
     return _gc_csr(xo, xo, radius_km), _gc_csr(xyz_km, xo, radius_km)
 
 
-def _schur(loc: Any, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 20) -> Any:
-    """``loc o (a^T b)`` for a sparse ``loc`` (n, m) and dense ``a`` (N, n), ``b`` (N, m): same pattern."""
+def _schur(loc: Any, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 19) -> Any:
+    """``loc o (a^T b)`` for a sparse ``loc`` (n, m) and dense ``a`` (N, n), ``b`` (N, m): same pattern.
+
+    The members are the last axis of row-major copies, so every pair gathers two contiguous rows of N."""
     from scipy.sparse import csr_matrix
 
+    at, bt = np.ascontiguousarray(a.T), np.ascontiguousarray(b.T)  # (n, N), (m, N)
     rows = np.repeat(np.arange(loc.shape[0]), np.diff(loc.indptr))
     data = np.empty_like(loc.data)
     for s0 in range(0, data.size, chunk):  # bounded memory: N x chunk at a time
         sl = slice(s0, s0 + chunk)
-        data[sl] = loc.data[sl] * np.einsum("ki,ki->i", a[:, rows[sl]], b[:, loc.indices[sl]])
+        data[sl] = loc.data[sl] * np.einsum("ik,ik->i", at[rows[sl]], bt[loc.indices[sl]])
     out = csr_matrix((data, loc.indices, loc.indptr), shape=loc.shape)
     out.has_sorted_indices = True
     return out
@@ -144,6 +161,7 @@ class LocalizedEnsembleCovariance:
         xo = np.ascontiguousarray(xl[:, obs_idx])  # (N, nobs)
         self.m_oo = _schur(l_oo, xo, xo)  # (nobs, nobs)
         self.m_lo = _schur(l_lo, xl, xo)  # (nland, nobs)
+        self.l_lo, self.xo = l_lo, xo
         self.var_o = np.einsum("ki,ki->i", xo, xo)
 
     def variance_obs(self) -> np.ndarray:
@@ -153,6 +171,12 @@ class LocalizedEnsembleCovariance:
     def obs(self, z: np.ndarray) -> np.ndarray:
         """``H ((X X^T / (N - 1)) o L) H^T z``: (k, nobs) -> (k, nobs)."""
         return np.stack([self.m_oo @ row for row in z]) if z.shape[0] else np.zeros_like(z)
+
+    def cross_field(self, anomalies: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``((Y X^T / (N - 1)) o L) H^T z`` on the land pixels for another variable's anomalies ``Y``
+        (N, nland) (e.g. another soil layer): its localized cross-covariance with the observed one, (nland,)."""
+        yl = np.ascontiguousarray(anomalies, dtype=np.float64) / np.sqrt(self.xo.shape[0] - 1.0)
+        return _schur(self.l_lo, yl, self.xo) @ np.asarray(z, dtype=np.float64)
 
     def field(self, z: np.ndarray) -> np.ndarray:
         """``((X X^T / (N - 1)) o L) H^T z`` on the land pixels: (k, nobs) -> (k, nland)."""
@@ -176,7 +200,7 @@ class HybridB:
 
     def covariance(
         self, anom: np.ndarray, land: np.ndarray, valid: np.ndarray, layout: Any,
-        cell_km: tuple[float, float], periodic_x: bool,
+        cell_km: tuple[float, float], periodic_x: bool, cache: Any = None,
     ) -> LocalizedEnsembleCovariance:  # fmt: skip
         """The localized ensemble covariance of this rank's anomaly images ``anom`` (nloc, ny, nx).
 
@@ -191,8 +215,65 @@ class HybridB:
                 f"hybrid coordinates have shape {xyz.shape}, expected ({nland}, 3) (land pixels)"
             )
         obs_idx = np.flatnonzero(valid[land])
-        l_oo, l_lo = localization_matrices(xyz, obs_idx, self.radius_km)
+        l_oo, l_lo = cached_localization(cache, xyz, obs_idx, self.radius_km)
         return LocalizedEnsembleCovariance(layout.allgather_members(anom[:, land]), obs_idx, l_oo, l_lo)
+
+
+@dataclass(frozen=True)
+class FineBand:
+    """Scale-dependent covariances (Buehner & Shlyaeva 2015; Caron & Buehner 2018): the curvelet-diagonal
+    ``B`` on the coarse scales, the localized covariance of band-passed ensemble anomalies on the fine ones,
+
+        B = C^T diag(v o m_c) C + (X_f X_f^T / (N - 1)) o L_f,      X_f = C^T (m_f o C X),
+
+    with ``m_f`` the mask of the ``nscales`` finest curvelet scales, ``m_c = 1 - m_f`` (``X_c + X_f = X``: the
+    frame is tight) and ``L_f`` Gaspari-Cohn of support ``radius_km`` (the fine band's own, shorter radius).
+    Cross-band covariances are neglected. ``xyz_km`` (nland, 3): land pixel positions (None: a flat grid).
+    """
+
+    nscales: int
+    radius_km: float
+    xyz_km: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.nscales < 1:
+            raise ValueError(f"fine_band_scales must be >= 1 to use the fine band, got {self.nscales}")
+        if not self.radius_km > 0:
+            raise ValueError(f"fine_band_radius_km must be > 0, got {self.radius_km}")
+
+    def fine_mask(self, transform: Any) -> np.ndarray:
+        """1.0 on the coefficients of the ``nscales`` finest scales, else 0.0, (ncoef,)."""
+        scale = coefficient_scales(transform)
+        return (scale >= scale.max() + 1 - self.nscales).astype(np.float64)
+
+    def band_passed(self, anom: np.ndarray, transform: Any, offset: tuple[int, int], frame: Any = None,
+                    batch: int = 8) -> np.ndarray:  # fmt: skip
+        """``C^T (m_f o C a)`` of every anomaly image (k, ny, nx) (an FFT pair each with a spectral frame)."""
+        from landimg.da.curvelet_stats import embed, transform_shape
+
+        mask = self.fine_mask(transform)
+        tshape = transform_shape(transform)
+        per = frame.per_direction(mask) if frame is not None else None
+        if per is not None:
+            return extract(frame.apply(embed(anom, tshape, offset), frame.multiplier(per)), anom.shape[1:], offset)
+        out = np.empty_like(anom)
+        for b0 in range(0, anom.shape[0], batch):
+            c = transform.forward(embed(anom[b0 : b0 + batch], tshape, offset))
+            c *= mask
+            out[b0 : b0 + batch] = extract(transform.inverse(c), anom.shape[1:], offset)
+        return out
+
+    def covariance(
+        self, anom: np.ndarray, land: np.ndarray, valid: np.ndarray, layout: Any, cell_km: tuple[float, float],
+        periodic_x: bool, transform: Any, offset: tuple[int, int], frame: Any = None, cache: Any = None,
+    ) -> LocalizedEnsembleCovariance:  # fmt: skip
+        """The localized covariance of this rank's band-passed anomaly images (all members gathered, member
+        order); ``anom`` (nloc, ny, nx) zero off land."""
+        xyz = self.xyz_km if self.xyz_km is not None else planar_xyz_km(land, cell_km, periodic_x)
+        fine = self.band_passed(anom, transform, offset, frame)
+        obs_idx = np.flatnonzero(valid[land])
+        l_oo, l_lo = cached_localization(cache, xyz, obs_idx, self.radius_km)
+        return LocalizedEnsembleCovariance(layout.allgather_members(fine[:, land]), obs_idx, l_oo, l_lo)
 
 
 def sphere_xyz_km(xyz_unit: np.ndarray) -> np.ndarray:
@@ -259,14 +340,18 @@ class BiasAware:
 
     def analyse(
         self, transform: Any, mean_b: np.ndarray, obs: np.ndarray, valid: np.ndarray, land: np.ndarray,
-        r_var: np.ndarray, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
-        maxiter: int,
+        r_cov: Any, v: np.ndarray, offset: tuple[int, int], op_kw: dict[str, Any], tol: float,
+        maxiter: int, precond: str = "jacobi", scale2: float = 1.0,
     ) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """Stage 1: the bias analysis ``b_a`` (ny, nx) from the background mean ``mean_b`` (ny, nx).
 
         ``valid``, ``land`` (ny, nx) bool: usable observations, land pixels (where the diagnostics are
-        taken); ``r_var`` (nobs,) the observation error variances at the ``valid`` pixels; ``v`` the curvelet-diagonal
-        ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``). Stores the
+        taken); ``r_cov`` the observation-error covariance at the ``valid`` pixels (an operator of
+        :mod:`landimg.da.image_covariance`, or the variances (nobs,)); ``v`` the curvelet-diagonal
+        ``B`` (coefficient space); ``op_kw`` the hybrid part of ``B`` (``ensemble``, ``beta``) and the
+        spectral frame (and the variance filter ``scale``, which ``P_b`` does not take: with it ``v`` is in
+        normalised units and ``P_b = bias_gamma * scale2 * C^T diag(m o v) C``, ``scale2`` the mean ``S^2``);
+        ``precond`` the CG preconditioner (:func:`landimg.da.curvelet_var.preconditioner`). Stores the
         next forecast ``memory * b_a`` in the state.
         """
         shape = mean_b.shape
@@ -274,9 +359,9 @@ class BiasAware:
         beta_f = self.forecast(transform)
         b_f = self.image(transform, beta_f, shape, offset)
         d = (obs - (mean_b - b_f))[valid][None]
-        vb = np.where(mask, self.gamma * v, 0.0)
+        vb = np.where(mask, self.gamma * scale2 * v, 0.0)
         op = CovarianceOperator(transform, v, valid, offset, extra_v=vb, **op_kw)
-        z, info = pcg_solve(op, d, r_var, jacobi_preconditioner(op, r_var), tol, maxiter)
+        z, info = pcg_solve(op, d, r_cov, preconditioner(op, r_cov, precond), tol, maxiter)
         img = np.zeros((1,) + tuple(int(s) for s in transform.shape))
         img[:, op.valid_t] = z
         beta_a = beta_f - (vb * transform.forward(img)[0])[mask]
@@ -284,6 +369,7 @@ class BiasAware:
         self.state[self.key] = self.memory * beta_a
         bias_land = b_a[land]
         out = {
+            "solution": z[0], "image": b_a,
             "bias_iterations": float(info.iterations[0]),
             "bias_mean": float(np.mean(bias_land)) if bias_land.size else 0.0,
             "bias_rms": float(np.sqrt(np.mean(bias_land**2))) if bias_land.size else 0.0,

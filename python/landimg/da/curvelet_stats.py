@@ -28,10 +28,11 @@ __all__ = [
     "land_coverage",
     "pool",
     "pool_interior",
+    "pool_local",
     "transform_shape",
 ]
 
-POOLINGS = ("coefficient", "wedge", "scale", "global")
+POOLINGS = ("coefficient", "wedge", "scale", "global", "local")
 VARIANCE_SUPPORTS = ("land_fraction", "interior")
 
 # variance_support="interior": per group, the K best land-covered coefficients are pooled, with
@@ -65,8 +66,50 @@ def transform_shape(transform: Any) -> tuple[int, int]:
     return tuple(int(s) for s in transform.shape)
 
 
+def _direction_ids(transform: Any) -> list[int]:
+    """Direction index of every wedge: the two real halves (``sqrt(2) Re``, ``sqrt(2) Im``) of one complex
+    curvelet wedge share one (a real wedge ``a`` of a scale with ``n > 1`` angles is direction ``a mod n/2``
+    of its scale); transforms without angles: one per wedge."""
+    nangles = getattr(transform, "nangles", None)
+    keys: dict[tuple[int, int], int] = {}
+    out = []
+    for w, wedge in enumerate(transform.wedges):
+        angle = getattr(wedge, "angle", None)
+        if nangles is None or angle is None:
+            key = (-1, w)
+        else:
+            n = int(nangles[int(wedge.scale)])
+            key = (int(wedge.scale), 0 if n == 1 else int(angle) % (n // 2))
+        out.append(keys.setdefault(key, len(keys)))
+    return out
+
+
+_GROUPS: dict[tuple[int, str], tuple[Any, np.ndarray]] = {}
+
+
 def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
-    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global)."""
+    """Group index (ncoef,) of every coefficient for ``pooling`` (read-only, kept per transform object);
+    see :func:`_coefficient_groups`."""
+    key = (id(transform), pooling)
+    hit = _GROUPS.get(key)
+    if hit is not None and hit[0] is transform:
+        return hit[1]
+    gid = _coefficient_groups(transform, pooling)
+    gid.setflags(write=False)
+    if len(_GROUPS) >= 32:
+        _GROUPS.pop(next(iter(_GROUPS)))
+    _GROUPS[key] = (transform, gid)
+    return gid
+
+
+def _coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
+    """Group index (ncoef,) of every coefficient for ``pooling`` (coefficient|wedge|scale|global).
+
+    ``"wedge"``: one group per direction of a scale, i.e. both real halves of a complex curvelet wedge
+    (issue 18: they sample the same frequencies; pooled together, ``C^T diag(v) C`` is a Fourier
+    multiplier, :meth:`landimg.transform.curvelet.Curvelet.direction_spectra`). ``"local"``: the same groups
+    (the background variances are then pooled locally within them, :func:`pool_local`).
+    """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     n = int(transform.ncoef)
@@ -75,8 +118,9 @@ def coefficient_groups(transform: Any, pooling: str) -> np.ndarray:
     if pooling == "global":
         return np.zeros(n, dtype=np.int64)
     gid = np.full(n, -1, dtype=np.int64)
+    ids = _direction_ids(transform) if pooling in ("wedge", "local") else None
     for w, wedge in enumerate(transform.wedges):
-        gid[wedge.slice] = w if pooling == "wedge" else int(wedge.scale)
+        gid[wedge.slice] = ids[w] if ids is not None else int(wedge.scale)
     if (gid < 0).any():
         raise ValueError("transform.wedges do not cover every coefficient")
     return gid
@@ -229,6 +273,34 @@ def land_coverage(transform: Any, land_t: np.ndarray, nsamples: int = _COVERAGE_
     return _cached_coverage(_CoverageKey(transform, land_t, int(nsamples)))
 
 
+_SELECTIONS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _interior_selection(gid: np.ndarray, cov: np.ndarray, full: float, min_fraction: float,
+                        min_count: int) -> np.ndarray:  # fmt: skip
+    """The coefficients :func:`pool_interior` pools (bool (ncoef,)): they depend only on the groups and the
+    coverage (fixed per transform and land mask), so for read-only (cached) inputs they are kept."""
+    key = (id(gid), id(cov), float(full), float(min_fraction), int(min_count))
+    hit = _SELECTIONS.get(key)
+    if hit is not None and hit[0] is gid and hit[1] is cov:
+        return hit[2]
+    ngroup = int(gid.max()) + 1 if gid.size else 0
+    order = np.lexsort((-cov, gid))  # by group, then by decreasing coverage (stable, deterministic)
+    size = np.bincount(gid, minlength=ngroup)
+    start = np.concatenate(([0], np.cumsum(size)[:-1]))
+    rank = np.empty(gid.size, dtype=np.int64)
+    rank[order] = np.arange(gid.size) - start[gid[order]]  # position within its group by coverage
+    n_full = np.bincount(gid, weights=(cov >= full), minlength=ngroup).astype(np.int64)
+    k = np.maximum(n_full, np.ceil(min_fraction * size).astype(np.int64))
+    k = np.minimum(size, np.maximum(k, min_count))
+    sel = rank < k[gid]
+    if not gid.flags.writeable and not cov.flags.writeable:
+        if len(_SELECTIONS) >= 8:
+            _SELECTIONS.pop(next(iter(_SELECTIONS)))
+        _SELECTIONS[key] = (gid, cov, sel)
+    return sel
+
+
 def pool_interior(
     values: np.ndarray,
     gid: np.ndarray,
@@ -249,15 +321,7 @@ def pool_interior(
     so the result depends only on ``values`` (identical on every rank).
     """
     ngroup = int(gid.max()) + 1 if gid.size else 0
-    order = np.lexsort((-cov, gid))  # by group, then by decreasing coverage (stable, deterministic)
-    size = np.bincount(gid, minlength=ngroup)
-    start = np.concatenate(([0], np.cumsum(size)[:-1]))
-    rank = np.empty(gid.size, dtype=np.int64)
-    rank[order] = np.arange(gid.size) - start[gid[order]]  # position within its group by coverage
-    n_full = np.bincount(gid, weights=(cov >= full), minlength=ngroup).astype(np.int64)
-    k = np.maximum(n_full, np.ceil(min_fraction * size).astype(np.int64))
-    k = np.minimum(size, np.maximum(k, min_count))
-    sel = rank < k[gid]
+    sel = _interior_selection(gid, cov, full, min_fraction, min_count)
     num = np.bincount(gid, weights=np.where(sel, values, 0.0), minlength=ngroup)
     den = np.bincount(gid, weights=np.where(sel, cov, 0.0), minlength=ngroup)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -271,3 +335,36 @@ def pool(values: np.ndarray, gid: np.ndarray) -> np.ndarray:
         return values
     sums = np.bincount(gid, weights=values)
     return (sums / np.bincount(gid))[gid]
+
+
+def pool_local(
+    values: np.ndarray, transform: Any, cov: np.ndarray, radius: float, fallback: np.ndarray
+) -> np.ndarray:
+    """Per-coefficient variances pooled locally within each direction (Pannekoucke, Berre & Desroziers 2007).
+
+    The coefficients of a wedge lie on its ``L1 x L2`` grid (wrapped, so periodic), which tiles the domain:
+    neighbours on it are neighbours in space. Per direction (both real halves of a complex wedge together)
+    the variances and the land coverages ``cov`` (:func:`land_coverage`) are smoothed by a Gaussian of
+    ``radius`` grid steps (periodic) and divided, ``s_b = G(values) / G(cov)``: a coverage-normalised local
+    mean (unbiased for white anomalies, like :func:`pool_interior`). Where the smoothed coverage is below
+    5 % (the ocean, the padding) ``fallback`` (ncoef,) is kept. A variance that varies in space, as in
+    :mod:`landimg.da.curvelet_enkf`'s ``variance_filtering``, but per direction and scale.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    out = np.array(fallback, dtype=np.float64, copy=True)
+    groups: dict[int, list[Any]] = {}
+    for w, d in enumerate(_direction_ids(transform)):
+        groups.setdefault(d, []).append(transform.wedges[w])
+    for wedges in groups.values():
+        shape = tuple(getattr(wedges[0], "shape", ()))
+        if len(shape) != 2 or any(tuple(w.shape) != shape for w in wedges):
+            continue  # not a grid (or halves of different grids): keep the fallback
+        v = sum(values[w.slice].reshape(shape) for w in wedges)
+        c = sum(cov[w.slice].reshape(shape) for w in wedges)
+        sv = gaussian_filter(v, radius, mode="wrap")
+        sc = gaussian_filter(c, radius, mode="wrap")
+        ok = sc > 0.05 * len(wedges)
+        for w in wedges:
+            out[w.slice] = np.where(ok, sv / np.where(ok, sc, 1.0), fallback[w.slice].reshape(shape)).ravel()
+    return out

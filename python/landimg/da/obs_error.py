@@ -225,6 +225,7 @@ class ObsErrorModel:
         *,
         pooled: bool = False,
         offset: tuple[int, int] | None = None,
+        frame: Any = None,
     ) -> np.ndarray:
         """s_o per coefficient (ncoef,) at *full coverage*: the error field on the whole transform domain.
 
@@ -239,11 +240,15 @@ class ObsErrorModel:
         * otherwise (correlated error, or a sigma map without pooling): Monte Carlo over ``nsamples``
           fixed-seed error images on the transform domain (identical on every rank);
         * mixed error (``0 < white_fraction < 1``): ``w * s_o(white) + (1 - w) * s_o(correlated)``, each
-          part as above (the two parts are independent, so their variances add).
+          part as above (the two parts are independent, so their variances add);
+        * pooled correlated error with a :class:`~landimg.da.curvelet_spectral.SpectralFrame` ``frame``:
+          exactly (no Monte Carlo) the expected energy per direction of a stationary field of the
+          correlation periodized on the transform domain, times ``mean(sigma^2)`` over the domain, per
+          coefficient of the direction.
         """
         w = self.white_fraction
         if 0 < w < 1:
-            kw: dict[str, Any] = {"pooled": pooled, "offset": offset}
+            kw: dict[str, Any] = {"pooled": pooled, "offset": offset, "frame": frame}
             return w * self._part(1.0).coefficient_variance(transform, nsamples, seed, **kw) + (
                 1.0 - w
             ) * self._part(0.0).coefficient_variance(transform, nsamples, seed, **kw)
@@ -259,6 +264,11 @@ class ObsErrorModel:
         sig[oy : oy + self.sigma.shape[0], ox : ox + self.sigma.shape[1]] = self.sigma
         if white and pooled:
             return float(np.mean(sig**2)) * frame_norms2(transform)
+        if pooled and frame is not None:
+            from landimg.da.image_covariance import periodic_spectrum
+
+            energy = frame.stationary_energy(periodic_spectrum(tshape, self.cell_km, self.corr_km))
+            return float(np.mean(sig**2)) * (energy / frame.ncoef_per_direction)[frame.direction]
         full = ObsErrorModel(sig, self.corr_km, self.cell_km, self.periodic_x, w)
         rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
         return np.mean(transform.forward(full.fields(rngs)) ** 2, axis=0)

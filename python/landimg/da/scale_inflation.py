@@ -7,7 +7,7 @@ same removal of its mean over the observations; ``m`` the observation mask image
 scale:
 
     D_s = |C_s d'|^2,    A_s = sum_i |C_s a_i'|^2 / (N - 1),
-    R_s = f_s tr R - 2/p <C_s (sigma^2 m), C_s m> + tr R |C_s m|^2 / p^2,
+    R_s = f_s tr R - 2/p <C_s (sigma^2 m), C_s m> + tr R |C_s m|^2 / p^2   (+ the correlated part's energy),
 
 where ``f_s = sum_{k in s} |row_k|^2 / n_pix`` is the share of scale ``s`` in the frame's energy. ``R_s``
 is the observation-error energy at scale ``s`` of the de-biased, masked error ``(I - m m^T / p) M eps``
@@ -41,7 +41,7 @@ import numpy as np
 from landimg.da.curvelet_stats import coefficient_scales, embed, extract, frame_norms2, transform_shape
 from landimg.parallel import MemberLayout
 
-__all__ = ["ScaleStatistics", "apply_scale_inflation", "scale_statistics"]
+__all__ = ["CorrelatedPart", "ScaleStatistics", "apply_scale_inflation", "scale_statistics"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ def scale_statistics(
     layout: MemberLayout,
     *,
     debias: bool = True,
+    correlated: CorrelatedPart | None = None,
 ) -> ScaleStatistics:
     """Per-scale innovation statistics of one analysis (see the module docstring).
 
@@ -94,6 +95,9 @@ def scale_statistics(
         Members over the ranks (sums in member order: identical on any rank count).
     debias : bool
         Remove the mean over the observations from the innovations and from every anomaly.
+    correlated : CorrelatedPart, optional
+        The spatially correlated part of the observation error (``std`` is then the total std): ``R_s``
+        adds its energy at every scale, estimated from fixed-seed draws (identical on every rank).
     """
     scale = coefficient_scales(transform)
     ns = int(scale.max()) + 1
@@ -107,6 +111,8 @@ def scale_statistics(
     mean = layout.mean(xv)  # (p,), member order
     d = obs[valid] - mean
     s2 = std[valid] ** 2
+    if correlated is not None:  # the closed form below is the white part's
+        s2 = np.maximum(s2 - correlated.std[valid] ** 2, 0.0)
     r_tr = float(np.sum(s2))
     if debias:
         d = d - d.mean()
@@ -132,7 +138,54 @@ def scale_statistics(
         cs = transform.forward(image(s2))
         cross = np.bincount(scale, weights=cs * cm, minlength=ns)
         r_s = r_s - 2.0 / p * cross + r_tr / p**2 * _energy(cm, scale, ns)
+    if correlated is not None:
+        r_s = r_s + correlated.scale_energy(valid, transform, offset, scale, ns, debias)
     return ScaleStatistics(d2, r_s, hbh, p * f_s)
+
+
+@dataclass(frozen=True)
+class CorrelatedPart:
+    """The Gaussian-correlated part of an observation error on the image, for :func:`scale_statistics`.
+
+    Attributes
+    ----------
+    std : ndarray (ny, nx)
+        Its standard deviation per pixel (units of the observations).
+    length_km : float
+        Correlation length ``L`` (``exp(-r^2 / L^2)``), km.
+    cell_km : (float, float)
+        Cell size (north-south, east-west), km.
+    periodic_x : bool
+        The image wraps around in x.
+    nsamples : int
+        Fixed-seed draws of the error's energy per scale (relative noise ~ ``sqrt(2 / (nsamples dof_s))``).
+    """
+
+    std: np.ndarray
+    length_km: float
+    cell_km: tuple[float, float]
+    periodic_x: bool = False
+    nsamples: int = 32
+
+    def scale_energy(
+        self, valid: np.ndarray, transform: Any, offset: tuple[int, int], scale: np.ndarray, ns: int,
+        debias: bool,
+    ) -> np.ndarray:  # fmt: skip
+        """``E |C_s M' D_c z|^2`` per scale, (ns,): the masked (and de-biased) correlated error's energy."""
+        from landimg.parallel import Purpose, member_rng
+        from landimg.random_fields import GaussianFieldGenerator
+
+        gen = GaussianFieldGenerator(valid.shape, self.cell_km, self.length_km, self.periodic_x)
+        rngs = [member_rng(0, k, Purpose.OBS) for k in range(2 * 10**6, 2 * 10**6 + self.nsamples)]
+        fields = gen.draw(rngs, 1)[:, 0]  # (nsamples, ny, nx), unit variance
+        tshape = transform_shape(transform)
+        out = np.zeros(ns)
+        for z in fields:
+            e = np.where(valid, self.std * z, 0.0)
+            if debias:
+                e[valid] -= e[valid].mean()
+            out += _energy(transform.forward(embed(e, tshape, offset)), scale, ns)
+        return out / self.nsamples
 
 
 def apply_scale_inflation(

@@ -325,6 +325,21 @@ class Config:
         step = self.analysis.interval_hours * 3600.0
         _must(step % self.experiment.dt == 0, "analysis.interval_hours",
               f"= {self.analysis.interval_hours} is not a whole number of experiment.dt = {self.experiment.dt} s")  # fmt: skip
+        self._check_methods_fit_grid()
+
+    def _check_methods_fit_grid(self) -> None:
+        """Settings of the methods that run that depend on the grid (e.g. the curvelet transform's number
+        of scales and padding), checked now rather than at the first analysis after the spin-up."""
+        (s, n), (w, e), res = self.grid_spec
+        shape = (round((n - s) / res), round((e - w) / res))
+        periodic = abs((e - w) - 360.0) < 1e-6
+        for name in self.analysis.methods:
+            check = getattr(self.method.get(name), "check_grid", None)
+            if check is not None:
+                try:
+                    check(shape, periodic)
+                except ValueError as exc:
+                    raise ValueError(f"{name}.{exc}") from None
 
     @property
     def grid_spec(self) -> tuple[tuple[float, float], tuple[float, float], float]:

@@ -59,6 +59,12 @@ ADDED: dict[str, Any] = {
     "curvelet_enkf.bias_correction": False,
     "curvelet_enkf.denkf": False,
     "curvelet_enkf.layer_increments": "full",
+    # issue 18 (the stored bias_correction, variance_support and cg_tol of a configuration of today stay as stored)
+    "curvelet_enkf.variance_filtering": False,
+    "curvelet_enkf.anomaly_update": "joint",
+    "curvelet_enkf.cg_preconditioner": "jacobi",
+    "curvelet_enkf.cg_single_precision": False,
+    # h-temporal: inflation of the observed layers only
     "curvelet_enkf.inflation_layers": "all",
     "point_enkf.inflation_layers": "all",
     "point_letkf.inflation_layers": "all",

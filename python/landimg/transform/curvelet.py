@@ -283,6 +283,16 @@ class Curvelet:
         """
         return _cached_norms(self._plan_key())
 
+    def direction_spectra(self):
+        """The directions of the frame as Fourier multipliers, or None (``finest="curvelets"``).
+
+        A direction is one wedge of one scale with both real halves (``sqrt(2) Re`` and ``sqrt(2) Im``), the
+        coarsest lowpass or the finest wavelet band; with wavelets at the finest scale the projection on a
+        direction is the Fourier multiplier of its squared window, so weights constant per direction
+        make ``C^T diag(v) C`` one FFT pair (:class:`landimg.transform._spectra.DirectionSpectra`).
+        """
+        return _cached_spectra(self._plan_key())
+
     def _plan_key(self) -> tuple:
         return (self.shape, self.nscales, self.nangles_coarse, self.finest)
 
@@ -294,3 +304,10 @@ def _cached_norms(key: tuple) -> np.ndarray:
     out = row_norms_sq(_cached_plan(*key))
     out.setflags(write=False)
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_spectra(key: tuple):
+    from landimg.transform._spectra import direction_spectra
+
+    return direction_spectra(_cached_plan(*key))
