@@ -118,7 +118,7 @@ def project(f: dict, args: argparse.Namespace, ref: dict) -> list[dict]:
     letkf_col_s = f["letkf_us_per_column"][-1] * 1e-6 * args.letkf_members  # neighbourhoods full already
     cfg = load_config(None, ["domain.bbox=[-60, 90, -180, 180]", f"domain.res={res}", f"ensemble.members={nmem}",
                              f'analysis.methods=["{args.method}"]', f"analysis.interval_hours={args.interval}",
-                             "experiment.days=1"])  # fmt: skip
+                             "experiment.days=1", f"point_letkf.radius_km={args.radius_km}"])  # fmt: skip
     rows = []
     for n in args.nodes:
         p = n * args.cores
@@ -167,7 +167,7 @@ def main() -> int:
     p.add_argument("--method", default="point_letkf", choices=["point_letkf", "curvelet_enkf"])
     p.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     p.add_argument("--cores", type=int, default=64)
-    p.add_argument("--radius-km", type=float, default=250.0, help="LETKF localization radius (its halo)")
+    p.add_argument("--radius-km", type=float, default=500.0, help="LETKF localization radius (its halo)")
     p.add_argument("--letkf-members", type=float, default=3.7, help="LETKF cost per column, 24 / 8 members")
     args = p.parse_args()
     runs = [_load(r) for r in args.runs]
