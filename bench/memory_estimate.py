@@ -7,7 +7,8 @@
 Arguments after ``--`` go to ``python -m landimg.cycle`` (``--out`` is required). Each rank runs the
 cycle in this process, then reports its peak resident set size (``getrusage`` ``ru_maxrss``: the whole
 process, interpreter and libraries included) beside what ``landimg.experiment.memory.estimate_memory``
-says for that rank (rank 0 holds the history and the restart gather; the other ranks do not). Rank 0
+says for that rank (rank 0 holds the small daily record and makes the day's images; the other ranks do
+not), on the run's layout (``parallel.column_blocks``). Rank 0
 prints one line per rank and the ratio estimate / measured; ``--json FILE`` appends the numbers.
 """
 
@@ -32,6 +33,7 @@ def main() -> int:
     from landimg.experiment.config import load_config
     from landimg.experiment.domain import build_grid
     from landimg.experiment.memory import estimate_memory, ranks_on_node
+    from landimg.layout import resolve_column_blocks
     from landimg.parallel import default_comm
 
     comm = default_comm()
@@ -40,7 +42,8 @@ def main() -> int:
     parsed = _parser().parse_args(cycle_args)
     cfg = load_config(parsed.config, parsed.set)
     grid = build_grid(cfg)
-    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm))
+    blocks = resolve_column_blocks(cfg.parallel.column_blocks, comm.Get_size(), cfg.ensemble.members, grid.ncol)
+    est = estimate_memory(cfg, grid.shape, grid.ncol, comm.Get_size(), ranks_on_node(comm), blocks)
     rank = comm.Get_rank()
     mine = est.per_rank if rank == 0 else est.other_rank
     rows = comm.gather((rank, peak, mine), root=0)

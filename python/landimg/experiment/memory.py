@@ -1,15 +1,16 @@
 """Memory estimate of an experiment before anything large is allocated, and the memory this node has.
 
-The estimate is a sum of named parts per rank (interpreter and libraries, model states, forcing, the nature
-run, rank 0's small daily record and one day's images, the score sums of the column blocks) plus the
-analyses' work arrays (perturbation draws, analysis layouts, point and curvelet analyses). Restarts are
-written from the model's buffers by every rank (no gather) and the outputs are appended day by day, so
-nothing grows with the image size times the days.
-It is calibrated on measured peak resident sizes (``docs/benchmarks.md``, ``bench/memory_estimate.py``:
-CONUS, China and global 1 and 0.5 deg runs on 1 and 2 ranks, 8-32 members; estimate / measured 1.0-1.4)
-and errs high; a run is refused only when the estimate for the ranks on this node exceeds what the node
-(or the cgroup the job runs in) has available. Analyses run whole on every rank today, so their work
-arrays count once per rank.
+The estimate is a sum of named parts per rank (interpreter and libraries, the set-up's whole-domain
+inputs, model states, forcing, the nature run, rank 0's small daily record, the score sums of the column
+blocks) plus the largest of the parts alive at different times: one member's perturbation draw (during the
+forecast), the analysis layouts' arrays with the point analysis' or with the curvelet analysis' work
+arrays (the methods analyse one after another), and rank 0's images of the day. Restarts are written from
+the model's buffers by every rank (no gather) and the outputs are appended day by day, so nothing grows
+with the image size times the days.
+It is calibrated on measured peak resident sizes (``docs/scaling.md``, ``bench/rank_usage.py --phases``:
+global 1, 0.5 and 0.25 deg runs with 8 members on one rank and on 1 x 2 and 1 x 4 layouts; estimate /
+measured 1.01-1.25) and errs high; a run is refused only when the estimate for the ranks on this node
+exceeds what the node (or the cgroup the job runs in) has available.
 """
 
 from __future__ import annotations
@@ -29,18 +30,28 @@ __all__ = [
 _MB = 1024.0 * 1024.0
 _BASE_BYTES = 140 * 1024 * 1024  # rank 0: python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
 _OTHER_BASE_BYTES = 110 * 1024 * 1024  # the other ranks draw no figures (measured 76-105 MB after set-up)
-# per column, member and method: the ColumnModel and perturbation state (measured 666 B: China 0.5 deg, 32
-# members, RSS before and after the ensembles are built) and the analyses' member-proportional work arrays
-# (calibrated: that run's analysis phase adds ~670 MB; bench/memory_phases.py)
-_COLUMN_MEMBER_BYTES = 1000
+# per column, member and method: the ColumnModel (state, fluxes, parameters) and the perturbation state
+# (measured: the spin-up adds 925 B per column-member with the forcing, global 0.25 deg, 1 x 4, 8 members)
+_COLUMN_MEMBER_BYTES = 900
+# the set-up's whole-domain inputs on every rank (measured: 321 MB at global 0.25 deg, 247,292 columns): per
+# column 9 soil parameters of every member (ensemble.perturb_soil) and 40 values (true and estimated soil,
+# vegetation, forcing climatology), per grid cell 12 values (grid, land mask, aridity, random-field spectra)
+_SETUP_COLUMN_VALUES = 40
+_SETUP_CELL_VALUES = 12
+_SOIL_PARAMS = 9
+_KM_PER_DEG = 111.2
 _FORCING_KEYS = 7
 _PERTURBED_VARS = 4
 _STATE_LAYERS = 10
 _LAYERS = 3
 _RECORD_PER_DAY = 45  # numbers per day and method of the small record besides stations and rank counts
 _RANK0_ONLY = ("record", "day images")  # (the nature run is on the world blocks: every rank its share)
-#: Parts alive at different times: only the larger group counts (the day's images are made after the analyses).
-_PHASES = (("perturbation draw", "analysis ensemble", "point analysis", "curvelet analysis"), ("day images",))
+#: Parts alive at different times: only the largest group counts (a member's perturbation draw during the
+#: forecast; the methods analyse one after another; the day's images are made after the analyses).
+_PHASES = (
+    ("perturbation draw",), ("analysis ensemble", "point analysis"), ("analysis ensemble", "curvelet analysis"),
+    ("day images",),
+)
 
 
 @dataclass(frozen=True)
@@ -125,15 +136,16 @@ def estimate_memory(
     nblock = -(-ncol // k)  # and columns (blocks are balanced to a chunk)
     nworld = min(ncol, -(-ncol // max(nranks, 1)) + column_chunk_size(ncol))  # a world block's columns
     nmem_da = -(-nmem // max(nranks, 1))  # members of a rank in the whole-member analysis layout
-    ncol_da = min(ncol, 2 * -(-ncol // max(nranks, 1)))  # columns of a column-block analysis: block + halo
     methods = list(cfg.analysis.methods)
     nmeth = len(methods)
     days = cfg.experiment.days
     nstations = int(getattr(cfg.obs, "stations", 0) or 0)
-    max_obs = [getattr(cfg.method.get(name), "max_obs", 0) or 0 for name in methods]
-    m = max(1, min(max([64, *max_obs]), ncol))
+    ncol_da, m = _point_problem(cfg, methods, ny, ncol, nranks)
+    soil_members = nmem if getattr(cfg.ensemble, "perturb_soil", False) else 0
     parts = {
         "libraries": _BASE_BYTES,
+        # every rank: the members' soil parameters and the other per-column and per-cell inputs of the domain
+        "set-up": 8 * (ncol * (_SOIL_PARAMS * soil_members + _SETUP_COLUMN_VALUES) + _SETUP_CELL_VALUES * cells),
         # nature run and spin-up column of the world block, and nloc members per method on the model block
         "models": _COLUMN_MEMBER_BYTES * (2 * nworld + nmeth * nloc * nblock),
         # forcing dicts (truth and ensemble of the world block, moved to the model block, perturbed there per
@@ -141,11 +153,12 @@ def estimate_memory(
         "forcing": 8 * (
             _FORCING_KEYS * (2 * nworld + nblock + 2 * nloc * nblock) + 3 * nmeth * nloc * nblock * _PERTURBED_VARS
         ),
-        # the spectrum (whole) and the filtered rows (the block's band) of one draw (padded image, ~1.3x)
-        "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * nloc * _PERTURBED_VARS * 40,
+        # the spectrum (whole) and the filtered rows (the block's band) of one member's draw (padded image, ~1.3x)
+        "perturbation draw": int(1.3 * cells * (0.5 + 0.5 / k)) * _PERTURBED_VARS * 40,
         # the analysis layouts' arrays: whole members (nmem / P of them) or column blocks with their halo
-        # (every member), and images of the observed layer (conservatively: of every member)
-        "analysis ensemble": 8 * (2 * nmem * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
+        # (every member), and the images of the observed layer of the members held whole (every member's
+        # images are rank 0's "day images")
+        "analysis ensemble": 8 * (2 * nmem_da * cells + _STATE_LAYERS * 3 * max(nmem_da * ncol, nmem * ncol_da)),
         # the running sums of the temporal scores on the block (member group 0): 7 arrays per method,
         # estimate and layer
         "score sums": 8 * 7 * nmeth * 2 * _LAYERS * nblock,
@@ -156,14 +169,36 @@ def estimate_memory(
         # gathered, float32 written)
         "day images": 8 * cells * (2 * nmem + 2 * _LAYERS + 2) + 4 * cells * nmeth * (3 * _LAYERS + 1) * 2,
     }
-    if "point_enkf" in methods or "point_letkf" in methods:  # (chunk, m, m) solves and (nlev, ncol, m) terms
-        parts["point analysis"] = 8 * (8 * 256 * m * m + 3 * _STATE_LAYERS * ncol_da * m + 2 * nmem * ncol_da)
+    if "point_enkf" in methods or "point_letkf" in methods:
+        # the local observation-space anomalies (ncol, m, N) twice (three times with the EnKF's perturbed
+        # observations), all members' state, its anomalies and the analysis (nlev, ncol, N), the
+        # neighbourhoods (ncol, m: index, weight, flag) and the correlated path's (batch, m, m) blocks
+        local = 3 if "point_enkf" in methods else 2
+        parts["point analysis"] = (
+            8 * (local * ncol_da * m * nmem + 4 * _STATE_LAYERS * ncol_da * nmem) + 17 * ncol_da * m + 8 * 4 * (1 << 19)
+        )
     if "curvelet_enkf" in methods:  # curvelet coefficients (~8x redundant, complex) of the members
         parts["curvelet analysis"] = 16 * 8 * cells * (nmem_da + 4)
     return MemoryEstimate(
         parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY,
         phases=_PHASES, other_libraries=_OTHER_BASE_BYTES,
     )  # fmt: skip
+
+
+def _point_problem(cfg: Any, methods: list[str], ny: int, ncol: int, nranks: int) -> tuple[int, int]:
+    """(columns, local observations) of the busiest rank's point analysis: its column block (balanced over
+    the ranks) plus a halo of the localization radius on both sides of a latitude band, and the width of
+    the neighbourhoods: ``max_obs``, or the grid cells within the radius if fewer (every one observed)."""
+    (_, _), (_, _), res = cfg.grid_spec
+    point = [cfg.method.get(name) for name in methods if name in ("point_enkf", "point_letkf")]
+    radius = max([float(getattr(c, "radius_km", 0.0) or 0.0) for c in point], default=0.0)
+    max_obs = max([int(getattr(c, "max_obs", 0) or 0) for c in point], default=0)
+    cell_km = res * _KM_PER_DEG
+    rows = -(-int(round(radius * 1000)) // max(1, int(round(cell_km * 1000))))  # halo rows each side
+    ncol_da = min(ncol, -(-ncol // max(nranks, 1)) + (2 * rows * -(-ncol // max(ny, 1)) if nranks > 1 else 0))
+    within = int(3.1416 * (radius / cell_km) ** 2) + 1
+    m = max(1, min(within, max_obs or within, ncol))
+    return ncol_da, m
 
 
 def estimated_land_columns(
