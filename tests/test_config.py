@@ -269,3 +269,12 @@ def test_cdf_matching_without_a_climatology_is_refused_at_set_up(tmp_path):
     with pytest.raises(ConfigError, match=r"obs\.cdf_match needs .*spinup_days = 5 must exceed .*spread_days = 5"):
         load_config(None, [*sets, "ensemble.spread_days=5"])
     assert load_config(None, [*sets, "ensemble.spread_days=4"]).obs.cdf_match
+
+
+def test_an_option_the_default_layer_rule_refuses_names_the_way_out():
+    """The curvelet's default layer rule ('analysis') cannot run with the diagonal solver: the one-line error
+    says which setting to add, and adding it is accepted."""
+    with pytest.raises(ConfigError, match="curvelet_enkf.*set layer_increments='regression'"):
+        load_config(None, ["curvelet_enkf.solver=diagonal"])
+    cfg = load_config(None, ["curvelet_enkf.solver=diagonal", "curvelet_enkf.layer_increments=regression"])
+    assert cfg.method["curvelet_enkf"].layer_increments == "regression"

@@ -278,8 +278,9 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         # after every option's own check, so that a bad value is named, not this combination
         if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling in ("coefficient", "local")
                                                     or self.finest != "wavelets" or self.hybrid_beta > 0):
-            raise ValueError("layer_increments='analysis' needs solver='cg', pooled variances, finest='wavelets' "
-                             "and hybrid_beta = 0")  # fmt: skip
+            raise ValueError("layer_increments='analysis' (the default) needs solver='cg', pooled variances, "
+                             "finest='wavelets' and hybrid_beta = 0; with the other options set "
+                             "layer_increments='regression'")  # fmt: skip
         if not self.obs_var_samples >= 1:
             raise ValueError(f"obs_var_samples must be >= 1, got {self.obs_var_samples}")
         if not (np.isfinite(self.snow_threshold) and self.snow_threshold >= 0):
