@@ -662,12 +662,13 @@ def run(
     for day in range(r.day0, e.days):
         _day(r, day, out)
         if cfg.output.restart or day + 1 == e.days or stop_after_days == day + 1:
+            stopping = stop is not None and cfg.output.restart and day + 1 < e.days  # the last day completes
+            if stopping:  # armed before the restart is written: a signal meanwhile waits for it on every rank
+                stop.armed = True  # (armed after it, a rank could still be unarmed once the manifest exists)
             with timings("output"):
                 _checkpoint(r, out, day + 1, t_start)
-            if stop is not None and cfg.output.restart and day + 1 < e.days:  # the last day just completes
-                stop.armed = True
-                if signum := stop.agreed(comm):
-                    raise RunStopped(day + 1, signum)
+            if stopping and (signum := stop.agreed(comm)):
+                raise RunStopped(day + 1, signum)
         if r.history is not None:
             scores = " ".join(f"{m} {h.scores[day, 0, 0]:.2f}" for m, h in r.history.methods.items())
             prog.update(day + 1, "0-10cm r: " + scores)
