@@ -161,6 +161,19 @@ def test_debiased_inflation_ignores_a_bias_and_smoothing_is_a_weighted_mean():
     assert lam_c == 1.5**2  # clipped
 
 
+def _inflation_only(method):
+    """A 3-layer ensemble (h = 0.6, 0.4, 0), 5 frozen columns, analysed without observations (inflation only):
+    (state, update mask, increment)."""
+    g = _geometry(ny=12, nx=16)
+    state = _ensemble(g, nlev=3, seed=4)
+    ok = np.ones(state.shape, bool)
+    ok[:, :5] = False  # frozen columns keep their state
+    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
+                          update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
+    d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)
+    return state, ok, d
+
+
 @pytest.mark.parametrize(
     "method",
     [
@@ -171,13 +184,7 @@ def test_debiased_inflation_ignores_a_bias_and_smoothing_is_a_weighted_mean():
     ids=["curvelet", "point_enkf", "point_letkf"],
 )
 def test_every_filter_inflates_every_layer(method):
-    g = _geometry(ny=12, nx=16)
-    state = _ensemble(g, nlev=3, seed=4)
-    ok = np.ones(state.shape, bool)
-    ok[:, :5] = False  # frozen columns keep their state
-    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
-                          update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
-    d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
+    state, ok, d = _inflation_only(method)
     expect = 0.3 * (state - state.mean(axis=2, keepdims=True)) * ok
     np.testing.assert_allclose(d, expect, atol=1e-15)
 
@@ -195,13 +202,7 @@ def test_every_filter_inflates_every_layer(method):
 def test_inflation_of_the_observed_layers_only(method):
     """The default of every filter: the prior inflation multiplies the observed layers' anomalies only."""
     assert method.inflation_layers == "observed"
-    g = _geometry(ny=12, nx=16)
-    state = _ensemble(g, nlev=3, seed=4)
-    ok = np.ones(state.shape, bool)
-    ok[:, :5] = False  # frozen columns keep their state
-    ctx = AnalysisContext(h=np.array([0.6, 0.4, 0.0]), geometry=g, layout=Layout(16, SerialComm()),
-                          update_mask=ok, rngs=[np.random.default_rng(i) for i in range(16)])  # fmt: skip
-    d, _ = method.analyze(state, np.full(g.ncol, np.nan), 0.02, None, ctx)  # no observation: inflation only
+    state, ok, d = _inflation_only(method)
     anomalies = state - state.mean(axis=2, keepdims=True)  # no observation: every factor is its bound 1.3
     np.testing.assert_allclose(d[:2], 0.3 * anomalies[:2] * ok[:2], atol=1e-14)
     np.testing.assert_array_equal(d[2], 0.0)  # the unobserved layer keeps its forecast spread
