@@ -5,7 +5,6 @@ the study record (``study.json``, rewritten atomically after every run) and a sc
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -18,18 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from _trees import landimg_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _landimg_parent() -> str:
-    """The directory whose ``landimg`` the runs use: this source tree where its Fortran extension is built
-    (``ci/dev-build.sh``), otherwise the package this interpreter imports (an install, as in CI)."""
-    if any((ROOT / "python" / "landimg" / "model").glob("_colm*.so")):
-        return str(ROOT / "python")
-    spec = importlib.util.find_spec("landimg")
-    if spec is None or spec.origin is None:
-        raise SystemExit("study: landimg is neither built in this tree (bash ci/dev-build.sh) nor installed")
-    return str(Path(spec.origin).resolve().parents[1])
 
 #: cost model of one run on one rank (seconds): ncol / 1073 x (SPIN x spin-up days + days x sum over the
 #: methods of their per-day weight x members / 16); from the LETKF tuning runs on the shared 2-core machine
@@ -231,7 +222,7 @@ def execute(
         log = open(logs / (r.key.replace("/", "__") + ".log"), "w")
         env = dict(
             os.environ,
-            PYTHONPATH=_landimg_parent(),
+            PYTHONPATH=landimg_parent(),
             OMP_NUM_THREADS="1",
             OPENBLAS_NUM_THREADS="1",
             MKL_NUM_THREADS="1",

@@ -9,6 +9,7 @@ over all of them.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +21,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def landimg_parent() -> str:
+    """The directory whose ``landimg`` child runs should import: this source tree where its Fortran extension
+    is built (``ci/dev-build.sh``), otherwise the package this interpreter imports (an install, as in CI)."""
+    if any((REPO / "python" / "landimg" / "model").glob("_colm*.so")):
+        return str(REPO / "python")
+    spec = importlib.util.find_spec("landimg")
+    if spec is None or spec.origin is None:
+        raise SystemExit("landimg is neither built in this tree (bash ci/dev-build.sh) nor installed")
+    return str(Path(spec.origin).resolve().parents[1])
 
 
 def python_tree(rev: str, workdir: Path) -> Path:

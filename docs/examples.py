@@ -21,7 +21,6 @@ check prints: ``python docs/examples.py --run NAME``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -40,18 +39,10 @@ PY = sys.executable
 MPIRUN = str(Path(sys.executable).parent / "mpirun")
 
 
-def _landimg_parent() -> str:
-    """The directory whose ``landimg`` the examples run: this source tree where its Fortran extension is built
-    (``ci/dev-build.sh``), otherwise the package this interpreter imports (an install, as in CI)."""
-    if any((ROOT / "python" / "landimg" / "model").glob("_colm*.so")):
-        return str(ROOT / "python")
-    spec = importlib.util.find_spec("landimg")
-    if spec is None or spec.origin is None:
-        raise SystemExit("examples: landimg is neither built in this tree (bash ci/dev-build.sh) nor installed")
-    return str(Path(spec.origin).resolve().parents[1])
+sys.path.append(str(ROOT / "bench"))  # for _trees (appended: no bench module shadows another)
+from _trees import landimg_parent  # noqa: E402 -- bench/ is not a package
 
-
-LANDIMG = _landimg_parent()
+LANDIMG = landimg_parent()
 
 
 def _env() -> dict[str, str]:
