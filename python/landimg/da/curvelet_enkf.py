@@ -477,16 +477,11 @@ def _obs_error_model(
         sv = scale[p.valid]
         ok = sv > 0
         vals = np.where(ok, vals / np.where(ok, sv, 1.0), np.sqrt(np.mean((vals[ok] / sv[ok]) ** 2)) if ok.any() else 1.0)
-        norm = np.zeros(p.std.shape)
-        norm[p.valid] = vals
         fill_sigma = float(np.sqrt(np.mean(vals**2)))
-        sigma = np.where(p.valid, norm, fill_sigma)
-        if not p.error.correlated:
-            return ObsErrorModel(sigma, 0.0, cell_km, periodic_x, 1.0)
-        return ObsErrorModel(sigma, p.error.corr_length_km, cell_km, periodic_x, p.error.white_fraction)
-    # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
-    fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
-    sigma = np.where(p.valid, p.std, fill_sigma)
+    else:  # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
+        fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
+    sigma = np.full(p.std.shape, fill_sigma)
+    sigma[p.valid] = vals
     if not p.error.correlated:
         return ObsErrorModel(sigma, 0.0, cell_km, periodic_x, 1.0)
     return ObsErrorModel(sigma, p.error.corr_length_km, cell_km, periodic_x, p.error.white_fraction)
