@@ -78,11 +78,21 @@ class SpectralFrame:
         return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
 
     def cross_energies(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``sum_{k in d} (C a)_k (C b)_k`` of image pairs, (k, ndir)."""
-        fa = scipy.fft.rfft2(a, axes=(-2, -1))
-        fb = scipy.fft.rfft2(b, axes=(-2, -1))
-        p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
-        return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
+        """``sum_{k in d} (C a)_k (C b)_k`` of image pairs ``a``, ``b`` (k, M, N), or of every image of ``a``
+        with the one image ``b`` (M, N): (k, ndir).
+
+        One pair at a time (work arrays of one image, not of k; ``b``'s spectrum once when it is one image):
+        the same sums, in the same order, as the batched products.
+        """
+        b = np.asarray(b)
+        fb_all = scipy.fft.rfft2(b) if b.ndim == 2 else None
+        out = np.empty((a.shape[0], self.ndir))
+        for j in range(a.shape[0]):
+            fa = scipy.fft.rfft2(a[j])
+            fb = scipy.fft.rfft2(b[j]) if fb_all is None else fb_all
+            p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
+            out[j] = self.spectra.table @ p.ravel()
+        return out / self._npix
 
 
 _FRAMES: dict[int, SpectralFrame] = {}  # by id of the (cached, long-lived) direction spectra

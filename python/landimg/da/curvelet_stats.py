@@ -232,12 +232,20 @@ def _estimate_coverage(transform: Any, land_t: np.ndarray, nsamples: int, batch:
     rng = np.random.Generator(np.random.PCG64(_COVERAGE_SEED))
     e_land = np.zeros(int(transform.ncoef))
     e_off = np.zeros(int(transform.ncoef))
+    batch_land, batch_off = np.empty_like(e_land), np.empty_like(e_off)
     for b0 in range(0, nsamples, batch):
         z = rng.standard_normal((min(batch, nsamples - b0),) + tshape)
-        c_land = transform.forward(z * land_t)
-        c_off = transform.forward(z * ~land_t)
-        e_land += np.sum(c_land**2, axis=0)
-        e_off += np.sum(c_off**2, axis=0)
+        # one probe's coefficients at a time (every rank builds this; a batch of them is tens of MB at
+        # 1 deg), summed over the batch in probe order as np.sum(c**2, axis=0) of the batch did (same bits)
+        for i in range(z.shape[0]):
+            for part, acc in ((z[i] * land_t, batch_land), (z[i] * ~land_t, batch_off)):
+                c2 = np.square(transform.forward(part))
+                if i == 0:
+                    acc[:] = c2
+                else:
+                    acc += c2
+        e_land += batch_land
+        e_off += batch_off
     tot = e_land + e_off
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(tot > 0, e_land / tot, 0.0)
