@@ -283,3 +283,31 @@ def test_new_paths_bitwise_on_1_2_3_ranks(tmp_path):
     for n in (2, 3):
         for key, val in res[1].items():
             np.testing.assert_array_equal(res[n][key], val, err_msg=f"{key} on {n} ranks")
+
+
+# ---------------------------------------------------------------------- work batches (issue 17 item 6)
+def test_the_work_batches_bound_memory_not_numbers(monkeypatch):
+    """The point filters' work arrays are bounded by analysing a few columns at a time (the EnKF's systems
+    ``_SOLVE_ROWS`` columns at a time within a batch of fixed width, the LETKF ``chunk`` columns at a
+    time): every column's analysis is its own, so any sizes, down to one column, give the same bits."""
+    import landimg.da.point_enkf as point_enkf
+
+    g = _geometry(ny=14, nx=18)
+    state = _ensemble(g, nmem=8, nlev=3, seed=11)
+    rng = np.random.default_rng(5)
+    obs = np.where(rng.random(g.ncol) < 0.5, 0.25 + 0.02 * rng.standard_normal(g.ncol), np.nan)
+    h = np.array([0.7, 0.3, 0.0])
+    kw = dict(lat=g.column_lat, lon=g.column_lon, radius_km=500.0, max_obs=12)
+    pert = 0.02 * rng.standard_normal((g.ncol, 8))
+    window = np.zeros(g.ncol, dtype=int)
+    enkf = {}
+    for rows in (64, 7, 1):
+        monkeypatch.setattr(point_enkf, "_SOLVE_ROWS", rows)
+        # one window: batches of up to ``chunk`` = 256 columns, cut into systems of ``rows`` columns
+        enkf[rows] = point_enkf_increments(state, h, obs, 0.02, perturbations=pert, window=window, **kw)[0]
+    letkf = {c: point_letkf_increments(state, h, obs, 0.02, inflation=1.1, chunk=c, **kw)[0] for c in (None, 10, 1)}
+    for out in (enkf, letkf):
+        first, *rest = out.values()
+        assert np.abs(first).max() > 1e-4  # observations reach the state
+        for other in rest:
+            np.testing.assert_array_equal(first, other)

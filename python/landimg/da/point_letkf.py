@@ -211,7 +211,8 @@ def point_letkf_increments(
 
     Deterministic (no perturbed observations). Parameters as :func:`point_enkf_increments`; all members'
     columns are gathered on every rank (the local analysis needs them), so results are identical on any
-    number of ranks.
+    number of ranks. ``chunk``: columns analysed together (default: local anomalies (chunk, m, N) of about
+    :data:`BLOCK_ELEMENTS` elements, 1,024 columns at m = 64, N = 8; the numbers do not depend on it).
 
     Parameters
     ----------
@@ -269,8 +270,8 @@ def point_letkf_increments(
     nb, _ = neighbourhoods(p.valid, lat, lon, radius_km, max_obs, neighbours)
     exact = obs_cov is not None
     rinv = None if exact else _localized_rinv(nb, p.valid, p.std)
-    if chunk is None:
-        chunk = max(16, int(2e7 // (nmem * nmem)))
+    if chunk is None:  # (chunk, m, N) local anomalies of about BLOCK_ELEMENTS: each column's analysis is its
+        chunk = max(16, BLOCK_ELEMENTS // (nb.m * nmem))  # own, so the batches bound memory, not numbers
     if not exact and bias is None:
         return _white(full, mean_x, yanom, ybar, nb, rinv, p, inflation, lay, chunk, update_mask), diag
     y_obs = np.where(p.valid, p.obs, 0.0)
