@@ -152,6 +152,8 @@ _MEASURED = (
     (0.5, _FOUR, 1, 1, 61848, 2919, None, 250),
     (0.5, _FOUR, 4, 4, 61848, 1006, 1002, 250),
     (1.0, _THREE, 4, 4, 15483, 334, 305, None),
+    (1.0, _FOUR, 1, 1, 15483, 822, None, None),  # bounded point-filter work arrays (h-mem)
+    (1.0, _FOUR, 4, 4, 15483, 369, 347, None),
 )
 
 
