@@ -39,7 +39,6 @@ from _trees import interleaved, python_tree
 def _worker(args: argparse.Namespace) -> None:
     """Print {piece: [CPU seconds per hour, sha256 of the outputs]} of this interpreter's landimg as JSON."""
     import numpy as np
-
     from landimg.ensemble.perturb import ForcingPerturber
     from landimg.experiment.config import load_config
     from landimg.experiment.forcing import WeatherGenerator

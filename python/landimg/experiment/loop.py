@@ -33,6 +33,7 @@ from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
+from landimg.experiment.plot import figures_of
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (
     RestartError,
@@ -676,8 +677,32 @@ def run(
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     pixels = None if r.sums is None else r.layout.gather_columns(r.sums.per_pixel(), root=0)
+    plotted = _plots_elsewhere(r, out)  # ranks > 0: their share of the figures; rank 0's in _finish
     summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), _kept(r, outputs=True))
+    if size > 1 and (failed := next((f for f in comm.allgather(plotted) if f is not None), None)) is not None:
+        raise failed
     return None if r.history is None else RunResult(summary=summary, history=r.history)
+
+
+def _plots_elsewhere(r: _Run, out: Path) -> DiskError | None:
+    """On ranks > 0, their share of the figures (:func:`~landimg.experiment.plot.figures_of`: made at the same
+    time as rank 0 makes its own in :func:`_finish`), from the small record and the last day's images that
+    rank 0 sends them (a few MB); the error of a disk refusing one (raised on every rank after the
+    finish), else None. Collective; nothing with one rank or without plots."""
+    size = r.comm.Get_size()
+    if size == 1 or not r.cfg.output.plots:
+        return None
+    mine = figures_of(r.rank, size)
+    if not any(figures_of(rank, size) for rank in range(1, size)):
+        return None
+    history, last = r.comm.bcast((r.history, r.last) if r.rank == 0 else None, root=0)
+    if r.rank == 0 or not mine:
+        return None
+    try:
+        write_plots(r.cfg, r.s.domain.grid, out, history, last, r.timings, mine)
+    except DiskError as exc:
+        return exc.with_hint(_kept(r, outputs=True))
+    return None
 
 
 def _finish(
@@ -695,7 +720,7 @@ def _finish(
     )
     summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings)
+        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings, figures_of(0, size))
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)
