@@ -20,7 +20,6 @@ what other ranks need is moved, never recomputed:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -139,19 +138,6 @@ class World:
         return ColumnMover(self, target)
 
 
-#: Seconds a rank sleeps between tests of a move in flight (:func:`_wait`).
-_POLL_SECONDS = 2e-4
-
-
-def _wait(req: Any) -> None:
-    """``req.Wait()``, polled: between tests the rank sleeps ``_POLL_SECONDS`` instead of spinning in MPICH's
-    progress loop, which burns CPU for as long as the other ranks take (even with
-    ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``, ~17 %: docs/scaling.md) and takes the core from the rank it waits
-    for on a busy machine. Each test drives the exchange; the wait ends at most one sleep late."""
-    while not req.Test():
-        time.sleep(_POLL_SECONDS)
-
-
 class _Pending:
     """A move in flight (:meth:`ColumnMover.start`): :meth:`wait` completes it and returns the moved values."""
 
@@ -223,7 +209,7 @@ class ColumnMover:
         buffers = (sendbuf, recvbuf)  # kept alive until the exchange is complete
 
         def finish() -> np.ndarray:
-            _wait(req)
+            req.Wait()
             out = np.empty(lead + (self.ncol_target,), dtype=values.dtype)
             for (a, b), d, c in zip(self._recv, rdisp, rcount, strict=True):
                 if c:
