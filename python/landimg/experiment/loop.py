@@ -19,7 +19,7 @@ every domain sum uses the fixed chunking of the columns, so results do not depen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
-from landimg.experiment.forcing import FORCING_KEYS
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
@@ -52,10 +51,6 @@ from landimg.experiment.timing import Timings
 from landimg.shards import ShardStore, ShardWriter, StoreError
 
 __all__ = ["RunResult", "RunStopped", "run"]
-
-#: The most bytes of every column's ensemble forcing made and moved at once in the per-member spin-up
-#: (``_Run.forcings``: 18 hours at 1 degree, 4 at 0.5, 1 at 0.25 degree).
-_FORCING_BATCH_BYTES = 16 * 1024 * 1024
 
 
 class RunStopped(Exception):
@@ -115,23 +110,6 @@ class _Run:
     def forcing(self, t: float) -> dict[str, np.ndarray]:
         """The ensemble forcing at ``t`` s on the ensembles' columns: made on the world blocks, then moved."""
         return self.start_forcing(self.s.weather.ensemble(t)).wait()
-
-    def forcings(self, times: list[float]) -> Iterator[dict[str, np.ndarray]]:
-        """:meth:`forcing` of each of ``times`` (s) in turn, made and moved a batch of hours at a time: one
-        all-to-all per batch (at most 24 hours and 16 MB of every column's forcing, the same on every
-        rank) instead of one per hour, so the ranks meet once a batch (a rank waiting for another burns CPU);
-        the same values. Hour by hour when nothing moves or with a rain shift on column blocks."""
-        if self.mover.identity or self.rain_whole:
-            yield from (self.forcing(t) for t in times)
-            return
-        batch = int(np.clip(_FORCING_BATCH_BYTES // (8 * len(FORCING_KEYS) * self.s.domain.grid.ncol), 1, 24))
-        for i in range(0, len(times), batch):
-            made = [self.s.weather.ensemble(t) for t in times[i : i + batch]]
-            keys = list(made[0])
-            with self.timings("forcing"):
-                moved = self.mover.move(np.stack([[np.asarray(f[k], dtype=np.float64) for k in keys] for f in made]))
-            for hour in moved:
-                yield dict(zip(keys, hour, strict=True))
 
     @property
     def rain_whole(self) -> bool:
@@ -207,7 +185,7 @@ def _start(
         )  # fmt: skip
     r.nature.set_state(nature)
     seed_members(r.ensembles, r.mover.move_state(member))
-    spread_members(cfg, s, r.ensembles, r.forcings)
+    spread_members(cfg, s, r.ensembles, r.forcing)
     how = {"off": "", "hit": " (read from the spin-up cache)", "stored": " (stored in the spin-up cache)"}[
         status
     ]

@@ -12,7 +12,7 @@ at the switch leaves as runoff in the first step (booked by the model), so the w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,25 +122,22 @@ def seed_members(ensembles: dict[str, Any], member: dict[str, np.ndarray]) -> No
 
 
 def spread_members(
-    cfg: Config, s: Setup, ensembles: dict[str, Any],
-    forcing: Callable[[list[float]], Iterable[dict[str, np.ndarray]]],
-) -> None:  # fmt: skip
+    cfg: Config, s: Setup, ensembles: dict[str, Any], forcing: Callable[[float], dict[str, np.ndarray]]
+) -> None:
     """Per-member spin-up: the last ``ensemble.spread_days`` of the spin-up run with perturbed forcing.
 
     The first ensemble runs them (this rank's members, each with its own perturbations and, with
     ``ensemble.perturb_soil``, its own soil parameters, which every method's ensemble shares); the others
     copy its state (model and perturbation fields), so every method starts from the same spread-out ensemble.
-    ``forcing(times)``: the ensemble forcing of the ensembles' columns at each of ``times`` (s), in order
-    (made and moved a batch of hours at a time: ``_Run.forcings``). Member streams make it independent of
-    the rank layout. Fluxes are reset afterwards.
+    ``forcing(t)``: the ensemble forcing of the ensembles' columns at ``t`` s. Member streams make it
+    independent of the rank layout. Fluxes are reset afterwards.
     """
     nspread = min(cfg.ensemble.spread_days, cfg.experiment.spinup_days) * cfg.steps_per_day
     if nspread == 0 or not ensembles:
         return
     first, *others = ensembles.values()
-    times = [k * cfg.experiment.dt for k in range(-nspread, 0)]
-    for t, f in zip(times, forcing(times), strict=True):
-        first.advance(f, 1, t=t)
+    for k in range(-nspread, 0):
+        first.advance(forcing(k * cfg.experiment.dt), 1, t=k * cfg.experiment.dt)
     first.model.reset_fluxes()
     for ens in others:
         ens.model.set_state(first.model.get_state())
