@@ -708,9 +708,11 @@ def _plots_elsewhere(r: _Run, out: Path) -> DiskError | None:
 def _finish(
     r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
 ) -> dict[str, Any]:
-    """Rank 0 after the last day: summary.json, the plots, the files' twins and the previous restart
-    removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column
-    blocks; ``pixels``: the temporal scores per pixel of every column, :meth:`ScoreSums.per_pixel`)."""
+    """Rank 0 after the last day: summary.json, its share of the plots (the other ranks make theirs at the
+    same time, :func:`_plots_elsewhere`; the summary's "plots" timing is rank 0's), the files' twins and the
+    previous restart removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the
+    layout's column blocks; ``pixels``: the temporal scores per pixel of every column,
+    :meth:`ScoreSums.per_pixel`)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
