@@ -140,15 +140,15 @@ def run(args: argparse.Namespace) -> None:
     spread_b: dict[str, list[np.ndarray]] = {n: [] for n in names}
     experimental = _experimental_ensemble_class()
 
-    def variant_setup(cfg, progress=False):
-        s = setup(cfg, progress)
+    def variant_setup(cfg, *args, **kwargs):
+        s = setup(cfg, *args, **kwargs)
         s.methods = {
             n: dataclasses.replace(s.methods[VARIANTS[n][0]], **VARIANTS[n][1]) for n in names
         }  # fmt: skip
         return s
 
-    def variant_ensembles(cfg, s, comm, *rest):
-        out = ensembles(cfg, s, comm, *rest)
+    def variant_ensembles(*args, **kwargs):
+        out = ensembles(*args, **kwargs)
         for n, ens in out.items():
             if VARIANTS[n][2]:
                 ens.__class__ = experimental
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> None:
                     setattr(ens, key, value)
         return out
 
-    def background_with_spread(r, day):
-        out = background(r, day)
+    def background_with_spread(r, day, *args, **kwargs):
+        out = background(r, day, *args, **kwargs)
         for n, ens in r.ensembles.items():
             images = np.stack([ens.spread_image(layer) for layer in loop.LAYERS])
             if r.rank == 0:
