@@ -134,6 +134,24 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         pooled variances, wavelets at the finest scale and ``hybrid_beta = 0`` (with any other of these,
         ask for ``"regression"``). The default since the issue-18 study's tuning (training seeds
         1001/1002, the best of four candidates on the primary score: docs/validation.md).
+        ``"transform"`` and ``"pooled"`` (options; :mod:`landimg.da.deep_layers`): the layers inside
+        ``obs_depth`` by the column regression, the layers below by a local rule over the land columns within
+        ``layer_radius_km``: ``"transform"``, the ensemble-space weights that best fit the observed layer's
+        increment (every member's) in the neighbourhood, applied to the column's deep anomalies (the LETKF's
+        way of reaching the deep layers, the curvelet analysis standing for the observations); ``"pooled"``,
+        the column regression with its covariances pooled over the neighbourhood.
+    layer_radius_km : float
+        Support of the Gaspari-Cohn weights of the neighbourhoods of ``layer_increments`` "transform" and
+        "pooled", km (> 0).
+    layer_fit_ridge : float
+        ``layer_increments="transform"``: the fit's pseudo-observation error variance relative to the
+        local observed-layer ensemble variance (>= 0; the ridge ``alpha s^2 (N - 1) I`` of the
+        ensemble-space normal equations; 0: least squares, larger: smaller deep increments).
+    deep_gain : float in [0, 1]
+        Factor on the increments (mean and anomalies) of the layers below the observed depth (``h = 0``)
+        after ``layer_increments``: 1 (default) unchanged, 0 the same as ``deep_regression=False``. The deep
+        layers' day-to-day increments are mostly noise against their small temporal variability while their
+        persistent errors are corrected over many analyses (docs/validation.md, "The deep layers").
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -218,6 +236,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
     layer_increments: str = "analysis"
     layer_radius_km: float = 500.0
     layer_fit_ridge: float = 1.0
+    deep_gain: float = 1.0
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
     solver: str = "cg"
@@ -278,6 +297,8 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             raise ValueError(f"layer_radius_km must be finite and > 0, got {self.layer_radius_km}")
         if not (np.isfinite(self.layer_fit_ridge) and self.layer_fit_ridge >= 0):
             raise ValueError(f"layer_fit_ridge must be finite and >= 0, got {self.layer_fit_ridge}")
+        if not (np.isfinite(self.deep_gain) and 0 <= self.deep_gain <= 1):
+            raise ValueError(f"deep_gain must be in [0, 1], got {self.deep_gain}")
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         self._check_assumed_error()
@@ -475,6 +496,8 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             dtheta = self._local_layer_increments(infl, xcol, dobs, h, lay, g, context.cache)
         else:
             dtheta = self._layer_increments(infl, xcol, dobs, h > 0, lay)
+        if self.deep_gain != 1.0:  # the layers below the observed depth: a fraction of their increment
+            dtheta[h == 0] *= self.deep_gain
         if infl is not theta:
             dtheta += infl - theta
         dtheta *= ok
