@@ -120,7 +120,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
     deep_regression : bool
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
-    layer_increments : {"regression", "full", "analysis"}
+    layer_increments : {"regression", "full", "analysis", "transform", "pooled"}
         How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``:
         ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its
         share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the full
