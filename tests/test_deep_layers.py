@@ -78,6 +78,26 @@ def test_fit_recovers_weights_of_an_increment_in_the_local_span():
     assert np.abs(ensemble_fit_increments(deep, xo, dx, nb, 1e12)).max() < 1e-9 * np.abs(inc).max()
 
 
+def test_fit_is_the_localized_ridge_regression_of_the_formula():
+    """Against the module's formula written out for a few columns (dense, one column at a time)."""
+    g = _geometry()
+    rng = np.random.default_rng(7)
+    xo = rng.standard_normal((g.ncol, NMEM)) * rng.uniform(0.5, 2.0, (g.ncol, 1))
+    xo -= xo.mean(axis=1, keepdims=True)
+    deep = rng.standard_normal((2, g.ncol, NMEM))
+    dx = rng.standard_normal((g.ncol, 3))
+    nb = column_neighbourhoods(g.xyz, 450.0)
+    alpha = 0.7
+    inc = ensemble_fit_increments(deep, xo, dx, nb, alpha)
+    for c in (0, 17, g.ncol // 2, g.ncol - 1):
+        j = nb.idx[c][nb.use[c]]
+        rho = nb.rho[c][nb.use[c]]
+        y = xo[j]
+        s2 = np.sum(rho * np.sum(y * y, axis=1) / (NMEM - 1)) / np.sum(rho)
+        w = np.linalg.solve(y.T @ np.diag(rho) @ y + alpha * s2 * (NMEM - 1) * np.eye(NMEM), y.T @ np.diag(rho) @ dx[j])
+        np.testing.assert_allclose(inc[:, c], deep[:, c] @ w, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("rule", ["transform", "pooled"])
 def test_own_column_limit_is_the_column_regression(rule):
     g = _geometry()

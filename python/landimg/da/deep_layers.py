@@ -90,7 +90,7 @@ def ensemble_fit_increments(
         else:  # minimum-norm least squares (a may be singular: fewer neighbours than members)
             w = np.matmul(np.linalg.pinv(a, hermitian=True), rhs)
         w = np.where(spread[:, None, None], w, 0.0)
-        out[:, sl] = np.einsum("lcn,cnk->lck", deep[:, sl], w)
+        out[:, sl] = np.matmul(deep[:, sl].transpose(1, 0, 2), w).transpose(1, 0, 2)  # X_l(c) w(c)
     return out
 
 
