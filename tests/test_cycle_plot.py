@@ -86,3 +86,21 @@ def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monk
     fields, title = seen["maps"]
     assert fields[0] == "reference gldas" and "; reference soil moisture: gldas (GLDAS Noah" in title
     assert seen["series"].startswith("scores against reference soil moisture: gldas (GLDAS Noah")
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3, 4, 6])
+def test_every_figure_is_made_by_one_rank(ranks):
+    shares = [plot.figures_of(r, ranks) for r in range(ranks)]
+    made = [f for share in shares for f in share]
+    assert sorted(made) == sorted(plot.FIGURES)  # each once
+    assert shares[0][0] == plot.FIGURES[0]
+    if ranks == 1:
+        assert shares[0] == plot.FIGURES
+    else:  # the costliest two on different ranks
+        assert plot.FIGURES[1] in shares[1]
+
+
+def test_unknown_figures_are_refused(reference_run, tmp_path):
+    cfg, grid, _, history, last, _ = reference_run
+    with pytest.raises(ValueError, match="unknown figures"):
+        plot.experiment_plots(cfg, grid, tmp_path, history, last, ("maps", "histogram"))

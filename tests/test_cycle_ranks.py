@@ -132,3 +132,18 @@ def test_resume_on_another_layout_is_bitwise(layouts, tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert_bitwise(layouts["1x1"], again)
+
+
+def test_figures_shared_by_two_ranks_are_the_one_rank_figures(tmp_path):
+    """With plots on, rank 1 makes some of the figures (``plot.figures_of``) from the record rank 0 sends: the
+    same files, byte for byte, as one rank makes."""
+    pytest.importorskip("matplotlib")
+    extra = ["output.plots=true", "experiment.days=2", 'analysis.methods=["openloop", "curvelet_enkf"]']
+    pngs = {}
+    for n in (1, 2):
+        proc = run_cycle(n, tmp_path / f"p{n}", extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        pngs[n] = {p.name: p.read_bytes() for p in sorted((tmp_path / f"p{n}" / "plots").glob("*.png"))}
+    assert len(pngs[1]) == 5 and pngs[2].keys() == pngs[1].keys()
+    for name, data in pngs[1].items():
+        assert pngs[2][name] == data, f"{name} differs"

@@ -76,3 +76,24 @@ def test_shared_draws_keep_member_streams_and_restarts():
     for _ in range(2):
         restarted.advance(3600.0)
     assert np.array_equal(restarted.z, lo.z)
+
+
+def test_shared_step_only_from_the_same_fields_and_bits():
+    """The AR step is shared only by a perturber whose fields hold the same bits before it (and the same draw):
+    one whose state was set to other fields steps its own."""
+    grid, cfg = _grid(), ForcingPerturbation(length_km=150.0)
+    perturb._LAST_DRAW.clear()
+    a, b, c = (ForcingPerturber(cfg, grid, [0, 1], 7) for _ in range(3))
+    state = b.get_state()
+    state["z"] = state["z"].copy()
+    state["z"][0, 0, 0] = -0.0 if state["z"][0, 0, 0] == 0.0 else 0.0  # one value changed (or its zero's sign)
+    b.set_state(state)
+    z_b = b.z.copy()
+    a.advance(3600.0)
+    c.advance(3600.0)  # the same fields and draw as a: a's result, shared
+    assert c.z is a.z and not c.z.flags.writeable
+    b.advance(3600.0)  # the same draw (same streams), other fields before: its own step
+    phi = np.full((b.z.shape[1], 1), np.exp(-1.0 / cfg.tau_hours))
+    fields = perturb._LAST_DRAW["fields"]
+    assert b.z is not a.z
+    assert b.z.tobytes() == (phi * z_b + np.sqrt(1.0 - phi**2) * fields).tobytes()

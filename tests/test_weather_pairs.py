@@ -76,3 +76,12 @@ def test_pair_search_finds_only_land_and_each_pair_once():
     assert len(pairs) == si.size  # no duplicates (the periodic window does not wrap onto itself)
     assert np.all((ci >= 0) & (ci < grid.ncol))
     assert set(ci[si == 1].tolist()) == set(np.flatnonzero(grid.column_latlon()[0] > 85.0 - np.degrees(0.5)))
+
+
+def test_remainder_2pi_is_numpys_remainder_bitwise():
+    b = 2.0 * np.pi
+    edges = [0.0, -0.0, b, -b, 2 * b, -2 * b, 3 * b, np.pi, -np.pi, np.inf, -np.inf, np.nan, 1e300, -1e-300]
+    near = [np.nextafter(x, s) for x in (0.0, b, -b, 2 * b, -2 * b) for s in (-np.inf, np.inf)]
+    a = np.concatenate([edges, near, np.random.default_rng(3).uniform(-30.0, 30.0, 10000)])
+    with np.errstate(invalid="ignore"):  # inf % b is nan, as numpy says
+        assert fmod._remainder_2pi(a.copy()).tobytes() == np.remainder(a, b).tobytes()

@@ -33,6 +33,7 @@ from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
+from landimg.experiment.plot import figures_of
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (
     RestartError,
@@ -676,16 +677,42 @@ def run(
             return None
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     pixels = None if r.sums is None else r.layout.gather_columns(r.sums.per_pixel(), root=0)
+    plotted = _plots_elsewhere(r, out)  # ranks > 0: their share of the figures; rank 0's in _finish
     summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), _kept(r, outputs=True))
+    if size > 1 and (failed := next((f for f in comm.allgather(plotted) if f is not None), None)) is not None:
+        raise failed
     return None if r.history is None else RunResult(summary=summary, history=r.history)
+
+
+def _plots_elsewhere(r: _Run, out: Path) -> DiskError | None:
+    """On ranks > 0, their share of the figures (:func:`~landimg.experiment.plot.figures_of`: made at the same
+    time as rank 0 makes its own in :func:`_finish`), from the small record and the last day's images that
+    rank 0 sends them (a few MB); the error of a disk refusing one (raised on every rank after the
+    finish), else None. Collective; nothing with one rank or without plots."""
+    size = r.comm.Get_size()
+    if size == 1 or not r.cfg.output.plots:
+        return None
+    mine = figures_of(r.rank, size)
+    if not any(figures_of(rank, size) for rank in range(1, size)):
+        return None
+    history, last = r.comm.bcast((r.history, r.last) if r.rank == 0 else None, root=0)
+    if r.rank == 0 or not mine:
+        return None
+    try:
+        write_plots(r.cfg, r.s.domain.grid, out, history, last, r.timings, mine)
+    except DiskError as exc:
+        return exc.with_hint(_kept(r, outputs=True))
+    return None
 
 
 def _finish(
     r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
 ) -> dict[str, Any]:
-    """Rank 0 after the last day: summary.json, the plots, the files' twins and the previous restart
-    removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the layout's column
-    blocks; ``pixels``: the temporal scores per pixel of every column, :meth:`ScoreSums.per_pixel`)."""
+    """Rank 0 after the last day: summary.json, its share of the plots (the other ranks make theirs at the
+    same time, :func:`_plots_elsewhere`; the summary's "plots" timing is rank 0's), the files' twins and the
+    previous restart removed (``per_rank``: every rank's CPU seconds per method's analyses; ``k``: the
+    layout's column blocks; ``pixels``: the temporal scores per pixel of every column,
+    :meth:`ScoreSums.per_pixel`)."""
     from landimg.experiment.output import write_json
 
     cfg, timings, size = r.cfg, r.timings, r.comm.Get_size()
@@ -695,7 +722,7 @@ def _finish(
     )
     summary["layout"] = {"ranks": size, "member_groups": size // k, "column_blocks": k}
     with timings("output"):
-        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings)
+        write_plots(cfg, r.s.domain.grid, out, r.history, r.last, timings, figures_of(0, size))
     summary["wall_seconds"] = r.wall_before + time.perf_counter() - t_start
     summary["timing_seconds"] = timings.report()  # this session on rank 0 (a resumed run: since the resume)
     summary["timing_cpu_seconds"] = timings.report(cpu=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from landimg.grid import Grid
 
-__all__ = ["StormColumnPairs"]
+__all__ = ["StormColumnPairs", "run_columns"]
 
 
 class StormColumnPairs:
@@ -66,9 +66,9 @@ class StormColumnPairs:
         within ``reach_rad`` of the storm's latitude ``p0`` times the image columns whose wrapped
         longitude difference is below ``reach_rad / cos(|p0| + reach_rad / 2)`` (the smallest cosine
         the exact distance can use), with margins. The land cells of a row segment are consecutive
-        columns, so pairs are made from (storm, row, segment) runs without visiting sea cells. The order
-        is storm-major, so every column receives its storms in storm order and the sums over storms are
-        bitwise those of an exhaustive search.
+        columns, so pairs are made from (storm, row, segment) runs (:meth:`runs`) without visiting sea
+        cells. The order is storm-major, so every column receives its storms in storm order and the sums
+        over storms are bitwise those of an exhaustive search.
 
         Parameters
         ----------
@@ -81,6 +81,22 @@ class StormColumnPairs:
         -------
         si, ci : ndarray of int (npair,)
             Storm index and column index (relative to the block's first column) of every candidate pair.
+        """
+        storm, _row, first, count = self.runs(p0, l0, reach_rad)
+        return np.repeat(storm, count), run_columns(first, count)
+
+    def runs(
+        self, p0: np.ndarray, l0: np.ndarray, reach_rad: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The candidate pairs of :meth:`candidates` as runs: one (storm, image row, first column, count)
+        per non-empty run of consecutive land columns of one row segment, storm-major (arguments as there).
+
+        Returns
+        -------
+        storm, row, first, count : ndarray of int (nrun,)
+            Storm index, image row, first column (relative to the block's first column) and number of
+            columns of every run; :meth:`candidates` is ``np.repeat(storm, count), run_columns(first,
+            count)``. The columns of a run share their latitude (the row's).
         """
         pad = 1e-6 * reach_rad + 1e-12
         r0 = np.searchsorted(self._row_phi, p0 - reach_rad - pad, side="left")
@@ -101,7 +117,11 @@ class StormColumnPairs:
         end = np.minimum(first + count, c1)
         first = np.maximum(first, c0) - c0
         count = np.maximum(end - c0 - first, 0)
-        # one pair per land cell of each (storm, row, segment) run: consecutive column indices
-        si = np.repeat(s_idx[seg], count)
-        ci = np.repeat(first - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
-        return si, ci
+        keep = np.flatnonzero(count)
+        return s_idx[seg[keep]], row[keep], first[keep], count[keep]
+
+
+def run_columns(first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The column indices of runs: ``first[j], first[j] + 1, ..., first[j] + count[j] - 1`` for every run
+    ``j`` in turn, int array (count.sum(),)."""
+    return np.repeat(first - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))

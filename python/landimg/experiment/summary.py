@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -111,18 +112,20 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def write_plots(
-    cfg: Config, grid: Any, out: Path, history: History, last: Any, timings: Timings | None = None
-) -> None:
+    cfg: Config, grid: Any, out: Path, history: History, last: Any, timings: Timings | None = None,
+    figures: Sequence[str] | None = None,
+) -> None:  # fmt: skip
     """The figures, as ``cfg.output.plots`` asks, from the small record and the last day's images ``last``
     (:class:`~landimg.experiment.history.DayImages`); counted to the ``"plots"`` part of ``timings``.
-    (``analysis.nc`` and ``metrics.nc`` are appended day by day: :mod:`landimg.experiment.ncfiles`.)"""
-    if not cfg.output.plots:
+    ``figures``: only these (:data:`landimg.experiment.plot.FIGURES`, default all; the ranks of a run share
+    them out). (``analysis.nc`` and ``metrics.nc`` are appended day by day: :mod:`landimg.experiment.ncfiles`.)"""
+    if not cfg.output.plots or (figures is not None and not figures):
         return
     from landimg.experiment import plot
 
     if plot.available():
         with nullcontext() if timings is None else timings("plots"):
-            plot.experiment_plots(cfg, grid, out, history, last)
+            plot.experiment_plots(cfg, grid, out, history, last, plot.FIGURES if figures is None else figures)
     else:
         warnings.warn(
             "output.plots = true but matplotlib is not installed: no plots written "
