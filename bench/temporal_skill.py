@@ -140,15 +140,15 @@ def run(args: argparse.Namespace) -> None:
     spread_b: dict[str, list[np.ndarray]] = {n: [] for n in names}
     experimental = _experimental_ensemble_class()
 
-    def variant_setup(cfg, progress=False):
-        s = setup(cfg, progress)
+    def variant_setup(cfg, *args, **kwargs):
+        s = setup(cfg, *args, **kwargs)
         s.methods = {
             n: dataclasses.replace(s.methods[VARIANTS[n][0]], **VARIANTS[n][1]) for n in names
         }  # fmt: skip
         return s
 
-    def variant_ensembles(cfg, s, comm, *rest):
-        out = ensembles(cfg, s, comm, *rest)
+    def variant_ensembles(*args, **kwargs):
+        out = ensembles(*args, **kwargs)
         for n, ens in out.items():
             if VARIANTS[n][2]:
                 ens.__class__ = experimental
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> None:
                     setattr(ens, key, value)
         return out
 
-    def background_with_spread(r, day):
-        out = background(r, day)
+    def background_with_spread(r, day, *args, **kwargs):
+        out = background(r, day, *args, **kwargs)
         for n, ens in r.ensembles.items():
             images = np.stack([ens.spread_image(layer) for layer in loop.LAYERS])
             if r.rank == 0:
@@ -244,6 +244,11 @@ class _Run:
         out["calibration_anomaly"] = np.nansum(ia * ea, axis=(0, 2)) / np.maximum(
             np.nansum(ia**2, axis=(0, 2)), 1e-30
         )
+        # the increment's temporal anomaly: its rms and its correlation with the true background error's
+        out["increment_rms_time"] = np.sqrt(np.nanmean(ia**2, axis=(0, 2)))
+        out["increment_corr_time"] = np.nansum(ia * ea, axis=(0, 2)) / np.sqrt(
+            np.maximum(np.nansum(ia**2, axis=(0, 2)) * np.nansum(ea**2, axis=(0, 2)), 1e-30)
+        )
         out["sawtooth"] = self._sawtooth(eb)
         return out
 
@@ -265,10 +270,12 @@ class _Run:
 
 
 _COLUMNS = (
-    ("ubrmse_time_bg", "bg ubRMSE_t", 4), ("ubrmse_time_an", "an ubRMSE_t", 4),
+    ("ubrmse_time_bg", "bg ubRMSE_t", 5), ("ubrmse_time_an", "an ubRMSE_t", 4),
     ("spatial_corr_an", "an spatial r", 3), ("spread_error_bg", "bg spread/err", 2),
     ("increment_rms", "inc rms", 4), ("increment_mean", "inc mean", 4), ("relaxation", "24-h relax", 2),
-    ("calibration", "calib", 2), ("calibration_anomaly", "calib anom", 2), ("sawtooth", "sawtooth rms", 4),
+    ("calibration", "calib", 2), ("calibration_anomaly", "calib anom", 2),
+    ("increment_rms_time", "inc rms of temporal anomaly", 4), ("increment_corr_time", "inc/error temporal anomaly corr", 2),
+    ("sawtooth", "sawtooth rms", 4),
 )  # fmt: skip
 
 

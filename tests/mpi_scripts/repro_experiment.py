@@ -61,6 +61,11 @@ curv4 = CurveletEnKF(
 )  # fmt: skip
 diag1d = ens.assimilate(obs, ObsError.from_fraction(0.02, 0.5, 150.0), curv4)
 ens.advance(forcing, nsteps=1)
+# the deep layers from a local ensemble-space fit of the observed layer's increment (every member gathered), a
+# deep gain
+curv5 = CurveletEnKF(nscales=3, nangles_coarse=8, layer_increments="transform", layer_radius_km=200.0, deep_gain=0.5)
+ens.assimilate(obs, 0.02, curv5)
+ens.advance(forcing, nsteps=1)
 diag2 = ens.assimilate(obs, 0.02, PointEnKF(radius_km=120.0, inflation=1.1))
 ens.advance(forcing, nsteps=1)
 diag3 = ens.assimilate(obs, 0.02, PointLETKF(radius_km=120.0))

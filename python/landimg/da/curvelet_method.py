@@ -21,6 +21,7 @@ from landimg.da.curvelet_enkf import curvelet_analysis, variance_scale
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
+from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.obs_error import ObsError, as_obs_error
@@ -31,7 +32,7 @@ from landimg.parallel import MemberLayout
 __all__ = ["ANOMALY_UPDATES", "FINEST", "LAYER_INCREMENTS", "CurveletEnKF"]
 
 #: How the observed layer's increment reaches the model layers (see ``CurveletEnKF.layer_increments``).
-LAYER_INCREMENTS = ("regression", "full", "analysis")
+LAYER_INCREMENTS = ("regression", "full", "analysis", "transform", "pooled")
 #: How the DEnKF updates the anomalies with the gap-aware solve (see ``CurveletEnKF.anomaly_update``).
 ANOMALY_UPDATES = ("joint", "diagonal", "cg")
 
@@ -119,7 +120,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
     deep_regression : bool
         Also update the layers below ``obs_depth`` by ensemble regression on the observed-layer increment
         (default True, as in the experiment).
-    layer_increments : {"regression", "full", "analysis"}
+    layer_increments : {"regression", "full", "analysis", "transform", "pooled"}
         How the observed-layer increment reaches the layers that overlap ``obs_depth``: ``"regression"``:
         ``beta_l dx`` with ``beta_l = cov(theta_l, x_obs) / var(x_obs)``, so each layer gets its
         share and the observed-layer mean changes by exactly ``dx`` (columns without spread: the full
@@ -133,6 +134,24 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         pooled variances, wavelets at the finest scale and ``hybrid_beta = 0`` (with any other of these,
         ask for ``"regression"``). The default since the issue-18 study's tuning (training seeds
         1001/1002, the best of four candidates on the primary score: docs/validation.md).
+        ``"transform"`` and ``"pooled"`` (options; :mod:`landimg.da.deep_layers`): the layers inside
+        ``obs_depth`` by the column regression, the layers below by a local rule over the land columns within
+        ``layer_radius_km``: ``"transform"``, the ensemble-space weights that best fit the observed layer's
+        increment (every member's) in the neighbourhood, applied to the column's deep anomalies (the LETKF's
+        way of reaching the deep layers, the curvelet analysis standing for the observations); ``"pooled"``,
+        the column regression with its covariances pooled over the neighbourhood.
+    layer_radius_km : float
+        Support of the Gaspari-Cohn weights of the neighbourhoods of ``layer_increments`` "transform" and
+        "pooled", km (> 0).
+    layer_fit_ridge : float
+        ``layer_increments="transform"``: the fit's pseudo-observation error variance relative to the
+        local observed-layer ensemble variance (>= 0; the ridge ``alpha s^2 (N - 1) I`` of the
+        ensemble-space normal equations; 0: least squares, larger: smaller deep increments).
+    deep_gain : float in [0, 1]
+        Factor on the increments (mean and anomalies) of the layers below the observed depth (``h = 0``)
+        after ``layer_increments``: 1 (default) unchanged, 0 the same as ``deep_regression=False``. The deep
+        layers' day-to-day increments are mostly noise against their small temporal variability while their
+        persistent errors are corrected over many analyses (docs/validation.md, "The deep layers").
     snow_threshold : float
         Columns with more snow water than this (kg/m2) are not updated.
     obs_var_samples : int
@@ -215,6 +234,9 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
     obs_depth: tuple[float, float] = (0.0, 0.05)
     deep_regression: bool = True
     layer_increments: str = "analysis"
+    layer_radius_km: float = 500.0
+    layer_fit_ridge: float = 1.0
+    deep_gain: float = 1.0
     snow_threshold: float = 1.0
     obs_var_samples: int = 32
     solver: str = "cg"
@@ -271,6 +293,12 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             raise ValueError(f"anomaly_cg_iterations must be >= 1, got {self.anomaly_cg_iterations}")
         if self.layer_increments not in LAYER_INCREMENTS:
             raise ValueError(f"layer_increments must be one of {'|'.join(LAYER_INCREMENTS)}, got {self.layer_increments!r}")
+        if not (np.isfinite(self.layer_radius_km) and self.layer_radius_km > 0):
+            raise ValueError(f"layer_radius_km must be finite and > 0, got {self.layer_radius_km}")
+        if not (np.isfinite(self.layer_fit_ridge) and self.layer_fit_ridge >= 0):
+            raise ValueError(f"layer_fit_ridge must be finite and >= 0, got {self.layer_fit_ridge}")
+        if not (np.isfinite(self.deep_gain) and 0 <= self.deep_gain <= 1):
+            raise ValueError(f"deep_gain must be in [0, 1], got {self.deep_gain}")
         if not 0 <= self.rtps <= 1:
             raise ValueError(f"rtps must be in [0, 1], got {self.rtps}")
         self._check_assumed_error()
@@ -464,8 +492,12 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         dobs = g.to_columns(xa) - xcol
         if self.layer_increments == "analysis" and diag.get("solution") is not None:
             dtheta = self._analysis_layer_increments(infl, xcol, dobs, h, lay, g, diag["solution"])
+        elif self.layer_increments in ("transform", "pooled"):
+            dtheta = self._local_layer_increments(infl, xcol, dobs, h, lay, g, context.cache)
         else:
             dtheta = self._layer_increments(infl, xcol, dobs, h > 0, lay)
+        if self.deep_gain != 1.0:  # the layers below the observed depth: a fraction of their increment
+            dtheta[h == 0] *= self.deep_gain
         if infl is not theta:
             dtheta += infl - theta
         dtheta *= ok
@@ -557,6 +589,31 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         # commute with the directions): by the column regression, so that h . dtheta = dobs exactly
         mean_inc += beta * (dmean - h @ mean_inc)[None, :]
         return mean_inc[:, :, None] + beta[:, :, None] * (dobs - dmean).T[None]
+
+    def _local_layer_increments(self, theta, xcol, dobs, h, layout, g, cache) -> np.ndarray:
+        """Layer increments (nlev, ncol, nloc) with ``layer_increments`` "transform" or "pooled": the layers
+        inside the observed depth by the column regression (their share of ``dobs``: ``h . dtheta = dobs``),
+        the layers below by the local fit of :mod:`landimg.da.deep_layers` (every member gathered: the same
+        numbers on any number of ranks)."""
+        over = h > 0
+        beta, spread = regression_coefficients(theta, xcol, layout)
+        beta = np.where(spread[None, :], beta, over[:, None].astype(float))
+        dtheta = np.where(over[:, None, None], beta[:, :, None] * dobs.T[None], 0.0)
+        if not self.deep_regression or over.all():
+            return dtheta
+        nb = cache.get("layer_neighbourhoods", (self.layer_radius_km, g.ncol),
+                       lambda: column_neighbourhoods(g.xyz, self.layer_radius_km))  # fmt: skip
+        full = np.moveaxis(layout.allgather_members(np.ascontiguousarray(np.moveaxis(theta[~over], 2, 0))), 0, 2)
+        deep = full - full.mean(axis=2, keepdims=True)  # (ndeep, ncol, N)
+        xo = layout.allgather_members(np.ascontiguousarray(xcol)).T  # (ncol, N)
+        xo = xo - xo.mean(axis=1, keepdims=True)
+        if self.layer_increments == "pooled":
+            dtheta[~over] = pooled_regression(deep, xo, nb)[:, :, None] * dobs.T[None]
+            return dtheta
+        d_all = layout.allgather_members(np.ascontiguousarray(dobs)).T  # (ncol, N)
+        inc = ensemble_fit_increments(deep, xo, d_all, nb, self.layer_fit_ridge)
+        dtheta[~over] = inc[:, :, layout.start : layout.start + dobs.shape[0]]
+        return dtheta
 
     def _layer_increments(self, theta, xcol, dobs, over, layout) -> np.ndarray:
         """Layer increments (nlev, ncol, nloc) of an observed-layer increment ``dobs`` (nloc, ncol)."""
