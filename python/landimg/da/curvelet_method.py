@@ -21,8 +21,8 @@ from landimg.da.curvelet_enkf import curvelet_analysis, variance_scale
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
-from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
+from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
