@@ -39,7 +39,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -389,15 +389,8 @@ _CURVELET_DEEP = (
         "curvelet EnKF (layers from the analysis), layer increments tapered by depth (zero from 0.5 m below)",
     ),
 )
-FOLLOWUP = Design(
-    primary=PRIMARY,
-    days=DESIGN.days,
-    spinup_days=DESIGN.spinup_days,
-    score_from_day=DESIGN.score_from_day,
-    members=DESIGN.members,
-    base=DESIGN.base,
-    train_seeds=DESIGN.train_seeds,
-    grids=DESIGN.grids,
+FOLLOWUP = replace(
+    DESIGN,
     worlds=(
         WorldSpec("default", "conus1", _seeds(10, 3001)),
         WorldSpec("correlated", "conus1", _seeds(10, 3001), tuned_on="default-conus1"),
@@ -405,10 +398,7 @@ FOLLOWUP = Design(
         WorldSpec("displaced", "conus1", _seeds(5, 3001), tuned_on="default-conus1"),
     ),
     candidates=((LK, _LETKF_DEEP), (CV, _CURVELET_DEEP)),
-    reference_methods=(OL, LK, CV),
     calibration_members=(8, 16),
-    calibration_days=5,
-    equal_cpu_members=(4, 128),
     goals=_goals("default-conus1", "correlated-conus1", ("sparse-conus1", "displaced-conus1")),
     notes=(
         "follow-up of the first study (root runs/study18, whose results stand): registered after its held-out "
@@ -445,21 +435,11 @@ _CURVELET_KEEP = (
         "curvelet EnKF (layers from the analysis), increments below the observed layer x 0.4",
     ),
 )
-DEEP = Design(
-    primary=PRIMARY,
-    days=DESIGN.days,
-    spinup_days=DESIGN.spinup_days,
-    score_from_day=DESIGN.score_from_day,
-    members=DESIGN.members,
-    base=DESIGN.base,
-    train_seeds=DESIGN.train_seeds,
-    grids=DESIGN.grids,
+DEEP = replace(
+    DESIGN,
     worlds=(WorldSpec("default", "conus1", _seeds(10, 4001)),),
     candidates=((LK, _LETKF_KEEP), (CV, _CURVELET_KEEP)),
-    reference_methods=(OL, LK, CV),
     calibration_members=(8, 16),
-    calibration_days=5,
-    equal_cpu_members=(4, 128),
     goals=_goals("default-conus1", None, ()),
     notes=(
         "second follow-up (roots runs/study18 and runs/study18b stand): the deep layers kept updated, each "
