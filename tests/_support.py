@@ -93,3 +93,29 @@ def assert_same_restart(a: Path, b: Path) -> None:
             assert va.dtype == vb.dtype and va.shape == vb.shape and va.tobytes() == vb.tobytes(), k
         else:
             assert va == vb, k
+
+
+def box_geometry(ny: int, nx: int, sea: tuple[int, int], res: float = 1.0) -> landimg.Grid:
+    """A regional analysis grid of ``ny x nx`` cells of ``res`` degrees from 30N, 110W, all land but a
+    ``sea`` corner of (rows, columns)."""
+    import numpy as np
+    from landimg.da.localization import EARTH_RADIUS_KM
+    from landimg.da.protocol import Geometry
+
+    lat = 30.0 + res * (np.arange(ny) + 0.5)
+    lon = -110.0 + res * (np.arange(nx) + 0.5)
+    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
+    dy = np.radians(res) * EARTH_RADIUS_KM
+    land = np.ones((ny, nx), bool)
+    land[: sea[0], : sea[1]] = False
+    return Geometry(land, lat2[land], lon2[land], (dy, dy * np.cos(np.radians(lat.mean()))))
+
+
+def smooth_fields(rng, n: int, shape: tuple[int, int], length: float):
+    """``n`` Gaussian-filtered white-noise images (n, *shape) of unit rms, correlation length ``length`` cells."""
+    import numpy as np
+
+    ky, kx = np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :]
+    filt = np.exp(-0.5 * (2 * np.pi * length) ** 2 * (ky**2 + kx**2))
+    w = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n,) + shape)) * filt).real
+    return w / np.sqrt(np.mean(w**2))

@@ -10,30 +10,21 @@
 
 import numpy as np
 import pytest
-from landimg.analysis import AnalysisContext, CurveletEnKF, Geometry
+from _support import box_geometry, smooth_fields
+from landimg.analysis import AnalysisContext, CurveletEnKF
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
-from landimg.da.localization import EARTH_RADIUS_KM
 from landimg.parallel import MemberLayout, SerialComm
 
 NMEM = 12
 H = np.array([0.7, 0.3, 0.0, 0.0])
 
 
-def _geometry(ny=16, nx=24, res=1.0):
-    lat = 30.0 + res * (np.arange(ny) + 0.5)
-    lon = -110.0 + res * (np.arange(nx) + 0.5)
-    lat2, lon2 = np.meshgrid(lat, lon, indexing="ij")
-    dy = np.radians(res) * EARTH_RADIUS_KM
-    land = np.ones((ny, nx), bool)
-    land[:3, :4] = False  # a sea
-    return Geometry(land, lat2[land], lon2[land], (dy, dy * np.cos(np.radians(lat.mean()))))
+def _geometry():
+    return box_geometry(16, 24, (3, 4))
 
 
 def _smooth(rng, n, shape, length=3.0):
-    ky, kx = np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :]
-    filt = np.exp(-0.5 * (2 * np.pi * length) ** 2 * (ky**2 + kx**2))
-    w = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n,) + shape)) * filt).real
-    return w / np.sqrt(np.mean(w**2))
+    return smooth_fields(rng, n, shape, length)
 
 
 def _case(g, seed=0):
