@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from _support import box_geometry, smooth_fields
 from landimg.analysis import AnalysisContext, CurveletEnKF
+from landimg.da import deep_layers
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.parallel import MemberLayout, SerialComm
 
@@ -87,6 +88,21 @@ def test_fit_is_the_localized_ridge_regression_of_the_formula():
         s2 = np.sum(rho * np.sum(y * y, axis=1) / (NMEM - 1)) / np.sum(rho)
         w = np.linalg.solve(y.T @ np.diag(rho) @ y + alpha * s2 * (NMEM - 1) * np.eye(NMEM), y.T @ np.diag(rho) @ dx[j])
         np.testing.assert_allclose(inc[:, c], deep[:, c] @ w, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.7])
+def test_batch_size_changes_no_bit(monkeypatch, ridge):
+    """The fits are batched over columns to bound memory: any batch size gives the same bits."""
+    g = _geometry()
+    rng = np.random.default_rng(11)
+    xo = rng.standard_normal((g.ncol, NMEM))
+    xo -= xo.mean(axis=1, keepdims=True)
+    deep, dx = rng.standard_normal((2, g.ncol, NMEM)), rng.standard_normal((g.ncol, NMEM))
+    nb = column_neighbourhoods(g.xyz, 450.0)
+    whole = ensemble_fit_increments(deep, xo, dx, nb, ridge)
+    for chunk in (1, 7, 64):
+        monkeypatch.setattr(deep_layers, "_CHUNK", chunk)
+        assert np.array_equal(ensemble_fit_increments(deep, xo, dx, nb, ridge), whole)
 
 
 @pytest.mark.parametrize("rule", ["transform", "pooled"])

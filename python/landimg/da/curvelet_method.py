@@ -601,7 +601,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         dtheta = np.where(over[:, None, None], beta[:, :, None] * dobs.T[None], 0.0)
         if not self.deep_regression or over.all():
             return dtheta
-        nb = cache.get("layer_neighbourhoods", (self.layer_radius_km, g.ncol),
+        nb = cache.get("layer_neighbourhoods", (self.layer_radius_km, g.ncol, hash(g.xyz.tobytes())),
                        lambda: column_neighbourhoods(g.xyz, self.layer_radius_km))  # fmt: skip
         full = np.moveaxis(layout.allgather_members(np.ascontiguousarray(np.moveaxis(theta[~over], 2, 0))), 0, 2)
         deep = full - full.mean(axis=2, keepdims=True)  # (ndeep, ncol, N)

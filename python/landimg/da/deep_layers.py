@@ -35,8 +35,10 @@ from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 
 __all__ = ["column_neighbourhoods", "ensemble_fit_increments", "pooled_regression"]
 
-#: columns per batch of the ensemble-space fits (bounds the (nc, m, N) work arrays)
-CHUNK = 512
+#: at most this many columns per batch of the ensemble-space fits, and about this many elements in each of
+#: their (nc, m, N) work arrays (4 MB of float64: the batch shrinks with the neighbourhood and the ensemble)
+_CHUNK = 512
+_BLOCK_ELEMENTS = 1 << 19
 
 
 def column_neighbourhoods(xyz: np.ndarray, radius_km: float) -> Neighbourhoods:
@@ -73,8 +75,9 @@ def ensemble_fit_increments(
     nlev, ncol, nmem = deep.shape
     out = np.zeros((nlev, ncol, dobs.shape[1]))
     eye = np.eye(nmem)
-    for c0 in range(0, ncol, CHUNK):
-        sl = slice(c0, min(c0 + CHUNK, ncol))
+    step = max(1, min(_CHUNK, _BLOCK_ELEMENTS // max(1, nb.idx.shape[1] * nmem)))
+    for c0 in range(0, ncol, step):  # every column's fit is its own: the batch size changes no bit
+        sl = slice(c0, min(c0 + step, ncol))
         idx = nb.idx[sl]
         rho = np.where(nb.use[sl], nb.rho[sl], 0.0)  # (nc, m)
         y = obs_anom[idx]  # (nc, m, N)

@@ -684,11 +684,12 @@ def run(
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
-def _plots_elsewhere(r: _Run, out: Path) -> DiskError | None:
+def _plots_elsewhere(r: _Run, out: Path) -> Exception | None:
     """On ranks > 0, their share of the figures (:func:`~landimg.experiment.plot.figures_of`: made at the same
     time as rank 0 makes its own in :func:`_finish`), from the small record and the last day's images that
-    rank 0 sends them (a few MB); the error of a disk refusing one (raised on every rank after the
-    finish), else None. Collective; nothing with one rank or without plots."""
+    rank 0 sends them (a few MB); the error of one that failed (a disk refusing it, or any other: returned,
+    not raised, so that every rank still meets rank 0 after the finish and raises it there, none left
+    waiting), else None. Collective; nothing with one rank or without plots."""
     size = r.comm.Get_size()
     if size == 1 or not r.cfg.output.plots:
         return None
@@ -702,6 +703,8 @@ def _plots_elsewhere(r: _Run, out: Path) -> DiskError | None:
         write_plots(r.cfg, r.s.domain.grid, out, history, last, r.timings, mine)
     except DiskError as exc:
         return exc.with_hint(_kept(r, outputs=True))
+    except Exception as exc:  # noqa: BLE001 -- raised on every rank after the finish (no rank left waiting)
+        return exc
     return None
 
 
