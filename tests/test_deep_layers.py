@@ -111,7 +111,12 @@ def test_own_column_limit_is_the_column_regression(rule):
     state, obs = _case(g)
     base = _analyze(CurveletEnKF(layer_increments="regression", **KW), g, state, obs)
     local = _analyze(
-        CurveletEnKF(layer_increments=rule, layer_radius_km=1.0, layer_fit_ridge=0.0, **KW), g, state, obs
+        CurveletEnKF(
+            layer_increments=rule, layer_radius_km=1.0, **({"layer_fit_ridge": 0.0} if rule == "transform" else {}), **KW
+        ),
+        g,
+        state,
+        obs,
     )
     np.testing.assert_allclose(local, base, rtol=0, atol=1e-13)
 
@@ -161,3 +166,17 @@ def test_deep_gain_scales_the_deep_layers_only(rule):
 def test_bad_settings_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         CurveletEnKF(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"layer_radius_km": 300.0}, "layer_radius_km"),
+        ({"layer_increments": "pooled", "layer_fit_ridge": 2.0}, "layer_fit_ridge"),
+        ({"deep_regression": False, "deep_gain": 0.5}, "deep_gain"),
+    ],
+)
+def test_a_setting_its_rule_ignores_is_refused(settings, key):
+    with pytest.raises(ValueError, match=f"^{key} = .* has no effect"):
+        CurveletEnKF(**settings)
+

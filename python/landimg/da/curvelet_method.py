@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -304,6 +304,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         self._check_assumed_error()
         self._check_transform_settings()
         # after every option's own check, so that a bad value is named, not this combination
+        self._check_layer_settings_apply()
         if self.layer_increments == "analysis" and (self.solver != "cg" or self.pooling in ("coefficient", "local")
                                                     or self.finest != "wavelets" or self.hybrid_beta > 0):
             raise ValueError("layer_increments='analysis' (the default) needs solver='cg', pooled variances, "
@@ -318,6 +319,19 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             raise ValueError(f"obs_depth must be (top, bottom) with 0 <= top < bottom, m, got {self.obs_depth}")
         if self.scale_weights is not None and not all(np.isfinite(w) and w >= 0 for w in self.scale_weights):
             raise ValueError(f"scale_weights must be finite and >= 0, got {self.scale_weights}")
+
+    def _check_layer_settings_apply(self) -> None:
+        """A deep-layer setting moved from its default under a rule that ignores it is refused (a study
+        candidate must not believe it changed something it did not)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        ignored = (
+            ("layer_radius_km", self.layer_increments not in ("transform", "pooled"), "layer_increments='transform' or 'pooled'"),
+            ("layer_fit_ridge", self.layer_increments != "transform", "layer_increments='transform'"),
+            ("deep_gain", not self.deep_regression, "deep_regression = true"),
+        )  # fmt: skip
+        for name, unused, needs in ignored:
+            if unused and getattr(self, name) != defaults[name]:
+                raise ValueError(f"{name} = {getattr(self, name)} has no effect: it applies with {needs} only")
 
     def _check_assumed_error(self) -> None:
         """``obs_corr_km`` and ``obs_white_fraction`` (one-line ValueError)."""
