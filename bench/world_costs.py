@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
 
-    from landimg.ensemble.perturb import _LAST_DRAW, ForcingPerturber
+    from landimg.ensemble.perturb import ForcingPerturber
     from landimg.experiment.config import load_config
     from landimg.experiment.domain import build_domain
     from landimg.experiment.forcing import WeatherGenerator
@@ -78,11 +78,9 @@ def main() -> None:
     pert = perturbation(cfg)
     for nb in args.blocks:
         c1 = int(balanced_bounds(g.ncol, nb)[1])
-        _LAST_DRAW.clear()
         fp = ForcingPerturber(pert, g, [0], seed=1, columns=slice(0, c1))
 
-        def draw(fp=fp):
-            _LAST_DRAW.clear()
+        def draw(fp=fp):  # a perturber alone shares no draw: each advance draws
             fp.advance(3600.0)
 
         r0, r1 = g.column_rows(0, c1)

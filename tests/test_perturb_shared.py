@@ -2,8 +2,7 @@
 
 import numpy as np
 from landimg import Grid
-from landimg.ensemble import perturb
-from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
+from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber, SharedDraws
 from landimg.random_fields import GaussianFieldGenerator
 
 
@@ -14,12 +13,10 @@ def _grid() -> Grid:
 
 
 def _alone(cfg, grid, members, seed, nsteps):
-    """z after each step of a perturber advanced with nothing else around (the draw memo cleared)."""
-    perturb._LAST_DRAW.clear()
+    """z after each step of a perturber advanced alone (sharing nothing)."""
     p = ForcingPerturber(cfg, grid, members, seed)
     out = [p.z.copy()]
     for _ in range(nsteps):
-        perturb._LAST_DRAW.clear()
         p.advance(3600.0)
         out.append(p.z.copy())
     return out, p.get_state()
@@ -36,9 +33,9 @@ def test_shared_draws_are_bitwise_and_drawn_once(monkeypatch):
         return real_draw(self, rngs, nfield)
 
     monkeypatch.setattr(GaussianFieldGenerator, "draw", counting_draw)
-    perturb._LAST_DRAW.clear()
-    trio = [ForcingPerturber(cfg, grid, [0, 1, 2], 7) for _ in range(3)]
-    other = ForcingPerturber(cfg, grid, [0, 1, 2], 8)  # another seed: never shares
+    shared = SharedDraws()
+    trio = [ForcingPerturber(cfg, grid, [0, 1, 2], 7, shared=shared) for _ in range(3)]
+    other = ForcingPerturber(cfg, grid, [0, 1, 2], 8, shared=shared)  # another seed: never shares
     for p in trio:
         assert np.array_equal(p.z, ref[0])
     for k in range(1, 6):
@@ -59,9 +56,9 @@ def test_shared_draws_are_bitwise_and_drawn_once(monkeypatch):
 def test_shared_draws_keep_member_streams_and_restarts():
     grid, cfg = _grid(), ForcingPerturbation()
     full, _ = _alone(cfg, grid, [0, 1, 2, 3], 3, 4)
-    perturb._LAST_DRAW.clear()
-    lo, hi = ForcingPerturber(cfg, grid, [0, 1], 3), ForcingPerturber(cfg, grid, [2, 3], 3)
-    lo2 = ForcingPerturber(cfg, grid, [0, 1], 3)
+    shared = SharedDraws()
+    lo, hi = ForcingPerturber(cfg, grid, [0, 1], 3, shared=shared), ForcingPerturber(cfg, grid, [2, 3], 3, shared=shared)
+    lo2 = ForcingPerturber(cfg, grid, [0, 1], 3, shared=shared)
     for _ in range(2):
         for p in (lo, hi, lo2):
             p.advance(3600.0)
@@ -82,8 +79,8 @@ def test_shared_step_only_from_the_same_fields_and_bits():
     """The AR step is shared only by a perturber whose fields hold the same bits before it (and the same draw):
     one whose state was set to other fields steps its own."""
     grid, cfg = _grid(), ForcingPerturbation(length_km=150.0)
-    perturb._LAST_DRAW.clear()
-    a, b, c = (ForcingPerturber(cfg, grid, [0, 1], 7) for _ in range(3))
+    shared = SharedDraws()
+    a, b, c = (ForcingPerturber(cfg, grid, [0, 1], 7, shared=shared) for _ in range(3))
     state = b.get_state()
     state["z"] = state["z"].copy()
     state["z"][0, 0, 0] = -0.0 if state["z"][0, 0, 0] == 0.0 else 0.0  # one value changed (or its zero's sign)
@@ -94,6 +91,6 @@ def test_shared_step_only_from_the_same_fields_and_bits():
     assert c.z is a.z and not c.z.flags.writeable
     b.advance(3600.0)  # the same draw (same streams), other fields before: its own step
     phi = np.full((b.z.shape[1], 1), np.exp(-1.0 / cfg.tau_hours))
-    fields = perturb._LAST_DRAW["fields"]
+    fields = shared.draw[2]
     assert b.z is not a.z
     assert b.z.tobytes() == (phi * z_b + np.sqrt(1.0 - phi**2) * fields).tobytes()

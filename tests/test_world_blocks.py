@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _support import MPIRUN, subprocess_env
 from landimg import Grid
-from landimg.ensemble.perturb import _LAST_DRAW, ForcingPerturbation, ForcingPerturber
+from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
 from landimg.experiment.config import load_config
 from landimg.experiment.domain import build_domain
 from landimg.experiment.forcing import FileForcing, WeatherGenerator
@@ -132,7 +132,6 @@ def test_forcing_perturbations_of_a_block_are_the_whole_ones_cut(world):
     g = d.grid
     cfg = ForcingPerturbation(rain_error_std=0.6)
     members = [0, 3, 5]
-    _LAST_DRAW.clear()
     whole = ForcingPerturber(cfg, g, members, seed=11)
     zs = [whole.z.copy()]
     for _ in range(3):
@@ -144,7 +143,6 @@ def test_forcing_perturbations_of_a_block_are_the_whole_ones_cut(world):
     }
     facs = whole.apply(forcing)
     for a, b in _blocks(g.ncol):
-        _LAST_DRAW.clear()  # the block draws itself (another block's draw is never shared)
         p = ForcingPerturber(cfg, g, members, seed=11, columns=slice(a, b))
         assert _same(p.z, zs[0][..., a:b])
         for z in zs[1:]:

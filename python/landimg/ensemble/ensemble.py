@@ -29,7 +29,7 @@ from landimg.da.protocol import (
     ObsError,
     as_obs_error,
 )
-from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber
+from landimg.ensemble.perturb import ForcingPerturbation, ForcingPerturber, SharedDraws
 from landimg.ensemble.redistribute import AnalysisLayout, analysis_layout
 from landimg.layout import Layout
 from landimg.parallel import Purpose, member_rng
@@ -69,6 +69,9 @@ class Ensemble:
         Forcing perturbation configuration (default: CoLM's defaults); None = unperturbed members.
     model_kwargs : dict, optional
         Extra keyword arguments for :class:`~landimg.model.column.ColumnModel` (igbp, lai, ...).
+    shared_draws : landimg.ensemble.perturb.SharedDraws, optional
+        Perturbation draws shared with other ensembles of the same seed and members (the methods of one
+        experiment): computed once, the same bits (default: none shared).
 
     Attributes
     ----------
@@ -103,6 +106,7 @@ class Ensemble:
         perturbation: ForcingPerturbation | None = _DEFAULT_PERTURBATION,
         model_kwargs: Mapping[str, Any] | None = None,
         column_blocks: int = 1,
+        shared_draws: SharedDraws | None = None,
     ) -> None:
         from landimg.model.column import ColumnModel
 
@@ -124,7 +128,7 @@ class Ensemble:
         self.perturber = (
             None
             if perturbation is None
-            else ForcingPerturber(perturbation, grid, self.members, self.seed, columns=self._cols)
+            else ForcingPerturber(perturbation, grid, self.members, self.seed, columns=self._cols, shared=shared_draws)
         )
         self.obs_rngs = [member_rng(self.seed, i, Purpose.OBS) for i in self.members]
         self.geometry = grid  # the analyses' view of the columns: the one grid type

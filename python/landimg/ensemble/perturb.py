@@ -292,9 +292,6 @@ class RainShift:
         return out
 
 
-#: The last AR step of any ForcingPerturber: "z" (the fields before it), "fields" (its innovation, the object
-#: _LAST_DRAW shares), "phi" and "after" (the fields after it, read-only); see ForcingPerturber.advance.
-_LAST_STEP: dict[str, Any] = {}
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -306,9 +303,28 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8)))
 
 
-#: The last innovation draw of any ForcingPerturber: "key" (field maker + streams' states before the
-#: draw), "after" (the streams' states after it) and "fields" (read-only); see ForcingPerturber._innovation.
-_LAST_DRAW: dict[str, Any] = {}
+class SharedDraws:
+    """The last innovation draw and AR step of the perturbers that share them.
+
+    The ensembles of one experiment (open loop, point and curvelet EnKF: the same grid, seed and members)
+    draw the same perturbation fields and step them alike; whoever makes them (the experiment's run) gives
+    them one ``SharedDraws``, so that the second and later ensembles take the bits the first computed
+    (:meth:`ForcingPerturber._innovation`, :meth:`ForcingPerturber.advance`). Each record is one immutable
+    tuple, replaced whole; a perturber without a ``SharedDraws`` shares nothing.
+
+    Attributes
+    ----------
+    draw : tuple or None
+        ``(key, after, fields)``: the field makers and the streams' states before the draw, the streams'
+        states after it, the fields (read-only).
+    step : tuple or None
+        ``(z, fields, phi, after)``: the fields before the step, its innovation (the draw's object), the AR
+        coefficients and the fields after it (read-only).
+    """
+
+    def __init__(self) -> None:
+        self.draw: tuple[Any, list[Any], np.ndarray] | None = None
+        self.step: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class ForcingPerturber:
@@ -326,6 +342,9 @@ class ForcingPerturber:
         The contiguous columns handled here (a rank's block; default all). Each field is drawn on the
         image rows holding them only (:class:`_FieldMaker`), bitwise the whole draw's values there, so a
         member's perturbation at a column does not depend on the block.
+    shared : SharedDraws, optional
+        Draws and steps shared with the other perturbers of the same members (:class:`SharedDraws`;
+        default: none shared). Sharing changes no bit.
 
     Attributes
     ----------
@@ -336,9 +355,10 @@ class ForcingPerturber:
 
     def __init__(
         self, config: ForcingPerturbation, grid: Any, members: Sequence[int], seed: int = 0,
-        columns: slice | None = None,
+        columns: slice | None = None, shared: SharedDraws | None = None,
     ) -> None:  # fmt: skip
         self.config = config
+        self._shared = SharedDraws() if shared is None else shared
         self.grid = grid
         self.members = list(members)
         self.seed = int(seed)
@@ -368,10 +388,11 @@ class ForcingPerturber:
         its streams to where it ended: the same bits as drawing again, at a third of the cost.
         """
         key = (self._draw_key, tuple(repr(r.bit_generator.state) for r in self.rngs))
-        if _LAST_DRAW.get("key") == key:
-            for r, state in zip(self.rngs, _LAST_DRAW["after"], strict=True):
+        last = self._shared.draw
+        if last is not None and last[0] == key:
+            for r, state in zip(self.rngs, last[1], strict=True):
                 r.bit_generator.state = state
-            return _LAST_DRAW["fields"]
+            return last[2]
         nvar = len(self.config.variables)
         g = self._maker.draw(self.rngs, nvar)  # (nloc, nvar, ncol) float32, independent
         fields = np.empty((g.shape[0], nvar + (self._slow is not None), g.shape[2]))  # float64
@@ -382,7 +403,7 @@ class ForcingPerturber:
         if self._slow is not None:
             fields[:, nvar] = self._slow.draw(self.rngs, 1)[:, 0]
         fields.setflags(write=False)
-        _LAST_DRAW.update(key=key, after=[r.bit_generator.state for r in self.rngs], fields=fields)
+        self._shared.draw = (key, [r.bit_generator.state for r in self.rngs], fields)
         return fields
 
     def advance(self, dt_seconds: float) -> None:
@@ -394,14 +415,14 @@ class ForcingPerturber:
         if self._slow is not None:
             phi[nvar:] = np.exp(-dt_seconds / (86400.0 * self.config.rain_error_tau_days))
         fields = self._innovation()
-        last = _LAST_STEP
-        if last and last["fields"] is fields and np.array_equal(last["phi"], phi) and _same_bits(last["z"], self.z):
-            self.z = last["after"]  # another ensemble's step from the same fields: the same bits
+        last = self._shared.step
+        if last is not None and last[1] is fields and np.array_equal(last[2], phi) and _same_bits(last[0], self.z):
+            self.z = last[3]  # another ensemble's step from the same fields: the same bits
             return
         z = np.multiply(phi, self.z)  # phi z + sqrt(1 - phi^2) w, in the order written
         z += np.multiply(np.sqrt(1.0 - phi**2), fields)
         z.setflags(write=False)  # may be shared (below): replaced by every step, never written
-        _LAST_STEP.update(z=self.z, fields=fields, phi=phi, after=z)
+        self._shared.step = (self.z, fields, phi, z)
         self.z = z
 
     def factors(self) -> dict[str, np.ndarray]:

@@ -141,12 +141,14 @@ class _Finish:
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
     from landimg.ensemble.ensemble import Ensemble
+    from landimg.ensemble.perturb import SharedDraws
 
     e = cfg.experiment
+    shared = SharedDraws()  # the methods' ensembles draw the same perturbations: computed once
     return {
         name: Ensemble(s.domain.grid, cfg.ensemble.members, soil=s.soil_ensemble, dt=e.dt, seed=e.seed, comm=comm,
                        perturbation=perturbation(cfg), model_kwargs={"igbp": s.domain.igbp},
-                       column_blocks=column_blocks)
+                       column_blocks=column_blocks, shared_draws=shared)
         for name in s.methods
     }  # fmt: skip
 
