@@ -21,6 +21,8 @@ from landimg.analysis import (
 )
 from landimg.da.inflation import smoothed_inflation
 from landimg.da.localization import great_circle_km
+from landimg.da.obs_covariance import ObsCovariance
+from landimg.da.obs_error import ObsError
 from landimg.parallel import SerialComm
 
 
@@ -306,7 +308,10 @@ def test_the_work_batches_bound_memory_not_numbers(monkeypatch):
         # one window: batches of up to ``chunk`` = 256 columns, cut into systems of ``rows`` columns
         enkf[rows] = point_enkf_increments(state, h, obs, 0.02, perturbations=pert, window=window, **kw)[0]
     letkf = {c: point_letkf_increments(state, h, obs, 0.02, inflation=1.1, chunk=c, **kw)[0] for c in (None, 10, 1)}
-    for out in (enkf, letkf):
+    cov = ObsCovariance.of(ObsError.from_fraction(0.02, 0.5, 300.0).take(np.arange(g.ncol)), g)
+    letkf_r = {c: point_letkf_increments(state, h, obs, 0.02, inflation=1.1, chunk=c, obs_cov=cov, **kw)[0]
+               for c in (None, 10, 1)}  # fmt: skip
+    for out in (enkf, letkf, letkf_r):
         first, *rest = out.values()
         assert np.abs(first).max() > 1e-4  # observations reach the state
         for other in rest:

@@ -33,6 +33,7 @@ from landimg.experiment.config import Config, from_dict, input_files, to_toml
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
+from landimg.experiment.plot import available as plot_available
 from landimg.experiment.plot import figures_of
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (
@@ -699,7 +700,7 @@ def _plots_elsewhere(r: _Run, out: Path) -> Exception | None:
     if not any(figures_of(rank, size) for rank in range(1, size)):
         return None
     history, last = r.comm.bcast((r.history, r.last) if r.rank == 0 else None, root=0)
-    if r.rank == 0 or not mine:
+    if r.rank == 0 or not mine or not plot_available():  # without matplotlib rank 0 alone says so
         return None
     try:
         write_plots(r.cfg, r.s.domain.grid, out, history, last, r.timings, mine)
