@@ -29,7 +29,8 @@ __all__ = [
 
 _MB = 1024.0 * 1024.0
 _BASE_BYTES = 140 * 1024 * 1024  # rank 0: python, numpy, scipy, netCDF4, mpi4py, matplotlib (measured ~120 MB)
-_OTHER_BASE_BYTES = 110 * 1024 * 1024  # the other ranks draw no figures (measured 76-105 MB after set-up)
+_OTHER_BASE_BYTES = 110 * 1024 * 1024  # the other ranks without plots (measured 76-105 MB after set-up); with
+# plots on they make their share of the figures and load matplotlib like rank 0 (_BASE_BYTES)
 # per column, member and method: the ColumnModel (state, fluxes, parameters) and the perturbation state
 # (measured: the spin-up adds 925 B per column-member with the forcing, global 0.25 deg, 1 x 4, 8 members)
 _COLUMN_MEMBER_BYTES = 900
@@ -181,7 +182,7 @@ def estimate_memory(
         parts["curvelet analysis"] = 16 * 8 * cells * (nmem_da + 4)
     return MemoryEstimate(
         parts={k: int(v) for k, v in parts.items()}, ranks_on_node=max(1, ranks_on_node), rank0_only=_RANK0_ONLY,
-        phases=_PHASES, other_libraries=_OTHER_BASE_BYTES,
+        phases=_PHASES, other_libraries=_BASE_BYTES if cfg.output.plots else _OTHER_BASE_BYTES,
     )  # fmt: skip
 
 
