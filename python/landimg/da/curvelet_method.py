@@ -13,17 +13,14 @@ from landimg.da.column_ops import (
     increment_stats,
     inflate_columns,
     inflated_layers,
-    regression_coefficients,
-    regression_increments,
     usable_observations,
 )
-from landimg.da.curvelet_enkf import curvelet_analysis, variance_scale
+from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
-from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
-from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.da.inflation import InflationSettings, smoothed_lambda
+from landimg.da.layer_rules import layer_increments
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
@@ -504,14 +501,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             perturbations=None if pert is None else g.to_image(np.asarray(pert, dtype=np.float64).T, fill=0.0),
         )  # fmt: skip
         dobs = g.to_columns(xa) - xcol
-        if self.layer_increments == "analysis" and diag.get("solution") is not None:
-            dtheta = self._analysis_layer_increments(infl, xcol, dobs, h, lay, g, diag["solution"])
-        elif self.layer_increments in ("transform", "pooled"):
-            dtheta = self._local_layer_increments(infl, xcol, dobs, h, lay, g, context.cache)
-        else:
-            dtheta = self._layer_increments(infl, xcol, dobs, h > 0, lay)
-        if self.deep_gain != 1.0:  # the layers below the observed depth: a fraction of their increment
-            dtheta[h == 0] *= self.deep_gain
+        dtheta = layer_increments(self, infl, xcol, dobs, h, lay, g, context.cache, diag.get("solution"))
         if infl is not theta:
             dtheta += infl - theta
         dtheta *= ok
@@ -579,68 +569,6 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
             inflated = g.to_columns(apply_scale_inflation(anom, factors, transform, offset, g.land)).T
             out[lev] = np.where(ok[lev], mean[lev][:, None] + inflated, theta[lev])
         return out, fields
-
-    def _analysis_layer_increments(self, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
-        """Layer increments (nlev, ncol, nloc) from the same analysis (``layer_increments="analysis"``): every
-        layer's mean increment from the observed layer's solution through its cross-covariance
-        (:func:`landimg.da.curvelet_layers.layer_mean_increments`), each member's anomaly increment by the
-        column's ensemble regression on the observed layer's (as the ``"regression"`` rule does)."""
-        mu = layout.mean(theta, axis=2)  # (nlev, ncol)
-        anom = g.to_image(np.moveaxis(theta - mu[:, :, None], 2, 1), fill=0.0)  # (nlev, nloc, ny, nx)
-
-        def layer_scale(a: np.ndarray) -> np.ndarray:
-            return variance_scale(a, g.land, layout, self.variance_smoothing_km, g.cell_km, g.periodic_lon)
-
-        mean_inc = g.to_columns(layer_mean_increments(anom, h, sol, layout, layer_scale))  # (nlev, ncol)
-        beta, spread = regression_coefficients(theta, xcol, layout)
-        over = h > 0
-        beta = np.where(spread[None, :], beta, over[:, None].astype(float))
-        if not self.deep_regression:
-            beta[~over] = 0.0
-            mean_inc[~over] = 0.0
-        dmean = layout.mean(dobs, axis=0)  # (ncol,) the observed layer's mean increment
-        # what the cross-covariances leave of it (round-off; with variance filtering the layers' own S_l do not
-        # commute with the directions): by the column regression, so that h . dtheta = dobs exactly
-        mean_inc += beta * (dmean - h @ mean_inc)[None, :]
-        return mean_inc[:, :, None] + beta[:, :, None] * (dobs - dmean).T[None]
-
-    def _local_layer_increments(self, theta, xcol, dobs, h, layout, g, cache) -> np.ndarray:
-        """Layer increments (nlev, ncol, nloc) with ``layer_increments`` "transform" or "pooled": the layers
-        inside the observed depth by the column regression (their share of ``dobs``: ``h . dtheta = dobs``),
-        the layers below by the local fit of :mod:`landimg.da.deep_layers` (every member gathered: the same
-        numbers on any number of ranks)."""
-        over = h > 0
-        beta, spread = regression_coefficients(theta, xcol, layout)
-        beta = np.where(spread[None, :], beta, over[:, None].astype(float))
-        dtheta = np.where(over[:, None, None], beta[:, :, None] * dobs.T[None], 0.0)
-        if not self.deep_regression or over.all():
-            return dtheta
-        nb = cache.get("layer_neighbourhoods", (self.layer_radius_km, g.ncol, hash(g.xyz.tobytes())),
-                       lambda: column_neighbourhoods(g.xyz, self.layer_radius_km))  # fmt: skip
-        full = np.moveaxis(layout.allgather_members(np.ascontiguousarray(np.moveaxis(theta[~over], 2, 0))), 0, 2)
-        deep = full - full.mean(axis=2, keepdims=True)  # (ndeep, ncol, N)
-        xo = layout.allgather_members(np.ascontiguousarray(xcol)).T  # (ncol, N)
-        xo = xo - xo.mean(axis=1, keepdims=True)
-        if self.layer_increments == "pooled":
-            dtheta[~over] = pooled_regression(deep, xo, nb)[:, :, None] * dobs.T[None]
-            return dtheta
-        d_all = layout.allgather_members(np.ascontiguousarray(dobs)).T  # (ncol, N)
-        inc = ensemble_fit_increments(deep, xo, d_all, nb, self.layer_fit_ridge)
-        dtheta[~over] = inc[:, :, layout.start : layout.start + dobs.shape[0]]
-        return dtheta
-
-    def _layer_increments(self, theta, xcol, dobs, over, layout) -> np.ndarray:
-        """Layer increments (nlev, ncol, nloc) of an observed-layer increment ``dobs`` (nloc, ncol)."""
-        if self.layer_increments == "full":
-            dtheta = np.where(over[:, None, None], dobs.T[None], 0.0)
-            if self.deep_regression:
-                dtheta += regression_increments(theta, xcol, dobs, over, layout)
-            return dtheta
-        beta, spread = regression_coefficients(theta, xcol, layout)
-        beta = np.where(spread[None, :], beta, over[:, None].astype(float))  # no spread: the full dx
-        if not self.deep_regression:
-            beta[~over] = 0.0
-        return beta[:, :, None] * dobs.T[None]
 
 
 def _pixel_error(error: ObsError, g: Any) -> ObsError:
