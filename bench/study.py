@@ -448,6 +448,36 @@ DEEP = replace(
     ),
 )
 
+#: the 0.25 degree boxes (``--boxes``, root runs/study18d): the follow-up's candidates, tuned again on the
+#: same training seeds of the 1 degree default world, scored on the central-US box at 0.25 degree in the
+#: default and correlated worlds on fresh held-out seeds (5001-); registered after the follow-up's results
+#: (sparse and displaced leaning ahead with CIs including 0: G5 needs both boxes ahead).
+BOXES = replace(
+    FOLLOWUP,
+    grids=FULL.grids,
+    worlds=(
+        WorldSpec("default", "conus1", ()),
+        WorldSpec("default", "box025", _seeds(3, 5001), tuned_on="default-conus1"),
+        WorldSpec("correlated", "box025", _seeds(3, 5001), tuned_on="default-conus1"),
+    ),
+    goals=(
+        Goal(
+            "G5",
+            "default-box025, correlated-box025: curvelet ahead of the LETKF (CI of the primary difference "
+            "below 0) in both (the follow-up's sparse and displaced worlds have 0 of 2: G5 needs 2 of 4)",
+            "count_ahead",
+            (("worlds", ("default-box025", "correlated-box025")), ("min", 2)),
+        ),
+        *_goals("default-conus1", None, ())[2:],
+    ),
+    notes=(
+        "third follow-up (roots runs/study18, 18b, 18c stand): the two 0.25 deg boxes of the full design that "
+        "no earlier study ran; the follow-up's candidates tuned again on the 1 deg training seeds (no held-out "
+        "seeds at 1 deg); fresh held-out seeds 5001-5003 on the boxes; 30 days scored from day 11 as the "
+        "other studies; no equal-CPU runs",
+    ),
+)
+
 QUICK = Design(
     primary=PRIMARY,
     days=6,
@@ -940,15 +970,16 @@ def main(argv: list[str] | None = None) -> int:
     designs.add_argument("--full", action="store_true", help="the full design (0.25 deg boxes, more seeds; ~6 h here)")
     designs.add_argument("--followup", action="store_true", help="the follow-up on the deep-layer updates (fresh seeds)")
     designs.add_argument("--deep", action="store_true", help="the second follow-up: smaller deep updates (fresh seeds)")
+    designs.add_argument("--boxes", action="store_true", help="the third follow-up: the 0.25 deg boxes (fresh seeds)")
     p.add_argument("--slots", type=int, default=2, help="runs side by side")
     p.add_argument("--ranks", type=int, default=1, help="MPI ranks per run")
     p.add_argument("--timeout", type=float, default=7200.0, help="seconds per run")
     p.add_argument("--nice", type=int, default=10)
     p.add_argument("--spinup-cache", type=Path, default=None, help="default ROOT/spinup-cache")
     a = p.parse_args(argv)
-    d = QUICK if a.quick else FULL if a.full else FOLLOWUP if a.followup else DEEP if a.deep else DESIGN
-    if (a.followup or a.deep) and a.root == ROOT / "runs" / "study18":
-        a.root = ROOT / "runs" / ("study18b" if a.followup else "study18c")
+    d = QUICK if a.quick else FULL if a.full else FOLLOWUP if a.followup else DEEP if a.deep else BOXES if a.boxes else DESIGN
+    if (a.followup or a.deep or a.boxes) and a.root == ROOT / "runs" / "study18":
+        a.root = ROOT / "runs" / ("study18b" if a.followup else "study18c" if a.deep else "study18d")
     try:
         d.check()
         return _main(d, a)
@@ -1016,7 +1047,7 @@ def _main(d: Design, a: argparse.Namespace) -> int:
     (root / "study.md").write_text(text + "\n")
     print(text)
     if a.write_docs:
-        tag = f"{DOC_TAG}b" if a.followup else f"{DOC_TAG}c" if a.deep else DOC_TAG
+        tag = f"{DOC_TAG}b" if a.followup else f"{DOC_TAG}c" if a.deep else f"{DOC_TAG}d" if a.boxes else DOC_TAG
         write_block(a.docs_root / "docs" / "validation.md", tag, text)
         write_block(a.docs_root / "README.md", tag, goals_report(d, record))
     return 0
