@@ -707,7 +707,8 @@ def prereg_text(d: Design, stamp: str) -> str:
     for w in d.worlds:
         tuned = f"tuned on {w.tuned_on}" if w.tuned_on else "tuned on its own training runs"
         lines.append(
-            f"  - `{w.id}` ({d.grid(w.grid).note}): {len(w.heldout)} seeds {w.heldout[0]}-{w.heldout[-1]}; "
+            f"  - `{w.id}` ({d.grid(w.grid).note}): "
+            f"{f'{len(w.heldout)} seeds {w.heldout[0]}-{w.heldout[-1]}' if w.heldout else 'no held-out seeds'}; "
             f"{tuned}{'; equal-CPU comparison' if w.equal_cpu else ''}"
         )
     lines.append("- Candidates:")
