@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from landimg.da.curvelet_stats import embed, extract
+from landimg.da.curvelet_stats import embed
 from landimg.parallel import MemberLayout
 
 __all__ = ["AnalysisSolution", "layer_mean_increments"]
@@ -74,6 +74,7 @@ class AnalysisSolution:
 
 
 def _normalised(anom: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+    """``anom / scale`` where ``scale > 0``, else 0 (``anom`` itself without a scale); broadcasting."""
     if scale is None:
         return anom
     return np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
@@ -81,24 +82,32 @@ def _normalised(anom: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
 
 def layer_mean_increments(
     anomalies: np.ndarray,
-    h: np.ndarray,
+    obs_anomalies: np.ndarray,
     sol: AnalysisSolution,
     layout: MemberLayout,
-    layer_scale: Any = None,
+    columns: np.ndarray,
+    scales: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean increment of every layer from the observed layer's analysis (module docstring), (nlev, ny, nx).
+    """Mean increment of every layer at every column from the observed layer's analysis (module
+    docstring), (nlev, ncol).
 
     Parameters
     ----------
-    anomalies : ndarray (nlev, nloc, ny, nx)
-        Every layer's (inflated) ensemble anomalies of this rank's members, zero off land.
-    h : ndarray (nlev,)
-        Observation operator weights (``x_o = h . theta``).
+    anomalies : ndarray (nloc, nlev, ncol)
+        Every layer's (inflated) ensemble anomalies of this rank's members at the land columns, member-major.
+    obs_anomalies : ndarray (nloc, ncol)
+        Those of the observed layer ``x_o = h . theta``.
     sol : AnalysisSolution
     layout : MemberLayout
         Sums over members in member order (identical on any number of ranks).
-    layer_scale : callable, optional
-        ``layer_scale(anomalies (nloc, ny, nx)) -> S_l`` with variance filtering (None without).
+    columns : ndarray of int (ncol,)
+        Flat (row-major) index of every column in the ``sol.valid.shape`` image (land pixels, in order).
+    scales : ndarray (nlev, ny, nx), optional
+        Every layer's ``S_l`` with variance filtering (None without).
+
+    Every member's layers (and its observed layer) go through one batched real FFT of the transform domain,
+    written straight from the columns into a reused zero image; the per-direction cross energies are summed
+    over the members in member order.
     """
     frame = sol.frame
     if frame is None:
@@ -107,17 +116,22 @@ def layer_mean_increments(
     v_dir = frame.per_direction(v)
     if v_dir is None:
         raise ValueError("layer increments from the analysis need variances pooled per direction (not 'coefficient')")
-    nlev = anomalies.shape[0]
+    nloc, nlev, ncol = anomalies.shape
     tshape, off, shape = frame.shape, sol.offset, sol.valid.shape
-    obs_anom = np.tensordot(h, anomalies, axes=1)  # (nloc, ny, nx)
-    scales = [None] * nlev if sol.scale is None else [layer_scale(anomalies[lev]) for lev in range(nlev)]
-    norm_o = embed(_normalised(obs_anom, sol.scale), tshape, off)
+    if sol.scale is not None and scales is None:
+        raise ValueError("layer increments with variance filtering need every layer's scale")
+    rows, cols = np.divmod(np.asarray(columns, dtype=np.int64), shape[1])
+    tidx = (rows + off[0]) * tshape[1] + (cols + off[1])  # the columns in the transform domain
+    s_l = None if scales is None else scales[:, rows, cols]  # (nlev, ncol)
+    s_o = None if sol.scale is None else sol.scale[rows, cols]  # (ncol,)
 
     def member_terms():  # per member: (cross energy of every layer, own energy of the observed layer)
-        for i in range(obs_anom.shape[0]):
-            layers = np.stack([_normalised(anomalies[lev, i], scales[lev]) for lev in range(nlev)])
-            cross = frame.cross_energies(embed(layers, tshape, off), norm_o[i])
-            yield np.vstack([cross, frame.energies(norm_o[i : i + 1])])
+        buf = np.zeros((nlev + 1, tshape[0] * tshape[1]))
+        for i in range(nloc):
+            buf[:nlev, tidx] = _normalised(anomalies[i], s_l)
+            buf[nlev, tidx] = _normalised(obs_anomalies[i], s_o)
+            f = scipy.fft.rfft2(buf.reshape((nlev + 1,) + tshape))
+            yield frame.spectra_cross_energies(f, f[nlev])
 
     sums = layout.ordered_sum_terms(member_terms(), (nlev + 1, frame.ndir))
     var_o = sums[-1]
@@ -127,19 +141,17 @@ def layer_mean_increments(
     valid_t = np.zeros(tshape, dtype=bool)
     valid_t[off[0] : off[0] + shape[0], off[1] : off[1] + shape[1]] = sol.valid
     zimg[valid_t] = sol.z if sol.scale is None else sol.z * sol.scale[sol.valid]
-    zf = scipy.fft.rfft2(zimg)
-    bf = None if sol.bias_image is None else scipy.fft.rfft2(embed(sol.bias_image, tshape, off))
-    out = np.empty((nlev,) + shape)
-    for lev in range(nlev):
-        inc = extract(scipy.fft.irfft2(frame.multiplier(beta[lev] * v_dir) * zf, s=tshape), shape, off)
-        if scales[lev] is not None:
-            inc = inc * scales[lev]
-        if bf is not None:
-            inc = inc - extract(scipy.fft.irfft2(frame.multiplier(beta[lev]) * bf, s=tshape), shape, off)
-        out[lev] = inc
+    spec = frame.multipliers(beta * v_dir) * scipy.fft.rfft2(zimg)  # (nlev, M, N // 2 + 1)
+    out = scipy.fft.irfft2(spec, s=tshape).reshape(nlev, -1)[:, tidx]  # (nlev, ncol)
+    if s_l is not None:
+        out *= s_l
+    if sol.bias_image is not None:
+        bf = scipy.fft.rfft2(embed(sol.bias_image, tshape, off))
+        out -= scipy.fft.irfft2(frame.multipliers(beta) * bf, s=tshape).reshape(nlev, -1)[:, tidx]
     if sol.ensemble is not None:  # the fine band: localized ensemble cross-covariances
+        img = np.zeros((nloc, shape[0] * shape[1]))
         for lev in range(nlev):
-            fine = sol.band.band_passed(anomalies[lev], sol.transform, off, frame)
-            field = sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
-            out[lev][sol.land] += field
-    return np.where(sol.land, out, 0.0)
+            img[:, columns] = anomalies[:, lev]
+            fine = sol.band.band_passed(img.reshape((nloc,) + shape), sol.transform, off, frame)
+            out[lev] += sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
+    return out

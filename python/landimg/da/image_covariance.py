@@ -168,12 +168,19 @@ class ObservationCovariance:
         n = int(np.count_nonzero(self.valid))
         if self.white_var.shape != (n,) or self.corr_std.shape != (n,):
             raise ValueError(f"white_var and corr_std must have one value per usable observation ({n})")
+        self._product = None  # built at the first product
 
     def correlated(self, z: np.ndarray) -> np.ndarray:
-        """``D_c G D_c z``: (k, nobs) -> (k, nobs)."""
-        img = np.zeros((z.shape[0],) + self.correlation.shape)
-        img[:, self.valid] = self.corr_std * z
-        return self.corr_std * self.correlation.apply(img, self.single)[:, self.valid]
+        """``D_c G D_c z``: (k, nobs) -> (k, nobs) (one FFT pair on the observations of the zero-padded grid,
+        :class:`~landimg.da.curvelet_spectral.PixelProduct`: the numbers of ``correlation.apply``)."""
+        if self._product is None:
+            from landimg.da.curvelet_spectral import PixelProduct
+
+            g = self.correlation
+            rows, cols = np.nonzero(self.valid)
+            spec = g._spec.astype(np.float32) if self.single else g._spec
+            self._product = PixelProduct(g._fft_shape, rows * g._fft_shape[1] + cols, spec)
+        return self.corr_std * self._product(self.corr_std * z)
 
     def apply(self, z: np.ndarray) -> np.ndarray:
         """``R z``: (k, nobs) -> (k, nobs)."""
