@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
+from landimg.da.curvelet_spectral import rfft2_images
 from landimg.da.curvelet_stats import embed
 from landimg.parallel import MemberLayout
 
@@ -73,11 +74,20 @@ class AnalysisSolution:
     ensemble: Any = None
 
 
-def _normalised(anom: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
-    """``anom / scale`` where ``scale > 0``, else 0 (``anom`` itself without a scale); broadcasting."""
+def _divisor(scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(scale > 0, scale or 1)``: what :func:`_normalised_by` divides by (None without a scale)."""
     if scale is None:
+        return None
+    pos = scale > 0
+    return pos, np.where(pos, scale, 1.0)
+
+
+def _normalised_by(anom: np.ndarray, divisor: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``anom / scale`` where ``scale > 0``, else 0, with the divisor of :func:`_divisor`."""
+    if divisor is None:
         return anom
-    return np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
+    pos, den = divisor
+    return np.where(pos, anom / den, 0.0)
 
 
 def layer_mean_increments(
@@ -124,13 +134,14 @@ def layer_mean_increments(
     tidx = (rows + off[0]) * tshape[1] + (cols + off[1])  # the columns in the transform domain
     s_l = None if scales is None else scales[:, rows, cols]  # (nlev, ncol)
     s_o = None if sol.scale is None else sol.scale[rows, cols]  # (ncol,)
+    div_l, div_o = _divisor(s_l), _divisor(s_o)
 
     def member_terms():  # per member: (cross energy of every layer, own energy of the observed layer)
         buf = np.zeros((nlev + 1, tshape[0] * tshape[1]))
         for i in range(nloc):
-            buf[:nlev, tidx] = _normalised(anomalies[i], s_l)
-            buf[nlev, tidx] = _normalised(obs_anomalies[i], s_o)
-            f = scipy.fft.rfft2(buf.reshape((nlev + 1,) + tshape))
+            buf[:nlev, tidx] = _normalised_by(anomalies[i], div_l)
+            buf[nlev, tidx] = _normalised_by(obs_anomalies[i], div_o)
+            f = rfft2_images(buf.reshape((nlev + 1,) + tshape))
             yield frame.spectra_cross_energies(f, f[nlev])
 
     sums = layout.ordered_sum_terms(member_terms(), (nlev + 1, frame.ndir))

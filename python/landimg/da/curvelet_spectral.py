@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["PixelProduct", "SpectralFrame", "spectral_frame"]
+__all__ = ["PixelProduct", "SpectralFrame", "fftw_plans", "rfft2_images", "spectral_frame"]
 
 
 class SpectralFrame:
@@ -85,7 +85,9 @@ class SpectralFrame:
     def spectra_cross_energies(self, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
         """``sum_{k in d} (C a)_k (C b)_k`` from the rfft2 half spectra (unnormalised ``scipy.fft.rfft2``)
         of images ``a`` (k, M, N // 2 + 1) and of one image ``b`` (M, N // 2 + 1): (k, ndir)."""
-        p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
+        p = fa.real * fb.real
+        p += fa.imag * fb.imag
+        p *= self.spectra.counts
         return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
 
     def cross_energies(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -104,6 +106,53 @@ class SpectralFrame:
             p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
             out[j] = self.spectra.table @ p.ravel()
         return out / self._npix
+
+
+_PLANS: dict[tuple, Any] = {}
+
+
+def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
+    """FFTW plans ``(rfft2, irfft2)`` of one real image of ``shape`` in ``dtype`` (float32 or float64), kept
+    per (shape, dtype), or None without pyFFTW.
+
+    ``FFTW_ESTIMATE`` (a deterministic plan: the same bits in every process), one thread, the conventions of
+    ``scipy.fft`` (forward unscaled, inverse scaled by ``1 / (M N)``); one image per call, so that a batch
+    gives the same bits as its images one by one. The plans compute into their own buffers: callers copy
+    the input in and consume the output before the next call. About 2x faster than ``scipy.fft`` on the
+    transform domains of the analysis (192 x 360, single precision).
+    """
+    dt = np.dtype(dtype)
+    key = (int(shape[0]), int(shape[1]), dt.str)
+    if key in _PLANS:
+        return _PLANS[key]
+    try:
+        import pyfftw
+        import pyfftw.builders
+    except ImportError:
+        _PLANS[key] = None
+        return None
+    shape = key[:2]
+    real = pyfftw.empty_aligned(shape, dtype=dt)
+    cplx = pyfftw.empty_aligned((shape[0], shape[1] // 2 + 1), dtype=np.result_type(dt, np.complex64))
+    fwd = pyfftw.builders.rfft2(real, threads=1, planner_effort="FFTW_ESTIMATE")
+    inv = pyfftw.builders.irfft2(cplx, s=shape, threads=1, planner_effort="FFTW_ESTIMATE")
+    if len(_PLANS) >= 16:
+        _PLANS.pop(next(iter(_PLANS)))
+    _PLANS[key] = (fwd, inv)
+    return fwd, inv
+
+
+def rfft2_images(images: np.ndarray) -> np.ndarray:
+    """``scipy.fft.rfft2`` of every image (k, M, N) (FFTW one image at a time when available), (k, M, N // 2 + 1)."""
+    plans = fftw_plans(images.shape[-2:], images.dtype)
+    if plans is None:
+        return scipy.fft.rfft2(images, axes=(-2, -1))
+    fwd = plans[0]
+    out = np.empty(images.shape[:-1] + (images.shape[-1] // 2 + 1,), dtype=fwd.output_array.dtype)
+    for i in range(images.shape[0]):
+        fwd.input_array[...] = images[i]
+        out[i] = fwd()
+    return out
 
 
 class PixelProduct:
@@ -134,6 +183,20 @@ class PixelProduct:
     def __call__(self, z: np.ndarray) -> np.ndarray:
         """The product of every row of ``z`` (k, n), float64 (k, n)."""
         k = z.shape[0]
+        plans = fftw_plans(self.shape, self.dtype)
+        if plans is not None:  # FFTW, one image at a time (batch-invariant: the same bits on any ranks)
+            fwd, inv = plans
+            if self._buf.shape[0] < 1:
+                self._buf = np.zeros((1, self._buf.shape[1]), dtype=self.dtype)
+            img, out = self._buf[0], np.empty(z.shape)
+            for i in range(k):
+                img[self.pixels] = z[i]
+                fwd.input_array[...] = img.reshape(self.shape)
+                f = fwd()
+                f *= self.multiplier
+                inv.input_array[...] = f
+                out[i] = inv().reshape(-1)[self.pixels]
+            return out
         if self._buf.shape[0] < k:
             self._buf = np.zeros((k, self._buf.shape[1]), dtype=self.dtype)
         buf = self._buf[:k]

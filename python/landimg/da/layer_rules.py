@@ -80,8 +80,8 @@ def _beta_where_spread(fit: tuple[np.ndarray, np.ndarray], over: np.ndarray) -> 
 def _from_the_analysis(s, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
     """``"analysis"``: every layer's mean increment through its cross-covariance with the observed layer,
     each member's anomaly increment by the column regression; ``h . dtheta = dobs`` exactly."""
-    tm = np.ascontiguousarray(np.moveaxis(theta, 2, 0))  # (nloc, nlev, ncol) member-major: contiguous terms
-    at = tm - layout.mean(tm)  # every layer's anomalies
+    at = np.ascontiguousarray(np.moveaxis(theta, 2, 0))  # (nloc, nlev, ncol) member-major: contiguous terms
+    at -= layout.mean(at)  # every layer's anomalies (in place: a copy of theta)
     ao = xcol - layout.mean(xcol, axis=0)  # the observed layer's (nloc, ncol)
     scales = None
     if sol.scale is not None:  # every layer's S_l, smoothed together
@@ -97,7 +97,9 @@ def _from_the_analysis(s, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
     # what the cross-covariances leave of it (round-off; with variance filtering the layers' own S_l do not
     # commute with the directions): by the column regression, so that h . dtheta = dobs exactly
     mean_inc += beta * (dmean - h @ mean_inc)[None, :]
-    return mean_inc[:, :, None] + beta[:, :, None] * (dobs - dmean).T[None]
+    out = np.multiply(beta[:, :, None], (dobs - dmean).T[None], out=np.empty(theta.shape))
+    out += mean_inc[:, :, None]
+    return out
 
 
 def _local(s, theta, xcol, dobs, h, layout, g, cache) -> np.ndarray:
