@@ -664,7 +664,7 @@ def curvelet_analysis(
             z=diag.pop("_solution"), valid=p.valid, land=p.land, v=b_weights(stats.s_b, frame_norms2(transform)),
             transform=transform, offset=p.offset, frame=frame, scale=op_kw.get("scale"),
             v_mask=op_kw.get("v_mask"), bias_image=diag.pop("_bias_image", None), band=band,
-            ensemble=op_kw.get("ensemble") if band is not None else None,
+            ensemble=op_kw.get("ensemble") if band is not None else None, single=s.cg_single_precision,
         )  # fmt: skip
     diag.pop("_bias_image", None)
     return analysis, diag

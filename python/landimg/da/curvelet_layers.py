@@ -58,6 +58,9 @@ class AnalysisSolution:
         The observed layer's bias estimate ``b_a`` (subtracted from its background).
     band, ensemble :
         The fine band (:class:`~landimg.da.curvelet_hybrid.FineBand`) and its localized covariance.
+    single : bool
+        The cross energies of the layer regressions from single-precision FFTs (the method's
+        ``cg_single_precision``; relative error ~1e-7, sums in float64).
     """
 
     z: np.ndarray
@@ -72,6 +75,7 @@ class AnalysisSolution:
     bias_image: np.ndarray | None = None
     band: Any = None
     ensemble: Any = None
+    single: bool = False
 
 
 def _divisor(scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -137,7 +141,7 @@ def layer_mean_increments(
     div_l, div_o = _divisor(s_l), _divisor(s_o)
 
     def member_terms():  # per member: (cross energy of every layer, own energy of the observed layer)
-        buf = np.zeros((nlev + 1, tshape[0] * tshape[1]))
+        buf = np.zeros((nlev + 1, tshape[0] * tshape[1]), dtype=np.float32 if sol.single else np.float64)
         for i in range(nloc):
             buf[:nlev, tidx] = _normalised_by(anomalies[i], div_l)
             buf[nlev, tidx] = _normalised_by(obs_anomalies[i], div_o)

@@ -84,7 +84,8 @@ class SpectralFrame:
 
     def spectra_cross_energies(self, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
         """``sum_{k in d} (C a)_k (C b)_k`` from the rfft2 half spectra (unnormalised ``scipy.fft.rfft2``)
-        of images ``a`` (k, M, N // 2 + 1) and of one image ``b`` (M, N // 2 + 1): (k, ndir)."""
+        of images ``a`` (k, M, N // 2 + 1) and of one image ``b`` (M, N // 2 + 1): (k, ndir), float64 (the
+        products in the spectra's precision, the sums over each direction in float64)."""
         p = fa.real * fb.real
         p += fa.imag * fb.imag
         p *= self.spectra.counts
@@ -137,9 +138,23 @@ def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
     fwd = pyfftw.builders.rfft2(real, threads=1, planner_effort="FFTW_ESTIMATE")
     inv = pyfftw.builders.irfft2(cplx, s=shape, threads=1, planner_effort="FFTW_ESTIMATE")
     if len(_PLANS) >= 16:
-        _PLANS.pop(next(iter(_PLANS)))
+        old = _PLANS.pop(next(iter(_PLANS)))
+        if old is not None:
+            _WRITTEN.pop(id(old[0]), None)
     _PLANS[key] = (fwd, inv)
     return fwd, inv
+
+
+_WRITTEN: dict[int, Any] = {}  # id(rfft2 plan) -> the pixel array its input holds values at (else None)
+
+
+def _zero_but(fwd: Any, pixels: np.ndarray) -> np.ndarray:
+    """The flat input image of the rfft2 plan ``fwd``, zero everywhere but (possibly) at ``pixels``."""
+    src = fwd.input_array.reshape(-1)
+    if _WRITTEN.get(id(fwd)) is not pixels:  # another pixel set (or a whole image) was written last
+        src[...] = 0
+        _WRITTEN[id(fwd)] = pixels
+    return src
 
 
 def rfft2_images(images: np.ndarray) -> np.ndarray:
@@ -148,6 +163,7 @@ def rfft2_images(images: np.ndarray) -> np.ndarray:
     if plans is None:
         return scipy.fft.rfft2(images, axes=(-2, -1))
     fwd = plans[0]
+    _WRITTEN[id(fwd)] = None
     out = np.empty(images.shape[:-1] + (images.shape[-1] // 2 + 1,), dtype=fwd.output_array.dtype)
     for i in range(images.shape[0]):
         fwd.input_array[...] = images[i]
@@ -186,15 +202,11 @@ class PixelProduct:
         plans = fftw_plans(self.shape, self.dtype)
         if plans is not None:  # FFTW, one image at a time (batch-invariant: the same bits on any ranks)
             fwd, inv = plans
-            if self._buf.shape[0] < 1:
-                self._buf = np.zeros((1, self._buf.shape[1]), dtype=self.dtype)
-            img, out = self._buf[0], np.empty(z.shape)
+            src = _zero_but(fwd, self.pixels)  # the plan's input image, zero off these pixels
+            out = np.empty(z.shape)
             for i in range(k):
-                img[self.pixels] = z[i]
-                fwd.input_array[...] = img.reshape(self.shape)
-                f = fwd()
-                f *= self.multiplier
-                inv.input_array[...] = f
+                src[self.pixels] = z[i]
+                np.multiply(fwd(), self.multiplier, out=inv.input_array)  # the r2c keeps its input
                 out[i] = inv().reshape(-1)[self.pixels]
             return out
         if self._buf.shape[0] < k:
