@@ -205,3 +205,35 @@ def test_analysis_with_and_without_fftw_agree_to_the_cg_tolerance(monkeypatch):
     a_scipy, _ = method.update(xb, obs, 0.02, **ctx_kw)
     inc = np.nanmax(np.abs(a_scipy - xb))
     assert np.nanmax(np.abs(a_fftw - a_scipy)) < 1e-4 * inc
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_filters_sharing_one_fft_grid_do_not_leak(monkeypatch, backend, dtype):
+    """Pixel products, zero-padded filters and whole-image filters on the same FFT grid, interleaved (FFTW
+    keeps one input image per grid and precision): each equals its scipy.fft reference."""
+    _backend(monkeypatch, backend)
+    shape = (24, 30)
+    rng = np.random.default_rng(6)
+    m = (0.5 + rng.random((shape[0], shape[1] // 2 + 1))).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+
+    def ref_filter(x, fft_shape):
+        f = scipy.fft.rfft2(x.astype(dtype), s=fft_shape) * m
+        return scipy.fft.irfft2(f, s=fft_shape)[..., : x.shape[-2], : x.shape[-1]]
+
+    pixels = np.flatnonzero(rng.random(shape) < 0.3)
+    prod = cs.PixelProduct(shape, pixels, m)
+    for _ in range(2):
+        z = rng.standard_normal((3, pixels.size))
+        ref = _reference_product(z, shape, pixels, m)
+        np.testing.assert_allclose(prod(z), ref, rtol=0, atol=tol * np.abs(ref).max())
+        small = rng.standard_normal((2, 17, 21))
+        ref = ref_filter(small, shape)
+        np.testing.assert_allclose(cs.filter_images(small, m, shape), ref, rtol=0, atol=tol * np.abs(ref).max())
+        whole = rng.standard_normal((2,) + shape)
+        ref = ref_filter(whole, shape)
+        np.testing.assert_allclose(cs.filter_images(whole, m), ref, rtol=0, atol=tol * np.abs(ref).max())
+        x = rng.standard_normal((2,) + shape)
+        np.testing.assert_allclose(cs.rfft2_images(x.astype(dtype)), scipy.fft.rfft2(x.astype(dtype)),
+                                   rtol=0, atol=tol * np.abs(scipy.fft.rfft2(x)).max())  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["PixelProduct", "SpectralFrame", "fftw_plans", "rfft2_images", "spectral_frame"]
+__all__ = ["PixelProduct", "SpectralFrame", "fftw_plans", "filter_images", "rfft2_images", "spectral_frame"]
 
 
 class SpectralFrame:
@@ -58,13 +58,7 @@ class SpectralFrame:
     def apply(self, images: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
         """``F^* diag(m) F x`` of every image, (k, M, N) -> (k, M, N) (``C^T diag(v) C x``), float64; with a
         float32 ``multiplier`` the FFTs run in single precision (relative error ~1e-7, about 1.5x faster)."""
-        if multiplier.dtype == np.float32:
-            f = scipy.fft.rfft2(np.asarray(images, dtype=np.float32), axes=(-2, -1))
-            f *= multiplier
-            return scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1)).astype(np.float64)
-        f = scipy.fft.rfft2(images, axes=(-2, -1))
-        f *= multiplier
-        return scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1))
+        return filter_images(images, multiplier)
 
     def stationary_energy(self, spectrum: np.ndarray) -> np.ndarray:
         """Expected energy per direction of a stationary unit-variance field of power spectrum ``spectrum``
@@ -145,16 +139,47 @@ def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
     return fwd, inv
 
 
-_WRITTEN: dict[int, Any] = {}  # id(rfft2 plan) -> the pixel array its input holds values at (else None)
+_WRITTEN: dict[int, Any] = {}  # id(rfft2 plan) -> the pixels its input holds values at: an index array, a
+# top-left corner (ny, nx), or None (a whole image)
 
 
 def _zero_but(fwd: Any, pixels: np.ndarray) -> np.ndarray:
     """The flat input image of the rfft2 plan ``fwd``, zero everywhere but (possibly) at ``pixels``."""
     src = fwd.input_array.reshape(-1)
-    if _WRITTEN.get(id(fwd)) is not pixels:  # another pixel set (or a whole image) was written last
+    if _WRITTEN.get(id(fwd)) is not pixels:  # another pixel set (or image) was written last
         src[...] = 0
         _WRITTEN[id(fwd)] = pixels
     return src
+
+
+def filter_images(images: np.ndarray, multiplier: np.ndarray, fft_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``F^* diag(m) F x`` of every image ``x`` (k, ny, nx), zero-padded at the top left of the FFT grid
+    ``fft_shape`` (default: the images' shape) and cropped back: (k, ny, nx) float64. The FFTs in the
+    precision of ``multiplier`` (M, N // 2 + 1) (float32 or float64); FFTW one image at a time when pyFFTW is
+    importable (:func:`fftw_plans`), else ``scipy.fft`` (zero-padding by its ``s``)."""
+    images = np.asarray(images)
+    ny, nx = images.shape[-2:]
+    shape = (int(ny), int(nx)) if fft_shape is None else (int(fft_shape[0]), int(fft_shape[1]))
+    dtype = np.float32 if multiplier.dtype == np.float32 else np.float64
+    plans = fftw_plans(shape, dtype)
+    if plans is None:
+        f = scipy.fft.rfft2(np.asarray(images, dtype=dtype), s=shape, axes=(-2, -1))
+        f *= multiplier
+        return scipy.fft.irfft2(f, s=shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64, copy=False)
+    fwd, inv = plans
+    flat = images.reshape((-1, ny, nx))
+    out = np.empty(flat.shape)
+    if (ny, nx) == shape:
+        _WRITTEN[id(fwd)] = None
+    elif not (isinstance(_WRITTEN.get(id(fwd)), tuple) and _WRITTEN[id(fwd)] == (ny, nx)):  # zero off the corner
+        fwd.input_array[...] = 0
+        _WRITTEN[id(fwd)] = (ny, nx)
+    corner = fwd.input_array[:ny, :nx]
+    for i in range(flat.shape[0]):
+        corner[...] = flat[i]
+        np.multiply(fwd(), multiplier, out=inv.input_array)
+        out[i] = inv()[:ny, :nx]
+    return out.reshape(images.shape)
 
 
 def rfft2_images(images: np.ndarray) -> np.ndarray:

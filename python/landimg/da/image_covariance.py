@@ -105,15 +105,11 @@ class GaussianCorrelation:
     def apply(self, images: np.ndarray, single: bool = False) -> np.ndarray:
         """``G f`` of every image, (k, ny, nx) -> (k, ny, nx) (float64; ``single``: FFTs in single precision,
         relative error ~1e-7)."""
-        ny, nx = self.shape
-        if single:
-            f = scipy.fft.rfft2(np.asarray(images, dtype=np.float32), s=self._fft_shape, axes=(-2, -1))
-            f *= self._spec.astype(np.float32)
-            return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64)
-        images = np.asarray(images, dtype=np.float64)
-        f = scipy.fft.rfft2(images, s=self._fft_shape, axes=(-2, -1))  # zero-padded
-        f *= self._spec
-        return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx]
+        from landimg.da.curvelet_spectral import filter_images
+
+        spec = self._spec.astype(np.float32) if single else self._spec
+        dtype = np.float32 if single else np.float64
+        return filter_images(np.asarray(images, dtype=dtype), spec, self._fft_shape)
 
 
 class DiagonalCovariance:
