@@ -944,7 +944,8 @@ def report(d: Design, record: Record, sel: dict[str, Any] | None) -> str:
         "",
         goals_report(d, record),
     ]
-    parts += ["", *[world_report(d, record, w, sel) + "\n" for w in d.worlds], tuning_report(d, sel, record)]
+    scored = [w for w in d.worlds if w.heldout]  # a tuning-only world has nothing to report but its tuning
+    parts += ["", *[world_report(d, record, w, sel) + "\n" for w in scored], tuning_report(d, sel, record)]
     return "\n".join(parts)
 
 
