@@ -237,3 +237,24 @@ def test_filters_sharing_one_fft_grid_do_not_leak(monkeypatch, backend, dtype):
         x = rng.standard_normal((2,) + shape)
         np.testing.assert_allclose(cs.rfft2_images(x.astype(dtype)), scipy.fft.rfft2(x.astype(dtype)),
                                    rtol=0, atol=tol * np.abs(scipy.fft.rfft2(x)).max())  # fmt: skip
+
+
+def test_layer_rule_leaves_a_member_major_background_alone():
+    """The host may hand the background as a member-major view (the 1 x K layouts gather members that way):
+    the layer rule's in-place anomalies must work on a copy, and the increments are those of a C-ordered
+    background."""
+    from landimg.analysis import AnalysisContext
+
+    g, state, obs = _layer_case(seed=2)
+    member_major = np.ascontiguousarray(np.moveaxis(state, 2, 0))  # (N, nlev, ncol)
+    view = np.moveaxis(member_major, 0, 2)  # (nlev, ncol, N), not C-contiguous
+    before = view.copy()
+    method = CurveletEnKF(nscales=4, nangles_coarse=8, inflation_mode="fixed")
+
+    def analyze(theta):
+        ctx = AnalysisContext(h=H, geometry=g, layout=MemberLayout(NMEM, SerialComm()))
+        return method.analyze(theta, g.to_columns(obs), 0.02, None, ctx)[0]
+
+    d_view = analyze(view)
+    assert np.array_equal(view, before)
+    assert np.array_equal(d_view, analyze(np.ascontiguousarray(state)))

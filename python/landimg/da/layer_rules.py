@@ -80,8 +80,8 @@ def _beta_where_spread(fit: tuple[np.ndarray, np.ndarray], over: np.ndarray) -> 
 def _from_the_analysis(s, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
     """``"analysis"``: every layer's mean increment through its cross-covariance with the observed layer,
     each member's anomaly increment by the column regression; ``h . dtheta = dobs`` exactly."""
-    at = np.ascontiguousarray(np.moveaxis(theta, 2, 0))  # (nloc, nlev, ncol) member-major: contiguous terms
-    at -= layout.mean(at)  # every layer's anomalies (in place: a copy of theta)
+    at = np.array(np.moveaxis(theta, 2, 0), order="C", copy=True)  # (nloc, nlev, ncol) member-major copy
+    at -= layout.mean(at)  # every layer's anomalies (in place: always a copy, never the caller's theta)
     ao = xcol - layout.mean(xcol, axis=0)  # the observed layer's (nloc, ncol)
     scales = None
     if sol.scale is not None:  # every layer's S_l, smoothed together
