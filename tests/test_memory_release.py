@@ -107,3 +107,30 @@ def test_spectral_draw_holds_one_members_spectrum_with_the_batch_bits(dtype):
     assert [r.bit_generator.state for r in rngs] == [r.bit_generator.state for r in alone]
     whole = gen.draw([np.random.default_rng([11, i]) for i in range(6)], 5)
     np.testing.assert_array_equal(batch, whole[:, :, 10:41])
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_local_blocks_in_place_are_bitwise_the_plain_formula(periodic):
+    from landimg.da.obs_covariance import NUGGET, ObsCovariance
+
+    rng = np.random.default_rng(4)
+    n, nc, w, dy, dx, nx, length = 300, 40, 12, 111.0, 85.0, 100, 250.0
+    cov = ObsCovariance(rng.random(n) * 1e-3, rng.random(n) * 0.02, length, rng.integers(0, 50, n),
+                        rng.integers(0, nx, n), (dy, dx), nx, periodic)  # fmt: skip
+    idx = rng.integers(0, n, (nc, w))
+    use = rng.random((nc, w)) < 0.8
+    a, b = idx[:, :, None], idx[:, None, :]
+    ry = cov.iy[a] * dy - cov.iy[b] * dy  # the arithmetic before the work arrays were reused
+    rx = np.abs(cov.ix[a] * dx - cov.ix[b] * dx)
+    if periodic:
+        rx = np.minimum(rx, nx * dx - rx)
+    d2 = ry * ry + rx * rx
+    c = np.where(use, cov.corr_std[idx], 0.0)
+    want = np.exp(d2 * (-1.0 / length**2))
+    want *= c[:, :, None]
+    want *= c[:, None, :]
+    diag = np.arange(w)
+    want[:, diag, diag] += np.where(use, np.maximum(cov.white_var[idx], NUGGET * cov.corr_std[idx] ** 2), 1.0)
+    np.testing.assert_array_equal(cov.local_blocks(idx, use), want)
+    plain = np.where(a == b, cov.white_var[a], 0.0) + cov.corr_std[a] * cov.corr_std[b] * np.exp(-d2 / length**2)
+    np.testing.assert_array_equal(cov.between(a, b), plain)

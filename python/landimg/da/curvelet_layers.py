@@ -142,4 +142,5 @@ def layer_mean_increments(
             fine = sol.band.band_passed(anomalies[lev], sol.transform, off, frame)
             field = sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
             out[lev][sol.land] += field
-    return np.where(sol.land, out, 0.0)
+    out[:, ~sol.land] = 0.0  # in place (not a second (nlev, ny, nx) array)
+    return out
