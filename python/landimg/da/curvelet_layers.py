@@ -114,9 +114,9 @@ def layer_mean_increments(
     norm_o = embed(_normalised(obs_anom, sol.scale), tshape, off)
 
     def member_terms():  # per member: (cross energy of every layer, own energy of the observed layer)
-        for i in range(obs_anom.shape[0]):
-            layers = np.stack([_normalised(anomalies[lev, i], scales[lev]) for lev in range(nlev)])
-            cross = frame.cross_energies(embed(layers, tshape, off), norm_o[i])
+        for i in range(obs_anom.shape[0]):  # the layers' images made one at a time (not nlev of them)
+            layers = (embed(_normalised(anomalies[lev, i], scales[lev]), tshape, off) for lev in range(nlev))
+            cross = frame.cross_energies(layers, norm_o[i])
             yield np.vstack([cross, frame.energies(norm_o[i : i + 1])])
 
     sums = layout.ordered_sum_terms(member_terms(), (nlev + 1, frame.ndir))
@@ -142,4 +142,5 @@ def layer_mean_increments(
             fine = sol.band.band_passed(anomalies[lev], sol.transform, off, frame)
             field = sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
             out[lev][sol.land] += field
-    return np.where(sol.land, out, 0.0)
+    out[:, ~sol.land] = 0.0  # in place (not a second (nlev, ny, nx) array)
+    return out
