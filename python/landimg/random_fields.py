@@ -275,16 +275,27 @@ class _SpectralBins:
         out[1]): the inverse transform along x runs row by row (numpy's pocketfft, one 1-D transform per
         row), so these rows are bitwise those of the whole draw, for ``(r1 - r0) / out[0]`` of its cost.
         """
-        ny, nx = self.shape
-        nhigh, dtype = self.rows.size - self.nlow, np.dtype(dtype)
-        spec, amp = self._buffers(len(rngs), nfield, dtype)
-        parts = spec.view(dtype)  # (ngen, nfield, Ny, 2 kx_end): re, im, re, im, ...
-        low, high = parts[:, :, : self.nlow], parts[:, :, ny - nhigh :]
+        nx, dtype = self.shape[1], np.dtype(dtype)
+        r0, r1 = (0, out[0]) if rows is None else rows
+        fields = np.empty((len(rngs), nfield, r1 - r0, nx), dtype=dtype)
+        # one generator at a time: a spectrum buffer of one member, not of all (the same bits as the batch:
+        # numpy's pocketfft makes every 1-D transform on its own)
         for k, r in enumerate(rngs):
-            for f in range(nfield):  # the kept rows, in order: same stream as one (nfield, rows, kx, 2) call
-                r.standard_normal(out=low[k, f], dtype=dtype)
-                if nhigh:
-                    r.standard_normal(out=high[k, f], dtype=dtype)
+            self._draw_one(r, nfield, dtype, (r0, r1), fields[k : k + 1])
+        return fields if out[1] == nx else np.ascontiguousarray(fields[..., : out[1]])
+
+    def _draw_one(self, r: np.random.Generator, nfield: int, dtype: np.dtype, rows: tuple[int, int],
+                  out: np.ndarray) -> None:  # fmt: skip
+        """The rows ``rows`` of the fields of generator ``r`` into ``out`` (1, nfield, r1 - r0, Nx)."""
+        ny, nx = self.shape
+        nhigh = self.rows.size - self.nlow
+        spec, amp = self._buffers(1, nfield, dtype)
+        parts = spec.view(dtype)  # (1, nfield, Ny, 2 kx_end): re, im, re, im, ...
+        low, high = parts[:, :, : self.nlow], parts[:, :, ny - nhigh :]
+        for f in range(nfield):  # the kept rows, in order: same stream as one (nfield, rows, kx, 2) call
+            r.standard_normal(out=low[0, f], dtype=dtype)
+            if nhigh:
+                r.standard_normal(out=high[0, f], dtype=dtype)
         low *= amp[: self.nlow]  # real and imaginary parts, variance N/2 each
         high *= amp[self.nlow :]
         spec[:, :, self.nlow : ny - nhigh] = 0.0  # the rows left out (the transform below overwrites them)
@@ -293,13 +304,11 @@ class _SpectralBins:
         dr, dc = self.conj_dst
         spec[..., dr, dc] = np.conj(spec[..., self.conj_src, dc])
         np.fft.ifft(spec, axis=-2, out=spec)  # in place; then irfft: 1/Ny 1/Nx, irfft2's 1/N
-        r0, r1 = (0, out[0]) if rows is None else rows
-        fields = np.empty(spec.shape[:2] + (r1 - r0, nx), dtype=dtype)
-        np.fft.irfft(spec[:, :, r0:r1], n=nx, axis=-1, out=fields)
-        return fields if out[1] == nx else np.ascontiguousarray(fields[..., : out[1]])
+        np.fft.irfft(spec[:, :, rows[0] : rows[1]], n=nx, axis=-1, out=out)
 
     def _buffers(self, ngen: int, nfield: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-        """The spectrum (ngen, nfield, Ny, kx_end) and ``amp`` per re/im part (rows, 2 kx_end), ``dtype``.
+        """The spectrum (ngen, nfield, Ny, kx_end) and ``amp`` per re/im part (rows, 2 kx_end), ``dtype``
+        (``ngen`` = 1: the draw makes one generator's fields at a time).
 
         Kept for the next draw of the same shape and precision.
         """

@@ -11,6 +11,7 @@ one FFT each. Equal to the transform-pair route to round-off (tested).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -85,22 +86,23 @@ class SpectralFrame:
         p *= self.spectra.counts
         return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
 
-    def cross_energies(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def cross_energies(self, a: Iterable[np.ndarray], b: np.ndarray) -> np.ndarray:
         """``sum_{k in d} (C a)_k (C b)_k`` of image pairs ``a``, ``b`` (k, M, N), or of every image of ``a``
         with the one image ``b`` (M, N): (k, ndir).
 
         One pair at a time (work arrays of one image, not of k; ``b``'s spectrum once when it is one image):
-        the same sums, in the same order, as the batched products.
+        the same sums, in the same order, as the batched products. ``a`` may be any iterable of (M, N)
+        images (e.g. a generator making them one at a time: then only one is held).
         """
         b = np.asarray(b)
         fb_all = scipy.fft.rfft2(b) if b.ndim == 2 else None
-        out = np.empty((a.shape[0], self.ndir))
-        for j in range(a.shape[0]):
-            fa = scipy.fft.rfft2(a[j])
+        rows = []
+        for j, aj in enumerate(a):
+            fa = scipy.fft.rfft2(aj)
             fb = scipy.fft.rfft2(b[j]) if fb_all is None else fb_all
             p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
-            out[j] = self.spectra.table @ p.ravel()
-        return out / self._npix
+            rows.append(self.spectra.table @ p.ravel())
+        return np.array(rows, dtype=np.float64).reshape(len(rows), self.ndir) / self._npix
 
 
 _PLANS: dict[tuple, Any] = {}

@@ -94,11 +94,15 @@ class ObsCovariance:
         """Squared image-plane distance (km^2) between the cells of columns ``a`` and ``b`` (broadcast:
         the positions are gathered on each index array's own shape, the differences broadcast)."""
         dy, dx = self.cell_km
-        ry = self.iy[a] * dy - self.iy[b] * dy
-        rx = np.abs(self.ix[a] * dx - self.ix[b] * dx)
+        ry = np.asarray(self.iy[a] * dy - self.iy[b] * dy)
+        rx = np.asarray(self.ix[a] * dx - self.ix[b] * dx)
+        np.abs(rx, out=rx)  # in place: the batches' (nc, w, w) arrays are the LETKF's largest work arrays
         if self.periodic:
-            rx = np.minimum(rx, self.nx * dx - rx)
-        return ry * ry + rx * rx
+            np.minimum(rx, self.nx * dx - rx, out=rx)
+        ry *= ry
+        rx *= rx
+        ry += rx
+        return ry
 
     def between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``R_ab`` for index arrays ``a``, ``b`` (local column indices, broadcast against each other)."""
@@ -116,7 +120,9 @@ class ObsCovariance:
         diag = np.arange(w)
         if self.correlated:
             c = np.where(use, self.corr_std[idx], 0.0)
-            r = np.exp(self._dist2(idx[:, :, None], idx[:, None, :]) * (-1.0 / self.length_km**2))
+            r = self._dist2(idx[:, :, None], idx[:, None, :])
+            r *= -1.0 / self.length_km**2
+            np.exp(r, out=r)
             r *= c[:, :, None]
             r *= c[:, None, :]
         else:

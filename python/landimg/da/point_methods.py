@@ -72,14 +72,34 @@ def _neighbourhoods(
     own = context.owned_mask(valid.size) if rows is None else np.asarray(rows, dtype=bool)
     radius = float(method.radius_km if radius_km is None else radius_km)
     key = (radius, method.max_obs, g.ncol, cols.tobytes(), own.tobytes(), valid.tobytes())
-    nb = context.cache.get(
-        "neighbourhoods", key,
-        lambda: observed_neighbourhoods(g.xyz[cols], valid, radius, method.max_obs, rows=own, order=cols),
+    found = context.cache.get(  # the day's pattern seldom repeats: only the latest is kept (per radius)
+        f"neighbourhoods of a pattern, {radius} km", key,
+        lambda: _Searched(observed_neighbourhoods(g.xyz[cols], valid, radius, method.max_obs, rows=own,
+                                                  order=cols)),
+        keep=1,
     )  # fmt: skip
-    width = int(context.layout.column_max(nb.m))  # every rank calls this, cached or not
-    if width == nb.m:
+    return found.padded(int(context.layout.column_max(found.width)))  # every rank calls this, cached or not
+
+
+class _Searched:
+    """The neighbourhoods a search found (width ``width``), held padded to the width last asked (one copy:
+    the padded arrays begin with the found ones)."""
+
+    def __init__(self, nb: Neighbourhoods) -> None:
+        self.width, self.nb = nb.m, nb
+
+    def padded(self, width: int) -> Neighbourhoods:
+        """The found neighbourhoods padded to ``width`` (>= the found width): :func:`pad_neighbourhoods`."""
+        if self.nb.m != width:
+            self.nb = pad_neighbourhoods(_narrowed(self.nb, self.width), width)
+        return self.nb
+
+
+def _narrowed(nb: Neighbourhoods, m: int) -> Neighbourhoods:
+    """The first ``m`` entries of every column of ``nb`` (views; ``nb`` itself when it is that wide)."""
+    if nb.m == m:
         return nb
-    return context.cache.get("neighbourhoods", (*key, width), lambda: pad_neighbourhoods(nb, width))
+    return Neighbourhoods(nb.idx[:, :m], nb.dist[:, :m], nb.rho[:, :m], nb.use[:, :m], nb.radius_km)
 
 
 def _chunk_of_columns(context: AnalysisContext) -> np.ndarray:

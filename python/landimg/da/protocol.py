@@ -122,22 +122,32 @@ def Geometry(
 
 class AnalysisCache:
     """What a host keeps between analyses: transforms (building a curvelet plan costs seconds) and the
-    neighbourhoods of an observation pattern; a few entries per kind, least recently used dropped first."""
+    neighbourhoods of an observation pattern; a few entries per kind, least recently used dropped first
+    (before the new one is made, so that a miss never holds more than ``per_kind`` entries of a kind)."""
 
     def __init__(self, per_kind: int = 4) -> None:
         self.per_kind = int(per_kind)
         self._items: dict[str, OrderedDict[Hashable, Any]] = {}
 
-    def get(self, kind: str, key: Hashable, make: Callable[[], Any]) -> Any:
-        """The cached value of ``(kind, key)``, made by ``make()`` when missing."""
+    def get(self, kind: str, key: Hashable, make: Callable[[], Any], keep: int | None = None) -> Any:
+        """The cached value of ``(kind, key)``, made by ``make()`` when missing.
+
+        ``keep``: at most this many entries of ``kind`` (default ``per_kind``); e.g. 1 for what depends on
+        the day's observation pattern, which seldom repeats (only the latest is kept).
+        """
         items = self._items.setdefault(kind, OrderedDict())
         if key in items:
             items.move_to_end(key)
             return items[key]
-        value = items[key] = make()
-        while len(items) > self.per_kind:
+        limit = max(1, self.per_kind if keep is None else int(keep))
+        while len(items) >= limit:  # freed before the new entry is made
             items.popitem(last=False)
+        value = items[key] = make()
         return value
+
+    def entries(self, kind: str) -> int:
+        """Number of entries of ``kind`` held."""
+        return len(self._items.get(kind, ()))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._items.values())

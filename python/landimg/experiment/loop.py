@@ -167,6 +167,7 @@ def _start(
 ) -> _Run:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
     ens = _ensembles(cfg, s, comm, column_blocks)
+    s.release_soil()  # each ensemble holds its part of the members' soil
     r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts

@@ -216,11 +216,19 @@ class Setup:
     reference: Any = None
     soil_members: Any = None
     world: World | None = None
+    soil_released: bool = False
 
     @property
     def soil_ensemble(self) -> Any:
         """The ensembles' soil: per-member parameters (ncol, nmem) if ``ensemble.perturb_soil``, else ``soil_est``."""
+        if self.soil_released:
+            raise RuntimeError("the members' soil parameters were released (the ensembles hold their parts)")
         return self.soil_est if self.soil_members is None else self.soil_members
+
+    def release_soil(self) -> None:
+        """Forget the members' soil parameters of every column (``soil_members``, ``nfield x ncol x nmem``
+        floats on every rank: 9 MB for 8 members at 1 degree) once the ensembles hold their parts."""
+        self.soil_members, self.soil_released = None, True
 
 
 def setup(cfg: Config, comm: Any = None, progress: bool = False) -> Setup:
