@@ -166,17 +166,16 @@ def bench_methods(nmem: int = 16, nlev: int = 10, repeat: int = 3) -> list[dict]
 RATIO_METHODS: dict[str, str] = {
     "point_letkf": "PointLETKF()",
     "curvelet_enkf": "CurveletEnKF()",
+    "curvelet regression layers": "CurveletEnKF(layer_increments='regression')",
     "curvelet homogeneous B": "CurveletEnKF(variance_filtering=False, variance_support='land_fraction')",
     "curvelet diagonal anomalies": "CurveletEnKF(anomaly_update='diagonal')",
     "curvelet joint DEnKF": "CurveletEnKF(anomaly_update='joint')",
     "curvelet float64 CG": "CurveletEnKF(cg_single_precision=False)",
     "curvelet issue-9 solve": "CurveletEnKF(anomaly_update='joint', cg_tol=1e-4, cg_preconditioner='jacobi', "
-    "cg_single_precision=False)",
+    "cg_single_precision=False, layer_increments='regression')",
     "curvelet bias stage": "CurveletEnKF(bias_correction=True)",
-    "curvelet analysis layers": "CurveletEnKF(layer_increments='analysis')",
     "curvelet fine band 300 km": "CurveletEnKF(fine_band_scales=1, fine_band_radius_km=300.0)",
-    "curvelet fine band + layers": "CurveletEnKF(fine_band_scales=1, layer_increments='analysis')",
-    "curvelet local pooling": "CurveletEnKF(pooling='local')",
+    "curvelet local pooling": "CurveletEnKF(pooling='local', layer_increments='regression')",
 }
 
 
@@ -336,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ratio", action="store_true",
                    help="only the curvelet / LETKF analysis CPU ratio at global 1 deg and CONUS 0.25 deg (issue 18)")
     p.add_argument("--repeat", type=int, default=5, help="analyses per method for --ratio (median)")
+    p.add_argument("--only", help="--ratio: a comma-separated subset of the configurations (names of RATIO_METHODS; "
+                   "point_letkf is always included)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--forecast-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -346,7 +347,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.ratio:
         if os.environ.get("OMP_NUM_THREADS") != "1":
             print("warning: OMP_NUM_THREADS is not 1: the ratio is meant for one thread", flush=True)
-        results = {"ratio": bench_ratio(repeat=args.repeat)}
+        methods = None
+        if args.only:
+            names = ["point_letkf"] + [n.strip() for n in args.only.split(",") if n.strip() != "point_letkf"]
+            unknown = [n for n in names if n not in RATIO_METHODS]
+            if unknown:
+                p.error(f"--only: unknown configuration(s) {unknown}; known: {list(RATIO_METHODS)}")
+            methods = {n: RATIO_METHODS[n] for n in names}
+        results = {"ratio": bench_ratio(repeat=args.repeat, methods=methods)}
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
         return

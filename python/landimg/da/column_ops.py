@@ -21,6 +21,7 @@ __all__ = [
     "increment_stats",
     "inflate_columns",
     "inflated_layers",
+    "anomaly_regression",
     "regression_coefficients",
     "regression_increments",
     "usable_observations",
@@ -120,11 +121,16 @@ def regression_coefficients(
     layer mean by exactly ``dx_obs``. Member sums reduced in member order.
     """
     tm = np.ascontiguousarray(np.moveaxis(theta, 2, 0))  # member-major: contiguous terms, the same sums
-    mu_t = layout.mean(tm)
-    mu_o = layout.mean(xobs, axis=0)
-    at, ao = tm - mu_t, xobs - mu_o  # (nloc, nlev, ncol), (nloc, ncol)
-    cov = layout.ordered_sum(at * ao[:, None, :])
-    var = layout.ordered_sum(ao**2)
+    return anomaly_regression(tm - layout.mean(tm), xobs - layout.mean(xobs, axis=0), layout)
+
+
+def anomaly_regression(at: np.ndarray, ao: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`regression_coefficients` from the member-major anomalies of the layers ``at``
+    (nloc, nlev, ncol) and of the observed layer ``ao`` (nloc, ncol): ``beta`` (nlev, ncol) and
+    ``var > 0`` (ncol,). Member terms one at a time (no member-sized temporaries), in member order."""
+    nloc, nlev, ncol = at.shape
+    cov = layout.ordered_sum_terms((at[k] * ao[k] for k in range(nloc)), (nlev, ncol))
+    var = layout.ordered_sum_terms((ao[k] ** 2 for k in range(nloc)), (ncol,))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(var > 0, cov / var, 0.0), var > 0
 

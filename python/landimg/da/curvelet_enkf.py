@@ -54,7 +54,7 @@ from landimg.parallel import MemberLayout, Purpose, SerialComm, member_rng
 
 __all__ = [
     "CoefficientStats", "Transform", "curvelet_analysis", "curvelet_enkf", "land_coverage", "method_settings",
-    "variance_scale",
+    "smoothed_std", "variance_scale",
 ]  # fmt: skip
 
 _log = logging.getLogger("landimg.analysis")
@@ -455,10 +455,20 @@ def variance_scale(anom: np.ndarray, land: np.ndarray, layout: MemberLayout, len
     :class:`~landimg.da.image_covariance.GaussianCorrelation`; 0 = no smoothing): sampling noise of the
     ``N``-member variance (relative std ``sqrt(2 / (N - 1))``) averages out over the filter's land area."""
     var = layout.ordered_sum(anom * anom) / (layout.nmem - 1)
+    return smoothed_std(var, land, length_km, cell_km, periodic_x)
+
+
+def smoothed_std(var: np.ndarray, land: np.ndarray, length_km: float, cell_km: tuple[float, float],
+                 periodic_x: bool) -> np.ndarray:  # fmt: skip
+    """The square root of the variance images ``var`` (..., ny, nx) averaged over ``land`` by the normalised
+    Gaussian filter of length ``length_km`` (0 = no smoothing), 0 off land: :func:`variance_scale`'s ``S``
+    (all images in one batch of FFTs)."""
     weight = land.astype(np.float64)
     if length_km > 0:
         g = GaussianCorrelation(land.shape, cell_km, length_km, periodic_x)
-        num, den = g.apply(np.stack([var * weight, weight]))
+        images = np.concatenate([(var * weight).reshape((-1,) + land.shape), weight[None]])
+        smooth = g.apply(images)
+        num, den = smooth[:-1].reshape(var.shape), smooth[-1]
         var = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), 0.0)
     return np.where(land, np.sqrt(np.maximum(var, 0.0)), 0.0)
 
@@ -654,7 +664,7 @@ def curvelet_analysis(
             z=diag.pop("_solution"), valid=p.valid, land=p.land, v=b_weights(stats.s_b, frame_norms2(transform)),
             transform=transform, offset=p.offset, frame=frame, scale=op_kw.get("scale"),
             v_mask=op_kw.get("v_mask"), bias_image=diag.pop("_bias_image", None), band=band,
-            ensemble=op_kw.get("ensemble") if band is not None else None,
+            ensemble=op_kw.get("ensemble") if band is not None else None, single=s.cg_single_precision,
         )  # fmt: skip
     diag.pop("_bias_image", None)
     return analysis, diag

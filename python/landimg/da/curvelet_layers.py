@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from landimg.da.curvelet_stats import embed, extract
+from landimg.da.curvelet_spectral import rfft2_images
+from landimg.da.curvelet_stats import embed
 from landimg.parallel import MemberLayout
 
 __all__ = ["AnalysisSolution", "layer_mean_increments"]
@@ -57,6 +58,9 @@ class AnalysisSolution:
         The observed layer's bias estimate ``b_a`` (subtracted from its background).
     band, ensemble :
         The fine band (:class:`~landimg.da.curvelet_hybrid.FineBand`) and its localized covariance.
+    single : bool
+        The cross energies of the layer regressions from single-precision FFTs (the method's
+        ``cg_single_precision``; relative error ~1e-7, sums in float64).
     """
 
     z: np.ndarray
@@ -71,34 +75,53 @@ class AnalysisSolution:
     bias_image: np.ndarray | None = None
     band: Any = None
     ensemble: Any = None
+    single: bool = False
 
 
-def _normalised(anom: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
+def _divisor(scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(scale > 0, scale or 1)``: what :func:`_normalised_by` divides by (None without a scale)."""
     if scale is None:
+        return None
+    pos = scale > 0
+    return pos, np.where(pos, scale, 1.0)
+
+
+def _normalised_by(anom: np.ndarray, divisor: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """``anom / scale`` where ``scale > 0``, else 0, with the divisor of :func:`_divisor`."""
+    if divisor is None:
         return anom
-    return np.where(scale > 0, anom / np.where(scale > 0, scale, 1.0), 0.0)
+    pos, den = divisor
+    return np.where(pos, anom / den, 0.0)
 
 
 def layer_mean_increments(
     anomalies: np.ndarray,
-    h: np.ndarray,
+    obs_anomalies: np.ndarray,
     sol: AnalysisSolution,
     layout: MemberLayout,
-    layer_scale: Any = None,
+    columns: np.ndarray,
+    scales: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mean increment of every layer from the observed layer's analysis (module docstring), (nlev, ny, nx).
+    """Mean increment of every layer at every column from the observed layer's analysis (module
+    docstring), (nlev, ncol).
 
     Parameters
     ----------
-    anomalies : ndarray (nlev, nloc, ny, nx)
-        Every layer's (inflated) ensemble anomalies of this rank's members, zero off land.
-    h : ndarray (nlev,)
-        Observation operator weights (``x_o = h . theta``).
+    anomalies : ndarray (nloc, nlev, ncol)
+        Every layer's (inflated) ensemble anomalies of this rank's members at the land columns, member-major.
+    obs_anomalies : ndarray (nloc, ncol)
+        Those of the observed layer ``x_o = h . theta``.
     sol : AnalysisSolution
     layout : MemberLayout
         Sums over members in member order (identical on any number of ranks).
-    layer_scale : callable, optional
-        ``layer_scale(anomalies (nloc, ny, nx)) -> S_l`` with variance filtering (None without).
+    columns : ndarray of int (ncol,)
+        Flat (row-major) index of every column in the ``sol.valid.shape`` image (land pixels, in order).
+    scales : ndarray (nlev, ny, nx), optional
+        Every layer's ``S_l`` with variance filtering (None without).
+
+    Every member's layers (and its observed layer) go through one batched real FFT of the transform domain,
+    written straight from the columns into a reused zero image; the per-direction cross energies are summed
+    over the members in member order.
     """
     frame = sol.frame
     if frame is None:
@@ -107,17 +130,23 @@ def layer_mean_increments(
     v_dir = frame.per_direction(v)
     if v_dir is None:
         raise ValueError("layer increments from the analysis need variances pooled per direction (not 'coefficient')")
-    nlev = anomalies.shape[0]
+    nloc, nlev, ncol = anomalies.shape
     tshape, off, shape = frame.shape, sol.offset, sol.valid.shape
-    obs_anom = np.tensordot(h, anomalies, axes=1)  # (nloc, ny, nx)
-    scales = [None] * nlev if sol.scale is None else [layer_scale(anomalies[lev]) for lev in range(nlev)]
-    norm_o = embed(_normalised(obs_anom, sol.scale), tshape, off)
+    if sol.scale is not None and scales is None:
+        raise ValueError("layer increments with variance filtering need every layer's scale")
+    rows, cols = np.divmod(np.asarray(columns, dtype=np.int64), shape[1])
+    tidx = (rows + off[0]) * tshape[1] + (cols + off[1])  # the columns in the transform domain
+    s_l = None if scales is None else scales[:, rows, cols]  # (nlev, ncol)
+    s_o = None if sol.scale is None else sol.scale[rows, cols]  # (ncol,)
+    div_l, div_o = _divisor(s_l), _divisor(s_o)
 
     def member_terms():  # per member: (cross energy of every layer, own energy of the observed layer)
-        for i in range(obs_anom.shape[0]):  # the layers' images made one at a time (not nlev of them)
-            layers = (embed(_normalised(anomalies[lev, i], scales[lev]), tshape, off) for lev in range(nlev))
-            cross = frame.cross_energies(layers, norm_o[i])
-            yield np.vstack([cross, frame.energies(norm_o[i : i + 1])])
+        buf = np.zeros((nlev + 1, tshape[0] * tshape[1]), dtype=np.float32 if sol.single else np.float64)
+        for i in range(nloc):
+            buf[:nlev, tidx] = _normalised_by(anomalies[i], div_l)
+            buf[nlev, tidx] = _normalised_by(obs_anomalies[i], div_o)
+            f = rfft2_images(buf.reshape((nlev + 1,) + tshape))
+            yield frame.spectra_cross_energies(f, f[nlev])
 
     sums = layout.ordered_sum_terms(member_terms(), (nlev + 1, frame.ndir))
     var_o = sums[-1]
@@ -127,20 +156,17 @@ def layer_mean_increments(
     valid_t = np.zeros(tshape, dtype=bool)
     valid_t[off[0] : off[0] + shape[0], off[1] : off[1] + shape[1]] = sol.valid
     zimg[valid_t] = sol.z if sol.scale is None else sol.z * sol.scale[sol.valid]
-    zf = scipy.fft.rfft2(zimg)
-    bf = None if sol.bias_image is None else scipy.fft.rfft2(embed(sol.bias_image, tshape, off))
-    out = np.empty((nlev,) + shape)
-    for lev in range(nlev):
-        inc = extract(scipy.fft.irfft2(frame.multiplier(beta[lev] * v_dir) * zf, s=tshape), shape, off)
-        if scales[lev] is not None:
-            inc = inc * scales[lev]
-        if bf is not None:
-            inc = inc - extract(scipy.fft.irfft2(frame.multiplier(beta[lev]) * bf, s=tshape), shape, off)
-        out[lev] = inc
+    spec = frame.multipliers(beta * v_dir) * scipy.fft.rfft2(zimg)  # (nlev, M, N // 2 + 1)
+    out = scipy.fft.irfft2(spec, s=tshape).reshape(nlev, -1)[:, tidx]  # (nlev, ncol)
+    if s_l is not None:
+        out *= s_l
+    if sol.bias_image is not None:
+        bf = scipy.fft.rfft2(embed(sol.bias_image, tshape, off))
+        out -= scipy.fft.irfft2(frame.multipliers(beta) * bf, s=tshape).reshape(nlev, -1)[:, tidx]
     if sol.ensemble is not None:  # the fine band: localized ensemble cross-covariances
+        img = np.zeros((nloc, shape[0] * shape[1]))
         for lev in range(nlev):
-            fine = sol.band.band_passed(anomalies[lev], sol.transform, off, frame)
-            field = sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
-            out[lev][sol.land] += field
-    out[:, ~sol.land] = 0.0  # in place (not a second (nlev, ny, nx) array)
+            img[:, columns] = anomalies[:, lev]
+            fine = sol.band.band_passed(img.reshape((nloc,) + shape), sol.transform, off, frame)
+            out[lev] += sol.ensemble.cross_field(layout.allgather_members(fine[:, sol.land]), sol.z)
     return out

@@ -170,8 +170,12 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         ``1 / (mean diag B + diag R)``.
     cg_single_precision : bool
         The FFT products of the CG solves (``B``, ``R``, the preconditioner, and the increments ``B H^T z``)
-        in single precision (relative error ~1e-7, far below ``cg_tol``; about 1.5x faster FFTs). The
-        curvelet transform itself keeps its exact float64 path. False: float64.
+        and the cross energies of ``layer_increments="analysis"``'s per-direction regressions in single
+        precision (relative error ~1e-7 per product, far below ``cg_tol``; about 1.5x faster FFTs; the CG
+        solution moves within its tolerance: ~1e-3 of the mean increment at global 1 deg). The curvelet
+        transform itself keeps its exact float64 path. False: float64. Either way the products run through
+        FFTW one image at a time when pyFFTW is importable (:func:`landimg.da.curvelet_spectral.fftw_plans`),
+        else through ``scipy.fft``.
     anomaly_update : {"cg", "joint", "diagonal"}
         DEnKF with ``solver="cg"``: ``"cg"`` (default since issue 18), the mean by one solve and each anomaly
         by at most ``anomaly_cg_iterations`` CG iterations of the gap-aware gain (training seeds: the scores

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["SpectralFrame", "spectral_frame"]
+__all__ = ["PixelProduct", "SpectralFrame", "fftw_plans", "filter_images", "rfft2_images", "spectral_frame"]
 
 
 class SpectralFrame:
@@ -59,13 +59,7 @@ class SpectralFrame:
     def apply(self, images: np.ndarray, multiplier: np.ndarray) -> np.ndarray:
         """``F^* diag(m) F x`` of every image, (k, M, N) -> (k, M, N) (``C^T diag(v) C x``), float64; with a
         float32 ``multiplier`` the FFTs run in single precision (relative error ~1e-7, about 1.5x faster)."""
-        if multiplier.dtype == np.float32:
-            f = scipy.fft.rfft2(np.asarray(images, dtype=np.float32), axes=(-2, -1))
-            f *= multiplier
-            return scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1)).astype(np.float64)
-        f = scipy.fft.rfft2(images, axes=(-2, -1))
-        f *= multiplier
-        return scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1))
+        return filter_images(images, multiplier)
 
     def stationary_energy(self, spectrum: np.ndarray) -> np.ndarray:
         """Expected energy per direction of a stationary unit-variance field of power spectrum ``spectrum``
@@ -76,6 +70,20 @@ class SpectralFrame:
         """Energy of every image on every direction, ``sum_{k in d} (C x)_k^2``, (k, ndir)."""
         f = scipy.fft.rfft2(images, axes=(-2, -1))
         p = (f.real**2 + f.imag**2) * self.spectra.counts
+        return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
+
+    def multipliers(self, per_direction: np.ndarray) -> np.ndarray:
+        """:meth:`multiplier` of every row of ``per_direction`` (k, ndir): (k, M, N // 2 + 1)."""
+        per = np.atleast_2d(np.asarray(per_direction, dtype=np.float64))
+        return (self.spectra.table.T @ per.T).T.reshape((per.shape[0],) + self.spectra.counts.shape)
+
+    def spectra_cross_energies(self, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+        """``sum_{k in d} (C a)_k (C b)_k`` from the rfft2 half spectra (unnormalised ``scipy.fft.rfft2``)
+        of images ``a`` (k, M, N // 2 + 1) and of one image ``b`` (M, N // 2 + 1): (k, ndir), float64 (the
+        products in the spectra's precision, the sums over each direction in float64)."""
+        p = fa.real * fb.real
+        p += fa.imag * fb.imag
+        p *= self.spectra.counts
         return (self.spectra.table @ p.reshape(p.shape[0], -1).T).T / self._npix
 
     def cross_energies(self, a: Iterable[np.ndarray], b: np.ndarray) -> np.ndarray:
@@ -95,6 +103,147 @@ class SpectralFrame:
             p = (fa.real * fb.real + fa.imag * fb.imag) * self.spectra.counts
             rows.append(self.spectra.table @ p.ravel())
         return np.array(rows, dtype=np.float64).reshape(len(rows), self.ndir) / self._npix
+
+
+_PLANS: dict[tuple, Any] = {}
+
+
+def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
+    """FFTW plans ``(rfft2, irfft2)`` of one real image of ``shape`` in ``dtype`` (float32 or float64), kept
+    per (shape, dtype), or None without pyFFTW.
+
+    ``FFTW_ESTIMATE`` (a deterministic plan: the same bits in every process), one thread, the conventions of
+    ``scipy.fft`` (forward unscaled, inverse scaled by ``1 / (M N)``); one image per call, so that a batch
+    gives the same bits as its images one by one. The plans compute into their own buffers: callers copy
+    the input in and consume the output before the next call. About 2x faster than ``scipy.fft`` on the
+    transform domains of the analysis (192 x 360, single precision).
+    """
+    dt = np.dtype(dtype)
+    key = (int(shape[0]), int(shape[1]), dt.str)
+    if key in _PLANS:
+        return _PLANS[key]
+    try:
+        import pyfftw
+        import pyfftw.builders
+    except ImportError:
+        _PLANS[key] = None
+        return None
+    shape = key[:2]
+    real = pyfftw.empty_aligned(shape, dtype=dt)
+    cplx = pyfftw.empty_aligned((shape[0], shape[1] // 2 + 1), dtype=np.result_type(dt, np.complex64))
+    fwd = pyfftw.builders.rfft2(real, threads=1, planner_effort="FFTW_ESTIMATE")
+    inv = pyfftw.builders.irfft2(cplx, s=shape, threads=1, planner_effort="FFTW_ESTIMATE")
+    if len(_PLANS) >= 16:
+        old = _PLANS.pop(next(iter(_PLANS)))
+        if old is not None:
+            _WRITTEN.pop(id(old[0]), None)
+    _PLANS[key] = (fwd, inv)
+    return fwd, inv
+
+
+_WRITTEN: dict[int, Any] = {}  # id(rfft2 plan) -> the pixels its input holds values at: an index array, a
+# top-left corner (ny, nx), or None (a whole image)
+
+
+def _zero_but(fwd: Any, pixels: np.ndarray) -> np.ndarray:
+    """The flat input image of the rfft2 plan ``fwd``, zero everywhere but (possibly) at ``pixels``."""
+    src = fwd.input_array.reshape(-1)
+    if _WRITTEN.get(id(fwd)) is not pixels:  # another pixel set (or image) was written last
+        src[...] = 0
+        _WRITTEN[id(fwd)] = pixels
+    return src
+
+
+def filter_images(images: np.ndarray, multiplier: np.ndarray, fft_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``F^* diag(m) F x`` of every image ``x`` (k, ny, nx), zero-padded at the top left of the FFT grid
+    ``fft_shape`` (default: the images' shape) and cropped back: (k, ny, nx) float64. The FFTs in the
+    precision of ``multiplier`` (M, N // 2 + 1) (float32 or float64); FFTW one image at a time when pyFFTW is
+    importable (:func:`fftw_plans`), else ``scipy.fft`` (zero-padding by its ``s``)."""
+    images = np.asarray(images)
+    ny, nx = images.shape[-2:]
+    shape = (int(ny), int(nx)) if fft_shape is None else (int(fft_shape[0]), int(fft_shape[1]))
+    dtype = np.float32 if multiplier.dtype == np.float32 else np.float64
+    plans = fftw_plans(shape, dtype)
+    if plans is None:
+        f = scipy.fft.rfft2(np.asarray(images, dtype=dtype), s=shape, axes=(-2, -1))
+        f *= multiplier
+        return scipy.fft.irfft2(f, s=shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64, copy=False)
+    fwd, inv = plans
+    flat = images.reshape((-1, ny, nx))
+    out = np.empty(flat.shape)
+    if (ny, nx) == shape:
+        _WRITTEN[id(fwd)] = None
+    elif not (isinstance(_WRITTEN.get(id(fwd)), tuple) and _WRITTEN[id(fwd)] == (ny, nx)):  # zero off the corner
+        fwd.input_array[...] = 0
+        _WRITTEN[id(fwd)] = (ny, nx)
+    corner = fwd.input_array[:ny, :nx]
+    for i in range(flat.shape[0]):
+        corner[...] = flat[i]
+        np.multiply(fwd(), multiplier, out=inv.input_array)
+        out[i] = inv()[:ny, :nx]
+    return out.reshape(images.shape)
+
+
+def rfft2_images(images: np.ndarray) -> np.ndarray:
+    """``scipy.fft.rfft2`` of every image (k, M, N) (FFTW one image at a time when available), (k, M, N // 2 + 1)."""
+    plans = fftw_plans(images.shape[-2:], images.dtype)
+    if plans is None:
+        return scipy.fft.rfft2(images, axes=(-2, -1))
+    fwd = plans[0]
+    _WRITTEN[id(fwd)] = None
+    out = np.empty(images.shape[:-1] + (images.shape[-1] // 2 + 1,), dtype=fwd.output_array.dtype)
+    for i in range(images.shape[0]):
+        fwd.input_array[...] = images[i]
+        out[i] = fwd()
+    return out
+
+
+class PixelProduct:
+    """``z -> (F^* diag(m) F P^T z)[P]`` for a fixed set of pixels ``P`` of a periodic grid: values at the
+    pixels (k, n) are written into a zero image (kept between calls: only the pixels are ever written), go
+    through one real FFT pair with the multiplier ``m``, and are read back at the same pixels.
+
+    The same numbers as scattering into fresh zero images of the multiplier's precision and
+    ``scipy.fft.rfft2`` / ``irfft2`` (a float32 ``m``: single-precision FFTs, relative error ~1e-7).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        The FFT grid (M, N).
+    pixels : ndarray of int (n,)
+        Flat (row-major) indices of the pixels in that grid.
+    multiplier : ndarray (M, N // 2 + 1)
+        ``m`` on the rfft2 half spectrum; its dtype (float32 or float64) sets the precision.
+    """
+
+    def __init__(self, shape: tuple[int, int], pixels: np.ndarray, multiplier: np.ndarray) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.pixels = np.asarray(pixels, dtype=np.intp)
+        self.multiplier = multiplier
+        self.dtype = np.float32 if multiplier.dtype == np.float32 else np.float64
+        self._buf = np.zeros((0, self.shape[0] * self.shape[1]), dtype=self.dtype)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        """The product of every row of ``z`` (k, n), float64 (k, n)."""
+        k = z.shape[0]
+        plans = fftw_plans(self.shape, self.dtype)
+        if plans is not None:  # FFTW, one image at a time (batch-invariant: the same bits on any ranks)
+            fwd, inv = plans
+            src = _zero_but(fwd, self.pixels)  # the plan's input image, zero off these pixels
+            out = np.empty(z.shape)
+            for i in range(k):
+                src[self.pixels] = z[i]
+                np.multiply(fwd(), self.multiplier, out=inv.input_array)  # the r2c keeps its input
+                out[i] = inv().reshape(-1)[self.pixels]
+            return out
+        if self._buf.shape[0] < k:
+            self._buf = np.zeros((k, self._buf.shape[1]), dtype=self.dtype)
+        buf = self._buf[:k]
+        buf[:, self.pixels] = z
+        f = scipy.fft.rfft2(buf.reshape((k,) + self.shape), axes=(-2, -1))
+        f *= self.multiplier
+        out = scipy.fft.irfft2(f, s=self.shape, axes=(-2, -1)).reshape(k, -1)[:, self.pixels]
+        return out.astype(np.float64, copy=False)
 
 
 _FRAMES: dict[int, SpectralFrame] = {}  # by id of the (cached, long-lived) direction spectra

@@ -206,11 +206,15 @@ class CoefficientStats:
 
 
 class _CoverageKey:
-    """Hashable cache key: the transform object (by identity, kept alive), the padded mask, the probes."""
+    """Hashable cache key: the transform (by its parameters when it has them, ``Curvelet._plan_key`` and
+    FFT backend: equal transforms give equal probe coefficients, so each method's own transform object of
+    the same grid shares one estimate; else by identity, kept alive), the padded mask, the probes."""
 
     def __init__(self, transform: Any, land_t: np.ndarray, nsamples: int) -> None:
         self.transform, self.land_t, self.nsamples = transform, land_t, nsamples
-        self._key = (id(transform), land_t.shape, land_t.tobytes(), nsamples)
+        plan_key = getattr(transform, "_plan_key", None)
+        ident = (type(transform).__name__, plan_key(), getattr(transform, "backend", None)) if callable(plan_key) else id(transform)
+        self._key = (ident, land_t.shape, land_t.tobytes(), nsamples)
 
     def __hash__(self) -> int:
         return hash(self._key)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from landimg.da.curvelet_spectral import PixelProduct
 from landimg.da.curvelet_stats import frame_norms2
 from landimg.da.image_covariance import DiagonalCovariance
 
@@ -147,6 +148,11 @@ class CovarianceOperator:
             self.scale_t = np.zeros(self.tshape)
             self.scale_t[self.window] = np.asarray(scale, dtype=np.float64)
             self.scale_obs = self.scale_t[self.valid_t]
+        self.valid_flat = np.flatnonzero(self.valid_t)  # the observations in the transform domain
+        self._obs_product = None  # H C^T diag(v) C H^T as one FFT pair on the observations
+        if self.multiplier is not None and self.extra_v is None:
+            m = self.multiplier.astype(np.float32) if self.single else self.multiplier
+            self._obs_product = PixelProduct(self.tshape, self.valid_flat, m)
 
     def _multiplier(self, v: np.ndarray) -> np.ndarray | None:
         """The Fourier multiplier of ``C^T diag(v) C`` when ``v`` is constant per direction, else None."""
@@ -192,13 +198,11 @@ class CovarianceOperator:
         if corr is None or self.multiplier is None or self.scale_t is not None or self.extra_v is not None:
             return lambda z: self.obs(z) + r_cov.apply(z)
         joint = self.multiplier + corr
-        joint = joint.astype(np.float32) if self.single else joint
+        product = PixelProduct(self.tshape, self.valid_flat, joint.astype(np.float32) if self.single else joint)
         white = r_cov.white_var
 
         def apply(z: np.ndarray) -> np.ndarray:
-            img = np.zeros((z.shape[0],) + self.tshape)
-            img[:, self.valid_t] = z
-            out = self.spectral.apply(img, joint)[:, self.valid_t] + white * z
+            out = product(z) + white * z
             if self.ensemble is not None:
                 out += self.beta * self.ensemble.obs(z)
             return out
@@ -207,7 +211,12 @@ class CovarianceOperator:
 
     def obs(self, z: np.ndarray) -> np.ndarray:
         """``H B H^T z``: (k, nobs) -> (k, nobs)."""
-        out = self._curvelet_field(z)[:, self.valid_t]
+        if self._obs_product is not None:  # one FFT pair on the observations (the same numbers)
+            out = self._obs_product(z if self.scale_obs is None else z * self.scale_obs)
+            if self.scale_obs is not None:
+                out *= self.scale_obs
+        else:
+            out = self._curvelet_field(z)[:, self.valid_t]
         if self.ensemble is not None:
             out += self.beta * self.ensemble.obs(z)
         return out
@@ -261,13 +270,10 @@ def fourier_preconditioner(op: CovarianceOperator, r: Any) -> Any:
     if op.ensemble is not None:
         den = den + op.beta * float(np.mean(op.ensemble.variance_obs())) / (1.0 if d is None else s2)
     inv = np.where(den > 0, 1.0 / np.where(den > 0, den, 1.0), 0.0)
-    inv = inv.astype(np.float32) if op.single else inv
-    frame, valid_t, tshape = op.spectral, op.valid_t, op.tshape
+    product = PixelProduct(op.tshape, op.valid_flat, inv.astype(np.float32) if op.single else inv)
 
     def apply(z: np.ndarray) -> np.ndarray:
-        img = np.zeros((z.shape[0],) + tshape)
-        img[:, valid_t] = z if d is None else z / d
-        out = frame.apply(img, inv)[:, valid_t]
+        out = product(z if d is None else z / d)
         return out if d is None else out / d
 
     return apply

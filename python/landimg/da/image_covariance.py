@@ -105,15 +105,11 @@ class GaussianCorrelation:
     def apply(self, images: np.ndarray, single: bool = False) -> np.ndarray:
         """``G f`` of every image, (k, ny, nx) -> (k, ny, nx) (float64; ``single``: FFTs in single precision,
         relative error ~1e-7)."""
-        ny, nx = self.shape
-        if single:
-            f = scipy.fft.rfft2(np.asarray(images, dtype=np.float32), s=self._fft_shape, axes=(-2, -1))
-            f *= self._spec.astype(np.float32)
-            return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64)
-        images = np.asarray(images, dtype=np.float64)
-        f = scipy.fft.rfft2(images, s=self._fft_shape, axes=(-2, -1))  # zero-padded
-        f *= self._spec
-        return scipy.fft.irfft2(f, s=self._fft_shape, axes=(-2, -1))[..., :ny, :nx]
+        from landimg.da.curvelet_spectral import filter_images
+
+        spec = self._spec.astype(np.float32) if single else self._spec
+        dtype = np.float32 if single else np.float64
+        return filter_images(np.asarray(images, dtype=dtype), spec, self._fft_shape)
 
 
 class DiagonalCovariance:
@@ -168,12 +164,19 @@ class ObservationCovariance:
         n = int(np.count_nonzero(self.valid))
         if self.white_var.shape != (n,) or self.corr_std.shape != (n,):
             raise ValueError(f"white_var and corr_std must have one value per usable observation ({n})")
+        self._product = None  # built at the first product
 
     def correlated(self, z: np.ndarray) -> np.ndarray:
-        """``D_c G D_c z``: (k, nobs) -> (k, nobs)."""
-        img = np.zeros((z.shape[0],) + self.correlation.shape)
-        img[:, self.valid] = self.corr_std * z
-        return self.corr_std * self.correlation.apply(img, self.single)[:, self.valid]
+        """``D_c G D_c z``: (k, nobs) -> (k, nobs) (one FFT pair on the observations of the zero-padded grid,
+        :class:`~landimg.da.curvelet_spectral.PixelProduct`: the numbers of ``correlation.apply``)."""
+        if self._product is None:
+            from landimg.da.curvelet_spectral import PixelProduct
+
+            g = self.correlation
+            rows, cols = np.nonzero(self.valid)
+            spec = g._spec.astype(np.float32) if self.single else g._spec
+            self._product = PixelProduct(g._fft_shape, rows * g._fft_shape[1] + cols, spec)
+        return self.corr_std * self._product(self.corr_std * z)
 
     def apply(self, z: np.ndarray) -> np.ndarray:
         """``R z``: (k, nobs) -> (k, nobs)."""

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from landimg.da.column_ops import regression_coefficients, regression_increments
-from landimg.da.curvelet_enkf import variance_scale
+from landimg.da.column_ops import anomaly_regression, regression_coefficients, regression_increments
+from landimg.da.curvelet_enkf import smoothed_std
 from landimg.da.curvelet_layers import AnalysisSolution, layer_mean_increments
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.parallel import MemberLayout
@@ -69,22 +69,27 @@ def layer_increments(
 def _column_beta(theta: np.ndarray, xcol: np.ndarray, over: np.ndarray, layout: MemberLayout) -> np.ndarray:
     """The column regression ``beta_l(c)`` (nlev, ncol) of every layer on the observed layer; columns without
     spread: 1 in the observed layers (``over``), 0 below (the full ``dobs`` where it is observed)."""
-    beta, spread = regression_coefficients(theta, xcol, layout)
+    return _beta_where_spread(regression_coefficients(theta, xcol, layout), over)
+
+
+def _beta_where_spread(fit: tuple[np.ndarray, np.ndarray], over: np.ndarray) -> np.ndarray:
+    beta, spread = fit
     return np.where(spread[None, :], beta, over[:, None].astype(float))
 
 
 def _from_the_analysis(s, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
     """``"analysis"``: every layer's mean increment through its cross-covariance with the observed layer,
     each member's anomaly increment by the column regression; ``h . dtheta = dobs`` exactly."""
-    mu = layout.mean(theta, axis=2)  # (nlev, ncol)
-    anom = g.to_image(np.moveaxis(theta - mu[:, :, None], 2, 1), fill=0.0)  # (nlev, nloc, ny, nx)
-
-    def layer_scale(a: np.ndarray) -> np.ndarray:
-        return variance_scale(a, g.land, layout, s.variance_smoothing_km, g.cell_km, g.periodic_lon)
-
-    mean_inc = g.to_columns(layer_mean_increments(anom, h, sol, layout, layer_scale))  # (nlev, ncol)
+    at = np.array(np.moveaxis(theta, 2, 0), order="C", copy=True)  # (nloc, nlev, ncol) member-major copy
+    at -= layout.mean(at)  # every layer's anomalies (in place: always a copy, never the caller's theta)
+    ao = xcol - layout.mean(xcol, axis=0)  # the observed layer's (nloc, ncol)
+    scales = None
+    if sol.scale is not None:  # every layer's S_l, smoothed together
+        var = layout.ordered_sum_terms((at[k] ** 2 for k in range(at.shape[0])), at.shape[1:]) / (layout.nmem - 1)
+        scales = smoothed_std(g.to_image(var, fill=0.0), g.land, s.variance_smoothing_km, g.cell_km, g.periodic_lon)
+    mean_inc = layer_mean_increments(at, ao, sol, layout, g.column_index, scales)  # (nlev, ncol)
     over = h > 0
-    beta = _column_beta(theta, xcol, over, layout)
+    beta = _beta_where_spread(anomaly_regression(at, ao, layout), over)
     if not s.deep_regression:
         beta[~over] = 0.0
         mean_inc[~over] = 0.0
@@ -92,7 +97,9 @@ def _from_the_analysis(s, theta, xcol, dobs, h, layout, g, sol) -> np.ndarray:
     # what the cross-covariances leave of it (round-off; with variance filtering the layers' own S_l do not
     # commute with the directions): by the column regression, so that h . dtheta = dobs exactly
     mean_inc += beta * (dmean - h @ mean_inc)[None, :]
-    return mean_inc[:, :, None] + beta[:, :, None] * (dobs - dmean).T[None]
+    out = np.multiply(beta[:, :, None], (dobs - dmean).T[None], out=np.empty(theta.shape))
+    out += mean_inc[:, :, None]
+    return out
 
 
 def _local(s, theta, xcol, dobs, h, layout, g, cache) -> np.ndarray:
