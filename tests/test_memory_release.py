@@ -22,7 +22,7 @@ def test_cache_frees_the_oldest_entry_before_making_the_new_one():
     cache = AnalysisCache(per_kind=4)
     held = []
     for key in range(3):
-        value = cache.get("pattern", key, lambda: held.append(cache.entries("pattern")) or key, keep=1)
+        value = cache.get("pattern", key, lambda k=key: held.append(cache.entries("pattern")) or k, keep=1)
         assert value == key and cache.entries("pattern") == 1
     assert held == [0, 0, 0]  # no older entry alive while a new one is made
     for key in range(6):  # the default: per_kind entries, at most per_kind - 1 alive while making one
@@ -39,7 +39,7 @@ def test_point_methods_keep_only_the_latest_pattern_with_the_same_bits():
     for method in (PointEnKF(radius_km=400.0, max_obs=None), PointLETKF(radius_km=400.0, max_obs=None)):
         lay = Layout(12, SerialComm())
         ctx = AnalysisContext(h=h, geometry=g, layout=lay, cache=AnalysisCache())
-        for day in range(3):  # a new observation pattern every day
+        for _day in range(3):  # a new observation pattern every day
             obs = 0.27 + 0.01 * rng.standard_normal(g.ncol)
             obs[rng.random(g.ncol) < 0.4] = np.nan
             ctx.rngs = [np.random.default_rng(i) for i in range(12)]
