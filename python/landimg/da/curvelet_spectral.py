@@ -12,12 +12,13 @@ one FFT each. Equal to the transform-pair route to round-off (tested).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.fft
 
-__all__ = ["PixelProduct", "SpectralFrame", "fftw_plans", "filter_images", "rfft2_images", "spectral_frame"]
+__all__ = ["FFTWPair", "PixelProduct", "SpectralFrame", "fftw_plans", "filter_images", "rfft2_images", "spectral_frame"]
 
 
 class SpectralFrame:
@@ -108,9 +109,39 @@ class SpectralFrame:
 _PLANS: dict[tuple, Any] = {}
 
 
-def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
-    """FFTW plans ``(rfft2, irfft2)`` of one real image of ``shape`` in ``dtype`` (float32 or float64), kept
-    per (shape, dtype), or None without pyFFTW.
+@dataclass
+class FFTWPair:
+    """An FFTW plan pair of one real image and what its input image holds: ``fwd`` (rfft2), ``inv``
+    (irfft2), ``written`` = the pixels the input holds values at (an index array), a top-left corner
+    ``(ny, nx)``, or None (a whole image). Every writer of ``fwd.input_array`` records it in ``written``, so
+    that a writer of another pixel set knows to zero the image first."""
+
+    fwd: Any
+    inv: Any
+    written: Any = None
+
+    def zero_but(self, pixels: np.ndarray) -> np.ndarray:
+        """The flat input image, zero everywhere but (possibly) at ``pixels`` (an index array kept by the
+        caller: identity decides whether the image was last written at these pixels)."""
+        src = self.fwd.input_array.reshape(-1)
+        if self.written is not pixels:  # another pixel set (or image) was written last
+            src[...] = 0
+            self.written = pixels
+        return src
+
+    def zero_off_corner(self, ny: int, nx: int) -> np.ndarray:
+        """The input image's top-left ``(ny, nx)`` corner, zero elsewhere (a whole image: no zeroing)."""
+        if (ny, nx) == self.fwd.input_array.shape:
+            self.written = None
+        elif not (isinstance(self.written, tuple) and self.written == (ny, nx)):
+            self.fwd.input_array[...] = 0
+            self.written = (ny, nx)
+        return self.fwd.input_array[:ny, :nx]
+
+
+def fftw_plans(shape: tuple[int, int], dtype: Any) -> FFTWPair | None:
+    """The FFTW plans (:class:`FFTWPair`) of one real image of ``shape`` in ``dtype`` (float32 or float64),
+    kept per (shape, dtype) like scipy.fft's own plan cache, or None without pyFFTW.
 
     ``FFTW_ESTIMATE`` (a deterministic plan: the same bits in every process), one thread, the conventions of
     ``scipy.fft`` (forward unscaled, inverse scaled by ``1 / (M N)``); one image per call, so that a batch
@@ -134,24 +165,9 @@ def fftw_plans(shape: tuple[int, int], dtype: Any) -> tuple[Any, Any] | None:
     fwd = pyfftw.builders.rfft2(real, threads=1, planner_effort="FFTW_ESTIMATE")
     inv = pyfftw.builders.irfft2(cplx, s=shape, threads=1, planner_effort="FFTW_ESTIMATE")
     if len(_PLANS) >= 16:
-        old = _PLANS.pop(next(iter(_PLANS)))
-        if old is not None:
-            _WRITTEN.pop(id(old[0]), None)
-    _PLANS[key] = (fwd, inv)
-    return fwd, inv
-
-
-_WRITTEN: dict[int, Any] = {}  # id(rfft2 plan) -> the pixels its input holds values at: an index array, a
-# top-left corner (ny, nx), or None (a whole image)
-
-
-def _zero_but(fwd: Any, pixels: np.ndarray) -> np.ndarray:
-    """The flat input image of the rfft2 plan ``fwd``, zero everywhere but (possibly) at ``pixels``."""
-    src = fwd.input_array.reshape(-1)
-    if _WRITTEN.get(id(fwd)) is not pixels:  # another pixel set (or image) was written last
-        src[...] = 0
-        _WRITTEN[id(fwd)] = pixels
-    return src
+        _PLANS.pop(next(iter(_PLANS)))
+    pair = _PLANS[key] = FFTWPair(fwd, inv)
+    return pair
 
 
 def filter_images(images: np.ndarray, multiplier: np.ndarray, fft_shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -168,15 +184,10 @@ def filter_images(images: np.ndarray, multiplier: np.ndarray, fft_shape: tuple[i
         f = scipy.fft.rfft2(np.asarray(images, dtype=dtype), s=shape, axes=(-2, -1))
         f *= multiplier
         return scipy.fft.irfft2(f, s=shape, axes=(-2, -1))[..., :ny, :nx].astype(np.float64, copy=False)
-    fwd, inv = plans
+    fwd, inv = plans.fwd, plans.inv
     flat = images.reshape((-1, ny, nx))
     out = np.empty(flat.shape)
-    if (ny, nx) == shape:
-        _WRITTEN[id(fwd)] = None
-    elif not (isinstance(_WRITTEN.get(id(fwd)), tuple) and _WRITTEN[id(fwd)] == (ny, nx)):  # zero off the corner
-        fwd.input_array[...] = 0
-        _WRITTEN[id(fwd)] = (ny, nx)
-    corner = fwd.input_array[:ny, :nx]
+    corner = plans.zero_off_corner(int(ny), int(nx))
     for i in range(flat.shape[0]):
         corner[...] = flat[i]
         np.multiply(fwd(), multiplier, out=inv.input_array)
@@ -189,8 +200,7 @@ def rfft2_images(images: np.ndarray) -> np.ndarray:
     plans = fftw_plans(images.shape[-2:], images.dtype)
     if plans is None:
         return scipy.fft.rfft2(images, axes=(-2, -1))
-    fwd = plans[0]
-    _WRITTEN[id(fwd)] = None
+    fwd, plans.written = plans.fwd, None
     out = np.empty(images.shape[:-1] + (images.shape[-1] // 2 + 1,), dtype=fwd.output_array.dtype)
     for i in range(images.shape[0]):
         fwd.input_array[...] = images[i]
@@ -228,8 +238,8 @@ class PixelProduct:
         k = z.shape[0]
         plans = fftw_plans(self.shape, self.dtype)
         if plans is not None:  # FFTW, one image at a time (batch-invariant: the same bits on any ranks)
-            fwd, inv = plans
-            src = _zero_but(fwd, self.pixels)  # the plan's input image, zero off these pixels
+            fwd, inv = plans.fwd, plans.inv
+            src = plans.zero_but(self.pixels)  # the plan's input image, zero off these pixels
             out = np.empty(z.shape)
             for i in range(k):
                 src[self.pixels] = z[i]
