@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,12 @@ def interleaved(script: str, runs: dict[str, tuple[str, list[str]]], rounds: int
             stdout = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
             out[name].append(json.loads(stdout.strip().splitlines()[-1]))
     return out
+
+
+def against_baseline(script: str, baseline: str, flags: list[str], rounds: int) -> dict[str, list[Any]]:
+    """:func:`interleaved` runs of ``script``'s worker with ``flags`` on git revision ``baseline``'s package
+    (:func:`python_tree`, in a temporary directory) and on this tree's (:func:`landimg_parent`): keys
+    ``baseline`` and ``"this tree"``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {baseline: str(python_tree(baseline, Path(tmp))), "this tree": landimg_parent()}
+        return interleaved(script, {name: (path, flags) for name, path in trees.items()}, rounds)

@@ -28,12 +28,11 @@ import argparse
 import hashlib
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import interleaved, python_tree
+from _trees import against_baseline
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -97,10 +96,7 @@ def main() -> None:
         return
     flags = [f"--preset={args.preset}", f"--blocks={args.blocks}", f"--ensembles={args.ensembles}",
              f"--hours={args.hours}", "--members", *map(str, args.members)]  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        trees = {args.baseline: str(python_tree(args.baseline, Path(tmp))),
-                 "this tree": str(Path(__file__).resolve().parents[1] / "python")}  # fmt: skip
-        runs = interleaved(__file__, {name: (path, flags) for name, path in trees.items()}, args.rounds)
+    runs = against_baseline(__file__, args.baseline, flags, args.rounds)
     base, this = runs[args.baseline], runs["this tree"]
     print(f"{args.preset}, block 1 of {args.blocks}, members {args.members}, {args.hours} hours, "
           f"best of {args.rounds} interleaved rounds, CPU ms per model hour:")  # fmt: skip

@@ -18,12 +18,11 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _trees import interleaved, python_tree
+from _trees import against_baseline
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -53,10 +52,7 @@ def main() -> None:
         _worker(args)
         return
     flags = [f"--preset={args.preset}", f"--hours={args.hours}"]
-    with tempfile.TemporaryDirectory() as tmp:
-        trees = {args.baseline: str(python_tree(args.baseline, Path(tmp))),
-                 "this tree": str(Path(__file__).resolve().parents[1] / "python")}  # fmt: skip
-        times = interleaved(__file__, {name: (path, flags) for name, path in trees.items()}, args.rounds)
+    times = against_baseline(__file__, args.baseline, flags, args.rounds)
     base = min(times[args.baseline])
     print(f"weather generator, {args.preset}, truth + ensemble per hour, {args.hours} hours, CPU time:")
     for name, t in times.items():
