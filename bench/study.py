@@ -448,6 +448,19 @@ DEEP = replace(
     ),
 )
 
+def _g5_pair(worlds: tuple[str, str], others: str) -> tuple[Goal, ...]:
+    """The goals of a follow-up scoring two of G5's four worlds (``others``, the other two, had 0 of 2 ahead):
+    G5 on these two (both must be ahead), G6 and G7."""
+    g5 = Goal(
+        "G5",
+        f"{', '.join(worlds)}: curvelet ahead of the LETKF (CI of the primary difference below 0) in both "
+        f"({others} have 0 of 2: G5 needs 2 of 4)",
+        "count_ahead",
+        (("worlds", worlds), ("min", 2)),
+    )
+    return (g5, *_goals("default-conus1", None, ())[2:])
+
+
 #: the 0.25 degree boxes (``--boxes``, root runs/study18d): the follow-up's candidates, tuned again on the
 #: same training seeds of the 1 degree default world, scored on the central-US box at 0.25 degree in the
 #: default and correlated worlds on fresh held-out seeds (5001-); registered after the follow-up's results
@@ -460,16 +473,7 @@ BOXES = replace(
         WorldSpec("default", "box025", _seeds(3, 5001), tuned_on="default-conus1"),
         WorldSpec("correlated", "box025", _seeds(3, 5001), tuned_on="default-conus1"),
     ),
-    goals=(
-        Goal(
-            "G5",
-            "default-box025, correlated-box025: curvelet ahead of the LETKF (CI of the primary difference "
-            "below 0) in both (the follow-up's sparse and displaced worlds have 0 of 2: G5 needs 2 of 4)",
-            "count_ahead",
-            (("worlds", ("default-box025", "correlated-box025")), ("min", 2)),
-        ),
-        *_goals("default-conus1", None, ())[2:],
-    ),
+    goals=_g5_pair(("default-box025", "correlated-box025"), "the follow-up's sparse and displaced worlds"),
     notes=(
         "third follow-up (roots runs/study18, 18b, 18c stand): the two 0.25 deg boxes of the full design that "
         "no earlier study ran; the follow-up's candidates tuned again on the 1 deg training seeds (no held-out "
@@ -489,16 +493,7 @@ REPLICATE = replace(
         WorldSpec("sparse", "conus1", _seeds(10, 6001), tuned_on="default-conus1"),
         WorldSpec("displaced", "conus1", _seeds(10, 6001), tuned_on="default-conus1"),
     ),
-    goals=(
-        Goal(
-            "G5",
-            "sparse-conus1, displaced-conus1: curvelet ahead of the LETKF (CI of the primary difference below "
-            "0) in both (the 0.25 deg boxes have 0 of 2: G5 needs 2 of 4)",
-            "count_ahead",
-            (("worlds", ("sparse-conus1", "displaced-conus1")), ("min", 2)),
-        ),
-        *_goals("default-conus1", None, ())[2:],
-    ),
+    goals=_g5_pair(("sparse-conus1", "displaced-conus1"), "the 0.25 deg boxes"),
     notes=(
         "fourth follow-up (roots runs/study18, 18b, 18c, 18d stand): a fresh 10-seed sample of the follow-up's "
         "sparse and displaced worlds (seeds 6001-6010), whose 5 seeds gave CIs including 0; the follow-up's "
