@@ -41,7 +41,8 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
     """Scores of one finished run from its ``summary.json`` (and ``analysis.nc`` for spread / error).
 
     Returns ``{"methods": {m: {layer: {KEYS..., "background": {KEYS...}}, "primary": background
-    ubrmse_time at 0-10 cm, "consistency": O-B consistency, "spread_error": analysis spread / error at
+    ubrmse_time at 0-10 cm, "consistency": O-B consistency, "consistency_debiased": the same of the
+    innovations with each day's mean removed (informational), "spread_error": analysis spread / error at
     0-10 cm, "analysis_cpu_s": CPU seconds of all its analyses}}, "wall_seconds", "obs_per_day"}``.
     The run must have been scored over ``scored_days`` (first, last; 1-based).
     """
@@ -60,6 +61,7 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
         "obs_per_day": summary.get("obs_per_day"),
     }
     spread_error = _spread_error(run / "analysis.nc", list(summary["methods"]), scored_days[0] - 1)
+    debiased = debiased_consistency(run / "metrics.nc", list(summary["methods"]), scored_days[0] - 1)
     for m, s in summary["methods"].items():
         entry: dict[str, Any] = {}
         for ln in LAYERS:
@@ -67,6 +69,7 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
             entry[ln]["background"] = {k: float(_need(s, (ln, "background", k), where)) for k in KEYS}
         entry["primary"] = entry["0-10cm"]["background"]["ubrmse_time"]
         entry["consistency"] = float(s.get("obs_space", {}).get("consistency") or float("nan"))
+        entry["consistency_debiased"] = debiased.get(m, float("nan"))
         entry["spread_error"] = spread_error.get(m, float("nan"))
         entry["analysis_cpu_s"] = float(cpu[m]) if cpu.get(m) is not None else float("nan")
         out["methods"][m] = entry
@@ -90,6 +93,32 @@ def _spread_error(path: Path, methods: list[str], i0: int) -> dict[str, float]:
             spread = an[f"sm_spread_{m}"].values[i0:, 0]
             err2 = float(np.nanmean(((mean - truth)[:, land]) ** 2))
             out[m] = float(np.sqrt(np.nanmean(spread[:, land] ** 2) / err2)) if err2 > 0 else float("nan")
+    return out
+
+
+def debiased_consistency(path: Path, methods: list[str], i0: int) -> dict[str, float]:
+    """O-B consistency of the innovations with each day's mean removed, mean over the days from ``i0``
+    (0-based) that had observations: ``sqrt(omb_rms^2 - omb_mean^2) / sqrt(spread_b^2 + obs_err^2)``.
+
+    The registered consistency (``metrics.nc`` ``consistency_<m>``) is ``omb_rms`` over the same
+    denominator: a background biased against the observations raises it although the ensemble spread and
+    R describe the innovations' scatter; this one tells the two apart (informational, no goal).
+    """
+    if not path.exists():
+        return {}
+    import xarray as xr
+
+    out = {}
+    with xr.open_dataset(path) as mt:
+        for m in methods:
+            if f"omb_rms_{m}" not in mt:
+                continue
+            rms, mean = mt[f"omb_rms_{m}"].values[i0:], mt[f"omb_mean_{m}"].values[i0:]
+            tot = np.hypot(mt[f"spread_b_{m}"].values[i0:], mt[f"obs_err_{m}"].values[i0:])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                daily = np.sqrt(np.maximum(rms**2 - mean**2, 0.0)) / tot
+            ok = np.isfinite(daily)
+            out[m] = float(np.mean(daily[ok])) if ok.any() else float("nan")
     return out
 
 
