@@ -18,7 +18,7 @@ import scipy.fft
 from _support import box_geometry, smooth_fields
 from landimg.analysis import CurveletEnKF
 from landimg.da import curvelet_spectral as cs
-from landimg.da.curvelet_enkf import smoothed_std
+from landimg.da.curvelet_background import smoothed_std
 from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import embed, extract
 from landimg.da.image_covariance import GaussianCorrelation, ObservationCovariance

@@ -175,7 +175,7 @@ def test_debiased_inflation_trace_with_correlated_error():
 def test_memory_inflation_of_the_correlated_part():
     """``obs_memory_inflation``: the solve's correlated variance times (1 + a)/(1 - a), a = exp(-dt/memory):
     the same analysis as a filter told that inflated error directly; no effect without memory."""
-    from landimg.da.curvelet_enkf import memory_factor
+    from landimg.da.obs_error import memory_factor
 
     assert memory_factor(0.0, 1.0) == 1.0
     a = np.exp(-0.1)

@@ -2,7 +2,8 @@
 
 The pieces of the curvelet EnKF that depend only on the transform and the land mask (no members): which
 coefficients are pooled together, the squared norm of every frame element (row of ``C``), how much of a
-frame element lies on land, and the pooled means that turn per-coefficient anomaly energy into ``s_b``.
+frame element lies on land, the pooled means that turn per-coefficient anomaly energy into ``s_b``, and
+the gain per coefficient from ``s_b`` and the observation error's ``s_o`` (:func:`coefficient_stats`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "Transform",
     "coefficient_groups",
     "coefficient_scales",
+    "coefficient_stats",
     "embed",
     "extract",
     "frame_norms2",
@@ -205,6 +207,32 @@ class CoefficientStats:
         }
 
 
+def coefficient_stats(
+    transform: Any, s_b: np.ndarray, err: Any, pooling: str, scale_weights: Sequence[float] | None,
+    nsamples: int, seed: int, offset: tuple[int, int], frame: Any = None,
+) -> CoefficientStats:  # fmt: skip
+    """The observation-error variance per coefficient ``s_o`` of the error model ``err``
+    (:class:`~landimg.da.obs_error.ObsErrorModel`; ``nsamples``, ``seed``: its Monte-Carlo estimate), pooled
+    like ``s_b`` (ncoef,), and the gain ``w s_b / (s_b + s_o)`` (``w``: ``scale_weights`` per scale, the
+    gain then clipped to [0, 1]; 0 where ``s_o`` is infinite). ``offset``: the image in the transform
+    domain; ``frame``: the spectral frame of the transform (or None)."""
+    gid = coefficient_groups(transform, pooling)
+    scale = coefficient_scales(transform)
+    s_o = err.coefficient_variance(
+        transform, nsamples, seed, pooled=pooling != "coefficient", offset=offset, frame=frame
+    )
+    s_o = pool(s_o, gid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(s_b + s_o > 0, s_b / (s_b + s_o), 0.0)
+        gain = np.where(np.isinf(s_o), 0.0, gain)
+    if scale_weights is not None:
+        w = np.asarray(scale_weights, dtype=np.float64)
+        if w.size <= scale.max():
+            raise ValueError(f"scale_weights needs one weight per scale ({scale.max() + 1}), got {w.size}")
+        gain = np.clip(gain * w[scale], 0.0, 1.0)
+    return CoefficientStats(s_b=s_b, s_o=s_o, gain=gain, scale=scale)
+
+
 class _CoverageKey:
     """Hashable cache key: the transform (by its parameters when it has them, ``Curvelet._plan_key`` and
     FFT backend: equal transforms give equal probe coefficients, so each method's own transform object of
@@ -360,7 +388,7 @@ def pool_local(
     ``radius`` grid steps (periodic) and divided, ``s_b = G(values) / G(cov)``: a coverage-normalised local
     mean (unbiased for white anomalies, like :func:`pool_interior`). Where the smoothed coverage is below
     5 % (the ocean, the padding) ``fallback`` (ncoef,) is kept. A variance that varies in space, as in
-    :mod:`landimg.da.curvelet_enkf`'s ``variance_filtering``, but per direction and scale.
+    :mod:`landimg.da.curvelet_background`'s ``variance_scale``, but per direction and scale.
     """
     from scipy.ndimage import gaussian_filter
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.column_ops import anomaly_regression, regression_coefficients, regression_increments
-from landimg.da.curvelet_enkf import smoothed_std
+from landimg.da.curvelet_background import smoothed_std
 from landimg.da.curvelet_layers import AnalysisSolution, layer_mean_increments
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
 from landimg.parallel import MemberLayout

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landimg.da.curvelet_enkf import CoefficientStats, Transform, curvelet_analysis, curvelet_enkf
+from landimg.da.curvelet_enkf import curvelet_analysis, curvelet_enkf
 from landimg.da.curvelet_method import CurveletEnKF
+from landimg.da.curvelet_stats import CoefficientStats, Transform
 from landimg.da.inflation import INFLATION_MODES, smoothed_inflation
 from landimg.da.localization import Neighbourhoods, gaspari_cohn, observed_neighbourhoods
 from landimg.da.point_common import apply_bounded

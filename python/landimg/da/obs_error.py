@@ -10,6 +10,9 @@ of length ``corr_length_km``), and the e-folding time of the correlated part bet
 :class:`ObsErrorModel` is that error on an image: ``e = sigma * (sqrt(w) z_white + sqrt(1 - w) z_corr)``,
 its perturbations (one draw per member from its own stream) and its variance per curvelet coefficient
 ``s_o`` (exact formulas where they exist, else a fixed-seed Monte-Carlo estimate, identical on every rank).
+An image analysis takes its declared error in pixel layout (:func:`declared_image_error`), builds that
+model from the usable observations (:func:`image_error_model`) and the error's covariance ``R`` on them as
+an operator (:func:`image_obs_covariance`, :mod:`landimg.da.image_covariance`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import frame_norms2, image_offset, transform_shape
+from landimg.da.image_covariance import DiagonalCovariance, observation_covariance, periodic_spectrum
 from landimg.parallel import Purpose, member_rng
 from landimg.random_fields import GaussianFieldGenerator
 
-__all__ = ["ObsError", "ObsErrorModel", "as_obs_error", "resolve_white_fraction"]
+__all__ = [
+    "ObsError", "ObsErrorModel", "as_obs_error", "declared_image_error", "image_error_model", "image_obs_covariance",
+    "memory_factor", "pixel_image", "resolve_white_fraction",
+]  # fmt: skip
 
 
 def _column_std(value: Any, name: str) -> np.ndarray:
@@ -182,6 +189,47 @@ def as_obs_error(value: Any, ncol: int | None = None) -> ObsError:
     return err
 
 
+def declared_image_error(obs_std: Any, shape: tuple[int, int]) -> ObsError:
+    """The declared observation error of an image analysis as an :class:`ObsError` in pixel layout.
+
+    ``obs_std``: an :class:`ObsError` whose stds are scalars or one value per pixel (ny * nx,) in
+    row-major order, or a white error std (scalar or (ny, nx) image, >= 0, not NaN; ``inf`` = no
+    information).
+    """
+    if isinstance(obs_std, ObsError):
+        npix = int(shape[0]) * int(shape[1])
+        for name in ("white_std", "corr_std"):
+            arr = getattr(obs_std, name)
+            if arr.ndim and arr.shape != (npix,):
+                raise ValueError(f"obs_std (an ObsError) must hold scalars or one value per pixel ({npix},), "
+                                 f"got {name} of shape {arr.shape}")  # fmt: skip
+        return obs_std
+    std = np.asarray(obs_std, dtype=np.float64)
+    if std.ndim not in (0, 2) or (std.ndim == 2 and std.shape != tuple(shape)):
+        raise ValueError(f"obs_std must be a scalar or an image of shape {tuple(shape)}, got shape {std.shape}")
+    if np.any(std < 0):
+        raise ValueError("obs_std must be >= 0 (got negative values)")
+    if np.any(np.isnan(std)):
+        raise ValueError("obs_std must not be NaN")
+    return ObsError.white(std if std.ndim == 0 else std.ravel())
+
+
+def pixel_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A scalar or (ny * nx,) per-pixel value as an image (ny, nx)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.broadcast_to(values, shape) if values.ndim == 0 else values.reshape(shape)
+
+
+def memory_factor(memory_days: float, interval_days: float) -> float:
+    """Variance factor of an AR(1) error seen at every analysis as if it were new: ``(1 + a) / (1 - a)``,
+    ``a = exp(-interval / memory)`` (the variance of the mean of many successive AR(1) errors against that
+    of as many independent ones); 1 without memory."""
+    if not memory_days > 0:
+        return 1.0
+    a = float(np.exp(-float(interval_days) / float(memory_days)))
+    return (1.0 + a) / (1.0 - a)
+
+
 @dataclass
 class ObsErrorModel:
     """Observation error: std map sigma (ny, nx), white fraction of its variance, correlation length (km).
@@ -265,13 +313,58 @@ class ObsErrorModel:
         if white and pooled:
             return float(np.mean(sig**2)) * frame_norms2(transform)
         if pooled and frame is not None:
-            from landimg.da.image_covariance import periodic_spectrum
-
             energy = frame.stationary_energy(periodic_spectrum(tshape, self.cell_km, self.corr_km))
             return float(np.mean(sig**2)) * (energy / frame.ncoef_per_direction)[frame.direction]
         full = ObsErrorModel(sig, self.corr_km, self.cell_km, self.periodic_x, w)
         rngs = [member_rng(seed, k, Purpose.OBS) for k in range(10**6, 10**6 + nsamples)]
         return np.mean(transform.forward(full.fields(rngs)) ** 2, axis=0)
+
+
+def image_error_model(
+    error: ObsError, std: np.ndarray, valid: np.ndarray, cell_km: tuple[float, float], periodic_x: bool,
+    scale: np.ndarray | None = None,
+) -> ObsErrorModel:
+    """The assumed observation error ``error`` (pixel layout) of an image analysis as an image model (for
+    the coefficient variances ``s_o`` and the perturbations): ``std`` (ny, nx) its total std, ``valid``
+    (ny, nx) the usable observations; unobserved pixels take the rms observation-error std. The split of
+    the variance into its white and correlated parts is the error's overall white fraction (exact when it
+    is the same at every pixel, as for errors declared by a fraction). With ``scale`` (variance filtering)
+    the error of the normalised problem, ``sigma / S`` (for the gains; observations where ``S = 0`` take
+    the rms)."""
+    vals = std[valid]
+    if scale is not None:
+        sv = scale[valid]
+        ok = sv > 0
+        vals = np.where(ok, vals / np.where(ok, sv, 1.0), np.sqrt(np.mean((vals[ok] / sv[ok]) ** 2)) if ok.any() else 1.0)
+        fill_sigma = float(np.sqrt(np.mean(vals**2)))
+    else:  # unobserved pixels take the rms sigma: mean(sigma^2) over the image == mean over the observations
+        fill_sigma = float(vals[0]) if np.all(vals == vals[0]) else float(np.sqrt(np.mean(vals**2)))
+    sigma = np.full(std.shape, fill_sigma)
+    sigma[valid] = vals
+    if not error.correlated:
+        return ObsErrorModel(sigma, 0.0, cell_km, periodic_x, 1.0)
+    return ObsErrorModel(sigma, error.corr_length_km, cell_km, periodic_x, error.white_fraction)
+
+
+def image_obs_covariance(
+    error: ObsError, std: np.ndarray, valid: np.ndarray, cell_km: tuple[float, float], periodic_x: bool, *,
+    memory_interval_days: float | None = None, single: bool = False,
+) -> Any:
+    """``R`` of the assumed error ``error`` (pixel layout; ``std`` (ny, nx) its total std) on the usable
+    observations ``valid`` (ny, nx), as an operator (never inverted): diagonal for a white error,
+    ``D_w^2 + D_c G D_c`` for a correlated one (:mod:`landimg.da.image_covariance`; ``single``: its
+    single-precision products). With ``memory_interval_days`` (the days between analyses) the correlated
+    part's variance is multiplied by :func:`memory_factor` of the declared memory (the solve's R only; the
+    inflation keeps the error of one analysis)."""
+    if not error.correlated:
+        return DiagonalCovariance(std[valid] ** 2)
+    shape = std.shape
+    corr = pixel_image(error.corr_std, shape)
+    if memory_interval_days is not None:
+        corr = corr * np.sqrt(memory_factor(error.memory_days, memory_interval_days))
+    return observation_covariance(
+        pixel_image(error.white_std, shape), corr, error.corr_length_km, valid, cell_km, periodic_x, single=single,
+    )  # fmt: skip
 
 
 def resolve_white_fraction(obs_white_fraction: float | None, obs_corr_km: float) -> float:
