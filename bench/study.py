@@ -1096,6 +1096,11 @@ _FOLLOWUPS = (
 )
 
 
+#: the designs whose goal table the README shows: the final study (the issue's own design; the README sums
+#: up the others in one table, their full reports stay in docs/validation.md) and the smoke design (tests)
+_IN_README = (FINAL, QUICK)
+
+
 def _design_of(a: argparse.Namespace) -> tuple[Design, str]:
     """The design the flags choose and its suffix ('' for the first study, the quick and the full design)."""
     for flag, design, suffix in _FOLLOWUPS:
@@ -1165,7 +1170,8 @@ def _main(d: Design, a: argparse.Namespace) -> int:
     if a.write_docs:
         tag = f"{DOC_TAG}{a.suffix}"
         write_block(a.docs_root / "docs" / "validation.md", tag, text)
-        write_block(a.docs_root / "README.md", tag, goals_report(d, record))
+        if any(d is r for r in _IN_README):
+            write_block(a.docs_root / "README.md", tag, goals_report(d, record))
     return 0
 
 

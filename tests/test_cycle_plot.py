@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from landimg.experiment import plot
+from landimg.experiment.figure import available as plots_available
 
 
 def test_increment_by_scale_sums_back():
@@ -20,7 +21,7 @@ def test_increment_by_scale_sums_back():
 
 
 def test_figures_are_written(tmp_path):
-    if not plot.available():
+    if not plots_available():
         pytest.skip("matplotlib not installed")
     lat, lon = np.arange(10.0), np.arange(20.0)
     f = np.random.default_rng(1).random((10, 20))
@@ -77,7 +78,6 @@ def test_the_reference_is_named_in_the_plot_titles(reference_run, tmp_path, monk
     monkeypatch.setattr(plot, "plot_maps", lambda path, lat, lon, fields, title, **k: seen.update(
         maps=(list(fields), title)))  # fmt: skip
     monkeypatch.setattr(plot, "plot_metric_series", lambda *a, title=None, **k: seen.update(series=title))
-    monkeypatch.setattr(plot, "available", lambda: True)
     from landimg.experiment import obsplots
 
     monkeypatch.setattr(obsplots, "plot_spread_error", lambda path, *a: path)

@@ -14,7 +14,7 @@ import numpy as np
 from landimg.data.common import ALMA_UNITS, DataError, Records
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import ALMA_QUANTITIES, read_mapped
 
 __all__ = ["ALMA"]

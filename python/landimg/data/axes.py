@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from landimg.data.common import DataError
-from landimg.data.netcdf import values
+from landimg.data.decoding import values
 
 __all__ = ["ROLES", "Layout"]
 

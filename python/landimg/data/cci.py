@@ -17,7 +17,7 @@ from landimg import units
 from landimg.data.common import DataError, Records, attr, decode_times
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import check_var, read_var
 
 __all__ = ["ESACCI"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from landimg.data.common import Records
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import ALMA_QUANTITIES, read_mapped
 
 __all__ = ["CMFD"]

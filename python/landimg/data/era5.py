@@ -36,7 +36,7 @@ from landimg import units
 from landimg.data.common import DataError, Records
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import check_var, read_mapped, read_var
 from landimg.data.regrid import overlap_lengths
 

@@ -25,7 +25,7 @@ from landimg import units
 from landimg.data.common import LAYERS, DataError, Records
 from landimg.data.gridded import latlon_grid
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import ALMA_QUANTITIES, check_var, file_times, read_mapped, read_var
 
 __all__ = ["GLDAS_FORCING", "GLDAS_SM", "SM_VARIABLES"]

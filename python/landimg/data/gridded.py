@@ -11,7 +11,7 @@ from __future__ import annotations
 from landimg import units
 from landimg.data.common import DataError, Records, decode_times
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product
+from landimg.data.product import Product
 from landimg.data.reading import read_var
 from landimg.data.regrid import SourceGrid, latlon_source
 

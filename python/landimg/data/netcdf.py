@@ -5,9 +5,10 @@
   written through netCDF (SMAP L3: no dimension scales, no ``_NCProperties``) with ``h5netcdf`` and
   phony dimensions (netCDF-C crashes closing some of them). The kind is told from the file's signature.
 * **Decoding.** xarray decodes CF packing (``scale_factor``/``add_offset``, e.g. ERA5's int16),
-  ``_FillValue``/``missing_value`` (-> NaN) and ``_Unsigned``; :func:`values` applies ``valid_min``/
-  ``valid_max``/``valid_range`` (in packed units when packed, as CF says). Times stay numbers and are
-  decoded by :func:`landimg.data.common.decode_times` (any CF calendar; errors name file and variable).
+  ``_FillValue``/``missing_value`` (-> NaN) and ``_Unsigned``; :func:`landimg.data.decoding.values`
+  applies ``valid_min``/``valid_max``/``valid_range`` (in packed units when packed, as CF says). Times stay
+  numbers and are decoded by :func:`landimg.data.common.decode_times` (any CF calendar; errors name file
+  and variable).
 * **Once.** :class:`NcFile` opens a file (and each group asked for) once; the readers take it, so a file
   of a series is opened once however many variables, groups and checks read it.
 
@@ -19,11 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any, Self
 
-import numpy as np
-
+from landimg.data.axes import Layout
 from landimg.data.common import DataError
 
-__all__ = ["MissingFileError", "NcFile", "file_kind", "open_dataset", "values"]
+__all__ = ["MissingFileError", "NcFile", "file_kind", "open_dataset"]
 
 _NETCDF3 = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 _HDF5 = b"\x89HDF\r\n\x1a\n"
@@ -160,8 +160,6 @@ class NcFile:
     def layout(self, group: str | None = None) -> Any:
         """The coordinate roles of the root (or ``group``): :class:`landimg.data.axes.Layout`, found once."""
         if group not in self._layouts:
-            from landimg.data.axes import Layout
-
             self._layouts[group] = Layout(self.dataset(group), self.label)
         return self._layouts[group]
 
@@ -177,51 +175,3 @@ class NcFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _valid_bounds(var: Any) -> tuple[float | None, float | None]:
-    """``valid_min``/``valid_max`` (or ``valid_range``) of a decoded variable in its decoded units."""
-    attrs = var.attrs
-    lo, hi = attrs.get("valid_min"), attrs.get("valid_max")
-    vr = attrs.get("valid_range")
-    if vr is not None and np.size(vr) == 2:
-        lo, hi = np.ravel(vr)
-    scale = float(np.ravel(var.encoding.get("scale_factor", 1.0))[0])
-    offset = float(np.ravel(var.encoding.get("add_offset", 0.0))[0])
-
-    def unpack(b):
-        return None if b is None else float(np.ravel(b)[0]) * scale + offset
-
-    lo, hi = unpack(lo), unpack(hi)
-    if lo is not None and hi is not None and lo > hi:  # a negative scale factor swaps them
-        lo, hi = hi, lo
-    return lo, hi
-
-
-def values(var: Any, label: str, name: str) -> np.ndarray:
-    """A (windowed) decoded variable's values as float64, outside ``valid_*`` -> NaN.
-
-    DataError naming the file and variable when the data cannot be read (corrupt chunks ...).
-    """
-    try:
-        data = np.asarray(var.values, dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - HDF5/netCDF read errors come in many types
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{label}: variable {name!r} cannot be read ({reason})") from None
-    lo, hi = _valid_bounds(var)
-    if lo is not None or hi is not None:
-        data = data.copy() if not data.flags.writeable else data
-        with np.errstate(invalid="ignore"):
-            if lo is not None:
-                data[data < lo] = np.nan
-            if hi is not None:
-                data[data > hi] = np.nan
-    return data
-
-
-def packing_step(var: Any) -> float:
-    """One packing step of a CF-packed variable (integers on disk) in its decoded units; 0 when not packed."""
-    stored = np.dtype(var.encoding.get("dtype", np.float64))
-    if stored.kind not in "iu" or "scale_factor" not in var.encoding:
-        return 0.0
-    return abs(float(np.ravel(var.encoding["scale_factor"])[0]))

@@ -1,7 +1,7 @@
 """Reading a product file's variables on a window of its grid, in landimg's units, checked.
 
 The product readers' one path: a file opened once (:class:`~landimg.data.netcdf.NcFile`), dimensions
-found by name (:mod:`landimg.data.axes`), values decoded (:func:`~landimg.data.netcdf.values`), units
+found by name (:mod:`landimg.data.axes`), values decoded (:func:`~landimg.data.decoding.values`), units
 converted with pint and the converted values checked against the quantity's plausible range
 (:mod:`landimg.units`). Every problem is one line naming the file, the variable, its declared units and,
 for implausible values, the value found.
@@ -15,7 +15,8 @@ import numpy as np
 
 from landimg import units
 from landimg.data.common import DataError, Records, attr, date_from_name, decode_times
-from landimg.data.netcdf import NcFile, packing_step
+from landimg.data.decoding import packing_step
+from landimg.data.netcdf import NcFile
 
 __all__ = [
     "ALMA_QUANTITIES",

@@ -15,7 +15,8 @@ import numpy as np
 from landimg import units
 from landimg.data.common import ALMA_UNITS, LAYERS, DataError, expand_files, parse_date, to_seconds
 from landimg.data.netcdf import NcFile
-from landimg.data.products import Product, get_product
+from landimg.data.product import Product
+from landimg.data.products import get_product
 from landimg.data.reading import ALMA_QUANTITIES
 from landimg.data.regrid import Regridder
 

@@ -26,8 +26,9 @@ import numpy as np
 
 from landimg import units
 from landimg.data.common import DataError, Records, attr, date_from_name
-from landimg.data.netcdf import NcFile, values
-from landimg.data.products import Product
+from landimg.data.decoding import values
+from landimg.data.netcdf import NcFile
+from landimg.data.product import Product
 from landimg.data.regrid import EASE2, SourceGrid, ease2_source
 
 __all__ = ["GROUPS", "J2000", "SPL3SMP", "SPL3SMP_E"]

@@ -30,10 +30,10 @@ from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, from_dict, input_files, to_toml
+from landimg.experiment.figure import available as plot_available
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
-from landimg.experiment.plot import available as plot_available
 from landimg.experiment.plot import figures_of
 from landimg.experiment.progress import Progress
 from landimg.experiment.restart import (

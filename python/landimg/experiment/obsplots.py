@@ -2,7 +2,7 @@
 
 Inputs are the per-method daily arrays the cycle records (``obs_space`` rows with the fields of
 :data:`landimg.da.obs_diagnostics.ObsSpaceStats` and ``rank_counts``); matplotlib is optional as for
-:mod:`landimg.experiment.plot`.
+:mod:`landimg.experiment.figure`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landimg.experiment.plot import _margins, _save, _subplots
+from landimg.experiment.figure import margins, save, subplots
 
 __all__ = ["plot_rank_histograms", "plot_spread_error"]
 
@@ -32,7 +32,7 @@ def plot_spread_error(
     series : mapping method -> {"omb_rms", "spread_b", "obs_err", "oma_rms", "spread_a"}: arrays (nd,), m3/m3
     """
     names = list(series)
-    fig, axes = _subplots(1, len(names), (4.2 * len(names), 3.4), sharey=True)
+    fig, axes = subplots(1, len(names), (4.2 * len(names), 3.4), sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         s = series[name]
         expected = np.sqrt(np.asarray(s["spread_b"]) ** 2 + np.asarray(s["obs_err"]) ** 2)
@@ -46,9 +46,9 @@ def plot_spread_error(
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"at the observations ({_UNITS})")
     axes[0][-1].legend(fontsize=7, loc="upper right")
-    _margins(fig, 0.85, 0.15, 0.55, 0.55, 0.08, 0.2)
+    margins(fig, 0.85, 0.15, 0.55, 0.55, 0.08, 0.2)
     fig.suptitle("Spread versus error in observation space (consistent ensemble: solid = dashed black)")
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def plot_rank_histograms(path: str | Path, counts: Mapping[str, Sequence[int]]) -> Path:
@@ -60,7 +60,7 @@ def plot_rank_histograms(path: str | Path, counts: Mapping[str, Sequence[int]]) 
     counts : mapping method -> counts (nmem + 1,)
     """
     names = list(counts)
-    fig, axes = _subplots(1, len(names), (4.2 * len(names), 3.2), sharey=True)
+    fig, axes = subplots(1, len(names), (4.2 * len(names), 3.2), sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
         c = np.asarray(counts[name], dtype=float)
         freq = c / c.sum() if c.sum() > 0 else c
@@ -71,6 +71,6 @@ def plot_rank_histograms(path: str | Path, counts: Mapping[str, Sequence[int]]) 
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("relative frequency (-)")
     axes[0][0].legend(fontsize=7)
-    _margins(fig, 0.75, 0.15, 0.55, 0.55, 0.08, 0.2)
+    margins(fig, 0.75, 0.15, 0.55, 0.55, 0.08, 0.2)
     fig.suptitle("Rank histograms of the background at the observations (with observation-error noise)")
-    return _save(fig, Path(path))
+    return save(fig, Path(path))

@@ -1,7 +1,7 @@
 """Figures of an experiment (matplotlib, optional): maps, metric time series, increments by curvelet scale.
 
-All functions write PNG files atomically and return the paths written; :func:`available` tells whether
-matplotlib can be imported (the cycle skips plots otherwise).
+All functions write PNG files atomically and return the paths written; :func:`landimg.experiment.figure.available`
+tells whether matplotlib can be imported (the cycle skips plots otherwise).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from landimg.atomic import atomic_path, make_dirs
+from landimg.atomic import make_dirs
+from landimg.experiment import obsplots
+from landimg.experiment.figure import margins, save, subplots
 
 __all__ = [
     "FIGURES",
-    "available",
     "experiment_plots",
     "figures_of",
     "increment_by_scale",
@@ -24,40 +25,6 @@ __all__ = [
     "plot_maps",
     "plot_metric_series",
 ]
-
-
-def available() -> bool:
-    """True when matplotlib can be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _subplots(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any):
-    """A figure and its (nrows, ncols) axes, without pyplot (no global figure manager or GUI backend to
-    import and tear down: the figure is written by the Agg renderer and dropped)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
-
-
-def _margins(fig, left: float, right: float, bottom: float, top: float, wspace: float, hspace: float) -> None:
-    """Fixed figure margins in inches (and the spacing between panels as fractions of a panel): the
-    layout is set once instead of measured from the drawn text (``bbox_inches="tight"`` draws every
-    figure twice and measures all its text a third time)."""
-    w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=wspace, hspace=hspace)  # fmt: skip
-
-
-def _save(fig, path: Path) -> Path:
-    """Write ``fig`` as PNG (one draw; the layout is fixed by :func:`_margins`) and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
 
 
 _SM_UNITS = "m$^3$/m$^3$"  # volumetric soil moisture (and its increments)
@@ -92,8 +59,8 @@ def _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, cbar_label: str)
     ncols = max(min(n, 3), 1)
     nrows = max(int(np.ceil(n / ncols)), 1)
     aspect = (lon[-1] - lon[0]) / max(lat[-1] - lat[0], 1e-6)
-    fig, axes = _subplots(nrows, ncols, (4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9))
-    _margins(fig, 0.75, 0.2, 0.55, 0.8, 0.22, 0.45)
+    fig, axes = subplots(nrows, ncols, (4.2 * ncols, 4.2 * nrows / max(aspect, 0.5) + 0.9))
+    margins(fig, 0.75, 0.2, 0.55, 0.8, 0.22, 0.45)
     vals = np.concatenate([np.asarray(f, float)[np.isfinite(f)] for f in fields.values()] or [np.zeros(1)])
     lo = np.percentile(vals, 2) if vmin is None and vals.size else vmin
     hi = np.percentile(vals, 98) if vmax is None and vals.size else vmax
@@ -124,7 +91,7 @@ def _plot_maps(path, lat, lon, fields, title, cmap, vmin, vmax, cbar_label: str)
         cb = fig.colorbar(im, ax=used.tolist(), shrink=0.8)
         cb.set_label(cbar_label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def plot_metric_series(
@@ -142,7 +109,7 @@ def plot_metric_series(
     """
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _subplots(len(metrics), len(layers), (4.0 * len(layers), 2.6 * len(metrics)))
+    fig, axes = subplots(len(metrics), len(layers), (4.0 * len(layers), 2.6 * len(metrics)))
     for i, metric in enumerate(metrics):
         for j, layer in enumerate(layers):
             ax = axes[i, j]
@@ -156,7 +123,7 @@ def plot_metric_series(
                 ax.set_ylabel(_METRIC_LABELS.get(metric, metric), fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("day", fontsize=8)
-    _margins(fig, 0.8, 0.15, 0.8, 0.3 if title is None else 0.6, 0.28, 0.5)
+    margins(fig, 0.8, 0.15, 0.8, 0.3 if title is None else 0.6, 0.28, 0.5)
     if title is not None:
         fig.suptitle(title, fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -165,7 +132,7 @@ def plot_metric_series(
             handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 4),
             fontsize=8, frameon=False,
         )  # fmt: skip
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def increment_by_scale(increment: np.ndarray, curvelet) -> np.ndarray:
@@ -248,7 +215,6 @@ def experiment_plots(
         }
         against = None if versus == "nature run" else f"scores against {truth['long_name']}"
         paths.append(plot_metric_series(pdir / "metrics.png", days, series, LAYER_NAMES, title=against))
-    from landimg.experiment import obsplots
     from landimg.experiment.history import OBS_SPACE
 
     if "spread_error" in figures:

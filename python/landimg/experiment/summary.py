@@ -13,6 +13,7 @@ import numpy as np
 from landimg import __version__ as _landimg_version
 from landimg.experiment import metrics as _metrics
 from landimg.experiment.config import Config, to_dict
+from landimg.experiment.figure import available as figure_available
 from landimg.experiment.history import LAYER_NAMES, OBS_SPACE, SCORES, History
 from landimg.experiment.timing import Timings
 
@@ -121,9 +122,9 @@ def write_plots(
     them out). (``analysis.nc`` and ``metrics.nc`` are appended day by day: :mod:`landimg.experiment.ncfiles`.)"""
     if not cfg.output.plots or (figures is not None and not figures):
         return
-    from landimg.experiment import plot
+    if figure_available():
+        from landimg.experiment import plot
 
-    if plot.available():
         with nullcontext() if timings is None else timings("plots"):
             plot.experiment_plots(cfg, grid, out, history, last, plot.FIGURES if figures is None else figures)
     else:
