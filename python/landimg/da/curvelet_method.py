@@ -15,9 +15,9 @@ from landimg.da.column_ops import (
     inflated_layers,
     usable_observations,
 )
-from landimg.da.curvelet_enkf import curvelet_analysis
 from landimg.da.curvelet_hybrid import BiasAware, HybridB, sphere_xyz_km
 from landimg.da.curvelet_stats import POOLINGS, VARIANCE_SUPPORTS
+from landimg.da.curvelet_steps import analyse
 from landimg.da.curvelet_var import PRECONDITIONERS, SOLVERS, max_nscales
 from landimg.da.inflation import InflationSettings, smoothed_lambda
 from landimg.da.layer_rules import layer_increments
@@ -451,8 +451,8 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         """
         if transform is None:
             transform, pad_offset = self.transform_for(np.shape(background)[1:], periodic_lon)
-        return curvelet_analysis(
-            background, obs, obs_std, transform, self,
+        return analyse(
+            self, background, obs, obs_std, transform,
             obs_mask=obs_mask, seed=seed, rngs=rngs, cell_km=cell_km, periodic_x=periodic_lon, land=land,
             update_mask=update_mask, layout=layout, pad_offset=pad_offset, state=state, xyz_km=xyz_km,
             perturbations=perturbations, timings=timings, cache=cache,
