@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "python"))
 
 import landimg  # noqa: E402
 from landimg.analysis import AnalysisContext, Geometry, ObsError, PointLETKF  # noqa: E402
-from landimg.parallel import MemberLayout, SerialComm  # noqa: E402
+from landimg.layout import Layout  # noqa: E402
+from landimg.parallel import SerialComm  # noqa: E402
 
 GRIDS = {
     "conus1": dict(lat=(25.0, 50.0), lon=(-125.0, -65.0), res=1.0),
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for radius in (float(r) for r in a.radii.split(",")):
             variants = _variants(radius)
             ctx = {
-                k: AnalysisContext(h=h, geometry=geo, layout=MemberLayout(a.members, SerialComm()))
+                k: AnalysisContext(h=h, geometry=geo, layout=Layout(a.members, SerialComm()))
                 for k in variants
             }
             for k, (m, err) in variants.items():  # first call: neighbourhoods into each context's cache

@@ -98,6 +98,21 @@ def test_linear_gaussian_kalman_real_curvelet(C):
         np.testing.assert_allclose(xa.var(0, ddof=1).mean(), b * sig**2 / (b + sig**2), rtol=0.05)
 
 
+@pytest.mark.parametrize("support", ["land_fraction", "interior"])
+@pytest.mark.parametrize("filtering", [False, True])
+def test_timings_are_measured_on_every_route_and_move_no_number(C, support, filtering):
+    """A ``timings`` dict fills the phases of the pooled-statistics routes (the Fourier energies of
+    land-fraction support, the transforms of interior support) and changes nothing of the analysis."""
+    rng = np.random.default_rng(5)
+    truth, xb = _setup(rng, n=6)
+    kw = dict(pooling="wedge", variance_support=support, variance_filtering=filtering, seed=2)
+    plain, _ = curvelet_analysis(xb, truth, 0.03, C, **kw)
+    timings = {}
+    timed, _ = curvelet_analysis(xb, truth, 0.03, C, timings=timings, **kw)
+    assert timed.tobytes() == plain.tobytes()
+    assert {"statistics", "update"} <= set(timings) and min(timings.values()) >= 0.0
+
+
 def test_bad_input_and_nan(C, caplog):
     rng = np.random.default_rng(3)
     truth, xb = _setup(rng, n=6)

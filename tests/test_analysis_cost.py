@@ -22,7 +22,8 @@ from landimg.da.curvelet_background import smoothed_std
 from landimg.da.curvelet_layers import layer_mean_increments
 from landimg.da.curvelet_stats import embed, extract
 from landimg.da.image_covariance import GaussianCorrelation, ObservationCovariance
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 from landimg.transform.curvelet import Curvelet
 
 BACKENDS = ["fftw", "scipy"]
@@ -163,7 +164,7 @@ def _image_route(anom_img, sol, scales):
 def test_layer_mean_increments_from_columns_are_the_image_route(extra):
     g, state, obs = _layer_case()
     method = CurveletEnKF(nscales=4, nangles_coarse=8, inflation_mode="fixed", **extra)
-    layout = MemberLayout(NMEM, SerialComm())
+    layout = Layout(NMEM, SerialComm())
     xcol = np.einsum("l,lcm->mc", H, state)
     _, diag = method.update(g.to_image(xcol), obs, 0.02, cell_km=g.cell_km, land=g.land, layout=layout)
     sol = diag["solution"]
@@ -197,7 +198,7 @@ def test_analysis_with_and_without_fftw_agree_to_the_cg_tolerance(monkeypatch):
     if cs.fftw_plans((8, 8), np.float32) is None:
         pytest.skip("pyFFTW is not installed")
     g, state, obs = _layer_case(seed=1)
-    ctx_kw = dict(cell_km=g.cell_km, land=g.land, layout=MemberLayout(NMEM, SerialComm()))
+    ctx_kw = dict(cell_km=g.cell_km, land=g.land, layout=Layout(NMEM, SerialComm()))
     method = CurveletEnKF(nscales=4, nangles_coarse=8, inflation_mode="fixed", cg_tol=1e-8, anomaly_update="joint")
     xb = g.to_image(np.einsum("l,lcm->mc", H, state))
     a_fftw, _ = method.update(xb, obs, 0.02, **ctx_kw)
@@ -252,7 +253,7 @@ def test_layer_rule_leaves_a_member_major_background_alone():
     method = CurveletEnKF(nscales=4, nangles_coarse=8, inflation_mode="fixed")
 
     def analyze(theta):
-        ctx = AnalysisContext(h=H, geometry=g, layout=MemberLayout(NMEM, SerialComm()))
+        ctx = AnalysisContext(h=H, geometry=g, layout=Layout(NMEM, SerialComm()))
         return method.analyze(theta, g.to_columns(obs), 0.02, None, ctx)[0]
 
     d_view = analyze(view)

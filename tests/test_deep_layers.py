@@ -14,7 +14,8 @@ from _support import box_geometry, smooth_fields
 from landimg.analysis import AnalysisContext, CurveletEnKF
 from landimg.da import deep_layers
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 
 NMEM = 12
 H = np.array([0.7, 0.3, 0.0, 0.0])
@@ -43,7 +44,7 @@ def _case(g, seed=0):
 
 
 def _analyze(method, g, state, obs):
-    ctx = AnalysisContext(h=H, geometry=g, layout=MemberLayout(NMEM, SerialComm()))
+    ctx = AnalysisContext(h=H, geometry=g, layout=Layout(NMEM, SerialComm()))
     return method.analyze(state, obs, 0.02, None, ctx)[0]
 
 

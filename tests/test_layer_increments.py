@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from _support import box_geometry, smooth_fields
 from landimg.analysis import AnalysisContext, CurveletEnKF
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 
 NMEM = 24
 
@@ -42,7 +43,7 @@ def _case(g, seed=0, alpha=0.6, quiet=None):
 
 
 def _analyze(method, g, state, obs):
-    ctx = AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=MemberLayout(NMEM, SerialComm()))
+    ctx = AnalysisContext(h=np.array([0.7, 0.3, 0.0]), geometry=g, layout=Layout(NMEM, SerialComm()))
     return method.analyze(state, obs, 0.02, None, ctx)[0]
 
 

@@ -117,7 +117,7 @@ def test_serial_layout_is_the_serial_loop():
     assert lay.domain_sum(x).tobytes() == chunked_sum(acc).tobytes()
     assert lay.gather(x).tobytes() == np.asfortranarray(x).tobytes() and lay.take(x).flags.f_contiguous
     assert lay.transposer(Layout(5, SerialComm(), ncol=40, column_blocks=1)).identity
-    members_only = Layout(5, SerialComm())  # the first version's MemberLayout(nmem, comm)
+    members_only = Layout(5, SerialComm())  # members only, as the first version's layout
     assert members_only.ordered_sum(x, axis=2).tobytes() == acc.tobytes()
     with pytest.raises(ValueError, match="nloc"):
         lay.ordered_sum(x[..., :4], axis=2)
@@ -125,10 +125,11 @@ def test_serial_layout_is_the_serial_loop():
         Layout(5, SerialComm(), ncol=40, column_blocks=2)
 
 
-def test_member_layout_is_the_layout():
-    from landimg.parallel import MemberLayout
+def test_the_first_versions_name_is_gone():
+    import landimg.parallel
 
-    assert MemberLayout is Layout
+    with pytest.raises(AttributeError, match="MemberLayout"):
+        landimg.parallel.MemberLayout  # noqa: B018 -- one object, landimg.Layout (issue 17)
 
 
 @pytest.mark.mpi

@@ -10,7 +10,8 @@ from landimg.da.inflation import innovation_statistics
 from landimg.da.localization import Neighbourhoods, observed_neighbourhoods
 from landimg.da.obs_covariance import ObsCovariance
 from landimg.da.point_letkf import LetkfBias
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 
 
 def _geometry(ny=12, nx=20, res=1.0, periodic=False, holes=True):
@@ -194,7 +195,7 @@ def test_localized_correlated_letkf_equals_an_explicit_per_column_update():
     lon = g.column_lon
     cols = np.flatnonzero((lon < -120.0) | (lon > 140.0))  # a block across the date line
     assert np.ptp(lon[cols]) > 300.0
-    ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(8, SerialComm()), columns=cols)
+    ctx = AnalysisContext(h=h, geometry=g, layout=Layout(8, SerialComm()), columns=cols)
     d, _ = method.analyze(state[:, cols], obs[cols], err.take(cols), None, ctx)
     valid = np.isfinite(obs[cols])
     nb = observed_neighbourhoods(g.xyz[cols], valid, 5000.0)
@@ -220,7 +221,7 @@ def test_letkf_assumes_the_declared_error_and_a_white_one_on_request():
     g = _geometry()
     state, h, obs = _problem(g)
     err = _error(g, 13)
-    lay = MemberLayout(12, SerialComm())
+    lay = Layout(12, SerialComm())
     declared = PointLETKF(radius_km=400.0, inflation_mode="fixed")
     white = PointLETKF(radius_km=400.0, inflation_mode="fixed", obs_white_fraction=1.0)
     assert declared.assumed_obs_error(err) is err and not white.assumed_obs_error(err).correlated
@@ -263,7 +264,7 @@ def _biased_cycle(method, g, nc=40, nmem=20, bias=0.04, seed=0, err=None):
     layers with the given error. Returns the carried bias state and the mean analysis error of layer 0."""
     rng = np.random.default_rng(seed)
     h = np.array([0.7, 0.3, 0.0])
-    ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(nmem, SerialComm()))
+    ctx = AnalysisContext(h=h, geometry=g, layout=Layout(nmem, SerialComm()))
     modes = np.stack([np.sin(g.column_lat / 2.0 + k) * np.cos(g.column_lon / 3.0 - k) for k in range(8)])
     lev = np.array([[1.0, 0.0, 0.0], [0.7, 0.5, 0.0], [0.4, 0.4, 0.5]])
     err = ObsError.white(0.02) if err is None else err
@@ -312,7 +313,7 @@ def test_bias_state_round_trip_and_gamma_validation():
     g = _geometry(ny=6, nx=8)
     state, h, obs = _problem(g, nmem=6, seed=2)
     m = PointLETKF(radius_km=500.0, bias_correction=True, inflation_mode="fixed")
-    ctx = AnalysisContext(h=h, geometry=g, layout=MemberLayout(6, SerialComm()))
+    ctx = AnalysisContext(h=h, geometry=g, layout=Layout(6, SerialComm()))
     m.analyze(state, obs, 0.02, None, ctx)
     fresh = AnalysisContext(
         h=h, geometry=g, layout=ctx.layout, state={k: np.array(v) for k, v in ctx.state.items()}

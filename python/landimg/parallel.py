@@ -1,7 +1,7 @@
 """MPI plumbing shared by every room: communicators, member random streams, failing and stopping together.
 
 The layout of an ensemble over the ranks (member groups x column blocks, its reproducible reductions,
-gathers and transpositions) is :class:`landimg.layout.Layout` (``MemberLayout`` here is its first name).
+gathers and transpositions) is :class:`landimg.layout.Layout` (``landimg.Layout``).
 
 Random numbers: member ``i`` draws from streams keyed by ``(seed, i, purpose)`` only (a
 :class:`numpy.random.SeedSequence` spawn key), never by rank, so a member's noise does not depend on where
@@ -120,16 +120,6 @@ def block_partition(n: int, size: int) -> np.ndarray:
 
 def _is_serial(comm: Any) -> bool:
     return isinstance(comm, SerialComm) or comm.Get_size() == 1
-
-
-def __getattr__(name: str) -> Any:
-    """``MemberLayout``: the first version's name of :class:`landimg.layout.Layout` (a layout of member
-    groups only when built as ``MemberLayout(nmem, comm)``), kept for embedding hosts that use it."""
-    if name == "MemberLayout":
-        from landimg.layout import Layout
-
-        return Layout
-    raise AttributeError(f"module 'landimg.parallel' has no attribute {name!r}")
 
 
 def _abort_hook(comm: Any):

@@ -28,7 +28,7 @@ from landimg.da.curvelet_stats import (
 from landimg.da.curvelet_timing import Clock
 from landimg.da.image_covariance import GaussianCorrelation
 from landimg.da.inflation import smoothed_inflation
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = [
     "background_variance", "inflated_anomalies", "mean_square", "normalised", "smoothed_std", "variance_scale",
@@ -77,8 +77,8 @@ def background_variance(
 
     Pooled on land-fraction support with a :class:`~landimg.da.curvelet_spectral.SpectralFrame`, the
     energies per direction come from one FFT per member (the same sums as the transform's, to round-off).
-    Timed as ``"statistics"`` (without the transforms); on the transform route that section is left
-    running, for the caller to stop after the gains.
+    Timed as ``"statistics"`` (without the transforms); on both routes that section is left running, for
+    the caller to stop after the gains.
     """
     nloc, layout = p.background.shape[0], p.layout
     gid = coefficient_groups(transform, pooling)
@@ -89,11 +89,11 @@ def background_variance(
             for b0 in range(0, nloc, batch):
                 yield from frame.energies(embed(anom[b0 : b0 + batch], p.tshape, p.offset))
 
-        with clock("statistics"):
-            var_d = layout.ordered_sum_terms(direction_energies(), (frame.ndir,)) / (layout.nmem - 1)
-            group_of_direction = gid[frame._first]
-            num = np.bincount(group_of_direction, weights=var_d, minlength=int(gid.max()) + 1)
-            return (num / np.bincount(gid))[gid] / land_frac
+        clock.start("statistics")  # left running, as on the transform route
+        var_d = layout.ordered_sum_terms(direction_energies(), (frame.ndir,)) / (layout.nmem - 1)
+        group_of_direction = gid[frame._first]
+        num = np.bincount(group_of_direction, weights=var_d, minlength=int(gid.max()) + 1)
+        return (num / np.bincount(gid))[gid] / land_frac
 
     def squared_coefficients():  # member by member, transformed in batches
         for b0 in range(0, nloc, batch):
@@ -119,7 +119,7 @@ def background_variance(
     return s_b
 
 
-def variance_scale(anom: np.ndarray, land: np.ndarray, layout: MemberLayout, length_km: float,
+def variance_scale(anom: np.ndarray, land: np.ndarray, layout: Layout, length_km: float,
                    cell_km: tuple[float, float], periodic_x: bool) -> np.ndarray:  # fmt: skip
     """``S`` (ny, nx): the smoothed ensemble standard deviation on land (0 elsewhere), for the variance
     filtering ``B = S C^T diag(v) C S`` (Raynaud, Berre & Desroziers 2009; Bonavita et al. 2012).

@@ -35,7 +35,7 @@ import numpy as np
 
 from landimg.da.curvelet_method import CurveletEnKF
 from landimg.da.curvelet_steps import analyse
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["curvelet_analysis", "curvelet_enkf", "method_settings"]
 
@@ -64,7 +64,7 @@ def curvelet_analysis(
     periodic_x: bool = False,
     land: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
-    layout: MemberLayout | None = None,
+    layout: Layout | None = None,
     pad_offset: tuple[int, int] | None = None,
     batch: int = 8,
     timings: dict[str, float] | None = None,

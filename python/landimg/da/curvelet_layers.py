@@ -31,7 +31,7 @@ import scipy.fft
 
 from landimg.da.curvelet_spectral import rfft2_images
 from landimg.da.curvelet_stats import embed
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["AnalysisSolution", "layer_mean_increments"]
 
@@ -98,7 +98,7 @@ def layer_mean_increments(
     anomalies: np.ndarray,
     obs_anomalies: np.ndarray,
     sol: AnalysisSolution,
-    layout: MemberLayout,
+    layout: Layout,
     columns: np.ndarray,
     scales: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -112,7 +112,7 @@ def layer_mean_increments(
     obs_anomalies : ndarray (nloc, ncol)
         Those of the observed layer ``x_o = h . theta``.
     sol : AnalysisSolution
-    layout : MemberLayout
+    layout : Layout
         Sums over members in member order (identical on any number of ranks).
     columns : ndarray of int (ncol,)
         Flat (row-major) index of every column in the ``sol.valid.shape`` image (land pixels, in order).

@@ -24,7 +24,7 @@ from landimg.da.layer_rules import layer_increments
 from landimg.da.obs_error import ObsError, as_obs_error
 from landimg.da.protocol import AnalysisContext, Diagnostics, Distribution, Need
 from landimg.da.scale_inflation import CorrelatedPart, apply_scale_inflation, scale_statistics
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["ANOMALY_UPDATES", "FINEST", "LAYER_INCREMENTS", "CurveletEnKF"]
 
@@ -432,7 +432,7 @@ class CurveletEnKF(VerticalLocalization, InflationSettings):
         obs_mask: np.ndarray | None = None,
         land: np.ndarray | None = None,
         update_mask: np.ndarray | None = None,
-        layout: MemberLayout | None = None,
+        layout: Layout | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
         seed: int = 0,
         state: MutableMapping[str, Any] | None = None,

@@ -16,7 +16,8 @@ import numpy as np
 
 from landimg.da.curvelet_stats import image_offset, transform_shape
 from landimg.da.obs_error import ObsError, declared_image_error, pixel_image
-from landimg.parallel import MemberLayout, SerialComm
+from landimg.layout import Layout
+from landimg.parallel import SerialComm
 
 __all__ = ["Problem", "image_problem"]
 
@@ -63,7 +64,7 @@ class Problem:
     valid: np.ndarray  # (ny, nx) usable observations
     land: np.ndarray  # (ny, nx)
     upd: np.ndarray  # (ny, nx) or (nloc, ny, nx): cells updated
-    layout: MemberLayout
+    layout: Layout
     tshape: tuple[int, int]
     offset: tuple[int, int]
     error: ObsError  # the assumed observation error, pixel layout (scalar or (ny * nx,) stds)
@@ -71,7 +72,7 @@ class Problem:
 
 def image_problem(
     background: Any, obs: Any, obs_std: Any, transform: Any, obs_mask: Any, update_mask: Any, land: Any,
-    layout: MemberLayout | None, pad_offset: tuple[int, int] | None, settings: Any,
+    layout: Layout | None, pad_offset: tuple[int, int] | None, settings: Any,
 ) -> tuple[Problem, dict[str, Any]]:  # fmt: skip
     """Validated :class:`Problem` (with the error ``settings`` assume) and the diagnostics ``n_obs`` /
     ``n_nan_masked``. The arguments are those of :func:`landimg.da.curvelet_enkf.curvelet_analysis`."""
@@ -82,7 +83,7 @@ def image_problem(
     )
     nloc, ny, nx = background.shape
     if layout is None:
-        layout = MemberLayout(max(nloc, 1), SerialComm())
+        layout = Layout(max(nloc, 1), SerialComm())
     if nloc != layout.nloc:
         raise ValueError(f"background holds {nloc} members, the layout expects nloc={layout.nloc}")
     if layout.nmem < 2:

@@ -36,7 +36,7 @@ from landimg.da.curvelet_timing import Clock
 from landimg.da.curvelet_update import inflated_background, relax_to_prior_spread, update_members
 from landimg.da.curvelet_var import b_weights
 from landimg.da.obs_error import ObsErrorModel, image_error_model, image_obs_covariance
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["analyse"]
 
@@ -59,7 +59,7 @@ def analyse(
     periodic_x: bool = False,
     land: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
-    layout: MemberLayout | None = None,
+    layout: Layout | None = None,
     pad_offset: tuple[int, int] | None = None,
     batch: int = 8,
     timings: dict[str, float] | None = None,

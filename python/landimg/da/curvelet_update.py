@@ -21,7 +21,8 @@ from landimg.da.curvelet_stats import CoefficientStats, embed, extract, frame_no
 from landimg.da.curvelet_timing import Clock
 from landimg.da.curvelet_var import b_weights, gap_aware_increments
 from landimg.da.obs_error import ObsErrorModel
-from landimg.parallel import MemberLayout, Purpose, member_rng
+from landimg.layout import Layout
+from landimg.parallel import Purpose, member_rng
 
 __all__ = ["diagonal_gain", "inflated_background", "relax_to_prior_spread", "solve_diagnostics", "update_members"]
 
@@ -97,7 +98,7 @@ def update_members(
 
 
 def solve_diagnostics(
-    diag: dict[str, Any], layout: MemberLayout, info: Any, prefix: str = "cg", *, per_member: bool = True
+    diag: dict[str, Any], layout: Layout, info: Any, prefix: str = "cg", *, per_member: bool = True
 ) -> None:
     """Mean CG iterations over the members and the number of unconverged ones (member-ordered sums).
     ``per_member``: one solve per local member (reduced over the member groups, collective), else one solve

@@ -26,13 +26,13 @@ from landimg.da.column_ops import anomaly_regression, regression_coefficients, r
 from landimg.da.curvelet_background import smoothed_std
 from landimg.da.curvelet_layers import AnalysisSolution, layer_mean_increments
 from landimg.da.deep_layers import column_neighbourhoods, ensemble_fit_increments, pooled_regression
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["layer_increments"]
 
 
 def layer_increments(
-    s: Any, theta: np.ndarray, xcol: np.ndarray, dobs: np.ndarray, h: np.ndarray, layout: MemberLayout,
+    s: Any, theta: np.ndarray, xcol: np.ndarray, dobs: np.ndarray, h: np.ndarray, layout: Layout,
     g: Any, cache: Any, solution: AnalysisSolution | None,
 ) -> np.ndarray:  # fmt: skip
     """Increments (nlev, ncol, nloc) of every layer from the observed layer's ``dobs``.
@@ -66,7 +66,7 @@ def layer_increments(
     return dtheta
 
 
-def _column_beta(theta: np.ndarray, xcol: np.ndarray, over: np.ndarray, layout: MemberLayout) -> np.ndarray:
+def _column_beta(theta: np.ndarray, xcol: np.ndarray, over: np.ndarray, layout: Layout) -> np.ndarray:
     """The column regression ``beta_l(c)`` (nlev, ncol) of every layer on the observed layer; columns without
     spread: 1 in the observed layers (``over``), 0 below (the full ``dobs`` where it is observed)."""
     return _beta_where_spread(regression_coefficients(theta, xcol, layout), over)

@@ -40,7 +40,7 @@ from landimg.da.inflation import inflate_only
 from landimg.da.localization import Neighbourhoods
 from landimg.da.obs_covariance import ObsCovariance
 from landimg.da.point_common import apply_update_mask, column_problem, gather_members, neighbourhoods
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["LetkfBias", "point_letkf_increments"]
 
@@ -193,7 +193,7 @@ def point_letkf_increments(
     inflation: float = 1.0,
     obs_mask: np.ndarray | None = None,
     update_mask: np.ndarray | None = None,
-    layout: MemberLayout | None = None,
+    layout: Layout | None = None,
     neighbours: Neighbourhoods | None = None,
     chunk: int | None = None,
     obs_cov: ObsCovariance | None = None,

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from landimg.da.curvelet_stats import coefficient_scales, embed, extract, frame_norms2, transform_shape
-from landimg.parallel import MemberLayout
+from landimg.layout import Layout
 
 __all__ = ["CorrelatedPart", "ScaleStatistics", "apply_scale_inflation", "scale_statistics"]
 
@@ -72,7 +72,7 @@ def scale_statistics(
     valid: np.ndarray,
     transform: Any,
     offset: tuple[int, int],
-    layout: MemberLayout,
+    layout: Layout,
     *,
     debias: bool = True,
     correlated: CorrelatedPart | None = None,
@@ -91,7 +91,7 @@ def scale_statistics(
         The curvelet transform of the analysis (image placed at ``offset`` in its domain).
     offset : (int, int)
         Position of the image in the transform domain.
-    layout : MemberLayout
+    layout : Layout
         Members over the ranks (sums in member order: identical on any rank count).
     debias : bool
         Remove the mean over the observations from the innovations and from every anomaly.
