@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         mean = bg.mean(axis=2, keepdims=True)
         lay = Layout(SUB, SerialComm())
         z_of = lambda x: np.einsum("l,lcn->cn", w, x)  # noqa: E731 -- 0-10 cm layer (ncol, N)
-        z, hx = z_of(bg), np.einsum("l,lcn->cn", context.h, bg)[iy]
+        h_of = lambda x: np.einsum("l,lcn->cn", context.h, x)[iy]  # noqa: E731 -- at the observations (m, N)
+        hx = h_of(bg)
         r_true = ObsCovariance.of(obs_error, grid).between(iy[:, None], iy[None, :])
         # one inflation for every analysis, from this analysis' innovations (their mean removed): the
         # large ensemble's variance at the observations scaled so that HBH + R matches them
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hbh = float(np.mean(hx.var(axis=1, ddof=1)))
         alpha = max((float(np.var(innov)) - float(np.mean(np.diag(r_true)))) / hbh, 1.0)
         bg = mean + np.sqrt(alpha) * (bg - mean)
-        z, hx = z_of(bg), np.einsum("l,lcn->cn", context.h, bg)[iy]
+        z, hx = z_of(bg), h_of(bg)
         sub = bg[..., :SUB]
         sub = sub - sub.mean(axis=2, keepdims=True) + mean  # recentred on the large ensemble's mean
         out = {"background": mean[..., 0]}
@@ -139,7 +140,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ctx = AnalysisContext(h=context.h, geometry=context.geometry, layout=lay, seed=args.seed)
             d, _ = seen[name].analyze(sub.copy(), obs, obs_error, obs_mask, ctx)
             out[f"{name}16"] = (sub + d).mean(axis=2)
-        dist = _distances(grid)
+        if "distances" not in seen:  # every column pair, once per run
+            seen["distances"] = _distances(grid)
+        dist = seen["distances"]
         std = obs_error.columns_std(grid.ncol)[iy]
         r_white = np.diag(std**2)
         half = args.kf_radius_km / 2.0
@@ -158,6 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     loop.setup, loop._ensembles, loop._background = capture_setup, capture_ensembles, capture_background
     t0 = time.perf_counter()
     loop.run(cfg, args.out, spinup_cache=args.spinup_cache, progress=False)
+    if not rows:
+        raise SystemExit(f"headroom: no analysis from day {args.from_day} to day {args.days} (--from-day, --days)")
     keys = list(rows[0]["errors"])
     res = {
         "seed": args.seed, "world": args.world, "members": args.members, "kf_radius_km": args.kf_radius_km,
