@@ -175,6 +175,28 @@ def select(table: dict[str, list[float]]) -> tuple[str, list[tuple[str, float]]]
     return best, means
 
 
+def select_every_layer(
+    tables: dict[str, dict[str, list[float]]], eligible: set[str] | None = None
+) -> tuple[str, list[tuple[str, float]]]:
+    """The candidate best at every layer at once: ``tables`` maps each layer to the candidates' per-seed
+    scores (lower is better). A candidate's score is the mean over the layers of its mean over the seeds
+    divided by the lowest such mean of that layer (1 = best at every layer); the lowest score is selected
+    among ``eligible`` (None: all; ties: the first listed). Every candidate must have all its seeds scored.
+    Returns (name, [(name, score), ...]) with every candidate's score, eligible or not."""
+    names = list(next(iter(tables.values())))
+    means: dict[str, dict[str, float]] = {}
+    for layer, table in tables.items():
+        for name, vals in table.items():
+            if not vals or not all(np.isfinite(vals)):
+                raise StudyError(f"study: candidate {name} has unscored training runs; finish the tuning first")
+            means.setdefault(layer, {})[name] = float(np.mean(vals))
+    scores = [(n, float(np.mean([m[n] / min(m.values()) for m in means.values()]))) for n in names]
+    pool = [t for t in scores if eligible is None or t[0] in eligible]
+    if not pool:
+        raise StudyError("study: no candidate is eligible (the selection's CPU bound excludes them all)")
+    return min(pool, key=lambda t: t[1])[0], scores
+
+
 def members_for_cpu(points: dict[int, float], target: float, lo: int, hi: int) -> int:
     """The ensemble size at which a method's analysis CPU (``points``: members -> CPU seconds) reaches
     ``target``: log-log interpolation between the calibration sizes (extrapolated with the end

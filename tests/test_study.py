@@ -52,6 +52,55 @@ def test_selection_and_equal_cpu_size():
     assert st.members_for_cpu({8: 0.08, 16: 0.07, 32: 0.32}, 0.32, 4, 128) > 16
 
 
+def test_every_layer_selection_weighs_each_layer_by_its_best():
+    tables = {  # "top" wins 0-10 cm by 1 %, loses 40-100 cm by 10 %; "even" is best below and 1 % behind on top
+        "0-10cm": {"top": [0.0300, 0.0300], "even": [0.0303, 0.0303]},
+        "10-40cm": {"top": [0.0100, 0.0100], "even": [0.0100, 0.0100]},
+        "40-100cm": {"top": [0.0055, 0.0055], "even": [0.0050, 0.0050]},
+    }
+    best, scores = st.select_every_layer(tables)
+    assert best == "even"
+    assert math.isclose(dict(scores)["top"], (1 + 1 + 1.1) / 3) and math.isclose(dict(scores)["even"], (1.01 + 2) / 3)
+    assert st.select_every_layer(tables, eligible={"top"})[0] == "top"  # the other excluded (CPU bound)
+    with pytest.raises(st.StudyError, match="eligible"):
+        st.select_every_layer(tables, eligible=set())
+    tables["10-40cm"]["top"] = [0.01, float("nan")]
+    with pytest.raises(st.StudyError, match="unscored"):
+        st.select_every_layer(tables)
+
+
+def test_every_layer_design_bounds_the_curvelet_by_the_letkf_cpu(tmp_path):
+    d = dataclasses.replace(
+        study.QUICK,
+        candidates=(
+            (study.LK, (study.Candidate("cheap", (), ""), study.Candidate("dear", (), ""))),
+            (study.CV, (study.Candidate("good", (), ""), study.Candidate("thrifty", (), ""))),
+        ),
+        selection="every-layer",
+        cpu_bound=(("default-tiny", 0.5),),
+    )
+    d.check()
+    rec = study.Record(tmp_path)
+
+    def put(method, cand, seed, top, deep, cpu):
+        layer = lambda v: {"background": {"ubrmse_time": v}}  # noqa: E731
+        scores = {"0-10cm": layer(top), "10-40cm": layer(deep), "40-100cm": layer(deep), "analysis_cpu_s": cpu}
+        rec.data["runs"][f"tune/default-tiny/{method}/{cand}/s{seed}"] = {
+            "status": "ok", "scores": {"methods": {method: {**scores, "primary": top}}}
+        }
+
+    for seed in d.train_seeds:
+        put(study.LK, "cheap", seed, 0.031, 0.010, 1.0)  # the LETKF's selection: best everywhere
+        put(study.LK, "dear", seed, 0.032, 0.011, 4.0)
+        put(study.CV, "good", seed, 0.029, 0.009, 0.6)  # best, but above half the selected LETKF's CPU
+        put(study.CV, "thrifty", seed, 0.030, 0.010, 0.4)
+    sel = study.selection(d, rec, require=True)
+    assert sel["selected"]["default-tiny"] == {study.LK: "cheap", study.CV: "thrifty"}
+    unbounded = dataclasses.replace(d, cpu_bound=())
+    assert study.selection(unbounded, rec, require=True)["selected"]["default-tiny"][study.CV] == "good"
+    assert "selection" not in study.FINAL.to_json() and d.to_json()["selection"] == "every-layer"
+
+
 def test_design_is_checked():
     study.DESIGN.check()
     bad = dataclasses.replace(study.QUICK, train_seeds=(2001,))
