@@ -594,7 +594,7 @@ FINAL = replace(
 #: (:func:`_study_stats.select_every_layer`), and in the default world, whose goal G1 bounds the cost, the
 #: curvelet only among candidates within half the selected LETKF's training analysis CPU. The candidates,
 #: training seeds and days are the final study's, so are its tuning runs (copied into this root with their
-#: records and code, e2f5462; two of them rerun with this study's code gave the same scores, see the notes);
+#: records and code, e2f5462; three of them rerun with this study's code gave identical outputs, bit for bit);
 #: calibration and scoring run anew on fresh held-out seeds (8001-).
 EVERY_LAYER = replace(
     FINAL,
@@ -620,7 +620,9 @@ EVERY_LAYER = replace(
         "the default world, within G1's cost bound; fresh held-out seeds 8001- (10 per 1 deg world, 3 per "
         "box); equal CPU in the default world",
         "the tuning runs are the final study's (same candidates, seeds and days; copied with their records, "
-        "code e2f5462); calibration and scoring run with this study's code",
+        "code e2f5462; three of them rerun with this study's code gave identical outputs, bit for bit: "
+        "default-conus1 curvelet_enkf/no-deep s1001, curvelet_enkf/no-deep-fine s1002, point_letkf/r500-top "
+        "s1001); calibration and scoring run with this study's code",
         *FINAL.notes[1:],
     ),
 )
