@@ -53,7 +53,7 @@ def main() -> int:
     argv = sys.argv[1:]
     args = argv[argv.index("--") + 1 :] if "--" in argv else argv
     from landimg.ensemble.ensemble import Ensemble
-    from landimg.experiment import loop, restart, summary
+    from landimg.experiment import checkpoint, loop, restart, summary
     from landimg.experiment.cli import main as cycle
 
     _wrap(loop, "setup", "set-up")
@@ -62,7 +62,7 @@ def main() -> int:
     _wrap(loop, "spread_members", "per-member spin-up")
     _wrap(Ensemble, "assimilate", "analysis")
     _wrap(restart, "write_checkpoint", "restart")
-    _wrap(loop, "write_checkpoint", "restart")
+    _wrap(checkpoint, "write_checkpoint", "restart")
     _wrap(summary, "write_outputs", "outputs")
     _wrap(loop, "write_outputs", "outputs")
     stop = threading.Event()

@@ -265,7 +265,7 @@ def _instrumented_main(
     cycle_args: list[str], trace: bool = False, phases: bool = False
 ) -> tuple[int, _Points, list, dict]:
     from landimg import layout
-    from landimg.experiment import cli, loop
+    from landimg.experiment import checkpoint, cli, loop
 
     memory = _PhaseMemory() if phases else None
     timings = _capture_timings(loop, memory)
@@ -276,7 +276,7 @@ def _instrumented_main(
     points.wrap(loop, "setup", lambda a: "set-up")
     points.wrap(loop, "_start", lambda a: "spin-up")
     points.wrap(loop, "_day", lambda a: f"day {a[1] + 1}")
-    points.wrap(loop, "_checkpoint", lambda a: f"checkpoint {a[2]}")
+    points.wrap(checkpoint, "save", lambda a: f"checkpoint {a[2]}")
     points.wrap(loop, "_finish", lambda a: "outputs")  # summary.json and plots (the files grow each day)
     status = cli.main(cycle_args)
     points.mark("end")

@@ -14,6 +14,9 @@ observations live on the world blocks (:mod:`landimg.experiment.world`: the colu
 rank, whatever the layout); the ensemble forcing is moved to the ensembles' blocks, the observations to
 every rank, the reference to rank 0 and to the score sums' blocks. Every reduction is in member order and
 every domain sum uses the fixed chunking of the columns, so results do not depend on the layout.
+
+The run's state on a rank is a :class:`~landimg.experiment.run_state.RunState`; the restart written after a
+day and read on ``--resume`` is :mod:`landimg.experiment.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -28,28 +31,22 @@ import numpy as np
 
 from landimg.atomic import DiskError, make_dirs
 from landimg.da.obs_diagnostics import obs_space_stats
+from landimg.experiment import checkpoint
 from landimg.experiment import metrics as _metrics
-from landimg.experiment.config import Config, from_dict, input_files, to_toml
+from landimg.experiment.config import Config, from_dict, input_files
 from landimg.experiment.figure import available as plot_available
 from landimg.experiment.history import LAYERS, SCORES, DayImages, History, ScoreSums, period_time_scores
 from landimg.experiment.ncfiles import ExperimentFiles
 from landimg.experiment.obs import Stations
 from landimg.experiment.plot import figures_of
 from landimg.experiment.progress import Progress
-from landimg.experiment.restart import (
-    RestartError,
-    file_hashes,
-    finish,
-    load_for_resume,
-    previous_good,
-    write_checkpoint,
-)  # fmt: skip
+from landimg.experiment.restart import file_hashes, finish, load_for_resume
+from landimg.experiment.run_state import RunState
 from landimg.experiment.setup import InputError, Setup, perturbation, setup
 from landimg.experiment.spinup import new_nature, seed_members, spinup, spread_members, spun_up
 from landimg.experiment.spinup_cache import check_cache_dir, spinup_key
 from landimg.experiment.summary import summarize, write_plots
 from landimg.experiment.timing import Timings
-from landimg.shards import ShardStore, ShardWriter, StoreError
 
 __all__ = ["RunResult", "RunStopped", "run"]
 
@@ -69,75 +66,6 @@ class RunResult:
 
     summary: dict[str, Any]
     history: History = field(repr=False)
-
-
-@dataclass
-class _Run:
-    """The running experiment on this rank: the record lives where it is made -- ``history``, ``files``
-    and ``last`` on rank 0, ``sums`` on the ranks of member group 0 (their column blocks); ``nature`` of
-    the world block."""
-
-    cfg: Config
-    s: Setup
-    comm: Any
-    nature: Any
-    ensembles: dict[str, Any]
-    column_blocks: int = 1
-    history: History | None = None
-    sums: ScoreSums | None = None
-    files: ExperimentFiles | None = None
-    last: DayImages | None = None  # the last day's images, for the plots
-    day0: int = 0
-    wall_before: float = 0.0
-    inputs: dict[str, str] = field(default_factory=dict)
-    timings: Timings = field(default_factory=Timings)
-    saved_day: int | None = None  # the day of the restart on disk (None: none yet)
-    mover: Any = None  # world blocks -> the ensembles' columns (ColumnMover)
-
-    @property
-    def rank(self) -> int:
-        return self.comm.Get_rank()
-
-    def start_forcing(self, block: dict[str, np.ndarray]) -> Any:
-        """Start moving the world block's ensemble forcing to the ensembles' columns; ``.wait()`` gives it.
-        With a rain shift (``ensemble.rain_shift_km > 0``) on column blocks the precipitation of every column
-        goes to every rank (the shift moves rain across blocks)."""
-        moving = self.mover.start_dict(block)
-        if not self.rain_whole:
-            return moving
-        precip = self.s.world.allgather(block["precip"])
-        return _Finish(lambda: {**moving.wait(), "precip": precip})
-
-    def forcing(self, t: float) -> dict[str, np.ndarray]:
-        """The ensemble forcing at ``t`` s on the ensembles' columns: made on the world blocks, then moved."""
-        return self.start_forcing(self.s.weather.ensemble(t)).wait()
-
-    @property
-    def rain_whole(self) -> bool:
-        """The ensembles need the precipitation of every column (a rain shift on column blocks)."""
-        first = next(iter(self.ensembles.values()))
-        shift = getattr(first.perturber, "rain_shift", None) if first.perturber is not None else None
-        return shift is not None and not first.layout.whole
-
-    @property
-    def layout(self) -> Any:
-        """The ensembles' layout (every method's ensemble has the same)."""
-        return next(iter(self.ensembles.values())).layout
-
-    @property
-    def scored(self) -> int:
-        """The first scored day (0-based): the temporal scores' sums start there."""
-        return self.cfg.experiment.score_from_day - 1
-
-
-@dataclass
-class _Finish:
-    """A computation to complete later (``wait()``)."""
-
-    finish: Any
-
-    def wait(self) -> Any:
-        return self.finish()
 
 
 def _ensembles(cfg: Config, s: Setup, comm: Any, column_blocks: int) -> dict[str, Any]:
@@ -164,18 +92,18 @@ def _start(
     cache: Path | None,
     timings: Timings,
     column_blocks: int = 1,
-) -> _Run:
+) -> RunState:
     """The nature run and ensembles after the spin-up (from ``cache`` when it holds it), or from the restart."""
     ens = _ensembles(cfg, s, comm, column_blocks)
     s.release_soil()  # each ensemble holds its part of the members' soil
-    r = _Run(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
+    r = RunState(cfg, s, comm, new_nature(cfg, s), ens, column_blocks, timings=timings)
     r.mover = s.world.mover(next(iter(r.ensembles.values())).layout)
     _instrument(r)  # before the spin-up: its model steps and perturbations count to their parts
     _new_record(r, out)
     if r.rank == 0:
         r.inputs = file_hashes(input_files(cfg))
     if resume:
-        _resume(r, out)
+        checkpoint.resume(r, out)
         prog.log(f"resuming after day {r.day0}")
         if cfg.obs.cdf_match and s.observer.product is not None:
             spinup(cfg, s, comm)  # recomputes the open loop's climatology for the CDF matching
@@ -204,7 +132,7 @@ def _start(
     return r
 
 
-def _new_record(r: _Run, out: Path) -> None:
+def _new_record(r: RunState, out: Path) -> None:
     """The (empty) record of the run: history and files on rank 0, score sums on member group 0."""
     cfg, s = r.cfg, r.s
     methods = list(s.methods)
@@ -214,74 +142,6 @@ def _new_record(r: _Run, out: Path) -> None:
             r.files = ExperimentFiles(out, cfg, s.domain.grid, s.stations, methods, cfg.ensemble.members)
     if r.layout.group == 0:
         r.sums = ScoreSums(methods, r.layout.ncol_local)
-
-
-def _agreed(comm: Any, work: Callable[[], Any], errors: tuple[type[BaseException], ...]) -> Any:
-    """``work()`` on every rank; one of ``errors`` on any rank is an InputError on every rank (the first
-    rank's one line), so that no rank is left waiting."""
-    result, failed = None, None
-    try:
-        result = work()
-    except errors as exc:
-        failed = str(exc)
-    if comm.Get_size() > 1:
-        failed = next((f for f in comm.allgather(failed) if f is not None), None)
-    if failed is not None:
-        raise InputError(failed)
-    return result
-
-
-def _resume(r: _Run, out: Path) -> None:
-    """Continue from the newest restart of ``out``, written on any layout (each rank reads its parts)."""
-    comm = r.comm
-    manifest = _agreed(comm, lambda: load_for_resume(out) if r.rank == 0 else None, (RestartError,))
-    manifest = comm.bcast(manifest, root=0)
-    store = ShardStore(manifest["path"], None if comm.Get_size() == 1 else comm, manifest)
-    try:
-        store.verify()  # collective: every shard's SHA-256, each on one rank
-    except StoreError as exc:
-        raise InputError(f"{exc}{previous_good(out, store.directory)}") from None
-    r.day0 = r.saved_day = int(manifest["day"])
-    r.wall_before = float(manifest["wall_seconds"])
-    _agreed(comm, lambda: _read_state(r, store), (StoreError, KeyError, ValueError))
-    days = int(manifest["outputs_days"])
-    _agreed(comm, lambda: None if r.files is None else r.files.resume(days), (ValueError,))
-
-
-def _pixels(r: _Run) -> tuple[int, int]:
-    """This rank's share of the image's pixels (flat, row-major) in the restart: P contiguous ranges."""
-    npix, rank, size = int(np.prod(r.s.domain.grid.shape)), r.rank, r.comm.Get_size()
-    return npix * rank // size, npix * (rank + 1) // size
-
-
-def _read_state(r: _Run, store: ShardStore) -> None:
-    """This rank's state from the restart ``store``: its members on its columns, its world block of the
-    nature run, the observation-error state (every rank holds it whole); the small record on rank 0, its
-    columns' score sums on member group 0."""
-    lay, world = r.layout, r.s.world.layout
-    world_cols = (world.col_start, world.col_stop)
-    r.nature.set_state({k: store.block("nature", k, (0, 1), world_cols) for k in store.keys("nature")})
-    r.s.observer.synthetic.set_state(_observer_state(r, store))
-    for name, ens in r.ensembles.items():
-        ens.read_from(store, f"ens::{name}::")
-    if r.sums is not None:
-        r.sums.load(lambda key: store.columns("columns", f"sums::{key}", (lay.col_start, lay.col_stop)))
-    if r.rank == 0:
-        methods = list(r.s.methods)
-        r.history = History.from_tree({k: store.whole("whole", f"record::{k}") for k in store.keys("whole", "record::")}, methods)
-        last = store.keys("whole", "last::")
-        if last:
-            r.last = DayImages.from_tree({k: store.whole("whole", f"last::{k}") for k in last}, methods)
-
-
-def _observer_state(r: _Run, store: ShardStore) -> dict[str, np.ndarray]:
-    """The observation error's AR(1) state of the restart (``{}``: none yet): the index (rank 0's) and the
-    field assembled from every rank's share of its pixels."""
-    if not store.has("whole", "observer::index"):
-        return {}
-    npix = int(np.prod(r.s.domain.grid.shape))
-    field = store.columns("observer", "field", (0, npix)).reshape(r.s.domain.grid.shape)
-    return {"index": store.whole("whole", "observer::index"), "field": field}
 
 
 @dataclass
@@ -296,7 +156,7 @@ class _Truth:
     block: np.ndarray | None
 
 
-def _truth(r: _Run, day: int) -> _Truth:
+def _truth(r: RunState, day: int) -> _Truth:
     """:class:`_Truth` of ``day`` (collective): the nature run's layers made on the world blocks, gathered on
     rank 0 and moved to the model blocks."""
     local = r.nature.layer_mean(list(LAYERS))[:, :, 0]
@@ -309,7 +169,7 @@ def _truth(r: _Run, day: int) -> _Truth:
     return _Truth(nature, full if r.rank == 0 else None, _block(r, full) if r.sums is not None else None)
 
 
-def _station_obs(r: _Run, truth_cols: np.ndarray | None, day: int) -> np.ndarray | None:
+def _station_obs(r: RunState, truth_cols: np.ndarray | None, day: int) -> np.ndarray | None:
     """The stations' readings of ``day`` on rank 0 (collective): synthetic stations read the nature run on
     each world block (gathered in station order: blocks are in column order); others are read there."""
     st, world = r.s.stations, r.s.world
@@ -326,12 +186,12 @@ def _scores(means: list[np.ndarray] | np.ndarray, truth: np.ndarray, land: np.nd
     )
 
 
-def _block(r: _Run, values: np.ndarray) -> np.ndarray:
+def _block(r: RunState, values: np.ndarray) -> np.ndarray:
     """This rank's columns of values of every column (..., ncol)."""
     return values[..., r.layout.col_start : r.layout.col_stop]
 
 
-def _background(r: _Run, day: int, images: DayImages | None, truth: _Truth) -> dict[str, np.ndarray]:
+def _background(r: RunState, day: int, images: DayImages | None, truth: _Truth) -> dict[str, np.ndarray]:
     """The background of ``day`` (just before its last analysis): each method's block means (score sums),
     gathered on rank 0 for its scores and images. Returns (rank 0) each method's observed-layer mean at
     every column, for the increments."""
@@ -351,7 +211,7 @@ def _background(r: _Run, day: int, images: DayImages | None, truth: _Truth) -> d
 
 
 def _record(
-    r: _Run, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], images: DayImages | None,
+    r: RunState, day: int, obs_img: np.ndarray, bg_obs: dict[str, np.ndarray], images: DayImages | None,
     clipped: dict[str, float], diags: dict[str, dict[str, Any]], truth: _Truth,
 ) -> None:  # fmt: skip
     """The record of day ``day``: score sums on the blocks; on rank 0 the scores, station series and the
@@ -385,7 +245,7 @@ def _record(
     r.last = images if r.cfg.output.plots else None
 
 
-def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
+def _read(r: RunState, day: int, source: Any, *args: Any) -> Any:
     """``source(*args)`` (forcing or observations); a problem of the input file becomes an InputError."""
     try:
         return source(*args)
@@ -395,7 +255,7 @@ def _read(r: _Run, day: int, source: Any, *args: Any) -> Any:
         raise InputError(f"{exc} (found during day {day + 1}; {what})") from exc
 
 
-def _day(r: _Run, day: int, out: Path) -> None:
+def _day(r: RunState, day: int, out: Path) -> None:
     """Forecast steps, analyses and the record of one day (appended to the files on rank 0)."""
     cfg, s, e = r.cfg, r.s, r.cfg.experiment
     grid, spd, spa = s.domain.grid, cfg.steps_per_day, cfg.steps_per_analysis
@@ -445,20 +305,20 @@ def _day(r: _Run, day: int, out: Path) -> None:
     _record_agreed(r, day, obs_img, bg_obs, images, clipped, diags, truth)
 
 
-def _record_agreed(r: _Run, day: int, *args: Any) -> None:
+def _record_agreed(r: RunState, day: int, *args: Any) -> None:
     """:func:`_record`, with a disk refusing the append on rank 0 raised on every rank (one line)."""
     failed = None
     try:
         _record(r, day, *args)
     except DiskError as exc:
-        failed = exc.with_hint(_kept(r))
+        failed = exc.with_hint(checkpoint.kept(r))
     if r.comm.Get_size() > 1:
         failed = r.comm.bcast(failed, root=0)
     if failed is not None:
         raise failed
 
 
-def _instrument(r: _Run) -> None:
+def _instrument(r: RunState) -> None:
     """Count the model steps, perturbations and analyses of the run to their parts of ``r.timings``."""
     t = r.timings
     t.instrument(r.nature, "step", "model")
@@ -528,60 +388,6 @@ def _on_rank0(comm: Any, work: Callable[[], Any], kept: str) -> Any:
     if failed is not None:
         raise failed
     return result
-
-
-def _kept(r: _Run, outputs: bool = False) -> str:
-    """What a run stopped by a disk error keeps, and how to go on."""
-    if r.saved_day is None:
-        return "nothing was kept"
-    then = "--resume writes the outputs" if outputs else "continue with --resume"
-    return f"the restart after day {r.saved_day} is kept: free space or fix the permissions, then {then}"
-
-
-def _checkpoint(r: _Run, out: Path, day: int, t_start: float) -> None:
-    """The restart after ``day`` complete days (collective, :mod:`landimg.experiment.restart`): every rank
-    writes its shard -- its members on its columns, its streams, its world block of the nature run, its
-    share of the observation error's AR(1) field, its columns of the score sums (member group 0) -- and
-    rank 0 what is kept once and the manifest. No gather."""
-    lay, world, w = r.layout, r.s.world.layout, ShardWriter()
-    for name, ens in r.ensembles.items():
-        ens.add_to_shard(w, f"ens::{name}::")
-    w.part("nature", members=(0, 1), columns=(world.col_start, world.col_stop))
-    for k, v in r.nature.get_state(copy=False).items():  # (..., ncol_world_local, 1)
-        w.add("nature", k, v)
-    observer = r.s.observer.synthetic.get_state()
-    if observer:
-        p0, p1 = _pixels(r)
-        w.part("observer", columns=(p0, p1))
-        w.add("observer", "field", observer["field"].reshape(-1)[p0:p1])
-    if lay.group == 0:
-        w.part("columns", columns=(lay.col_start, lay.col_stop))
-        for k, v in r.sums.to_tree().items():
-            w.add("columns", f"sums::{k}", v)
-    fields = None
-    if r.rank == 0:
-        w.part("whole")
-        if observer:
-            w.add("whole", "observer::index", observer["index"])
-        for k, v in r.history.to_tree().items():
-            w.add("whole", f"record::{k}", v)
-        if r.last is not None:
-            for k, v in r.last.to_tree().items():
-                w.add("whole", f"last::{k}", v)
-        from landimg import __version__
-
-        fields = {
-            "day": day, "landimg_version": __version__, "methods": list(r.ensembles), "nmem": lay.nmem,
-            "ncol": r.s.domain.grid.ncol, "layout": {"ranks": lay.size, "member_groups": lay.member_groups,
-                                                     "column_blocks": lay.column_blocks},
-            "outputs_days": day if r.files is not None else 0, "inputs": r.inputs, "config_toml": to_toml(r.cfg),
-            "wall_seconds": r.wall_before + time.perf_counter() - t_start,
-        }  # fmt: skip
-    try:
-        write_checkpoint(out, day, w, None if r.comm.Get_size() == 1 else r.comm, fields)
-    except DiskError as exc:
-        raise exc.with_hint(_kept(r)) from None
-    r.saved_day = day
 
 
 def run(
@@ -671,7 +477,7 @@ def run(
             if stopping:  # armed before the restart is written: a signal meanwhile waits for it on every rank
                 stop.armed = True  # (armed after it, a rank could still be unarmed once the manifest exists)
             with timings("output"):
-                _checkpoint(r, out, day + 1, t_start)
+                checkpoint.save(r, out, day + 1, t_start)
             if stopping and (signum := stop.agreed(comm)):
                 raise RunStopped(day + 1, signum)
         if r.history is not None:
@@ -682,13 +488,15 @@ def run(
     per_rank = comm.allgather(dict(timings.labelled_cpu_seconds))  # every rank: each method's analyses
     pixels = None if r.sums is None else r.layout.gather_columns(r.sums.per_pixel(), root=0)
     plotted = _plots_elsewhere(r, out)  # ranks > 0: their share of the figures; rank 0's in _finish
-    summary = _on_rank0(comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), _kept(r, outputs=True))
+    summary = _on_rank0(
+        comm, lambda: _finish(r, out, t_start, per_rank, k, pixels), checkpoint.kept(r, outputs=True)
+    )
     if size > 1 and (failed := next((f for f in comm.allgather(plotted) if f is not None), None)) is not None:
         raise failed
     return None if r.history is None else RunResult(summary=summary, history=r.history)
 
 
-def _plots_elsewhere(r: _Run, out: Path) -> Exception | None:
+def _plots_elsewhere(r: RunState, out: Path) -> Exception | None:
     """On ranks > 0, their share of the figures (:func:`~landimg.experiment.plot.figures_of`: made at the same
     time as rank 0 makes its own in :func:`_finish`), from the small record and the last day's images that
     rank 0 sends them (a few MB); the error of one that failed (a disk refusing it, or any other: returned,
@@ -706,14 +514,14 @@ def _plots_elsewhere(r: _Run, out: Path) -> Exception | None:
     try:
         write_plots(r.cfg, r.s.domain.grid, out, history, last, r.timings, mine)
     except DiskError as exc:
-        return exc.with_hint(_kept(r, outputs=True))
+        return exc.with_hint(checkpoint.kept(r, outputs=True))
     except Exception as exc:  # noqa: BLE001 -- raised on every rank after the finish (no rank left waiting)
         return exc
     return None
 
 
 def _finish(
-    r: _Run, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
+    r: RunState, out: Path, t_start: float, per_rank: list[dict[str, float]], k: int, pixels: np.ndarray
 ) -> dict[str, Any]:
     """Rank 0 after the last day: summary.json, its share of the plots (the other ranks make theirs at the
     same time, :func:`_plots_elsewhere`; the summary's "plots" timing is rank 0's), the files' twins and the
