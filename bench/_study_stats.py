@@ -60,7 +60,7 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
         "wall_seconds": summary.get("wall_seconds"),
         "obs_per_day": summary.get("obs_per_day"),
     }
-    spread_error = _spread_error(run / "analysis.nc", list(summary["methods"]), scored_days[0] - 1)
+    spread_err = spread_error(run / "analysis.nc", list(summary["methods"]), scored_days[0] - 1)
     debiased = debiased_consistency(run / "metrics.nc", list(summary["methods"]), scored_days[0] - 1)
     for m, s in summary["methods"].items():
         entry: dict[str, Any] = {}
@@ -70,14 +70,17 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
         entry["primary"] = entry["0-10cm"]["background"]["ubrmse_time"]
         entry["consistency"] = float(s.get("obs_space", {}).get("consistency") or float("nan"))
         entry["consistency_debiased"] = debiased.get(m, float("nan"))
-        entry["spread_error"] = spread_error.get(m, float("nan"))
+        entry["spread_error"] = spread_err.get(m, float("nan"))
         entry["analysis_cpu_s"] = float(cpu[m]) if cpu.get(m) is not None else float("nan")
         out["methods"][m] = entry
     return out
 
 
-def _spread_error(path: Path, methods: list[str], i0: int) -> dict[str, float]:
-    """Analysis spread / rms error of the ensemble mean at 0-10 cm over land and the scored days."""
+def spread_error(path: Path, methods: list[str], i0: int, debiased: bool = False) -> dict[str, float]:
+    """Analysis spread / rms error of the ensemble mean at 0-10 cm over land and the days from ``i0``
+    (0-based); ``debiased``: each day's land mean error removed first (informational, as
+    :func:`debiased_consistency`: a background biased against the truth raises the error, not the scatter
+    the spread describes)."""
     if not path.exists():
         return {}
     import xarray as xr
@@ -91,7 +94,10 @@ def _spread_error(path: Path, methods: list[str], i0: int) -> dict[str, float]:
                 continue
             mean = an[f"sm_mean_{m}"].values[i0:, 0]
             spread = an[f"sm_spread_{m}"].values[i0:, 0]
-            err2 = float(np.nanmean(((mean - truth)[:, land]) ** 2))
+            err = (mean - truth)[:, land]
+            if debiased:
+                err = err - np.nanmean(err, axis=1, keepdims=True)
+            err2 = float(np.nanmean(err**2))
             out[m] = float(np.sqrt(np.nanmean(spread[:, land] ** 2) / err2)) if err2 > 0 else float("nan")
     return out
 

@@ -21,6 +21,13 @@ It prints, per analysis and as means, the rms and the centred rms (the day's lan
 background's bias, which neither selected filter models in this world, dominates the rms) of the 0-10 cm
 analysis error over land, and each one's ratio to ``letkf16``: the curvelet EnKF's advantage over the
 LETKF in one analysis from the same background, against which the cycle's 24-hour-forecast margin is read.
+Below it, the same for the 10-40 and 40-100 cm layers (goal G4), with ratios to the background: the
+selected filters leave those layers alone, the two Kalman updates change them through the large
+ensemble's (horizontally localized) cross-covariances with the observed layer, so their ratio is what the
+best-informed deep increment from these observations would gain. Last, the temporal ubRMSE of each
+analysis' series over the analysed days (per pixel the std of its error over the days, ddof 0, then the
+mean over pixels: the study's score, of analyses each made from the cycled background) per layer: what
+the day-to-day part of each layer's analysis error, the part the cycle's primary score counts, gains.
 
     PYTHONPATH=python .venv/bin/python bench/headroom.py --seed 1001 --out runs/headroom-1001
 """
@@ -47,16 +54,14 @@ CURVELET_SETS = {
 SUB = 16
 
 
-def _kf_layer(z: np.ndarray, hx: np.ndarray, y: np.ndarray, r: np.ndarray, taper_zy: np.ndarray,
-              taper_yy: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Analysis mean of a layer ``z`` (ncol, N) from observations ``y`` (m,) of ``hx`` (m, N) with the
-    localized ensemble covariances and the observation-error covariance ``r`` (m, m)."""
-    n = z.shape[1]
-    za, ha = z - z.mean(1, keepdims=True), hx - hx.mean(1, keepdims=True)
-    c_zy = taper_zy * (za @ ha.T) / (n - 1)
-    c_yy = taper_yy * (ha @ ha.T) / (n - 1)
-    w = np.linalg.solve(c_yy + r, y - hx.mean(1))
-    return z.mean(1) + c_zy @ w
+def _kf_layers(zs: list[np.ndarray], hx: np.ndarray, y: np.ndarray, r: np.ndarray, taper_zy: np.ndarray,
+               taper_yy: np.ndarray) -> list[np.ndarray]:  # fmt: skip
+    """Analysis means of the layers ``zs`` (each (ncol, N)) from observations ``y`` (m,) of ``hx`` (m, N)
+    with the localized ensemble covariances and the observation-error covariance ``r`` (m, m)."""
+    n = hx.shape[1]
+    ha = hx - hx.mean(1, keepdims=True)
+    w = np.linalg.solve(taper_yy * (ha @ ha.T) / (n - 1) + r, y - hx.mean(1))
+    return [z.mean(1) + (taper_zy * ((z - z.mean(1, keepdims=True)) @ ha.T) / (n - 1)) @ w for z in zs]
 
 
 def _errors(a: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -71,6 +76,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from landimg.da.protocol import AnalysisContext
     from landimg.experiment import loop
     from landimg.experiment.config import load_config
+    from landimg.experiment.metrics import LAYERS, layer_name
     from landimg.layout import Layout
     from landimg.parallel import SerialComm
 
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     setup, ensembles, background = loop.setup, loop._ensembles, loop._background
     seen: dict[str, Any] = {"day": -1}
     rows: list[dict[str, Any]] = []
+    series: dict[str, dict[str, list[np.ndarray]]] = {}  # layer -> analysis -> each day's error (ncol,)
 
     def capture_setup(cfg, *a, **kw):
         s = setup(cfg, *a, **kw)
@@ -98,11 +105,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def capture_ensembles(*a, **kw):
         out = ensembles(*a, **kw)
-        seen["w010"] = next(iter(out.values())).model.layer_weights([(0.0, 0.1)])[0]
+        seen["wl"] = next(iter(out.values())).model.layer_weights(list(LAYERS))
         return out
 
     def capture_background(r, day, images, truth):
-        seen["day"], seen["truth"] = day, None if truth.nature is None else truth.nature[0].copy()
+        seen["day"], seen["truth"] = day, None if truth.nature is None else truth.nature.copy()  # (3, ncol)
         return background(r, day, images, truth)
 
     def recording(analyze):
@@ -117,12 +124,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return wrapped
 
     def evaluate(bg, obs, obs_error, obs_mask, context) -> dict[str, Any]:
-        grid, w = seen["grid"], seen["w010"]
+        grid, wl = seen["grid"], seen["wl"]
         valid = np.isfinite(obs) if obs_mask is None else (np.asarray(obs_mask, bool) & np.isfinite(obs))
         iy = np.flatnonzero(valid)
         mean = bg.mean(axis=2, keepdims=True)
         lay = Layout(SUB, SerialComm())
-        z_of = lambda x: np.einsum("l,lcn->cn", w, x)  # noqa: E731 -- 0-10 cm layer (ncol, N)
+        z_of = lambda x: [np.einsum("l,lcn->cn", w, x) for w in wl]  # noqa: E731 -- each layer (ncol, N)
         h_of = lambda x: np.einsum("l,lcn->cn", context.h, x)[iy]  # noqa: E731 -- at the observations (m, N)
         hx = h_of(bg)
         r_true = ObsCovariance.of(obs_error, grid).between(iy[:, None], iy[None, :])
@@ -132,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hbh = float(np.mean(hx.var(axis=1, ddof=1)))
         alpha = max((float(np.var(innov)) - float(np.mean(np.diag(r_true)))) / hbh, 1.0)
         bg = mean + np.sqrt(alpha) * (bg - mean)
-        z, hx = z_of(bg), h_of(bg)
+        zs, hx = z_of(bg), h_of(bg)
         sub = bg[..., :SUB]
         sub = sub - sub.mean(axis=2, keepdims=True) + mean  # recentred on the large ensemble's mean
         out = {"background": mean[..., 0]}
@@ -147,16 +154,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         r_white = np.diag(std**2)
         half = args.kf_radius_km / 2.0
         tz, ty = gaspari_cohn(dist[:, iy] / half), gaspari_cohn(dist[np.ix_(iy, iy)] / half)
-        errs = {}
-        za = {"kf_ens_true_r": _kf_layer(z, hx, obs[iy], r_true, tz, ty),
-              "kf_ens_white_r": _kf_layer(z, hx, obs[iy], r_white, tz, ty)}  # fmt: skip
-        truth = seen["truth"]
-        for k, v in out.items():
-            errs[k] = _errors(np.einsum("l,lc->c", w, v), truth)
-        for k, v in za.items():
-            errs[k] = _errors(v, truth)
-        return {"day": seen["day"] + 1, "n_obs": int(iy.size), "errors": errs, "inflation": float(np.sqrt(alpha)),
-                "white_fraction": float(obs_error.white_fraction)}  # fmt: skip
+        za = {"kf_ens_true_r": _kf_layers(zs, hx, obs[iy], r_true, tz, ty),
+              "kf_ens_white_r": _kf_layers(zs, hx, obs[iy], r_white, tz, ty)}  # fmt: skip
+        truth = seen["truth"]  # the scored layers' means, as LAYERS
+        layers = {}
+        for i, name in enumerate(layer_name(ly) for ly in LAYERS):
+            fields = {k: np.einsum("l,lc->c", wl[i], v) for k, v in out.items()}
+            fields.update({k: v[i] for k, v in za.items()})
+            layers[name] = {k: _errors(v, truth[i]) for k, v in fields.items()}
+            for k, v in fields.items():  # the error series of each pixel, for the temporal scores
+                series.setdefault(name, {}).setdefault(k, []).append(v - truth[i])
+        return {"day": seen["day"] + 1, "n_obs": int(iy.size), "errors": layers["0-10cm"], "layers": layers,
+                "inflation": float(np.sqrt(alpha)), "white_fraction": float(obs_error.white_fraction)}  # fmt: skip
 
     loop.setup, loop._ensembles, loop._background = capture_setup, capture_ensembles, capture_background
     t0 = time.perf_counter()
@@ -169,6 +178,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "days": [r["day"] for r in rows], "n_obs": [r["n_obs"] for r in rows],
         "rms": {k: float(np.mean([r["errors"][k][0] for r in rows])) for k in keys},
         "centred_rms": {k: float(np.mean([r["errors"][k][1] for r in rows])) for k in keys},
+        "deep_centred_rms": {
+            ln: {k: float(np.mean([r["layers"][ln][k][1] for r in rows])) for k in keys}
+            for ln in list(rows[0]["layers"])[1:]
+        },
+        # per pixel the std over the analysed days of the error (ubRMSE, ddof 0), mean over the pixels: the
+        # temporal ubRMSE of the analyses, each from the cycled background (not cycled themselves)
+        "ubrmse_time": {
+            ln: {k: float(np.mean(np.std(np.array(v), axis=0))) for k, v in by.items()} for ln, by in series.items()
+        },
         "wall_seconds": time.perf_counter() - t0,
     }  # fmt: skip
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -196,6 +214,20 @@ def _table(res: dict[str, Any]) -> str:
     for k in res["rms"]:
         a, c = res["rms"][k], res["centred_rms"][k]
         lines.append(f"{k:<15} {a:9.5f} {a / base[0]:9.3f} {c:9.5f} {c / base[1]:9.3f}")
+    deep = res.get("deep_centred_rms", {})
+    if deep:
+        lines += ["", "deeper layers (G4), centred rms of the analysis error and its ratio to the background's:",
+                  f"{'analysis':<15} " + " ".join(f"{ln:>9} {'/ bg':>6}" for ln in deep)]  # fmt: skip
+        for k in res["rms"]:
+            cells = [f"{deep[ln][k]:9.5f} {deep[ln][k] / deep[ln]['background']:6.3f}" for ln in deep]
+            lines.append(f"{k:<15} " + " ".join(cells))
+    ub = res.get("ubrmse_time", {})
+    if ub:
+        lines += ["", f"temporal ubRMSE of the analyses over days {res['days'][0]}-{res['days'][-1]} (per pixel, mean "
+                  "over pixels) and its ratio to the background's:",
+                  f"{'analysis':<15} " + " ".join(f"{ln:>9} {'/ bg':>6}" for ln in ub)]  # fmt: skip
+        for k in res["rms"]:
+            lines.append(f"{k:<15} " + " ".join(f"{ub[ln][k]:9.5f} {ub[ln][k] / ub[ln]['background']:6.3f}" for ln in ub))
     return "\n".join(lines)
 
 

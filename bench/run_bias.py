@@ -6,6 +6,8 @@ the deep layers). For every run directory given and every method in it, over the
 * observation space (``metrics.nc``): the mean O-B, the registered O-B consistency
   ``omb_rms / sqrt(spread_b^2 + obs_err^2)`` and the same with each day's mean innovation removed
   (:func:`_study_stats.debiased_consistency`);
+* the analysis spread / error at 0-10 cm (G6) and the same with each day's land mean error removed
+  (:func:`_study_stats.spread_error`);
 * per layer (``analysis.nc``): the land mean of the analysis mean minus the truth on the first and the last
   scored day and its mean over the scored days, and the per-pixel temporal std of that error (mean over land).
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _study_stats import debiased_consistency
+from _study_stats import debiased_consistency, spread_error
 
 LAYERS = ("0-10cm", "10-40cm", "40-100cm")
 
@@ -35,6 +37,7 @@ def run_bias(run: Path, from_day: int) -> dict[str, dict[str, object]]:
     i0 = from_day - 1
     methods = list(json.loads((run / "summary.json").read_text())["methods"])
     debiased = debiased_consistency(run / "metrics.nc", methods, i0)
+    spread = spread_error(run / "analysis.nc", methods, i0), spread_error(run / "analysis.nc", methods, i0, True)
     out: dict[str, dict[str, object]] = {}
     with xr.open_dataset(run / "metrics.nc") as mt, xr.open_dataset(run / "analysis.nc") as an:
         land = an["land"].values.astype(bool)
@@ -45,6 +48,8 @@ def run_bias(run: Path, from_day: int) -> dict[str, dict[str, object]]:
                 "omb_mean": float(np.nanmean(mt[f"omb_mean_{m}"].values[i0:])),
                 "consistency": float(np.nanmean(mt[f"consistency_{m}"].values[i0:])),
                 "consistency_debiased": debiased.get(m, float("nan")),
+                "spread_error": spread[0].get(m, float("nan")),
+                "spread_error_debiased": spread[1].get(m, float("nan")),
                 "layers": {
                     ln: {
                         "mean_error_first": float(np.nanmean(err[0, j])),
@@ -63,8 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("runs", nargs="+", type=Path, help="run directories (summary.json, metrics.nc, analysis.nc)")
     p.add_argument("--from-day", type=int, default=11, help="first scored day (1-based)")
     a = p.parse_args(argv)
-    print("run | method | mean O-B | O-B consistency | de-biased | layer: mean error first -> last day "
-          "(mean), temporal std of the error")  # fmt: skip
+    print("run | method | mean O-B | O-B consistency | de-biased | spread/error 0-10 cm | de-biased | layer: "
+          "mean error first -> last day (mean), temporal std of the error")  # fmt: skip
     for run in a.runs:
         for m, v in run_bias(run, a.from_day).items():
             layers = "; ".join(
@@ -73,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
                 for ln, x in v["layers"].items()  # type: ignore[union-attr]
             )
             print(f"{run} | {m} | {v['omb_mean']:+.4f} | {v['consistency']:.2f} | "
-                  f"{v['consistency_debiased']:.2f} | {layers}")  # fmt: skip
+                  f"{v['consistency_debiased']:.2f} | {v['spread_error']:.2f} | {v['spread_error_debiased']:.2f} | "
+                  f"{layers}")  # fmt: skip
 
 
 if __name__ == "__main__":
