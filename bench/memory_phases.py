@@ -53,7 +53,7 @@ def main() -> int:
     argv = sys.argv[1:]
     args = argv[argv.index("--") + 1 :] if "--" in argv else argv
     from landimg.ensemble.ensemble import Ensemble
-    from landimg.experiment import checkpoint, loop, restart, summary
+    from landimg.experiment import checkpoint, loop, restart
     from landimg.experiment.cli import main as cycle
 
     _wrap(loop, "setup", "set-up")
@@ -63,8 +63,8 @@ def main() -> int:
     _wrap(Ensemble, "assimilate", "analysis")
     _wrap(restart, "write_checkpoint", "restart")
     _wrap(checkpoint, "write_checkpoint", "restart")
-    _wrap(summary, "write_outputs", "outputs")
-    _wrap(loop, "write_outputs", "outputs")
+    _wrap(loop, "summarize", "outputs")  # the run's end: summary.json, metrics.nc (days are streamed)
+    _wrap(loop, "write_plots", "outputs")
     stop = threading.Event()
     thread = threading.Thread(target=_sampler, args=(stop,), daemon=True)
     thread.start()
