@@ -1190,9 +1190,10 @@ _FOLLOWUPS = (
 )
 
 
-#: the designs whose goal table the README shows: the final study (the issue's own design; the README sums
-#: up the others in one table, their full reports stay in docs/validation.md) and the smoke design (tests)
-_IN_README = (FINAL, QUICK)
+#: the designs whose goal table the README shows: the final study (the issue's own design), its every-layer
+#: follow-up (the README sums up the others in one table, their full reports stay in docs/validation.md) and
+#: the smoke design (tests)
+_IN_README = (FINAL, EVERY_LAYER, QUICK)
 
 
 def _design_of(a: argparse.Namespace) -> tuple[Design, str]:
