@@ -101,6 +101,23 @@ def test_every_layer_design_bounds_the_curvelet_by_the_letkf_cpu(tmp_path):
     assert "selection" not in study.FINAL.to_json() and d.to_json()["selection"] == "every-layer"
 
 
+def test_higher_goal_needs_the_paired_ci_above_zero(tmp_path):
+    goal = study.Goal("G8", "", "higher", (("world", "default-tiny"), ("layers", ("40-100cm",)), ("metric", "spatial_corr")))
+    d = dataclasses.replace(study.QUICK, goals=(goal,))
+    rec = study.Record(tmp_path)
+
+    def scored(cv: list[float], lk: list[float]) -> str:
+        for seed, a, b in zip(d.worlds[0].heldout, cv, lk, strict=True):
+            rec.data["runs"][f"score/default-tiny/s{seed}"] = {"status": "ok", "scores": {"methods": {
+                study.CV: {"40-100cm": {"spatial_corr": a}}, study.LK: {"40-100cm": {"spatial_corr": b}}}}}  # fmt: skip
+        return study._goal(d, rec, goal)[1]
+
+    assert scored([0.700, 0.741], [0.65, 0.69]) == "met"  # +0.050, +0.051: 12.7 x 0.0005 from 0.0505
+    assert scored([0.70, 0.75], [0.65, 0.69]) == "not met"  # +0.05, +0.06: t(1 dof) x 0.005 > 0.055
+    assert scored([0.70, 0.60], [0.65, 0.69]) == "not met"  # +0.05, -0.09
+    assert scored([0.60, 0.62], [0.65, 0.69]) == "not met"  # lower
+
+
 def test_design_is_checked():
     study.DESIGN.check()
     bad = dataclasses.replace(study.QUICK, train_seeds=(2001,))
