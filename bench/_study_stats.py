@@ -70,17 +70,17 @@ def run_scores(run: Path, scored_days: tuple[int, int]) -> dict[str, Any]:
         entry["primary"] = entry["0-10cm"]["background"]["ubrmse_time"]
         entry["consistency"] = float(s.get("obs_space", {}).get("consistency") or float("nan"))
         entry["consistency_debiased"] = debiased.get(m, float("nan"))
-        entry["spread_error"] = spread_err.get(m, float("nan"))
+        entry["spread_error"] = spread_err.get(m, (float("nan"),))[0]
         entry["analysis_cpu_s"] = float(cpu[m]) if cpu.get(m) is not None else float("nan")
         out["methods"][m] = entry
     return out
 
 
-def spread_error(path: Path, methods: list[str], i0: int, debiased: bool = False) -> dict[str, float]:
+def spread_error(path: Path, methods: list[str], i0: int) -> dict[str, tuple[float, float]]:
     """Analysis spread / rms error of the ensemble mean at 0-10 cm over land and the days from ``i0``
-    (0-based); ``debiased``: each day's land mean error removed first (informational, as
-    :func:`debiased_consistency`: a background biased against the truth raises the error, not the scatter
-    the spread describes)."""
+    (0-based), per method: (as registered, de-biased). De-biased: each day's land mean error removed first
+    (informational, as :func:`debiased_consistency`: a background biased against the truth raises the
+    error, not the scatter the spread describes)."""
     if not path.exists():
         return {}
     import xarray as xr
@@ -92,13 +92,13 @@ def spread_error(path: Path, methods: list[str], i0: int, debiased: bool = False
         for m in methods:
             if f"sm_mean_{m}" not in an:
                 continue
-            mean = an[f"sm_mean_{m}"].values[i0:, 0]
-            spread = an[f"sm_spread_{m}"].values[i0:, 0]
-            err = (mean - truth)[:, land]
-            if debiased:
-                err = err - np.nanmean(err, axis=1, keepdims=True)
-            err2 = float(np.nanmean(err**2))
-            out[m] = float(np.sqrt(np.nanmean(spread[:, land] ** 2) / err2)) if err2 > 0 else float("nan")
+            err = (an[f"sm_mean_{m}"].values[i0:, 0] - truth)[:, land]
+            spread2 = np.nanmean(an[f"sm_spread_{m}"].values[i0:, 0][:, land] ** 2)
+            ratios = []
+            for e in (err, err - np.nanmean(err, axis=1, keepdims=True)):
+                err2 = float(np.nanmean(e**2))
+                ratios.append(float(np.sqrt(spread2 / err2)) if err2 > 0 else float("nan"))
+            out[m] = (ratios[0], ratios[1])
     return out
 
 

@@ -37,7 +37,7 @@ def run_bias(run: Path, from_day: int) -> dict[str, dict[str, object]]:
     i0 = from_day - 1
     methods = list(json.loads((run / "summary.json").read_text())["methods"])
     debiased = debiased_consistency(run / "metrics.nc", methods, i0)
-    spread = spread_error(run / "analysis.nc", methods, i0), spread_error(run / "analysis.nc", methods, i0, True)
+    spread = spread_error(run / "analysis.nc", methods, i0)
     out: dict[str, dict[str, object]] = {}
     with xr.open_dataset(run / "metrics.nc") as mt, xr.open_dataset(run / "analysis.nc") as an:
         land = an["land"].values.astype(bool)
@@ -48,8 +48,8 @@ def run_bias(run: Path, from_day: int) -> dict[str, dict[str, object]]:
                 "omb_mean": float(np.nanmean(mt[f"omb_mean_{m}"].values[i0:])),
                 "consistency": float(np.nanmean(mt[f"consistency_{m}"].values[i0:])),
                 "consistency_debiased": debiased.get(m, float("nan")),
-                "spread_error": spread[0].get(m, float("nan")),
-                "spread_error_debiased": spread[1].get(m, float("nan")),
+                "spread_error": spread.get(m, (float("nan"),) * 2)[0],
+                "spread_error_debiased": spread.get(m, (float("nan"),) * 2)[1],
                 "layers": {
                     ln: {
                         "mean_error_first": float(np.nanmean(err[0, j])),

@@ -598,14 +598,8 @@ FINAL = replace(
 #: calibration and scoring run anew on fresh held-out seeds (8001-).
 EVERY_LAYER = replace(
     FINAL,
-    worlds=(
-        WorldSpec("default", "conus1", _seeds(10, 8001), equal_cpu=True),
-        WorldSpec("correlated", "conus1", _seeds(10, 8001)),
-        WorldSpec("sparse", "conus1", _seeds(10, 8001)),
-        WorldSpec("displaced", "conus1", _seeds(10, 8001)),
-        WorldSpec("default", "box025", _seeds(3, 8001), tuned_on="default-conus1"),
-        WorldSpec("correlated", "box025", _seeds(3, 8001), tuned_on="correlated-conus1"),
-    ),
+    # the final study's worlds, tuning sources and equal-CPU world on fresh seeds: 10 per 1 degree world, 3 per box
+    worlds=tuple(replace(w, heldout=_seeds(3 if w.grid == "box025" else 10, 8001)) for w in FINAL.worlds),
     selection="every-layer",
     cpu_bound=(("default-conus1", 0.5),),
     selection_rule=(
@@ -1003,6 +997,8 @@ _ROWS = (
     (("0-10cm", "ubrmse_time"), "an ubRMSE_t 0-10", 4),
     (("0-10cm", "background", "time_corr"), "bg time R 0-10", 3),
     (("0-10cm", "spatial_corr"), "an spatial R 0-10", 3),
+    (("10-40cm", "spatial_corr"), "an spatial R 10-40", 3),
+    (("40-100cm", "spatial_corr"), "an spatial R 40-100", 3),
     (("spread_error",), "spread/error", 2),
     (("consistency",), "O-B consistency", 2),
     (("consistency_debiased",), "O-B consistency, de-biased", 2),
